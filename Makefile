@@ -1,0 +1,33 @@
+# Two commands set everything up: `make run` and `make test`. Both create the virtualenv when it is missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run test ui install clean
+
+# The stamp is rebuilt when the project's dependencies change.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Dagster's instance (runs, event log, schedules: SQLite) lives in $DAGSTER_HOME, configured by platform/dagster.yaml.
+$(DAGSTER_HOME)/dagster.yaml: platform/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp platform/dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m daily_bids run
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .dagster_home warehouse

@@ -1,0 +1,5 @@
+import sys
+
+from daily_bids.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""Bidding math: from next-day predictions to a max CPC per keyword.
+
+    bid = expected value per click × (1 − target margin), rounded down to the cent, capped at the max bid.
+
+A bid never reaches the expected value per click, because the margin is above zero and rounding goes down. The price
+paid per click is at most the bid (second-price auctions), so every click is expected to earn more than it costs.
+Where even the minimum bid would not keep the margin, the keyword gets no bid: it is listed as unprofitable rather
+than bid at a loss.
+
+Keywords with fewer than `min_history_days` days of history are bid from their ad group's value per click (which
+falls back to the campaign's and the account's), with the wider `cold_start_margin`: a conservative default while the
+model has little to go on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BID_COLUMNS: tuple[str, ...] = (
+    "date", "effective_date", "keyword_id", "campaign", "ad_group", "keyword", "match_type",
+    "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
+)
+# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from.
+ADS_EDITOR_COLUMNS: dict[str, str] = {
+    "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword", "Match type": "match_type", "Max CPC": "bid",
+}
+
+
+class BidPolicy(BaseModel):
+    """Margin and caps. Also the `keyword_bids` asset's run configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_margin: float = Field(0.3, gt=0.0, lt=1.0, description="Share of the expected value per click kept as margin.")
+    min_bid: float = Field(0.05, gt=0.0, description="Lowest max CPC the ad platform accepts.")
+    max_bid: float = Field(20.0, gt=0.0, description="Highest max CPC the platform will ever set.")
+    min_history_days: int = Field(7, ge=1, le=28, description="Days of history below which a keyword is a cold start.")
+    cold_start_margin: float = Field(0.5, gt=0.0, lt=1.0, description="Margin for cold-start keywords (wider: less known).")
+
+    @model_validator(mode="after")
+    def _caps_in_order(self):
+        if self.min_bid > self.max_bid:
+            raise ValueError(f"min_bid {self.min_bid} is above max_bid {self.max_bid}")
+        return self
+
+
+def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(bids, unprofitable) from `keyword_predictions` rows.
+
+    `predictions` needs expected_clicks, expected_value_per_click (the model's), prior_value_per_click (the ad
+    group's) and history_days. Bids carry `bid_basis`: "model" or "cold_start".
+    """
+    cold_start = predictions["history_days"].to_numpy() < policy.min_history_days
+    value_per_click = np.where(
+        cold_start, predictions["prior_value_per_click"].to_numpy(), predictions["expected_value_per_click"].to_numpy()
+    )
+    margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
+    bid = np.minimum(np.floor(value_per_click * (1.0 - margin) * 100.0) / 100.0, policy.max_bid)
+
+    priced = predictions.assign(
+        bid=bid,
+        expected_value_per_click=value_per_click,
+        bid_basis=np.where(cold_start, "cold_start", "model"),
+    )
+    profitable = (bid >= policy.min_bid) & (bid < value_per_click)
+    bids = priced.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True)
+    unprofitable = priced.loc[~profitable].reset_index(drop=True)
+    return bids, unprofitable
+
+
+def ads_editor_csv(bids: pd.DataFrame) -> bytes:
+    """The bids in the layout Google Ads Editor imports as keyword bid changes."""
+    sheet = pd.DataFrame({header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items()})
+    sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
+    return sheet.to_csv(index=False).encode("utf-8")

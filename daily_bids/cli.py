@@ -1,0 +1,125 @@
+"""Command line: `python -m daily_bids run` is what `make run` calls.
+
+`run` brings the warehouse up to date for the latest complete day and makes that day's bids:
+  1. report history (raw and validated) that the features and the training window need, where missing;
+  2. features for the training window, where missing;
+  3. the XGBoost model, when there is none or it is older than a week (or with --retrain);
+  4. the daily bid job for the latest day;
+then prints a summary. Steps whose output already exists are skipped, so a second run redoes no history.
+Every step is a Dagster run in the instance at $DAGSTER_HOME, so all of it shows in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+RETRAIN_AFTER_DAYS = 7
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m daily_bids", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="bootstrap what is missing, train if needed, make the latest day's bids")
+    run.add_argument("--day", type=dt.date.fromisoformat, help="report day to bid from (default: the latest complete day)")
+    run.add_argument("--retrain", action="store_true", help="train the model even if a recent one exists")
+    commands.add_parser("settings", help="print the BIDS_* environment variables as a Markdown table")
+    args = parser.parse_args(argv)
+    if args.command == "settings":
+        from daily_bids.settings import settings_table_markdown
+
+        print(settings_table_markdown())
+        return 0
+    return run_daily(args.day, args.retrain)
+
+
+def run_daily(day: dt.date | None, retrain: bool) -> int:
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from assets import daily_partitions
+    from assets.features import keyword_features
+    from assets.models import xgboost_model
+    from assets.reports import raw_keyword_report, validated_keyword_report
+    from assets.serving import keyword_bids, keyword_predictions
+    from daily_bids.definitions import defs
+    from daily_bids.features import LOOKBACK_DAYS
+    from daily_bids.model import TrainingParameters
+    from daily_bids.settings import first_day
+    from resources.io_managers import load_current_model
+
+    instance = dg.DagsterInstance.get()
+    store = defs.resources["warehouse"].warehouse()
+    day = day or dt.date.fromisoformat(daily_partitions.get_last_partition_key())
+    earliest = first_day()
+    train_through = day - dt.timedelta(days=1)
+    training_days = TrainingParameters().training_days
+    feature_days = _days_between(max(train_through - dt.timedelta(days=training_days), earliest), train_through)
+    report_days = _days_between(max(feature_days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1), earliest), train_through)
+    log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+    def materialize_range(what: str, assets, days: list[dt.date]) -> None:
+        table = assets[-1].key.path[-1]
+        missing = [d for d in days if not store.partition_exists(table, d)]
+        if not missing:
+            print(f"[daily-bids] {what}: all {len(days)} days present, reused")
+            return
+        start, end = missing[0].isoformat(), days[-1].isoformat()
+        print(f"[daily-bids] {what}: materializing {start}...{end}")
+        defs.resolve_job_def("history_job").execute_in_process(
+            instance=instance,
+            asset_selection=[a.key for a in assets],
+            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+            run_config=log_config,
+        )
+
+    print(f"[daily-bids] warehouse {store.display_uri()}; bidding from the report of {day} for {day + dt.timedelta(days=1)}")
+    materialize_range("report history", [raw_keyword_report, validated_keyword_report], report_days)
+    materialize_range("feature history", [keyword_features], feature_days)
+
+    current = load_current_model(store, xgboost_model.key.path[-1])
+    if retrain or current is None or (train_through - current.trained_through).days > RETRAIN_AFTER_DAYS:
+        print(f"[daily-bids] training the XGBoost model on outcomes through {train_through}")
+        defs.resolve_job_def("train_model_job").execute_in_process(
+            instance=instance,
+            run_config={**log_config, "ops": {"xgboost_model": {"config": {"train_through": train_through.isoformat()}}}},
+        )
+    else:
+        print(f"[daily-bids] model {current.version} (trained through {current.trained_through}) reused")
+
+    print(f"[daily-bids] daily bid job for partition {day}")
+    result = defs.resolve_job_def("daily_bid_job").execute_in_process(
+        instance=instance, partition_key=day.isoformat(), run_config=log_config
+    )
+    checks = result.get_asset_check_evaluations()
+    failed = [c.check_name for c in checks if not c.passed]
+    if failed:
+        print(f"[daily-bids] checks failed: {failed}", file=sys.stderr)
+        return 1
+
+    predictions = store.read_partitions(keyword_predictions.key.path[-1], [day])
+    bids = store.read_partitions(keyword_bids.key.path[-1], [day])
+    metadata = result.asset_materializations_for_node("keyword_bids")[0].metadata
+    print(
+        "\n".join(
+            [
+                "",
+                f"Daily Bids for {day + dt.timedelta(days=1)} (from the report of {day})",
+                f"  keywords predicted     {len(predictions):>12,}",
+                f"  bids written           {len(bids):>12,}"
+                f"   ({int((bids['bid_basis'] == 'cold_start').sum()):,} cold-start, "
+                f"{metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
+                f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
+                f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
+                f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
+                f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
+                f"  bid CSV (Ads Editor)   {metadata['ads_editor_csv'].value}",
+            ]
+        )
+    )
+    return 0
+
+
+def _days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]

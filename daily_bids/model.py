@@ -1,0 +1,190 @@
+"""The XGBoost baseline: next-day clicks, conversions and conversion value per keyword.
+
+Training pairs the features of day t (which read report days up to t) with the report of day t+1; a keyword with no
+report row on t+1 had no impressions, so its targets are zero. Clicks and conversions are counts and get a Poisson
+objective; conversion value is zero-inflated and skewed and gets a Tweedie objective. The last `validation_days` of
+the window are held out in time order for early stopping and for the metrics recorded with the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from daily_bids.features import FEATURE_NAMES, feature_versions
+from daily_bids.schema import as_day
+
+TARGET_OBJECTIVES: dict[str, str] = {
+    "clicks": "count:poisson",
+    "conversions": "count:poisson",
+    "conversion_value": "reg:tweedie",
+}
+PREDICTION_COLUMNS: dict[str, str] = {
+    "clicks": "expected_clicks",
+    "conversions": "expected_conversions",
+    "conversion_value": "expected_value",
+}
+
+
+class TrainingParameters(BaseModel):
+    """Window and hyperparameters. Also the `xgboost_model` asset's run configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
+    validation_days: int = Field(7, ge=1, description="Last days of the window held out for early stopping.")
+    n_estimators: int = Field(400, ge=1, description="Upper bound on boosting rounds.")
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_depth: int = Field(6, ge=1, le=16)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    seed: int = Field(0, description="Seed for XGBoost's sampling; same data and seed give the same model.")
+
+
+def training_days(train_through: dt.date, parameters: TrainingParameters) -> list[dt.date]:
+    """Feature days in the window; each needs the report of the following day, up to `train_through`."""
+    return [train_through - dt.timedelta(days=offset) for offset in range(parameters.training_days, 0, -1)]
+
+
+def training_frame(features: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    """Features of day t joined with targets from the report of day t+1 (zero where the keyword had no row)."""
+    targets = reports[["date", "keyword_id", *TARGET_OBJECTIVES]].copy()
+    targets["date"] = as_day(targets["date"]).to_numpy() - np.timedelta64(1, "D")  # align t+1 targets with day t
+    frame = features.merge(targets, on=["date", "keyword_id"], how="left", validate="one_to_one")
+    frame[list(TARGET_OBJECTIVES)] = frame[list(TARGET_OBJECTIVES)].fillna(0.0)
+    return frame
+
+
+@dataclass
+class KeywordModel:
+    boosters: dict  # target name -> xgboost.Booster
+    trained_through: dt.date
+    parameters: dict
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    feature_versions: dict[str, str] = field(default_factory=feature_versions)
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256()
+        for target in sorted(self.boosters):
+            digest.update(bytes(self.boosters[target].save_raw("ubj")))
+        return f"xgb-{self.trained_through:%Y%m%d}-{digest.hexdigest()[:8]}"
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Expected next-day clicks, conversions and conversion value for each row of `features`."""
+        matrix = _feature_matrix(features, self.feature_names)
+        return pd.DataFrame(
+            {PREDICTION_COLUMNS[t]: np.asarray(b.inplace_predict(matrix), dtype="float64") for t, b in self.boosters.items()},
+            index=features.index,
+        )
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for target, booster in self.boosters.items():
+                bundle.writestr(f"{target}.ubj", bytes(booster.save_raw("ubj")))
+            bundle.writestr("model.json", json.dumps({
+                "trained_through": self.trained_through.isoformat(),
+                "parameters": self.parameters,
+                "feature_names": list(self.feature_names),
+                "feature_versions": self.feature_versions,
+                "validation_metrics": self.validation_metrics,
+            }, indent=2))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "KeywordModel":
+        import xgboost as xgb  # imported where used: keeps Definitions loading fast
+
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+            meta = json.loads(bundle.read("model.json"))
+            boosters = {}
+            for target in TARGET_OBJECTIVES:
+                booster = xgb.Booster()
+                booster.load_model(bytearray(bundle.read(f"{target}.ubj")))
+                boosters[target] = booster
+        return cls(
+            boosters=boosters,
+            trained_through=dt.date.fromisoformat(meta["trained_through"]),
+            parameters=meta["parameters"],
+            feature_names=tuple(meta["feature_names"]),
+            feature_versions=meta["feature_versions"],
+            validation_metrics=meta["validation_metrics"],
+        )
+
+
+def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingParameters, log=print) -> KeywordModel:
+    """Fit one booster per target on `frame` (from `training_frame`), early-stopped on the last days."""
+    import xgboost as xgb
+
+    days = np.sort(as_day(frame["date"]).unique())
+    if len(days) <= parameters.validation_days:
+        raise ValueError(
+            f"training needs more than validation_days={parameters.validation_days} days of features, got {len(days)}"
+        )
+    is_validation = as_day(frame["date"]).isin(days[-parameters.validation_days :]).to_numpy()
+    fit, holdout = frame.loc[~is_validation], frame.loc[is_validation]
+    fit_matrix = _feature_matrix(fit, FEATURE_NAMES)
+    holdout_matrix = _feature_matrix(holdout, FEATURE_NAMES)
+
+    boosters, metrics = {}, {}
+    for target, objective in TARGET_OBJECTIVES.items():
+        train_set = xgb.DMatrix(fit_matrix, label=fit[target].to_numpy(), feature_names=list(FEATURE_NAMES))
+        valid_set = xgb.DMatrix(holdout_matrix, label=holdout[target].to_numpy(), feature_names=list(FEATURE_NAMES))
+        booster = xgb.train(
+            {
+                "objective": objective,
+                "max_depth": parameters.max_depth,
+                "eta": parameters.learning_rate,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "min_child_weight": 5.0,
+                "seed": parameters.seed,
+                "nthread": 2,
+                "eval_metric": "poisson-nloglik" if objective.startswith("count") else "tweedie-nloglik@1.5",
+            },
+            train_set,
+            num_boost_round=parameters.n_estimators,
+            evals=[(valid_set, "validation")],
+            early_stopping_rounds=parameters.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        # Keep only the rounds up to the best validation score.
+        booster = booster[: booster.best_iteration + 1]
+        boosters[target] = booster
+        predicted = booster.inplace_predict(holdout_matrix)
+        metrics |= {f"{target}_{name}": value for name, value in
+                    regression_metrics(holdout[target].to_numpy(), predicted).items()}
+        metrics[f"{target}_rounds"] = float(booster.num_boosted_rounds())
+        log(f"trained {target}: {booster.num_boosted_rounds()} rounds, "
+            f"validation Poisson deviance {metrics[f'{target}_poisson_deviance']:.4f}")
+    return KeywordModel(boosters=boosters, trained_through=trained_through, parameters=parameters.model_dump(),
+                        validation_metrics=metrics)
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    actual = np.asarray(actual, dtype="float64")
+    predicted = np.clip(np.asarray(predicted, dtype="float64"), 1e-9, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_term = np.where(actual > 0, actual * np.log(actual / predicted), 0.0)
+    return {
+        "mae": float(np.mean(np.abs(actual - predicted))),
+        "rmse": float(np.sqrt(np.mean((actual - predicted) ** 2))),
+        "poisson_deviance": float(np.mean(2.0 * (log_term - (actual - predicted)))),
+        "calibration": float(predicted.sum() / actual.sum()) if actual.sum() > 0 else float("nan"),
+    }
+
+
+def _feature_matrix(frame: pd.DataFrame, names) -> np.ndarray:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"feature table lacks columns the model was trained on: {missing}")
+    return frame.loc[:, list(names)].to_numpy(dtype="float32")

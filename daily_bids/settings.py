@@ -1,0 +1,65 @@
+"""Deployment settings, read once from `BIDS_*` environment variables.
+
+Every default is the embedded deployment: a local Parquet warehouse, the ad-market simulator as the report source and
+a local Dagster instance. The README's table of variables is generated from `SETTINGS` below, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    env_var: str
+    default: str
+    description: str
+
+    def read(self) -> str:
+        return os.environ.get(self.env_var, self.default)
+
+
+WAREHOUSE = Setting(
+    "BIDS_WAREHOUSE",
+    "warehouse",
+    "Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`.",
+)
+FIRST_DAY = Setting(
+    "BIDS_FIRST_DAY",
+    "2025-01-01",
+    "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1.",
+)
+SOURCE = Setting("BIDS_SOURCE", "simulator", "Where keyword reports come from. `simulator`: the embedded ad market.")
+SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
+SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
+S3_ENDPOINT_URL = Setting(
+    "BIDS_S3_ENDPOINT_URL", "", "S3 API endpoint for an `s3://` warehouse (empty: AWS). Credentials: the usual AWS_* variables."
+)
+S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 warehouse bucket.")
+
+SETTINGS: tuple[Setting, ...] = (WAREHOUSE, FIRST_DAY, SOURCE, SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION)
+
+
+def first_day() -> dt.date:
+    raw = FIRST_DAY.read()
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as error:
+        raise ValueError(f"{FIRST_DAY.env_var}={raw!r} is not a date of the form YYYY-MM-DD") from error
+
+
+def int_setting(setting: Setting) -> int:
+    raw = setting.read()
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ValueError(f"{setting.env_var}={raw!r} is not a whole number") from error
+
+
+def settings_table_markdown() -> str:
+    """The README's table of environment variables."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env_var}` | `{s.default or '(empty)'}` | {s.description} |" for s in SETTINGS]
+    return "\n".join(rows)

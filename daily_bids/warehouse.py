@@ -1,0 +1,194 @@
+"""The warehouse: partitioned Parquet tables under one root, on a local disk or on S3.
+
+Layout, Hive-style so that pyarrow, DuckDB and Spark read a whole table at once:
+
+    <root>/<table>/date=YYYY-MM-DD/data.parquet      a daily partition (the `date` column lives in the path)
+    <root>/<table>/data.parquet                      an unpartitioned table
+    <root>/<table>/<name>                            other files: model bundles, exports
+
+A partition is one file, replaced atomically: on a local disk it is written to a hidden temporary file in the same
+folder and renamed over the old one; on S3 a PUT replaces an object atomically. Readers (Hive partitioning included)
+skip names that start with `.`, so a write that dies half-way leaves nothing a reader would see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from daily_bids.schema import as_day
+
+PARTITION_COLUMN = "date"
+DATA_FILE = "data.parquet"
+
+
+class MissingPartitionsError(LookupError):
+    """Raised when a read asks for partitions that were never written."""
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+
+
+class Warehouse:
+    def __init__(self, uri: str, s3: S3Options | None = None):
+        self.uri = uri.rstrip("/")
+        if self.uri.startswith("s3://"):
+            s3 = s3 or S3Options()
+            self.fs: pafs.FileSystem = pafs.S3FileSystem(
+                endpoint_override=s3.endpoint_url or None,
+                region=s3.region,
+                access_key=s3.access_key or None,
+                secret_key=s3.secret_key or None,
+                scheme="http" if s3.endpoint_url.startswith("http://") else "https",
+            )
+            self.root = self.uri[len("s3://") :]
+        else:
+            self.fs = pafs.LocalFileSystem()
+            self.root = str(pafs.LocalFileSystem().normalize_path(_absolute(self.uri)))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def display_uri(self, *parts: str) -> str:
+        """The path as a user would type it: a local path or an s3:// URI."""
+        return self.path(*parts) if self.is_local else "s3://" + self.path(*parts)
+
+    # ---- daily partitions ---------------------------------------------------------------------------------------
+    def partition_path(self, table: str, day: dt.date) -> str:
+        return self.path(table, f"{PARTITION_COLUMN}={day.isoformat()}", DATA_FILE)
+
+    def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> str:
+        """Replace one day of `table` with `frame` (whose `date` column, if present, must all be `day`)."""
+        if PARTITION_COLUMN in frame.columns:
+            dates = as_day(frame[PARTITION_COLUMN])
+            stray = dates[dates != pd.Timestamp(day)]
+            if len(stray):
+                raise ValueError(f"{table}: rows dated {stray.iloc[0].date()} cannot be written to partition {day}")
+            frame = frame.drop(columns=[PARTITION_COLUMN])
+        path = self.partition_path(table, day)
+        self._write_parquet_atomically(path, frame)
+        return path
+
+    def write_partitions(self, table: str, days: Iterable[dt.date], frame: pd.DataFrame) -> list[str]:
+        """Split `frame` by its `date` column into the given days; every day is written, empty or not."""
+        days = list(days)
+        dates = as_day(frame[PARTITION_COLUMN])
+        outside = sorted(set(dates.dt.date) - set(days))
+        if outside:
+            raise ValueError(f"{table}: rows dated {outside[:3]} fall outside the partitions being written")
+        by_day = {key.date(): group for key, group in frame.groupby(dates.to_numpy(), sort=False)}
+        return [self.write_partition(table, day, by_day.get(day, frame.iloc[0:0])) for day in days]
+
+    def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None) -> pd.DataFrame:
+        """The given days of `table` with their `date` column; raises MissingPartitionsError naming absent days."""
+        days = sorted(set(days))
+        missing = [d for d in days if not self.partition_exists(table, d)]
+        if missing:
+            raise MissingPartitionsError(
+                f"{table}: {len(missing)} partition(s) have not been materialized: "
+                f"{_day_ranges(missing)} (looked under {self.display_uri(table)})"
+            )
+        frames = []
+        for day in days:
+            part = pq.read_table(self.partition_path(table, day), filesystem=self.fs, columns=columns).to_pandas()
+            part.insert(0, PARTITION_COLUMN, as_day([day] * len(part)).to_numpy())
+            frames.append(part)
+        if not frames:
+            raise ValueError(f"{table}: no days were asked for")
+        return pd.concat(frames, ignore_index=True)
+
+    def partition_exists(self, table: str, day: dt.date) -> bool:
+        return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
+
+    def list_partitions(self, table: str) -> list[dt.date]:
+        selector = pafs.FileSelector(self.path(table), allow_not_found=True)
+        days = []
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith(PARTITION_COLUMN + "="):
+                day = dt.date.fromisoformat(info.base_name.split("=", 1)[1])
+                if self.partition_exists(table, day):
+                    days.append(day)
+        return sorted(days)
+
+    # ---- unpartitioned tables and files --------------------------------------------------------------------------
+    def write_table(self, table: str, frame: pd.DataFrame) -> str:
+        path = self.path(table, DATA_FILE)
+        self._write_parquet_atomically(path, frame)
+        return path
+
+    def read_table(self, table: str) -> pd.DataFrame:
+        path = self.path(table, DATA_FILE)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            raise MissingPartitionsError(f"{table} has not been materialized (no {self.display_uri(table, DATA_FILE)})")
+        return pq.read_table(path, filesystem=self.fs).to_pandas()
+
+    def write_bytes(self, relative_path: str, data: bytes) -> str:
+        path = self.path(relative_path)
+        self._write_atomically(path, lambda sink: sink.write(data))
+        return path
+
+    def read_bytes(self, relative_path: str) -> bytes:
+        path = self.path(relative_path)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            raise FileNotFoundError(f"no file at {self.display_uri(relative_path)}")
+        with self.fs.open_input_stream(path) as source:
+            return source.read()
+
+    def exists(self, relative_path: str) -> bool:
+        return self.fs.get_file_info(self.path(relative_path)).type == pafs.FileType.File
+
+    # ---- atomic writes -------------------------------------------------------------------------------------------
+    def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        self._write_atomically(path, lambda sink: sink.write(buffer.getvalue()))
+
+    def _write_atomically(self, path: str, write) -> None:
+        folder, name = path.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        if not self.is_local:
+            with self.fs.open_output_stream(path) as sink:  # one PUT: S3 replaces objects atomically
+                write(sink)
+            return
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with self.fs.open_output_stream(temporary) as sink:
+                write(sink)
+            self.fs.move(temporary, path)  # rename(2): atomic replacement on one filesystem
+        finally:
+            if self.fs.get_file_info(temporary).type != pafs.FileType.NotFound:
+                self.fs.delete_file(temporary)
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _day_ranges(days: list[dt.date]) -> str:
+    """`2025-01-01...2025-01-05, 2025-02-01` for a sorted list of days."""
+    spans: list[list[dt.date]] = []
+    for day in days:
+        if spans and (day - spans[-1][1]).days == 1:
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(a.isoformat() if a == b else f"{a.isoformat()}...{b.isoformat()}" for a, b in spans)

@@ -1,0 +1,16 @@
+"""Dagster resources and IO managers. `build_resources` picks them for the deployment from `BIDS_*` settings."""
+
+from resources.ad_platform import SimulatedAdPlatform
+from resources.bid_policy import BidPolicyResource
+from resources.io_managers import ModelIOManager, WarehouseIOManager
+from resources.deployment import build_resources
+from resources.warehouse import WarehouseResource
+
+__all__ = [
+    "BidPolicyResource",
+    "ModelIOManager",
+    "SimulatedAdPlatform",
+    "WarehouseIOManager",
+    "WarehouseResource",
+    "build_resources",
+]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from daily_bids.warehouse import S3Options, Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where tables live: a local folder or an `s3://bucket/prefix` reached through dagster-aws's S3 resource."""
+
+    uri: str
+    s3: S3Resource = S3Resource()
+
+    def warehouse(self) -> Warehouse:
+        if not self.uri.startswith("s3://"):
+            return Warehouse(self.uri)
+        self._require_bucket()
+        return Warehouse(
+            self.uri,
+            S3Options(
+                endpoint_url=self.s3.endpoint_url or "",
+                region=self.s3.region_name or "us-east-1",
+                access_key=self.s3.aws_access_key_id or "",
+                secret_key=self.s3.aws_secret_access_key or "",
+            ),
+        )
+
+    def _require_bucket(self) -> None:
+        bucket = self.uri[len("s3://") :].split("/", 1)[0]
+        client = self.s3.get_client()
+        names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if bucket not in names:
+            raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}")
+
