@@ -14,9 +14,11 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: Simulated
     """The keyword report of each day as the ad platform delivered it."""
     days = partition_days(context)
     reports = []
+    log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
     for number, day in enumerate(days, start=1):
         reports.append(ad_platform.fetch_report(day))
-        context.log.info(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
+        if number % log_every == 0 or number == len(days):
+            context.log.info(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
     report = pd.concat(reports, ignore_index=True)
     return dg.Output(report, metadata={"rows": len(report), "days": len(days), **_totals(report)})
 

@@ -187,8 +187,8 @@ def _features_for_day(day, j, keyword_ids, cumulative, history) -> pd.DataFrame:
             values[feature.name] = _shrink(sums_28[numerator], sums_28[denominator],
                                            ratio_priors[feature.source_columns], feature.prior_strength)
     target = pd.Timestamp(day) + pd.Timedelta(days=1)
-    angle = 2 * np.pi * target.dayofyear / 365.25
-    values["target_day_of_week"] = np.full(len(ids), target.dayofweek)
+    angle = 2 * np.pi * target.day_of_year / 365.25
+    values["target_day_of_week"] = np.full(len(ids), target.day_of_week)
     values["target_day_of_year_sin"] = np.full(len(ids), np.sin(angle))
     values["target_day_of_year_cos"] = np.full(len(ids), np.cos(angle))
 

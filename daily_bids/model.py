@@ -165,7 +165,7 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
                     regression_metrics(holdout[target].to_numpy(), predicted).items()}
         metrics[f"{target}_rounds"] = float(booster.num_boosted_rounds())
         log(f"trained {target}: {booster.num_boosted_rounds()} rounds, "
-            f"validation Poisson deviance {metrics[f'{target}_poisson_deviance']:.4f}")
+            f"validation deviance {metrics[f'{target}_poisson_deviance']:.4f}")
     return KeywordModel(boosters=boosters, trained_through=trained_through, parameters=parameters.model_dump(),
                         validation_metrics=metrics)
 

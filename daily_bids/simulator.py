@@ -25,7 +25,8 @@ from daily_bids.schema import MATCH_TYPES, as_day, conform_report
 EPOCH = dt.date(2024, 1, 1)
 MIN_KEYWORDS, MAX_KEYWORDS = 300, 10_000_000
 KEYWORDS_PER_AD_GROUP = 20
-AD_GROUPS_PER_CAMPAIGN = 25
+_LATENT_BLOCK = 50_000
+AD_GROUPS_PER_CAMPAIGN = 10
 
 THEMES = ("Hiking", "Camping", "Climbing", "Cycling", "Running", "Skiing", "Fishing", "Kayaking")
 # Weekly shape of search volume per theme (Monday first): outdoor searches peak towards the weekend.
@@ -69,19 +70,19 @@ class AdMarketSimulator:
         """Per-keyword latent parameters; a function of (seed, keyword) only."""
         n = self.params.keywords
         index = np.arange(n)
-        # One independent stream per block of keywords, so the first N keywords do not depend on the account size.
-        block = 100_000
-        parts = [self._latent_block(start, min(start + block, n)) for start in range(0, n, block)]
-        latent = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        # One independent stream per block of keywords, each drawn whole, so that a keyword's parameters do not
+        # depend on the account size.
+        parts = [self._latent_block(start) for start in range(0, n, _LATENT_BLOCK)]
+        latent = {name: np.concatenate([p[name] for p in parts])[:n] for name in parts[0]}
         latent["keyword_id"] = 100_001 + index
         latent["ad_group_index"] = index // KEYWORDS_PER_AD_GROUP
         latent["campaign_index"] = latent["ad_group_index"] // AD_GROUPS_PER_CAMPAIGN
         latent["theme"] = latent["campaign_index"] % len(THEMES)
         return latent
 
-    def _latent_block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    def _latent_block(self, start: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.params.seed, 1, start])
-        size = stop - start
+        size = _LATENT_BLOCK
         match = rng.choice(len(MATCH_TYPES), size=size, p=[0.3, 0.3, 0.4])
         # Broad match sees more searches with weaker intent.
         volume_factor = np.array([0.6, 1.0, 1.8])[match]

@@ -1,4 +1,4 @@
-from __future__ import annotations
+"""The ad platform reports come from and bids go to; the embedded default is the simulator."""
 
 import datetime as dt
 

@@ -1,7 +1,5 @@
 """The resource set of a deployment, chosen by `BIDS_*` environment variables."""
 
-from __future__ import annotations
-
 from dagster_aws.s3 import S3Resource
 
 from daily_bids import settings

@@ -1,7 +1,5 @@
 """IO managers over the warehouse: partitioned Parquet tables, and versioned model bundles."""
 
-from __future__ import annotations
-
 import datetime as dt
 import importlib
 import json

@@ -1,4 +1,8 @@
-from __future__ import annotations
+"""The warehouse as a resource.
+
+No `from __future__ import annotations` in resource modules: Dagster reads field annotations at runtime, and
+string annotations make nested resources recurse on attribute access.
+"""
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource

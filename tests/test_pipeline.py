@@ -1,0 +1,135 @@
+"""The whole graph, in process, over several weeks of a small simulated account, with the real warehouse IO manager."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
+from conftest import materialize_range
+from daily_bids.bidding import ADS_EDITOR_COLUMNS
+from daily_bids.features import FEATURE_NAMES
+from daily_bids.simulator import AdMarketSimulator
+from resources import build_resources
+from resources.ad_platform import BIDS_IN_FORCE_TABLE
+
+HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 14)
+BID_DAYS = [dt.date(2025, 2, 15), dt.date(2025, 2, 16), dt.date(2025, 2, 17)]
+TRAINING = {"training_days": 21, "validation_days": 4, "n_estimators": 60}
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """History backfilled in one run, a model trained, then the daily bid job for three consecutive days."""
+    root = tmp_path_factory.mktemp("graph") / "warehouse"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BIDS_WAREHOUSE", str(root))
+        env.setenv("BIDS_SIM_KEYWORDS", "300")
+        env.setenv("BIDS_SIM_SEED", "11")
+        resources = build_resources()
+        instance = dg.DagsterInstance.ephemeral()
+        history = materialize_range(HISTORY_ASSETS, HISTORY_START, HISTORY_END, resources, instance=instance)
+        training = dg.materialize(
+            [*MODEL_ASSETS, *DAILY_ASSETS],
+            selection=MODEL_ASSETS,
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"xgboost_model": {"config": {**TRAINING, "train_through": "2025-02-14"}}}},
+        )
+        daily = []
+        for day in BID_DAYS:
+            daily.append(
+                dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=resources,
+                               instance=instance, partition_key=day.isoformat())
+            )
+        yield {"root": root, "resources": resources, "instance": instance, "history": history,
+               "training": training, "daily": daily, "store": resources["warehouse"].warehouse()}
+
+
+def test_every_run_succeeds_and_every_check_passes(graph):
+    runs = [graph["history"], graph["training"], *graph["daily"]]
+    assert all(run.success for run in runs)
+    evaluations = [e for run in graph["daily"] for e in run.get_asset_check_evaluations()]
+    assert len(evaluations) == len(BID_DAYS)
+    assert all(e.passed for e in evaluations)
+
+
+def test_history_is_one_parquet_file_per_day_readable_as_one_hive_table(graph):
+    expected_days = (HISTORY_END - HISTORY_START).days + 1 + len(BID_DAYS)
+    for table in ("raw_keyword_report", "validated_keyword_report", "keyword_features"):
+        assert len(graph["store"].list_partitions(table)) == expected_days
+    dataset = ds.dataset(graph["root"] / "validated_keyword_report", format="parquet", partitioning="hive")
+    table = dataset.to_table()
+    assert table.num_rows == len(graph["store"].read_partitions(
+        "validated_keyword_report", graph["store"].list_partitions("validated_keyword_report")))
+    assert "date" in table.column_names and "keyword_id" in table.column_names
+
+
+def test_raw_report_matches_the_simulator_for_a_day_under_manual_bids(graph):
+    raw = graph["store"].read_partitions("raw_keyword_report", [HISTORY_START])
+    direct = AdMarketSimulator(seed=11, keywords=300).report(HISTORY_START)
+    pd.testing.assert_frame_equal(raw, direct, check_dtype=False)
+
+
+def test_features_hold_every_defined_feature_and_no_nulls(graph):
+    features = graph["store"].read_partitions("keyword_features", [HISTORY_END])
+    assert set(FEATURE_NAMES) <= set(features.columns)
+    assert not features[list(FEATURE_NAMES)].isna().any().any()
+    assert features["keyword_id"].is_unique
+
+
+def test_model_is_versioned_and_recorded(graph):
+    materialization = graph["training"].asset_materializations_for_node("xgboost_model")[0]
+    version = materialization.metadata["model_version"].value
+    assert version.startswith("xgb-20250214-")
+    assert graph["store"].exists(f"xgboost_model/versions/{version}.zip")
+    assert materialization.metadata["validation_clicks_poisson_deviance"].value > 0
+
+
+def test_every_bid_is_below_its_value_per_click_and_within_caps(graph):
+    policy = graph["resources"]["bid_policy"]
+    bids = graph["store"].read_partitions("keyword_bids", BID_DAYS)
+    assert len(bids) > 0
+    assert (bids["bid"] < bids["expected_value_per_click"]).all()
+    assert bids["bid"].between(policy.min_bid, policy.max_bid).all()
+    assert not bids.duplicated(["date", "keyword_id"]).any()
+    assert (bids["effective_date"] == bids["date"] + pd.Timedelta(days=1)).all()
+    assert bids["model_version"].str.startswith("xgb-").all()
+
+
+def test_ads_editor_csv_is_written_for_each_day_and_named_in_metadata(graph):
+    for day, run in zip(BID_DAYS, graph["daily"]):
+        metadata = run.asset_materializations_for_node("keyword_bids")[0].metadata
+        path = metadata["ads_editor_csv"].value
+        assert path.endswith(f"keyword_bids_{day + dt.timedelta(days=1)}.csv")
+        sheet = pd.read_csv(path)
+        assert list(sheet.columns) == list(ADS_EDITOR_COLUMNS)
+        assert len(sheet) == metadata["bids"].value
+        assert set(sheet["Match type"]) <= {"Exact", "Phrase", "Broad"}
+
+
+def test_published_bids_are_the_ones_in_force_in_the_next_days_report(graph):
+    store = graph["store"]
+    first, second = BID_DAYS[0], BID_DAYS[1]
+    bids = store.read_partitions("keyword_bids", [first]).set_index("keyword_id")["bid"]
+    in_force = store.read_partitions(BIDS_IN_FORCE_TABLE, [second]).set_index("keyword_id")["bid"]
+    pd.testing.assert_series_equal(bids.sort_index(), in_force.sort_index(), check_names=False)
+    simulator = AdMarketSimulator(seed=11, keywords=300)
+    report = store.read_partitions("raw_keyword_report", [second])
+    pd.testing.assert_frame_equal(report, simulator.report(second, in_force), check_dtype=False)
+    under_manual_bids = simulator.report(second)
+    assert not report[["impressions", "clicks", "cost"]].equals(under_manual_bids[["impressions", "clicks", "cost"]])
+
+
+def test_rematerializing_a_partition_replaces_it(graph):
+    store, day = graph["store"], BID_DAYS[-1]
+    before = {t: len(store.read_partitions(t, [day])) for t in ("raw_keyword_report", "keyword_bids")}
+    again = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=graph["resources"],
+                           instance=graph["instance"], partition_key=day.isoformat())
+    assert again.success
+    after = {t: len(store.read_partitions(t, [day])) for t in ("raw_keyword_report", "keyword_bids")}
+    assert after == before
+    folder = graph["root"] / "keyword_bids" / f"date={day}"
+    assert [p.name for p in folder.iterdir()] == ["data.parquet"]  # no temporary or duplicate file left behind
