@@ -1,27 +1,158 @@
-"""Asset checks. Blocking ones stop downstream assets in the same run when they fail."""
+"""Asset checks on every layer. Blocking checks stop everything downstream in the same run when they fail with
+ERROR severity; WARN results are shown in the UI and stop nothing.
+
+Value rules run through great-expectations (see `daily_bids.quality`); volume, drift and reconciliation are computed
+with pandas against the trailing days in the warehouse.
+"""
 
 import dagster as dg
 import pandas as pd
 
-from assets.partitions import daily_partitions
-from assets.serving import keyword_bids
+from assets.features import keyword_features
+from assets.partitions import daily_partitions, partition_days
+from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
+from assets.serving import keyword_bids, keyword_predictions
+from daily_bids import quality
+from daily_bids.features import FEATURES
 from resources.bid_policy import BidPolicyResource
+from resources.warehouse import WarehouseResource
+
+CHECK_POLICY = dict(partitions_def=daily_partitions)
+RAW_TABLE = raw_keyword_report.key.path[-1]
 
 
-@dg.asset_check(asset=keyword_bids, blocking=True, partitions_def=daily_partitions, description="Every bid is below its expected value per click and "
-                "inside [min_bid, max_bid]; no keyword is bid twice for a day.")
-def bids_are_profitable_and_capped(keyword_bids: pd.DataFrame, bid_policy: BidPolicyResource) -> dg.AssetCheckResult:
-    at_or_above_value = keyword_bids["bid"] >= keyword_bids["expected_value_per_click"]
-    outside_caps = (keyword_bids["bid"] < bid_policy.min_bid) | (keyword_bids["bid"] > bid_policy.max_bid)
-    duplicated = keyword_bids.duplicated(["date", "keyword_id"])
-    failing = keyword_bids[at_or_above_value | outside_caps | duplicated]
+def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | None = None, **extra) -> dg.AssetCheckResult:
+    """One check result from expectation outcomes: ERROR if an error-level rule failed, WARN if only warn-level."""
+    failed = [o for o in outcomes if not o.success]
+    dtype_problems = dtype_problems or {}
+    errors = [o for o in failed if o.expectation.severity == quality.ERROR] + list(dtype_problems)
+    rows = [
+        {"expectation": o.expectation.description, "severity": o.expectation.severity,
+         "observed": o.observed_value, "unexpected": o.unexpected_count, "sample": o.sample, "error": o.error}
+        for o in failed
+    ] + [{"expectation": f"column {name} has the contract type", "severity": quality.ERROR, "observed": problem,
+          "unexpected": None, "sample": [], "error": ""} for name, problem in dtype_problems.items()]
+    metadata = {
+        "expectations_evaluated": len(outcomes) + len(dtype_problems),
+        "expectations_failed": len(rows),
+        **extra,
+    }
+    if rows:
+        metadata["failures"] = dg.MetadataValue.json(rows)
+        metadata["failures_table"] = dg.MetadataValue.md(pd.DataFrame(
+            [{k: v for k, v in r.items() if k != "sample"} for r in rows]).to_markdown(index=False))
     return dg.AssetCheckResult(
-        passed=failing.empty,
-        metadata={
-            "bids_checked": len(keyword_bids),
-            "bids_at_or_above_value_per_click": int(at_or_above_value.sum()),
-            "bids_outside_caps": int(outside_caps.sum()),
-            "duplicate_bids": int(duplicated.sum()),
-            "failing_sample": dg.MetadataValue.md(failing.head(5).to_markdown(index=False)) if len(failing) else "",
-        },
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
     )
+
+
+def _report_contract(layer: str, frame: pd.DataFrame, context) -> dg.AssetCheckResult:
+    days = partition_days(context)
+    outcomes = quality.run_expectations(frame, quality.report_suite(layer, days), f"{layer}_report")
+    return _result(outcomes, quality.dtype_mismatches(frame, quality.layer_dtypes(layer)), rows=len(frame))
+
+
+@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Raw report against the data contract: columns, "
+                "types, dates inside the partition (ERROR); ranges, pair rules, unique keys, null rates (WARN: such "
+                "rows are quarantined downstream).", **CHECK_POLICY)
+def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame):
+    return _report_contract("raw", raw_keyword_report, context)
+
+
+@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Each day has rows (ERROR when empty), and "
+                "not far from the trailing 7 days' median (WARN outside 0.5×–2×).", **CHECK_POLICY)
+def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
+                      warehouse: WarehouseResource):
+    store = warehouse.warehouse()
+    per_day = raw_keyword_report.groupby("date").size()
+    verdicts = {
+        day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)),
+                                                quality.trailing_row_counts(store, RAW_TABLE, day))
+        for day in partition_days(context)
+    }
+    severities = {severity for severity, _ in verdicts.values()}
+    return dg.AssetCheckResult(
+        passed=severities == {None},
+        severity=dg.AssetCheckSeverity.ERROR if quality.ERROR in severities else dg.AssetCheckSeverity.WARN,
+        metadata={"rows": len(raw_keyword_report),
+                  "days": dg.MetadataValue.json({day: text for day, (_, text) in verdicts.items()})},
+    )
+
+
+@dg.asset_check(asset=raw_keyword_report, blocking=False, description="Distribution drift of the report metrics "
+                f"against the trailing 7 days (population stability index; WARN above {quality.PSI_WARN}).",
+                **CHECK_POLICY)
+def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
+                     warehouse: WarehouseResource):
+    scores, reference_days = quality.drift_scores(warehouse.warehouse(), RAW_TABLE, raw_keyword_report,
+                                                  partition_days(context)[0])
+    if not reference_days:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
+    drifted = {column: score for column, score in scores.items() if score > quality.PSI_WARN}
+    return dg.AssetCheckResult(
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={**{f"psi_{column}": (None if pd.isna(score) else float(score)) for column, score in scores.items()},
+                  "reference_days": f"{reference_days[-1]}...{reference_days[0]}"},
+    )
+
+
+@dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Validated report against the data contract; every "
+                "rule is ERROR here.", **CHECK_POLICY)
+def validated_report_contract(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame):
+    return _report_contract("validated", validated_keyword_report, context)
+
+
+@dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Nothing lost: for every day, raw rows = validated "
+                "rows + quarantined rows.", additional_ins={"raw": dg.AssetIn(raw_keyword_report.key),
+                                                               "quarantine": dg.AssetIn(QUARANTINE)}, **CHECK_POLICY)
+def quarantine_reconciles(validated_keyword_report: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame):
+    counts = pd.DataFrame({
+        "raw": raw.groupby("date").size(),
+        "validated": validated_keyword_report.groupby("date").size(),
+        "quarantined": quarantine.groupby("date").size(),
+    }).fillna(0).astype(int)
+    counts["lost"] = counts["raw"] - counts["validated"] - counts["quarantined"]
+    off = counts[counts["lost"] != 0]
+    return dg.AssetCheckResult(
+        passed=off.empty,
+        metadata={"raw_rows": int(counts["raw"].sum()), "validated_rows": int(counts["validated"].sum()),
+                  "quarantined_rows": int(counts["quarantined"].sum()),
+                  "days_not_reconciling": dg.MetadataValue.md(off.reset_index().to_markdown(index=False))
+                  if len(off) else "none"},
+    )
+
+
+# Features computed from impressions and clicks alone are never null: every report carries those two.
+_ALWAYS_KNOWN_FEATURES = [f.name for f in FEATURES if set(f.source_columns) <= {"impressions", "clicks", "date"}]
+
+
+@dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "
+                "impressions and clicks never null; counts never negative.", **CHECK_POLICY)
+def features_contract(keyword_features: pd.DataFrame):
+    suite = [quality.unique_keys(), quality.between("history_days", 1, 28)]
+    suite += [quality.not_null(name) for name in _ALWAYS_KNOWN_FEATURES]
+    suite += [quality.at_least(f.name, 0) for f in FEATURES if f.unit in ("count", "currency", "days")]
+    return _result(quality.run_expectations(keyword_features, suite, "features"), rows=len(keyword_features))
+
+
+@dg.asset_check(asset=keyword_predictions, blocking=True, description="One prediction per keyword and day; expected "
+                "clicks known and never negative.", **CHECK_POLICY)
+def predictions_contract(keyword_predictions: pd.DataFrame):
+    suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
+             quality.at_least("expected_conversions", 0), quality.at_least("expected_value_per_click", 0)]
+    return _result(quality.run_expectations(keyword_predictions, suite, "predictions"), rows=len(keyword_predictions))
+
+
+@dg.asset_check(asset=keyword_bids, blocking=True, description="Every bid is below its expected value per click and "
+                "inside [min_bid, max_bid]; no keyword is bid twice for a day.", **CHECK_POLICY)
+def bids_are_profitable_and_capped(keyword_bids: pd.DataFrame, bid_policy: BidPolicyResource):
+    suite = [quality.unique_keys(), quality.strictly_below("bid", "expected_value_per_click"),
+             quality.between("bid", bid_policy.min_bid, bid_policy.max_bid)]
+    return _result(quality.run_expectations(keyword_bids, suite, "bids"), rows=len(keyword_bids))
+
+
+ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_drift, validated_report_contract,
+              quarantine_reconciles, features_contract, predictions_contract, bids_are_profitable_and_capped]

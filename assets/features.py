@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
+from assets.reports import VALIDATED_REPORT
 from daily_bids.features import FEATURES, LOOKBACK_DAYS, compute_features, feature_set_version
 
 
@@ -12,6 +13,7 @@ from daily_bids.features import FEATURES, LOOKBACK_DAYS, compute_features, featu
     kinds={"pandas", "parquet"},
     ins={
         "validated_keyword_report": dg.AssetIn(
+            key=VALIDATED_REPORT,
             # Each day reads the 28 report days ending on it; before the first partition there is simply no data.
             partition_mapping=dg.TimeWindowPartitionMapping(
                 start_offset=-(LOOKBACK_DAYS - 1), allow_nonexistent_upstream_partitions=True

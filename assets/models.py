@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.features import keyword_features
-from assets.reports import validated_keyword_report
+from assets.reports import VALIDATED_REPORT
 from daily_bids.model import KeywordModel, TrainingParameters, train, training_days, training_frame
 from resources.warehouse import WarehouseResource
 
@@ -22,7 +22,7 @@ class XGBoostModelConfig(dg.Config, TrainingParameters):
     kinds={"xgboost"},
     io_manager_key="model_io_manager",
     # Reads a rolling window of daily partitions itself, so it depends on the tables without loading all of them.
-    deps=[keyword_features, validated_keyword_report],
+    deps=[keyword_features, VALIDATED_REPORT],
 )
 def xgboost_model(
     context: dg.AssetExecutionContext, config: XGBoostModelConfig, warehouse: WarehouseResource
@@ -30,7 +30,7 @@ def xgboost_model(
     """Gradient-boosted Poisson/Tweedie models of next-day clicks, conversions and conversion value, trained on the
     last `training_days` days of features with the following day's report as targets."""
     store = warehouse.warehouse()
-    features_table, reports_table = keyword_features.key.path[-1], validated_keyword_report.key.path[-1]
+    features_table, reports_table = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
     if config.train_through:
         through = dt.date.fromisoformat(config.train_through)
     else:

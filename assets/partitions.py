@@ -16,12 +16,10 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning, message="Specifyin
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.first_day().isoformat())
 
-# Every daily asset: a date range materializes in one run (what `--partition-range` needs), retried on hiccups.
-DAILY_ASSET_POLICIES = dict(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL),
-)
+# Every daily asset: a date range materializes in one run (what `--partition-range` needs).
+DAILY_ASSET_POLICIES = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+# Fetching from a source can hit passing network trouble; such steps are retried with backoff.
+SOURCE_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 
 def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:

@@ -1,46 +1,65 @@
-"""Raw and validated keyword reports."""
+"""Raw and validated keyword reports, and the quarantine of rejected rows."""
 
 import dagster as dg
 import pandas as pd
 
-from assets.partitions import DAILY_ASSET_POLICIES, partition_days
-from daily_bids.schema import METRIC_COLUMNS
+from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
+from daily_bids.landing import LandingFileError
+from daily_bids.schema import METRIC_COLUMNS, numeric
 from daily_bids.validation import validate_report
-from resources.ad_platform import SimulatedAdPlatform
+from resources.ad_platform import ReportSource
+
+VALIDATED_REPORT = dg.AssetKey("validated_keyword_report")
+QUARANTINE = dg.AssetKey("keyword_quarantine")
 
 
-@dg.asset(group_name="reports", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: SimulatedAdPlatform) -> dg.Output[pd.DataFrame]:
-    """The keyword report of each day as the ad platform delivered it."""
+@dg.asset(group_name="reports", kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY_POLICY, **DAILY_ASSET_POLICIES)
+def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSource) -> dg.Output[pd.DataFrame]:
+    """Each day's keyword report as the source delivered it, with the file and line every row came from."""
     days = partition_days(context)
-    reports = []
-    log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
-    for number, day in enumerate(days, start=1):
-        reports.append(ad_platform.fetch_report(day))
-        if number % log_every == 0 or number == len(days):
-            context.log.info(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
-    report = pd.concat(reports, ignore_index=True)
-    return dg.Output(report, metadata={"rows": len(report), "days": len(days), **_totals(report)})
+    try:
+        report = ad_platform.fetch_reports(days, context.log.info)
+    except LandingFileError as error:  # a malformed file stays malformed: retrying cannot help
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    rows_per_day = report.groupby("date").size()
+    empty_days = [d.isoformat() for d in days if rows_per_day.get(pd.Timestamp(d), 0) == 0]
+    if empty_days:
+        context.log.warning(f"no report rows for {len(empty_days)} day(s): {empty_days[:10]}")
+    return dg.Output(report, metadata={
+        "rows": len(report), "days": len(days), "days_without_rows": len(empty_days),
+        "source_files": report["source_file"].nunique(), **_totals(report),
+    })
 
 
-@dg.asset(group_name="reports", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Typed, de-duplicated report rows that pass every row rule; one row per (date, keyword_id)."""
-    result = validate_report(raw_keyword_report)
-    if len(result.rejected):
-        reasons = result.rejected["reason"].value_counts().to_dict()
-        context.log.warning(f"{len(result.rejected)} rows rejected: {reasons}")
-    return dg.Output(
-        result.valid,
-        metadata={
-            "rows": len(result.valid),
-            "rows_rejected": len(result.rejected),
-            "duplicates_dropped": result.duplicates_dropped,
-            "keywords": int(result.valid["keyword_id"].nunique()),
-            **_totals(result.valid),
-        },
-    )
+@dg.multi_asset(
+    outs={
+        VALIDATED_REPORT.path[-1]: dg.AssetOut(
+            kinds={"pandas", "parquet"}, description="Typed rows that pass every row rule; one per (date, keyword_id)."
+        ),
+        QUARANTINE.path[-1]: dg.AssetOut(
+            kinds={"pandas", "parquet"},
+            description="Raw rows that did not pass, each with a reason code, a detail, and its source file and line.",
+        ),
+    },
+    group_name="reports",
+    **DAILY_ASSET_POLICIES,
+)
+def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame):
+    result = validate_report(raw_keyword_report, partition_days(context))
+    reasons = result.quarantine["reason"].value_counts().to_dict()
+    if reasons:
+        context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
+    yield dg.Output(result.valid, output_name=VALIDATED_REPORT.path[-1], metadata={
+        "rows": len(result.valid),
+        "rows_quarantined": len(result.quarantine),
+        "keywords": int(result.valid["keyword_id"].nunique()),
+        "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
+        **_totals(result.valid),
+    })
+    yield dg.Output(result.quarantine, output_name=QUARANTINE.path[-1], metadata={
+        "rows": len(result.quarantine), **{f"reason_{code}": int(n) for code, n in reasons.items()},
+    })
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:
-    return {f"total_{column}": float(report[column].sum()) for column in METRIC_COLUMNS}
+    return {f"total_{column}": float(pd.Series(numeric(report[column])).sum()) for column in METRIC_COLUMNS}

@@ -22,6 +22,7 @@ BID_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", "campaign", "ad_group", "keyword", "match_type",
     "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
 )
+BID_BASES: tuple[str, ...] = ("model", "cold_start", "configured_value")
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from.
 ADS_EDITOR_COLUMNS: dict[str, str] = {
     "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword", "Match type": "match_type", "Max CPC": "bid",
@@ -38,6 +39,9 @@ class BidPolicy(BaseModel):
     max_bid: float = Field(20.0, gt=0.0, description="Highest max CPC the platform will ever set.")
     min_history_days: int = Field(7, ge=1, le=28, description="Days of history below which a keyword is a cold start.")
     cold_start_margin: float = Field(0.5, gt=0.0, lt=1.0, description="Margin for cold-start keywords (wider: less known).")
+    value_per_click: float | None = Field(
+        None, gt=0.0, description="Value of a click, for reports without conversion value (impressions and clicks only)."
+    )
 
     @model_validator(mode="after")
     def _caps_in_order(self):
@@ -46,23 +50,38 @@ class BidPolicy(BaseModel):
         return self
 
 
+class CannotBidError(ValueError):
+    """Raised when no keyword has a value per click to bid from."""
+
+
 def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(bids, unprofitable) from `keyword_predictions` rows.
 
     `predictions` needs expected_clicks, expected_value_per_click (the model's), prior_value_per_click (the ad
-    group's) and history_days. Bids carry `bid_basis`: "model" or "cold_start".
+    group's) and history_days. Bids carry `bid_basis`: "model", "cold_start" or "configured_value" (reports without
+    conversion value, bid from the policy's value_per_click).
     """
+    model_value = predictions["expected_value_per_click"].to_numpy(dtype="float64")
+    prior_value = predictions["prior_value_per_click"].to_numpy(dtype="float64")
+    value_unknown = np.isnan(model_value)
+    if len(predictions) and value_unknown.all() and policy.value_per_click is None:
+        raise CannotBidError(
+            "cannot bid: the keyword reports carry no conversion value, so no value per click can be predicted. "
+            "Set BIDS_VALUE_PER_CLICK (or the bid_policy resource's value_per_click) to the value of a click."
+        )
+    if policy.value_per_click is not None:
+        model_value = np.where(value_unknown, policy.value_per_click, model_value)
+        prior_value = np.where(np.isnan(prior_value), policy.value_per_click, prior_value)
     cold_start = predictions["history_days"].to_numpy() < policy.min_history_days
-    value_per_click = np.where(
-        cold_start, predictions["prior_value_per_click"].to_numpy(), predictions["expected_value_per_click"].to_numpy()
-    )
+    value_per_click = np.where(cold_start, prior_value, model_value)
     margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
-    bid = np.minimum(np.floor(value_per_click * (1.0 - margin) * 100.0) / 100.0, policy.max_bid)
+    # Down to the cent; rounding to 6 places first stops float noise (0.8 × 0.7 = 0.55999…) from costing a cent.
+    bid = np.minimum(np.floor(np.round(value_per_click * (1.0 - margin) * 100.0, 6)) / 100.0, policy.max_bid)
 
     priced = predictions.assign(
         bid=bid,
         expected_value_per_click=value_per_click,
-        bid_basis=np.where(cold_start, "cold_start", "model"),
+        bid_basis=np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "model")),
     )
     profitable = (bid >= policy.min_bid) & (bid < value_per_click)
     bids = priced.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True)

@@ -41,7 +41,7 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     from assets import daily_partitions
     from assets.features import keyword_features
     from assets.models import xgboost_model
-    from assets.reports import raw_keyword_report, validated_keyword_report
+    from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.serving import keyword_bids, keyword_predictions
     from daily_bids.definitions import defs
     from daily_bids.features import LOOKBACK_DAYS
@@ -59,8 +59,7 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     report_days = _days_between(max(feature_days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1), earliest), train_through)
     log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-    def materialize_range(what: str, assets, days: list[dt.date]) -> None:
-        table = assets[-1].key.path[-1]
+    def materialize_range(what: str, assets, table: str, days: list[dt.date]) -> None:
         missing = [d for d in days if not store.partition_exists(table, d)]
         if not missing:
             print(f"[daily-bids] {what}: all {len(days)} days present, reused")
@@ -69,14 +68,15 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
         print(f"[daily-bids] {what}: materializing {start}...{end}")
         defs.resolve_job_def("history_job").execute_in_process(
             instance=instance,
-            asset_selection=[a.key for a in assets],
+            asset_selection=[key for a in assets for key in a.keys],
             tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
             run_config=log_config,
         )
 
     print(f"[daily-bids] warehouse {store.display_uri()}; bidding from the report of {day} for {day + dt.timedelta(days=1)}")
-    materialize_range("report history", [raw_keyword_report, validated_keyword_report], report_days)
-    materialize_range("feature history", [keyword_features], feature_days)
+    materialize_range("report history", [raw_keyword_report, validated_keyword_report],
+                      VALIDATED_REPORT.path[-1], report_days)
+    materialize_range("feature history", [keyword_features], keyword_features.key.path[-1], feature_days)
 
     current = load_current_model(store, xgboost_model.key.path[-1])
     if retrain or current is None or (train_through - current.trained_through).days > RETRAIN_AFTER_DAYS:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS, as_day
+from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS, as_day, numeric
 
 LOOKBACK_DAYS = 28  # The longest window any feature reads, ending at the partition day.
 
@@ -97,8 +97,6 @@ FEATURES: tuple[FeatureDefinition, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME = {f.name: f for f in FEATURES}
-# Identifying columns carried beside the features (as of the partition day), so predictions and bids need no join.
-FEATURE_TABLE_KEYS: tuple[str, ...] = ("date", "keyword_id", *DIMENSION_COLUMNS)
 
 
 def feature_versions() -> dict[str, str]:
@@ -110,16 +108,12 @@ def feature_set_version() -> str:
     return hashlib.sha256("".join(f.version for f in FEATURES).encode()).hexdigest()[:12]
 
 
-def history_days_needed(day: dt.date) -> list[dt.date]:
-    """Report days the features of `day` read."""
-    return [day - dt.timedelta(days=offset) for offset in range(LOOKBACK_DAYS - 1, -1, -1)]
-
-
 def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     """Features for each of `days` from validated report rows `history`.
 
-    `history` must hold the report days each of `days` reads (see `history_days_needed`), or those of them that
-    exist; rows dated after max(days) are ignored, which is what keeps features point-in-time correct.
+    `history` must hold the 28 report days ending on each of `days` (or those of them that exist); rows dated after
+    max(days) are ignored, which is what keeps features point-in-time correct. A metric the source did not report
+    (null) makes every window that contains it null: unknown, not zero.
     """
     days = sorted(days)
     start = pd.Timestamp(days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1))
@@ -134,12 +128,13 @@ def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame
     rows = np.searchsorted(keyword_ids, history["keyword_id"].to_numpy())
     cols = ((history["date"] - start).dt.days).to_numpy()
     span = (end - start).days + 1
-    # Dense keyword × day matrices, zero where a keyword had no row: absent means no activity.
-    cumulative = {}
-    for column in (*METRIC_COLUMNS, "active"):
-        matrix = np.zeros((len(keyword_ids), span), dtype="float64")
-        matrix[rows, cols] = 1.0 if column == "active" else history[column].to_numpy(dtype="float64")
-        cumulative[column] = np.concatenate([np.zeros((len(keyword_ids), 1)), np.cumsum(matrix, axis=1)], axis=1)
+    # Dense keyword × day matrices, zero where a keyword had no row: absent means no activity. Cumulative sums make
+    # every window sum two lookups; unreported (null) cells are counted separately so a window over them is null.
+    cumulative = {"active": _cumulative(len(keyword_ids), span, rows, cols, np.ones(len(history)))}
+    for column in METRIC_COLUMNS:
+        values = numeric(history[column])
+        cumulative[column] = _cumulative(len(keyword_ids), span, rows, cols, np.nan_to_num(values, nan=0.0))
+        cumulative[column + ":unknown"] = _cumulative(len(keyword_ids), span, rows, cols, np.isnan(values))
 
     history = history.sort_values(["date", "keyword_id"])
     out = []
@@ -150,10 +145,22 @@ def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame
     return pd.concat(out, ignore_index=True) if out else _empty_feature_table()
 
 
+def _cumulative(n_keywords: int, span: int, rows, cols, values) -> np.ndarray:
+    matrix = np.zeros((n_keywords, span), dtype="float64")
+    matrix[rows, cols] = values
+    return np.concatenate([np.zeros((n_keywords, 1)), np.cumsum(matrix, axis=1)], axis=1)
+
+
 def _window_sum(cumulative: np.ndarray, j: int, window: int, lag: int = 0) -> np.ndarray:
     """Sum over the `window` days ending `lag` days before column j (clipped at the start of the data)."""
     stop = j - lag + 1
     return cumulative[:, max(stop, 0)] - cumulative[:, max(stop - window, 0)]
+
+
+def _metric_window(cumulative: dict, column: str, j: int, window: int, lag: int = 0) -> np.ndarray:
+    """Like `_window_sum`, but null where the window holds a day on which the source did not report `column`."""
+    total = _window_sum(cumulative[column], j, window, lag)
+    return np.where(_window_sum(cumulative[column + ":unknown"], j, window, lag) > 0, np.nan, total)
 
 
 def _features_for_day(day, j, keyword_ids, cumulative, history) -> pd.DataFrame:
@@ -166,13 +173,13 @@ def _features_for_day(day, j, keyword_ids, cumulative, history) -> pd.DataFrame:
     frame = dimensions.loc[ids, list(DIMENSION_COLUMNS)].reset_index()
     frame.insert(0, "date", pd.Timestamp(day))
 
-    sums_28 = {c: _window_sum(cumulative[c], j, LOOKBACK_DAYS)[present] for c in METRIC_COLUMNS}
+    sums_28 = {c: _metric_window(cumulative, c, j, LOOKBACK_DAYS)[present] for c in METRIC_COLUMNS}
     values: dict[str, np.ndarray] = {}
     for feature in FEATURES:
         if feature.kind in ("lag", "rolling_sum", "rolling_mean"):
             (column,) = feature.source_columns
             window = 1 if feature.kind == "lag" else feature.window_days
-            raw = _window_sum(cumulative[column], j, window, feature.lag_days)[present]
+            raw = _metric_window(cumulative, column, j, window, feature.lag_days)[present]
             values[feature.name] = raw / window if feature.kind == "rolling_mean" else raw
         elif feature.name == "active_days_28d":
             values[feature.name] = active_28[present]
@@ -211,19 +218,29 @@ def _shrink(numerator, denominator, prior, strength):
 
 
 def _group_ratio_priors(frame: pd.DataFrame, sums: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
-    """Each keyword's ad-group ratio, shrunk to its campaign's, shrunk to the account's."""
+    """Each keyword's ad-group ratio, shrunk to its campaign's, shrunk to the account's; null for unreported metrics."""
     totals = pd.DataFrame({"campaign": frame["campaign"].to_numpy(), "ad_group": frame["ad_group"].to_numpy(), **sums})
     priors = {}
     for _, numerator, denominator, strength, _, _ in _RATIOS:
-        account_total = totals[denominator].sum()
-        account = totals[numerator].sum() / account_total if account_total > 0 else 0.0
-        by_campaign = totals.groupby("campaign", observed=True)[[numerator, denominator]].transform("sum")
-        campaign = _shrink(by_campaign[numerator], by_campaign[denominator], account, strength)
-        by_ad_group = totals.groupby(["campaign", "ad_group"], observed=True)[[numerator, denominator]].transform("sum")
+        pair = totals[["campaign", "ad_group", numerator, denominator]]
+        account_num, account_den = pair[numerator].sum(min_count=1), pair[denominator].sum(min_count=1)
+        account = account_num / account_den if account_den > 0 else (0.0 if pd.notna(account_den) else np.nan)
+        campaign_sums = _group_sums(pair, ["campaign"], numerator, denominator)
+        campaign = _shrink(campaign_sums[numerator], campaign_sums[denominator], account, strength)
+        ad_group_sums = _group_sums(pair, ["campaign", "ad_group"], numerator, denominator)
         priors[(numerator, denominator)] = _shrink(
-            by_ad_group[numerator], by_ad_group[denominator], campaign, strength
+            ad_group_sums[numerator], ad_group_sums[denominator], campaign, strength
         ).to_numpy()
     return priors
+
+
+def _group_sums(pair: pd.DataFrame, keys: list[str], numerator: str, denominator: str) -> pd.DataFrame:
+    """Per-row group totals of numerator and denominator; null where any member's value is null."""
+    values = pair[[numerator, denominator]]
+    groups = [pair[key] for key in keys]
+    has_null = values.isna().groupby(groups, observed=True, sort=False).any()
+    sums = values.groupby(groups, observed=True, sort=False).sum().where(~has_null)
+    return pair[keys].merge(sums, left_on=keys, right_index=True, how="left")
 
 
 def _empty_feature_table() -> pd.DataFrame:

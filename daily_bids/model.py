@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from daily_bids.features import FEATURE_NAMES, feature_versions
-from daily_bids.schema import as_day
+from daily_bids.schema import as_day, numeric
 
 TARGET_OBJECTIVES: dict[str, str] = {
     "clicks": "count:poisson",
@@ -54,12 +54,19 @@ def training_days(train_through: dt.date, parameters: TrainingParameters) -> lis
 
 
 def training_frame(features: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
-    """Features of day t joined with targets from the report of day t+1 (zero where the keyword had no row)."""
-    targets = reports[["date", "keyword_id", *TARGET_OBJECTIVES]].copy()
-    targets["date"] = as_day(targets["date"]).to_numpy() - np.timedelta64(1, "D")  # align t+1 targets with day t
+    """Features of day t joined with targets from the report of day t+1.
+
+    A keyword with no report row on t+1 had no impressions: its targets are zero. A metric the source did not
+    report stays null, and that target is not trained on those rows.
+    """
+    targets = pd.DataFrame({"date": as_day(reports["date"]).to_numpy() - np.timedelta64(1, "D"),  # t+1 → t
+                            "keyword_id": reports["keyword_id"].to_numpy(), "reported": True})
+    for target in TARGET_OBJECTIVES:
+        targets[target] = numeric(reports[target])
     frame = features.merge(targets, on=["date", "keyword_id"], how="left", validate="one_to_one")
-    frame[list(TARGET_OBJECTIVES)] = frame[list(TARGET_OBJECTIVES)].fillna(0.0)
-    return frame
+    no_row = frame["reported"].isna().to_numpy()
+    frame.loc[no_row, list(TARGET_OBJECTIVES)] = 0.0
+    return frame.drop(columns="reported")
 
 
 @dataclass
@@ -79,12 +86,13 @@ class KeywordModel:
         return f"xgb-{self.trained_through:%Y%m%d}-{digest.hexdigest()[:8]}"
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Expected next-day clicks, conversions and conversion value for each row of `features`."""
+        """Expected next-day clicks, conversions and conversion value for each row of `features`; null for a
+        target the model was not trained on (its source never reported it)."""
         matrix = _feature_matrix(features, self.feature_names)
-        return pd.DataFrame(
-            {PREDICTION_COLUMNS[t]: np.asarray(b.inplace_predict(matrix), dtype="float64") for t, b in self.boosters.items()},
-            index=features.index,
-        )
+        predicted = pd.DataFrame({column: np.nan for column in PREDICTION_COLUMNS.values()}, index=features.index)
+        for target, booster in self.boosters.items():
+            predicted[PREDICTION_COLUMNS[target]] = np.asarray(booster.inplace_predict(matrix), dtype="float64")
+        return predicted
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -92,6 +100,7 @@ class KeywordModel:
             for target, booster in self.boosters.items():
                 bundle.writestr(f"{target}.ubj", bytes(booster.save_raw("ubj")))
             bundle.writestr("model.json", json.dumps({
+                "targets": list(self.boosters),
                 "trained_through": self.trained_through.isoformat(),
                 "parameters": self.parameters,
                 "feature_names": list(self.feature_names),
@@ -107,7 +116,7 @@ class KeywordModel:
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
             meta = json.loads(bundle.read("model.json"))
             boosters = {}
-            for target in TARGET_OBJECTIVES:
+            for target in meta["targets"]:
                 booster = xgb.Booster()
                 booster.load_model(bytearray(bundle.read(f"{target}.ubj")))
                 boosters[target] = booster
@@ -137,8 +146,15 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
 
     boosters, metrics = {}, {}
     for target, objective in TARGET_OBJECTIVES.items():
-        train_set = xgb.DMatrix(fit_matrix, label=fit[target].to_numpy(), feature_names=list(FEATURE_NAMES))
-        valid_set = xgb.DMatrix(holdout_matrix, label=holdout[target].to_numpy(), feature_names=list(FEATURE_NAMES))
+        fit_known, holdout_known = fit[target].notna().to_numpy(), holdout[target].notna().to_numpy()
+        if not fit_known.any() or not holdout_known.any():
+            log(f"not training {target}: the reports do not carry it")
+            continue
+        train_set = xgb.DMatrix(fit_matrix[fit_known], label=fit.loc[fit_known, target].to_numpy(dtype="float64"),
+                                feature_names=list(FEATURE_NAMES))
+        valid_set = xgb.DMatrix(holdout_matrix[holdout_known],
+                                label=holdout.loc[holdout_known, target].to_numpy(dtype="float64"),
+                                feature_names=list(FEATURE_NAMES))
         booster = xgb.train(
             {
                 "objective": objective,
@@ -160,12 +176,14 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
         # Keep only the rounds up to the best validation score.
         booster = booster[: booster.best_iteration + 1]
         boosters[target] = booster
-        predicted = booster.inplace_predict(holdout_matrix)
-        metrics |= {f"{target}_{name}": value for name, value in
-                    regression_metrics(holdout[target].to_numpy(), predicted).items()}
+        predicted = booster.inplace_predict(holdout_matrix[holdout_known])
+        actual = holdout.loc[holdout_known, target].to_numpy(dtype="float64")
+        metrics |= {f"{target}_{name}": value for name, value in regression_metrics(actual, predicted).items()}
         metrics[f"{target}_rounds"] = float(booster.num_boosted_rounds())
         log(f"trained {target}: {booster.num_boosted_rounds()} rounds, "
             f"validation deviance {metrics[f'{target}_poisson_deviance']:.4f}")
+    if "clicks" not in boosters:
+        raise ValueError("no clicks to train on in the window: every report needs clicks")
     return KeywordModel(boosters=boosters, trained_through=trained_through, parameters=parameters.model_dump(),
                         validation_metrics=metrics)
 

@@ -1,4 +1,8 @@
-"""The keyword report's columns: one definition that the simulator, validation and the warehouse all use."""
+"""The keyword-report data contract: columns, types, nullability, ranges and keys, defined once.
+
+The simulator, the landing-zone reader, validation, the great-expectations suites and the README's contract table all
+derive from `REPORT_COLUMNS` and `ROW_RULES` below.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import pandas as pd
 
 # Match types as Google Ads spells them in Ads Editor.
 MATCH_TYPES: tuple[str, ...] = ("Exact", "Phrase", "Broad")
+# What validated reports hold in a text column the source did not fill.
+NOT_REPORTED = "(not reported)"
 
 
 @dataclass(frozen=True)
@@ -16,41 +22,92 @@ class ReportColumn:
     name: str
     kind: str  # "date", "id", "text", "count" or "money"
     description: str
-    required: bool = True
+    required: bool  # must be in every source file; optional columns may be absent
+    aliases: tuple[str, ...] = ()  # other headers accepted for it (compared case- and space-insensitively)
+    allowed_values: tuple[str, ...] = ()
 
     @property
     def is_numeric(self) -> bool:
         return self.kind in ("count", "money")
 
+    @property
+    def min_value(self) -> float | None:
+        return 0.0 if self.is_numeric else None
+
+    @property
+    def null_policy(self) -> str:
+        """What validation does with a null in this column (documented in the README's contract table)."""
+        if self.kind in ("date", "id") or (self.is_numeric and self.required):
+            return "row quarantined (missing_value)"
+        if self.is_numeric:
+            return "row quarantined (missing_value); a column null on every row of a day counts as not reported"
+        return f"filled with `{NOT_REPORTED}`"
+
 
 REPORT_COLUMNS: tuple[ReportColumn, ...] = (
-    ReportColumn("date", "date", "Report day."),
-    ReportColumn("keyword_id", "id", "The ad platform's keyword identifier; unique per day."),
-    ReportColumn("keyword", "text", "Keyword text."),
-    ReportColumn("campaign", "text", "Campaign name."),
-    ReportColumn("ad_group", "text", "Ad group name."),
-    ReportColumn("match_type", "text", "Exact, Phrase or Broad."),
-    ReportColumn("impressions", "count", "Times the ad was shown."),
-    ReportColumn("clicks", "count", "Clicks on the ad; never more than impressions."),
-    ReportColumn("cost", "money", "Spend on clicks, in account currency."),
-    ReportColumn("conversions", "count", "Conversions attributed to the clicks; never more than clicks."),
-    ReportColumn("conversion_value", "money", "Value of those conversions, in account currency."),
+    ReportColumn("date", "date", "Report day.", True, ("day",)),
+    ReportColumn("keyword_id", "id", "The ad platform's keyword identifier; unique per day.", True,
+                 ("keyword id", "criterion id")),
+    ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
+    ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
+    ReportColumn("ad_group", "text", "Ad group name.", False, ("ad group", "ad group name", "adgroup")),
+    ReportColumn("match_type", "text", "Keyword match type.", False,
+                 ("match type", "search keyword match type", "keyword match type"), MATCH_TYPES),
+    ReportColumn("impressions", "count", "Times the ad was shown.", True, ("impr.", "impr")),
+    ReportColumn("clicks", "count", "Clicks on the ad; never more than impressions.", True),
+    ReportColumn("cost", "money", "Spend on clicks, in account currency.", False, ("spend",)),
+    ReportColumn("conversions", "count", "Conversions from the clicks; never more than clicks.", False,
+                 ("conv.",)),
+    ReportColumn("conversion_value", "money", "Value of those conversions, in account currency.", False,
+                 ("conv. value", "conversion value", "total conv. value", "all conv. value")),
 )
 
 REPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS)
+COLUMNS_BY_NAME = {c.name: c for c in REPORT_COLUMNS}
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.required)
 KEY_COLUMNS: tuple[str, ...] = ("date", "keyword_id")
 DIMENSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.kind == "text")
 METRIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_numeric)
 
-_PANDAS_DTYPES = {"date": "datetime64[ns]", "id": "int64", "text": "string", "count": "int64", "money": "float64"}
+# Where each raw row came from, so a quarantined row can be traced to its file and line.
+LINEAGE_COLUMNS: tuple[str, ...] = ("source_file", "source_row", "parse_errors")
+RAW_COLUMN_NAMES: tuple[str, ...] = (*REPORT_COLUMN_NAMES, *LINEAGE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """`smaller` never exceeds `larger` on one row."""
+
+    code: str
+    smaller: str
+    larger: str
+
+
+PAIR_RULES: tuple[PairRule, ...] = (
+    PairRule("clicks_above_impressions", "clicks", "impressions"),
+    PairRule("conversions_above_clicks", "conversions", "clicks"),
+)
+
+# Pandas dtypes of validated reports: nullable integers, so a column the source did not report can stay unknown.
+_PANDAS_DTYPES = {"date": "datetime64[ns]", "id": "int64", "text": "string", "count": "Int64", "money": "Float64"}
 
 
 def report_dtypes() -> dict[str, str]:
     return {c.name: _PANDAS_DTYPES[c.kind] for c in REPORT_COLUMNS}
 
 
+def raw_dtypes() -> dict[str, str]:
+    """Raw rows keep nullable keys: a row with a missing key is kept (and then quarantined), never dropped."""
+    return {**report_dtypes(), "keyword_id": "Int64", "source_file": "string", "source_row": "int64",
+            "parse_errors": "string"}
+
+
 def empty_report() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in report_dtypes().items()})
+
+
+def empty_raw() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in raw_dtypes().items()})
 
 
 def as_day(values) -> pd.Series:
@@ -58,18 +115,47 @@ def as_day(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values)).dt.normalize().astype("datetime64[ns]")
 
 
-def conform_report(frame: pd.DataFrame) -> pd.DataFrame:
-    """Column order and dtypes of the report contract; raises on a missing column."""
-    missing = [name for name in REPORT_COLUMN_NAMES if name not in frame.columns]
+def conform(frame: pd.DataFrame, dtypes: dict[str, str], what: str = "keyword report") -> pd.DataFrame:
+    """Column order and dtypes; raises naming missing columns and the expected schema."""
+    missing = [name for name in dtypes if name not in frame.columns]
     if missing:
-        raise ValueError(f"keyword report is missing columns {missing}; expected {list(REPORT_COLUMN_NAMES)}")
-    out = frame.loc[:, list(REPORT_COLUMN_NAMES)].copy()
+        raise ValueError(f"{what} is missing columns {missing}; expected {list(dtypes)}")
+    out = frame.loc[:, list(dtypes)].copy()
     out["date"] = as_day(out["date"]).to_numpy()
-    for name, dtype in report_dtypes().items():
+    for name, dtype in dtypes.items():
         if name != "date":
             out[name] = out[name].astype(dtype)
     return out.reset_index(drop=True)
 
 
-def is_integral(values: pd.Series) -> np.ndarray:
-    return np.isclose(values.to_numpy(dtype="float64"), np.round(values.to_numpy(dtype="float64")))
+def conform_report(frame: pd.DataFrame) -> pd.DataFrame:
+    return conform(frame, report_dtypes())
+
+
+def conform_raw(frame: pd.DataFrame) -> pd.DataFrame:
+    return conform(frame, raw_dtypes(), "raw keyword report")
+
+
+def numeric(values: pd.Series) -> np.ndarray:
+    """A nullable numeric column as float64, NaN where null."""
+    return values.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def contract_table_markdown() -> str:
+    """The README's table of the report contract."""
+    rows = ["| column | type | required | rule | when null | accepted headers |", "|---|---|---|---|---|---|"]
+    pair_rules = {rule.smaller: f"≤ {rule.larger}" for rule in PAIR_RULES}
+    for c in REPORT_COLUMNS:
+        rule = []
+        if c.min_value is not None:
+            rule.append(f"≥ {c.min_value:g}")
+        if c.name in pair_rules:
+            rule.append(pair_rules[c.name])
+        if c.allowed_values:
+            rule.append("one of " + ", ".join(c.allowed_values))
+        if c.name in KEY_COLUMNS:
+            rule.append("(date, keyword_id) unique")
+        headers = ", ".join(f"`{a}`" for a in (c.name, *c.aliases) if a)
+        rows.append(f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'; '.join(rule) or '—'} | "
+                    f"{c.null_policy} | {headers} |")
+    return "\n".join(rows)

@@ -31,7 +31,28 @@ FIRST_DAY = Setting(
     "2025-01-01",
     "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1.",
 )
-SOURCE = Setting("BIDS_SOURCE", "simulator", "Where keyword reports come from. `simulator`: the embedded ad market.")
+SOURCE = Setting(
+    "BIDS_SOURCE",
+    "simulator",
+    "Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a folder).",
+)
+LANDING_URI = Setting(
+    "BIDS_LANDING_URI", "landing", "`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped."
+)
+LANDING_COLUMN_MAP = Setting(
+    "BIDS_LANDING_COLUMN_MAP",
+    "",
+    "`landing` source: extra header → column mappings as JSON, e.g. `{\"Impressions (all)\": \"impressions\"}`.",
+)
+LANDING_DATE_FORMAT = Setting(
+    "BIDS_LANDING_DATE_FORMAT", "", "`landing` source: strftime format of the date column, for files whose dates are ambiguous."
+)
+VALUE_PER_CLICK = Setting(
+    "BIDS_VALUE_PER_CLICK",
+    "",
+    "Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks only). "
+    "Empty: such reports get predictions but no bids.",
+)
 SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
 SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
 S3_ENDPOINT_URL = Setting(
@@ -39,7 +60,10 @@ S3_ENDPOINT_URL = Setting(
 )
 S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 warehouse bucket.")
 
-SETTINGS: tuple[Setting, ...] = (WAREHOUSE, FIRST_DAY, SOURCE, SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION)
+SETTINGS: tuple[Setting, ...] = (
+    WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
+    SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION,
+)
 
 
 def first_day() -> dt.date:
@@ -56,6 +80,16 @@ def int_setting(setting: Setting) -> int:
         return int(raw)
     except ValueError as error:
         raise ValueError(f"{setting.env_var}={raw!r} is not a whole number") from error
+
+
+def float_setting(setting: Setting) -> float | None:
+    raw = setting.read()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ValueError(f"{setting.env_var}={raw!r} is not a number") from error
 
 
 def settings_table_markdown() -> str:

@@ -1,50 +1,102 @@
-"""Row-level validation of keyword reports: which rows are trusted, which are rejected and why."""
+"""Row-level validation of raw keyword reports: every raw row ends up validated or quarantined with a reason.
+
+    raw rows = validated rows + quarantined rows      (for every partition; a check enforces it)
+
+Duplicates of (date, keyword_id) are resolved last-wins, because ad platforms and exports append restatements after
+the original rows; the superseded rows are quarantined with reason `duplicate_superseded`, so nothing disappears.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from daily_bids.schema import KEY_COLUMNS, METRIC_COLUMNS, conform_report
+from daily_bids.schema import (
+    COLUMNS_BY_NAME, DIMENSION_COLUMNS, KEY_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, NOT_REPORTED, PAIR_RULES,
+    RAW_COLUMN_NAMES, as_day, conform_raw, conform_report, numeric,
+)
 
-
-@dataclass(frozen=True)
-class RowRule:
-    description: str
-    broken_by: Callable[[pd.DataFrame], pd.Series]
-
-
-# Reason codes of rejected rows; the first rule a row breaks is its reason.
-ROW_RULES: dict[str, RowRule] = {
-    "negative_value": RowRule("a count or amount below zero", lambda r: (r[list(METRIC_COLUMNS)] < 0).any(axis=1)),
-    "clicks_above_impressions": RowRule("more clicks than impressions", lambda r: r["clicks"] > r["impressions"]),
-    "conversions_above_clicks": RowRule("more conversions than clicks", lambda r: r["conversions"] > r["clicks"]),
+# Reason codes of quarantined rows, in the order they are tested: a row's reason is the first it meets.
+QUARANTINE_REASONS: dict[str, str] = {
+    "unparseable_value": "a value could not be read as a number or date (detail names the column and value)",
+    "missing_value": "a key, or a metric the source reports, is empty",
+    "date_outside_partition": "the row's date is not a day of the partition it was delivered in",
+    "negative_value": "a count or amount below zero",
+    **{rule.code: f"more {rule.smaller} than {rule.larger}" for rule in PAIR_RULES},
+    "invalid_match_type": f"match type other than {', '.join(MATCH_TYPES)}",
+    "duplicate_superseded": "an earlier row of the same (date, keyword_id); the last one delivered is kept",
 }
+QUARANTINE_COLUMNS: tuple[str, ...] = (*RAW_COLUMN_NAMES, "reason", "detail")
 
 
 @dataclass
 class ValidatedReport:
     valid: pd.DataFrame
-    rejected: pd.DataFrame  # the rejected rows with a `reason` column
-    duplicates_dropped: int
+    quarantine: pd.DataFrame  # the raw rows set aside, with `reason` and `detail`
+    unreported_metrics: list[str]  # optional metric columns the source left empty on every row of a day
 
 
-def validate_report(report: pd.DataFrame) -> ValidatedReport:
-    """Types enforced, rows that break a rule set aside with their reason, duplicates resolved.
+def normalize_match_type(values: pd.Series) -> pd.Series:
+    """`exact match`, `EXACT`, `Exact` → `Exact`; anything else is left for the match-type rule to reject.
+    Works on the distinct values only: a report has millions of rows but a handful of spellings."""
+    codes, spellings = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    normalized = pd.Series(spellings, dtype="string").str.strip().str.replace(r"\s+match$", "", case=False,
+                                                                              regex=True).str.title()
+    lookup = np.append(normalized.to_numpy(dtype=object), pd.NA)  # code -1 (a null) picks the trailing NA
+    return pd.Series(lookup[codes], index=values.index, dtype="string")
 
-    Duplicate (date, keyword_id) rows: the last one in the report wins, since ad platforms append restatements.
-    """
-    report = conform_report(report)
-    reason = pd.Series(pd.NA, index=report.index, dtype="string")
-    for code, rule in ROW_RULES.items():
-        reason = reason.mask(rule.broken_by(report).to_numpy() & reason.isna().to_numpy(), code)
-    rejected = report.loc[reason.notna()].assign(reason=reason[reason.notna()])
-    kept = report.loc[reason.isna()]
-    deduplicated = kept.drop_duplicates(list(KEY_COLUMNS), keep="last")
+
+def validate_report(raw: pd.DataFrame, days: list[dt.date]) -> ValidatedReport:
+    raw = conform_raw(raw)
+    raw["match_type"] = normalize_match_type(raw["match_type"])
+    unreported = _unreported_metrics(raw)
+    reason = pd.Series(pd.NA, index=raw.index, dtype="string")
+    detail = pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    def flag(code: str, broken, why=None) -> None:
+        broken = np.asarray(broken, dtype=bool) & reason.isna().to_numpy()
+        reason[broken] = code
+        if why is not None:
+            detail[broken] = why[broken] if isinstance(why, pd.Series) else why
+
+    flag("unparseable_value", raw["parse_errors"].notna().to_numpy(), raw["parse_errors"])
+    for name in ("date", "keyword_id", *METRIC_COLUMNS):
+        if name in unreported.columns:
+            empty = raw[name].isna().to_numpy() & ~unreported[name].to_numpy()
+        else:
+            empty = raw[name].isna().to_numpy()
+        flag("missing_value", empty, f"{name} is empty")
+    in_partition = as_day(raw["date"]).isin([pd.Timestamp(d) for d in days]).to_numpy()
+    flag("date_outside_partition", ~in_partition, "date " + raw["date"].astype("string"))
+    for name in METRIC_COLUMNS:
+        flag("negative_value", numeric(raw[name]) < 0, f"{name} < 0")
+    for rule in PAIR_RULES:
+        flag(rule.code, numeric(raw[rule.smaller]) > numeric(raw[rule.larger]), f"{rule.smaller} > {rule.larger}")
+    bad_match = raw["match_type"].notna().to_numpy() & ~raw["match_type"].isin(MATCH_TYPES).to_numpy()
+    flag("invalid_match_type", bad_match, "match type " + raw["match_type"].astype("string"))
+
+    candidates = raw[reason.isna().to_numpy()]
+    superseded = candidates.duplicated(list(KEY_COLUMNS), keep="last")
+    superseded_index = candidates.index[superseded.to_numpy()]
+    flag("duplicate_superseded", raw.index.isin(superseded_index), "a later row of the same date and keyword_id")
+
+    kept = raw[reason.isna().to_numpy()].copy()
+    for name in DIMENSION_COLUMNS:
+        kept[name] = kept[name].fillna(NOT_REPORTED)
+    valid = conform_report(kept).sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
+    quarantine = raw[reason.notna().to_numpy()].assign(reason=reason[reason.notna()], detail=detail[reason.notna()])
     return ValidatedReport(
-        valid=deduplicated.sort_values(list(KEY_COLUMNS)).reset_index(drop=True),
-        rejected=rejected.reset_index(drop=True),
-        duplicates_dropped=len(kept) - len(deduplicated),
+        valid=valid,
+        quarantine=quarantine.loc[:, list(QUARANTINE_COLUMNS)].reset_index(drop=True),
+        unreported_metrics=sorted(name for name in unreported.columns if unreported[name].all()),
     )
+
+
+def _unreported_metrics(raw: pd.DataFrame) -> pd.DataFrame:
+    """Per row: True for each optional metric that is null on every row of that row's day (not reported)."""
+    optional = [name for name in METRIC_COLUMNS if not COLUMNS_BY_NAME[name].required]
+    empty_all_day = raw[optional].isna().groupby(as_day(raw["date"]).to_numpy()).transform("all")
+    return empty_all_day.fillna(False).astype(bool)

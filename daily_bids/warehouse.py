@@ -43,22 +43,26 @@ class S3Options:
     secret_key: str = ""
 
 
+def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of a local folder or an `s3://bucket/prefix` URI."""
+    uri = uri.rstrip("/")
+    if uri.startswith("s3://"):
+        s3 = s3 or S3Options()
+        filesystem = pafs.S3FileSystem(
+            endpoint_override=s3.endpoint_url or None,
+            region=s3.region,
+            access_key=s3.access_key or None,
+            secret_key=s3.secret_key or None,
+            scheme="http" if s3.endpoint_url.startswith("http://") else "https",
+        )
+        return filesystem, uri[len("s3://") :]
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+
+
 class Warehouse:
     def __init__(self, uri: str, s3: S3Options | None = None):
         self.uri = uri.rstrip("/")
-        if self.uri.startswith("s3://"):
-            s3 = s3 or S3Options()
-            self.fs: pafs.FileSystem = pafs.S3FileSystem(
-                endpoint_override=s3.endpoint_url or None,
-                region=s3.region,
-                access_key=s3.access_key or None,
-                secret_key=s3.secret_key or None,
-                scheme="http" if s3.endpoint_url.startswith("http://") else "https",
-            )
-            self.root = self.uri[len("s3://") :]
-        else:
-            self.fs = pafs.LocalFileSystem()
-            self.root = str(pafs.LocalFileSystem().normalize_path(_absolute(self.uri)))
+        self.fs, self.root = filesystem_for(uri, s3)
 
     @property
     def is_local(self) -> bool:
@@ -115,6 +119,10 @@ class Warehouse:
             raise ValueError(f"{table}: no days were asked for")
         return pd.concat(frames, ignore_index=True)
 
+    def partition_rows(self, table: str, day: dt.date) -> int:
+        """Row count of a partition, from the Parquet footer (no data is read)."""
+        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).metadata.num_rows
+
     def partition_exists(self, table: str, day: dt.date) -> bool:
         return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
 
@@ -133,6 +141,9 @@ class Warehouse:
         path = self.path(table, DATA_FILE)
         self._write_parquet_atomically(path, frame)
         return path
+
+    def table_exists(self, table: str) -> bool:
+        return self.exists(f"{table}/{DATA_FILE}")
 
     def read_table(self, table: str) -> pd.DataFrame:
         path = self.path(table, DATA_FILE)
@@ -177,10 +188,6 @@ class Warehouse:
         finally:
             if self.fs.get_file_info(temporary).type != pafs.FileType.NotFound:
                 self.fs.delete_file(temporary)
-
-
-def _absolute(path: str) -> str:
-    return os.path.abspath(os.path.expanduser(path))
 
 
 def _day_ranges(days: list[dt.date]) -> str:

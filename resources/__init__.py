@@ -1,6 +1,6 @@
 """Dagster resources and IO managers. `build_resources` picks them for the deployment from `BIDS_*` settings."""
 
-from resources.ad_platform import SimulatedAdPlatform
+from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.deployment import build_resources
@@ -8,6 +8,8 @@ from resources.warehouse import WarehouseResource
 
 __all__ = [
     "BidPolicyResource",
+    "LandingZoneSource",
+    "ReportSource",
     "ModelIOManager",
     "SimulatedAdPlatform",
     "WarehouseIOManager",

@@ -1,19 +1,38 @@
-"""The ad platform reports come from and bids go to; the embedded default is the simulator."""
+"""Where keyword reports come from and where bids go: the embedded simulator, or a landing zone of exported files."""
 
 import datetime as dt
+import json
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
-from pydantic import PrivateAttr
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
 
+from daily_bids.landing import files_covering, read_landing_file, refresh_index
+from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator import AdMarketSimulator
-from resources.warehouse import WarehouseResource
+from daily_bids.warehouse import filesystem_for
+from resources.warehouse import WarehouseResource, s3_options
 
-# Where the simulated ad platform keeps the bids published to it: the platform's state, not a product table.
+# The simulated platform's own state (the bids published to it), kept beside the product tables.
 BIDS_IN_FORCE_TABLE = "_ad_platform/bids_in_force"
+# What the landing source has seen: one row per (file, day) with the file's size and mtime.
+LANDING_INDEX_TABLE = "_landing_index"
 
 
-class SimulatedAdPlatform(dg.ConfigurableResource):
+class ReportSource(dg.ConfigurableResource):
+    """Delivers raw keyword reports (contract columns plus source_file, source_row and parse_errors)."""
+
+    def fetch_reports(self, days: list[dt.date], log: Callable[[str], None]) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def publish_bids(self, effective_day: dt.date, bids: pd.DataFrame) -> str | None:
+        """Hand bids to the ad platform; returns where they went, or None where the Ads Editor CSV is the hand-off."""
+        raise NotImplementedError
+
+
+class SimulatedAdPlatform(ReportSource):
     """The embedded ad platform: serves daily keyword reports and takes published bids.
 
     The bids published for day D are the ones in force in the report of day D. The loop from bids back to reports
@@ -35,11 +54,70 @@ class SimulatedAdPlatform(dg.ConfigurableResource):
         store = self.warehouse.warehouse()
         bids = None
         if store.partition_exists(BIDS_IN_FORCE_TABLE, day):
-            published = store.read_partitions(BIDS_IN_FORCE_TABLE, [day])
-            bids = published.set_index("keyword_id")["bid"]
-        return self.simulator.report(day, bids)
+            bids = store.read_partitions(BIDS_IN_FORCE_TABLE, [day]).set_index("keyword_id")["bid"]
+        report = self.simulator.report(day, bids)
+        return report.assign(source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1),
+                             parse_errors=pd.NA)
 
-    def publish_bids(self, effective_day: dt.date, bids: pd.DataFrame) -> str:
-        """Bids (keyword_id, bid) in force from `effective_day`; replaces any published before for that day."""
+    def fetch_reports(self, days, log):
+        reports = []
+        log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
+        for number, day in enumerate(days, start=1):
+            reports.append(self.fetch_report(day))
+            if number % log_every == 0 or number == len(days):
+                log(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
+        return conform_raw(pd.concat(reports, ignore_index=True))
+
+    def publish_bids(self, effective_day, bids):
         store = self.warehouse.warehouse()
         return store.write_partition(BIDS_IN_FORCE_TABLE, effective_day, bids[["keyword_id", "bid"]])
+
+
+class LandingZoneSource(ReportSource):
+    """Reports exported by the user and dropped into a folder or S3 prefix. Files are only read, never changed."""
+
+    uri: str = Field(description="Folder or s3://bucket/prefix to read report files from.")
+    warehouse: WarehouseResource
+    s3: S3Resource = S3Resource()
+    column_map: dict[str, str] = Field(default_factory=dict,
+                                       description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.")
+    date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")
+
+    def read_file(self, path: str) -> pd.DataFrame:
+        filesystem, _ = filesystem_for(self.uri, s3_options(self.s3))
+        return read_landing_file(filesystem, path, self.column_map, self.date_format or None)
+
+    def refresh_index(self) -> tuple[pd.DataFrame, list]:
+        """The landing index, brought up to date (new and changed files are read once), and the changed files."""
+        filesystem, root = filesystem_for(self.uri, s3_options(self.s3))
+        store = self.warehouse.warehouse()
+        previous = store.read_table(LANDING_INDEX_TABLE) if store.table_exists(LANDING_INDEX_TABLE) else None
+        index, changed = refresh_index(filesystem, root, previous, self.read_file)
+        if changed or previous is None or len(index) != len(previous):
+            store.write_table(LANDING_INDEX_TABLE, index)
+        return index, changed
+
+    def fetch_reports(self, days, log):
+        index, _ = self.refresh_index()
+        paths = files_covering(index, days)
+        log(f"{len(paths)} landing file(s) cover {days[0]}...{days[-1]}: {paths[:5]}{' ...' if len(paths) > 5 else ''}")
+        wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in days])
+        parts = []
+        for number, path in enumerate(paths, start=1):
+            rows = self.read_file(path)
+            parts.append(rows[rows["date"].isin(wanted)])
+            log(f"read {number}/{len(paths)}: {path} ({len(parts[-1]):,} rows in range)")
+        return conform_raw(pd.concat(parts, ignore_index=True)) if parts else empty_raw()
+
+    def publish_bids(self, effective_day, bids):
+        return None  # exported reports have no API to push to: the Ads Editor CSV is what the user uploads
+
+
+def parse_column_map(raw: str) -> dict[str, str]:
+    try:
+        mapping = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"BIDS_LANDING_COLUMN_MAP is not JSON ({error}): {raw!r}") from error
+    if not isinstance(mapping, dict):
+        raise ValueError(f"BIDS_LANDING_COLUMN_MAP must be a JSON object of header → column, got {raw!r}")
+    return mapping

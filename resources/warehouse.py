@@ -20,15 +20,7 @@ class WarehouseResource(dg.ConfigurableResource):
         if not self.uri.startswith("s3://"):
             return Warehouse(self.uri)
         self._require_bucket()
-        return Warehouse(
-            self.uri,
-            S3Options(
-                endpoint_url=self.s3.endpoint_url or "",
-                region=self.s3.region_name or "us-east-1",
-                access_key=self.s3.aws_access_key_id or "",
-                secret_key=self.s3.aws_secret_access_key or "",
-            ),
-        )
+        return Warehouse(self.uri, s3_options(self.s3))
 
     def _require_bucket(self) -> None:
         bucket = self.uri[len("s3://") :].split("/", 1)[0]
@@ -37,3 +29,13 @@ class WarehouseResource(dg.ConfigurableResource):
         if bucket not in names:
             raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}")
 
+
+
+def s3_options(s3: S3Resource) -> S3Options:
+    """pyarrow's S3 settings from dagster-aws's S3 resource, so the endpoint is configured in one place."""
+    return S3Options(
+        endpoint_url=s3.endpoint_url or "",
+        region=s3.region_name or "us-east-1",
+        access_key=s3.aws_access_key_id or "",
+        secret_key=s3.aws_secret_access_key or "",
+    )

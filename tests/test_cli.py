@@ -52,7 +52,7 @@ def test_cli_backfills_seven_days_in_one_run(deployment):
     env, store = deployment
     env = {**env, "BIDS_FIRST_DAY": "2025-05-01"}  # features then need no history before the range
     _run([DAGSTER, "asset", "materialize", "-m", "daily_bids.definitions",
-          "--select", "raw_keyword_report,validated_keyword_report,keyword_features",
+          "--select", "raw_keyword_report,validated_keyword_report,keyword_quarantine,keyword_features",
           "--partition-range", "2025-05-01...2025-05-07"], env)
     week = [dt.date(2025, 5, 1) + dt.timedelta(days=i) for i in range(7)]
     for table in ("raw_keyword_report", "validated_keyword_report", "keyword_features"):
@@ -65,7 +65,7 @@ def test_cli_materializes_one_day(deployment):
     env, store = deployment
     env = {**env, "BIDS_FIRST_DAY": "2025-05-01"}
     _run([DAGSTER, "asset", "materialize", "-m", "daily_bids.definitions",
-          "--select", "raw_keyword_report,validated_keyword_report", "--partition", "2025-05-03"], env)
+          "--select", "raw_keyword_report,validated_keyword_report,keyword_quarantine", "--partition", "2025-05-03"], env)
     assert store.list_partitions("validated_keyword_report") == [dt.date(2025, 5, 3)]
 
 

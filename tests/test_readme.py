@@ -1,11 +1,16 @@
+import pytest
+
 from conftest import REPO_ROOT
+from daily_bids.schema import contract_table_markdown
 from daily_bids.settings import settings_table_markdown
 
 
-def test_readme_settings_table_is_the_one_the_code_defines():
+@pytest.mark.parametrize("marker, generate", [("settings-table", settings_table_markdown),
+                                              ("contract-table", contract_table_markdown)])
+def test_readme_tables_are_the_ones_the_code_defines(marker, generate):
     readme = (REPO_ROOT / "README.md").read_text()
-    between = readme.split("<!-- settings-table -->\n", 1)[1].split("<!-- /settings-table -->", 1)[0]
-    assert between.strip() == settings_table_markdown()
+    between = readme.split(f"<!-- {marker} -->\n", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
+    assert between.strip() == generate()
 
 
 def test_platform_folder_is_not_a_python_package():

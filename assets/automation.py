@@ -1,0 +1,75 @@
+"""Jobs, schedules and sensors: how the assets are run without anyone clicking."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from assets.features import keyword_features
+from assets.models import xgboost_model
+from assets.partitions import daily_partitions
+from assets.reports import raw_keyword_report, validated_keyword_report
+from assets.serving import keyword_bids, keyword_predictions
+from resources.ad_platform import LandingZoneSource, ReportSource
+
+DAILY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, keyword_predictions, keyword_bids]
+HISTORY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features]
+MODEL_ASSETS = [xgboost_model]
+
+daily_bid_job = dg.define_asset_job(
+    "daily_bid_job",
+    selection=dg.AssetSelection.assets(*DAILY_ASSETS),
+    partitions_def=daily_partitions,
+    description="Yesterday's report to today's bids: raw → validated (+ quarantine) → features → predictions → bids.",
+)
+history_job = dg.define_asset_job(
+    "history_job",
+    selection=dg.AssetSelection.assets(*HISTORY_ASSETS),
+    partitions_def=daily_partitions,
+    description="Reports and features only: for backfilling the history that models train on.",
+)
+train_model_job = dg.define_asset_job(
+    "train_model_job", selection=dg.AssetSelection.assets(*MODEL_ASSETS), description="Retrain the XGBoost model."
+)
+
+# Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.
+daily_bid_schedule = dg.build_schedule_from_partitioned_job(daily_bid_job, hour_of_day=5, minute_of_hour=30)
+weekly_training_schedule = dg.ScheduleDefinition(
+    job=train_model_job, cron_schedule="0 4 * * 1", execution_timezone="UTC"
+)
+
+
+@dg.sensor(job=history_job, minimum_interval_seconds=60, description="Requests the reports and features of the days "
+           "covered by landing files that are new or changed since the sensor last looked.")
+def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: ReportSource):
+    if not isinstance(ad_platform, LandingZoneSource):
+        return dg.SkipReason(f"the report source is {type(ad_platform).__name__}, not a landing zone")
+    seen = json.loads(context.cursor) if context.cursor else {}
+    index, _ = ad_platform.refresh_index()
+    files = index.drop_duplicates("path").set_index("path")
+    current = {path: [int(row["size"]), int(row["mtime_ns"])] for path, row in files.iterrows()}
+    changed = [path for path, stamp in current.items() if seen.get(path) != stamp]
+    if not changed:
+        return dg.SkipReason("no new or changed landing files")
+    partition_keys = set(daily_partitions.get_partition_keys())
+    days = sorted({d.date().isoformat() for d in index[index["path"].isin(changed)]["date"].dropna()})
+    outside = [d for d in days if d not in partition_keys]
+    days = [d for d in days if d in partition_keys]
+    if outside:
+        context.log.warning(f"{len(outside)} day(s) in landing files fall outside the partitions "
+                            f"(BIDS_FIRST_DAY and today): {outside[:5]}")
+    context.update_cursor(json.dumps(current))
+    if not days:
+        return dg.SkipReason(f"{len(changed)} new file(s), but they cover no day inside the partitions")
+    # One single-run backfill over the covered span: a year-long export is one run, not 365.
+    return dg.RunRequest(
+        run_key=f"landing:{days[0]}:{days[-1]}:{pd.util.hash_pandas_object(pd.Series(sorted(changed))).sum()}",
+        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1],
+              "daily_bids/landing_files": ", ".join(sorted(changed))[:1000]},
+    )
+
+
+JOBS = [daily_bid_job, history_job, train_model_job]
+SCHEDULES = [daily_bid_schedule, weekly_training_schedule]
+SENSORS = [landing_file_sensor]

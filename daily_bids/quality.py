@@ -1,0 +1,273 @@
+"""Data-quality rules and their evaluation.
+
+Expectation suites are built from the data contract (`daily_bids.schema`) and evaluated with great-expectations 1.x
+through a small adapter: an ephemeral context, a pandas data source, an `ExpectationSuite` and a
+`ValidationDefinition`. (dagster-ge pins great-expectations below 1.0, so it is not used.) great_expectations is
+imported inside `run_expectations` only: it takes seconds to import and Definitions must load fast.
+
+Each expectation has a severity: "error" rules block everything downstream, "warn" rules are reported.
+Row volume against the trailing days and distribution drift (PSI) are computed here with pandas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from daily_bids.schema import (
+    KEY_COLUMNS, LINEAGE_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, PAIR_RULES, REPORT_COLUMNS, REQUIRED_COLUMNS,
+    raw_dtypes, report_dtypes,
+)
+
+ERROR, WARN = "error", "warn"
+SAMPLE_ROWS = 5
+MAX_NULL_SHARE = 0.05  # share of nulls in a required column above which a WARN is raised
+VOLUME_BAND = (0.5, 2.0)  # a day's rows against the trailing median: outside this band is a WARN
+PSI_WARN = 0.25  # population stability index above which a distribution counts as drifted
+TRAILING_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One great-expectations expectation, by class name and arguments, with a severity."""
+
+    kind: str
+    kwargs: dict[str, Any]
+    severity: str
+    description: str
+
+    @property
+    def label(self) -> str:
+        target = self.kwargs.get("column") or self.kwargs.get("column_list") or \
+            f"{self.kwargs.get('column_A')} vs {self.kwargs.get('column_B')}"
+        return f"{self.kind}({target})"
+
+
+@dataclass
+class Outcome:
+    expectation: Expectation
+    success: bool
+    observed_value: Any = None
+    unexpected_count: int = 0
+    unexpected_percent: float = 0.0
+    sample: list[dict] = field(default_factory=list)
+    error: str = ""
+
+
+# ---- suites from the contract ---------------------------------------------------------------------------------------
+def dtype_mismatches(frame: pd.DataFrame, dtypes: dict[str, str]) -> dict[str, str]:
+    """Columns missing or of another dtype than the contract's, as {column: problem}. (Checked with pandas: great-
+    expectations' type expectations do not see pandas' nullable extension types reliably.)"""
+    problems = {}
+    for name, expected in dtypes.items():
+        if name not in frame.columns:
+            problems[name] = f"missing (expected a {expected} column)"
+        elif str(frame[name].dtype) != expected:
+            problems[name] = f"expected {expected}, found {frame[name].dtype}"
+    return problems
+
+
+def layer_dtypes(layer: str) -> dict[str, str]:
+    return raw_dtypes() if layer == "raw" else report_dtypes()
+
+
+def report_suite(layer: str, days: list[dt.date]) -> list[Expectation]:
+    """Expectations of the raw or the validated report. Row rules are WARN on raw (its bad rows are quarantined
+    downstream) and ERROR on validated (a bad row there is a bug)."""
+    if layer not in ("raw", "validated"):
+        raise ValueError(f"unknown report layer {layer!r}")
+    row_rule = WARN if layer == "raw" else ERROR
+    suite = []  # column presence and types: `dtype_mismatches`
+    first, last = pd.Timestamp(min(days)), pd.Timestamp(max(days))
+    suite.append(Expectation("ExpectColumnValuesToBeBetween", {"column": "date", "min_value": first, "max_value": last},
+                             ERROR, f"every row is dated inside the partition ({first.date()}...{last.date()})"))
+    for name in ("date", "keyword_id"):
+        suite.append(Expectation("ExpectColumnValuesToNotBeNull", {"column": name}, row_rule, f"{name} is never null"))
+    for name in REQUIRED_COLUMNS:
+        if name not in KEY_COLUMNS:
+            suite.append(Expectation("ExpectColumnValuesToNotBeNull", {"column": name, "mostly": 1 - MAX_NULL_SHARE},
+                                     WARN, f"at most {MAX_NULL_SHARE:.0%} of {name} is null"))
+    for name in METRIC_COLUMNS:
+        suite.append(Expectation("ExpectColumnValuesToBeBetween", {"column": name, "min_value": 0}, row_rule,
+                                 f"{name} ≥ 0"))
+    for rule in PAIR_RULES:
+        suite.append(Expectation(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": rule.larger, "column_B": rule.smaller, "or_equal": True,
+             "ignore_row_if": "either_value_is_missing"},
+            row_rule, f"{rule.smaller} ≤ {rule.larger}"))
+    suite.append(Expectation("ExpectCompoundColumnsToBeUnique", {"column_list": list(KEY_COLUMNS)}, row_rule,
+                             "(date, keyword_id) is unique"))
+    if layer == "validated":
+        suite.append(Expectation("ExpectColumnValuesToBeInSet",
+                                 {"column": "match_type", "value_set": [*MATCH_TYPES, "(not reported)"]}, ERROR,
+                                 "match_type is Exact, Phrase or Broad"))
+    return suite
+
+
+def unique_keys(columns=KEY_COLUMNS) -> Expectation:
+    return Expectation("ExpectCompoundColumnsToBeUnique", {"column_list": list(columns)}, ERROR,
+                       f"({', '.join(columns)}) is unique")
+
+
+def not_null(column: str, severity: str = ERROR) -> Expectation:
+    return Expectation("ExpectColumnValuesToNotBeNull", {"column": column}, severity, f"{column} is never null")
+
+
+def at_least(column: str, minimum: float, severity: str = ERROR) -> Expectation:
+    return Expectation("ExpectColumnValuesToBeBetween", {"column": column, "min_value": minimum}, severity,
+                       f"{column} ≥ {minimum:g}")
+
+
+def between(column: str, minimum: float, maximum: float, severity: str = ERROR) -> Expectation:
+    return Expectation("ExpectColumnValuesToBeBetween", {"column": column, "min_value": minimum, "max_value": maximum},
+                       severity, f"{minimum:g} ≤ {column} ≤ {maximum:g}")
+
+
+def strictly_below(smaller: str, larger: str) -> Expectation:
+    return Expectation("ExpectColumnPairValuesAToBeGreaterThanB",
+                       {"column_A": larger, "column_B": smaller, "or_equal": False}, ERROR, f"{smaller} < {larger}")
+
+
+# ---- the great-expectations adapter ---------------------------------------------------------------------------------
+def run_expectations(frame: pd.DataFrame, expectations: list[Expectation], name: str) -> list[Outcome]:
+    """Evaluate `expectations` on `frame` with great-expectations; one Outcome each, in order."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)
+             .add_batch_definition_whole_dataframe(f"{name}_batch"))
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+    # Results come back in great-expectations' own order; the id it gives each expectation pairs them up again.
+    ours_by_id = {suite.add_expectation(getattr(gxe, e.kind)(**e.kwargs)).id: e for e in expectations}
+    validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    frame = frame.reset_index(drop=True)
+    result = validation.run(batch_parameters={"dataframe": _numpy_backed(frame)},
+                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
+    outcomes = {}
+    for item in result.results:
+        expectation = ours_by_id[item.expectation_config.id]
+        details = item.result or {}
+        error = ""
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            error = str(item.exception_info.get("exception_message", "")).splitlines()[0][:300]
+        indices = [i for i in details.get("partial_unexpected_index_list") or [] if isinstance(i, (int, np.integer))]
+        outcomes[id(expectation)] = Outcome(
+            expectation=expectation,
+            success=bool(item.success),
+            observed_value=_plain(details.get("observed_value")),
+            unexpected_count=int(details.get("unexpected_count") or 0),
+            unexpected_percent=float(details.get("unexpected_percent") or 0.0),
+            sample=_sample_rows(frame, expectation, indices),
+            error=error,
+        )
+    return [outcomes[id(e)] for e in expectations]
+
+
+def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable numeric columns as float64 with NaN: great-expectations' pandas engine is several times faster on
+    NumPy dtypes than on pandas' extension arrays, and a null stays a null."""
+    view = frame.copy(deep=False)
+    for name in view.columns:
+        if isinstance(view[name].dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_numeric_dtype(view[name]):
+            view[name] = view[name].to_numpy(dtype="float64", na_value=np.nan)
+    return view
+
+
+def _sample_rows(frame: pd.DataFrame, expectation: Expectation, indices: list[int]) -> list[dict]:
+    if not indices:
+        return []
+    involved = [v for k, v in expectation.kwargs.items() if k in ("column", "column_A", "column_B")]
+    involved += expectation.kwargs.get("column_list", [])
+    columns = list(dict.fromkeys([*KEY_COLUMNS, *involved, *LINEAGE_COLUMNS[:2]]))
+    columns = [c for c in columns if c in frame.columns]
+    rows = frame.loc[indices[:SAMPLE_ROWS], columns]
+    return [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
+
+
+def _plain(value):
+    """JSON-friendly values for metadata."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (pd.Timestamp, dt.date)):
+        return value.isoformat()[:10]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+# ---- volume and drift against the trailing days --------------------------------------------------------------------
+REFERENCE_ROWS_PER_DAY = 1_000_000  # drift reference: a sample per trailing day is plenty for decile bins
+
+
+def trailing_days(store, table: str, day: dt.date) -> list[dt.date]:
+    """Up to TRAILING_DAYS materialized days of `table` before `day`, newest first."""
+    earlier = [day - dt.timedelta(days=n) for n in range(1, TRAILING_DAYS + 1)]
+    return [d for d in earlier if store.partition_exists(table, d)]
+
+
+def trailing_row_counts(store, table: str, day: dt.date) -> list[int]:
+    return [store.partition_rows(table, d) for d in trailing_days(store, table, day)]
+
+
+def drift_scores(store, table: str, frame: pd.DataFrame, day: dt.date) -> tuple[dict[str, float], list[dt.date]]:
+    """PSI of each drift column of `frame` against a sample of the trailing days of `table`."""
+    reference_days = trailing_days(store, table, day)
+    if not reference_days:
+        return {}, []
+    samples = []
+    for reference_day in reference_days:
+        part = store.read_partitions(table, [reference_day], columns=list(DRIFT_COLUMNS))
+        samples.append(part.sample(n=min(len(part), REFERENCE_ROWS_PER_DAY), random_state=0))
+    reference = pd.concat(samples, ignore_index=True)
+    scores = {column: population_stability_index(_finite(frame[column]), _finite(reference[column]))
+              for column in DRIFT_COLUMNS}
+    return scores, reference_days
+
+def volume_verdict(rows: int, trailing_rows: list[int]) -> tuple[str | None, str]:
+    """(severity or None, explanation) for a day's row count against the trailing days' counts."""
+    if rows == 0:
+        return ERROR, "no rows for this day: an empty or missing report"
+    if not trailing_rows:
+        return None, f"{rows} rows; no trailing days to compare with"
+    median = float(np.median(trailing_rows))
+    ratio = rows / median if median else float("inf")
+    if not VOLUME_BAND[0] <= ratio <= VOLUME_BAND[1]:
+        return WARN, f"{rows} rows is {ratio:.2f}× the trailing median of {median:.0f}"
+    return None, f"{rows} rows, {ratio:.2f}× the trailing median of {median:.0f}"
+
+
+def population_stability_index(current: np.ndarray, reference: np.ndarray, bins: int = 10) -> float:
+    """PSI of `current` against `reference`, on log1p values in the reference's quantile bins."""
+    current, reference = np.log1p(_finite(current)), np.log1p(_finite(reference))
+    if len(current) == 0 or len(reference) == 0:
+        return float("nan")
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return 0.0 if np.all(current == reference[0]) else float("inf")
+    edges[0], edges[-1] = -np.inf, np.inf
+    expected = np.histogram(reference, edges)[0] / len(reference)
+    actual = np.histogram(current, edges)[0] / len(current)
+    expected, actual = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _finite(values) -> np.ndarray:
+    values = pd.Series(values).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    return values[np.isfinite(values)]
+
+
+DRIFT_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_numeric)

@@ -1,0 +1,183 @@
+"""The landing-zone source end to end: users' files in, checks in every layer, quarantine, and what blocks."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
+from assets.automation import landing_file_sensor
+from conftest import REPO_ROOT, SHARED_DATA, materialize_range
+from landing_files import snake_case_rows, write_csv
+from resources import build_resources
+
+START = dt.date(2025, 1, 1)
+DAYS = [START + dt.timedelta(days=i) for i in range(40)]
+EVERYTHING = [*ALL_ASSETS, *ALL_CHECKS]
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    monkeypatch.setenv("BIDS_SOURCE", "landing")
+    monkeypatch.setenv("BIDS_LANDING_URI", str(folder))
+    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
+    return folder
+
+
+def _check(result, name):
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation
+
+
+def test_dropped_files_land_with_checks_and_a_quarantine_that_reconciles(landing):
+    write_csv(landing / "january.csv", snake_case_rows(DAYS[:20]))
+    bad = snake_case_rows(DAYS[20:], keywords=range(1, 41))
+    bad += ["2025-01-25,41,x,c,g,Exact,10,20,1.0,0,0", "2025-01-25,42,x,c,g,Exact,10,2,-1.0,0,0",
+            "2025-01-26,1,kw 1,Camp 1,Group 1,Exact,99,9,7.2,0,0"]
+    write_csv(landing / "february.csv.gz", bad, gz=True)
+    resources = build_resources()
+    result = materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[-1], resources, selection=HISTORY_ASSETS)
+    assert result.success
+    store = resources["warehouse"].warehouse()
+    raw = store.read_partitions("raw_keyword_report", DAYS)
+    valid = store.read_partitions("validated_keyword_report", DAYS)
+    quarantine = store.read_partitions("keyword_quarantine", DAYS)
+    assert len(raw) == len(valid) + len(quarantine) == 40 * 40 + 3
+    assert sorted(quarantine["reason"]) == ["clicks_above_impressions", "duplicate_superseded", "negative_value"]
+    assert set(quarantine["source_file"]) == {str(landing / "february.csv.gz")}
+    assert _check(result, "quarantine_reconciles").passed
+    contract = _check(result, "raw_report_contract")
+    assert not contract.passed and contract.severity == dg.AssetCheckSeverity.WARN  # bad rows: WARN on raw
+    failures = {f["expectation"]: f for f in contract.metadata["failures"].value}
+    assert set(failures) == {"clicks ≤ impressions", "cost ≥ 0", "(date, keyword_id) is unique"}
+    assert all(f["severity"] == "warn" for f in failures.values())
+    assert failures["clicks ≤ impressions"]["unexpected"] == 1
+    sample = failures["clicks ≤ impressions"]["sample"][0]
+    # January's file has a header and 20 × 40 rows, so this row is line 802 of february.csv.gz.
+    assert (sample["keyword_id"], sample["clicks"], sample["source_row"]) == (41, 20, 802)
+    assert _check(result, "validated_report_contract").passed
+    assert _check(result, "features_contract").passed
+
+
+def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(landing):
+    gap = DAYS[10]
+    write_csv(landing / "with_gap.csv", snake_case_rows([d for d in DAYS[:12] if d != gap]))
+    (landing / "empty.csv").write_bytes(b"")
+    resources = build_resources()
+    assert materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[9], resources, selection=HISTORY_ASSETS).success
+    result = dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=gap.isoformat(),
+                            raise_on_error=False)
+    volume = _check(result, "raw_report_volume")
+    assert not volume.passed and volume.severity == dg.AssetCheckSeverity.ERROR
+    assert "no rows" in volume.metadata["days"].value[gap.isoformat()]
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_keyword_report"}
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert not started & {"validated_keyword_report", "keyword_features", "keyword_predictions", "keyword_bids"}
+    failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failed == ["raw_keyword_report_raw_report_volume"] and not result.success
+
+
+def test_a_file_missing_a_required_column_fails_the_run_naming_it(landing):
+    write_csv(landing / "no_clicks.csv", ["date,keyword_id,impressions", "2025-01-01,1,10"])
+    result = dg.materialize(EVERYTHING, selection=[ALL_ASSETS[0]], resources=build_resources(),
+                            partition_key="2025-01-01", raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert str(landing / "no_clicks.csv") in message and "['clicks']" in message and "expected" in message.lower()
+
+
+def _clicks_only(landing):
+    rows = ["date,keyword_id,impressions,clicks"]
+    for day in DAYS:
+        rows += [f"{day},{k},{100 + (k * 13 + day.toordinal()) % 50},{(k + day.toordinal()) % 5}" for k in range(1, 61)]
+    write_csv(landing / "clicks_only.csv", rows)
+
+
+def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(landing, monkeypatch):
+    _clicks_only(landing)
+    resources = build_resources()
+    assert materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS).success
+    training = {"ops": {"xgboost_model": {"config": {"training_days": 21, "validation_days": 4, "n_estimators": 40}}}}
+    assert dg.materialize(EVERYTHING, selection=MODEL_ASSETS, resources=resources, run_config=training).success
+    last = DAYS[-1].isoformat()
+    result = dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=last,
+                            raise_on_error=False)
+    predictions = resources["warehouse"].warehouse().read_partitions("keyword_predictions", [DAYS[-1]])
+    assert len(predictions) == 60 and (predictions["expected_clicks"] > 0).all()
+    assert predictions["expected_value_per_click"].isna().all()
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "keyword_bids"
+    assert "no conversion value" in failure.event_specific_data.error.cause.message
+    assert "BIDS_VALUE_PER_CLICK" in failure.event_specific_data.error.cause.message
+
+    monkeypatch.setenv("BIDS_VALUE_PER_CLICK", "0.80")
+    result = dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=build_resources(), partition_key=last)
+    bids = resources["warehouse"].warehouse().read_partitions("keyword_bids", [DAYS[-1]])
+    assert len(bids) == 60 and set(bids["bid_basis"]) == {"configured_value"}
+    assert (bids["bid"] == 0.56).all()  # 0.80 × (1 − 0.3)
+
+
+def test_sensor_requests_the_days_new_files_cover_once(landing):
+    resources = build_resources()
+    write_csv(landing / "week.csv", snake_case_rows(DAYS[:7]))
+    with dg.build_sensor_context(resources=resources) as context:
+        request = landing_file_sensor(context)
+        assert isinstance(request, dg.RunRequest)
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == (DAYS[0].isoformat(), DAYS[6].isoformat())
+        cursor = context.cursor
+    with dg.build_sensor_context(resources=resources, cursor=cursor) as context:
+        assert isinstance(landing_file_sensor(context), dg.SkipReason)
+    write_csv(landing / "next.csv", snake_case_rows(DAYS[7:9]))
+    with dg.build_sensor_context(resources=resources, cursor=cursor) as context:
+        request = landing_file_sensor(context)
+        assert request.tags["dagster/asset_partition_range_start"] == DAYS[7].isoformat()
+        assert request.tags["dagster/asset_partition_range_end"] == DAYS[8].isoformat()
+    assert sorted(p.name for p in landing.iterdir()) == ["next.csv", "week.csv"]  # inputs untouched
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="the shared AdWords file is not beside the repository")
+def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
+    """Real Google AdWords data (impressions and clicks only) through the CLI, as a user would run it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
+           "BIDS_SOURCE": "landing", "BIDS_LANDING_URI": str(SHARED_DATA.parent), "BIDS_FIRST_DAY": "2012-04-01"}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+
+    def run(*args):
+        done = subprocess.run([dagster, "asset", "materialize", "-m", "daily_bids.definitions", *args], cwd=REPO_ROOT,
+                              env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-4000:]
+
+    run("--select", "raw_keyword_report,validated_keyword_report,keyword_quarantine,keyword_features",
+        "--partition-range", "2012-04-01...2012-05-31")
+    run("--select", "xgboost_model", "--config-json", json.dumps(
+        {"ops": {"xgboost_model": {"config": {"training_days": 28, "train_through": "2012-05-30"}}}}))
+    run("--select", "keyword_predictions", "--partition", "2012-05-31")
+
+    from daily_bids.warehouse import Warehouse
+
+    store = Warehouse(str(tmp_path / "warehouse"))
+    may = [dt.date(2012, 5, 1) + dt.timedelta(days=i) for i in range(31)]
+    raw = store.read_partitions("raw_keyword_report", may)
+    valid = store.read_partitions("validated_keyword_report", may)
+    quarantine = store.read_partitions("keyword_quarantine", may)
+    assert len(raw) == len(valid) + len(quarantine) and len(valid) > 10_000
+    predictions = store.read_partitions("keyword_predictions", [dt.date(2012, 5, 31)])
+    assert predictions["keyword_id"].nunique() > 400
+    assert (predictions["effective_date"] == pd.Timestamp("2012-06-01")).all()
+    assert predictions["expected_clicks"].between(0, 1000).all()
+    actual = store.read_partitions("validated_keyword_report", [dt.date(2012, 5, 31)])["clicks"].sum()
+    assert 0.3 < predictions["expected_clicks"].sum() / actual < 3  # the right order of magnitude
