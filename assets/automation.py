@@ -6,16 +6,17 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets.features import keyword_features
-from assets.models import xgboost_model
+from assets.features import feature_catalog, keyword_features
+from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.partitions import daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
 from assets.serving import keyword_bids, keyword_predictions
 from resources.ad_platform import LandingZoneSource, ReportSource
 
-DAILY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, keyword_predictions, keyword_bids]
-HISTORY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features]
-MODEL_ASSETS = [xgboost_model]
+DAILY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog, keyword_predictions,
+                keyword_bids]
+HISTORY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
+MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]
 
 daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
@@ -30,7 +31,8 @@ history_job = dg.define_asset_job(
     description="Reports and features only: for backfilling the history that models train on.",
 )
 train_model_job = dg.define_asset_job(
-    "train_model_job", selection=dg.AssetSelection.assets(*MODEL_ASSETS), description="Retrain the XGBoost model."
+    "train_model_job", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
+    description="Retrain: clusters, both candidate models, then the champion gate.",
 )
 
 # Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.

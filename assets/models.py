@@ -1,55 +1,193 @@
-"""Trained models."""
+"""Keyword clusters, the two candidate models, and the champion gate that picks the one serving predictions.
+
+Both candidates train on the same window, which ends `HOLDOUT_DAYS` before `train_through`; those last days are the
+holdout on which the gate compares them, the serving champion and the naive floors. No candidate sees them.
+"""
 
 import datetime as dt
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from assets.features import keyword_features
 from assets.reports import VALIDATED_REPORT
+from daily_bids import evaluation
+from daily_bids.clustering import behaviour_profiles, fit_clusters, png_markdown, profile_plot_png, KeywordClusters
+from daily_bids.deep_model import DeepParameters, train_deep
+from daily_bids.features import feature_set_version
 from daily_bids.model import KeywordModel, TrainingParameters, train, training_days, training_frame
+from daily_bids.warehouse import Warehouse
+from resources.io_managers import load_current_model
+from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
-
-class XGBoostModelConfig(dg.Config, TrainingParameters):
-    train_through: str = Field(
-        "", description="Last report day whose outcomes are trained on (YYYY-MM-DD). Empty: the latest day with features."
-    )
+HOLDOUT_DAYS = 7
+FEATURES_TABLE, REPORTS_TABLE = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
+TRAINING_DEPS = [keyword_features, VALIDATED_REPORT]  # read as rolling windows, not loaded whole
 
 
-@dg.asset(
-    group_name="models",
-    kinds={"xgboost"},
-    io_manager_key="model_io_manager",
-    # Reads a rolling window of daily partitions itself, so it depends on the tables without loading all of them.
-    deps=[keyword_features, VALIDATED_REPORT],
-)
-def xgboost_model(
-    context: dg.AssetExecutionContext, config: XGBoostModelConfig, warehouse: WarehouseResource
-) -> dg.Output[KeywordModel]:
-    """Gradient-boosted Poisson/Tweedie models of next-day clicks, conversions and conversion value, trained on the
-    last `training_days` days of features with the following day's report as targets."""
-    store = warehouse.warehouse()
-    features_table, reports_table = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
+class WindowConfig(dg.Config):
+    train_through: str = Field("", description="Last report day whose outcomes count (YYYY-MM-DD); the last "
+                                                 f"{HOLDOUT_DAYS} of them are the holdout. Empty: the latest day.")
+
+
+def _train_through(config: WindowConfig, store: Warehouse) -> dt.date:
     if config.train_through:
-        through = dt.date.fromisoformat(config.train_through)
-    else:
-        available = store.list_partitions(features_table)
-        if not available:
-            raise ValueError(f"{features_table} has no partitions yet: materialize the reports and features first")
-        through = available[-1]
-    feature_days = training_days(through, config)
+        return dt.date.fromisoformat(config.train_through)
+    available = store.list_partitions(FEATURES_TABLE)
+    if not available:
+        raise ValueError(f"{FEATURES_TABLE} has no partitions yet: materialize the reports and features first")
+    return available[-1]
+
+
+def _frame(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
+    """Features of `feature_days` with next-day outcomes."""
+    features = store.read_partitions(FEATURES_TABLE, feature_days)
+    outcomes = store.read_partitions(REPORTS_TABLE, [d + dt.timedelta(days=1) for d in feature_days])
+    return training_frame(features, outcomes)
+
+
+def _candidate_window(config, store: Warehouse, days: int) -> tuple[dt.date, list[dt.date]]:
+    """(last outcome day used, feature days) of a candidate's training: the holdout is left out."""
+    through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
+    return through, training_days(through, TrainingParameters(training_days=days))
+
+
+class ClusterConfig(WindowConfig):
+    k: int = Field(0, ge=0, description="Number of clusters; 0 chooses it by silhouette (3 to 8).")
+    profile_days: int = Field(56, ge=7, description="Days of reports the behaviour profiles summarize.")
+
+
+@dg.asset(group_name="models", kinds={"scikitlearn", "parquet"}, deps=[VALIDATED_REPORT])
+def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
+                     warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    """Keyword segments from behaviour profiles (scaled volume, CTR, conversion rate, weekly shape), by k-means."""
+    store = warehouse.warehouse()
+    through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
+    days = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
+    clusters = fit_clusters(behaviour_profiles(store.read_partitions(REPORTS_TABLE, days)), k=config.k or None)
+    context.log.info(f"{clusters.k} clusters; silhouette by k: {clusters.silhouette_by_k}")
+    png = profile_plot_png(clusters)
+    store.write_bytes("keyword_clusters/profiles.png", png)
+    sizes = clusters.assignments["cluster"].value_counts().sort_index()
+    return dg.Output(clusters.assignments, metadata={
+        "k": clusters.k,
+        "silhouette_by_k": dg.MetadataValue.json({str(k): v for k, v in clusters.silhouette_by_k.items()}),
+        "profile_window": f"{days[0]}...{days[-1]}",
+        "cluster_sizes": dg.MetadataValue.json({str(c): int(n) for c, n in sizes.items()}),
+        "profiles": dg.MetadataValue.md(clusters.centers.round(4).to_markdown()),
+        "profile_plot": dg.MetadataValue.md(png_markdown(png, "cluster profiles")),
+        "profile_plot_png": dg.MetadataValue.path(store.display_uri("keyword_clusters/profiles.png")),
+    })
+
+
+def _clusters_from(assignments: pd.DataFrame) -> KeywordClusters:
+    return KeywordClusters(assignments, pd.DataFrame(), int(assignments["cluster"].max()) + 1, {})
+
+
+class XGBoostModelConfig(WindowConfig, TrainingParameters):
+    pass
+
+
+@dg.asset(group_name="models", kinds={"xgboost"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS)
+def xgboost_model(context: dg.AssetExecutionContext, config: XGBoostModelConfig, warehouse: WarehouseResource,
+                  tracker: ExperimentTracker) -> dg.Output[KeywordModel]:
+    """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
+    conversion value, early-stopped on the last days of its window."""
+    store = warehouse.warehouse()
+    through, feature_days = _candidate_window(config, store, config.training_days)
     context.log.info(f"training on features of {feature_days[0]}...{feature_days[-1]}, outcomes through {through}")
-    features = store.read_partitions(features_table, feature_days)
-    outcomes = store.read_partitions(reports_table, [day + dt.timedelta(days=1) for day in feature_days])
-    model = train(training_frame(features, outcomes), through, config, log=context.log.info)
-    return dg.Output(
-        model,
-        metadata={
-            "model_version": model.version,
-            "trained_through": through.isoformat(),
-            "training_window": f"{feature_days[0]}...{feature_days[-1]}",
-            "training_rows": len(features),
-            **{f"validation_{name}": value for name, value in model.validation_metrics.items()},
-        },
-    )
+    model = train(_frame(store, feature_days), through, config, log=context.log.info)
+    # The fitted scaling, also as an artifact of its own (the bundle carries the same one for scoring).
+    store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
+    window = f"{feature_days[0]}...{feature_days[-1]}"
+    run_id = tracker.log_training(model, "xgboost", config.model_dump(), window)
+    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
+
+
+class DeepModelConfig(WindowConfig, DeepParameters):
+    training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
+
+
+@dg.asset(group_name="models", kinds={"tensorflow", "keras"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS)
+def deep_model(context: dg.AssetExecutionContext, config: DeepModelConfig, keyword_clusters: pd.DataFrame,
+               warehouse: WarehouseResource, tracker: ExperimentTracker):
+    """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
+    beside the scaled features) with Poisson heads for clicks and conversions."""
+    store = warehouse.warehouse()
+    through, feature_days = _candidate_window(config, store, config.training_days)
+    parameters = DeepParameters(**{k: v for k, v in config.model_dump().items() if k in DeepParameters.model_fields})
+    model = train_deep(_frame(store, feature_days), _clusters_from(keyword_clusters), through, parameters,
+                       log=context.log.info)
+    store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
+    window = f"{feature_days[0]}...{feature_days[-1]}"
+    run_id = tracker.log_training(model, "deep", config.model_dump(), window)
+    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
+
+
+def _model_metadata(model, store: Warehouse, window: str, run_id: str) -> dict:
+    return {
+        "model_version": model.version,
+        "trained_through": model.trained_through.isoformat(),
+        "training_window": window,
+        "scaler": dg.MetadataValue.path(store.display_uri(f"preprocessing/{model.scaler.version}.json")),
+        "feature_set_version": feature_set_version(),
+        "mlflow_run_id": run_id,
+        **{f"validation_{name}": value for name, value in model.validation_metrics.items()},
+    }
+
+
+class GateConfig(dg.Config, evaluation.GatePolicy):
+    pass
+
+
+@dg.asset(group_name="models", kinds={"python"}, io_manager_key="model_io_manager")
+def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboost_model, deep_model,
+                   keyword_clusters: pd.DataFrame, warehouse: WarehouseResource, tracker: ExperimentTracker):
+    """The model that serves predictions. A candidate replaces the current champion only if, on a holdout no
+    candidate trained on, it beats the champion and the naive floor by the configured margin and is not worse on
+    calibration or on any cluster beyond tolerance. Otherwise the champion keeps serving."""
+    store = warehouse.warehouse()
+    if xgboost_model.trained_through != deep_model.trained_through:
+        raise ValueError(f"candidates trained through different days ({xgboost_model.trained_through} and "
+                         f"{deep_model.trained_through}): materialize them together")
+    holdout_start = xgboost_model.trained_through
+    holdout_days = [holdout_start + dt.timedelta(days=n) for n in range(HOLDOUT_DAYS)]
+    holdout = _frame(store, holdout_days)
+    clusters = _clusters_from(keyword_clusters).cluster_of(holdout["keyword_id"])
+    models = {"xgboost": xgboost_model, "deep": deep_model}
+    incumbent_model = load_current_model(store, context.assets_def.key.path[-1])
+    incumbent = None
+    if incumbent_model is not None and incumbent_model.version not in {m.version for m in models.values()}:
+        incumbent = f"champion ({incumbent_model.version})"
+        models[incumbent] = incumbent_model
+    elif incumbent_model is not None:
+        incumbent = next(name for name, m in models.items() if m.version == incumbent_model.version)
+    predictions = {name: model.predict(holdout) for name, model in models.items()}
+    naive = evaluation.naive_predictions(holdout)
+    for name, values in naive.items():
+        predictions[name] = pd.DataFrame({"expected_clicks": values})
+    metrics = pd.concat([evaluation.evaluate(name, p, holdout, clusters) for name, p in predictions.items()])
+    decision = evaluation.decide(metrics, ["xgboost", "deep"], incumbent, config)
+    chosen = models[decision.champion]
+    context.log.info("; ".join(decision.reasons))
+    alias_version = tracker.set_champion(chosen.version)
+    png = evaluation.real_vs_predicted_png(holdout, {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()},
+                                           clusters)
+    store.write_bytes("champion_model/holdout.png", png)
+    overall = metrics[(metrics["slice"] == "all")].round(4)
+    return dg.Output(chosen, metadata={
+        "champion": decision.champion,
+        "model_version": chosen.version,
+        "replaced_champion": decision.replaced,
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+        "holdout": f"{holdout_days[0]}...{holdout_days[-1]} (outcomes through {holdout_days[-1] + dt.timedelta(days=1)})",
+        "metrics": dg.MetadataValue.md(overall.to_markdown(index=False)),
+        "metrics_by_cluster": dg.MetadataValue.md(metrics[metrics["slice"] != "all"].round(4).to_markdown(index=False)),
+        "real_vs_predicted": dg.MetadataValue.md(png_markdown(png, "real vs predicted")),
+        "mlflow_champion_version": alias_version,
+        **{f"{row.model}_{row.target}_poisson_deviance": float(row.poisson_deviance)
+           for row in overall.itertuples() if np.isfinite(row.poisson_deviance)},
+    })

@@ -7,7 +7,6 @@ import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from daily_bids.bidding import ads_editor_csv, compute_bids
-from daily_bids.model import KeywordModel
 from daily_bids.prediction import predict_next_day, summarize_predictions
 from resources.ad_platform import SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
@@ -21,10 +20,11 @@ def ads_editor_export_path(effective_day: dt.date) -> str:
 
 
 @dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def keyword_predictions(keyword_features: pd.DataFrame, xgboost_model: KeywordModel) -> dg.Output[pd.DataFrame]:
-    """Expected clicks, conversions, value and value per click of each keyword on the day after the partition."""
-    predictions = predict_next_day(keyword_features, xgboost_model)
-    return dg.Output(predictions, metadata={**summarize_predictions(predictions), "model_version": xgboost_model.version})
+def keyword_predictions(keyword_features: pd.DataFrame, champion_model) -> dg.Output[pd.DataFrame]:
+    """Expected clicks, conversions, value and value per click of each keyword on the day after the partition, from
+    the champion model."""
+    predictions = predict_next_day(keyword_features, champion_model)
+    return dg.Output(predictions, metadata={**summarize_predictions(predictions), "model_version": champion_model.version})
 
 
 @dg.asset(group_name="serving", kinds={"pandas", "parquet", "csv"}, **DAILY_ASSET_POLICIES)

@@ -25,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--day", type=dt.date.fromisoformat, help="report day to bid from (default: the latest complete day)")
     run.add_argument("--retrain", action="store_true", help="train the model even if a recent one exists")
     commands.add_parser("settings", help="print the BIDS_* environment variables as a Markdown table")
+    features = commands.add_parser("features", help="the feature catalog: list, show NAME, search TERM")
+    feature_commands = features.add_subparsers(dest="action", required=True)
+    feature_commands.add_parser("list", help="every feature with its version and latest statistics")
+    show = feature_commands.add_parser("show", help="one feature: definition, statistics, history, models")
+    show.add_argument("name")
+    find = feature_commands.add_parser("search", help="features whose name, description, owner or tags match")
+    find.add_argument("term")
     args = parser.parse_args(argv)
+    if args.command == "features":
+        return features_command(args)
     if args.command == "settings":
         from daily_bids.settings import settings_table_markdown
 
@@ -39,8 +48,8 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from assets import daily_partitions
-    from assets.features import keyword_features
-    from assets.models import xgboost_model
+    from assets.features import feature_catalog, keyword_features
+    from assets.models import HOLDOUT_DAYS, champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.serving import keyword_bids, keyword_predictions
     from daily_bids.definitions import defs
@@ -55,7 +64,9 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     earliest = first_day()
     train_through = day - dt.timedelta(days=1)
     training_days = TrainingParameters().training_days
-    feature_days = _days_between(max(train_through - dt.timedelta(days=training_days), earliest), train_through)
+    # Candidates train on `training_days` before the holdout; the holdout's features come last.
+    feature_days = _days_between(max(train_through - dt.timedelta(days=training_days + HOLDOUT_DAYS), earliest),
+                                 train_through)
     report_days = _days_between(max(feature_days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1), earliest), train_through)
     log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -76,17 +87,22 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     print(f"[daily-bids] warehouse {store.display_uri()}; bidding from the report of {day} for {day + dt.timedelta(days=1)}")
     materialize_range("report history", [raw_keyword_report, validated_keyword_report],
                       VALIDATED_REPORT.path[-1], report_days)
-    materialize_range("feature history", [keyword_features], keyword_features.key.path[-1], feature_days)
+    materialize_range("feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1],
+                      feature_days)
 
-    current = load_current_model(store, xgboost_model.key.path[-1])
-    if retrain or current is None or (train_through - current.trained_through).days > RETRAIN_AFTER_DAYS:
-        print(f"[daily-bids] training the XGBoost model on outcomes through {train_through}")
+    current = load_current_model(store, champion_model.key.path[-1])
+    age = None if current is None else (train_through - current.trained_through).days - HOLDOUT_DAYS
+    if retrain or current is None or age > RETRAIN_AFTER_DAYS:
+        print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
+              f"(outcomes through {train_through}, the last {HOLDOUT_DAYS} days held out)")
+        window = {"config": {"train_through": train_through.isoformat()}}
         defs.resolve_job_def("train_model_job").execute_in_process(
             instance=instance,
-            run_config={**log_config, "ops": {"xgboost_model": {"config": {"train_through": train_through.isoformat()}}}},
+            run_config={**log_config, "ops": {"keyword_clusters": window, "xgboost_model": window,
+                                              "deep_model": window}},
         )
     else:
-        print(f"[daily-bids] model {current.version} (trained through {current.trained_through}) reused")
+        print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
 
     print(f"[daily-bids] daily bid job for partition {day}")
     result = defs.resolve_job_def("daily_bid_job").execute_in_process(
@@ -118,6 +134,56 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
             ]
         )
     )
+    return 0
+
+
+def features_command(args) -> int:
+    import pandas as pd
+
+    from daily_bids import catalog
+    from daily_bids.settings import S3_ENDPOINT_URL, S3_REGION, WAREHOUSE
+    from daily_bids.warehouse import S3Options, Warehouse
+
+    store = Warehouse(WAREHOUSE.read(), S3Options(endpoint_url=S3_ENDPOINT_URL.read(), region=S3_REGION.read()))
+    days = store.list_partitions("feature_catalog")
+    history = store.read_partitions("feature_catalog", days[-14:]) if days else pd.DataFrame()
+    latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()
+    registry = store.read_table("model_registry") if store.table_exists("model_registry") else pd.DataFrame()
+    definitions = catalog.definitions().set_index("feature")
+    pd.set_option("display.width", 160)
+    pd.set_option("display.max_colwidth", 70)
+
+    if args.action == "search":
+        found = catalog.search(args.term)
+        if not found:
+            print(f"no feature matches {args.term!r}")
+            return 1
+        print(definitions.loc[found, ["description", "tags"]].to_string())
+        return 0
+    if args.action == "list":
+        table = definitions[["version", "unit", "tags"]]
+        if len(latest):
+            table = table.join(latest[["mean", "nulls", "drift_vs_previous_7d"]])
+        print(table.to_string())
+        print(f"\n{len(table)} features" + (f"; statistics of {days[-1]}" if days else
+                                              "; no statistics yet (materialize feature_catalog)"))
+        return 0
+    try:
+        definition = catalog.describe(args.name)
+    except KeyError as error:
+        print(error.args[0])
+        return 1
+    print(f"{args.name}\n" + "\n".join(f"  {key:<16} {value}" for key, value in definition.items()))
+    if len(latest):
+        stats = latest.loc[args.name, list(catalog.STAT_COLUMNS) + ["drift_vs_previous_7d", "first_partition",
+                                                                    "last_partition"]]
+        print(f"\nstatistics of {days[-1]}\n" + "\n".join(f"  {key:<22} {value}" for key, value in stats.items()))
+        rows = history[history["feature"] == args.name][["date", "version", "mean", "std", "nulls",
+                                                           "drift_vs_previous_7d"]]
+        print(f"\nhistory (last {len(rows)} partitions)\n{rows.to_string(index=False)}")
+    used = catalog.versions_used(args.name, registry)
+    print("\nmodels by feature version\n" + ("\n".join(f"  {version}: {', '.join(models)}"
+                                                      for version, models in used.items()) or "  none yet"))
     return 0
 
 

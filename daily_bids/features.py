@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,34 @@ class FeatureDefinition:
     scaling: str = "none"  # none | log1p
     lag_days: int = 0  # for lags: 0 is the partition day itself (t-1 relative to the predicted day)
     prior_strength: float = 0.0  # for smoothed ratios: pseudo-denominator of the prior
+    owner: str = "bidding-data-science"
+    tags: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
         """A hash of the definition: any change to how the feature is computed gives a new version."""
         return hashlib.sha256(repr(self).encode()).hexdigest()[:12]
+
+    @property
+    def transformation(self) -> str:
+        """How the value is computed, in one line (shown in the catalog)."""
+        first, last = self.source_columns[0], self.source_columns[-1]
+        if self.kind == "lag":
+            text = f"{first} on day D-{self.lag_days}"
+        elif self.kind == "rolling_sum":
+            text = f"sum of {first} over days D-{self.window_days - 1}..D (absent day = 0)"
+        elif self.kind == "rolling_mean":
+            text = f"sum of {first} over days D-{self.window_days - 1}..D, / {self.window_days}"
+        elif self.kind == "smoothed_ratio":
+            text = (f"(Σ{first} + {self.prior_strength:g}·prior) / (Σ{last} + {self.prior_strength:g}) over 28 days; "
+                    f"prior = the ad group's ratio")
+        elif self.kind == "group_ratio":
+            text = f"ad group's Σ{first} / Σ{last} over 28 days, shrunk to the campaign's and the account's"
+        elif self.kind == "calendar":
+            text = "from the predicted day D+1"
+        else:
+            text = "from the 28-day mask of days with a report row"
+        return f"log1p({text})" if self.scaling == "log1p" else text
 
 
 def _metric_features() -> list[FeatureDefinition]:
@@ -48,16 +72,16 @@ def _metric_features() -> list[FeatureDefinition]:
         unit = "currency" if column in ("cost", "conversion_value") else "count"
         out += [
             FeatureDefinition(f"{column}_lag_1d", f"{column} on the partition day (t-1 for the predicted day)",
-                              "lag", (column,), 1, unit, "log1p", lag_days=0),
+                              "lag", (column,), 1, unit, "log1p", lag_days=0, tags=("lag", column)),
             FeatureDefinition(f"{column}_lag_7d", f"{column} six days before the partition day (t-7)",
-                              "lag", (column,), 7, unit, "log1p", lag_days=6),
+                              "lag", (column,), 7, unit, "log1p", lag_days=6, tags=("lag", column)),
         ]
         for window in (7, LOOKBACK_DAYS):
             out += [
                 FeatureDefinition(f"{column}_sum_{window}d", f"total {column} over the last {window} days",
-                                  "rolling_sum", (column,), window, unit, "log1p"),
+                                  "rolling_sum", (column,), window, unit, "log1p", tags=("rolling", column)),
                 FeatureDefinition(f"{column}_mean_{window}d", f"mean daily {column} over the last {window} days",
-                                  "rolling_mean", (column,), window, unit, "log1p"),
+                                  "rolling_mean", (column,), window, unit, "log1p", tags=("rolling", column)),
             ]
     return out
 
@@ -75,11 +99,13 @@ _RATIOS = (
 def _ratio_features() -> list[FeatureDefinition]:
     return [
         FeatureDefinition(f"{name}_28d", f"{text} over the last 28 days, shrunk towards the ad group's", "smoothed_ratio",
-                          (numerator, denominator), LOOKBACK_DAYS, unit, prior_strength=strength)
+                          (numerator, denominator), LOOKBACK_DAYS, unit, prior_strength=strength,
+                          tags=("ratio", "smoothed", name))
         for name, numerator, denominator, strength, unit, text in _RATIOS
     ] + [
         FeatureDefinition(f"ad_group_{name}_28d", f"the ad group's {text} over the last 28 days (the prior)",
-                          "group_ratio", (numerator, denominator), LOOKBACK_DAYS, unit, prior_strength=strength)
+                          "group_ratio", (numerator, denominator), LOOKBACK_DAYS, unit, prior_strength=strength,
+                          tags=("ratio", "prior", "ad group", name))
         for name, numerator, denominator, strength, unit, text in _RATIOS
     ]
 
@@ -87,13 +113,16 @@ def _ratio_features() -> list[FeatureDefinition]:
 FEATURES: tuple[FeatureDefinition, ...] = (
     *_metric_features(),
     *_ratio_features(),
-    FeatureDefinition("target_day_of_week", "day of week of the predicted day (0 = Monday)", "calendar", ("date",), 1, "day"),
-    FeatureDefinition("target_day_of_year_sin", "sine of the predicted day's position in the year", "calendar", ("date",), 1, "ratio"),
-    FeatureDefinition("target_day_of_year_cos", "cosine of the predicted day's position in the year", "calendar", ("date",), 1, "ratio"),
+    FeatureDefinition("target_day_of_week", "day of week of the predicted day (0 = Monday)", "calendar", ("date",), 1,
+                      "day", tags=("calendar", "weekly season")),
+    FeatureDefinition("target_day_of_year_sin", "sine of the predicted day's position in the year", "calendar",
+                      ("date",), 1, "ratio", tags=("calendar", "yearly season")),
+    FeatureDefinition("target_day_of_year_cos", "cosine of the predicted day's position in the year", "calendar",
+                      ("date",), 1, "ratio", tags=("calendar", "yearly season")),
     FeatureDefinition("active_days_28d", "days with a report row (impressions > 0) in the last 28 days", "history",
-                      ("impressions",), LOOKBACK_DAYS, "days"),
-    FeatureDefinition("history_days", "days since the keyword's first report row, at most 28", "history",
-                      ("impressions",), LOOKBACK_DAYS, "days"),
+                      ("impressions",), LOOKBACK_DAYS, "days", tags=("history", "activity")),
+    FeatureDefinition("history_days", "days since the keyword's first report row within the last 28 days (cold start "
+                      "below 7)", "history", ("impressions",), LOOKBACK_DAYS, "days", tags=("history", "cold start")),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME = {f.name: f for f in FEATURES}
@@ -108,83 +137,203 @@ def feature_set_version() -> str:
     return hashlib.sha256("".join(f.version for f in FEATURES).encode()).hexdigest()[:12]
 
 
-def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
-    """Features for each of `days` from validated report rows `history`.
+# ---- computation: a compact rolling state per keyword ----------------------------------------------------------------
+# The state as of day D holds, per keyword seen in the last 28 days: 28-bit masks of the days with a report row and of
+# the days each metric was not reported (bit i = day D-i), the 7- and 28-day sums of every metric, and the latest
+# dimensions. The next day's state needs only that state and the reports of D+1 (entering both windows), D-6 and
+# D-27 (leaving them), so a day costs in proportion to the number of keywords, never to the length of the history.
+WINDOW_BITS = (1 << LOOKBACK_DAYS) - 1
+WEEK_BITS = (1 << 7) - 1
+STATE_TABLE = "_keyword_feature_state"  # warehouse table of daily states, written beside keyword_features
+ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before the data starts (no rows, no error)
 
-    `history` must hold the 28 report days ending on each of `days` (or those of them that exist); rows dated after
-    max(days) are ignored, which is what keeps features point-in-time correct. A metric the source did not report
-    (null) makes every window that contains it null: unknown, not zero.
-    """
+
+@dataclass
+class RollingState:
+    day: dt.date
+    keywords: pd.DataFrame  # keyword_id (sorted) and dimension columns
+    active: np.ndarray  # uint32 masks
+    unknown: dict[str, np.ndarray]  # metric -> uint32 masks of days the metric was not reported
+    sum_7d: dict[str, np.ndarray]
+    sum_28d: dict[str, np.ndarray]
+
+    @classmethod
+    def empty(cls, day: dt.date) -> "RollingState":
+        none = np.zeros(0, dtype="uint32")
+        keywords = pd.DataFrame({"keyword_id": pd.Series(dtype="int64"),
+                                 **{d: pd.Series(dtype="string") for d in DIMENSION_COLUMNS}})
+        zeros = {m: np.zeros(0) for m in METRIC_COLUMNS}
+        return cls(day, keywords, none, {m: none for m in METRIC_COLUMNS}, dict(zeros), dict(zeros))
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = self.keywords.copy()
+        frame["active_mask"] = self.active.astype("int64")
+        for m in METRIC_COLUMNS:
+            frame[f"{m}_unknown_mask"] = self.unknown[m].astype("int64")
+            frame[f"{m}_sum_7d"] = self.sum_7d[m]
+            frame[f"{m}_sum_28d"] = self.sum_28d[m]
+        return frame
+
+    @classmethod
+    def from_frame(cls, day: dt.date, frame: pd.DataFrame) -> "RollingState":
+        return cls(
+            day=day,
+            keywords=frame[["keyword_id", *DIMENSION_COLUMNS]].reset_index(drop=True),
+            active=frame["active_mask"].to_numpy(dtype="uint32"),
+            unknown={m: frame[f"{m}_unknown_mask"].to_numpy(dtype="uint32") for m in METRIC_COLUMNS},
+            sum_7d={m: frame[f"{m}_sum_7d"].to_numpy(dtype="float64") for m in METRIC_COLUMNS},
+            sum_28d={m: frame[f"{m}_sum_28d"].to_numpy(dtype="float64") for m in METRIC_COLUMNS},
+        )
+
+
+def _aligned(report: pd.DataFrame | None, keyword_ids: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(present, values by metric) of `report` rows aligned to sorted `keyword_ids`; absent rows are zero."""
+    present = np.zeros(len(keyword_ids), dtype=bool)
+    values = {m: np.zeros(len(keyword_ids)) for m in METRIC_COLUMNS}
+    if report is None or report.empty:
+        return present, values
+    position = np.searchsorted(keyword_ids, report["keyword_id"].to_numpy())
+    inside = (position < len(keyword_ids))
+    inside[inside] = keyword_ids[position[inside]] == report["keyword_id"].to_numpy()[inside]
+    present[position[inside]] = True
+    for m in METRIC_COLUMNS:
+        values[m][position[inside]] = numeric(report[m])[inside]
+    return present, values
+
+
+def advance(state: RollingState, entering: pd.DataFrame | None, leaving_week: pd.DataFrame | None,
+            leaving_window: pd.DataFrame | None) -> RollingState:
+    """The state one day later: `entering` is that day's report, `leaving_week` the report 7 days before it and
+    `leaving_window` the report 28 days before it (None where there was none)."""
+    day = state.day + dt.timedelta(days=1)
+    old_ids = state.keywords["keyword_id"].to_numpy()
+    new_ids = entering["keyword_id"].to_numpy() if entering is not None else np.zeros(0, dtype="int64")
+    keyword_ids = np.union1d(old_ids, new_ids)
+    carried = np.searchsorted(keyword_ids, old_ids)
+
+    def carry(values: np.ndarray, dtype) -> np.ndarray:
+        out = np.zeros(len(keyword_ids), dtype=dtype)
+        out[carried] = values
+        return out
+
+    present, today = _aligned(entering, keyword_ids)
+    _, week_ago = _aligned(leaving_week, keyword_ids)
+    _, window_ago = _aligned(leaving_window, keyword_ids)
+    active = ((carry(state.active, "uint32") << 1) | present) & WINDOW_BITS
+    unknown, sum_7d, sum_28d = {}, {}, {}
+    for m in METRIC_COLUMNS:
+        missing = present & np.isnan(today[m])
+        unknown[m] = ((carry(state.unknown[m], "uint32") << 1) | missing) & WINDOW_BITS
+        entered = np.nan_to_num(today[m])
+        # Sums of cents and counts: rounding to 1e-6 keeps the running sums exact instead of drifting.
+        sum_7d[m] = np.round(carry(state.sum_7d[m], "float64") + entered - np.nan_to_num(week_ago[m]), 6)
+        sum_28d[m] = np.round(carry(state.sum_28d[m], "float64") + entered - np.nan_to_num(window_ago[m]), 6)
+
+    dims = pd.DataFrame({"keyword_id": keyword_ids})
+    for d in DIMENSION_COLUMNS:
+        column = pd.Series(pd.NA, index=range(len(keyword_ids)), dtype="string")
+        column.iloc[carried] = state.keywords[d].to_numpy()
+        if entering is not None and len(entering):
+            column.iloc[np.searchsorted(keyword_ids, new_ids)] = entering[d].astype("string").to_numpy()
+        dims[d] = column
+    keep = active > 0  # a keyword with no row in 28 days leaves the state (its sums are all zero by then)
+    return RollingState(
+        day=day,
+        keywords=dims.loc[keep].reset_index(drop=True),
+        active=active[keep],
+        unknown={m: v[keep] for m, v in unknown.items()},
+        sum_7d={m: v[keep] for m, v in sum_7d.items()},
+        sum_28d={m: v[keep] for m, v in sum_28d.items()},
+    )
+
+
+def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | None = None,
+         log: Callable[[str], None] | None = None):
+    """Yield (day, features, state) for consecutive `days`. Without a state as of the day before the first, one is
+    built from the 28 report days before it (the bootstrap); with one, each day reads four report days."""
     days = sorted(days)
-    start = pd.Timestamp(days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1))
-    end = pd.Timestamp(days[-1])
+    if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
+        raise ValueError("features are computed over consecutive days")
+    first = days[0]
+    if state is None:
+        state = RollingState.empty(first - dt.timedelta(days=LOOKBACK_DAYS))
+        bootstrap_from = state.day + dt.timedelta(days=1)
+    else:
+        if state.day != first - dt.timedelta(days=1):
+            raise ValueError(f"rolling state is as of {state.day}, not the day before {first}")
+        bootstrap_from = None
+    # Each report day is read when it enters and again when it leaves the 7- and 28-day windows (and as the t-7
+    # lag). Only those later reads are cached, as keyword_id and metrics, and a day is dropped after its last read:
+    # memory stays at about a week of reports however long the range.
+    steps = []
+    day = state.day
+    while day < days[-1]:
+        day += dt.timedelta(days=1)
+        steps.append(day)
+    later_reads: dict[dt.date, int] = {}
+    for day in steps:
+        again = [day - dt.timedelta(days=7), day - dt.timedelta(days=LOOKBACK_DAYS)]
+        again += [day - dt.timedelta(days=6)] if day >= first else []
+        for needed in again:
+            later_reads[needed] = later_reads.get(needed, 0) + 1
+    cache: dict[dt.date, pd.DataFrame | None] = {}
+
+    def report(day: dt.date, entering: bool = False) -> pd.DataFrame | None:
+        if bootstrap_from is not None and day < bootstrap_from:
+            return None  # before the bootstrap window: never added, so nothing leaves
+        frame = cache[day] if (day in cache and not entering) else report_for(day)
+        if not entering:
+            later_reads[day] -= 1
+        if later_reads.get(day, 0) > 0:
+            if day not in cache:
+                cache[day] = None if frame is None else frame[["keyword_id", *METRIC_COLUMNS]]
+        else:
+            cache.pop(day, None)
+        return frame
+
+    for day in steps:
+        today = report(day, entering=True)
+        state = advance(state, today, report(day - dt.timedelta(days=7)),
+                        report(day - dt.timedelta(days=LOOKBACK_DAYS)))
+        if day >= first:
+            if log:
+                log(f"features for {day}: {len(state.keywords):,} keywords")
+            yield day, _features_from_state(state, today, report(day - dt.timedelta(days=6))), state
+
+
+def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
+    """Features for each of `days` from validated report rows `history` (a frame holding every day needed).
+
+    Rows dated after a day never reach that day's features: that is what keeps features point-in-time correct. A
+    metric the source did not report (null) makes every window that contains it null: unknown, not zero.
+    """
     dates = as_day(history["date"])
-    history = history.loc[((dates >= start) & (dates <= end)).to_numpy()].copy()
-    history["date"] = as_day(history["date"]).to_numpy()
-    if history.empty:
-        return _empty_feature_table()
-
-    keyword_ids = np.unique(history["keyword_id"].to_numpy())
-    rows = np.searchsorted(keyword_ids, history["keyword_id"].to_numpy())
-    cols = ((history["date"] - start).dt.days).to_numpy()
-    span = (end - start).days + 1
-    # Dense keyword × day matrices, zero where a keyword had no row: absent means no activity. Cumulative sums make
-    # every window sum two lookups; unreported (null) cells are counted separately so a window over them is null.
-    cumulative = {"active": _cumulative(len(keyword_ids), span, rows, cols, np.ones(len(history)))}
-    for column in METRIC_COLUMNS:
-        values = numeric(history[column])
-        cumulative[column] = _cumulative(len(keyword_ids), span, rows, cols, np.nan_to_num(values, nan=0.0))
-        cumulative[column + ":unknown"] = _cumulative(len(keyword_ids), span, rows, cols, np.isnan(values))
-
-    history = history.sort_values(["date", "keyword_id"])
-    out = []
-    for day in days:
-        j = (pd.Timestamp(day) - start).days  # column of the partition day
-        frame = _features_for_day(day, j, keyword_ids, cumulative, history)
-        out.append(frame)
-    return pd.concat(out, ignore_index=True) if out else _empty_feature_table()
+    by_day = {key.date(): group for key, group in history.groupby(dates.to_numpy(), sort=True)}
+    results = [features for _, features, _ in roll(sorted(days), by_day.get)]
+    return pd.concat(results, ignore_index=True) if results else _empty_feature_table()
 
 
-def _cumulative(n_keywords: int, span: int, rows, cols, values) -> np.ndarray:
-    matrix = np.zeros((n_keywords, span), dtype="float64")
-    matrix[rows, cols] = values
-    return np.concatenate([np.zeros((n_keywords, 1)), np.cumsum(matrix, axis=1)], axis=1)
-
-
-def _window_sum(cumulative: np.ndarray, j: int, window: int, lag: int = 0) -> np.ndarray:
-    """Sum over the `window` days ending `lag` days before column j (clipped at the start of the data)."""
-    stop = j - lag + 1
-    return cumulative[:, max(stop, 0)] - cumulative[:, max(stop - window, 0)]
-
-
-def _metric_window(cumulative: dict, column: str, j: int, window: int, lag: int = 0) -> np.ndarray:
-    """Like `_window_sum`, but null where the window holds a day on which the source did not report `column`."""
-    total = _window_sum(cumulative[column], j, window, lag)
-    return np.where(_window_sum(cumulative[column + ":unknown"], j, window, lag) > 0, np.nan, total)
-
-
-def _features_for_day(day, j, keyword_ids, cumulative, history) -> pd.DataFrame:
-    active_28 = _window_sum(cumulative["active"], j, LOOKBACK_DAYS)
-    present = active_28 > 0  # keywords with at least one report row in the window
-    window_start = pd.Timestamp(day) - pd.Timedelta(days=LOOKBACK_DAYS - 1)
-    in_window = history[(history["date"] >= window_start) & (history["date"] <= pd.Timestamp(day))]
-    dimensions = in_window.drop_duplicates("keyword_id", keep="last").set_index("keyword_id")
-    ids = keyword_ids[present]
-    frame = dimensions.loc[ids, list(DIMENSION_COLUMNS)].reset_index()
-    frame.insert(0, "date", pd.Timestamp(day))
-
-    sums_28 = {c: _metric_window(cumulative, c, j, LOOKBACK_DAYS)[present] for c in METRIC_COLUMNS}
+def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_days_ago: pd.DataFrame | None):
+    ids = state.keywords["keyword_id"].to_numpy()
+    frame = state.keywords.copy()
+    frame.insert(0, "date", pd.Timestamp(state.day))
+    week_unknown = {m: (state.unknown[m] & WEEK_BITS) > 0 for m in METRIC_COLUMNS}
+    window_unknown = {m: state.unknown[m] > 0 for m in METRIC_COLUMNS}
+    _, lag_1 = _aligned(today, ids)
+    _, lag_7 = _aligned(six_days_ago, ids)
+    sums_28 = {m: np.where(window_unknown[m], np.nan, state.sum_28d[m]) for m in METRIC_COLUMNS}
     values: dict[str, np.ndarray] = {}
     for feature in FEATURES:
-        if feature.kind in ("lag", "rolling_sum", "rolling_mean"):
+        if feature.kind == "lag":
             (column,) = feature.source_columns
-            window = 1 if feature.kind == "lag" else feature.window_days
-            raw = _metric_window(cumulative, column, j, window, feature.lag_days)[present]
-            values[feature.name] = raw / window if feature.kind == "rolling_mean" else raw
-        elif feature.name == "active_days_28d":
-            values[feature.name] = active_28[present]
-        elif feature.name == "history_days":
-            values[feature.name] = _days_since_first_row(cumulative["active"], j)[present]
+            values[feature.name] = (lag_1 if feature.lag_days == 0 else lag_7)[column]
+        elif feature.kind in ("rolling_sum", "rolling_mean"):
+            (column,) = feature.source_columns
+            total = (np.where(week_unknown[column], np.nan, state.sum_7d[column]) if feature.window_days == 7
+                     else sums_28[column])
+            values[feature.name] = total / feature.window_days if feature.kind == "rolling_mean" else total
+    values["active_days_28d"] = _popcount(state.active)
+    values["history_days"] = _bit_length(state.active)  # days since the first row within the window
     ratio_priors = _group_ratio_priors(frame, sums_28)
     for feature in FEATURES:
         if feature.kind == "group_ratio":
@@ -193,24 +342,27 @@ def _features_for_day(day, j, keyword_ids, cumulative, history) -> pd.DataFrame:
             numerator, denominator = feature.source_columns
             values[feature.name] = _shrink(sums_28[numerator], sums_28[denominator],
                                            ratio_priors[feature.source_columns], feature.prior_strength)
-    target = pd.Timestamp(day) + pd.Timedelta(days=1)
+    target = pd.Timestamp(state.day) + pd.Timedelta(days=1)
     angle = 2 * np.pi * target.day_of_year / 365.25
     values["target_day_of_week"] = np.full(len(ids), target.day_of_week)
     values["target_day_of_year_sin"] = np.full(len(ids), np.sin(angle))
     values["target_day_of_year_cos"] = np.full(len(ids), np.cos(angle))
-
     for feature in FEATURES:
-        column = values[feature.name].astype("float64")
+        column = np.asarray(values[feature.name], dtype="float64")
         frame[feature.name] = np.log1p(column) if feature.scaling == "log1p" else column
     return frame
 
 
-def _days_since_first_row(cumulative_active: np.ndarray, j: int) -> np.ndarray:
-    """Days from a keyword's first report row within the 28-day window to column j, counting both ends."""
-    window_start = max(j - LOOKBACK_DAYS + 1, 0)
-    seen_by = cumulative_active[:, window_start + 1 : j + 2] - cumulative_active[:, [window_start]]
-    first_offset = np.argmax(seen_by > 0, axis=1)  # 0 where never seen; such keywords are not in the output
-    return (j - window_start + 1) - first_offset
+def _popcount(masks: np.ndarray) -> np.ndarray:
+    return np.unpackbits(masks.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
+
+
+def _bit_length(masks: np.ndarray) -> np.ndarray:
+    """Position of the highest set bit plus one: bit i set means a row i days ago."""
+    out = np.zeros(len(masks), dtype="int64")
+    nonzero = masks > 0
+    out[nonzero] = np.floor(np.log2(masks[nonzero].astype("float64"))).astype("int64") + 1
+    return out
 
 
 def _shrink(numerator, denominator, prior, strength):

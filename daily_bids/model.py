@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from daily_bids.features import FEATURE_NAMES, feature_versions
+from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import as_day, numeric
 
 TARGET_OBJECTIVES: dict[str, str] = {
@@ -46,6 +49,7 @@ class TrainingParameters(BaseModel):
     max_depth: int = Field(6, ge=1, le=16)
     learning_rate: float = Field(0.05, gt=0.0, le=1.0)
     seed: int = Field(0, description="Seed for XGBoost's sampling; same data and seed give the same model.")
+    scaling: Literal["standard", "minmax"] = Field("standard", description="Feature scaling fitted on the window.")
 
 
 def training_days(train_through: dt.date, parameters: TrainingParameters) -> list[dt.date]:
@@ -74,13 +78,14 @@ class KeywordModel:
     boosters: dict  # target name -> xgboost.Booster
     trained_through: dt.date
     parameters: dict
+    scaler: FeatureScaler
     feature_names: tuple[str, ...] = FEATURE_NAMES
     feature_versions: dict[str, str] = field(default_factory=feature_versions)
     validation_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(self.scaler.to_json().encode())
         for target in sorted(self.boosters):
             digest.update(bytes(self.boosters[target].save_raw("ubj")))
         return f"xgb-{self.trained_through:%Y%m%d}-{digest.hexdigest()[:8]}"
@@ -88,23 +93,30 @@ class KeywordModel:
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Expected next-day clicks, conversions and conversion value for each row of `features`; null for a
         target the model was not trained on (its source never reported it)."""
-        matrix = _feature_matrix(features, self.feature_names)
+        matrix = self.scaler.transform(features)
         predicted = pd.DataFrame({column: np.nan for column in PREDICTION_COLUMNS.values()}, index=features.index)
         for target, booster in self.boosters.items():
             predicted[PREDICTION_COLUMNS[target]] = np.asarray(booster.inplace_predict(matrix), dtype="float64")
         return predicted
+
+    def registry_entry(self) -> dict:
+        """What the model registry records of this model: enough to tell which feature versions it used."""
+        return {"version": self.version, "trained_through": self.trained_through.isoformat(),
+                "scaler_version": self.scaler.version, "feature_versions": json.dumps(self.feature_versions)}
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
             for target, booster in self.boosters.items():
                 bundle.writestr(f"{target}.ubj", bytes(booster.save_raw("ubj")))
+            bundle.writestr("scaler.json", self.scaler.to_json())
             bundle.writestr("model.json", json.dumps({
                 "targets": list(self.boosters),
                 "trained_through": self.trained_through.isoformat(),
                 "parameters": self.parameters,
                 "feature_names": list(self.feature_names),
                 "feature_versions": self.feature_versions,
+                "scaler_version": self.scaler.version,
                 "validation_metrics": self.validation_metrics,
             }, indent=2))
         return buffer.getvalue()
@@ -115,6 +127,7 @@ class KeywordModel:
 
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
             meta = json.loads(bundle.read("model.json"))
+            scaler_json = bundle.read("scaler.json").decode()
             boosters = {}
             for target in meta["targets"]:
                 booster = xgb.Booster()
@@ -124,6 +137,7 @@ class KeywordModel:
             boosters=boosters,
             trained_through=dt.date.fromisoformat(meta["trained_through"]),
             parameters=meta["parameters"],
+            scaler=FeatureScaler.from_json(scaler_json),
             feature_names=tuple(meta["feature_names"]),
             feature_versions=meta["feature_versions"],
             validation_metrics=meta["validation_metrics"],
@@ -141,8 +155,10 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
         )
     is_validation = as_day(frame["date"]).isin(days[-parameters.validation_days :]).to_numpy()
     fit, holdout = frame.loc[~is_validation], frame.loc[is_validation]
-    fit_matrix = _feature_matrix(fit, FEATURE_NAMES)
-    holdout_matrix = _feature_matrix(holdout, FEATURE_NAMES)
+    fit_days = as_day(fit["date"])
+    scaler = FeatureScaler.fit(fit, FEATURE_NAMES, parameters.scaling,
+                               f"{fit_days.min().date()}...{fit_days.max().date()}")
+    fit_matrix, holdout_matrix = scaler.transform(fit), scaler.transform(holdout)
 
     boosters, metrics = {}, {}
     for target, objective in TARGET_OBJECTIVES.items():
@@ -185,7 +201,7 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
     if "clicks" not in boosters:
         raise ValueError("no clicks to train on in the window: every report needs clicks")
     return KeywordModel(boosters=boosters, trained_through=trained_through, parameters=parameters.model_dump(),
-                        validation_metrics=metrics)
+                        scaler=scaler, validation_metrics=metrics)
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -199,10 +215,3 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
         "poisson_deviance": float(np.mean(2.0 * (log_term - (actual - predicted)))),
         "calibration": float(predicted.sum() / actual.sum()) if actual.sum() > 0 else float("nan"),
     }
-
-
-def _feature_matrix(frame: pd.DataFrame, names) -> np.ndarray:
-    missing = [name for name in names if name not in frame.columns]
-    if missing:
-        raise ValueError(f"feature table lacks columns the model was trained on: {missing}")
-    return frame.loc[:, list(names)].to_numpy(dtype="float32")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from daily_bids.model import KeywordModel
 from daily_bids.schema import DIMENSION_COLUMNS, as_day
 
 # How many expected clicks' worth of weight the ad group's value per click gets against the model's ratio: keeps
@@ -19,8 +18,9 @@ PREDICTION_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def predict_next_day(features: pd.DataFrame, model: KeywordModel) -> pd.DataFrame:
-    """Predictions for the day after each feature row's date."""
+def predict_next_day(features: pd.DataFrame, model) -> pd.DataFrame:
+    """Predictions for the day after each feature row's date, from any model with `predict` and `version`
+    (the XGBoost or the deep model)."""
     predicted = model.predict(features)
     prior = features["ad_group_value_per_click_28d"].to_numpy(dtype="float64")
     weight = VALUE_PER_CLICK_PRIOR_CLICKS

@@ -60,9 +60,14 @@ S3_ENDPOINT_URL = Setting(
 )
 S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 warehouse bucket.")
 
+MLFLOW_TRACKING_URI = Setting(
+    "BIDS_MLFLOW_TRACKING_URI", "sqlite:///mlflow.db",
+    "MLflow tracking store for every training run (default: a local SQLite file; artifacts go to ./mlruns).",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
-    SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION,
+    SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
 )
 
 

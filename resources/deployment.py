@@ -6,6 +6,7 @@ from daily_bids import settings
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform, parse_column_map
 from resources.bid_policy import BidPolicyResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
+from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
 
@@ -19,6 +20,7 @@ def build_resources() -> dict[str, object]:
         "model_io_manager": ModelIOManager(warehouse=warehouse),
         "ad_platform": _report_source(warehouse, s3),
         "bid_policy": BidPolicyResource(value_per_click=settings.float_setting(settings.VALUE_PER_CLICK)),
+        "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read()),
     }
 
 

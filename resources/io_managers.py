@@ -11,6 +11,9 @@ from daily_bids.warehouse import Warehouse
 from resources.warehouse import WarehouseResource
 
 
+MODEL_REGISTRY = "model_registry"
+
+
 def _days(partition_keys) -> list[dt.date]:
     return [dt.date.fromisoformat(key) for key in partition_keys]
 
@@ -49,7 +52,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
 class ModelIOManager(dg.ConfigurableIOManager):
     """Trained models as versioned bundles: `<warehouse>/<asset>/versions/<version>.zip`, plus `current.json`
-    pointing at the one downstream assets load. Older versions stay, so any of them can be restored."""
+    pointing at the one downstream assets load. Older versions stay, so any of them can be restored. Every stored
+    model also gets a row in `<warehouse>/model_registry` (which feature versions it used, among others)."""
 
     warehouse: WarehouseResource
 
@@ -60,6 +64,11 @@ class ModelIOManager(dg.ConfigurableIOManager):
         store.write_bytes(bundle, obj.to_bytes())
         pointer = {"version": obj.version, "bundle": bundle, "class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
         store.write_bytes(f"{table}/current.json", json.dumps(pointer, indent=2).encode())
+        entry = {"asset": table, "stored_at": pd.Timestamp.now(tz="UTC").isoformat(), **obj.registry_entry()}
+        registry = (store.read_table(MODEL_REGISTRY) if store.table_exists(MODEL_REGISTRY)
+                    else pd.DataFrame(columns=list(entry)))
+        same = (registry["asset"] == table) & (registry["version"] == obj.version)  # a re-run replaces its row
+        store.write_table(MODEL_REGISTRY, pd.concat([registry[~same], pd.DataFrame([entry])], ignore_index=True))
         context.add_output_metadata({"path": dg.MetadataValue.path(store.display_uri(bundle)), "model_version": obj.version})
 
     def load_input(self, context: dg.InputContext):

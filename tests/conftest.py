@@ -19,10 +19,10 @@ def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs)
     )
 
 
-@pytest.fixture
-def small_account(tmp_path, monkeypatch):
-    """Environment of a deployment with a 300-keyword simulated account and a warehouse in a temp dir."""
-    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
-    monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
-    monkeypatch.setenv("BIDS_SIM_SEED", "11")
-    return tmp_path / "warehouse"
+@pytest.fixture(autouse=True, scope="session")
+def mlflow_store(tmp_path_factory):
+    """Every test tracks its training runs in a throw-away MLflow store, never in the repository's."""
+    with pytest.MonkeyPatch.context() as env:
+        store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+        env.setenv("BIDS_MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        yield store

@@ -1,8 +1,15 @@
 """The whole graph, in process, over several weeks of a small simulated account, with the real warehouse IO manager."""
 
 import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
@@ -10,15 +17,22 @@ import pytest
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
 from conftest import materialize_range
 from daily_bids.bidding import ADS_EDITOR_COLUMNS
-from daily_bids.features import FEATURE_NAMES
+from daily_bids.features import FEATURE_NAMES, feature_versions
+from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.simulator import AdMarketSimulator
 from resources import build_resources
 from resources.ad_platform import BIDS_IN_FORCE_TABLE
+from resources.io_managers import load_current_model
 
 HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 14)
 BID_DAYS = [dt.date(2025, 2, 15), dt.date(2025, 2, 16), dt.date(2025, 2, 17)]
-TRAINING = {"training_days": 21, "validation_days": 4, "n_estimators": 60}
+WINDOW = {"train_through": "2025-02-14"}  # candidates train through 2025-02-07; the last 7 days are the holdout
+TRAINING = {
+    "keyword_clusters": {"config": {**WINDOW, "profile_days": 28}},
+    "xgboost_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4}},
+    "deep_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4, "epochs": 20}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +51,7 @@ def graph(tmp_path_factory):
             selection=MODEL_ASSETS,
             resources=resources,
             instance=instance,
-            run_config={"ops": {"xgboost_model": {"config": {**TRAINING, "train_through": "2025-02-14"}}}},
+            run_config={"ops": TRAINING},
         )
         daily = []
         for day in BID_DAYS:
@@ -55,7 +69,10 @@ def test_every_run_succeeds_and_every_check_passes(graph):
     for run in graph["daily"]:
         evaluations = run.get_asset_check_evaluations()
         assert sorted(e.check_name for e in evaluations) == sorted(c.check_key.name for c in ALL_CHECKS)
-        assert [(e.check_name, e.metadata) for e in evaluations if not e.passed] == []
+        # The platform's bids replace the manual ones, so spend may drift: a warning, never an error.
+        failed = [e for e in evaluations if not e.passed]
+        assert {e.check_name for e in failed} <= {"raw_report_drift"}
+        assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed)
 
 
 def test_history_is_one_parquet_file_per_day_readable_as_one_hive_table(graph):
@@ -86,11 +103,12 @@ def test_features_hold_every_defined_feature_and_no_nulls(graph):
 
 
 def test_model_is_versioned_and_recorded(graph):
-    materialization = graph["training"].asset_materializations_for_node("xgboost_model")[0]
-    version = materialization.metadata["model_version"].value
-    assert version.startswith("xgb-20250214-")
-    assert graph["store"].exists(f"xgboost_model/versions/{version}.zip")
-    assert materialization.metadata["validation_clicks_poisson_deviance"].value > 0
+    for node, prefix in (("xgboost_model", "xgb-20250207-"), ("deep_model", "deep-20250207-")):
+        materialization = graph["training"].asset_materializations_for_node(node)[0]
+        version = materialization.metadata["model_version"].value
+        assert version.startswith(prefix)
+        assert graph["store"].exists(f"{node}/versions/{version}.zip")
+        assert materialization.metadata["validation_clicks_poisson_deviance"].value > 0
 
 
 def test_every_bid_is_below_its_value_per_click_and_within_caps(graph):
@@ -101,7 +119,8 @@ def test_every_bid_is_below_its_value_per_click_and_within_caps(graph):
     assert bids["bid"].between(policy.min_bid, policy.max_bid).all()
     assert not bids.duplicated(["date", "keyword_id"]).any()
     assert (bids["effective_date"] == bids["date"] + pd.Timedelta(days=1)).all()
-    assert bids["model_version"].str.startswith("xgb-").all()
+    champion = graph["training"].asset_materializations_for_node("champion_model")[0].metadata["model_version"].value
+    assert (bids["model_version"] == champion).all()
 
 
 def test_ads_editor_csv_is_written_for_each_day_and_named_in_metadata(graph):
@@ -138,3 +157,57 @@ def test_rematerializing_a_partition_replaces_it(graph):
     assert after == before
     folder = graph["root"] / "keyword_bids" / f"date={day}"
     assert [p.name for p in folder.iterdir()] == ["data.parquet"]  # no temporary or duplicate file left behind
+
+
+def test_feature_catalog_has_every_feature_with_statistics_and_is_shown_in_the_ui(graph):
+    catalog = graph["store"].read_partitions("feature_catalog", [BID_DAYS[-1]])
+    assert sorted(catalog["feature"]) == sorted(FEATURE_NAMES)
+    row = catalog.set_index("feature").loc["clicks_sum_7d"]
+    features = graph["store"].read_partitions("keyword_features", [BID_DAYS[-1]])
+    assert row["count"] == len(features) and row["nulls"] == 0
+    assert row["mean"] == pytest.approx(features["clicks_sum_7d"].mean())
+    assert row["p50"] == pytest.approx(features["clicks_sum_7d"].median())
+    assert (row["first_partition"], row["last_partition"]) == (HISTORY_START.isoformat(), BID_DAYS[-1].isoformat())
+    assert row["transformation"].startswith("log1p(sum of clicks over days D-6..D")
+    metadata = graph["daily"][-1].asset_materializations_for_node("feature_catalog")[0].metadata
+    assert re.search(r"^\| clicks_sum_7d +\|", metadata["catalog"].value, re.MULTILINE)
+
+
+def test_models_record_the_feature_versions_they_used_and_the_catalog_shows_them(graph):
+    registry = graph["store"].read_table("model_registry")
+    versions = set()
+    for node in ("xgboost_model", "deep_model"):
+        version = graph["training"].asset_materializations_for_node(node)[0].metadata["model_version"].value
+        (entry,) = registry[(registry["version"] == version) & (registry["asset"] == node)].to_dict("records")
+        assert json.loads(entry["feature_versions"]) == feature_versions()
+        versions.add(version)
+    catalog = graph["store"].read_partitions("feature_catalog", [BID_DAYS[-1]])
+    assert {v for used in catalog["models_using_this_version"] for v in used.split(", ")} == versions
+
+
+def test_scoring_uses_the_scaler_fitted_on_the_training_window(graph):
+    metadata = graph["training"].asset_materializations_for_node("xgboost_model")[0].metadata
+    saved = FeatureScaler.from_json(Path(metadata["scaler"].value).read_text())
+    model = load_current_model(graph["store"], "xgboost_model")
+    assert model.scaler == saved
+    assert saved.fitted_on == "2025-01-17...2025-02-02"  # 21 feature days ending 2025-02-06, less 4 for early stopping
+    features = graph["store"].read_partitions("keyword_features", [dt.date(2025, 2, 1)])
+    scaled = saved.transform(features)
+    column = list(saved.columns).index("clicks_sum_28d")
+    assert abs(float(np.nanmean(scaled[:, column]))) < 0.5  # standardized with the window's statistics
+
+
+def test_feature_cli_finds_a_feature_by_a_word_in_its_description(graph):
+    env = {**os.environ, "BIDS_WAREHOUSE": str(graph["root"])}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "daily_bids", "features", *args], env=env, capture_output=True,
+                              text=True, check=True).stdout
+
+    found = cli("search", "click-through")
+    assert "ctr_28d" in found and "ad_group_ctr_28d" in found and "clicks_sum_7d" not in found
+    shown = cli("show", "ctr_28d")
+    assert "click-through rate over the last 28 days" in shown
+    assert f"statistics of {BID_DAYS[-1]}" in shown and "history (last" in shown
+    assert "xgb-20250207-" in shown.split("models by feature version")[1]
+    assert "45 features; statistics of 2025-02-17" in cli("list")

@@ -1,0 +1,233 @@
+"""The deep model: a wide & deep Keras network with count heads for next-day clicks and conversions.
+
+Embeddings of the keyword (hashed), ad group (hashed), match type, cluster and day of week join the scaled numeric
+features in an MLP; the wide part is a linear term on the numeric features. Each head outputs a Poisson rate
+(exponential activation) and trains on Poisson loss; the conversion head is masked where conversions are not
+reported. Conversion value is expected conversions × the keyword's smoothed value per conversion.
+
+TensorFlow is imported inside the functions that use it: it takes seconds, and Definitions must load fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from daily_bids.clustering import KeywordClusters
+from daily_bids.features import FEATURE_NAMES, feature_versions
+from daily_bids.model import PREDICTION_COLUMNS, regression_metrics
+from daily_bids.preprocessing import FeatureScaler
+from daily_bids.schema import MATCH_TYPES, as_day
+
+SCORING_BATCH = 65_536
+AD_GROUP_BUCKETS = 4_096
+HEADS = ("clicks", "conversions")
+
+
+class DeepParameters(BaseModel):
+    """Architecture and training. Also the `deep_model` asset's run configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epochs: int = Field(25, ge=1, description="Upper bound on epochs; early stopping picks the best.")
+    patience: int = Field(3, ge=1, description="Epochs without validation improvement before stopping.")
+    batch_size: int = Field(2048, ge=32)
+    learning_rate: float = Field(0.003, gt=0)
+    keyword_buckets: int = Field(20_000, ge=16, description="Hash buckets of the keyword embedding.")
+    hidden_units: list[int] = Field([64, 32], description="Widths of the MLP layers.")
+    validation_days: int = Field(7, ge=1)
+    seed: int = Field(0, description="Seeds TensorFlow, NumPy and Python; ops run deterministically.")
+    scaling: Literal["standard", "minmax"] = "standard"
+
+
+@dataclass
+class DeepKeywordModel:
+    network: object  # keras.Model
+    trained_through: dt.date
+    parameters: dict
+    scaler: FeatureScaler
+    clusters: pd.DataFrame  # keyword_id, cluster
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    feature_versions: dict[str, str] = field(default_factory=feature_versions)
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+    _scorer: object = None
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256(self.scaler.to_json().encode())
+        for weights in self.network.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+        return f"deep-{self.trained_through:%Y%m%d}-{digest.hexdigest()[:8]}"
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Expected next-day clicks, conversions and value, scored in large batches through one compiled function
+        (no per-call `model.predict` overhead)."""
+        tf = _tensorflow()
+        if self._scorer is None:
+            self._scorer = tf.function(lambda inputs: self.network(inputs, training=False), jit_compile=True)
+        inputs = model_inputs(features, self.scaler, self.clusters, self.parameters["keyword_buckets"])
+        outputs = {head: [] for head in HEADS}
+        for start in range(0, len(features), SCORING_BATCH):
+            batch = {name: tf.constant(values[start:start + SCORING_BATCH]) for name, values in inputs.items()}
+            result = self._scorer(batch)
+            for head in HEADS:
+                outputs[head].append(np.asarray(result[head]).reshape(-1))
+        predicted = pd.DataFrame(index=features.index)
+        for head in HEADS:
+            values = np.concatenate(outputs[head]) if outputs[head] else np.zeros(0)
+            predicted[PREDICTION_COLUMNS[head]] = values.astype("float64")
+        value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
+        predicted[PREDICTION_COLUMNS["conversion_value"]] = predicted[PREDICTION_COLUMNS["conversions"]] * value_per_conversion
+        return predicted
+
+    def registry_entry(self) -> dict:
+        return {"version": self.version, "trained_through": self.trained_through.isoformat(),
+                "scaler_version": self.scaler.version, "feature_versions": json.dumps(self.feature_versions)}
+
+    def to_bytes(self) -> bytes:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "network.keras")
+            self.network.save(path)
+            network = open(path, "rb").read()
+        clusters = io.BytesIO()
+        self.clusters.to_parquet(clusters, index=False)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+            bundle.writestr("network.keras", network)
+            bundle.writestr("scaler.json", self.scaler.to_json())
+            bundle.writestr("clusters.parquet", clusters.getvalue())
+            bundle.writestr("model.json", json.dumps({
+                "trained_through": self.trained_through.isoformat(), "parameters": self.parameters,
+                "feature_names": list(self.feature_names), "feature_versions": self.feature_versions,
+                "validation_metrics": self.validation_metrics}, indent=2))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "DeepKeywordModel":
+        _tensorflow()
+        import keras
+
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle, tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "network.keras")
+            with open(path, "wb") as sink:
+                sink.write(bundle.read("network.keras"))
+            network = keras.models.load_model(path)
+            meta = json.loads(bundle.read("model.json"))
+            return cls(network=network, trained_through=dt.date.fromisoformat(meta["trained_through"]),
+                       parameters=meta["parameters"], scaler=FeatureScaler.from_json(bundle.read("scaler.json").decode()),
+                       clusters=pd.read_parquet(io.BytesIO(bundle.read("clusters.parquet"))),
+                       feature_names=tuple(meta["feature_names"]), feature_versions=meta["feature_versions"],
+                       validation_metrics=meta["validation_metrics"])
+
+
+def _tensorflow():
+    """TensorFlow, imported on first use, without its start-up chatter on stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def model_inputs(features: pd.DataFrame, scaler: FeatureScaler, clusters: pd.DataFrame, keyword_buckets: int) -> dict:
+    """Named input arrays of the network for each feature row."""
+    lookup = pd.Series(clusters["cluster"].to_numpy(), index=clusters["keyword_id"].to_numpy())
+    cluster = lookup.reindex(features["keyword_id"].to_numpy()).fillna(-1).to_numpy(dtype="int64") + 1  # 0: unknown
+    match = pd.Categorical(features["match_type"].astype("string"), categories=list(MATCH_TYPES)).codes + 1
+    ad_group = pd.util.hash_array(features["ad_group"].astype("string").to_numpy(dtype=object)) % AD_GROUP_BUCKETS
+    return {
+        "numeric": np.nan_to_num(scaler.transform(features), nan=0.0).astype("float32"),
+        "keyword": (features["keyword_id"].to_numpy(dtype="int64") % keyword_buckets).astype("int32"),
+        "ad_group": ad_group.astype("int32"),
+        "match_type": np.asarray(match, dtype="int32"),
+        "cluster": cluster.astype("int32"),
+        "day_of_week": features["target_day_of_week"].to_numpy(dtype="int32"),
+    }
+
+
+def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters):
+    _tensorflow()
+    import keras
+    from keras import layers
+
+    numeric = keras.Input((n_numeric,), name="numeric")
+    categorical = {
+        # name: (vocabulary size, embedding width)
+        "keyword": (parameters.keyword_buckets, 16),
+        "ad_group": (AD_GROUP_BUCKETS, 8),
+        "match_type": (len(MATCH_TYPES) + 1, 2),
+        "cluster": (n_clusters + 1, 4),
+        "day_of_week": (7, 3),
+    }
+    inputs = {"numeric": numeric}
+    embedded = []
+    for name, (size, width) in categorical.items():
+        inputs[name] = keras.Input((), dtype="int32", name=name)
+        embedded.append(layers.Embedding(size, width, name=f"{name}_embedding")(inputs[name]))
+    deep = layers.Concatenate()([numeric, *embedded])
+    for units in parameters.hidden_units:
+        deep = layers.Dense(units, activation="relu")(deep)
+    wide_and_deep = layers.Concatenate()([deep, numeric])  # the wide part: a linear path from the numeric features
+    outputs = {head: layers.Dense(1, activation="exponential", name=head)(wide_and_deep) for head in HEADS}
+    network = keras.Model(inputs, outputs)
+    network.compile(optimizer=keras.optimizers.Adam(parameters.learning_rate),
+                    loss={head: "poisson" for head in HEADS})
+    return network
+
+
+def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: dt.date, parameters: DeepParameters,
+               log=print) -> DeepKeywordModel:
+    """Fit on `frame` (from `model.training_frame`), early-stopped on the last `validation_days`."""
+    tf = _tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(parameters.seed)
+    tf.config.experimental.enable_op_determinism()
+    days = np.sort(as_day(frame["date"]).unique())
+    if len(days) <= parameters.validation_days:
+        raise ValueError(f"training needs more than validation_days={parameters.validation_days} days of features")
+    is_validation = as_day(frame["date"]).isin(days[-parameters.validation_days:]).to_numpy()
+    fit, holdout = frame.loc[~is_validation], frame.loc[is_validation]
+    fit_days = as_day(fit["date"])
+    scaler = FeatureScaler.fit(fit, FEATURE_NAMES, parameters.scaling, f"{fit_days.min().date()}...{fit_days.max().date()}")
+    assignments = clusters.assignments
+
+    def arrays(part: pd.DataFrame):
+        inputs = model_inputs(part, scaler, assignments, parameters.keyword_buckets)
+        targets, weights = {}, {}
+        for head in HEADS:
+            values = part[head].to_numpy(dtype="float64")
+            weights[head] = (~np.isnan(values)).astype("float32")  # unreported conversions do not train
+            targets[head] = np.nan_to_num(values).astype("float32")
+        return inputs, targets, weights
+
+    network = build_network(len(FEATURE_NAMES), clusters.k, parameters)
+    fit_inputs, fit_targets, fit_weights = arrays(fit)
+    holdout_inputs, holdout_targets, holdout_weights = arrays(holdout)
+    stopper = keras.callbacks.EarlyStopping(patience=parameters.patience, restore_best_weights=True)
+    history = network.fit(fit_inputs, fit_targets, sample_weight=fit_weights, epochs=parameters.epochs,
+                          batch_size=parameters.batch_size, shuffle=True, verbose=0, callbacks=[stopper],
+                          validation_data=(holdout_inputs, holdout_targets, holdout_weights))
+    epochs = len(history.history["loss"])
+    model = DeepKeywordModel(network=network, trained_through=trained_through, parameters=parameters.model_dump(),
+                             scaler=scaler, clusters=assignments)
+    predicted = model.predict(holdout)
+    metrics = {"epochs": float(epochs)}
+    for head in HEADS:
+        known = holdout_weights[head] > 0
+        if known.any():
+            metrics |= {f"{head}_{name}": value for name, value in regression_metrics(
+                holdout_targets[head][known], predicted[PREDICTION_COLUMNS[head]].to_numpy()[known]).items()}
+    model.validation_metrics = metrics
+    log(f"trained deep model: {epochs} epochs, validation clicks deviance {metrics.get('clicks_poisson_deviance', float('nan')):.4f}")
+    return model

@@ -1,0 +1,154 @@
+"""Honest comparison of models on one time-based holdout, and the champion gate.
+
+Every candidate is scored on the same holdout days, which no candidate trained or early-stopped on, next to the
+naive floors (each keyword's mean daily clicks over the last 7 and 28 days). A candidate replaces the serving
+champion only if it beats both the champion and the best naive floor on mean Poisson deviance of clicks by
+`margin`, is not worse calibrated beyond `calibration_tolerance`, and is not worse on any cluster beyond
+`cluster_tolerance`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from daily_bids.model import regression_metrics
+
+HEADS = ("clicks", "conversions")
+NAIVE_FLOORS = {"naive_7d": "clicks_mean_7d", "naive_28d": "clicks_mean_28d"}
+
+
+class GatePolicy(BaseModel):
+    """When a candidate may replace the champion. Also the `champion_model` asset's run configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    holdout_days: int = Field(7, ge=1, description="Last days of the window kept out of every candidate's training.")
+    margin: float = Field(0.01, ge=0.0, lt=1.0, description="Relative deviance improvement needed over the champion "
+                                                            "and the naive floor.")
+    calibration_tolerance: float = Field(0.05, ge=0.0, description="How much further from 1 the candidate's "
+                                                                   "calibration may be than the champion's.")
+    cluster_tolerance: float = Field(0.05, ge=0.0, description="Relative deviance worsening allowed on any cluster.")
+
+
+def holdout_days(train_through: dt.date, policy: GatePolicy) -> list[dt.date]:
+    """Feature days of the holdout: their outcomes (the next days) end at `train_through`."""
+    return [train_through - dt.timedelta(days=n) for n in range(policy.holdout_days, 0, -1)]
+
+
+def naive_predictions(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each keyword's mean daily clicks over the last 7 and 28 days (the features hold them log1p-scaled)."""
+    return {name: np.expm1(features[column].to_numpy(dtype="float64")) for name, column in NAIVE_FLOORS.items()}
+
+
+def evaluate(name: str, predicted: pd.DataFrame, holdout: pd.DataFrame, clusters: np.ndarray) -> pd.DataFrame:
+    """Metrics of one model on the holdout, overall and per cluster, for clicks and (where reported) conversions."""
+    rows = []
+    for head in HEADS:
+        column = f"expected_{head}"
+        if column not in predicted.columns:
+            continue
+        actual = holdout[head].to_numpy(dtype="float64")
+        values = predicted[column].to_numpy(dtype="float64")
+        known = ~np.isnan(actual) & ~np.isnan(values)
+        if not known.any():
+            continue
+        slices = {"all": known} | {f"cluster {c}": known & (clusters == c) for c in np.unique(clusters)}
+        for slice_name, mask in slices.items():
+            if mask.sum() == 0:
+                continue
+            metrics = regression_metrics(actual[mask], values[mask])
+            total = np.abs(actual[mask]).sum()
+            metrics["wape"] = float(np.abs(actual[mask] - values[mask]).sum() / total) if total else float("nan")
+            rows.append({"model": name, "target": head, "slice": slice_name, "rows": int(mask.sum()), **metrics})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class GateDecision:
+    champion: str  # the name of the model that serves from now on
+    replaced: bool
+    reasons: list[str]
+
+
+def decide(metrics: pd.DataFrame, candidates: list[str], incumbent: str | None, policy: GatePolicy) -> GateDecision:
+    """Pick the serving model from `metrics` (from `evaluate`, naive floors included)."""
+    clicks = metrics[metrics["target"] == "clicks"]
+    overall = clicks[clicks["slice"] == "all"].set_index("model")
+    floor_name = overall.loc[list(NAIVE_FLOORS), "poisson_deviance"].idxmin()
+    floor = overall.loc[floor_name, "poisson_deviance"]
+    reasons: list[str] = []
+    ranked = sorted(candidates, key=lambda c: overall.loc[c, "poisson_deviance"])
+    for candidate in ranked:
+        deviance = overall.loc[candidate, "poisson_deviance"]
+        failures = []
+        if deviance > floor * (1 - policy.margin):
+            failures.append(f"deviance {deviance:.4f} does not beat the naive floor {floor_name} ({floor:.4f}) "
+                            f"by {policy.margin:.0%}")
+        if incumbent is not None and incumbent != candidate:
+            champion_deviance = overall.loc[incumbent, "poisson_deviance"]
+            if deviance > champion_deviance * (1 - policy.margin):
+                failures.append(f"deviance {deviance:.4f} does not beat the champion {incumbent} "
+                                f"({champion_deviance:.4f}) by {policy.margin:.0%}")
+            candidate_error = abs(overall.loc[candidate, "calibration"] - 1)
+            champion_error = abs(overall.loc[incumbent, "calibration"] - 1)
+            if candidate_error > champion_error + policy.calibration_tolerance:
+                failures.append(f"calibration {overall.loc[candidate, 'calibration']:.3f} is worse than the "
+                                f"champion's {overall.loc[incumbent, 'calibration']:.3f}")
+            slices = clicks[(clicks["slice"] != "all") & clicks["model"].isin([candidate, incumbent])]
+            by_slice = slices.pivot_table(index="slice", columns="model", values="poisson_deviance")
+            worse = (by_slice[by_slice[candidate] > by_slice[incumbent] * (1 + policy.cluster_tolerance)]
+                     if {candidate, incumbent} <= set(by_slice.columns) else by_slice.iloc[0:0])
+            if len(worse):
+                failures.append(f"worse than the champion beyond {policy.cluster_tolerance:.0%} on {list(worse.index)}")
+        if not failures:
+            reasons.append(f"{candidate}: deviance {deviance:.4f} beats the naive floor {floor_name} ({floor:.4f})"
+                           + (f" and the champion {incumbent}" if incumbent and incumbent != candidate else ""))
+            return GateDecision(candidate, candidate != incumbent, reasons)
+        reasons.append(f"{candidate} rejected: " + "; ".join(failures))
+    if incumbent is None:
+        raise ValueError("no candidate passes the gate and there is no champion to keep: " + " | ".join(reasons))
+    reasons.append(f"{incumbent} keeps serving")
+    return GateDecision(incumbent, False, reasons)
+
+
+def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarray], clusters: np.ndarray) -> bytes:
+    """Daily real vs predicted clicks over the holdout, and mean residual by cluster, for each model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    days = holdout["date"].to_numpy()
+    actual = holdout["clicks"].to_numpy(dtype="float64")
+    left.plot(*_daily(days, actual), color="black", linewidth=2, label="real")
+    width = 0.8 / max(len(predictions), 1)
+    cluster_ids = np.unique(clusters)
+    for number, (name, values) in enumerate(predictions.items()):
+        left.plot(*_daily(days, values), label=name)
+        residual = [float(np.mean(actual[clusters == c] - values[clusters == c])) for c in cluster_ids]
+        right.bar(np.arange(len(cluster_ids)) + number * width, residual, width, label=name)
+    left.set_title("clicks per day on the holdout: real vs predicted")
+    left.legend(fontsize=8)
+    left.tick_params(axis="x", labelrotation=45)
+    right.set_xticks(np.arange(len(cluster_ids)) + 0.4 - width / 2, [str(c) for c in cluster_ids])
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_title("mean residual (real − predicted) by cluster")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _daily(days, values):
+    series = pd.Series(values).groupby(pd.to_datetime(days)).sum()
+    return series.index, series.to_numpy()

@@ -1,0 +1,71 @@
+"""Experiment tracking in MLflow: one run per training, registered model versions, and the @champion alias."""
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+REGISTERED_MODEL = "daily_bids_keyword_model"
+CHAMPION_ALIAS = "champion"
+
+
+class ExperimentTracker(dg.ConfigurableResource):
+    tracking_uri: str = Field(description="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://mlflow:5000.")
+    experiment: str = "daily-bids"
+
+    def _client(self):
+        import mlflow  # imported where used: keeps Definitions loading fast
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(self.experiment) is None:
+            mlflow.create_experiment(self.experiment, artifact_location=self._artifact_location())
+        mlflow.set_experiment(self.experiment)
+        return mlflow
+
+    def _artifact_location(self) -> str | None:
+        """Beside a SQLite store: `mlruns/` next to the database file, not wherever the process happens to run."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            database = Path(self.tracking_uri[len("sqlite:///"):]).resolve()
+            return (database.parent / "mlruns").as_uri()
+        return None  # a tracking server decides
+
+    def log_training(self, model, kind: str, params: dict, window: str, extra_metrics: dict | None = None) -> str:
+        """One MLflow run for one trained model: params, metrics, data window, feature versions, git sha and the
+        model bundle; the bundle is registered as a new version of the keyword model. Returns the run id."""
+        mlflow = self._client()
+        with mlflow.start_run(run_name=f"{kind} {model.version}") as run:
+            mlflow.set_tags({"model_kind": kind, "model_version": model.version, "data_window": window,
+                             "git_sha": _git_sha(), "scaler_version": model.scaler.version})
+            mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
+            metrics = {**model.validation_metrics, **(extra_metrics or {})}
+            mlflow.log_metrics({key: float(value) for key, value in metrics.items() if value == value})
+            with tempfile.TemporaryDirectory() as folder:
+                bundle = Path(folder) / f"{model.version}.zip"
+                bundle.write_bytes(model.to_bytes())
+                (Path(folder) / "feature_versions.json").write_text(json.dumps(model.feature_versions, indent=2))
+                mlflow.log_artifact(str(bundle), artifact_path="model")
+                mlflow.log_artifact(str(Path(folder) / "feature_versions.json"))
+            client = mlflow.MlflowClient()
+            if not client.search_registered_models(f"name='{REGISTERED_MODEL}'"):
+                client.create_registered_model(REGISTERED_MODEL)
+            client.create_model_version(REGISTERED_MODEL, f"runs:/{run.info.run_id}/model", run.info.run_id,
+                                        tags={"model_version": model.version, "model_kind": kind})
+            return run.info.run_id
+
+    def set_champion(self, model_version: str) -> str:
+        """Point the @champion alias at the registered version of `model_version`; returns its number."""
+        mlflow = self._client()
+        client = mlflow.MlflowClient()
+        found = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tags.model_version='{model_version}'")
+        if not found:
+            raise LookupError(f"{model_version} is not registered in MLflow at {self.tracking_uri}")
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, found[0].version)
+        return str(found[0].version)
+
+
+def _git_sha() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown (not a git checkout)"

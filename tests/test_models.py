@@ -1,0 +1,117 @@
+"""Clusters, the deep model, the champion gate and experiment tracking."""
+
+import datetime as dt
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from daily_bids.clustering import behaviour_profiles, fit_clusters
+from daily_bids.deep_model import DeepKeywordModel, DeepParameters, train_deep
+from daily_bids.evaluation import GatePolicy, decide
+from daily_bids.features import compute_features
+from daily_bids.model import KeywordModel, TrainingParameters, train, training_frame
+from daily_bids.simulator import AdMarketSimulator
+from test_pipeline import graph  # noqa: F401  (the module-scoped graph fixture)
+
+DAYS = [dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    simulator = AdMarketSimulator(seed=3, keywords=400)
+    reports = pd.concat([simulator.report(d) for d in DAYS], ignore_index=True)
+    features = compute_features(reports, DAYS[:-1])
+    frame = training_frame(features[features["date"] >= pd.Timestamp(DAYS[14])], reports)
+    return reports, frame
+
+
+def test_clusters_separate_behaviour_and_choose_k_by_silhouette(data):
+    reports, _ = data
+    clusters = fit_clusters(behaviour_profiles(reports))
+    assert 3 <= clusters.k <= 8 and clusters.k == max(clusters.silhouette_by_k, key=clusters.silhouette_by_k.get)
+    assert clusters.assignments["keyword_id"].is_unique and clusters.assignments["cluster"].nunique() == clusters.k
+    assert clusters.cluster_of([reports["keyword_id"].iloc[0], -5])[1] == -1  # unseen keywords: unknown cluster
+    assert fit_clusters(behaviour_profiles(reports), k=4).k == 4
+
+
+def test_same_data_and_config_give_the_same_models(data):
+    reports, frame = data
+    first = train(frame, DAYS[-1], TrainingParameters(training_days=20, validation_days=4))
+    second = train(frame, DAYS[-1], TrainingParameters(training_days=20, validation_days=4))
+    assert first.version == second.version and first.validation_metrics == second.validation_metrics
+    clusters = fit_clusters(behaviour_profiles(reports), k=4)
+    parameters = DeepParameters(epochs=3, validation_days=4, seed=5)
+    deep_a = train_deep(frame, clusters, DAYS[-1], parameters)
+    deep_b = train_deep(frame, clusters, DAYS[-1], parameters)
+    for name, value in deep_a.validation_metrics.items():
+        assert deep_b.validation_metrics[name] == pytest.approx(value, rel=1e-5), name
+
+
+def test_deep_model_round_trips_and_scores_in_batches(data):
+    reports, frame = data
+    clusters = fit_clusters(behaviour_profiles(reports), k=4)
+    model = train_deep(frame, clusters, DAYS[-1], DeepParameters(epochs=3, validation_days=4))
+    restored = DeepKeywordModel.from_bytes(model.to_bytes())
+    assert restored.version == model.version
+    sample = frame.iloc[:5000]
+    pd.testing.assert_frame_equal(model.predict(sample), restored.predict(sample))
+    predicted = restored.predict(sample)
+    assert (predicted["expected_clicks"] > 0).all() and np.isfinite(predicted["expected_conversions"]).all()
+
+
+def _metrics(deviance: dict[str, float], by_cluster: dict[str, dict[str, float]] | None = None, calibration=None):
+    rows = [{"model": m, "target": "clicks", "slice": "all", "poisson_deviance": d,
+             "calibration": (calibration or {}).get(m, 1.0)} for m, d in deviance.items()]
+    for model, slices in (by_cluster or {}).items():
+        rows += [{"model": model, "target": "clicks", "slice": s, "poisson_deviance": d, "calibration": 1.0}
+                 for s, d in slices.items()]
+    return pd.DataFrame(rows)
+
+
+def test_gate_takes_the_best_candidate_that_beats_floor_and_champion():
+    metrics = _metrics({"xgboost": 0.80, "deep": 0.85, "naive_7d": 1.2, "naive_28d": 1.0, "champion": 0.9},
+                       {m: {"cluster 0": 0.8} for m in ("xgboost", "deep", "champion")})
+    decision = decide(metrics, ["xgboost", "deep"], "champion", GatePolicy())
+    assert (decision.champion, decision.replaced) == ("xgboost", True)
+    assert "beats the naive floor naive_28d" in decision.reasons[0]
+
+
+def test_gate_keeps_the_champion_when_a_cluster_gets_worse_or_the_margin_is_not_met():
+    metrics = _metrics({"xgboost": 0.80, "deep": 0.895, "naive_7d": 1.2, "naive_28d": 1.0, "champion": 0.9},
+                       {"xgboost": {"cluster 0": 0.7, "cluster 1": 1.2}, "deep": {"cluster 0": 0.8, "cluster 1": 0.9},
+                        "champion": {"cluster 0": 0.8, "cluster 1": 0.9}})
+    decision = decide(metrics, ["xgboost", "deep"], "champion", GatePolicy(margin=0.02))
+    assert (decision.champion, decision.replaced) == ("champion", False)
+    assert "['cluster 1']" in decision.reasons[0] and "does not beat the champion" in decision.reasons[1]
+
+
+def test_gate_rejects_candidates_that_do_not_beat_the_naive_floor():
+    metrics = _metrics({"xgboost": 1.0, "deep": 1.1, "naive_7d": 1.2, "naive_28d": 0.99})
+    with pytest.raises(ValueError, match="no candidate passes the gate"):
+        decide(metrics, ["xgboost", "deep"], None, GatePolicy())
+
+
+def test_gate_rejects_a_worse_calibration():
+    metrics = _metrics({"xgboost": 0.8, "deep": 0.9, "naive_7d": 1.2, "naive_28d": 1.0, "champion": 0.9},
+                       calibration={"xgboost": 1.3, "champion": 1.02, "deep": 1.0})
+    decision = decide(metrics, ["xgboost"], "champion", GatePolicy())
+    assert decision.champion == "champion" and "calibration 1.300" in decision.reasons[0]
+
+
+def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(graph, mlflow_store):  # noqa: F811
+    metadata = graph["training"].asset_materializations_for_node("champion_model")[0].metadata
+    champion = metadata["model_version"].value
+    candidates = {graph["training"].asset_materializations_for_node(n)[0].metadata["model_version"].value
+                  for n in ("xgboost_model", "deep_model")}
+    assert champion in candidates and metadata["reasons"].value.startswith("- ")
+    assert "naive_28d" in metadata["metrics"].value and "data:image/png;base64," in metadata["real_vs_predicted"].value
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_store}")
+    runs = mlflow.search_runs(experiment_names=["daily-bids"])
+    ours = runs[runs["tags.model_version"].isin(candidates)]
+    assert set(ours["tags.model_kind"]) == {"xgboost", "deep"}
+    assert ours["tags.data_window"].notna().all() and ours["tags.git_sha"].notna().all()
+    assert ours["metrics.clicks_poisson_deviance"].notna().all()
+    alias = mlflow.MlflowClient().get_model_version_by_alias("daily_bids_keyword_model", "champion")
+    assert alias.tags["model_version"] == champion
