@@ -66,7 +66,11 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
     """Keyword segments from behaviour profiles (scaled volume, CTR, conversion rate, weekly shape), by k-means."""
     store = warehouse.warehouse()
     through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
-    days = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
+    window = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
+    days = [d for d in window if store.partition_exists(REPORTS_TABLE, d)]  # a young deployment has fewer days
+    if len(days) < 7:
+        raise ValueError(f"keyword clusters need at least 7 report days in {window[0]}...{window[-1]}, "
+                         f"found {len(days)}: materialize the report history first")
     clusters = fit_clusters(behaviour_profiles(store.read_partitions(REPORTS_TABLE, days)), k=config.k or None)
     context.log.info(f"{clusters.k} clusters; silhouette by k: {clusters.silhouette_by_k}")
     png = profile_plot_png(clusters)

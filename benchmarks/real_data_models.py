@@ -11,7 +11,6 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 

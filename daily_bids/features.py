@@ -208,7 +208,8 @@ def advance(state: RollingState, entering: pd.DataFrame | None, leaving_week: pd
     day = state.day + dt.timedelta(days=1)
     old_ids = state.keywords["keyword_id"].to_numpy()
     new_ids = entering["keyword_id"].to_numpy() if entering is not None else np.zeros(0, dtype="int64")
-    keyword_ids = np.union1d(old_ids, new_ids)
+    # Both id arrays are sorted and unique, so pandas merges them in linear time (np.union1d would re-sort).
+    keyword_ids = pd.Index(old_ids).union(pd.Index(new_ids)).to_numpy(dtype="int64")
     carried = np.searchsorted(keyword_ids, old_ids)
 
     def carry(values: np.ndarray, dtype) -> np.ndarray:
@@ -229,17 +230,19 @@ def advance(state: RollingState, entering: pd.DataFrame | None, leaving_week: pd
         sum_7d[m] = np.round(carry(state.sum_7d[m], "float64") + entered - np.nan_to_num(week_ago[m]), 6)
         sum_28d[m] = np.round(carry(state.sum_28d[m], "float64") + entered - np.nan_to_num(window_ago[m]), 6)
 
-    dims = pd.DataFrame({"keyword_id": keyword_ids})
-    for d in DIMENSION_COLUMNS:
-        column = pd.Series(pd.NA, index=range(len(keyword_ids)), dtype="string")
-        column.iloc[carried] = state.keywords[d].to_numpy()
-        if entering is not None and len(entering):
-            column.iloc[np.searchsorted(keyword_ids, new_ids)] = entering[d].astype("string").to_numpy()
-        dims[d] = column
     keep = active > 0  # a keyword with no row in 28 days leaves the state (its sums are all zero by then)
+    # Dimensions: today's row where the keyword has one, else yesterday's; one vectorized take per column.
+    old_dims = state.keywords[list(DIMENSION_COLUMNS)].reset_index(drop=True)
+    new_dims = (entering[list(DIMENSION_COLUMNS)].astype("string").reset_index(drop=True)
+                if entering is not None else old_dims.iloc[0:0])
+    source = np.empty(len(keyword_ids), dtype="int64")
+    source[carried] = np.arange(len(old_ids))
+    source[np.searchsorted(keyword_ids, new_ids)] = len(old_ids) + np.arange(len(new_ids))
+    dims = pd.concat([old_dims, new_dims], ignore_index=True).take(source[keep]).reset_index(drop=True)
+    dims.insert(0, "keyword_id", keyword_ids[keep])
     return RollingState(
         day=day,
-        keywords=dims.loc[keep].reset_index(drop=True),
+        keywords=dims,
         active=active[keep],
         unknown={m: v[keep] for m, v in unknown.items()},
         sum_7d={m: v[keep] for m, v in sum_7d.items()},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,9 @@ class FeatureScaler:
         if method not in METHODS:
             raise ValueError(f"scaling method {method!r} is not one of {METHODS}")
         values = frame.loc[:, list(columns)].to_numpy(dtype="float64")
-        with np.errstate(all="ignore"):
+        # All-null columns (metrics a source does not report) are expected: NumPy's "empty slice" warnings are noise.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             if method == "standard":
                 center, scale = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
             else:

@@ -123,9 +123,23 @@ def conform(frame: pd.DataFrame, dtypes: dict[str, str], what: str = "keyword re
     out = frame.loc[:, list(dtypes)].copy()
     out["date"] = as_day(out["date"]).to_numpy()
     for name, dtype in dtypes.items():
-        if name != "date":
+        if name == "date":
+            continue
+        if dtype == "string" and isinstance(out[name].dtype, pd.CategoricalDtype):
+            out[name] = _categorical_to_string(out[name])
+        else:
             out[name] = out[name].astype(dtype)
     return out.reset_index(drop=True)
+
+
+def _categorical_to_string(values: pd.Series) -> pd.Series:
+    """Categorical → string through Arrow's dictionary cast: pandas' own path builds a Python object per row."""
+    import pyarrow as pa
+
+    codes = pa.array(values.cat.codes.to_numpy(), mask=values.isna().to_numpy())
+    categories = pa.array(values.cat.categories.astype(str).to_numpy(dtype=object), type=pa.string())
+    strings = pa.DictionaryArray.from_arrays(codes, categories).cast(pa.string())
+    return pd.Series(pd.array(strings, dtype="string"), index=values.index, name=values.name)
 
 
 def conform_report(frame: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from daily_bids.schema import MATCH_TYPES, as_day, conform_report
+from daily_bids.schema import MATCH_TYPES, conform_report
 
 # Day zero of the simulated market; fixed so that reports do not depend on deployment settings.
 EPOCH = dt.date(2024, 1, 1)
@@ -173,7 +173,7 @@ class AdMarketSimulator:
 
         shown = impressions > 0  # Like real reports, a keyword with no impressions has no row that day.
         report = self.keyword_dimensions.loc[shown].copy()
-        report.insert(0, "date", as_day([day] * int(shown.sum())).to_numpy())
+        report.insert(0, "date", np.full(int(shown.sum()), np.datetime64(day, "ns")))
         report["impressions"] = impressions[shown]
         report["clicks"] = clicks[shown]
         report["cost"] = cost[shown]

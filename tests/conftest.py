@@ -3,7 +3,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
+from resources import build_resources
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "adwords_keywords.csv.gz"
@@ -26,3 +30,38 @@ def mlflow_store(tmp_path_factory):
         store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
         env.setenv("BIDS_MLFLOW_TRACKING_URI", f"sqlite:///{store}")
         yield store
+
+
+HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 14)
+BID_DAYS = [dt.date(2025, 2, 15), dt.date(2025, 2, 16), dt.date(2025, 2, 17)]
+WINDOW = {"train_through": "2025-02-14"}  # candidates train through 2025-02-07; the last 7 days are the holdout
+TRAINING = {
+    "keyword_clusters": {"config": {**WINDOW, "profile_days": 28}},
+    "xgboost_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4}},
+    "deep_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4, "epochs": 20}},
+}
+
+
+@pytest.fixture(scope="session")
+def graph(tmp_path_factory):
+    """History backfilled in one run; clusters, both candidates and the champion gate; then the daily bid job for
+    three consecutive days."""
+    root = tmp_path_factory.mktemp("graph") / "warehouse"
+    with pytest.MonkeyPatch.context() as env:  # the deployment's settings are read when resources are built
+        env.setenv("BIDS_WAREHOUSE", str(root))
+        env.setenv("BIDS_SIM_KEYWORDS", "300")
+        env.setenv("BIDS_SIM_SEED", "11")
+        resources = build_resources()
+    instance = dg.DagsterInstance.ephemeral()
+    history = materialize_range(HISTORY_ASSETS, HISTORY_START, HISTORY_END, resources, instance=instance)
+    training = dg.materialize(
+        [*MODEL_ASSETS, *DAILY_ASSETS], selection=MODEL_ASSETS, resources=resources, instance=instance,
+        run_config={"ops": TRAINING},
+    )
+    daily = [
+        dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=resources, instance=instance,
+                       partition_key=day.isoformat())
+        for day in BID_DAYS
+    ]
+    return {"root": root, "resources": resources, "instance": instance, "history": history,
+            "training": training, "daily": daily, "store": resources["warehouse"].warehouse()}

@@ -72,15 +72,16 @@ def test_cli_materializes_one_day(deployment):
 def test_run_command_bootstraps_then_reuses_history(deployment):
     env, store = deployment
     first = _run([sys.executable, "-m", "daily_bids", "run", "--day", "2025-04-15"], env).stdout
-    assert "report history: materializing" in first and "training the XGBoost model" in first
+    assert "report history: materializing" in first
+    assert "training clusters, the XGBoost and the deep model, then the champion gate" in first
     assert "bids written" in first
     csv = store.display_uri("exports/google_ads_editor/keyword_bids_2025-04-16.csv")
     assert f"bid CSV (Ads Editor)   {csv}" in first and Path(csv).is_file()
 
     second = _run([sys.executable, "-m", "daily_bids", "run", "--day", "2025-04-15"], env).stdout
-    assert "report history: all 84 days present, reused" in second
-    assert "feature history: all 57 days present, reused" in second
-    assert "reused" in second.split("model ")[1]
+    assert "report history: all 91 days present, reused" in second
+    assert "feature history: all 64 days present, reused" in second
+    assert "reused" in second.split("champion ")[1]
 
 
 def test_the_ui_loads_the_code_location_without_errors(deployment):

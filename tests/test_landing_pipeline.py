@@ -107,7 +107,9 @@ def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(
     _clicks_only(landing)
     resources = build_resources()
     assert materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS).success
-    training = {"ops": {"xgboost_model": {"config": {"training_days": 21, "validation_days": 4, "n_estimators": 40}}}}
+    training = {"ops": {"keyword_clusters": {"config": {"profile_days": 21}},
+                        "xgboost_model": {"config": {"training_days": 21, "validation_days": 4}},
+                        "deep_model": {"config": {"training_days": 21, "validation_days": 4, "epochs": 10}}}}
     assert dg.materialize(EVERYTHING, selection=MODEL_ASSETS, resources=resources, run_config=training).success
     last = DAYS[-1].isoformat()
     result = dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=last,
@@ -163,8 +165,11 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
 
     run("--select", "raw_keyword_report,validated_keyword_report,keyword_quarantine,keyword_features",
         "--partition-range", "2012-04-01...2012-05-31")
-    run("--select", "xgboost_model", "--config-json", json.dumps(
-        {"ops": {"xgboost_model": {"config": {"training_days": 28, "train_through": "2012-05-30"}}}}))
+    window = {"train_through": "2012-05-30"}
+    run("--select", "keyword_clusters,xgboost_model,deep_model,champion_model", "--config-json", json.dumps(
+        {"ops": {"keyword_clusters": {"config": window},
+                 "xgboost_model": {"config": {**window, "training_days": 28}},
+                 "deep_model": {"config": {**window, "training_days": 28}}}}))
     run("--select", "keyword_predictions", "--partition", "2012-05-31")
 
     from daily_bids.warehouse import Warehouse

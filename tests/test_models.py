@@ -11,9 +11,8 @@ from daily_bids.clustering import behaviour_profiles, fit_clusters
 from daily_bids.deep_model import DeepKeywordModel, DeepParameters, train_deep
 from daily_bids.evaluation import GatePolicy, decide
 from daily_bids.features import compute_features
-from daily_bids.model import KeywordModel, TrainingParameters, train, training_frame
+from daily_bids.model import TrainingParameters, train, training_frame
 from daily_bids.simulator import AdMarketSimulator
-from test_pipeline import graph  # noqa: F401  (the module-scoped graph fixture)
 
 DAYS = [dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(40)]
 
@@ -100,7 +99,7 @@ def test_gate_rejects_a_worse_calibration():
     assert decision.champion == "champion" and "calibration 1.300" in decision.reasons[0]
 
 
-def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(graph, mlflow_store):  # noqa: F811
+def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(graph, mlflow_store):
     metadata = graph["training"].asset_materializations_for_node("champion_model")[0].metadata
     champion = metadata["model_version"].value
     candidates = {graph["training"].asset_materializations_for_node(n)[0].metadata["model_version"].value

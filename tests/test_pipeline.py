@@ -14,53 +14,16 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
-from conftest import materialize_range
+from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS
 from daily_bids.bidding import ADS_EDITOR_COLUMNS
 from daily_bids.features import FEATURE_NAMES, feature_versions
 from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.simulator import AdMarketSimulator
-from resources import build_resources
 from resources.ad_platform import BIDS_IN_FORCE_TABLE
 from resources.io_managers import load_current_model
 
-HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 14)
-BID_DAYS = [dt.date(2025, 2, 15), dt.date(2025, 2, 16), dt.date(2025, 2, 17)]
-WINDOW = {"train_through": "2025-02-14"}  # candidates train through 2025-02-07; the last 7 days are the holdout
-TRAINING = {
-    "keyword_clusters": {"config": {**WINDOW, "profile_days": 28}},
-    "xgboost_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4}},
-    "deep_model": {"config": {**WINDOW, "training_days": 21, "validation_days": 4, "epochs": 20}},
-}
-
-
-@pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    """History backfilled in one run, a model trained, then the daily bid job for three consecutive days."""
-    root = tmp_path_factory.mktemp("graph") / "warehouse"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("BIDS_WAREHOUSE", str(root))
-        env.setenv("BIDS_SIM_KEYWORDS", "300")
-        env.setenv("BIDS_SIM_SEED", "11")
-        resources = build_resources()
-        instance = dg.DagsterInstance.ephemeral()
-        history = materialize_range(HISTORY_ASSETS, HISTORY_START, HISTORY_END, resources, instance=instance)
-        training = dg.materialize(
-            [*MODEL_ASSETS, *DAILY_ASSETS],
-            selection=MODEL_ASSETS,
-            resources=resources,
-            instance=instance,
-            run_config={"ops": TRAINING},
-        )
-        daily = []
-        for day in BID_DAYS:
-            daily.append(
-                dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=resources,
-                               instance=instance, partition_key=day.isoformat())
-            )
-        yield {"root": root, "resources": resources, "instance": instance, "history": history,
-               "training": training, "daily": daily, "store": resources["warehouse"].warehouse()}
+from conftest import BID_DAYS, HISTORY_END, HISTORY_START
 
 
 def test_every_run_succeeds_and_every_check_passes(graph):
