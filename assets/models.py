@@ -14,7 +14,8 @@ from pydantic import Field
 from assets.features import keyword_features
 from assets.reports import VALIDATED_REPORT
 from daily_bids import evaluation
-from daily_bids.clustering import behaviour_profiles, fit_clusters, png_markdown, profile_plot_png, KeywordClusters
+from daily_bids.charts import png_markdown
+from daily_bids.clustering import KeywordClusters, behaviour_profiles, fit_clusters, profile_plot_png
 from daily_bids.deep_model import DeepParameters, train_deep
 from daily_bids.features import feature_set_version
 from daily_bids.model import KeywordModel, TrainingParameters, train, training_days, training_frame

@@ -6,13 +6,12 @@ checks a candidate against. k is chosen by silhouette on a sample, unless config
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from daily_bids.charts import figure_png, pyplot
 from daily_bids.schema import as_day, numeric
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -84,12 +83,7 @@ def fit_clusters(profiles: pd.DataFrame, k: int | None = None, k_range=range(3, 
 
 def profile_plot_png(clusters: KeywordClusters) -> bytes:
     """Cluster profiles: volume, CTR and conversion rate, and the weekly shape of each cluster."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
     centers = clusters.centers
     sizes = clusters.assignments["cluster"].value_counts().reindex(centers.index).fillna(0).astype(int)
     summary = centers[["log_volume", "ctr", "conversion_rate"]]
@@ -101,13 +95,4 @@ def profile_plot_png(clusters: KeywordClusters) -> bytes:
         right.plot(WEEKDAYS, row.to_numpy(), marker="o", label=f"cluster {cluster}")
     right.set_title("weekly shape (share of impressions)")
     right.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def png_markdown(png: bytes, alt: str) -> str:
-    """A PNG embedded in Markdown, which the Dagster UI renders in asset metadata."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    return figure_png(figure)

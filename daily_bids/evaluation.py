@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from daily_bids.charts import figure_png, pyplot
 from daily_bids.model import regression_metrics
 
 HEADS = ("clicks", "conversions")
@@ -118,12 +119,7 @@ def decide(metrics: pd.DataFrame, candidates: list[str], incumbent: str | None, 
 
 def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarray], clusters: np.ndarray) -> bytes:
     """Daily real vs predicted clicks over the holdout, and mean residual by cluster, for each model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
     days = holdout["date"].to_numpy()
     actual = holdout["clicks"].to_numpy(dtype="float64")
     left.plot(*_daily(days, actual), color="black", linewidth=2, label="real")
@@ -140,13 +136,7 @@ def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarr
     right.axhline(0, color="black", linewidth=0.8)
     right.set_title("mean residual (real − predicted) by cluster")
     right.legend(fontsize=8)
-    figure.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def _daily(days, values):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from daily_bids.schema import DIMENSION_COLUMNS, as_day
@@ -36,10 +35,11 @@ def predict_next_day(features: pd.DataFrame, model) -> pd.DataFrame:
 
 
 def summarize_predictions(predictions: pd.DataFrame) -> dict[str, float]:
-    return {
-        "keywords": int(len(predictions)),
-        "expected_clicks": float(predictions["expected_clicks"].sum()),
-        "expected_conversions": float(predictions["expected_conversions"].sum()),
-        "expected_value": float(predictions["expected_value"].sum()),
-        "median_value_per_click": float(np.nanmedian(predictions["expected_value_per_click"])) if len(predictions) else 0.0,
-    }
+    """Totals for the materialization's metadata; a quantity the reports do not carry is left out, not zeroed."""
+    summary = {"keywords": float(len(predictions))}
+    for column in ("expected_clicks", "expected_conversions", "expected_value"):
+        if predictions[column].notna().any():
+            summary[column] = float(predictions[column].sum())
+    if predictions["expected_value_per_click"].notna().any():
+        summary["median_value_per_click"] = float(predictions["expected_value_per_click"].median())
+    return summary
