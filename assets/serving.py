@@ -20,10 +20,11 @@ def ads_editor_export_path(effective_day: dt.date) -> str:
 
 
 @dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def keyword_predictions(keyword_features: pd.DataFrame, champion_model) -> dg.Output[pd.DataFrame]:
+def keyword_predictions(keyword_features: pd.DataFrame, champion_model,
+                        keyword_clusters: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Expected clicks, conversions, value and value per click of each keyword on the day after the partition, from
-    the champion model."""
-    predictions = predict_next_day(keyword_features, champion_model)
+    the champion model, and each keyword's cluster-level value per click (the cold-start prior)."""
+    predictions = predict_next_day(keyword_features, champion_model, keyword_clusters)
     return dg.Output(predictions, metadata={**summarize_predictions(predictions), "model_version": champion_model.version})
 
 

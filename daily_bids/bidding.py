@@ -7,9 +7,9 @@ paid per click is at most the bid (second-price auctions), so every click is exp
 Where even the minimum bid would not keep the margin, the keyword gets no bid: it is listed as unprofitable rather
 than bid at a loss.
 
-Keywords with fewer than `min_history_days` days of history are bid from their ad group's value per click (which
-falls back to the campaign's and the account's), with the wider `cold_start_margin`: a conservative default while the
-model has little to go on.
+Keywords with fewer than `min_history_days` days of history are bid from their cluster's value per click, or, for a
+keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's), with the wider
+`cold_start_margin`: a conservative default while the model has little to go on.
 """
 
 from __future__ import annotations
@@ -58,11 +58,14 @@ def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataF
     """(bids, unprofitable) from `keyword_predictions` rows.
 
     `predictions` needs expected_clicks, expected_value_per_click (the model's), prior_value_per_click (the ad
-    group's) and history_days. Bids carry `bid_basis`: "model", "cold_start" or "configured_value" (reports without
+    group's), history_days and, optionally, cluster_value_per_click. Bids carry `bid_basis`: "model", "cold_start" or "configured_value" (reports without
     conversion value, bid from the policy's value_per_click).
     """
     model_value = predictions["expected_value_per_click"].to_numpy(dtype="float64")
     prior_value = predictions["prior_value_per_click"].to_numpy(dtype="float64")
+    if "cluster_value_per_click" in predictions.columns:  # the cluster's prior where the keyword has a cluster
+        cluster_value = predictions["cluster_value_per_click"].to_numpy(dtype="float64")
+        prior_value = np.where(np.isnan(cluster_value), prior_value, cluster_value)
     value_unknown = np.isnan(model_value)
     if len(predictions) and value_unknown.all() and policy.value_per_click is None:
         raise CannotBidError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from daily_bids.schema import DIMENSION_COLUMNS, as_day
@@ -13,13 +14,14 @@ VALUE_PER_CLICK_PRIOR_CLICKS = 1.0
 PREDICTION_TABLE_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", *DIMENSION_COLUMNS,
     "expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click",
-    "prior_value_per_click", "history_days", "model_version",
+    "prior_value_per_click", "cluster_value_per_click", "history_days", "model_version",
 )
 
 
-def predict_next_day(features: pd.DataFrame, model) -> pd.DataFrame:
+def predict_next_day(features: pd.DataFrame, model, clusters: pd.DataFrame | None = None) -> pd.DataFrame:
     """Predictions for the day after each feature row's date, from any model with `predict` and `version`
-    (the XGBoost or the deep model)."""
+    (the XGBoost or the deep model). With `clusters` (keyword_id, cluster), each keyword also gets its cluster's
+    click-weighted value per click: the prior that cold-start bids use."""
     predicted = model.predict(features)
     prior = features["ad_group_value_per_click_28d"].to_numpy(dtype="float64")
     weight = VALUE_PER_CLICK_PRIOR_CLICKS
@@ -29,9 +31,25 @@ def predict_next_day(features: pd.DataFrame, model) -> pd.DataFrame:
     out = pd.concat([out, predicted], axis=1)
     out["expected_value_per_click"] = (out["expected_value"] + weight * prior) / (out["expected_clicks"] + weight)
     out["prior_value_per_click"] = prior
+    out["cluster_value_per_click"] = cluster_value_per_click(features, clusters)
     out["history_days"] = features["history_days"].to_numpy(dtype="int64")
     out["model_version"] = model.version
     return out.loc[:, list(PREDICTION_TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def cluster_value_per_click(features: pd.DataFrame, clusters: pd.DataFrame | None) -> np.ndarray:
+    """Each keyword's cluster's value per click, weighted by the keywords' clicks over 28 days; null for keywords
+    without a cluster (or when there are no clusters, or the reports carry no value)."""
+    if clusters is None or clusters.empty:
+        return np.full(len(features), np.nan)
+    lookup = pd.Series(clusters["cluster"].to_numpy(), index=clusters["keyword_id"].to_numpy())
+    cluster = lookup.reindex(features["keyword_id"].to_numpy()).to_numpy()
+    clicks = np.expm1(features["clicks_sum_28d"].to_numpy(dtype="float64"))
+    value = features["value_per_click_28d"].to_numpy(dtype="float64") * clicks
+    frame = pd.DataFrame({"cluster": cluster, "clicks": clicks, "value": value}).dropna(subset=["cluster"])
+    sums = frame.groupby("cluster")[["clicks", "value"]].sum(min_count=1)
+    per_cluster = sums["value"] / sums["clicks"].where(sums["clicks"] > 0)
+    return pd.Series(cluster).map(per_cluster).to_numpy(dtype="float64")
 
 
 def summarize_predictions(predictions: pd.DataFrame) -> dict[str, float]:

@@ -78,3 +78,11 @@ def test_ads_editor_csv_layout():
     bids, _ = compute_bids(_predictions([2.0], [2.0], [28]), BidPolicy(target_margin=0.25))
     text = ads_editor_csv(bids).decode()
     assert text.splitlines() == [",".join(ADS_EDITOR_COLUMNS), "c,g,k0,Exact,1.50"]
+
+
+def test_cold_start_keywords_bid_from_their_cluster_when_they_have_one():
+    policy = BidPolicy(target_margin=0.2, cold_start_margin=0.5, min_history_days=7)
+    predictions = _predictions([4.0, 4.0], [2.0, 2.0], [3, 3]).assign(cluster_value_per_click=[3.0, np.nan])
+    bids, _ = compute_bids(predictions, policy)
+    assert list(bids["expected_value_per_click"]) == [3.0, 2.0]  # the cluster's prior, else the ad group's
+    assert list(bids["bid"]) == [1.5, 1.0]
