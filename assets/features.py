@@ -9,7 +9,6 @@ from assets.partitions import DAILY_ASSET_POLICIES, daily_partitions, partition_
 from assets.reports import VALIDATED_REPORT
 from daily_bids import catalog
 from daily_bids.features import FEATURES, LOOKBACK_DAYS, STATE_TABLE, RollingState, feature_set_version, roll
-from resources.io_managers import MODEL_REGISTRY
 from resources.warehouse import WarehouseResource
 
 
@@ -57,7 +56,7 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 FEATURES_TABLE = keyword_features.key.path[-1]
 
 
-@dg.asset(group_name="features", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
+@dg.asset(name=catalog.CATALOG_TABLE, group_name="features", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
 def feature_catalog(context: dg.AssetExecutionContext, keyword_features: pd.DataFrame,
                     warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     """An entry per feature and day: definition (name, description, dtype, unit, source columns, transformation and
@@ -66,7 +65,8 @@ def feature_catalog(context: dg.AssetExecutionContext, keyword_features: pd.Data
     Search it with `python -m daily_bids features list | show NAME | search TERM`."""
     store = warehouse.warehouse()
     table = context.assets_def.key.path[-1]
-    registry = store.read_table(MODEL_REGISTRY) if store.table_exists(MODEL_REGISTRY) else pd.DataFrame()
+    registry = (store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY)
+                else pd.DataFrame())
     days = partition_days(context)
     materialized = sorted(set(store.list_partitions(FEATURES_TABLE)) | set(days))
     written: dict[dt.date, pd.DataFrame] = {}

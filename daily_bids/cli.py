@@ -145,10 +145,11 @@ def features_command(args) -> int:
     from daily_bids.warehouse import S3Options, Warehouse
 
     store = Warehouse(WAREHOUSE.read(), S3Options(endpoint_url=S3_ENDPOINT_URL.read(), region=S3_REGION.read()))
-    days = store.list_partitions("feature_catalog")
-    history = store.read_partitions("feature_catalog", days[-14:]) if days else pd.DataFrame()
+    days = store.list_partitions(catalog.CATALOG_TABLE)
+    history = store.read_partitions(catalog.CATALOG_TABLE, days[-14:]) if days else pd.DataFrame()
     latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()
-    registry = store.read_table("model_registry") if store.table_exists("model_registry") else pd.DataFrame()
+    registry = (store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY)
+                else pd.DataFrame())
     definitions = catalog.definitions().set_index("feature")
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 70)

@@ -7,11 +7,9 @@ import json
 import dagster as dg
 import pandas as pd
 
+from daily_bids.catalog import MODEL_REGISTRY
 from daily_bids.warehouse import Warehouse
 from resources.warehouse import WarehouseResource
-
-
-MODEL_REGISTRY = "model_registry"
 
 
 def _days(partition_keys) -> list[dt.date]:
