@@ -132,8 +132,7 @@ class DeepKeywordModel:
 
 
 def _tensorflow():
-    """TensorFlow, imported on first use, without its start-up chatter on stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """TensorFlow, imported on first use (its start-up notices are silenced in `daily_bids/__init__.py`)."""
     import tensorflow as tf
 
     return tf

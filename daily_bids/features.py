@@ -294,13 +294,15 @@ def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | No
             cache.pop(day, None)
         return frame
 
+    log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
     for day in steps:
         today = report(day, entering=True)
         state = advance(state, today, report(day - dt.timedelta(days=7)),
                         report(day - dt.timedelta(days=LOOKBACK_DAYS)))
         if day >= first:
-            if log:
-                log(f"features for {day}: {len(state.keywords):,} keywords")
+            number = (day - first).days + 1
+            if log and (number % log_every == 0 or day == days[-1]):
+                log(f"features {number}/{len(days)}: {day}, {len(state.keywords):,} keywords")
             yield day, _features_from_state(state, today, report(day - dt.timedelta(days=6))), state
 
 
