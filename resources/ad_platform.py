@@ -83,13 +83,21 @@ class LandingZoneSource(ReportSource):
                                        description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.")
     date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")
 
+    _location: tuple | None = PrivateAttr(default=None)
+
+    def _filesystem(self):
+        """(filesystem, root) of the landing zone, opened once per resource."""
+        if self._location is None:
+            self._location = filesystem_for(self.uri, s3_options(self.s3))
+        return self._location
+
     def read_file(self, path: str) -> pd.DataFrame:
-        filesystem, _ = filesystem_for(self.uri, s3_options(self.s3))
+        filesystem, _ = self._filesystem()
         return read_landing_file(filesystem, path, self.column_map, self.date_format or None)
 
     def refresh_index(self) -> tuple[pd.DataFrame, list]:
         """The landing index, brought up to date (new and changed files are read once), and the changed files."""
-        filesystem, root = filesystem_for(self.uri, s3_options(self.s3))
+        filesystem, root = self._filesystem()
         store = self.warehouse.warehouse()
         previous = store.read_table(LANDING_INDEX_TABLE) if store.table_exists(LANDING_INDEX_TABLE) else None
         index, changed = refresh_index(filesystem, root, previous, self.read_file)

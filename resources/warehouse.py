@@ -6,6 +6,7 @@ string annotations make nested resources recurse on attribute access.
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 from daily_bids.warehouse import S3Options, Warehouse
 
@@ -15,12 +16,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
     uri: str
     s3: S3Resource = S3Resource()
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def warehouse(self) -> Warehouse:
-        if not self.uri.startswith("s3://"):
-            return Warehouse(self.uri)
-        self._require_bucket()
-        return Warehouse(self.uri, s3_options(self.s3))
+        """The warehouse, built once: IO managers and sources call this for every read and write, and an S3
+        warehouse would otherwise list the buckets and open a new filesystem each time."""
+        if self._warehouse is None:
+            if self.uri.startswith("s3://"):
+                self._require_bucket()
+                self._warehouse = Warehouse(self.uri, s3_options(self.s3))
+            else:
+                self._warehouse = Warehouse(self.uri)
+        return self._warehouse
 
     def _require_bucket(self) -> None:
         bucket = self.uri[len("s3://") :].split("/", 1)[0]
@@ -28,7 +35,6 @@ class WarehouseResource(dg.ConfigurableResource):
         names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
         if bucket not in names:
             raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}")
-
 
 
 def s3_options(s3: S3Resource) -> S3Options:
