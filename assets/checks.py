@@ -28,10 +28,12 @@ def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | No
     errors = [o for o in failed if o.expectation.severity == quality.ERROR] + list(dtype_problems)
     rows = [
         {"expectation": o.expectation.description, "severity": o.expectation.severity,
-         "observed": o.observed_value, "unexpected": o.unexpected_count, "sample": o.sample, "error": o.error}
+         "observed": o.observed_value, "unexpected": o.unexpected_count,
+         "unexpected_percent": round(o.unexpected_percent, 4), "sample": o.sample, "error": o.error}
         for o in failed
     ] + [{"expectation": f"column {name} has the contract type", "severity": quality.ERROR, "observed": problem,
-          "unexpected": None, "sample": [], "error": ""} for name, problem in dtype_problems.items()]
+          "unexpected": None, "unexpected_percent": None, "sample": [], "error": ""}
+         for name, problem in dtype_problems.items()]
     metadata = {
         "expectations_evaluated": len(outcomes) + len(dtype_problems),
         "expectations_failed": len(rows),

@@ -22,7 +22,6 @@ BID_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", "campaign", "ad_group", "keyword", "match_type",
     "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
 )
-BID_BASES: tuple[str, ...] = ("model", "cold_start", "configured_value")
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from.
 ADS_EDITOR_COLUMNS: dict[str, str] = {
     "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword", "Match type": "match_type", "Max CPC": "bid",

@@ -102,10 +102,6 @@ def raw_dtypes() -> dict[str, str]:
             "parse_errors": "string"}
 
 
-def empty_report() -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in report_dtypes().items()})
-
-
 def empty_raw() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in raw_dtypes().items()})
 

@@ -39,6 +39,12 @@ class ValidatedReport:
     unreported_metrics: list[str]  # optional metric columns the source left empty on every row of a day
 
 
+def quarantine_reasons_markdown() -> str:
+    """The README's table of quarantine reasons."""
+    rows = ["| reason | the row has |", "|---|---|"]
+    return "\n".join(rows + [f"| `{code}` | {text} |" for code, text in QUARANTINE_REASONS.items()])
+
+
 def normalize_match_type(values: pd.Series) -> pd.Series:
     """`exact match`, `EXACT`, `Exact` → `Exact`; anything else is left for the match-type rule to reject.
     Works on the distinct values only: a report has millions of rows but a handful of spellings."""
@@ -57,6 +63,8 @@ def validate_report(raw: pd.DataFrame, days: list[dt.date]) -> ValidatedReport:
     detail = pd.Series(pd.NA, index=raw.index, dtype="string")
 
     def flag(code: str, broken, why=None) -> None:
+        if code not in QUARANTINE_REASONS:  # the table above is the one list of codes (and the README's)
+            raise KeyError(f"undocumented quarantine reason {code!r}")
         broken = np.asarray(broken, dtype=bool) & reason.isna().to_numpy()
         reason[broken] = code
         if why is not None:
