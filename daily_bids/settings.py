@@ -65,9 +65,35 @@ MLFLOW_TRACKING_URI = Setting(
     "MLflow tracking store for every training run (default: a local SQLite file; artifacts go to ./mlruns).",
 )
 
+MODEL_MAX_AGE_DAYS = Setting(
+    "BIDS_MODEL_MAX_AGE_DAYS", "7",
+    "Freshness window of the models: a model not retrained within this many days is stale, and the automation "
+    "retrains it.",
+)
+REPORT_DEADLINE = Setting(
+    "BIDS_REPORT_DEADLINE", "0 5 * * *",
+    "Cron (UTC) by which yesterday's report partition must be materialized; later, its freshness check fails.",
+)
+BIDS_DEADLINE = Setting(
+    "BIDS_BIDS_DEADLINE", "0 7 * * *",
+    "Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails.",
+)
+DECLINE_MARGIN = Setting(
+    "BIDS_DECLINE_MARGIN", "0.10",
+    "How much worse than the champion's holdout deviance the rolling 7-day deviance of clicks may get before the "
+    "decline check fails and the automation retrains.",
+)
+ALERT_WEBHOOK = Setting(
+    "BIDS_ALERT_WEBHOOK", "",
+    "URL that failed runs and failed checks are POSTed to as JSON (asset, partition, check, run link). Empty: alerts "
+    "are only logged.",
+)
+UI_URL = Setting("BIDS_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI, for the run links in alerts.")
+
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
+    MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
 )
 
 
