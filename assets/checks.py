@@ -5,6 +5,9 @@ Value rules run through great-expectations (see `daily_bids.quality`); volume, d
 with pandas against the trailing days in the warehouse.
 """
 
+import datetime as dt
+from collections.abc import Callable, Iterator
+
 import dagster as dg
 import pandas as pd
 
@@ -14,11 +17,42 @@ from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import keyword_bids, keyword_predictions
 from daily_bids import quality
 from daily_bids.features import FEATURES
+from daily_bids.schema import as_day
 from resources.bid_policy import BidPolicyResource
 from resources.warehouse import WarehouseResource
 
 CHECK_POLICY = dict(partitions_def=daily_partitions)
 RAW_TABLE = raw_keyword_report.key.path[-1]
+
+DayJudge = Callable[[list[dt.date], pd.DataFrame], dg.AssetCheckResult]
+
+
+def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge) -> Iterator:
+    """A check's verdict for every day of its run.
+
+    A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
+    day, so the UI shows each day's verdict rather than one result for the whole range. `judge(days, rows)` is first
+    asked about the whole range: a range that passes as a whole passes on every day, and only a failing range is
+    judged again day by day, to say which days failed.
+    """
+    days = partition_days(context)
+    whole = judge(days, frame)
+    if len(days) == 1:
+        yield whole
+        return
+    spec = context.check_specs[0]
+    dates = as_day(frame["date"]) if "date" in frame.columns else pd.Series(dtype="datetime64[ns]")
+    for day in days:
+        rows = frame[(dates == pd.Timestamp(day)).to_numpy()]
+        verdict = judge([day], rows) if not whole.passed else dg.AssetCheckResult(
+            passed=True, metadata={"rows": len(rows), "judged_with_range": f"{days[0]}...{days[-1]}"})
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key, check_name=spec.name, passed=verdict.passed, metadata=verdict.metadata,
+            severity=verdict.severity, description=verdict.description, blocking=spec.blocking,
+            partition=day.isoformat(),
+        )
+    # The check's own output: what lets the steps downstream of a blocking check run (or be skipped).
+    yield dg.Output(None, output_name=context.op_execution_context.op_def.output_defs[0].name)
 
 
 def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | None = None, **extra) -> dg.AssetCheckResult:
@@ -50,17 +84,19 @@ def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | No
     )
 
 
-def _report_contract(layer: str, frame: pd.DataFrame, context) -> dg.AssetCheckResult:
-    days = partition_days(context)
-    outcomes = quality.run_expectations(frame, quality.report_suite(layer, days), f"{layer}_report")
-    return _result(outcomes, quality.dtype_mismatches(frame, quality.layer_dtypes(layer)), rows=len(frame))
+def _report_contract(layer: str, frame: pd.DataFrame, context) -> Iterator:
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        outcomes = quality.run_expectations(rows, quality.report_suite(layer, days), f"{layer}_report")
+        return _result(outcomes, quality.dtype_mismatches(rows, quality.layer_dtypes(layer)), rows=len(rows))
+
+    return each_day(context, frame, judge)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=True, description="Raw report against the data contract: columns, "
                 "types, dates inside the partition (ERROR); ranges, pair rules, unique keys, null rates (WARN: such "
                 "rows are quarantined downstream).", **CHECK_POLICY)
 def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame):
-    return _report_contract("raw", raw_keyword_report, context)
+    yield from _report_contract("raw", raw_keyword_report, context)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=True, description="Each day has rows (ERROR when empty), and "
@@ -68,19 +104,22 @@ def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_repo
 def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
                       warehouse: WarehouseResource):
     store = warehouse.warehouse()
-    per_day = raw_keyword_report.groupby("date").size()
-    verdicts = {
-        day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)),
-                                                quality.trailing_row_counts(store, RAW_TABLE, day))
-        for day in partition_days(context)
-    }
-    severities = {severity for severity, _ in verdicts.values()}
-    return dg.AssetCheckResult(
-        passed=severities == {None},
-        severity=dg.AssetCheckSeverity.ERROR if quality.ERROR in severities else dg.AssetCheckSeverity.WARN,
-        metadata={"rows": len(raw_keyword_report),
-                  "days": dg.MetadataValue.json({day: text for day, (_, text) in verdicts.items()})},
-    )
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        per_day = rows.groupby("date").size()
+        verdicts = {
+            day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)),
+                                                    quality.trailing_row_counts(store, RAW_TABLE, day))
+            for day in days
+        }
+        severities = {severity for severity, _ in verdicts.values()}
+        return dg.AssetCheckResult(
+            passed=severities == {None},
+            severity=dg.AssetCheckSeverity.ERROR if quality.ERROR in severities else dg.AssetCheckSeverity.WARN,
+            metadata={"rows": len(rows), "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()})},
+        )
+
+    yield from each_day(context, raw_keyword_report, judge)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=False, description="Distribution drift of the report metrics "
@@ -88,72 +127,90 @@ def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report
                 **CHECK_POLICY)
 def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
                      warehouse: WarehouseResource):
-    scores, reference_days = quality.drift_scores(warehouse.warehouse(), RAW_TABLE, raw_keyword_report,
-                                                  partition_days(context)[0])
-    if not reference_days:
-        return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
-    drifted = {column: score for column, score in scores.items() if score > quality.PSI_WARN}
-    return dg.AssetCheckResult(
-        passed=not drifted,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={**{f"psi_{column}": (None if pd.isna(score) else float(score)) for column, score in scores.items()},
-                  "reference_days": f"{reference_days[-1]}...{reference_days[0]}"},
-    )
+    store = warehouse.warehouse()
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        # A range is compared through its first day against the 7 days before the range.
+        scores, reference_days = quality.drift_scores(store, RAW_TABLE, rows, days[0])
+        if not reference_days:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
+        drifted = {column: score for column, score in scores.items() if score > quality.PSI_WARN}
+        return dg.AssetCheckResult(
+            passed=not drifted,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**{f"psi_{column}": (None if pd.isna(score) else round(float(score), 4))
+                         for column, score in scores.items()},
+                      "reference_days": f"{reference_days[-1]}...{reference_days[0]}"},
+        )
+
+    yield from each_day(context, raw_keyword_report, judge)
 
 
 @dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Validated report against the data contract; every "
                 "rule is ERROR here.", **CHECK_POLICY)
 def validated_report_contract(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame):
-    return _report_contract("validated", validated_keyword_report, context)
+    yield from _report_contract("validated", validated_keyword_report, context)
 
 
 @dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Nothing lost: for every day, raw rows = validated "
                 "rows + quarantined rows.", additional_ins={"raw": dg.AssetIn(raw_keyword_report.key),
                                                                "quarantine": dg.AssetIn(QUARANTINE)}, **CHECK_POLICY)
-def quarantine_reconciles(validated_keyword_report: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame):
+def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame,
+                          raw: pd.DataFrame, quarantine: pd.DataFrame):
     counts = pd.DataFrame({
         "raw": raw.groupby("date").size(),
         "validated": validated_keyword_report.groupby("date").size(),
         "quarantined": quarantine.groupby("date").size(),
     }).fillna(0).astype(int)
     counts["lost"] = counts["raw"] - counts["validated"] - counts["quarantined"]
-    off = counts[counts["lost"] != 0]
-    return dg.AssetCheckResult(
-        passed=off.empty,
-        metadata={"raw_rows": int(counts["raw"].sum()), "validated_rows": int(counts["validated"].sum()),
-                  "quarantined_rows": int(counts["quarantined"].sum()),
-                  "days_not_reconciling": dg.MetadataValue.md(off.reset_index().to_markdown(index=False))
-                  if len(off) else "none"},
-    )
+    counts = counts.rename_axis("date").reset_index()
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        off = rows[rows["lost"] != 0]
+        return dg.AssetCheckResult(
+            passed=off.empty,
+            metadata={"raw_rows": int(rows["raw"].sum()), "validated_rows": int(rows["validated"].sum()),
+                      "quarantined_rows": int(rows["quarantined"].sum()),
+                      "days_not_reconciling": dg.MetadataValue.md(off.to_markdown(index=False)) if len(off) else "none"},
+        )
+
+    yield from each_day(context, counts, judge)
 
 
 # Features computed from impressions and clicks alone are never null: every report carries those two.
 _ALWAYS_KNOWN_FEATURES = [f.name for f in FEATURES if set(f.source_columns) <= {"impressions", "clicks", "date"}]
 
 
+def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation], name: str) -> Iterator:
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        return _result(quality.run_expectations(rows, suite, name), rows=len(rows))
+
+    return each_day(context, frame, judge)
+
+
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "
                 "impressions and clicks never null; counts never negative.", **CHECK_POLICY)
-def features_contract(keyword_features: pd.DataFrame):
+def features_contract(context: dg.AssetCheckExecutionContext, keyword_features: pd.DataFrame):
     suite = [quality.unique_keys(), quality.between("history_days", 1, 28)]
     suite += [quality.not_null(name) for name in _ALWAYS_KNOWN_FEATURES]
     suite += [quality.at_least(f.name, 0) for f in FEATURES if f.unit in ("count", "currency", "days")]
-    return _result(quality.run_expectations(keyword_features, suite, "features"), rows=len(keyword_features))
+    yield from _expectations(context, keyword_features, suite, "features")
 
 
 @dg.asset_check(asset=keyword_predictions, blocking=True, description="One prediction per keyword and day; expected "
                 "clicks known and never negative.", **CHECK_POLICY)
-def predictions_contract(keyword_predictions: pd.DataFrame):
+def predictions_contract(context: dg.AssetCheckExecutionContext, keyword_predictions: pd.DataFrame):
     suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
              quality.at_least("expected_conversions", 0), quality.at_least("expected_value_per_click", 0)]
-    return _result(quality.run_expectations(keyword_predictions, suite, "predictions"), rows=len(keyword_predictions))
+    yield from _expectations(context, keyword_predictions, suite, "predictions")
 
 
 @dg.asset_check(asset=keyword_bids, blocking=True, description="Every bid is below its expected value per click and "
-                "inside [min_bid, max_bid]; no keyword is bid twice for a day.", **CHECK_POLICY)
-def bids_are_profitable_and_capped(keyword_bids: pd.DataFrame, bid_policy: BidPolicyResource):
-    suite = [quality.unique_keys(), quality.strictly_below("bid", "expected_value_per_click"),
-             quality.between("bid", bid_policy.min_bid, bid_policy.max_bid)]
-    return _result(quality.run_expectations(keyword_bids, suite, "bids"), rows=len(keyword_bids))
+                "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
+                **CHECK_POLICY)
+def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
+                                   bid_policy: BidPolicyResource):
+    yield from _expectations(context, keyword_bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids")
 
 
 ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_drift, validated_report_contract,

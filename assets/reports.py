@@ -34,14 +34,19 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
 @dg.multi_asset(
     outs={
         VALIDATED_REPORT.path[-1]: dg.AssetOut(
-            kinds={"pandas", "parquet"}, description="Typed rows that pass every row rule; one per (date, keyword_id)."
+            kinds={"pandas", "parquet"}, is_required=False,
+            description="Typed rows that pass every row rule; one per (date, keyword_id).",
         ),
         QUARANTINE.path[-1]: dg.AssetOut(
-            kinds={"pandas", "parquet"},
+            kinds={"pandas", "parquet"}, is_required=False,
             description="Raw rows that did not pass, each with a reason code, a detail, and its source file and line.",
         ),
     },
     group_name="reports",
+    # Either table can be selected alone (`--select validated_keyword_report`). Validation is a pure function of the
+    # raw report, so recomputing one side gives the rows the stored other side was made with; `quarantine_reconciles`
+    # proves it for every day.
+    can_subset=True,
     **DAILY_ASSET_POLICIES,
 )
 def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame):
@@ -49,16 +54,19 @@ def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_repo
     reasons = result.quarantine["reason"].value_counts().to_dict()
     if reasons:
         context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
-    yield dg.Output(result.valid, output_name=VALIDATED_REPORT.path[-1], metadata={
-        "rows": len(result.valid),
-        "rows_quarantined": len(result.quarantine),
-        "keywords": int(result.valid["keyword_id"].nunique()),
-        "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
-        **_totals(result.valid),
-    })
-    yield dg.Output(result.quarantine, output_name=QUARANTINE.path[-1], metadata={
-        "rows": len(result.quarantine), **{f"reason_{code}": int(n) for code, n in reasons.items()},
-    })
+    selected = context.selected_asset_keys
+    if VALIDATED_REPORT in selected:
+        yield dg.Output(result.valid, output_name=VALIDATED_REPORT.path[-1], metadata={
+            "rows": len(result.valid),
+            "rows_quarantined": len(result.quarantine),
+            "keywords": int(result.valid["keyword_id"].nunique()),
+            "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
+            **_totals(result.valid),
+        })
+    if QUARANTINE in selected:
+        yield dg.Output(result.quarantine, output_name=QUARANTINE.path[-1], metadata={
+            "rows": len(result.quarantine), **{f"reason_{code}": int(n) for code, n in reasons.items()},
+        })
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:

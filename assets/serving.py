@@ -1,18 +1,25 @@
-"""Next-day predictions and bids."""
+"""Next-day predictions, bids, and their publication to the ad platform.
+
+`keyword_bids` only computes; `published_bids` is the one step that moves money. It sits downstream of the bids so
+that the blocking checks on the bids run first, in the same run: a bid that fails them is never published.
+"""
 
 import datetime as dt
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
+from daily_bids import publishing, quality
 from daily_bids.bidding import ads_editor_csv, compute_bids
 from daily_bids.prediction import predict_next_day, summarize_predictions
-from resources.ad_platform import SimulatedAdPlatform
+from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
 from resources.warehouse import WarehouseResource
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
+PUBLISHED_TABLE = "published_bids"
 
 
 def ads_editor_export_path(effective_day: dt.date) -> str:
@@ -28,40 +35,74 @@ def keyword_predictions(keyword_features: pd.DataFrame, champion_model,
     return dg.Output(predictions, metadata={**summarize_predictions(predictions), "model_version": champion_model.version})
 
 
-@dg.asset(group_name="serving", kinds={"pandas", "parquet", "csv"}, **DAILY_ASSET_POLICIES)
-def keyword_bids(
-    context: dg.AssetExecutionContext,
-    keyword_predictions: pd.DataFrame,
-    bid_policy: BidPolicyResource,
-    ad_platform: SimulatedAdPlatform,
-    warehouse: WarehouseResource,
-) -> dg.Output[pd.DataFrame]:
-    """Max CPC per keyword for the day after the partition, below its expected value per click. Also written as a
-    Google Ads Editor CSV and published to the ad platform."""
+@dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
+def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.DataFrame,
+                 bid_policy: BidPolicyResource) -> dg.Output[pd.DataFrame]:
+    """Max CPC per keyword for the day after the partition, below its expected value per click. Computed only:
+    `published_bids` hands them to the ad platform once the checks on them have passed."""
     bids, unprofitable = compute_bids(keyword_predictions, bid_policy)
-    store = warehouse.warehouse()
-    exports = []
-    for day in partition_days(context):
-        effective_day = day + dt.timedelta(days=1)
-        todays = bids[bids["effective_date"] == pd.Timestamp(effective_day)]
-        store.write_bytes(ads_editor_export_path(effective_day), ads_editor_csv(todays))
-        exports.append(store.display_uri(ads_editor_export_path(effective_day)))
-        ad_platform.publish_bids(effective_day, todays)
     if len(unprofitable):
         context.log.info(f"{len(unprofitable)} keywords get no bid: even the minimum bid would not keep the margin")
-    expected_spend_cap = float((bids["bid"] * bids["expected_clicks"]).sum())
-    return dg.Output(
-        bids,
-        metadata={
-            "bids": len(bids),
-            "keywords_not_bid_unprofitable": len(unprofitable),
-            "cold_start_bids": int((bids["bid_basis"] == "cold_start").sum()),
-            "expected_clicks": float(bids["expected_clicks"].sum()),
-            "expected_value": float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()),
-            "expected_spend_at_most": expected_spend_cap,
-            "mean_bid": float(bids["bid"].mean()) if len(bids) else 0.0,
-            "ads_editor_csv": dg.MetadataValue.path(exports[-1]),
-            "ads_editor_csv_files": len(exports),
-            "preview": dg.MetadataValue.md(bids.head(10).to_markdown(index=False)),
-        },
-    )
+    return dg.Output(bids, metadata={
+        "bids": len(bids),
+        "keywords_not_bid_unprofitable": len(unprofitable),
+        "cold_start_bids": int((bids["bid_basis"] == "cold_start").sum()),
+        "expected_clicks": round(float(bids["expected_clicks"].sum()), 1),
+        "expected_value": round(float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()), 2),
+        "expected_spend_at_most": round(float((bids["bid"] * bids["expected_clicks"]).sum()), 2),
+        "mean_bid": round(float(bids["bid"].mean()), 4) if len(bids) else 0.0,
+        "preview": dg.MetadataValue.md(bids.head(10).to_markdown(index=False)),
+    })
+
+
+class PublishConfig(dg.Config):
+    republish: bool = Field(False, description="Publish a partition that was published already (for example after "
+                                               "fixing a bad day). Bids of past days are never republished.")
+
+
+@dg.asset(group_name="serving", kinds={"csv", "parquet"}, deps=[keyword_bids], **DAILY_ASSET_POLICIES)
+def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid_policy: BidPolicyResource,
+                   ad_platform: ReportSource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The bids handed to the ad platform: the Google Ads Editor CSV, and, for the simulator, the bids in force the
+    next day. Runs only after every blocking check upstream passed; publishes each day once and in order, so a
+    backfill of past days never touches the live bids. The ledger (each bid and the bid it replaced) is kept in the
+    `published_bids` table of the days that were published."""
+    store = warehouse.warehouse()
+    days = partition_days(context)
+    bids = store.read_partitions(keyword_bids.key.path[-1], days)
+    # Defence in depth: the same rules as the blocking check, so a run that skipped the check cannot publish.
+    broken = [o for o in quality.run_expectations(bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
+                                                  "bids_to_publish") if not o.success]
+    if broken:
+        raise dg.Failure(description="refusing to publish bids that break the bid rules: "
+                                     + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
+                         allow_retries=False)
+    published_days = store.list_partitions(PUBLISHED_TABLE)
+    decisions, summary = {}, {}
+    for day in days:
+        decision = decisions[day.isoformat()] = publishing.decide_publication(day, published_days, config.republish)
+        if not decision.publish:
+            context.log.info(f"{day}: not published: {decision.reason}")
+            continue
+        effective_day = day + dt.timedelta(days=1)
+        todays = bids[bids["date"] == pd.Timestamp(day)]
+        previous_day = publishing.latest_before(published_days, day)
+        previous = store.read_partitions(PUBLISHED_TABLE, [previous_day]) if previous_day else None
+        ledger = publishing.ledger(todays, previous)
+        store.write_bytes(ads_editor_export_path(effective_day), ads_editor_csv(todays))
+        ad_platform.publish_bids(effective_day, todays)
+        # The ledger is written last: a partition counts as published only once the hand-off is done.
+        store.write_partition(PUBLISHED_TABLE, day, ledger)
+        published_days = sorted({*published_days, day})
+        summary = {
+            "published_day": day.isoformat(), "effective_day": effective_day.isoformat(), "bids_published": len(todays),
+            "ads_editor_csv": dg.MetadataValue.path(store.display_uri(ads_editor_export_path(effective_day))),
+            **publishing.change_summary(ledger, todays.set_index("keyword_id")["keyword"]),
+        }
+    published = sum(decision.publish for decision in decisions.values())
+    return dg.MaterializeResult(metadata={
+        "days_published": published,
+        "days_not_published": len(decisions) - published,
+        "decisions": dg.MetadataValue.json({day: decision.reason for day, decision in decisions.items()}),
+        **summary,
+    })

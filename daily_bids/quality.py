@@ -134,6 +134,12 @@ def strictly_below(smaller: str, larger: str) -> Expectation:
                        {"column_A": larger, "column_B": smaller, "or_equal": False}, ERROR, f"{smaller} < {larger}")
 
 
+def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
+    """The rules every published bid obeys: one per keyword and day, below its expected value per click, inside
+    the caps. The blocking check on `keyword_bids` and the publishing step judge by this one suite."""
+    return [unique_keys(), strictly_below("bid", "expected_value_per_click"), between("bid", min_bid, max_bid)]
+
+
 # ---- the great-expectations adapter ---------------------------------------------------------------------------------
 def run_expectations(frame: pd.DataFrame, expectations: list[Expectation], name: str) -> list[Outcome]:
     """Evaluate `expectations` on `frame` with great-expectations; one Outcome each, in order."""

@@ -53,7 +53,8 @@ def graph(tmp_path_factory):
         env.setenv("BIDS_SIM_SEED", "11")
         resources = build_resources()
     instance = dg.DagsterInstance.ephemeral()
-    history = materialize_range(HISTORY_ASSETS, HISTORY_START, HISTORY_END, resources, instance=instance)
+    history = materialize_range([*ALL_ASSETS, *ALL_CHECKS], HISTORY_START, HISTORY_END, resources, instance=instance,
+                                selection=HISTORY_ASSETS)
     training = dg.materialize(
         [*MODEL_ASSETS, *DAILY_ASSETS], selection=MODEL_ASSETS, resources=resources, instance=instance,
         run_config={"ops": TRAINING},

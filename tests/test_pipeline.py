@@ -23,7 +23,7 @@ from daily_bids.simulator import AdMarketSimulator
 from resources.ad_platform import BIDS_IN_FORCE_TABLE
 from resources.io_managers import load_current_model
 
-from conftest import BID_DAYS, HISTORY_END, HISTORY_START
+from conftest import BID_DAYS, HISTORY_END, HISTORY_START, materialize_range
 
 
 def test_every_run_succeeds_and_every_check_passes(graph):
@@ -86,15 +86,58 @@ def test_every_bid_is_below_its_value_per_click_and_within_caps(graph):
     assert (bids["model_version"] == champion).all()
 
 
-def test_ads_editor_csv_is_written_for_each_day_and_named_in_metadata(graph):
+def test_ads_editor_csv_is_published_for_each_day_and_named_in_metadata(graph):
     for day, run in zip(BID_DAYS, graph["daily"]):
-        metadata = run.asset_materializations_for_node("keyword_bids")[0].metadata
+        metadata = run.asset_materializations_for_node("published_bids")[0].metadata
         path = metadata["ads_editor_csv"].value
         assert path.endswith(f"keyword_bids_{day + dt.timedelta(days=1)}.csv")
         sheet = pd.read_csv(path)
         assert list(sheet.columns) == list(ADS_EDITOR_COLUMNS)
-        assert len(sheet) == metadata["bids"].value
+        bids = run.asset_materializations_for_node("keyword_bids")[0].metadata["bids"].value
+        assert len(sheet) == metadata["bids_published"].value == bids
         assert set(sheet["Match type"]) <= {"Exact", "Phrase", "Broad"}
+        assert metadata["days_published"].value == 1
+
+
+def test_publication_metadata_counts_changed_bids_against_the_day_before(graph):
+    store = graph["store"]
+    first, second = BID_DAYS[0], BID_DAYS[1]
+    metadata = graph["daily"][1].asset_materializations_for_node("published_bids")[0].metadata
+    before = store.read_partitions("keyword_bids", [first]).set_index("keyword_id")["bid"]
+    after = store.read_partitions("keyword_bids", [second]).set_index("keyword_id")["bid"]
+    common = before.index.intersection(after.index)
+    moved = (after[common] - before[common]).round(2)
+    assert metadata["bids_changed"].value == int((moved != 0).sum())
+    assert metadata["bids_new"].value == len(after.index.difference(before.index))
+    assert metadata["largest_increase"].value == pytest.approx(max(moved.max(), 0.0))
+    assert metadata["largest_decrease"].value == pytest.approx(min(moved.min(), 0.0))
+
+
+def test_history_range_records_every_check_for_every_day(graph):
+    evaluations = graph["history"].get_asset_check_evaluations()
+    days = {(HISTORY_START + dt.timedelta(days=n)).isoformat() for n in range((HISTORY_END - HISTORY_START).days + 1)}
+    by_check: dict[str, set] = {}
+    for evaluation in evaluations:
+        by_check.setdefault(evaluation.check_name, set()).add(evaluation.partition)
+    assert by_check.keys() == {"raw_report_contract", "raw_report_volume", "raw_report_drift",
+                               "validated_report_contract", "quarantine_reconciles", "features_contract"}
+    assert all(partitions == days for partitions in by_check.values())  # one result per day, none unpartitioned
+
+
+def test_monitoring_compares_yesterdays_predictions_with_todays_report(graph):
+    store = graph["store"]
+    first, second = graph["daily"][0], graph["daily"][1]
+    assert first.asset_materializations_for_node("model_monitoring")[0].metadata["days_monitored"].value == 0
+    metadata = second.asset_materializations_for_node("model_monitoring")[0].metadata
+    assert metadata["days_monitored"].value == 1 and "real_vs_predicted_28d" in metadata
+    rows = store.read_partitions("model_monitoring", [BID_DAYS[1]])
+    overall = rows[rows["slice"] == "all"].iloc[0]
+    predicted = store.read_partitions("keyword_predictions", [BID_DAYS[0]])["expected_clicks"].sum()
+    actual = store.read_partitions("validated_keyword_report", [BID_DAYS[1]])["clicks"].sum()
+    assert overall["clicks_predicted"] == pytest.approx(predicted)
+    assert overall["clicks_actual"] == pytest.approx(actual)
+    assert overall["clicks_calibration"] == pytest.approx(predicted / actual)
+    assert overall["spend"] > 0 and overall["conversion_value"] >= 0
 
 
 def test_published_bids_are_the_ones_in_force_in_the_next_days_report(graph):
@@ -108,6 +151,48 @@ def test_published_bids_are_the_ones_in_force_in_the_next_days_report(graph):
     pd.testing.assert_frame_equal(report, simulator.report(second, in_force), check_dtype=False)
     under_manual_bids = simulator.report(second)
     assert not report[["impressions", "clicks", "cost"]].equals(under_manual_bids[["impressions", "clicks", "cost"]])
+
+
+def test_a_bid_failing_its_check_is_never_published(graph, monkeypatch):
+    """A bid at its expected value per click fails the blocking check: no CSV, and the ad platform keeps its bids."""
+    import assets.serving
+
+    store, day = graph["store"], BID_DAYS[-1] + dt.timedelta(days=1)
+    effective = day + dt.timedelta(days=1)
+    honest = assets.serving.compute_bids
+
+    def with_a_bad_bid(predictions, policy):
+        bids, unprofitable = honest(predictions, policy)
+        bids.loc[0, "bid"] = bids.loc[0, "expected_value_per_click"]  # costs all it is expected to earn
+        return bids, unprofitable
+
+    monkeypatch.setattr(assets.serving, "compute_bids", with_a_bad_bid)
+    run = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=graph["resources"],
+                         instance=graph["instance"], partition_key=day.isoformat(), raise_on_error=False)
+    assert not run.success
+    (verdict,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "bids_are_profitable_and_capped"]
+    assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
+    assert run.asset_materializations_for_node("published_bids") == []
+    assert not store.exists(f"exports/google_ads_editor/keyword_bids_{effective}.csv")
+    assert not store.partition_exists(BIDS_IN_FORCE_TABLE, effective)
+    assert not store.partition_exists("published_bids", day)
+
+
+def test_a_backfill_of_past_days_never_republishes(graph):
+    """The UI's backfill of past days rebuilds their bids but leaves the live ones alone."""
+    store = graph["store"]
+    live = f"exports/google_ads_editor/keyword_bids_{BID_DAYS[-1] + dt.timedelta(days=1)}.csv"
+    before = (store.read_bytes(live), store.read_partitions(BIDS_IN_FORCE_TABLE, [BID_DAYS[-1] + dt.timedelta(days=1)]))
+    run = materialize_range([*ALL_ASSETS, *ALL_CHECKS], BID_DAYS[0], BID_DAYS[-1], graph["resources"],
+                            instance=graph["instance"], selection=DAILY_ASSETS)
+    assert run.success
+    metadata = run.asset_materializations_for_node("published_bids")[0].metadata
+    assert metadata["days_published"].value == 0 and metadata["days_not_published"].value == len(BID_DAYS)
+    assert all("never republished" in reason or "published already" in reason
+               for reason in metadata["decisions"].value.values())
+    assert store.read_bytes(live) == before[0]
+    pd.testing.assert_frame_equal(store.read_partitions(BIDS_IN_FORCE_TABLE, [BID_DAYS[-1] + dt.timedelta(days=1)]),
+                                  before[1])
 
 
 def test_rematerializing_a_partition_replaces_it(graph):
@@ -167,10 +252,11 @@ def test_feature_cli_finds_a_feature_by_a_word_in_its_description(graph):
         return subprocess.run([sys.executable, "-m", "daily_bids", "features", *args], env=env, capture_output=True,
                               text=True, check=True).stdout
 
+    latest = graph["store"].list_partitions("feature_catalog")[-1]  # other tests may have added a day
     found = cli("search", "click-through")
     assert "ctr_28d" in found and "ad_group_ctr_28d" in found and "clicks_sum_7d" not in found
     shown = cli("show", "ctr_28d")
     assert "click-through rate over the last 28 days" in shown
-    assert f"statistics of {BID_DAYS[-1]}" in shown and "history (last" in shown
+    assert f"statistics of {latest}" in shown and "history (last" in shown
     assert "xgb-20250207-" in shown.split("models by feature version")[1]
-    assert "45 features; statistics of 2025-02-17" in cli("list")
+    assert f"45 features; statistics of {latest}" in cli("list")
