@@ -60,10 +60,21 @@ class MarketParameters:
 
 
 class AdMarketSimulator:
-    """Generates daily keyword reports for one simulated account."""
+    """Generates daily keyword reports for one simulated account.
 
-    def __init__(self, seed: int = 7, keywords: int = 2000):
+    `demand_shocks` multiplies the search volume of every keyword from a day on (the latest shock at or before a day
+    applies): a what-if for a market that changes under the models, e.g. {2025-03-01: 3.0} triples demand from that
+    day, and a factor of 0 gives a day without any report rows.
+    """
+
+    def __init__(self, seed: int = 7, keywords: int = 2000, demand_shocks: dict[dt.date, float] | None = None):
         self.params = MarketParameters(seed=seed, keywords=keywords)
+        self.demand_shocks = dict(sorted((demand_shocks or {}).items()))
+        if any(factor < 0 for factor in self.demand_shocks.values()):
+            raise ValueError(f"demand shock factors must be 0 or more, got {self.demand_shocks}")
+
+    def demand_factor(self, day: dt.date) -> float:
+        return next((factor for start, factor in reversed(self.demand_shocks.items()) if start <= day), 1.0)
 
     @cached_property
     def latent(self) -> dict[str, np.ndarray]:
@@ -155,7 +166,7 @@ class AdMarketSimulator:
         yearly = 1.0 + 0.45 * np.cos(2 * np.pi * (day_of_year - _PEAK_DAY_OF_YEAR[theme]) / 365.25)
         weekly = _WEEKLY[theme, day.weekday()]
         drift = np.exp(lat["drift_amplitude"] * np.sin(2 * np.pi * t / lat["drift_period"] + lat["drift_phase"]))
-        searches = lat["base_volume"] * yearly * weekly * drift * (lat["launch_day"] <= t)
+        searches = lat["base_volume"] * yearly * weekly * drift * (lat["launch_day"] <= t) * self.demand_factor(day)
 
         auction_share = 1.0 - np.exp(-bid / lat["price_scale"])
         impressions = rng.poisson(searches * auction_share)

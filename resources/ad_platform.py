@@ -42,12 +42,16 @@ class SimulatedAdPlatform(ReportSource):
     warehouse: WarehouseResource
     seed: int = 7
     keywords: int = 2000
+    demand_shocks: dict[str, float] = Field(
+        default_factory=dict, description="What-if: multiply search volume from a day on, e.g. {'2025-03-01': 3.0}; "
+                                          "a factor of 0 gives a day without report rows.")
     _simulator: AdMarketSimulator | None = PrivateAttr(default=None)
 
     @property
     def simulator(self) -> AdMarketSimulator:
         if self._simulator is None:
-            self._simulator = AdMarketSimulator(seed=self.seed, keywords=self.keywords)
+            shocks = {dt.date.fromisoformat(day): factor for day, factor in self.demand_shocks.items()}
+            self._simulator = AdMarketSimulator(seed=self.seed, keywords=self.keywords, demand_shocks=shocks)
         return self._simulator
 
     def fetch_report(self, day: dt.date) -> pd.DataFrame:

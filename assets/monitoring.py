@@ -1,0 +1,98 @@
+"""How yesterday's predictions and bids turned out: the model monitoring table and the decline check."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from assets.checks import CHECK_POLICY, each_day
+from assets.models import champion_model, keyword_clusters
+from assets.partitions import DAILY_ASSET_POLICIES, partition_days
+from assets.reports import VALIDATED_REPORT
+from assets.retraining import DECLINE_CHECK
+from assets.serving import keyword_bids, keyword_predictions
+from daily_bids import monitoring, settings
+from daily_bids.charts import png_markdown
+from daily_bids.warehouse import Warehouse
+from resources.warehouse import WarehouseResource
+
+PREDICTIONS_TABLE, BIDS_TABLE = keyword_predictions.key.path[-1], keyword_bids.key.path[-1]
+REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
+MONITORING_TABLE = "model_monitoring"
+# Partition D of the monitoring joins the report of D with what partition D-1 predicted and bid for D.
+_MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1,
+                                                     allow_nonexistent_upstream_partitions=True)
+
+
+@dg.asset(
+    name=MONITORING_TABLE,
+    group_name="monitoring",
+    kinds={"pandas", "parquet"},
+    deps=[VALIDATED_REPORT, keyword_clusters,
+          dg.AssetDep(keyword_predictions, partition_mapping=_MADE_THE_DAY_BEFORE),
+          dg.AssetDep(keyword_bids, partition_mapping=_MADE_THE_DAY_BEFORE)],
+    **DAILY_ASSET_POLICIES,
+)
+def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    """Partition D: the report of D against the predictions and bids made for D (in partition D-1). Error of
+    clicks, conversions and value (MAE, RMSE, mean Poisson deviance, calibration), overall and per cluster, and the
+    realized economics of the bids: spend, conversion value, profit, ROAS, and the share of keywords whose cost per
+    click came out above their expected value per click. Days before any prediction was made have no rows."""
+    store = warehouse.warehouse()
+    clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
+    frames = []
+    for day in partition_days(context):
+        made_on = day - dt.timedelta(days=1)
+        if not store.partition_exists(PREDICTIONS_TABLE, made_on):
+            context.log.info(f"{day}: no predictions were made for it (partition {made_on} of {PREDICTIONS_TABLE})")
+            continue
+        bids = store.read_partitions(BIDS_TABLE, [made_on]) if store.partition_exists(BIDS_TABLE, made_on) else None
+        frames.append(monitoring.monitor_day(day, store.read_partitions(REPORTS_TABLE, [day]),
+                                             store.read_partitions(PREDICTIONS_TABLE, [made_on]), bids, clusters))
+    rows = (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=list(monitoring.MONITORING_COLUMNS)))
+    metadata = {"days_monitored": len(frames), "rows": len(rows)}
+    if frames:
+        history = _history(store, partition_days(context)[0], rows)
+        png = monitoring.real_vs_predicted_png(history)
+        store.write_bytes(f"{MONITORING_TABLE}/real_vs_predicted.png", png)
+        metadata |= {
+            **monitoring.metadata_summary(rows),
+            "real_vs_predicted_28d": dg.MetadataValue.md(png_markdown(png, "real vs predicted, last 28 days")),
+            "real_vs_predicted_png": dg.MetadataValue.path(store.display_uri(MONITORING_TABLE, "real_vs_predicted.png")),
+        }
+    return dg.Output(rows, metadata=metadata)
+
+
+def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.DataFrame:
+    """The stored monitoring rows of the 28 days before `first_day`, then `rows`."""
+    earlier = [d for d in store.list_partitions(MONITORING_TABLE) if first_day - dt.timedelta(days=28) <= d < first_day]
+    return pd.concat([store.read_partitions(MONITORING_TABLE, earlier), rows] if earlier else [rows],
+                     ignore_index=True)
+
+
+@dg.asset_check(asset=model_monitoring, name=DECLINE_CHECK.name, blocking=False,
+                description="WARN when the serving champion's mean Poisson deviance of clicks over the last 7 monitored "
+                            "days is worse than its holdout deviance by more than BIDS_DECLINE_MARGIN (10%). The "
+                            "models' automation retrains them when this fails.", **CHECK_POLICY)
+def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.DataFrame,
+                  warehouse: WarehouseResource):
+    store = warehouse.warehouse()
+    champion = context.instance.get_latest_materialization_event(champion_model.key)
+    margin = settings.float_setting(settings.DECLINE_MARGIN)
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        if champion is None:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "no champion yet"})
+        metadata = champion.asset_materialization.metadata
+        version = metadata["model_version"].value
+        reference = metadata["champion_holdout_clicks_poisson_deviance"].value
+        window = [d for d in store.list_partitions(MONITORING_TABLE) if days[-1] - dt.timedelta(days=6) <= d <= days[-1]]
+        history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
+        # Only the days the current champion served: a retrained champion starts with a clean slate.
+        verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, margin)
+        return dg.AssetCheckResult(passed=not verdict.declined, severity=dg.AssetCheckSeverity.WARN,
+                                   description=verdict.explanation,
+                                   metadata={**verdict.metadata(), "champion": version})
+
+    yield from each_day(context, model_monitoring, judge)
