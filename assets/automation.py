@@ -1,4 +1,13 @@
-"""Jobs, schedules and sensors: how the assets are run without anyone clicking."""
+"""Jobs, schedules and sensors: how the assets are run without anyone clicking.
+
+- The daily chain (report → validated → features → monitoring of yesterday's bids → predictions → bids → published
+  bids) is one run a day, started by `daily_bid_job_schedule` at 05:30 UTC for yesterday's partition.
+- The models retrain through declarative automation (`assets.retraining`), evaluated by `retraining_sensor`.
+- Freshness: the models carry a freshness policy; the daily tables have time-partition freshness checks, evaluated
+  by `freshness_checks_sensor`.
+- Alerts: failed runs and failed checks are posted to `BIDS_ALERT_WEBHOOK` (`assets.alerts`).
+Every sensor and the schedule are on by default under `dagster dev`.
+"""
 
 import json
 
@@ -6,40 +15,63 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from assets.alerts import ALERT_SENSORS
 from assets.features import feature_catalog, keyword_features
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
+from assets.monitoring import model_monitoring
 from assets.partitions import daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
-from assets.serving import keyword_bids, keyword_predictions
+from assets.serving import keyword_bids, keyword_predictions, published_bids
+from daily_bids import settings
 from resources.ad_platform import LandingZoneSource, ReportSource
 
-DAILY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog, keyword_predictions,
-                keyword_bids]
-HISTORY_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
+REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
+SERVING_ASSETS = [model_monitoring, keyword_predictions, keyword_bids, published_bids]
+DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS]
+HISTORY_ASSETS = REPORT_ASSETS
 MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]
+
+# Yesterday's partition of each daily table must exist by its deadline; the UI shows the verdicts.
+FRESHNESS_CHECKS = [
+    *dg.build_time_partition_freshness_checks(assets=REPORT_ASSETS, deadline_cron=settings.REPORT_DEADLINE.read()),
+    *dg.build_time_partition_freshness_checks(assets=SERVING_ASSETS, deadline_cron=settings.BIDS_DEADLINE.read()),
+]
+
+
+def _without_freshness_checks(assets) -> dg.AssetSelection:
+    """The assets and their own checks; freshness checks run from their sensor, not inside the runs they judge."""
+    return dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(*FRESHNESS_CHECKS)
+
 
 daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
-    selection=dg.AssetSelection.assets(*DAILY_ASSETS),
-    partitions_def=daily_partitions,
-    description="Yesterday's report to today's bids: raw → validated (+ quarantine) → features → predictions → bids.",
+    selection=_without_freshness_checks(DAILY_ASSETS),
+    description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
+                "monitoring of the bids made for yesterday → predictions → bids → published bids.",
 )
 history_job = dg.define_asset_job(
     "history_job",
-    selection=dg.AssetSelection.assets(*HISTORY_ASSETS),
-    partitions_def=daily_partitions,
+    selection=_without_freshness_checks(HISTORY_ASSETS),
     description="Reports and features only: for backfilling the history that models train on.",
 )
 train_model_job = dg.define_asset_job(
     "train_model_job", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
-    description="Retrain: clusters, both candidate models, then the champion gate.",
+    description="Retrain by hand: clusters, both candidate models, then the champion gate. The retraining sensor "
+                "does the same when the models' automation condition asks for it.",
 )
 
 # Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.
-daily_bid_schedule = dg.build_schedule_from_partitioned_job(daily_bid_job, hour_of_day=5, minute_of_hour=30)
-weekly_training_schedule = dg.ScheduleDefinition(
-    job=train_model_job, cron_schedule="0 4 * * 1", execution_timezone="UTC"
+daily_bid_schedule = dg.build_schedule_from_partitioned_job(
+    daily_bid_job, hour_of_day=5, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING)
+retraining_sensor = dg.AutomationConditionSensorDefinition(
+    "retraining_sensor", target=dg.AssetSelection.assets(*MODEL_ASSETS), default_status=dg.DefaultSensorStatus.RUNNING,
+    # The retraining condition has conditions of its own (data age, decline) that run Python: evaluated in the code
+    # location, as Dagster requires for those.
+    use_user_code_server=True,
+    description="Evaluates the models' retraining condition (see assets/retraining.py) and launches retraining.",
 )
+freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=FRESHNESS_CHECKS, default_status=dg.DefaultSensorStatus.RUNNING)
 
 
 @dg.sensor(job=history_job, minimum_interval_seconds=60, description="Requests the reports and features of the days "
@@ -73,5 +105,5 @@ def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: Report
 
 
 JOBS = [daily_bid_job, history_job, train_model_job]
-SCHEDULES = [daily_bid_schedule, weekly_training_schedule]
-SENSORS = [landing_file_sensor]
+SCHEDULES = [daily_bid_schedule]
+SENSORS = [landing_file_sensor, retraining_sensor, freshness_checks_sensor, *ALERT_SENSORS]

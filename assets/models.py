@@ -13,7 +13,8 @@ from pydantic import Field
 
 from assets.features import keyword_features
 from assets.reports import VALIDATED_REPORT
-from daily_bids import evaluation
+from assets.retraining import DATA_THROUGH, model_freshness_policy, retraining_condition, source_version
+from daily_bids import clustering, deep_model as deep_model_module, evaluation, model as model_module, preprocessing
 from daily_bids.charts import png_markdown
 from daily_bids.clustering import KeywordClusters, behaviour_profiles, fit_clusters, profile_plot_png
 from daily_bids.deep_model import DeepParameters, train_deep
@@ -26,7 +27,13 @@ from resources.warehouse import WarehouseResource
 
 HOLDOUT_DAYS = 7
 FEATURES_TABLE, REPORTS_TABLE = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
-TRAINING_DEPS = [keyword_features, VALIDATED_REPORT]  # read as rolling windows, not loaded whole
+# Read as rolling windows that end at the latest day, not loaded whole; the automation looks at the latest partitions
+# (present, blocking checks passed) before it retrains.
+TRAINING_DEPS = [dg.AssetDep(key, partition_mapping=dg.LastPartitionMapping())
+                 for key in (keyword_features.key, VALIDATED_REPORT)]
+# Every model asset retrains under the same condition and carries the same freshness policy (see assets.retraining).
+MODEL_POLICIES = dict(group_name="models", automation_condition=retraining_condition(),
+                      freshness_policy=model_freshness_policy())
 
 
 class WindowConfig(dg.Config):
@@ -61,7 +68,8 @@ class ClusterConfig(WindowConfig):
     profile_days: int = Field(56, ge=7, description="Days of reports the behaviour profiles summarize.")
 
 
-@dg.asset(group_name="models", kinds={"scikitlearn", "parquet"}, deps=[VALIDATED_REPORT])
+@dg.asset(kinds={"scikitlearn", "parquet"}, deps=TRAINING_DEPS, code_version=source_version(clustering),
+          **MODEL_POLICIES)
 def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
                      warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     """Keyword segments from behaviour profiles (scaled volume, CTR, conversion rate, weekly shape), by k-means."""
@@ -85,6 +93,7 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
         "profiles": dg.MetadataValue.md(clusters.centers.round(4).to_markdown()),
         "profile_plot": dg.MetadataValue.md(png_markdown(png, "cluster profiles")),
         "profile_plot_png": dg.MetadataValue.path(store.display_uri("keyword_clusters/profiles.png")),
+        DATA_THROUGH: _train_through(config, store).isoformat(),
     })
 
 
@@ -96,7 +105,8 @@ class XGBoostModelConfig(WindowConfig, TrainingParameters):
     pass
 
 
-@dg.asset(group_name="models", kinds={"xgboost"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS)
+@dg.asset(kinds={"xgboost"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
+          code_version=source_version(model_module, preprocessing), **MODEL_POLICIES)
 def xgboost_model(context: dg.AssetExecutionContext, config: XGBoostModelConfig, warehouse: WarehouseResource,
                   tracker: ExperimentTracker) -> dg.Output[KeywordModel]:
     """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
@@ -116,7 +126,8 @@ class DeepModelConfig(WindowConfig, DeepParameters):
     training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
 
 
-@dg.asset(group_name="models", kinds={"tensorflow", "keras"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS)
+@dg.asset(kinds={"tensorflow", "keras"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
+          code_version=source_version(deep_model_module, preprocessing), **MODEL_POLICIES)
 def deep_model(context: dg.AssetExecutionContext, config: DeepModelConfig, keyword_clusters: pd.DataFrame,
                warehouse: WarehouseResource, tracker: ExperimentTracker):
     """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
@@ -134,6 +145,8 @@ def deep_model(context: dg.AssetExecutionContext, config: DeepModelConfig, keywo
 
 def _model_metadata(model, store: Warehouse, window: str, run_id: str) -> dict:
     return {
+        # The training window ends before the holdout; the data behind the decision reaches its end.
+        DATA_THROUGH: (model.trained_through + dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
         "model_version": model.version,
         "trained_through": model.trained_through.isoformat(),
         "training_window": window,
@@ -148,7 +161,8 @@ class GateConfig(dg.Config, evaluation.GatePolicy):
     pass
 
 
-@dg.asset(group_name="models", kinds={"python"}, io_manager_key="model_io_manager")
+@dg.asset(kinds={"python"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
+          code_version=source_version(evaluation), **MODEL_POLICIES)
 def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboost_model, deep_model,
                    keyword_clusters: pd.DataFrame, warehouse: WarehouseResource, tracker: ExperimentTracker):
     """The model that serves predictions. A candidate replaces the current champion only if, on a holdout no
@@ -186,6 +200,10 @@ def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboos
     return dg.Output(chosen, metadata={
         "champion": decision.champion,
         "model_version": chosen.version,
+        DATA_THROUGH: (holdout_days[-1] + dt.timedelta(days=1)).isoformat(),
+        # What the decline check compares the live deviance with.
+        "champion_holdout_clicks_poisson_deviance": float(
+            overall[(overall["model"] == decision.champion) & (overall["target"] == "clicks")]["poisson_deviance"].iloc[0]),
         "replaced_champion": decision.replaced,
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
         "holdout": f"{holdout_days[0]}...{holdout_days[-1]} (outcomes through {holdout_days[-1] + dt.timedelta(days=1)})",

@@ -2,9 +2,11 @@
 
 `run` brings the warehouse up to date for the latest complete day and makes that day's bids:
   1. report history (raw and validated) that the features and the training window need, where missing;
-  2. features for the training window, where missing;
-  3. the XGBoost model, when there is none or it is older than a week (or with --retrain);
-  4. the daily bid job for the latest day;
+  2. features for the training window, up to the day, where missing;
+  3. clusters, both candidate models and the champion gate, when the models' retraining condition asks for it
+     (the same automation condition the retraining sensor evaluates: no champion yet, data older than the freshness
+     window, a failed decline check, changed model or feature code), or with --retrain;
+  4. the daily bid job for the day: monitoring of yesterday's bids, predictions, bids, then publication;
 then prints a summary. Steps whose output already exists are skipped, so a second run redoes no history.
 Every step is a Dagster run in the instance at $DAGSTER_HOME, so all of it shows in the UI afterwards.
 """
@@ -15,13 +17,12 @@ import argparse
 import datetime as dt
 import sys
 
-RETRAIN_AFTER_DAYS = 7
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daily_bids", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="bootstrap what is missing, train if needed, make the latest day's bids")
+    run = commands.add_parser("run", help="bootstrap what is missing, train if needed, make the latest day's bids",
+                              description=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--day", type=dt.date.fromisoformat, help="report day to bid from (default: the latest complete day)")
     run.add_argument("--retrain", action="store_true", help="train the model even if a recent one exists")
     commands.add_parser("settings", help="print the BIDS_* environment variables as a Markdown table")
@@ -47,11 +48,11 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from assets import daily_partitions
+    from assets import MODEL_ASSETS, daily_partitions
     from assets.features import feature_catalog, keyword_features
     from assets.models import HOLDOUT_DAYS, champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
-    from assets.serving import keyword_bids, keyword_predictions
+    from assets.serving import keyword_bids, keyword_predictions, published_bids
     from daily_bids.definitions import defs
     from daily_bids.features import LOOKBACK_DAYS
     from daily_bids.model import TrainingParameters
@@ -62,7 +63,7 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     store = defs.resources["warehouse"].warehouse()
     day = day or dt.date.fromisoformat(daily_partitions.get_last_partition_key())
     earliest = first_day()
-    train_through = day - dt.timedelta(days=1)
+    train_through = day  # the report of the day is the latest outcome the models can learn from
     training_days = TrainingParameters().training_days
     # Candidates train on `training_days` before the holdout; the holdout's features come last.
     feature_days = _days_between(max(train_through - dt.timedelta(days=training_days + HOLDOUT_DAYS), earliest),
@@ -91,16 +92,22 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
                       feature_days)
 
     current = load_current_model(store, champion_model.key.path[-1])
-    age = None if current is None else (train_through - current.trained_through).days - HOLDOUT_DAYS
-    if retrain or current is None or age > RETRAIN_AFTER_DAYS:
+    reasons = ["--retrain"] if retrain else retraining_reasons(defs, instance, MODEL_ASSETS, day)
+    if reasons:
         print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
-              f"(outcomes through {train_through}, the last {HOLDOUT_DAYS} days held out)")
+              f"(outcomes through {train_through}, the last {HOLDOUT_DAYS} days held out), because: "
+              + "; ".join(reasons))
         window = {"config": {"train_through": train_through.isoformat()}}
         defs.resolve_job_def("train_model_job").execute_in_process(
             instance=instance,
             run_config={**log_config, "ops": {"keyword_clusters": window, "xgboost_model": window,
                                               "deep_model": window}},
         )
+    elif current is None:
+        print("[daily-bids] there is no champion, and the retraining condition does not allow training now: the "
+              f"latest report or features ({day}) are missing or failed a blocking check. See the checks in the UI.",
+              file=sys.stderr)
+        return 1
     else:
         print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
 
@@ -117,6 +124,7 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     predictions = store.read_partitions(keyword_predictions.key.path[-1], [day])
     bids = store.read_partitions(keyword_bids.key.path[-1], [day])
     metadata = result.asset_materializations_for_node("keyword_bids")[0].metadata
+    publication = result.asset_materializations_for_node(published_bids.key.path[-1])[0].metadata
     print(
         "\n".join(
             [
@@ -130,11 +138,38 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
                 f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
                 f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
                 f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
-                f"  bid CSV (Ads Editor)   {metadata['ads_editor_csv'].value}",
+                f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}" if "ads_editor_csv" in publication
+                else f"  not published          {publication['decisions'].value[day.isoformat()]}",
             ]
         )
     )
     return 0
+
+
+def retraining_reasons(defs, instance, model_assets, day: dt.date) -> list[str]:
+    """Why the models' automation condition asks for retraining, as of the morning after `day`; empty if it does
+    not. The retraining sensor evaluates the same condition."""
+    import dagster as dg
+
+    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.timezone.utc)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=morning,
+                                                   asset_selection=dg.AssetSelection.assets(*model_assets))
+    if not evaluation.total_requested:
+        return []
+    return sorted({label for result in evaluation.results for label in _true_labels(result)}) or ["requested"]
+
+
+def _true_labels(result) -> list[str]:
+    """The reasons that held: the true conditions directly under the `retraining due` node of an evaluation."""
+    due = _find(result, "retraining due")
+    return [node.condition.get_label() or node.condition.name
+            for node in (due.child_results if due is not None else []) if not node.true_subset.is_empty]
+
+
+def _find(result, label: str):
+    if result.condition.get_label() == label:
+        return result
+    return next((found for child in result.child_results if (found := _find(child, label)) is not None), None)
 
 
 def features_command(args) -> int:

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from assets import ALL_ASSETS, ALL_CHECKS, JOBS, SCHEDULES, SENSORS
+from assets import ALL_ASSETS, ALL_CHECKS, FRESHNESS_CHECKS, JOBS, SCHEDULES, SENSORS
 from resources import build_resources
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
+    asset_checks=[*ALL_CHECKS, *FRESHNESS_CHECKS],
     jobs=JOBS,
     schedules=SCHEDULES,
     sensors=SENSORS,

@@ -1,0 +1,122 @@
+"""When the models retrain: one automation condition, shared by every model asset so that they retrain together.
+
+In plain words, the models are retrained when
+- the champion is outside its freshness window: Dagster's freshness policy failed (wall clock), or the data it was
+  trained through is more than `BIDS_MODEL_MAX_AGE_DAYS` days behind the latest report day (data time, so a backfill
+  of old days or a simulated calendar is judged by the days the data covers);
+- or the decline check on `model_monitoring` failed after the champion was trained;
+- or the code version of a model or of the features changed since the models were last trained;
+- or there is no champion yet;
+and in every case only when the latest partitions of the reports and features they train on exist and passed their
+blocking checks, no model or input is being written right now, and no retraining was requested yet today (a failed
+retraining is tried again the next day, not on every tick).
+
+After retraining, the champion gate decides what serves, as always.
+"""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from types import ModuleType
+
+import dagster as dg
+
+from daily_bids import settings
+
+CHAMPION = dg.AssetKey("champion_model")
+MODEL_KEYS = [dg.AssetKey(name) for name in ("keyword_clusters", "xgboost_model", "deep_model", "champion_model")]
+FEATURES = dg.AssetKey("keyword_features")
+DECLINE_CHECK = dg.AssetCheckKey(dg.AssetKey("model_monitoring"), "model_decline")
+# Materialization metadata of every model: the last report day whose outcomes the training window (holdout
+# included) covered.
+DATA_THROUGH = "data_through"
+
+
+def _latest_materialization(context: dg.AutomationContext, key: dg.AssetKey):
+    event = context.asset_graph_view.instance.get_latest_materialization_event(key)
+    return None if event is None else event
+
+
+def _all_or_nothing(context: dg.AutomationContext, true: bool) -> dg.AutomationResult:
+    return dg.AutomationResult(context=context,
+                               true_subset=context.candidate_subset if true else context.get_empty_subset())
+
+
+class ChampionBehindData(dg.AutomationCondition):
+    """True when the champion's training data ends more than `max_age_days` before the latest report day (the day
+    before the evaluation), or when there is no champion yet."""
+
+    def __init__(self, max_age_days: int):
+        self.max_age_days = max_age_days
+
+    @property
+    def name(self) -> str:
+        return f"champion trained on data more than {self.max_age_days} days old, or none"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        event = _latest_materialization(context, CHAMPION)
+        if event is None:
+            return _all_or_nothing(context, True)
+        through = event.asset_materialization.metadata.get(DATA_THROUGH)
+        if through is None:  # a champion stored before this metadata existed: judged by the freshness policy alone
+            return _all_or_nothing(context, False)
+        latest_report_day = context.evaluation_time.date() - dt.timedelta(days=1)
+        age = (latest_report_day - dt.date.fromisoformat(through.value)).days
+        return _all_or_nothing(context, age > self.max_age_days)
+
+
+class ChampionDeclined(dg.AutomationCondition):
+    """True when the latest evaluation of the decline check failed, and came after the champion was trained."""
+
+    @property
+    def name(self) -> str:
+        return "decline check failed since the champion was trained"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        instance = context.asset_graph_view.instance
+        record = instance.get_latest_asset_check_evaluation_record(DECLINE_CHECK)
+        champion = _latest_materialization(context, CHAMPION)
+        if record is None or record.evaluation is None or champion is None:
+            return _all_or_nothing(context, False)
+        return _all_or_nothing(context, not record.evaluation.passed and record.event.timestamp > champion.timestamp)
+
+
+def retraining_condition() -> dg.AutomationCondition:
+    """The automation condition of every model asset (see the module docstring)."""
+    max_age = int(settings.MODEL_MAX_AGE_DAYS.read())
+    code_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.code_version_changed())
+    for key in MODEL_KEYS:
+        code_changed = code_changed | dg.AutomationCondition.asset_matches(
+            key, dg.AutomationCondition.code_version_changed())
+    due = (
+        dg.AutomationCondition.asset_matches(CHAMPION, dg.AutomationCondition.freshness_failed())
+        .with_label("champion's freshness policy failed")
+        | ChampionBehindData(max_age)
+        | ChampionDeclined()
+        | code_changed.since_last_handled().with_label("code version of a model or of the features changed")
+    )
+    requested_today = dg.AutomationCondition.newly_requested().since(
+        dg.AutomationCondition.cron_tick_passed("0 0 * * *", "UTC"))
+    return (
+        due.with_label("retraining due")
+        & ~dg.AutomationCondition.any_deps_missing()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~requested_today.with_label("retraining already requested today")
+    ).with_label("retrain the models")
+
+
+def source_version(*modules: ModuleType) -> str:
+    """A code version for a model asset: a hash of the source of the modules that train it. Editing them marks the
+    model stale in the UI and asks the automation to retrain."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def model_freshness_policy() -> dg.FreshnessPolicy:
+    """A model not retrained within `BIDS_MODEL_MAX_AGE_DAYS` days shows as stale (failed freshness) in the UI."""
+    max_age = dt.timedelta(days=int(settings.MODEL_MAX_AGE_DAYS.read()))
+    return dg.FreshnessPolicy.time_window(fail_window=max_age, warn_window=max_age - dt.timedelta(days=1))
