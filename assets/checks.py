@@ -27,24 +27,25 @@ RAW_TABLE = raw_keyword_report.key.path[-1]
 DayJudge = Callable[[list[dt.date], pd.DataFrame], dg.AssetCheckResult]
 
 
-def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge) -> Iterator:
+def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge,
+             range_verdict_holds_for_each_day: bool = False) -> Iterator:
     """A check's verdict for every day of its run.
 
     A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
-    day, so the UI shows each day's verdict rather than one result for the whole range. `judge(days, rows)` is first
-    asked about the whole range: a range that passes as a whole passes on every day, and only a failing range is
-    judged again day by day, to say which days failed.
+    day, so the UI shows each day's verdict rather than one result for the whole range: `judge(days, rows)` is asked
+    about each day. Where a pass over the whole range implies a pass on every day (row rules, per-day counts), set
+    `range_verdict_holds_for_each_day`: the range is judged once, and day by day only when it fails.
     """
     days = partition_days(context)
-    whole = judge(days, frame)
     if len(days) == 1:
-        yield whole
+        yield judge(days, frame)
         return
+    whole_passed = range_verdict_holds_for_each_day and judge(days, frame).passed
     spec = context.check_specs[0]
-    dates = as_day(frame["date"]) if "date" in frame.columns else pd.Series(dtype="datetime64[ns]")
+    dates = as_day(frame["date"])
     for day in days:
         rows = frame[(dates == pd.Timestamp(day)).to_numpy()]
-        verdict = judge([day], rows) if not whole.passed else dg.AssetCheckResult(
+        verdict = judge([day], rows) if not whole_passed else dg.AssetCheckResult(
             passed=True, metadata={"rows": len(rows), "judged_with_range": f"{days[0]}...{days[-1]}"})
         yield dg.AssetCheckEvaluation(
             asset_key=spec.asset_key, check_name=spec.name, passed=verdict.passed, metadata=verdict.metadata,
@@ -119,7 +120,7 @@ def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report
             metadata={"rows": len(rows), "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()})},
         )
 
-    yield from each_day(context, raw_keyword_report, judge)
+    yield from each_day(context, raw_keyword_report, judge, range_verdict_holds_for_each_day=True)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=False, description="Distribution drift of the report metrics "
@@ -130,7 +131,6 @@ def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report:
     store = warehouse.warehouse()
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
-        # A range is compared through its first day against the 7 days before the range.
         scores, reference_days = quality.drift_scores(store, RAW_TABLE, rows, days[0])
         if not reference_days:
             return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
@@ -174,7 +174,7 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
                       "days_not_reconciling": dg.MetadataValue.md(off.to_markdown(index=False)) if len(off) else "none"},
         )
 
-    yield from each_day(context, counts, judge)
+    yield from each_day(context, counts, judge, range_verdict_holds_for_each_day=True)
 
 
 # Features computed from impressions and clicks alone are never null: every report carries those two.
@@ -182,10 +182,11 @@ _ALWAYS_KNOWN_FEATURES = [f.name for f in FEATURES if set(f.source_columns) <= {
 
 
 def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation], name: str) -> Iterator:
+    """A suite of row rules (none with a `mostly` share), so a range that passes passes on every day."""
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         return _result(quality.run_expectations(rows, suite, name), rows=len(rows))
 
-    return each_day(context, frame, judge)
+    return each_day(context, frame, judge, range_verdict_holds_for_each_day=True)
 
 
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "

@@ -9,7 +9,7 @@ from assets.checks import CHECK_POLICY, each_day
 from assets.models import champion_model, keyword_clusters
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
-from assets.retraining import DECLINE_CHECK
+from assets.retraining import DATA_THROUGH, DECLINE_CHECK
 from assets.serving import keyword_bids, keyword_predictions
 from daily_bids import monitoring, settings
 from daily_bids.charts import png_markdown
@@ -87,12 +87,17 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
         metadata = champion.asset_materialization.metadata
         version = metadata["model_version"].value
         reference = metadata["champion_holdout_clicks_poisson_deviance"].value
-        window = [d for d in store.list_partitions(MONITORING_TABLE) if days[-1] - dt.timedelta(days=6) <= d <= days[-1]]
+        # Only days this champion predicted after the gate last judged it (on a holdout ending `data_through`): a
+        # retrained champion, or one the gate kept on fresher data, starts with a clean slate.
+        judged_through = dt.date.fromisoformat(metadata[DATA_THROUGH].value)
+        start = max(days[-1] - dt.timedelta(days=monitoring.DECLINE_WINDOW_DAYS - 1),
+                    judged_through + dt.timedelta(days=1))
+        window = [d for d in store.list_partitions(MONITORING_TABLE) if start <= d <= days[-1]]
         history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
-        # Only the days the current champion served: a retrained champion starts with a clean slate.
         verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, margin)
         return dg.AssetCheckResult(passed=not verdict.declined, severity=dg.AssetCheckSeverity.WARN,
                                    description=verdict.explanation,
-                                   metadata={**verdict.metadata(), "champion": version})
+                                   metadata={**verdict.metadata(), "champion": version,
+                                             "days_judged_from": start.isoformat()})
 
     yield from each_day(context, model_monitoring, judge)
