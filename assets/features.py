@@ -15,10 +15,11 @@ from resources.warehouse import WarehouseResource
 @dg.asset(
     group_name="features",
     kinds={"pandas", "parquet"},
-    # Each day reads report days up to 28 days back. It reads them itself (four a day, through the rolling state)
-    # rather than loading the whole window as an input.
-    deps=[dg.AssetDep(VALIDATED_REPORT, partition_mapping=dg.TimeWindowPartitionMapping(
-        start_offset=-LOOKBACK_DAYS, allow_nonexistent_upstream_partitions=True))],
+    # Each day reads report days up to 28 days back, itself (four a day, through the rolling state). The dependency
+    # is declared day to day: a 28-day lookback mapping would make a backfill of days D..E also rebuild the features
+    # (and everything downstream) of the 28 days after E, which is how a backfill of past days once rewrote today's
+    # bids. Restated reports: backfill the features from the first restated day on (see the README).
+    deps=[VALIDATED_REPORT],
     # A change to any feature definition changes the code version, which marks the asset and its dependents stale.
     code_version=feature_set_version(),
     **DAILY_ASSET_POLICIES,
