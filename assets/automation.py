@@ -48,6 +48,8 @@ daily_bid_job = dg.define_asset_job(
     selection=_without_freshness_checks(DAILY_ASSETS),
     description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
                 "monitoring of the bids made for yesterday → predictions → bids → published bids.",
+    # Run monitoring (platform/dagster.yaml) fails a run that takes longer, such as one whose process was killed.
+    tags={"dagster/max_runtime": 3600},
 )
 history_job = dg.define_asset_job(
     "history_job",

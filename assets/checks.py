@@ -18,7 +18,7 @@ from assets.features import keyword_features
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import keyword_bids, keyword_predictions
-from daily_bids import quality
+from daily_bids import bidding, quality
 from daily_bids.features import FEATURES
 from daily_bids.schema import as_day
 from resources.bid_policy import BidPolicyResource
@@ -225,10 +225,12 @@ def features_contract(context: dg.AssetCheckExecutionContext, keyword_features: 
 
 
 @dg.asset_check(asset=keyword_predictions, blocking=True, description="One prediction per keyword and day; expected "
-                "clicks known and never negative.", **CHECK_POLICY)
+                "clicks known and never negative; every prediction finite.", **CHECK_POLICY)
 def predictions_contract(context: dg.AssetCheckExecutionContext, keyword_predictions: pd.DataFrame):
     suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
              quality.at_least("expected_conversions", 0), quality.at_least("expected_value_per_click", 0)]
+    suite += [quality.finite(column) for column in ("expected_clicks", "expected_conversions", "expected_value",
+                                                    "expected_value_per_click")]
     yield from _expectations(context, keyword_predictions, suite, "predictions")
 
 
@@ -240,5 +242,30 @@ def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, keywo
     yield from _expectations(context, keyword_bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids")
 
 
+@dg.asset_check(asset=keyword_bids, blocking=True, description="Bids move plausibly against the day before: ERROR when "
+                "more than `max_share_large_moves` (25%) of the keywords bid both days moved by more than "
+                "`max_daily_change` (50%); the metadata names the keywords that moved most.", **CHECK_POLICY)
+def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
+                        bid_policy: BidPolicyResource, warehouse: WarehouseResource):
+    store = warehouse.warehouse()
+    table = context.check_specs[0].asset_key.path[-1]
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        day = days[-1]
+        previous_day = day - dt.timedelta(days=1)
+        previous = store.read_partitions(table, [previous_day]) if store.partition_exists(table, previous_day) else None
+        moves = bidding.bid_moves(rows[rows["date"] == pd.Timestamp(day)], previous, bid_policy)
+        return dg.AssetCheckResult(
+            passed=not moves.implausible(bid_policy),
+            metadata={"keywords_compared": moves.compared, "large_moves": len(moves.large),
+                      "share_large_moves": round(moves.share_large, 4),
+                      "largest_moves": dg.MetadataValue.md(moves.large.head(20).round(4).to_markdown(index=False))
+                      if len(moves.large) else "none"},
+        )
+
+    yield from each_day(context, keyword_bids, judge)
+
+
 ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_drift, validated_report_contract,
-              quarantine_reconciles, features_contract, predictions_contract, bids_are_profitable_and_capped]
+              quarantine_reconciles, features_contract, predictions_contract, bids_are_profitable_and_capped,
+              bids_move_plausibly]

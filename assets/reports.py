@@ -1,13 +1,33 @@
 """Raw and validated keyword reports, and the quarantine of rejected rows."""
 
+import datetime as dt
+import json
+
 import dagster as dg
 import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
+from daily_bids import settings
+from daily_bids.features import STATE_TABLE
 from daily_bids.landing import LandingFileError
 from daily_bids.schema import METRIC_COLUMNS, numeric
-from daily_bids.validation import validate_report
+from daily_bids.validation import Plausibility, validate_report
 from resources.ad_platform import ReportSource
+from resources.warehouse import WarehouseResource
+
+
+def _plausibility() -> Plausibility:
+    """The deployment's plausibility limits; read when the definitions load, so a bad setting fails at once."""
+    raw = settings.PLAUSIBLE_MAX.read()
+    try:
+        overrides = json.loads(raw) if raw else {}
+        return Plausibility.from_contract(overrides, settings.float_setting(settings.OUTLIER_FACTOR))
+    except (json.JSONDecodeError, ValueError, TypeError) as error:
+        raise ValueError(f"{settings.PLAUSIBLE_MAX.env_var}={raw!r} / {settings.OUTLIER_FACTOR.env_var}="
+                         f"{settings.OUTLIER_FACTOR.read()!r}: {error}") from None
+
+
+PLAUSIBILITY = _plausibility()
 
 VALIDATED_REPORT = dg.AssetKey("validated_keyword_report")
 QUARANTINE = dg.AssetKey("keyword_quarantine")
@@ -49,8 +69,11 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
     can_subset=True,
     **DAILY_ASSET_POLICIES,
 )
-def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame):
-    result = validate_report(raw_keyword_report, partition_days(context))
+def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame,
+                             warehouse: WarehouseResource):
+    days = partition_days(context)
+    result = validate_report(raw_keyword_report, days, PLAUSIBILITY,
+                             _trailing_totals(warehouse, days[0] - dt.timedelta(days=1)))
     reasons = result.quarantine["reason"].value_counts().to_dict()
     if reasons:
         context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
@@ -67,6 +90,16 @@ def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_repo
         yield dg.Output(result.quarantine, output_name=QUARANTINE.path[-1], metadata={
             "rows": len(result.quarantine), **{f"reason_{code}": int(n) for code, n in reasons.items()},
         })
+
+
+def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame | None:
+    """Each keyword's metric totals over the 28 days through `day`, from the features' rolling state (one partition,
+    not 28 report days); None before the features have run, when the outlier rule has nothing to go by."""
+    store = warehouse.warehouse()
+    if not store.partition_exists(STATE_TABLE, day):
+        return None
+    sums = {f"{m}_sum_28d": m for m in METRIC_COLUMNS}
+    return store.read_partitions(STATE_TABLE, [day], columns=["keyword_id", *sums]).rename(columns=sums)
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:

@@ -14,24 +14,34 @@ keyword not yet in a cluster, their ad group's (which falls back to the campaign
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daily_bids.schema import NOT_REPORTED
 
 BID_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", "campaign", "ad_group", "keyword", "match_type",
     "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
 )
-# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from.
+# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The
+# Keyword ID is what matches the change to the keyword; the names are there for people reading the file.
 ADS_EDITOR_COLUMNS: dict[str, str] = {
-    "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword", "Match type": "match_type", "Max CPC": "bid",
+    "Keyword ID": "keyword_id", "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword",
+    "Match type": "match_type", "Max CPC": "bid",
 }
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list, tab and CR included,
+# since spreadsheets strip them and then read what follows).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class BidPolicy(BaseModel):
     """Margin and caps. Also the `keyword_bids` asset's run configuration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
     target_margin: float = Field(0.3, gt=0.0, lt=1.0, description="Share of the expected value per click kept as margin.")
     min_bid: float = Field(0.05, gt=0.0, description="Lowest max CPC the ad platform accepts.")
@@ -41,6 +51,10 @@ class BidPolicy(BaseModel):
     value_per_click: float | None = Field(
         None, gt=0.0, description="Value of a click, for reports without conversion value (impressions and clicks only)."
     )
+    max_daily_change: float = Field(0.5, gt=0.0, description="A bid that moves by more than this share of yesterday's "
+                                                           "bid counts as a large move.")
+    max_share_large_moves: float = Field(0.25, gt=0.0, le=1.0, description="The share of keywords with a large move "
+                                         "above which the day's bids are implausible and are not published.")
 
     @model_validator(mode="after")
     def _caps_in_order(self):
@@ -91,8 +105,47 @@ def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataF
     return bids, unprofitable
 
 
+@dataclass(frozen=True)
+class BidMoves:
+    compared: int  # keywords bid both yesterday and today
+    large: pd.DataFrame  # keyword_id, previous_bid, bid, change (relative), largest first
+    share_large: float
+
+    def implausible(self, policy: BidPolicy) -> bool:
+        return self.share_large > policy.max_share_large_moves
+
+
+def bid_moves(bids: pd.DataFrame, previous: pd.DataFrame | None, policy: BidPolicy) -> BidMoves:
+    """How today's bids moved against yesterday's, keyword by keyword: a model or data fault shows as many large
+    moves at once, while a healthy day moves few bids far."""
+    if previous is None or previous.empty or bids.empty:
+        return BidMoves(0, pd.DataFrame(columns=["keyword_id", "previous_bid", "bid", "change"]), 0.0)
+    joined = bids[["keyword_id", "bid"]].merge(previous[["keyword_id", "bid"]].rename(columns={"bid": "previous_bid"}),
+                                               on="keyword_id")
+    joined["change"] = joined["bid"] / joined["previous_bid"] - 1.0
+    large = joined[~(joined["change"].abs() <= policy.max_daily_change)]  # NaN or inf moves count as large
+    large = large.reindex(large["change"].abs().sort_values(ascending=False).index)
+    return BidMoves(len(joined), large.reset_index(drop=True)[["keyword_id", "previous_bid", "bid", "change"]],
+                    len(large) / len(joined) if len(joined) else 0.0)
+
+
 def ads_editor_csv(bids: pd.DataFrame) -> bytes:
-    """The bids in the layout Google Ads Editor imports as keyword bid changes."""
+    """The bids in the layout Google Ads Editor imports as keyword bid changes.
+
+    Text is written as reported, every field quoted (so commas, quotes, line breaks and Unicode line separators stay
+    inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
+    spreadsheet tools mark a cell as text. A name the report did not carry is an empty field, never a marker."""
     sheet = pd.DataFrame({header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items()})
+    for header in ("Campaign", "Ad group", "Keyword", "Match type"):
+        sheet[header] = sheet[header].map(neutralize_formula)
+    sheet["Keyword ID"] = sheet["Keyword ID"].map(lambda value: str(int(value)))
     sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
-    return sheet.to_csv(index=False).encode("utf-8")
+    return sheet.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
+
+
+def neutralize_formula(value) -> str:
+    """`value` as spreadsheet-safe text: empty for a null or the not-reported marker, `'` before a formula lead."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value == NOT_REPORTED:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_LEADS) else text

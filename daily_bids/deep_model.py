@@ -38,7 +38,7 @@ HEADS = ("clicks", "conversions")
 class DeepParameters(BaseModel):
     """Architecture and training. Also the `deep_model` asset's run configuration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
     epochs: int = Field(25, ge=1, description="Upper bound on epochs; early stopping picks the best.")
     patience: int = Field(3, ge=1, description="Epochs without validation improvement before stopping.")

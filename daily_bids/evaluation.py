@@ -26,7 +26,7 @@ NAIVE_FLOORS = {"naive_7d": "clicks_mean_7d", "naive_28d": "clicks_mean_28d"}
 class GatePolicy(BaseModel):
     """When a candidate may replace the champion. Also the `champion_model` asset's run configuration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
     holdout_days: int = Field(7, ge=1, description="Last days of the window kept out of every candidate's training.")
     margin: float = Field(0.01, ge=0.0, lt=1.0, description="Relative deviance improvement needed over the champion "

@@ -58,7 +58,8 @@ class FeatureDefinition:
             text = (f"(Σ{first} + {self.prior_strength:g}·prior) / (Σ{last} + {self.prior_strength:g}) over 28 days; "
                     f"prior = the ad group's ratio")
         elif self.kind == "group_ratio":
-            text = f"ad group's Σ{first} / Σ{last} over 28 days, shrunk to the campaign's and the account's"
+            text = (f"ad group's Σ{first} / Σ{last} over 28 days, shrunk to the campaign's and the account's; each "
+                    f"keyword's {first} capped at the account's {PRIOR_CAP_QUANTILE:.0%} quantile of {first}/{last}")
         elif self.kind == "calendar":
             text = "from the predicted day D+1"
         else:
@@ -103,7 +104,8 @@ def _ratio_features() -> list[FeatureDefinition]:
                           tags=("ratio", "smoothed", name))
         for name, numerator, denominator, strength, unit, text in _RATIOS
     ] + [
-        FeatureDefinition(f"ad_group_{name}_28d", f"the ad group's {text} over the last 28 days (the prior)",
+        FeatureDefinition(f"ad_group_{name}_28d", f"the ad group's {text} over the last 28 days (the prior; one "
+                          "keyword cannot move it beyond its account's usual ratios)",
                           "group_ratio", (numerator, denominator), LOOKBACK_DAYS, unit, prior_strength=strength,
                           tags=("ratio", "prior", "ad group", name))
         for name, numerator, denominator, strength, unit, text in _RATIOS
@@ -144,6 +146,8 @@ def feature_set_version() -> str:
 # D-27 (leaving them), so a day costs in proportion to the number of keywords, never to the length of the history.
 WINDOW_BITS = (1 << LOOKBACK_DAYS) - 1
 WEEK_BITS = (1 << 7) - 1
+# Priors cap each keyword's ratio at this quantile of the account's keyword ratios (robust to one wild keyword).
+PRIOR_CAP_QUANTILE = 0.99
 STATE_TABLE = "_keyword_feature_state"  # warehouse table of daily states, written beside keyword_features
 ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before the data starts (no rows, no error)
 
@@ -375,11 +379,16 @@ def _shrink(numerator, denominator, prior, strength):
 
 
 def _group_ratio_priors(frame: pd.DataFrame, sums: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
-    """Each keyword's ad-group ratio, shrunk to its campaign's, shrunk to the account's; null for unreported metrics."""
+    """Each keyword's ad-group ratio, shrunk to its campaign's, shrunk to the account's; null for unreported metrics.
+
+    The priors feed every keyword of a group, so one keyword must not drag them: each keyword's numerator enters
+    capped at its denominator × the account's PRIOR_CAP_QUANTILE quantile of keyword ratios."""
     totals = pd.DataFrame({"campaign": frame["campaign"].to_numpy(), "ad_group": frame["ad_group"].to_numpy(), **sums})
     priors = {}
     for _, numerator, denominator, strength, _, _ in _RATIOS:
-        pair = totals[["campaign", "ad_group", numerator, denominator]]
+        pair = totals[["campaign", "ad_group", numerator, denominator]].copy()
+        pair[numerator] = _capped_numerator(pair[numerator].to_numpy(dtype="float64"),
+                                            pair[denominator].to_numpy(dtype="float64"))
         account_num, account_den = pair[numerator].sum(min_count=1), pair[denominator].sum(min_count=1)
         account = account_num / account_den if account_den > 0 else (0.0 if pd.notna(account_den) else np.nan)
         campaign_sums = _group_sums(pair, ["campaign"], numerator, denominator)
@@ -389,6 +398,15 @@ def _group_ratio_priors(frame: pd.DataFrame, sums: dict[str, np.ndarray]) -> dic
             ad_group_sums[numerator], ad_group_sums[denominator], campaign, strength
         ).to_numpy()
     return priors
+
+
+def _capped_numerator(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(denominator > 0, numerator / denominator, np.nan)
+    if np.isnan(ratio).all():
+        return numerator
+    cap = np.nanquantile(ratio, PRIOR_CAP_QUANTILE)
+    return np.where(denominator > 0, np.minimum(numerator, cap * denominator), numerator)
 
 
 def _group_sums(pair: pd.DataFrame, keys: list[str], numerator: str, denominator: str) -> pd.DataFrame:

@@ -39,6 +39,7 @@ _SUMMARY_ROW = re.compile(r"^\s*total\b", re.IGNORECASE)  # Google Ads appends "
 _CURRENCY_PREFIX = r"^([-+]?)\s*(?:[$€£¥]|[A-Z]{3}\s)\s*"
 _CURRENCY_SUFFIX = r"\s*(?:[$€£¥%]|\s[A-Z]{3})$"
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+_LINE_END = re.compile(r"\r\n|\n|\r")
 
 
 class LandingFileError(ValueError):
@@ -90,16 +91,16 @@ def read_landing_file(fs: pafs.FileSystem, path: str, extra_aliases: dict[str, s
     except OSError as error:
         raise LandingFileError(f"{path}: cannot be read ({error})") from error
     if path.lower().endswith(".parquet"):
-        cells, first_line = _parquet_cells(path, data), None
+        cells, first_lines = _parquet_cells(path, data), None
     else:
-        cells, first_line = _csv_cells(path, data, extra_aliases)
+        cells, first_lines = _csv_cells(path, data, extra_aliases)
     if cells is None:
         return empty_raw()
-    return _to_raw(path, cells, first_line, extra_aliases, date_format)
+    return _to_raw(path, cells, first_lines, extra_aliases, date_format)
 
 
-def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | None, int | None]:
-    """All cells as strings, from the header row down; the file line number of the first data row."""
+def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+    """All cells as strings, from the header row down, and the file line on which each row starts."""
     if path.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
@@ -108,7 +109,10 @@ def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | No
     if not data.strip():
         return None, None  # an empty file covers no day; the day's volume check reports the gap
     text = _decode(path, data)
-    lines = text.splitlines()
+    # Lines end only at CR, LF or CRLF: str.splitlines() would also break at U+2028, U+0085 and other separators
+    # that are valid inside a CSV field.
+    line_starts = [0] + [match.end() for match in _LINE_END.finditer(text)]
+    lines = _LINE_END.split(text)
     known = header_map(extra_aliases)
     header_index, best = None, (0, None, [])
     for index, line in enumerate(lines[:HEADER_SEARCH_LINES]):
@@ -131,14 +135,28 @@ def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | No
             f"{path}: no header row with the required columns {list(REQUIRED_COLUMNS)} in the first "
             f"{HEADER_SEARCH_LINES} lines; is it a keyword report? Expected schema:\n{contract_table_markdown()}"
         )
-    body = "\n".join(lines[header_index:])
+    body = text[line_starts[header_index]:]  # the text as written: line breaks inside quoted fields are kept
+    return _records(path, body, _delimiter(lines[header_index]), first_line=header_index + 1)
+
+
+def _records(path: str, body: str, delimiter: str, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The header and the non-blank records of `body` as string cells, and the file line each record starts on
+    (`first_line` is the header's). Python's csv module reads quoted fields that span lines, CR included."""
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
     try:
-        cells = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False, sep=_delimiter(lines[header_index]),
-                            skip_blank_lines=False)
-    except (pd.errors.ParserError, csv.Error) as error:
-        raise LandingFileError(f"{path}: not a well-formed CSV below the header on line {header_index + 1} ({error})") from error
-    cells = cells.loc[(cells.apply(lambda column: column.str.strip()) != "").any(axis=1)]  # drop blank lines
-    return cells, header_index + 2  # line numbers are 1-based and the header takes one line
+        header = next(reader)
+        records, starts, line = [], [], reader.line_num
+        for record in reader:
+            if any(field.strip() for field in record):  # blank lines are skipped, but still counted
+                if len(record) > len(header):
+                    raise LandingFileError(f"{path}: line {first_line + line}: {len(record)} fields where the header "
+                                           f"on line {first_line} has {len(header)}")
+                records.append(record + [""] * (len(header) - len(record)))
+                starts.append(first_line + line)
+            line = reader.line_num
+    except csv.Error as error:
+        raise LandingFileError(f"{path}: not a well-formed CSV below the header on line {first_line} ({error})") from error
+    return pd.DataFrame(records, columns=header, dtype=str), np.asarray(starts, dtype="int64")
 
 
 def _decode(path: str, data: bytes) -> str:
@@ -164,7 +182,8 @@ def _parquet_cells(path: str, data: bytes) -> pd.DataFrame:
     return frame
 
 
-def _to_raw(path: str, cells: pd.DataFrame, first_line: int | None, extra_aliases, date_format) -> pd.DataFrame:
+def _to_raw(path: str, cells: pd.DataFrame, first_lines: np.ndarray | None, extra_aliases,
+            date_format) -> pd.DataFrame:
     known = header_map(extra_aliases)
     columns: dict[str, str] = {}
     for header in cells.columns:
@@ -176,7 +195,7 @@ def _to_raw(path: str, cells: pd.DataFrame, first_line: int | None, extra_aliase
         raise LandingFileError(f"{path}: missing required column(s) {missing}; found {list(cells.columns)}. "
                                f"Expected schema:\n{contract_table_markdown()}")
     frame = cells.rename(columns=columns)[list(columns.values())]
-    rows = np.arange(len(frame)) + (first_line if first_line is not None else 1)
+    rows = np.arange(len(frame)) + 1 if first_lines is None else np.asarray(first_lines)
     first_cell = frame.iloc[:, 0].astype(str) if len(frame.columns) else pd.Series(dtype=str)
     summary = first_cell.str.match(_SUMMARY_ROW).to_numpy() | frame["date"].astype(str).str.match(_SUMMARY_ROW).to_numpy()
     frame, rows = frame.loc[~summary].reset_index(drop=True), rows[~summary]
@@ -191,8 +210,10 @@ def _to_raw(path: str, cells: pd.DataFrame, first_line: int | None, extra_aliase
             continue
         values = frame[column.name]
         if column.kind == "text":
-            text = values.astype("string").str.strip()
-            out[column.name] = text.mask(text.str.lower().isin(_NULL_TOKENS))
+            # Kept exactly as reported ("none", "NA", "-" and surrounding spaces included); only an empty field is
+            # missing text. Google's "--" placeholder stands for an empty cell, not for a keyword.
+            text = values.astype("string")
+            out[column.name] = text.mask(text.isin(["", "--"]))
         else:
             parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
             out[column.name] = parsed

@@ -40,7 +40,7 @@ PREDICTION_COLUMNS: dict[str, str] = {
 class TrainingParameters(BaseModel):
     """Window and hyperparameters. Also the `xgboost_model` asset's run configuration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
     training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
     validation_days: int = Field(7, ge=1, description="Last days of the window held out for early stopping.")

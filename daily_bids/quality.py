@@ -134,10 +134,17 @@ def strictly_below(smaller: str, larger: str) -> Expectation:
                        {"column_A": larger, "column_B": smaller, "or_equal": False}, ERROR, f"{smaller} < {larger}")
 
 
+def finite(column: str) -> Expectation:
+    """Nulls pass (a quantity the source does not report); inf and -inf fail."""
+    return Expectation("ExpectColumnValuesToBeBetween", {"column": column, "min_value": -1e300, "max_value": 1e300},
+                       ERROR, f"{column} is finite")
+
+
 def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
-    """The rules every published bid obeys: one per keyword and day, below its expected value per click, inside
+    """The rules every published bid obeys: one per keyword and day, below a finite expected value per click, inside
     the caps. The blocking check on `keyword_bids` and the publishing step judge by this one suite."""
-    return [unique_keys(), strictly_below("bid", "expected_value_per_click"), between("bid", min_bid, max_bid)]
+    return [unique_keys(), finite("expected_value_per_click"), strictly_below("bid", "expected_value_per_click"),
+            between("bid", min_bid, max_bid)]
 
 
 # ---- the great-expectations adapter ---------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import pandas as pd
 MATCH_TYPES: tuple[str, ...] = ("Exact", "Phrase", "Broad")
 # What validated reports hold in a text column the source did not fill.
 NOT_REPORTED = "(not reported)"
+# The outlier rule's default factor (BIDS_OUTLIER_FACTOR): shown in the contract table.
+OUTLIER_FACTOR_DEFAULT = 5.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class ReportColumn:
     required: bool  # must be in every source file; optional columns may be absent
     aliases: tuple[str, ...] = ()  # other headers accepted for it (compared case- and space-insensitively)
     allowed_values: tuple[str, ...] = ()
+    # The largest value one keyword can plausibly have in one day; above it a row is quarantined (out_of_range).
+    # Deployments override it with BIDS_PLAUSIBLE_MAX. For an ID: the largest it can be (int64).
+    plausible_max: float | None = None
+    # A day's value above this many times the keyword's own total of the previous 28 days, and above
+    # `outlier_floor`, is quarantined (outlier_vs_history): a restatement typo must not reach the priors.
+    outlier_floor: float | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -46,20 +54,24 @@ class ReportColumn:
 
 REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn("date", "date", "Report day.", True, ("day",)),
-    ReportColumn("keyword_id", "id", "The ad platform's keyword identifier; unique per day.", True,
-                 ("keyword id", "criterion id")),
+    ReportColumn("keyword_id", "id", "The ad platform's keyword identifier; unique per day; a positive integer.", True,
+                 ("keyword id", "criterion id"), plausible_max=2.0**63 - 1),
     ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
     ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
     ReportColumn("ad_group", "text", "Ad group name.", False, ("ad group", "ad group name", "adgroup")),
     ReportColumn("match_type", "text", "Keyword match type.", False,
                  ("match type", "search keyword match type", "keyword match type"), MATCH_TYPES),
-    ReportColumn("impressions", "count", "Times the ad was shown.", True, ("impr.", "impr")),
-    ReportColumn("clicks", "count", "Clicks on the ad; never more than impressions.", True),
-    ReportColumn("cost", "money", "Spend on clicks, in account currency.", False, ("spend",)),
+    ReportColumn("impressions", "count", "Times the ad was shown.", True, ("impr.", "impr"),
+                 plausible_max=1e9, outlier_floor=100_000),
+    ReportColumn("clicks", "count", "Clicks on the ad; never more than impressions.", True,
+                 plausible_max=1e8, outlier_floor=10_000),
+    ReportColumn("cost", "money", "Spend on clicks, in account currency.", False, ("spend",),
+                 plausible_max=1e7, outlier_floor=10_000),
     ReportColumn("conversions", "count", "Conversions from the clicks; never more than clicks.", False,
-                 ("conv.",)),
+                 ("conv.",), plausible_max=1e7, outlier_floor=1_000),
     ReportColumn("conversion_value", "money", "Value of those conversions, in account currency.", False,
-                 ("conv. value", "conversion value", "total conv. value", "all conv. value")),
+                 ("conv. value", "conversion value", "total conv. value", "all conv. value"),
+                 plausible_max=1e8, outlier_floor=10_000),
 )
 
 REPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS)
@@ -97,9 +109,10 @@ def report_dtypes() -> dict[str, str]:
 
 
 def raw_dtypes() -> dict[str, str]:
-    """Raw rows keep nullable keys: a row with a missing key is kept (and then quarantined), never dropped."""
-    return {**report_dtypes(), "keyword_id": "Int64", "source_file": "string", "source_row": "int64",
-            "parse_errors": "string"}
+    """Raw rows keep nullable keys: a row with a missing key is kept (and then quarantined), never dropped. Numbers
+    stay as read (floats), so a value too large for an integer is quarantined as out of range, never wrapped."""
+    numbers = {c.name: "Float64" for c in REPORT_COLUMNS if c.kind in ("id", "count")}
+    return {**report_dtypes(), **numbers, "source_file": "string", "source_row": "int64", "parse_errors": "string"}
 
 
 def empty_raw() -> pd.DataFrame:
@@ -157,8 +170,13 @@ def contract_table_markdown() -> str:
     pair_rules = {rule.smaller: f"≤ {rule.larger}" for rule in PAIR_RULES}
     for c in REPORT_COLUMNS:
         rule = []
+        if c.kind == "id":
+            rule.append("≥ 1")
         if c.min_value is not None:
             rule.append(f"≥ {c.min_value:g}")
+        if c.is_numeric and c.plausible_max is not None:
+            rule.append(f"≤ {c.plausible_max:,.0f} a day; ≤ {OUTLIER_FACTOR_DEFAULT:g}× the keyword's previous 28 days "
+                        f"when above {c.outlier_floor:,.0f}")
         if c.name in pair_rules:
             rule.append(pair_rules[c.name])
         if c.allowed_values:

@@ -7,6 +7,7 @@ a local Dagster instance. The README's table of variables is generated from `SET
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 
@@ -90,10 +91,22 @@ ALERT_WEBHOOK = Setting(
 )
 UI_URL = Setting("BIDS_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI, for the run links in alerts.")
 
+PLAUSIBLE_MAX = Setting(
+    "BIDS_PLAUSIBLE_MAX", "",
+    "JSON of report column → the largest value one keyword can plausibly have in a day, overriding the contract's "
+    "(e.g. `{\"conversion_value\": 50000}`); rows above it are quarantined as `out_of_range`.",
+)
+OUTLIER_FACTOR = Setting(
+    "BIDS_OUTLIER_FACTOR", "5",
+    "A keyword's daily value above this many times its own total of the previous 28 days (and above the column's "
+    "floor) is quarantined as `outlier_vs_history`; 0 turns the rule off.",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
+    PLAUSIBLE_MAX, OUTLIER_FACTOR,
 )
 
 
@@ -105,22 +118,29 @@ def first_day() -> dt.date:
         raise ValueError(f"{FIRST_DAY.env_var}={raw!r} is not a date of the form YYYY-MM-DD") from error
 
 
-def int_setting(setting: Setting) -> int:
+def int_setting(setting: Setting, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = setting.read()
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as error:
         raise ValueError(f"{setting.env_var}={raw!r} is not a whole number") from error
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{setting.env_var}={raw!r} is outside {minimum:,} to {maximum:,}")
+    return value
 
 
 def float_setting(setting: Setting) -> float | None:
+    """The setting as a finite number, or None when empty; inf and nan are refused (they would reach every bid)."""
     raw = setting.read()
     if not raw:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as error:
         raise ValueError(f"{setting.env_var}={raw!r} is not a number") from error
+    if not math.isfinite(value):
+        raise ValueError(f"{setting.env_var}={raw!r} is not a finite number")
+    return value
 
 
 def settings_table_markdown() -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from daily_bids.schema import as_day
 
 PARTITION_COLUMN = "date"
 DATA_FILE = "data.parquet"
+# A temporary file this old is left over from a killed write (a real write takes seconds to minutes).
+STALE_TEMPORARY_SECONDS = 3600
 
 
 class MissingPartitionsError(LookupError):
@@ -180,6 +183,7 @@ class Warehouse:
             with self.fs.open_output_stream(path) as sink:  # one PUT: S3 replaces objects atomically
                 write(sink)
             return
+        self._remove_stale_temporaries(folder, name)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with self.fs.open_output_stream(temporary) as sink:
@@ -188,6 +192,16 @@ class Warehouse:
         finally:
             if self.fs.get_file_info(temporary).type != pafs.FileType.NotFound:
                 self.fs.delete_file(temporary)
+
+
+    def _remove_stale_temporaries(self, folder: str, name: str) -> None:
+        """Temporary files of writes to `name` that a killed process left behind. Only old ones: a fresh one may
+        belong to a writer that is still running."""
+        cutoff = time.time_ns() - STALE_TEMPORARY_SECONDS * 1_000_000_000
+        for info in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+            if (info.type == pafs.FileType.File and info.base_name.startswith(f".{name}.")
+                    and info.base_name.endswith(".tmp") and (info.mtime_ns or 0) < cutoff):
+                self.fs.delete_file(info.path)
 
 
 def _day_ranges(days: list[dt.date]) -> str:

@@ -77,7 +77,8 @@ def test_policy_rejects_margins_and_caps_that_cannot_keep_bids_below_value(bad):
 def test_ads_editor_csv_layout():
     bids, _ = compute_bids(_predictions([2.0], [2.0], [28]), BidPolicy(target_margin=0.25))
     text = ads_editor_csv(bids).decode()
-    assert text.splitlines() == [",".join(ADS_EDITOR_COLUMNS), "c,g,k0,Exact,1.50"]
+    assert text.splitlines() == [",".join(f'"{header}"' for header in ADS_EDITOR_COLUMNS),
+                                 '"0","c","g","k0","Exact","1.50"']
 
 
 def test_cold_start_keywords_bid_from_their_cluster_when_they_have_one():

@@ -194,3 +194,54 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
     assert predictions["expected_clicks"].between(0, 1000).all()
     actual = store.read_partitions("validated_keyword_report", [dt.date(2012, 5, 31)])["clicks"].sum()
     assert 0.3 < predictions["expected_clicks"].sum() / actual < 3  # the right order of magnitude
+
+
+def test_the_outlier_attack_barely_moves_any_bid(landing):
+    """A restated row with a conversion value of 10,000,000,000 (and one that parses to inf) once raised 999 of 1,000
+    bids; now those rows are quarantined and the day's bids stay where they were."""
+    write_csv(landing / "history.csv", _valued_rows(DAYS))
+    resources = build_resources()
+    assert materialize_range(EVERYTHING, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS).success
+    assert dg.materialize(EVERYTHING, selection=MODEL_ASSETS, resources=resources, run_config=SHORT_TRAINING).success
+    store = resources["warehouse"].warehouse()
+    bid_day = DAYS[-1]
+    assert dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=resources,
+                          partition_key=bid_day.isoformat()).success
+    honest = store.read_partitions("keyword_bids", [bid_day]).set_index("keyword_id")["bid"]
+
+    attacked_day = DAYS[-4]
+    huge = "9" * 320  # parses to inf
+    write_csv(landing / "restated.csv", [
+        "date,keyword_id,keyword,campaign,ad_group,match_type,impressions,clicks,cost,conversions,conversion_value",
+        f'{attacked_day},4,kw 4,Camp 1,Group 4,Exact,80,3,2.40,1,"10,000,000,000"',
+        f"{attacked_day},8,kw 8,Camp 2,Group 2,Exact,80,3,2.40,1,{huge}",
+    ])
+    # The restated days again, as the landing sensor would ask, then the day's bids.
+    assert materialize_range(EVERYTHING, attacked_day, bid_day, resources, selection=HISTORY_ASSETS).success
+    assert dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=resources,
+                          partition_key=bid_day.isoformat()).success
+    quarantine = store.read_partitions("keyword_quarantine", [attacked_day])
+    assert sorted(quarantine["reason"]) == ["out_of_range", "out_of_range"]
+    assert set(quarantine["source_file"]) == {str(landing / "restated.csv")}
+    attacked = store.read_partitions("keyword_bids", [bid_day]).set_index("keyword_id")["bid"]
+    assert abs(attacked.median() / honest.median() - 1) < 0.01
+    assert (attacked.reindex(honest.index) - honest).abs().max() <= 0.01  # no bid moved more than a cent
+    assert (attacked >= resources["bid_policy"].max_bid).sum() == 0
+
+
+SHORT_TRAINING = {"ops": {"keyword_clusters": {"config": {"profile_days": 21}},
+                          "xgboost_model": {"config": {"training_days": 21, "validation_days": 4}},
+                          "deep_model": {"config": {"training_days": 21, "validation_days": 4, "epochs": 10}}}}
+
+
+def _valued_rows(days) -> list[str]:
+    """A small, steady account with conversions and value: 60 keywords in 6 ad groups."""
+    rows = ["date,keyword_id,keyword,campaign,ad_group,match_type,impressions,clicks,cost,conversions,conversion_value"]
+    for day in days:
+        for k in range(1, 61):
+            impressions = 60 + (k * 13 + day.toordinal()) % 50
+            clicks = 2 + (k + day.toordinal()) % 6
+            conversions = 1 if k % 3 == 0 else 0  # steady by keyword, so its value per click (and bid) is too
+            rows.append(f"{day},{k},kw {k},Camp {k % 3},Group {k % 6},Exact,{impressions},{clicks},"
+                        f"{clicks * 0.5:.2f},{conversions},{conversions * (40 + k % 7 * 5)}")
+    return rows

@@ -59,3 +59,23 @@ def test_reading_missing_days_names_them(tmp_path):
     store.write_partition("t", D1, _frame(D1, 1))
     with pytest.raises(MissingPartitionsError, match=r"2025-03-02\.\.\.2025-03-03"):
         store.read_partitions("t", [D1, D2, dt.date(2025, 3, 3)])
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    store = Warehouse(str(tmp_path / "warehouse"))
+    day = dt.date(2025, 1, 1)
+    path = store.write_partition("t", day, pd.DataFrame({"x": [1]}))
+    folder = os.path.dirname(path)
+    stale = os.path.join(folder, ".data.parquet.0123abcd.tmp")  # what a write killed half-way leaves
+    fresh = os.path.join(folder, ".data.parquet.4567ef01.tmp")  # a write still under way elsewhere
+    for leftover in (stale, fresh):
+        with open(leftover, "wb") as handle:
+            handle.write(b"half a parquet file")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    store.write_partition("t", day, pd.DataFrame({"x": [2]}))
+    assert sorted(os.listdir(folder)) == [".data.parquet.4567ef01.tmp", "data.parquet"]
+    assert store.read_partitions("t", [day])["x"].tolist() == [2]
