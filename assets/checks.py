@@ -18,9 +18,10 @@ from assets.features import keyword_features
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import keyword_bids, keyword_predictions
-from daily_bids import bidding, quality
+from daily_bids import bidding, landing, quality
 from daily_bids.features import FEATURES
 from daily_bids.schema import as_day
+from resources.ad_platform import LANDING_INDEX_TABLE
 from resources.bid_policy import BidPolicyResource
 from resources.warehouse import WarehouseResource
 
@@ -136,6 +137,35 @@ def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report
         )
 
     yield from each_day(context, raw_keyword_report, judge, range_verdict_holds_for_each_day=True)
+
+
+@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Landing files vouch for themselves: ERROR when "
+                "a file covering the day states totals its rows do not add up to, or is a Google Ads export cut "
+                "short before its Total line; WARN when a landing file could not be read at all (its days are "
+                "unknown, so it blocks none).", **CHECK_POLICY)
+def raw_report_complete(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
+                        warehouse: WarehouseResource):
+    store = warehouse.warehouse()
+    if not store.table_exists(LANDING_INDEX_TABLE):
+        yield from each_day(context, raw_keyword_report, lambda days, rows: dg.AssetCheckResult(
+            passed=True, metadata={"note": "no landing files (the report source keeps no index)"}))
+        return
+    index = store.read_table(LANDING_INDEX_TABLE)
+    unreadable = landing.unreadable_files(index)
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        covering = index[index["date"].isin([pd.Timestamp(d) for d in days])]
+        incomplete = covering[covering["completeness"].fillna("") != ""].drop_duplicates("path")
+        problems = [f"{path}: {why}" for path, why in zip(incomplete["path"], incomplete["completeness"])]
+        return dg.AssetCheckResult(
+            passed=not problems and not unreadable,
+            severity=dg.AssetCheckSeverity.ERROR if problems else dg.AssetCheckSeverity.WARN,
+            description="; ".join(problems + [f"not read: {error}" for error in unreadable.values()])[:2000] or None,
+            metadata={"files_covering": int(covering["path"].nunique()), "incomplete_files": len(problems),
+                      "unreadable_files": dg.MetadataValue.json(unreadable)},
+        )
+
+    yield from each_day(context, raw_keyword_report, judge)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=False, description="Distribution drift of the report metrics "
@@ -266,6 +296,6 @@ def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd
     yield from each_day(context, keyword_bids, judge)
 
 
-ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_drift, validated_report_contract,
+ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_complete, raw_report_drift, validated_report_contract,
               quarantine_reconciles, features_contract, predictions_contract, bids_are_profitable_and_capped,
               bids_move_plausibly]

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gzip
 import io
+import os
 import re
+import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ from daily_bids.schema import (
 )
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+MB = 1024 * 1024
 HEADER_SEARCH_LINES = 30  # a preamble longer than this is not a report export
 # Formats tried for the date column, one per file. Google Ads exports use ISO dates; spreadsheets use the others.
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y",
@@ -51,6 +54,7 @@ class LandingFile:
     path: str
     size: int
     mtime_ns: int
+    refused: str = ""  # why the file is not read at all (a link or path leading outside the landing zone)
 
 
 def normalize_header(header: str) -> str:
@@ -70,10 +74,12 @@ def header_map(extra_aliases: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def list_landing_files(fs: pafs.FileSystem, root: str) -> list[LandingFile]:
-    """Report files under `root`, oldest first (later files restate earlier ones); hidden files are skipped."""
+    """Report files under `root`, oldest first (later files restate earlier ones); hidden files are skipped. On a
+    local disk, a file that is a symbolic link, or resolves outside `root`, is listed as refused: the landing zone
+    must not become a way to read any file the service can read."""
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     files = [
-        LandingFile(info.path, info.size, info.mtime_ns or 0)
+        LandingFile(info.path, info.size, info.mtime_ns or 0, _refusal(fs, root, info.path))
         for info in infos
         if info.type == pafs.FileType.File and info.base_name.lower().endswith(SUFFIXES)
         and not info.base_name.startswith((".", "_"))
@@ -81,33 +87,89 @@ def list_landing_files(fs: pafs.FileSystem, root: str) -> list[LandingFile]:
     return sorted(files, key=lambda f: (f.mtime_ns, f.path))
 
 
+def _refusal(fs: pafs.FileSystem, root: str, path: str) -> str:
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return ""  # object stores have no links
+    if os.path.islink(path):
+        return f"{path}: a symbolic link; landing files must be regular files inside {root}"
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
+        return f"{path}: resolves to {os.path.realpath(path)}, outside the landing zone {root}"
+    return ""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much a landing file may hold, checked while it streams in: a huge file or a gzip bomb stops early."""
+
+    max_file_bytes: int = 1024 * MB
+    max_uncompressed_bytes: int = 4096 * MB
+
+
 def read_landing_file(fs: pafs.FileSystem, path: str, extra_aliases: dict[str, str] | None = None,
-                      date_format: str | None = None) -> pd.DataFrame:
-    """One landing file as raw report rows (contract columns plus source_file, source_row and parse_errors)."""
+                      date_format: str | None = None, limits: ReadLimits = ReadLimits()) -> pd.DataFrame:
+    """One landing file as raw report rows (contract columns plus source_file, source_row and parse_errors).
+
+    `frame.attrs["completeness"]` says what the file's own totals say about it: empty when they match the rows (or
+    the file has none to compare), else the problem, e.g. a Google Ads export cut short before its Total line."""
+    data = _read_bytes(fs, path, limits)
+    if path.lower().endswith(".parquet"):
+        cells, first_lines, totals = _parquet_cells(path, data, limits), None, False
+    else:
+        cells, first_lines, totals = _csv_cells(path, data, extra_aliases)
+    if cells is None:
+        return empty_raw()
+    raw = _to_raw(path, cells, first_lines, extra_aliases, date_format)
+    raw.attrs["completeness"] = _completeness(raw, totals)
+    return raw
+
+
+def _read_bytes(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> bytes:
+    """The file's bytes, gzip undone, counting as they arrive so that an oversized file is refused early."""
+    chunks, size = [], 0
     try:
         # compression=None: the bytes as stored; gzip is undone below, where its errors can name the file.
         with fs.open_input_stream(path, compression=None) as source:
-            data = source.read()
+            while chunk := source.read(MB):
+                size += len(chunk)
+                if size > limits.max_file_bytes:
+                    raise LandingFileError(f"{path}: larger than {limits.max_file_bytes // MB:,} MB "
+                                           "(BIDS_LANDING_MAX_FILE_MB); not read")
+                chunks.append(chunk)
     except OSError as error:
         raise LandingFileError(f"{path}: cannot be read ({error})") from error
-    if path.lower().endswith(".parquet"):
-        cells, first_lines = _parquet_cells(path, data), None
-    else:
-        cells, first_lines = _csv_cells(path, data, extra_aliases)
-    if cells is None:
-        return empty_raw()
-    return _to_raw(path, cells, first_lines, extra_aliases, date_format)
+    data = b"".join(chunks)
+    return _gunzip(path, data, limits.max_uncompressed_bytes) if path.lower().endswith(".gz") else data
 
 
-def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | None, np.ndarray | None]:
-    """All cells as strings, from the header row down, and the file line on which each row starts."""
-    if path.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise LandingFileError(f"{path}: not a readable gzip file ({error})") from error
+def _gunzip(path: str, data: bytes, limit: int) -> bytes:
+    """Decompress piece by piece (members one after another), stopping as soon as the output passes `limit`."""
+    out, size, rest = [], 0, data
+    try:
+        while rest:
+            inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            pending = rest
+            while pending and not inflater.eof:
+                piece = inflater.decompress(pending, MB)
+                size += len(piece)
+                if size > limit:
+                    raise LandingFileError(f"{path}: decompresses to more than {limit // MB:,} MB "
+                                           "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read")
+                out.append(piece)
+                pending = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise LandingFileError(f"{path}: not a readable gzip file (it ends before its data does)")
+            rest = inflater.unused_data.lstrip(b"\x00")
+    except zlib.error as error:
+        raise LandingFileError(f"{path}: not a readable gzip file ({error})") from error
+    return b"".join(out)
+
+
+def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | None, np.ndarray | None, dict | None | bool]:
+    """All cells as strings, from the header row down; the file line on which each row starts; and the totals the
+    file states about itself (see `_completeness`)."""
     if not data.strip():
-        return None, None  # an empty file covers no day; the day's volume check reports the gap
+        return None, None, False  # an empty file covers no day; the day's volume check reports the gap
     text = _decode(path, data)
     # Lines end only at CR, LF or CRLF: str.splitlines() would also break at U+2028, U+0085 and other separators
     # that are valid inside a CSV field.
@@ -136,7 +198,10 @@ def _csv_cells(path: str, data: bytes, extra_aliases) -> tuple[pd.DataFrame | No
             f"{HEADER_SEARCH_LINES} lines; is it a keyword report? Expected schema:\n{contract_table_markdown()}"
         )
     body = text[line_starts[header_index]:]  # the text as written: line breaks inside quoted fields are kept
-    return _records(path, body, _delimiter(lines[header_index]), first_line=header_index + 1)
+    cells, starts = _records(path, body, _delimiter(lines[header_index]), first_line=header_index + 1)
+    # Google Ads UI exports have a title above the header and end with "Total: …" lines; plain files have neither.
+    totals = _stated_totals(cells, known) if header_index > 0 else False
+    return cells, starts, totals
 
 
 def _records(path: str, body: str, delimiter: str, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -170,12 +235,50 @@ def _decode(path: str, data: bytes) -> str:
         raise LandingFileError(f"{path}: not UTF-8 or UTF-16 text (byte {error.start}: {error.reason})") from error
 
 
+def _stated_totals(cells: pd.DataFrame, known: dict[str, str]) -> dict | None:
+    """The impressions and clicks the export's account "Total" line (or its first Total line) states, where it
+    states them; None when the export has no Total line, which for a Google Ads export means it was cut short."""
+    first = cells.iloc[:, 0].astype(str) if len(cells.columns) else pd.Series(dtype=str)
+    total_rows = cells[first.str.match(_SUMMARY_ROW).to_numpy()]
+    if total_rows.empty:
+        return None
+    account = total_rows[total_rows.iloc[:, 0].str.contains("account", case=False)]
+    row = (account if len(account) else total_rows).iloc[0]
+    stated = {}
+    for header, value in row.items():
+        column = known.get(normalize_header(header))
+        if column in ("impressions", "clicks"):
+            number, bad = _parse_numbers(pd.Series([value]), integral=True)
+            if not bad[0] and pd.notna(number.iloc[0]):
+                stated[column] = float(number.iloc[0])
+    return stated
+
+
+def _completeness(raw: pd.DataFrame, totals: dict | None | bool) -> str:
+    """Empty when the file agrees with itself; else what is wrong. `totals` is False for files that state none
+    (plain CSV, Parquet), None for an export without its Total line, else the totals its Total line states."""
+    if totals is False:
+        return ""
+    if totals is None:
+        return "a Google Ads export without its Total line: cut short, or still being written"
+    for column, stated in totals.items():
+        rows = float(pd.to_numeric(raw[column], errors="coerce").sum())
+        if abs(rows - stated) > 0.5:
+            return f"its Total line states {stated:,.0f} {column} but its rows sum to {rows:,.0f}"
+    return ""
+
+
 def _delimiter(line: str) -> str:
     return "\t" if line.count("\t") > line.count(",") else ","
 
 
-def _parquet_cells(path: str, data: bytes) -> pd.DataFrame:
+def _parquet_cells(path: str, data: bytes, limits: ReadLimits) -> pd.DataFrame:
     try:
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if unpacked > limits.max_uncompressed_bytes:
+            raise LandingFileError(f"{path}: decompresses to more than {limits.max_uncompressed_bytes // MB:,} MB "
+                                   "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read")
         frame = pq.read_table(io.BytesIO(data)).to_pandas()
     except (pa.ArrowException, OSError) as error:
         raise LandingFileError(f"{path}: not a readable Parquet file ({type(error).__name__}: {error})") from error
@@ -277,15 +380,20 @@ def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: st
                            f"a file must use one date format")
 
 
-INDEX_COLUMNS = ("path", "size", "mtime_ns", "date", "rows")
+# A row per (file, day covered). `error` names a file that cannot be read (its days unknown: it covers no day);
+# `completeness` what its own totals say is wrong with it (empty when nothing is).
+INDEX_COLUMNS = ("path", "size", "mtime_ns", "date", "rows", "error", "completeness")
 
 
-def refresh_index(fs: pafs.FileSystem, root: str, previous: pd.DataFrame | None, read) -> tuple[pd.DataFrame, list[LandingFile]]:
+def refresh_index(fs: pafs.FileSystem, root: str, previous: pd.DataFrame | None, read,
+                  settle_seconds: float = 0.0) -> tuple[pd.DataFrame, list[LandingFile]]:
     """(index, files new or changed since `previous`). The index has a row per (file, day covered) with the row
-    count; an empty file has one row with no date. Unchanged files (same size and mtime) are not read again."""
-    files = list_landing_files(fs, root)
+    count; an empty or unreadable file has one row with no date. Unchanged files (same size and mtime) are not read
+    again. A file modified within `settle_seconds` is left out until it settles: it may still be being written."""
+    settled_before = time.time_ns() - int(settle_seconds * 1e9)
+    files = [f for f in list_landing_files(fs, root) if f.mtime_ns <= settled_before]
     known = set()
-    if previous is not None and len(previous):
+    if previous is not None and len(previous) and set(INDEX_COLUMNS) <= set(previous.columns):
         known = set(zip(previous["path"], previous["size"], previous["mtime_ns"]))
     parts, changed = [], []
     for file in files:
@@ -293,17 +401,34 @@ def refresh_index(fs: pafs.FileSystem, root: str, previous: pd.DataFrame | None,
             parts.append(previous[(previous["path"] == file.path)])
             continue
         changed.append(file)
-        rows = read(file.path)
-        counts = rows.groupby("date").size() if len(rows) else pd.Series(dtype="int64")
+        error, completeness = file.refused, ""
+        counts = pd.Series(dtype="int64")
+        if not error:
+            try:
+                rows = read(file.path)
+            except LandingFileError as failure:  # one bad file must not stop the days other files cover
+                error = str(failure)
+            else:
+                counts = rows.groupby("date").size() if len(rows) else counts
+                completeness = rows.attrs.get("completeness", "")
         days = counts.index if len(counts) else pd.DatetimeIndex([pd.NaT])
         parts.append(pd.DataFrame({"path": file.path, "size": file.size, "mtime_ns": file.mtime_ns,
-                                   "date": as_day(days).to_numpy(), "rows": counts.to_numpy() if len(counts) else [0]}))
+                                   "date": as_day(days).to_numpy(), "rows": counts.to_numpy() if len(counts) else [0],
+                                   "error": error, "completeness": completeness}))
     if not parts:
-        return pd.DataFrame({c: [] for c in INDEX_COLUMNS}).astype({"date": "datetime64[ns]"}), changed
+        empty = pd.DataFrame({c: [] for c in INDEX_COLUMNS}).astype({"date": "datetime64[ns]", "error": "object",
+                                                                     "completeness": "object"})
+        return empty, changed
     return pd.concat(parts, ignore_index=True).loc[:, list(INDEX_COLUMNS)], changed
 
 
+def unreadable_files(index: pd.DataFrame) -> dict[str, str]:
+    """Path → error of each landing file that could not be read (or was refused)."""
+    bad = index[index["error"].fillna("") != ""].drop_duplicates("path")
+    return dict(zip(bad["path"], bad["error"]))
+
+
 def files_covering(index: pd.DataFrame, days) -> list[str]:
-    """Paths of the files with rows on any of `days`, in the index's (oldest-first) order."""
-    wanted = index[index["date"].isin([pd.Timestamp(d) for d in days])]
+    """Paths of the readable files with rows on any of `days`, in the index's (oldest-first) order."""
+    wanted = index[index["date"].isin([pd.Timestamp(d) for d in days]) & (index["error"].fillna("") == "")]
     return list(dict.fromkeys(wanted["path"]))

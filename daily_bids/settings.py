@@ -102,11 +102,20 @@ OUTLIER_FACTOR = Setting(
     "floor) is quarantined as `outlier_vs_history`; 0 turns the rule off.",
 )
 
+LANDING_MAX_FILE_MB = Setting(
+    "BIDS_LANDING_MAX_FILE_MB", "1024", "`landing` source: the largest file read, in MB (checked while reading).")
+LANDING_MAX_UNCOMPRESSED_MB = Setting(
+    "BIDS_LANDING_MAX_UNCOMPRESSED_MB", "4096",
+    "`landing` source: the most a file may decompress to, in MB (a gzip bomb stops there).")
+LANDING_SETTLE_SECONDS = Setting(
+    "BIDS_LANDING_SETTLE_SECONDS", "60",
+    "`landing` source: a file modified more recently than this is not read yet (it may still be being written).")
+
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
-    PLAUSIBLE_MAX, OUTLIER_FACTOR,
+    PLAUSIBLE_MAX, OUTLIER_FACTOR, LANDING_MAX_FILE_MB, LANDING_MAX_UNCOMPRESSED_MB, LANDING_SETTLE_SECONDS,
 )
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from daily_bids.landing import files_covering, read_landing_file, refresh_index
+from daily_bids.landing import MB, ReadLimits, files_covering, read_landing_file, refresh_index, unreadable_files
 from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator import AdMarketSimulator
 from daily_bids.warehouse import filesystem_for
@@ -86,6 +86,9 @@ class LandingZoneSource(ReportSource):
     column_map: dict[str, str] = Field(default_factory=dict,
                                        description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.")
     date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")
+    max_file_mb: int = Field(1024, gt=0, description="The largest landing file read, in MB.")
+    max_uncompressed_mb: int = Field(4096, gt=0, description="The most a landing file may decompress to, in MB.")
+    settle_seconds: float = Field(60.0, ge=0, description="Files modified more recently than this are not read yet.")
 
     _location: tuple | None = PrivateAttr(default=None)
 
@@ -97,20 +100,23 @@ class LandingZoneSource(ReportSource):
 
     def read_file(self, path: str) -> pd.DataFrame:
         filesystem, _ = self._filesystem()
-        return read_landing_file(filesystem, path, self.column_map, self.date_format or None)
+        limits = ReadLimits(self.max_file_mb * MB, self.max_uncompressed_mb * MB)
+        return read_landing_file(filesystem, path, self.column_map, self.date_format or None, limits)
 
     def refresh_index(self) -> tuple[pd.DataFrame, list]:
         """The landing index, brought up to date (new and changed files are read once), and the changed files."""
         filesystem, root = self._filesystem()
         store = self.warehouse.warehouse()
         previous = store.read_table(LANDING_INDEX_TABLE) if store.table_exists(LANDING_INDEX_TABLE) else None
-        index, changed = refresh_index(filesystem, root, previous, self.read_file)
+        index, changed = refresh_index(filesystem, root, previous, self.read_file, self.settle_seconds)
         if changed or previous is None or len(index) != len(previous):
             store.write_table(LANDING_INDEX_TABLE, index)
         return index, changed
 
     def fetch_reports(self, days, log):
         index, _ = self.refresh_index()
+        for path, error in unreadable_files(index).items():  # its days are unknown, so it fails none of them
+            log(f"not read: {error}")
         paths = files_covering(index, days)
         log(f"{len(paths)} landing file(s) cover {days[0]}...{days[-1]}: {paths[:5]}{' ...' if len(paths) > 5 else ''}")
         wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in days])

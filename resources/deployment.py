@@ -63,5 +63,8 @@ def _report_source(warehouse: WarehouseResource, s3: S3Resource) -> ReportSource
             s3=s3,
             column_map=parse_column_map(settings.LANDING_COLUMN_MAP.read()),
             date_format=settings.LANDING_DATE_FORMAT.read(),
+            max_file_mb=settings.int_setting(settings.LANDING_MAX_FILE_MB, 1, 10**7),
+            max_uncompressed_mb=settings.int_setting(settings.LANDING_MAX_UNCOMPRESSED_MB, 1, 10**7),
+            settle_seconds=settings.int_setting(settings.LANDING_SETTLE_SECONDS, 0, 86_400),
         )
     raise ValueError(f"{settings.SOURCE.env_var}={source!r} is not a report source; use simulator or landing")

@@ -6,10 +6,11 @@ from pathlib import Path
 GOOGLE_ADS_HEADER = "Day,Keyword ID,Keyword,Campaign,Ad group,Match type,Impr.,Clicks,Cost,Conversions,Conv. value"
 
 
-def google_ads_export(path: Path, rows: list[str], title: str = "Keyword report") -> Path:
-    """A Google Ads UI export: a title and a date-range line above the header, a total line below the rows."""
+def google_ads_export(path: Path, rows: list[str], title: str = "Keyword report", total: str | None = None) -> Path:
+    """A Google Ads UI export: a title and a date-range line above the header, a total line below the rows (pass
+    `total` as the impressions and clicks cells, e.g. '"1,234",56', for the totals the rows add up to)."""
     lines = [title, "April 1, 2025 - April 30, 2025", GOOGLE_ADS_HEADER, *rows,
-             'Total: Account,--,--,--,--,--,"9,999",999,"$9,999.00",99,"$99,999.00"']
+             f'Total: Account,--,--,--,--,--,{total or "--,--"},"$9,999.00",99,"$99,999.00"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -29,6 +29,7 @@ def landing(tmp_path, monkeypatch):
     monkeypatch.setenv("BIDS_SOURCE", "landing")
     monkeypatch.setenv("BIDS_LANDING_URI", str(folder))
     monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.setenv("BIDS_LANDING_SETTLE_SECONDS", "0")  # the tests' files are complete when written
     return folder
 
 
