@@ -19,6 +19,8 @@ from resources.warehouse import WarehouseResource
 PREDICTIONS_TABLE, BIDS_TABLE = keyword_predictions.key.path[-1], keyword_bids.key.path[-1]
 REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
 MONITORING_TABLE = "model_monitoring"
+# Read when the definitions load, so that a bad value fails at once.
+DECLINE_MARGIN = settings.float_setting(settings.DECLINE_MARGIN)
 # Partition D of the monitoring joins the report of D with what partition D-1 predicted and bid for D.
 _MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1,
                                                      allow_nonexistent_upstream_partitions=True)
@@ -79,7 +81,6 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
                   warehouse: WarehouseResource):
     store = warehouse.warehouse()
     champion = context.instance.get_latest_materialization_event(champion_model.key)
-    margin = settings.float_setting(settings.DECLINE_MARGIN)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         if champion is None:
@@ -94,7 +95,7 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
                     judged_through + dt.timedelta(days=1))
         window = [d for d in store.list_partitions(MONITORING_TABLE) if start <= d <= days[-1]]
         history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
-        verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, margin)
+        verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, DECLINE_MARGIN)
         return dg.AssetCheckResult(passed=not verdict.declined, severity=dg.AssetCheckSeverity.WARN,
                                    description=verdict.explanation,
                                    metadata={**verdict.metadata(), "champion": version,

@@ -30,11 +30,13 @@ DECLINE_CHECK = dg.AssetCheckKey(dg.AssetKey("model_monitoring"), "model_decline
 # Materialization metadata of every model: the last report day whose outcomes the training window (holdout
 # included) covered.
 DATA_THROUGH = "data_through"
+# The label of the condition's "why" part, under which the evaluation view (and `retraining_reasons`) shows what held.
+DUE = "retraining due"
 
 
-def _latest_materialization(context: dg.AutomationContext, key: dg.AssetKey):
-    event = context.asset_graph_view.instance.get_latest_materialization_event(key)
-    return None if event is None else event
+def _latest_champion(context: dg.AutomationContext):
+    """The champion's latest materialization event (its metadata says what data it was judged on), or None."""
+    return context.asset_graph_view.instance.get_latest_materialization_event(CHAMPION)
 
 
 def _all_or_nothing(context: dg.AutomationContext, true: bool) -> dg.AutomationResult:
@@ -54,7 +56,7 @@ class ChampionBehindData(dg.AutomationCondition):
         return f"champion trained on data more than {self.max_age_days} days old, or none"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        event = _latest_materialization(context, CHAMPION)
+        event = _latest_champion(context)
         if event is None:
             return _all_or_nothing(context, True)
         through = event.asset_materialization.metadata.get(DATA_THROUGH)
@@ -75,7 +77,7 @@ class ChampionDeclined(dg.AutomationCondition):
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         instance = context.asset_graph_view.instance
         record = instance.get_latest_asset_check_evaluation_record(DECLINE_CHECK)
-        champion = _latest_materialization(context, CHAMPION)
+        champion = _latest_champion(context)
         if record is None or record.evaluation is None or champion is None:
             return _all_or_nothing(context, False)
         return _all_or_nothing(context, not record.evaluation.passed and record.event.timestamp > champion.timestamp)
@@ -83,7 +85,7 @@ class ChampionDeclined(dg.AutomationCondition):
 
 def retraining_condition() -> dg.AutomationCondition:
     """The automation condition of every model asset (see the module docstring)."""
-    max_age = int(settings.MODEL_MAX_AGE_DAYS.read())
+    max_age = settings.int_setting(settings.MODEL_MAX_AGE_DAYS, 1, 365)
     code_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.code_version_changed())
     for key in MODEL_KEYS:
         code_changed = code_changed | dg.AutomationCondition.asset_matches(
@@ -98,7 +100,7 @@ def retraining_condition() -> dg.AutomationCondition:
     requested_today = dg.AutomationCondition.newly_requested().since(
         dg.AutomationCondition.cron_tick_passed("0 0 * * *", "UTC"))
     return (
-        due.with_label("retraining due")
+        due.with_label(DUE)
         & ~dg.AutomationCondition.any_deps_missing()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.in_progress()
@@ -118,5 +120,31 @@ def source_version(*modules: ModuleType) -> str:
 
 def model_freshness_policy() -> dg.FreshnessPolicy:
     """A model not retrained within `BIDS_MODEL_MAX_AGE_DAYS` days shows as stale (failed freshness) in the UI."""
-    max_age = dt.timedelta(days=int(settings.MODEL_MAX_AGE_DAYS.read()))
-    return dg.FreshnessPolicy.time_window(fail_window=max_age, warn_window=max_age - dt.timedelta(days=1))
+    max_age = dt.timedelta(days=settings.int_setting(settings.MODEL_MAX_AGE_DAYS, 1, 365))
+    warn = max_age - dt.timedelta(days=1)
+    return dg.FreshnessPolicy.time_window(fail_window=max_age, warn_window=warn if warn > dt.timedelta(0) else None)
+
+
+def retraining_reasons(defs: dg.Definitions, instance: dg.DagsterInstance, day: dt.date) -> list[str]:
+    """Why the retraining condition asks for retraining on the morning after report day `day`, as the sensor would
+    see it then; empty when it does not. `make run` asks this before it trains."""
+    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.timezone.utc)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=morning,
+                                                   asset_selection=dg.AssetSelection.assets(*MODEL_KEYS))
+    return reasons_held(evaluation) if evaluation.total_requested else []
+
+
+def reasons_held(evaluation) -> list[str]:
+    """The reasons that held in an evaluation: the true conditions directly under the `retraining due` node."""
+    reasons = set()
+    for result in evaluation.results:
+        due = _node_labelled(result, DUE)
+        reasons |= {node.condition.get_label() or node.condition.name
+                    for node in (due.child_results if due is not None else []) if not node.true_subset.is_empty}
+    return sorted(reasons)
+
+
+def _node_labelled(result, label: str):
+    if result.condition.get_label() == label:
+        return result
+    return next((found for child in result.child_results if (found := _node_labelled(child, label)) is not None), None)

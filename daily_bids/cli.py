@@ -48,10 +48,11 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from assets import MODEL_ASSETS, daily_partitions
+    from assets import daily_partitions
     from assets.features import feature_catalog, keyword_features
     from assets.models import HOLDOUT_DAYS, champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
+    from assets.retraining import retraining_reasons
     from assets.serving import keyword_bids, keyword_predictions, published_bids
     from daily_bids.definitions import defs
     from daily_bids.features import LOOKBACK_DAYS
@@ -92,7 +93,7 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
                       feature_days)
 
     current = load_current_model(store, champion_model.key.path[-1])
-    reasons = ["--retrain"] if retrain else retraining_reasons(defs, instance, MODEL_ASSETS, day)
+    reasons = ["--retrain"] if retrain else retraining_reasons(defs, instance, day)
     if reasons:
         print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
               f"(outcomes through {train_through}, the last {HOLDOUT_DAYS} days held out), because: "
@@ -144,32 +145,6 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
         )
     )
     return 0
-
-
-def retraining_reasons(defs, instance, model_assets, day: dt.date) -> list[str]:
-    """Why the models' automation condition asks for retraining, as of the morning after `day`; empty if it does
-    not. The retraining sensor evaluates the same condition."""
-    import dagster as dg
-
-    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.timezone.utc)
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=morning,
-                                                   asset_selection=dg.AssetSelection.assets(*model_assets))
-    if not evaluation.total_requested:
-        return []
-    return sorted({label for result in evaluation.results for label in _true_labels(result)}) or ["requested"]
-
-
-def _true_labels(result) -> list[str]:
-    """The reasons that held: the true conditions directly under the `retraining due` node of an evaluation."""
-    due = _find(result, "retraining due")
-    return [node.condition.get_label() or node.condition.name
-            for node in (due.child_results if due is not None else []) if not node.true_subset.is_empty]
-
-
-def _find(result, label: str):
-    if result.condition.get_label() == label:
-        return result
-    return next((found for child in result.child_results if (found := _find(child, label)) is not None), None)
 
 
 def features_command(args) -> int:

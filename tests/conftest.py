@@ -23,6 +23,18 @@ def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs)
     )
 
 
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    """A landing-zone deployment: its folder, with the warehouse beside it."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    monkeypatch.setenv("BIDS_SOURCE", "landing")
+    monkeypatch.setenv("BIDS_LANDING_URI", str(folder))
+    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
+    monkeypatch.setenv("BIDS_LANDING_SETTLE_SECONDS", "0")  # the tests' files are complete when written
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def mlflow_store(tmp_path_factory):
     """Every test tracks its training runs in a throw-away MLflow store, never in the repository's."""

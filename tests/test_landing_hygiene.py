@@ -99,13 +99,7 @@ def test_an_export_states_whether_it_is_complete(tmp_path):
     assert _read(plain).attrs["completeness"] == ""  # plain files state no totals
 
 
-def test_a_day_whose_export_was_cut_short_is_blocked(tmp_path, monkeypatch):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    monkeypatch.setenv("BIDS_SOURCE", "landing")
-    monkeypatch.setenv("BIDS_LANDING_URI", str(landing))
-    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
-    monkeypatch.setenv("BIDS_LANDING_SETTLE_SECONDS", "0")
+def test_a_day_whose_export_was_cut_short_is_blocked(tmp_path, landing):
     export = google_ads_export(tmp_path / "full.csv", ROWS, total='"2,000",50')
     (landing / "april.csv").write_text("\n".join(export.read_text().splitlines()[:4]) + "\n")
     result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=[ALL_ASSETS[0], ALL_ASSETS[1]],

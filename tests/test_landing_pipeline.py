@@ -22,17 +22,6 @@ DAYS = [START + dt.timedelta(days=i) for i in range(40)]
 EVERYTHING = [*ALL_ASSETS, *ALL_CHECKS]
 
 
-@pytest.fixture
-def landing(tmp_path, monkeypatch):
-    folder = tmp_path / "landing"
-    folder.mkdir()
-    monkeypatch.setenv("BIDS_SOURCE", "landing")
-    monkeypatch.setenv("BIDS_LANDING_URI", str(folder))
-    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
-    monkeypatch.setenv("BIDS_LANDING_SETTLE_SECONDS", "0")  # the tests' files are complete when written
-    return folder
-
-
 def _check(result, name):
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
     return evaluation
@@ -95,14 +84,22 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
     assert failed == ["raw_keyword_report_raw_report_volume"] and not result.success
 
 
-def test_a_file_missing_a_required_column_fails_the_run_naming_it(landing):
+def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(landing):
     write_csv(landing / "no_clicks.csv", ["date,keyword_id,impressions", "2025-01-01,1,10"])
-    result = dg.materialize(EVERYTHING, selection=[ALL_ASSETS[0]], resources=build_resources(),
+    write_csv(landing / "good.csv", snake_case_rows([DAYS[1]]))
+    resources = build_resources()
+    result = dg.materialize(EVERYTHING, selection=[ALL_ASSETS[0]], resources=resources,
                             partition_key="2025-01-01", raise_on_error=False)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = failure.event_specific_data.error.message
-    assert str(landing / "no_clicks.csv") in message and "['clicks']" in message and "expected" in message.lower()
+    assert not result.success  # the day has no rows it can trust: its volume check blocks it
+    assert not _check(result, "raw_report_volume").passed
+    named = _check(result, "raw_report_complete")  # and the file is named, with what is wrong with it
+    message = named.metadata["unreadable_files"].value[str(landing / "no_clicks.csv")]
+    assert "['clicks']" in message and "expected" in message.lower()
+    other_day = dg.materialize(EVERYTHING, selection=[ALL_ASSETS[0]], resources=resources,
+                               partition_key=DAYS[1].isoformat(), raise_on_error=False)
+    volume = _check(other_day, "raw_report_volume")  # the bad file does not stop the good file's day
+    assert volume.passed or volume.severity == dg.AssetCheckSeverity.WARN
+    assert len(resources["warehouse"].warehouse().read_partitions("raw_keyword_report", [DAYS[1]])) == 40
 
 
 def _clicks_only(landing):

@@ -19,6 +19,7 @@ from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, FRESHNESS_CHECKS, HISTO
 import assets.features
 from assets.checks import features_contract
 from assets.features import keyword_features
+from assets.retraining import reasons_held
 from resources import build_resources
 
 from conftest import TRAINING as GRAPH_TRAINING
@@ -105,7 +106,7 @@ def fortnight(tmp_path_factory):
             requested = {key for result in evaluation.results if not result.true_subset.is_empty
                          for key in [result.key]}
             assert requested == {m.key for m in MODEL_ASSETS}, "the models retrain together"
-            log["retrained"][day + dt.timedelta(days=1)] = (_reasons(evaluation), train())
+            log["retrained"][day + dt.timedelta(days=1)] = (reasons_held(evaluation), train())
         day += dt.timedelta(days=1)
     return {"log": log, "store": resources["warehouse"].warehouse(), "instance": instance}
 
@@ -113,13 +114,6 @@ def fortnight(tmp_path_factory):
 def _roll_with_a_duplicate_row(*args, **kwargs):
     for day, features, state in honest_roll(*args, **kwargs):
         yield day, pd.concat([features, features.head(1)], ignore_index=True), state
-
-
-def _reasons(evaluation) -> set[str]:
-    """The true conditions under `retraining due`, from any model's evaluation."""
-    from daily_bids.cli import _true_labels
-
-    return {label for result in evaluation.results for label in _true_labels(result)}
 
 
 def test_bids_are_published_every_day(fortnight):
