@@ -119,7 +119,7 @@ def test_history_range_records_every_check_for_every_day(graph):
     by_check: dict[str, set] = {}
     for evaluation in evaluations:
         by_check.setdefault(evaluation.check_name, set()).add(evaluation.partition)
-    assert by_check.keys() == {"raw_report_contract", "raw_report_volume", "raw_report_drift",
+    assert by_check.keys() == {"raw_report_contract", "raw_report_volume", "raw_report_complete", "raw_report_drift",
                                "validated_report_contract", "quarantine_reconciles", "features_contract"}
     assert all(partitions == days for partitions in by_check.values())  # one result per day, none unpartitioned
 
