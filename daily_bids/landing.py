@@ -149,16 +149,18 @@ def _gunzip(path: str, data: bytes, limit: int) -> bytes:
         while rest:
             inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
             pending = rest
-            while pending and not inflater.eof:
+            while not inflater.eof:
+                # At most 1 MB out per call; zlib may still hold output after the input is used up, so an empty
+                # `pending` is fed again until nothing more comes.
                 piece = inflater.decompress(pending, MB)
+                if not piece and not pending:
+                    raise LandingFileError(f"{path}: not a readable gzip file (it ends before its data does)")
                 size += len(piece)
                 if size > limit:
                     raise LandingFileError(f"{path}: decompresses to more than {limit // MB:,} MB "
                                            "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read")
                 out.append(piece)
                 pending = inflater.unconsumed_tail
-            if not inflater.eof:
-                raise LandingFileError(f"{path}: not a readable gzip file (it ends before its data does)")
             rest = inflater.unused_data.lstrip(b"\x00")
     except zlib.error as error:
         raise LandingFileError(f"{path}: not a readable gzip file ({error})") from error
