@@ -86,6 +86,9 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
         if champion is None:
             return dg.AssetCheckResult(passed=True, metadata={"note": "no champion yet"})
         metadata = champion.asset_materialization.metadata
+        if "champion_holdout_clicks_poisson_deviance" not in metadata or DATA_THROUGH not in metadata:
+            return dg.AssetCheckResult(passed=True, metadata={"note": "the champion was stored before it recorded its "
+                                                                      "holdout deviance; the next retraining does"})
         version = metadata["model_version"].value
         reference = metadata["champion_holdout_clicks_poisson_deviance"].value
         # Only days this champion predicted after the gate last judged it (on a holdout ending `data_through`): a
