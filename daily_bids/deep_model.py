@@ -31,6 +31,9 @@ from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import MATCH_TYPES, as_day
 
 SCORING_BATCH = 65_536
+# A short window (a young account) has few rows; an epoch still takes at least this many gradient steps, or a few
+# epochs of one large batch leave the network near its initialization.
+MIN_STEPS_PER_EPOCH = 20
 AD_GROUP_BUCKETS = 4_096
 HEADS = ("clicks", "conversions")
 
@@ -42,7 +45,8 @@ class DeepParameters(BaseModel):
 
     epochs: int = Field(25, ge=1, description="Upper bound on epochs; early stopping picks the best.")
     patience: int = Field(3, ge=1, description="Epochs without validation improvement before stopping.")
-    batch_size: int = Field(2048, ge=32)
+    batch_size: int = Field(2048, ge=32, description="Rows per gradient step; smaller on short windows, so that an "
+                                                    f"epoch has at least {MIN_STEPS_PER_EPOCH} steps.")
     learning_rate: float = Field(0.003, gt=0)
     keyword_buckets: int = Field(20_000, ge=16, description="Hash buckets of the keyword embedding.")
     hidden_units: list[int] = Field([64, 32], description="Widths of the MLP layers.")
@@ -145,7 +149,8 @@ def model_inputs(features: pd.DataFrame, scaler: FeatureScaler, clusters: pd.Dat
     match = pd.Categorical(features["match_type"].astype("string"), categories=list(MATCH_TYPES)).codes + 1
     ad_group = pd.util.hash_array(features["ad_group"].astype("string").to_numpy(dtype=object)) % AD_GROUP_BUCKETS
     return {
-        "numeric": np.nan_to_num(scaler.transform(features), nan=0.0).astype("float32"),
+        # Clipped to the training window's range: the network must not extrapolate (see daily_bids.preprocessing).
+        "numeric": np.nan_to_num(scaler.transform(features, clip_to_fitted_range=True), nan=0.0).astype("float32"),
         "keyword": (features["keyword_id"].to_numpy(dtype="int64") % keyword_buckets).astype("int32"),
         "ad_group": ad_group.astype("int32"),
         "match_type": np.asarray(match, dtype="int32"),
@@ -154,7 +159,7 @@ def model_inputs(features: pd.DataFrame, scaler: FeatureScaler, clusters: pd.Dat
     }
 
 
-def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters):
+def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters, mean_targets: dict[str, float]):
     _tensorflow()
     import keras
     from keras import layers
@@ -177,7 +182,10 @@ def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters):
     for units in parameters.hidden_units:
         deep = layers.Dense(units, activation="relu")(deep)
     wide_and_deep = layers.Concatenate()([deep, numeric])  # the wide part: a linear path from the numeric features
-    outputs = {head: layers.Dense(1, activation="exponential", name=head)(wide_and_deep) for head in HEADS}
+    # Each head starts at the window's mean rate (log of it, under the exponential), not at exp(0) = 1 per row:
+    # training then refines a calibrated model instead of spending its first epochs finding the level.
+    outputs = {head: layers.Dense(1, activation="exponential", name=head, bias_initializer=keras.initializers.Constant(
+        float(np.log(max(mean_targets[head], 1e-6)))))(wide_and_deep) for head in HEADS}
     network = keras.Model(inputs, outputs)
     network.compile(optimizer=keras.optimizers.Adam(parameters.learning_rate),
                     loss={head: "poisson" for head in HEADS})
@@ -210,18 +218,21 @@ def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: 
             targets[head] = np.nan_to_num(values).astype("float32")
         return inputs, targets, weights
 
-    network = build_network(len(FEATURE_NAMES), clusters.k, parameters)
     fit_inputs, fit_targets, fit_weights = arrays(fit)
     holdout_inputs, holdout_targets, holdout_weights = arrays(holdout)
+    mean_targets = {head: float(np.average(fit_targets[head], weights=fit_weights[head]))
+                    if fit_weights[head].sum() > 0 else 0.0 for head in HEADS}
+    network = build_network(len(FEATURE_NAMES), clusters.k, parameters, mean_targets)
+    batch_size = min(parameters.batch_size, max(32, len(fit) // MIN_STEPS_PER_EPOCH))
     stopper = keras.callbacks.EarlyStopping(patience=parameters.patience, restore_best_weights=True)
     history = network.fit(fit_inputs, fit_targets, sample_weight=fit_weights, epochs=parameters.epochs,
-                          batch_size=parameters.batch_size, shuffle=True, verbose=0, callbacks=[stopper],
+                          batch_size=batch_size, shuffle=True, verbose=0, callbacks=[stopper],
                           validation_data=(holdout_inputs, holdout_targets, holdout_weights))
     epochs = len(history.history["loss"])
     model = DeepKeywordModel(network=network, trained_through=trained_through, parameters=parameters.model_dump(),
                              scaler=scaler, clusters=assignments)
     predicted = model.predict(holdout)
-    metrics = {"epochs": float(epochs)}
+    metrics = {"epochs": float(epochs), "batch_size": float(batch_size)}
     for head in HEADS:
         known = holdout_weights[head] > 0
         if known.any():
