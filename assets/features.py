@@ -33,11 +33,17 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     from the 28 report days before the range. Restated reports: backfill features from the first restated day on."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    first_partition = dt.date.fromisoformat(daily_partitions.get_first_partition_key())
     reports = VALIDATED_REPORT.path[-1]
+    # The account's history starts at its first report (a landing zone's first export day): days before it had no
+    # activity to report. A day missing after it is still an error, since it would silently count as zero.
+    reported = store.list_partitions(reports)
+    history_start = max(dt.date.fromisoformat(daily_partitions.get_first_partition_key()),
+                        reported[0] if reported else days[0])
+    if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
+        context.log.info(f"report history starts on {history_start}: the days before count as no activity")
 
     def report_for(day: dt.date) -> pd.DataFrame | None:
-        return None if day < first_partition else store.read_partitions(reports, [day])
+        return None if day < history_start else store.read_partitions(reports, [day])
 
     previous = days[0] - dt.timedelta(days=1)
     state = None

@@ -1,7 +1,8 @@
 """Keyword clusters, the two candidate models, and the champion gate that picks the one serving predictions.
 
 Both candidates train on the same window, which ends `HOLDOUT_DAYS` before `train_through`; those last days are the
-holdout on which the gate compares them, the serving champion and the naive floors. No candidate sees them.
+holdout on which the gate compares them, the serving champion and the naive floors. No candidate sees them. The
+window is sized to the features there are (see `daily_bids.windows`), so a young account trains on what it has.
 """
 
 import datetime as dt
@@ -19,13 +20,14 @@ from daily_bids.charts import png_markdown
 from daily_bids.clustering import KeywordClusters, behaviour_profiles, fit_clusters, profile_plot_png
 from daily_bids.deep_model import DeepParameters, train_deep
 from daily_bids.features import feature_set_version
-from daily_bids.model import KeywordModel, TrainingParameters, train, training_days, training_frame
+from daily_bids.model import KeywordModel, TrainingParameters, train, training_frame
+from daily_bids.naive_model import NaiveModel, floor_name, naive_floors
 from daily_bids.warehouse import Warehouse
+from daily_bids.windows import HOLDOUT_DAYS, MIN_TRAINING_DAYS, TrainingWindow, plan_training_window
 from resources.io_managers import load_current_model
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
-HOLDOUT_DAYS = 7
 FEATURES_TABLE, REPORTS_TABLE = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
 # Read as rolling windows that end at the latest day, not loaded whole; the automation looks at the latest partitions
 # (present, blocking checks passed) before it retrains.
@@ -57,10 +59,10 @@ def _frame(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
     return training_frame(features, outcomes)
 
 
-def _candidate_window(config, store: Warehouse, days: int) -> tuple[dt.date, list[dt.date]]:
-    """(last outcome day used, feature days) of a candidate's training: the holdout is left out."""
-    through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
-    return through, training_days(through, TrainingParameters(training_days=days))
+def _training_window(config, store: Warehouse, wanted_training_days: int) -> TrainingWindow:
+    """The window through the configured (or latest) day, sized to the features in the warehouse."""
+    return plan_training_window(store.list_partitions(FEATURES_TABLE)[0], _train_through(config, store),
+                                wanted_training_days)
 
 
 class ClusterConfig(WindowConfig):
@@ -101,8 +103,13 @@ def _clusters_from(assignments: pd.DataFrame) -> KeywordClusters:
     return KeywordClusters(assignments, pd.DataFrame(), int(assignments["cluster"].max()) + 1, {})
 
 
+TRAINING_DAYS_DESCRIPTION = (f"Days of features (with next-day targets) to train on, at most: a young account "
+                             f"trains on the days it has, down to {MIN_TRAINING_DAYS}.")
+
+
 class XGBoostModelConfig(WindowConfig, TrainingParameters):
-    pass
+    training_days: int = Field(TrainingParameters.model_fields["training_days"].default, ge=MIN_TRAINING_DAYS,
+                               description=TRAINING_DAYS_DESCRIPTION)
 
 
 @dg.asset(kinds={"xgboost"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
@@ -112,18 +119,31 @@ def xgboost_model(context: dg.AssetExecutionContext, config: XGBoostModelConfig,
     """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
     conversion value, early-stopped on the last days of its window."""
     store = warehouse.warehouse()
-    through, feature_days = _candidate_window(config, store, config.training_days)
-    context.log.info(f"training on features of {feature_days[0]}...{feature_days[-1]}, outcomes through {through}")
-    model = train(_frame(store, feature_days), through, config, log=context.log.info)
+    window = _training_window(config, store, config.training_days)
+    context.log.info(window.describe())
+    parameters = TrainingParameters(**{**_fields(config, TrainingParameters), "training_days": window.training_days,
+                                       "validation_days": window.validation_days(config.validation_days)})
+    model = train(_frame(store, window.training_feature_days), window.candidate_through, parameters,
+                  log=context.log.info)
     # The fitted scaling, also as an artifact of its own (the bundle carries the same one for scoring).
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
-    window = f"{feature_days[0]}...{feature_days[-1]}"
-    run_id = tracker.log_training(model, "xgboost", config.model_dump(), window)
+    run_id = tracker.log_training(model, "xgboost", parameters.model_dump(), _span(window))
     return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
 
 
+def _fields(config: dg.Config, parameters: type) -> dict:
+    """The part of an asset's config that is `parameters` (a model's own pydantic class)."""
+    return {k: v for k, v in config.model_dump().items() if k in parameters.model_fields}
+
+
+def _span(window: TrainingWindow) -> str:
+    days = window.training_feature_days
+    return f"{days[0]}...{days[-1]}"
+
+
 class DeepModelConfig(WindowConfig, DeepParameters):
-    training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
+    training_days: int = Field(TrainingParameters.model_fields["training_days"].default, ge=MIN_TRAINING_DAYS,
+                               description=TRAINING_DAYS_DESCRIPTION)
 
 
 @dg.asset(kinds={"tensorflow", "keras"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
@@ -133,27 +153,30 @@ def deep_model(context: dg.AssetExecutionContext, config: DeepModelConfig, keywo
     """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
     beside the scaled features) with Poisson heads for clicks and conversions."""
     store = warehouse.warehouse()
-    through, feature_days = _candidate_window(config, store, config.training_days)
-    parameters = DeepParameters(**{k: v for k, v in config.model_dump().items() if k in DeepParameters.model_fields})
-    model = train_deep(_frame(store, feature_days), _clusters_from(keyword_clusters), through, parameters,
-                       log=context.log.info)
+    window = _training_window(config, store, config.training_days)
+    context.log.info(window.describe())
+    parameters = DeepParameters(**{**_fields(config, DeepParameters),
+                                   "validation_days": window.validation_days(config.validation_days)})
+    model = train_deep(_frame(store, window.training_feature_days), _clusters_from(keyword_clusters),
+                       window.candidate_through, parameters, log=context.log.info)
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
-    window = f"{feature_days[0]}...{feature_days[-1]}"
-    run_id = tracker.log_training(model, "deep", config.model_dump(), window)
+    run_id = tracker.log_training(model, "deep", {**parameters.model_dump(), "training_days": window.training_days},
+                                  _span(window))
     return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
 
 
-def _model_metadata(model, store: Warehouse, window: str, run_id: str) -> dict:
+def _model_metadata(model, store: Warehouse, window: TrainingWindow, run_id: str) -> dict:
     return {
         # The training window ends before the holdout; the data behind the decision reaches its end.
-        DATA_THROUGH: (model.trained_through + dt.timedelta(days=HOLDOUT_DAYS)).isoformat(),
+        DATA_THROUGH: window.train_through.isoformat(),
         "model_version": model.version,
         "trained_through": model.trained_through.isoformat(),
-        "training_window": window,
+        "training_window": _span(window),
+        "training_days": window.training_days,
         "scaler": dg.MetadataValue.path(store.display_uri(f"preprocessing/{model.scaler.version}.json")),
         "feature_set_version": feature_set_version(),
         "mlflow_run_id": run_id,
-        **{f"validation_{name}": value for name, value in model.validation_metrics.items()},
+        **{f"validation_{name}": round(value, 4) for name, value in model.validation_metrics.items()},
     }
 
 
@@ -167,31 +190,35 @@ def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboos
                    keyword_clusters: pd.DataFrame, warehouse: WarehouseResource, tracker: ExperimentTracker):
     """The model that serves predictions. A candidate replaces the current champion only if, on a holdout no
     candidate trained on, it beats the champion and the naive floor by the configured margin and is not worse on
-    calibration or on any cluster beyond tolerance. Otherwise the champion keeps serving."""
+    calibration or on any cluster beyond tolerance. When no learned candidate passes, the better naive floor serves
+    if it passes against the champion, or if there is none yet. Otherwise the champion keeps serving."""
     store = warehouse.warehouse()
     if xgboost_model.trained_through != deep_model.trained_through:
         raise ValueError(f"candidates trained through different days ({xgboost_model.trained_through} and "
                          f"{deep_model.trained_through}): materialize them together")
-    holdout_start = xgboost_model.trained_through
-    holdout_days = [holdout_start + dt.timedelta(days=n) for n in range(HOLDOUT_DAYS)]
+    # The holdout follows the candidates' window; how long their training was does not matter here.
+    window = TrainingWindow(xgboost_model.trained_through + dt.timedelta(days=HOLDOUT_DAYS), training_days=0)
+    holdout_days = window.holdout_feature_days
     holdout = _frame(store, holdout_days)
     clusters = _clusters_from(keyword_clusters).cluster_of(holdout["keyword_id"])
-    models = {"xgboost": xgboost_model, "deep": deep_model}
+    floors = naive_floors(window.candidate_through)
+    models = {"xgboost": xgboost_model, "deep": deep_model, **floors}
     incumbent_model = load_current_model(store, context.assets_def.key.path[-1])
     incumbent = None
-    if incumbent_model is not None and incumbent_model.version not in {m.version for m in models.values()}:
+    if isinstance(incumbent_model, NaiveModel):  # a floor predicts the same whenever it was judged: today's stands in
+        incumbent = floor_name(incumbent_model.window_days)
+    elif incumbent_model is not None and incumbent_model.version not in {m.version for m in models.values()}:
         incumbent = f"champion ({incumbent_model.version})"
         models[incumbent] = incumbent_model
     elif incumbent_model is not None:
         incumbent = next(name for name, m in models.items() if m.version == incumbent_model.version)
     predictions = {name: model.predict(holdout) for name, model in models.items()}
-    naive = evaluation.naive_predictions(holdout)
-    for name, values in naive.items():
-        predictions[name] = pd.DataFrame({"expected_clicks": values})
     metrics = pd.concat([evaluation.evaluate(name, p, holdout, clusters) for name, p in predictions.items()])
     decision = evaluation.decide(metrics, ["xgboost", "deep"], incumbent, config)
     chosen = models[decision.champion]
     context.log.info("; ".join(decision.reasons))
+    if isinstance(chosen, NaiveModel):  # the candidates were tracked when they trained; a floor is, once it serves
+        tracker.log_training(chosen, "naive", {"window_days": chosen.window_days}, f"{holdout_days[0]}...{holdout_days[-1]}")
     alias_version = tracker.set_champion(chosen.version)
     png = evaluation.real_vs_predicted_png(holdout, {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()},
                                            clusters)
@@ -200,17 +227,20 @@ def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboos
     return dg.Output(chosen, metadata={
         "champion": decision.champion,
         "model_version": chosen.version,
-        DATA_THROUGH: (holdout_days[-1] + dt.timedelta(days=1)).isoformat(),
+        # Said plainly, since a floor serving means the learned models are not good enough yet.
+        "serving": (f"the naive floor {decision.champion}: no learned model beats it yet"
+                    if isinstance(chosen, NaiveModel) else f"the learned model {decision.champion}"),
+        DATA_THROUGH: window.train_through.isoformat(),
         # What the decline check compares the live deviance with.
         "champion_holdout_clicks_poisson_deviance": float(
             overall[(overall["model"] == decision.champion) & (overall["target"] == "clicks")]["poisson_deviance"].iloc[0]),
         "replaced_champion": decision.replaced,
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
-        "holdout": f"{holdout_days[0]}...{holdout_days[-1]} (outcomes through {holdout_days[-1] + dt.timedelta(days=1)})",
+        "holdout": f"{holdout_days[0]}...{holdout_days[-1]} (outcomes through {window.train_through})",
         "metrics": dg.MetadataValue.md(overall.to_markdown(index=False)),
         "metrics_by_cluster": dg.MetadataValue.md(metrics[metrics["slice"] != "all"].round(4).to_markdown(index=False)),
         "real_vs_predicted": dg.MetadataValue.md(png_markdown(png, "real vs predicted")),
         "mlflow_champion_version": alias_version,
-        **{f"{row.model}_{row.target}_poisson_deviance": float(row.poisson_deviance)
+        **{f"{row.model}_{row.target}_poisson_deviance": round(float(row.poisson_deviance), 4)
            for row in overall.itertuples() if np.isfinite(row.poisson_deviance)},
     })

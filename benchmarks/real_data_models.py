@@ -20,6 +20,7 @@ from daily_bids.deep_model import DeepParameters, train_deep
 from daily_bids.features import compute_features
 from daily_bids.landing import read_landing_file
 from daily_bids.model import TrainingParameters, train, training_frame
+from daily_bids.naive_model import naive_floors
 from daily_bids.validation import validate_report
 
 FIRST_OUTCOME = dt.date(2013, 1, 31)
@@ -50,8 +51,7 @@ def main() -> None:
     deep = train_deep(train_rows, clusters, through, DeepParameters(validation_days=28, epochs=40, patience=5))
     cluster_ids = clusters.cluster_of(test_rows["keyword_id"])
     predictions = {"xgboost": xgb.predict(test_rows), "deep": deep.predict(test_rows)}
-    predictions |= {name: pd.DataFrame({"expected_clicks": values})
-                    for name, values in evaluation.naive_predictions(test_rows).items()}
+    predictions |= {name: floor.predict(test_rows) for name, floor in naive_floors(through).items()}
     metrics = pd.concat([evaluation.evaluate(n, p, test_rows, cluster_ids) for n, p in predictions.items()])
     decision = evaluation.decide(metrics, ["xgboost", "deep"], None, evaluation.GatePolicy())
     overall = metrics[(metrics["slice"] == "all") & (metrics["target"] == "clicks")].set_index("model")

@@ -4,12 +4,13 @@ Every candidate is scored on the same holdout days, which no candidate trained o
 naive floors (each keyword's mean daily clicks over the last 7 and 28 days). A candidate replaces the serving
 champion only if it beats both the champion and the best naive floor on mean Poisson deviance of clicks by
 `margin`, is not worse calibrated beyond `calibration_tolerance`, and is not worse on any cluster beyond
-`cluster_tolerance`.
+`cluster_tolerance`. When no learned candidate passes, the better naive floor is judged by the same rules against
+the champion (or serves outright when there is none yet): a young account gets bids from day one, and a model worse
+than a 28-day mean never serves.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daily_bids.charts import figure_png, pyplot
 from daily_bids.model import regression_metrics
+from daily_bids.naive_model import FLOOR_NAMES
 
 HEADS = ("clicks", "conversions")
-NAIVE_FLOORS = {"naive_7d": "clicks_mean_7d", "naive_28d": "clicks_mean_28d"}
 
 
 class GatePolicy(BaseModel):
@@ -28,22 +29,11 @@ class GatePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
-    holdout_days: int = Field(7, ge=1, description="Last days of the window kept out of every candidate's training.")
     margin: float = Field(0.01, ge=0.0, lt=1.0, description="Relative deviance improvement needed over the champion "
                                                             "and the naive floor.")
     calibration_tolerance: float = Field(0.05, ge=0.0, description="How much further from 1 the candidate's "
                                                                    "calibration may be than the champion's.")
     cluster_tolerance: float = Field(0.05, ge=0.0, description="Relative deviance worsening allowed on any cluster.")
-
-
-def holdout_days(train_through: dt.date, policy: GatePolicy) -> list[dt.date]:
-    """Feature days of the holdout: their outcomes (the next days) end at `train_through`."""
-    return [train_through - dt.timedelta(days=n) for n in range(policy.holdout_days, 0, -1)]
-
-
-def naive_predictions(features: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each keyword's mean daily clicks over the last 7 and 28 days (the features hold them log1p-scaled)."""
-    return {name: np.expm1(features[column].to_numpy(dtype="float64")) for name, column in NAIVE_FLOORS.items()}
 
 
 def evaluate(name: str, predicted: pd.DataFrame, holdout: pd.DataFrame, clusters: np.ndarray) -> pd.DataFrame:
@@ -77,42 +67,57 @@ class GateDecision:
 
 
 def decide(metrics: pd.DataFrame, candidates: list[str], incumbent: str | None, policy: GatePolicy) -> GateDecision:
-    """Pick the serving model from `metrics` (from `evaluate`, naive floors included)."""
+    """Pick the serving model from `metrics` (from `evaluate`, naive floors included): the best learned candidate
+    that passes, else the better naive floor if it passes against the champion (or there is none), else the
+    champion keeps serving."""
     clicks = metrics[metrics["target"] == "clicks"]
     overall = clicks[clicks["slice"] == "all"].set_index("model")
-    floor_name = overall.loc[list(NAIVE_FLOORS), "poisson_deviance"].idxmin()
+    floor_name = overall.loc[list(FLOOR_NAMES), "poisson_deviance"].idxmin()
     floor = overall.loc[floor_name, "poisson_deviance"]
     reasons: list[str] = []
-    ranked = sorted(candidates, key=lambda c: overall.loc[c, "poisson_deviance"])
-    for candidate in ranked:
+
+    def failures_against_champion(candidate: str) -> list[str]:
+        if incumbent is None or incumbent == candidate:
+            return []
+        failures = []
+        deviance, champion_deviance = overall.loc[candidate, "poisson_deviance"], overall.loc[incumbent, "poisson_deviance"]
+        if deviance > champion_deviance * (1 - policy.margin):
+            failures.append(f"deviance {deviance:.4f} does not beat the champion {incumbent} "
+                            f"({champion_deviance:.4f}) by {policy.margin:.0%}")
+        candidate_error = abs(overall.loc[candidate, "calibration"] - 1)
+        champion_error = abs(overall.loc[incumbent, "calibration"] - 1)
+        if candidate_error > champion_error + policy.calibration_tolerance:
+            failures.append(f"calibration {overall.loc[candidate, 'calibration']:.3f} is worse than the "
+                            f"champion's {overall.loc[incumbent, 'calibration']:.3f}")
+        slices = clicks[(clicks["slice"] != "all") & clicks["model"].isin([candidate, incumbent])]
+        by_slice = slices.pivot_table(index="slice", columns="model", values="poisson_deviance")
+        worse = (by_slice[by_slice[candidate] > by_slice[incumbent] * (1 + policy.cluster_tolerance)]
+                 if {candidate, incumbent} <= set(by_slice.columns) else by_slice.iloc[0:0])
+        if len(worse):
+            failures.append(f"worse than the champion beyond {policy.cluster_tolerance:.0%} on {list(worse.index)}")
+        return failures
+
+    for candidate in sorted(candidates, key=lambda c: overall.loc[c, "poisson_deviance"]):
         deviance = overall.loc[candidate, "poisson_deviance"]
         failures = []
         if deviance > floor * (1 - policy.margin):
             failures.append(f"deviance {deviance:.4f} does not beat the naive floor {floor_name} ({floor:.4f}) "
                             f"by {policy.margin:.0%}")
-        if incumbent is not None and incumbent != candidate:
-            champion_deviance = overall.loc[incumbent, "poisson_deviance"]
-            if deviance > champion_deviance * (1 - policy.margin):
-                failures.append(f"deviance {deviance:.4f} does not beat the champion {incumbent} "
-                                f"({champion_deviance:.4f}) by {policy.margin:.0%}")
-            candidate_error = abs(overall.loc[candidate, "calibration"] - 1)
-            champion_error = abs(overall.loc[incumbent, "calibration"] - 1)
-            if candidate_error > champion_error + policy.calibration_tolerance:
-                failures.append(f"calibration {overall.loc[candidate, 'calibration']:.3f} is worse than the "
-                                f"champion's {overall.loc[incumbent, 'calibration']:.3f}")
-            slices = clicks[(clicks["slice"] != "all") & clicks["model"].isin([candidate, incumbent])]
-            by_slice = slices.pivot_table(index="slice", columns="model", values="poisson_deviance")
-            worse = (by_slice[by_slice[candidate] > by_slice[incumbent] * (1 + policy.cluster_tolerance)]
-                     if {candidate, incumbent} <= set(by_slice.columns) else by_slice.iloc[0:0])
-            if len(worse):
-                failures.append(f"worse than the champion beyond {policy.cluster_tolerance:.0%} on {list(worse.index)}")
+        failures += failures_against_champion(candidate)
         if not failures:
             reasons.append(f"{candidate}: deviance {deviance:.4f} beats the naive floor {floor_name} ({floor:.4f})"
                            + (f" and the champion {incumbent}" if incumbent and incumbent != candidate else ""))
             return GateDecision(candidate, candidate != incumbent, reasons)
         reasons.append(f"{candidate} rejected: " + "; ".join(failures))
-    if incumbent is None:
-        raise ValueError("no candidate passes the gate and there is no champion to keep: " + " | ".join(reasons))
+    floor_failures = failures_against_champion(floor_name)
+    if not floor_failures:
+        if incumbent == floor_name:
+            reasons.append(f"the naive floor {floor_name} keeps serving: no learned model beats it yet")
+        else:
+            reasons.append(f"the naive floor {floor_name} serves (deviance {floor:.4f}): no learned model beats it "
+                           "yet" + (f", and it beats the champion {incumbent}" if incumbent else ""))
+        return GateDecision(floor_name, floor_name != incumbent, reasons)
+    reasons.append(f"naive floor {floor_name} rejected: " + "; ".join(floor_failures))
     reasons.append(f"{incumbent} keeps serving")
     return GateDecision(incumbent, False, reasons)
 

@@ -38,7 +38,7 @@ class ExperimentTracker(dg.ConfigurableResource):
         mlflow = self._client()
         with mlflow.start_run(run_name=f"{kind} {model.version}") as run:
             mlflow.set_tags({"model_kind": kind, "model_version": model.version, "data_window": window,
-                             "git_sha": _git_sha(), "scaler_version": model.scaler.version})
+                             "git_sha": _git_sha(), "scaler_version": model.registry_entry()["scaler_version"]})
             mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
             metrics = {**model.validation_metrics, **(extra_metrics or {})}
             mlflow.log_metrics({key: float(value) for key, value in metrics.items() if value == value})

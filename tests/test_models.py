@@ -86,10 +86,34 @@ def test_gate_keeps_the_champion_when_a_cluster_gets_worse_or_the_margin_is_not_
     assert "['cluster 1']" in decision.reasons[0] and "does not beat the champion" in decision.reasons[1]
 
 
-def test_gate_rejects_candidates_that_do_not_beat_the_naive_floor():
+def test_without_a_champion_the_naive_floor_serves_when_no_candidate_beats_it():
     metrics = _metrics({"xgboost": 1.0, "deep": 1.1, "naive_7d": 1.2, "naive_28d": 0.99})
-    with pytest.raises(ValueError, match="no candidate passes the gate"):
-        decide(metrics, ["xgboost", "deep"], None, GatePolicy())
+    decision = decide(metrics, ["xgboost", "deep"], None, GatePolicy())
+    assert (decision.champion, decision.replaced) == ("naive_28d", True)
+    assert [r.split(" ")[0] for r in decision.reasons] == ["xgboost", "deep", "the"]
+    assert "does not beat the naive floor naive_28d" in decision.reasons[0]
+    assert decision.reasons[-1].startswith("the naive floor naive_28d serves")
+
+
+def test_a_serving_floor_keeps_serving_until_a_candidate_beats_it():
+    metrics = _metrics({"xgboost": 1.0, "deep": 0.985, "naive_7d": 1.2, "naive_28d": 0.99})
+    kept = decide(metrics, ["xgboost", "deep"], "naive_28d", GatePolicy())
+    assert (kept.champion, kept.replaced) == ("naive_28d", False)
+    assert "keeps serving" in kept.reasons[-1]
+    beaten = decide(_metrics({"xgboost": 0.9, "deep": 0.985, "naive_7d": 1.2, "naive_28d": 0.99}),
+                    ["xgboost", "deep"], "naive_28d", GatePolicy())
+    assert (beaten.champion, beaten.replaced) == ("xgboost", True)
+
+
+def test_the_floor_replaces_a_champion_it_beats_by_the_gates_rules_only():
+    declined = _metrics({"xgboost": 1.3, "deep": 1.25, "naive_7d": 1.2, "naive_28d": 1.0, "champion": 1.4})
+    decision = decide(declined, ["xgboost", "deep"], "champion", GatePolicy())
+    assert (decision.champion, decision.replaced) == ("naive_28d", True)
+    assert "and it beats the champion champion" in decision.reasons[-1]
+    close = _metrics({"xgboost": 1.3, "deep": 1.25, "naive_7d": 1.2, "naive_28d": 1.0, "champion": 1.005})
+    kept = decide(close, ["xgboost", "deep"], "champion", GatePolicy())
+    assert (kept.champion, kept.replaced) == ("champion", False)
+    assert "naive floor naive_28d rejected: deviance 1.0000 does not beat the champion" in kept.reasons[-2]
 
 
 def test_gate_rejects_a_worse_calibration():
