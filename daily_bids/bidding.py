@@ -21,17 +21,18 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from daily_bids.schema import NOT_REPORTED
+from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
 BID_COLUMNS: tuple[str, ...] = (
-    "date", "effective_date", "keyword_id", "campaign", "ad_group", "keyword", "match_type",
+    "date", "effective_date", "keyword_id", *DIMENSION_COLUMNS,
     "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
 )
-# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The
-# Keyword ID is what matches the change to the keyword; the names are there for people reading the file.
+# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs
+# are what match the change to the keyword (a report without names is still applied by them); the names are there
+# for people reading the file, and empty where the report had none.
 ADS_EDITOR_COLUMNS: dict[str, str] = {
-    "Keyword ID": "keyword_id", "Campaign": "campaign", "Ad group": "ad_group", "Keyword": "keyword",
-    "Match type": "match_type", "Max CPC": "bid",
+    "Keyword ID": "keyword_id", "Campaign ID": "campaign_id", "Campaign": "campaign", "Ad group ID": "ad_group_id",
+    "Ad group": "ad_group", "Keyword": "keyword", "Match type": "match_type", "Max CPC": "bid",
 }
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list, tab and CR included,
 # since spreadsheets strip them and then read what follows).
@@ -136,8 +137,9 @@ def ads_editor_csv(bids: pd.DataFrame) -> bytes:
     inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
     spreadsheet tools mark a cell as text. A name the report did not carry is an empty field, never a marker."""
     sheet = pd.DataFrame({header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items()})
-    for header in ("Campaign", "Ad group", "Keyword", "Match type"):
-        sheet[header] = sheet[header].map(neutralize_formula)
+    for header, column in ADS_EDITOR_COLUMNS.items():
+        if column in DIMENSION_COLUMNS:  # text as the report had it
+            sheet[header] = sheet[header].map(neutralize_formula)
     sheet["Keyword ID"] = sheet["Keyword ID"].map(lambda value: str(int(value)))
     sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
     return sheet.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")

@@ -59,6 +59,10 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
     ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
     ReportColumn("ad_group", "text", "Ad group name.", False, ("ad group", "ad group name", "adgroup")),
+    # IDs as the platform writes them, kept as text: Ads Editor matches a file's rows by them.
+    ReportColumn("campaign_id", "text", "The ad platform's campaign identifier.", False, ("campaign id",)),
+    ReportColumn("ad_group_id", "text", "The ad platform's ad group identifier.", False,
+                 ("ad group id", "adgroup id")),
     ReportColumn("match_type", "text", "Keyword match type.", False,
                  ("match type", "search keyword match type", "keyword match type"), MATCH_TYPES),
     ReportColumn("impressions", "count", "Times the ad was shown.", True, ("impr.", "impr"),

@@ -124,7 +124,8 @@ class AdMarketSimulator:
 
     @cached_property
     def keyword_dimensions(self) -> pd.DataFrame:
-        """keyword_id, keyword, campaign, ad_group and match_type of every keyword (categorical to stay compact)."""
+        """keyword_id, keyword, campaign, ad_group, their IDs and match_type of every keyword (categorical to stay
+        compact)."""
         lat = self.latent
         texts = [f"{a} {p} {m}" for a in _ADJECTIVES for p in _PRODUCTS for m in _MODIFIERS]
         # Keywords of one ad group take consecutive texts, so (ad group, keyword, match type) is unique.
@@ -140,6 +141,8 @@ class AdMarketSimulator:
                 "keyword": pd.Categorical.from_codes(lat["theme"] * len(texts) + text_codes, keyword_names),
                 "campaign": pd.Categorical.from_codes(campaign_codes, campaign_names),
                 "ad_group": pd.Categorical.from_codes(ad_group_codes, ad_group_names),
+                "campaign_id": _ids(lat["campaign_index"]),
+                "ad_group_id": _ids(lat["ad_group_index"]),
                 "match_type": pd.Categorical.from_codes(lat["match_type"], list(MATCH_TYPES)),
             }
         )
@@ -191,6 +194,12 @@ class AdMarketSimulator:
         report["conversions"] = conversions[shown]
         report["conversion_value"] = conversion_value[shown]
         return conform_report(report)
+
+
+def _ids(indices: np.ndarray) -> pd.Categorical:
+    """Platform IDs (as text, like a report's) for campaign or ad-group indices: the index plus one."""
+    unique, codes = np.unique(indices, return_inverse=True)
+    return pd.Categorical.from_codes(codes, [str(int(u) + 1) for u in unique])
 
 
 def _names(pattern: str, indices: np.ndarray, themes: np.ndarray) -> tuple[np.ndarray, list[str]]:

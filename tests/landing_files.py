@@ -1,6 +1,7 @@
 """Landing files as users drop them, written by the tests themselves."""
 
 import gzip
+import zlib
 from pathlib import Path
 
 GOOGLE_ADS_HEADER = "Day,Keyword ID,Keyword,Campaign,Ad group,Match type,Impr.,Clicks,Cost,Conversions,Conv. value"
@@ -32,4 +33,42 @@ def write_csv(path: Path, rows: list[str], gz: bool = False) -> Path:
         path.write_bytes(gzip.compress(text.encode()))
     else:
         path.write_text(text)
+    return path
+
+
+GOOGLE_ADS_ACCOUNT_HEADER = ("Day,Campaign ID,Campaign,Ad group ID,Ad group,Keyword ID,Keyword,Match type,Impr.,"
+                             "Clicks,Cost,Conversions,Conv. value")
+
+
+def google_ads_account_export(path: Path, days, keywords: int = 50, seed: int = 3) -> Path:
+    """A Google Ads UI keyword report of a whole account, as the UI's "Download → CSV" writes it: title and date-range
+    lines, IDs of campaign, ad group and keyword, "Exact match" spelled out, currency and thousands separators, and
+    the Total line at the bottom. The numbers come from the simulator (its first
+    `keywords` keywords, under their manual bids), so they behave like an account's."""
+    import csv
+    import io
+
+    from daily_bids.simulator import AdMarketSimulator
+
+    market = AdMarketSimulator(seed=seed, keywords=300)
+    account = market.keyword_dimensions["keyword_id"].to_numpy()[:keywords]
+    rows = [report[report["keyword_id"].isin(account)] for report in map(market.report, days)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    out.write(f"Keyword report\n{days[0]:%B %-d, %Y} - {days[-1]:%B %-d, %Y}\n{GOOGLE_ADS_ACCOUNT_HEADER}\n")
+    totals = {"impressions": 0, "clicks": 0}
+    for report in rows:
+        for row in report.itertuples():
+            campaign_id = 7_000_000 + zlib.crc32(str(row.campaign).encode()) % 1_000_000
+            ad_group_id = 90_000_000 + zlib.crc32(f"{row.campaign}|{row.ad_group}".encode()) % 10_000_000
+            totals["impressions"] += int(row.impressions)
+            totals["clicks"] += int(row.clicks)
+            writer.writerow([f"{row.date:%Y-%m-%d}", campaign_id, row.campaign, ad_group_id, row.ad_group,
+                             int(row.keyword_id) + 400_000_000, row.keyword, f"{row.match_type} match",
+                             f"{int(row.impressions):,}", f"{int(row.clicks):,}", f"${float(row.cost):,.2f}",
+                             f"{float(row.conversions):.2f}",
+                             f"${float(row.conversion_value):,.2f}"])
+    writer.writerow(["Total: Account", "--", "--", "--", "--", "--", "--", "--", f"{totals['impressions']:,}",
+                     f"{totals['clicks']:,}", "--", "--", "--"])
+    path.write_text(out.getvalue(), encoding="utf-8")
     return path

@@ -22,7 +22,8 @@ def _predictions(values, priors, history):
     n = len(values)
     return pd.DataFrame({
         "date": pd.Timestamp("2025-03-01"), "effective_date": pd.Timestamp("2025-03-02"),
-        "keyword_id": np.arange(n), "campaign": "c", "ad_group": "g", "keyword": [f"k{i}" for i in range(n)],
+        "keyword_id": np.arange(n), "campaign": "c", "ad_group": "g", "campaign_id": "31", "ad_group_id": "32",
+        "keyword": [f"k{i}" for i in range(n)],
         "match_type": "Exact", "expected_clicks": 1.0, "expected_value_per_click": values,
         "prior_value_per_click": priors, "history_days": history, "model_version": "xgb-test",
     })
@@ -78,7 +79,7 @@ def test_ads_editor_csv_layout():
     bids, _ = compute_bids(_predictions([2.0], [2.0], [28]), BidPolicy(target_margin=0.25))
     text = ads_editor_csv(bids).decode()
     assert text.splitlines() == [",".join(f'"{header}"' for header in ADS_EDITOR_COLUMNS),
-                                 '"0","c","g","k0","Exact","1.50"']
+                                 '"0","31","c","32","g","k0","Exact","1.50"']
 
 
 def test_cold_start_keywords_bid_from_their_cluster_when_they_have_one():

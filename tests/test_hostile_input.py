@@ -43,7 +43,8 @@ def test_keyword_text_is_read_exactly_and_rows_are_numbered_by_physical_line(tmp
 
 def test_ads_editor_file_keeps_ids_and_text_and_neutralizes_formulas():
     bids = pd.DataFrame({
-        "keyword_id": range(1, len(HOSTILE_KEYWORDS) + 1), "campaign": "=Camp", "ad_group": "Group",
+        "keyword_id": range(1, len(HOSTILE_KEYWORDS) + 1), "campaign_id": "11", "campaign": "=Camp",
+        "ad_group_id": "-12", "ad_group": "Group",
         "keyword": HOSTILE_KEYWORDS, "match_type": "Exact", "bid": 1.25,
     })
     text = ads_editor_csv(bids).decode("utf-8")
@@ -54,14 +55,16 @@ def test_ads_editor_file_keeps_ids_and_text_and_neutralizes_formulas():
         formula = keyword.startswith(("=", "+", "-", "@", "\t", "\r"))
         assert row["Keyword"] == ("'" + keyword if formula else keyword)
         assert row["Campaign"] == "'=Camp" and row["Max CPC"] == "1.25"
+        assert (row["Campaign ID"], row["Ad group ID"]) == ("11", "'-12")
 
 
 def test_a_name_the_report_did_not_carry_is_an_empty_field_not_a_marker():
-    bids = pd.DataFrame({"keyword_id": [7], "campaign": ["(not reported)"], "ad_group": [None],
-                         "keyword": ["(not reported)"], "match_type": ["Exact"], "bid": [0.5]})
+    bids = pd.DataFrame({"keyword_id": [7], "campaign_id": ["(not reported)"], "campaign": ["(not reported)"],
+                         "ad_group_id": [pd.NA], "ad_group": [None], "keyword": ["(not reported)"],
+                         "match_type": ["Exact"], "bid": [0.5]})
     (row,) = csv.DictReader(io.StringIO(ads_editor_csv(bids).decode(), newline=""))
-    assert row == {"Keyword ID": "7", "Campaign": "", "Ad group": "", "Keyword": "", "Match type": "Exact",
-                   "Max CPC": "0.50"}
+    assert row == {"Keyword ID": "7", "Campaign ID": "", "Campaign": "", "Ad group ID": "", "Ad group": "",
+                   "Keyword": "", "Match type": "Exact", "Max CPC": "0.50"}
 
 
 # ---- plausibility: numbers that cannot be true never reach features, priors or bids ------------------------------
@@ -78,7 +81,8 @@ from daily_bids.validation import Plausibility, validate_report  # noqa: E402
 
 
 def _raw(rows: list[dict]) -> pd.DataFrame:
-    base = {"date": pd.Timestamp(DAY), "keyword": "kw", "campaign": "c", "ad_group": "g", "match_type": "Exact",
+    base = {"date": pd.Timestamp(DAY), "keyword": "kw", "campaign": "c", "ad_group": "g", "campaign_id": "1", "ad_group_id": "2",
+            "match_type": "Exact",
             "impressions": 100.0, "clicks": 5.0, "cost": 2.0, "conversions": 1.0, "conversion_value": 40.0,
             "source_file": "restated.csv", "parse_errors": None}
     return pd.DataFrame([{**base, "source_row": n + 2, **row} for n, row in enumerate(rows)])
