@@ -183,6 +183,9 @@ def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report:
         return dg.AssetCheckResult(
             passed=not drifted,
             severity=dg.AssetCheckSeverity.WARN,
+            description=(f"distribution moved against the {len(reference_days)} trailing day(s) (PSI above "
+                         f"{quality.PSI_WARN}): " + ", ".join(f"{c} {v:.2f}" for c, v in drifted.items())
+                         if drifted else None),
             metadata={**{f"psi_{column}": (None if pd.isna(score) else round(float(score), 4))
                          for column, score in scores.items()},
                       "reference_days": f"{reference_days[-1]}...{reference_days[0]}"},

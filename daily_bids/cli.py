@@ -1,14 +1,21 @@
 """Command line: `python -m daily_bids run` is what `make run` calls.
 
-`run` brings the warehouse up to date for the latest complete day and makes that day's bids:
-  1. report history (raw and validated) that the features and the training window need, where missing;
+`run` brings the warehouse up to date for the latest complete day (with the landing source: the latest day its files
+cover) and makes that day's bids:
+  1. report history (raw and validated) that the features and the training window need, where missing; the window is
+     sized to the history the source has, down to a minimum (22 days of reports: 14 to train on, 7 to judge on, and
+     the report after them);
   2. features for the training window, up to the day, where missing;
   3. clusters, both candidate models and the champion gate, when the models' retraining condition asks for it
      (the same automation condition the retraining sensor evaluates: no champion yet, data older than the freshness
      window, a failed decline check, changed model or feature code), or with --retrain;
   4. the daily bid job for the day: monitoring of yesterday's bids, predictions, bids, then publication;
-then prints a summary. Steps whose output already exists are skipped, so a second run redoes no history.
-Every step is a Dagster run in the instance at $DAGSTER_HOME, so all of it shows in the UI afterwards.
+then prints a summary whenever bids were written, with every check that failed or warned. Steps whose output already
+exists are skipped, so a second run redoes no history. Every step is a Dagster run in the instance at $DAGSTER_HOME,
+so all of it shows in the UI afterwards.
+
+It exits 1 when a blocking (ERROR) check failed or a step failed, with one line saying why; warnings only go in the
+summary. --verbose shows every Dagster event and the traceback of a failure.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import traceback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,9 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="bootstrap what is missing, train if needed, make the latest day's bids",
                               description=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--day", type=dt.date.fromisoformat, help="report day to bid from (default: the latest complete day)")
+    run.add_argument("--day", type=dt.date.fromisoformat,
+                     help="report day to bid from (default: the latest complete day; with the landing source, the "
+                          "latest day its files cover)")
     run.add_argument("--retrain", action="store_true", help="train the model even if a recent one exists")
-    commands.add_parser("settings", help="print the BIDS_* environment variables as a Markdown table")
+    run.add_argument("--verbose", action="store_true",
+                     help="every Dagster event, and the traceback of any failure")
+    commands.add_parser("settings", help="every BIDS_* environment variable: its default and its value here")
     features = commands.add_parser("features", help="the feature catalog: list, show NAME, search TERM")
     feature_commands = features.add_subparsers(dest="action", required=True)
     feature_commands.add_parser("list", help="every feature with its version and latest statistics")
@@ -39,38 +51,66 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings":
         from daily_bids.settings import settings_table_markdown
 
-        print(settings_table_markdown())
+        print(settings_table_markdown(current=True))
         return 0
-    return run_daily(args.day, args.retrain)
+    try:
+        return run_daily(args.day, args.retrain, args.verbose)
+    except CommandFailed as failure:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"[daily-bids] {failure}", file=sys.stderr)
+        return 1
 
 
-def run_daily(day: dt.date | None, retrain: bool) -> int:
+class CommandFailed(Exception):
+    """An expected failure of `run` (too little history, another account's warehouse, no value per click, no report
+    for the day...): one plain line for the user, no traceback unless --verbose."""
+
+
+# Errors raised inside runs that are the user's to fix, by class name (a run reports its errors serialized).
+EXPECTED_RUN_ERRORS = ("CannotBidError", "InsufficientHistoryError", "SourceMismatchError", "MissingPartitionsError",
+                       "LandingFileError")
+
+
+def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+    from daily_bids.warehouse import SourceMismatchError
+    from daily_bids.windows import InsufficientHistoryError, plan_history
+
+    try:
+        from daily_bids.definitions import defs
+    except ValueError as error:  # settings are checked when the definitions load, and name the variable
+        raise CommandFailed(f"the deployment's settings are not valid: {error}") from error
     from assets import daily_partitions
     from assets.features import feature_catalog, keyword_features
-    from assets.models import HOLDOUT_DAYS, champion_model
+    from assets.models import champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
     from assets.serving import keyword_bids, keyword_predictions, published_bids
-    from daily_bids.definitions import defs
-    from daily_bids.features import LOOKBACK_DAYS
-    from daily_bids.model import TrainingParameters
     from daily_bids.settings import first_day
     from resources.io_managers import load_current_model
 
     instance = dg.DagsterInstance.get()
-    store = defs.resources["warehouse"].warehouse()
-    day = day or dt.date.fromisoformat(daily_partitions.get_last_partition_key())
-    earliest = first_day()
-    train_through = day  # the report of the day is the latest outcome the models can learn from
-    training_days = TrainingParameters().training_days
-    # Candidates train on `training_days` before the holdout; the holdout's features come last.
-    feature_days = _days_between(max(train_through - dt.timedelta(days=training_days + HOLDOUT_DAYS), earliest),
-                                 train_through)
-    report_days = _days_between(max(feature_days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1), earliest), train_through)
-    log_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    source, warehouse = defs.resources["ad_platform"], defs.resources["warehouse"]
+    store = warehouse.warehouse()
+    try:
+        source.claim_warehouse(warehouse)
+    except SourceMismatchError as error:
+        raise CommandFailed(str(error)) from error
+    day, source_start = _report_days(source, day, dt.date.fromisoformat(daily_partitions.get_last_partition_key()),
+                                     first_day())
+    try:
+        plan = plan_history(source_start, day)
+    except InsufficientHistoryError as error:
+        raise CommandFailed(f"cannot train a first model from {source.where()}: {error}") from error
+    logger = _progress_logger(verbose)
+
+    def execute(job: str, run_config: dict | None = None, **kwargs) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def(job).with_logger_defs({"progress": logger}).execute_in_process(
+            instance=instance, raise_on_error=False, run_config={**(run_config or {}), "loggers": {"progress": {}}},
+            **kwargs)
 
     def materialize_range(what: str, assets, table: str, days: list[dt.date]) -> None:
         missing = [d for d in days if not store.partition_exists(table, d)]
@@ -79,72 +119,171 @@ def run_daily(day: dt.date | None, retrain: bool) -> int:
             return
         start, end = missing[0].isoformat(), days[-1].isoformat()
         print(f"[daily-bids] {what}: materializing {start}...{end}")
-        defs.resolve_job_def("history_job").execute_in_process(
-            instance=instance,
-            asset_selection=[key for a in assets for key in a.keys],
-            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
-            run_config=log_config,
-        )
+        result = execute("history_job", asset_selection=[key for a in assets for key in a.keys],
+                         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end})
+        if not result.success:
+            raise CommandFailed(f"{what} {start}...{end} did not complete: {_failure_text(result)}")
 
-    print(f"[daily-bids] warehouse {store.display_uri()}; bidding from the report of {day} for {day + dt.timedelta(days=1)}")
+    print(f"[daily-bids] warehouse {store.display_uri()}, reports from {source.where()}; bidding from the report of "
+          f"{day} for {day + dt.timedelta(days=1)}")
     materialize_range("report history", [raw_keyword_report, validated_keyword_report],
-                      VALIDATED_REPORT.path[-1], report_days)
+                      VALIDATED_REPORT.path[-1], plan.report_days)
     materialize_range("feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1],
-                      feature_days)
+                      plan.feature_days)
 
     current = load_current_model(store, champion_model.key.path[-1])
     reasons = ["--retrain"] if retrain else retraining_reasons(defs, instance, day)
     if reasons:
         print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
-              f"(outcomes through {train_through}, the last {HOLDOUT_DAYS} days held out), because: "
-              + "; ".join(reasons))
-        window = {"config": {"train_through": train_through.isoformat()}}
-        defs.resolve_job_def("train_model_job").execute_in_process(
-            instance=instance,
-            run_config={**log_config, "ops": {"keyword_clusters": window, "xgboost_model": window,
-                                              "deep_model": window}},
-        )
+              f"({plan.window.describe()}), because: " + "; ".join(reasons))
+        window = {"config": {"train_through": day.isoformat()}}
+        trained = execute("train_model_job",
+                          run_config={"ops": {"keyword_clusters": window, "xgboost_model": window, "deep_model": window}})
+        if not trained.success:
+            raise CommandFailed(f"training did not complete: {_failure_text(trained)}")
+        gate = trained.asset_materializations_for_node(champion_model.key.path[-1])[0].metadata
+        print(f"[daily-bids] champion gate: serving {gate['serving'].value} ({gate['model_version'].value})")
     elif current is None:
-        print("[daily-bids] there is no champion, and the retraining condition does not allow training now: the "
-              f"latest report or features ({day}) are missing or failed a blocking check. See the checks in the UI.",
-              file=sys.stderr)
-        return 1
+        raise CommandFailed("there is no champion, and the retraining condition does not allow training now: the "
+                            f"latest report or features ({day}) are missing or failed a blocking check. See the "
+                            "checks in the UI.")
     else:
         print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
 
     print(f"[daily-bids] daily bid job for partition {day}")
-    result = defs.resolve_job_def("daily_bid_job").execute_in_process(
-        instance=instance, partition_key=day.isoformat(), run_config=log_config
-    )
+    result = execute("daily_bid_job", partition_key=day.isoformat())
     checks = result.get_asset_check_evaluations()
-    failed = [c.check_name for c in checks if not c.passed]
-    if failed:
-        print(f"[daily-bids] checks failed: {failed}", file=sys.stderr)
+    errors = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    warnings = [c for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.ERROR]
+    bids_written = bool(result.asset_materializations_for_node(keyword_bids.key.path[-1]))
+    if bids_written:
+        bids = store.read_partitions(keyword_bids.key.path[-1], [day])
+        predictions = store.read_partitions(keyword_predictions.key.path[-1], [day])
+        metadata = result.asset_materializations_for_node(keyword_bids.key.path[-1])[0].metadata
+        published = result.asset_materializations_for_node(published_bids.key.path[-1])
+        print(_summary(day, predictions, bids, metadata, published[0].metadata if published else None, errors,
+                       warnings))
+    if errors:
+        print("[daily-bids] blocking checks failed, so nothing was published: "
+              + "; ".join(f"{c.asset_key.to_user_string()}.{c.check_name}" for c in errors), file=sys.stderr)
         return 1
-
-    predictions = store.read_partitions(keyword_predictions.key.path[-1], [day])
-    bids = store.read_partitions(keyword_bids.key.path[-1], [day])
-    metadata = result.asset_materializations_for_node("keyword_bids")[0].metadata
-    publication = result.asset_materializations_for_node(published_bids.key.path[-1])[0].metadata
-    print(
-        "\n".join(
-            [
-                "",
-                f"Daily Bids for {day + dt.timedelta(days=1)} (from the report of {day})",
-                f"  keywords predicted     {len(predictions):>12,}",
-                f"  bids written           {len(bids):>12,}"
-                f"   ({int((bids['bid_basis'] == 'cold_start').sum()):,} cold-start, "
-                f"{metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
-                f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
-                f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
-                f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
-                f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
-                f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}" if "ads_editor_csv" in publication
-                else f"  not published          {publication['decisions'].value[day.isoformat()]}",
-            ]
-        )
-    )
+    if not result.success:
+        raise CommandFailed(f"the daily bid job for {day} did not complete: {_failure_text(result)}")
     return 0
+
+
+def _report_days(source, day: dt.date | None, last_partition: dt.date, first_partition: dt.date) -> tuple[dt.date, dt.date]:
+    """(the day to bid from, the first day of the history behind it without a gap) for this source."""
+    covered = source.covered_days()
+    if covered is None:  # the simulator has every day
+        return day or last_partition, first_partition
+    covered = [d for d in covered if first_partition <= d <= last_partition]
+    if not covered:
+        raise CommandFailed(f"{source.where()} has no reports of days from {first_partition} (BIDS_FIRST_DAY) to "
+                            f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz or Parquet) there")
+    day = day or covered[-1]
+    if day not in covered:
+        raise CommandFailed(f"{source.where()} has no report of {day}; its latest is of {covered[-1]}")
+    start, present = day, set(covered)
+    while start - dt.timedelta(days=1) in present:
+        start -= dt.timedelta(days=1)
+    return day, start
+
+
+def _failure_text(result) -> str:
+    """What stopped a run: its failed blocking checks, and its failed steps' errors (the message alone for errors
+    that are the user's to fix, the whole traceback for anything else)."""
+    import dagster as dg
+
+    texts = [f"{c.asset_key.to_user_string()}.{c.check_name} failed{_check_reason(c)}"
+             for c in result.get_asset_check_evaluations()
+             if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    failures = [event for event in result.all_events if event.is_step_failure]
+    if not failures and not texts:
+        failures = [event for event in result.all_events if event.is_failure]
+    for event in failures:
+        error = event.event_specific_data.error if event.event_specific_data is not None else None
+        if error is None:
+            texts.append(event.message or "failed")
+            continue
+        root = error
+        while root.cause is not None:
+            root = root.cause
+        if root.cls_name == "DagsterAssetCheckFailedError" and texts:
+            continue  # named above, with its reason
+        if root.cls_name in EXPECTED_RUN_ERRORS or root.cls_name == "Failure":
+            texts.append(f"{event.step_key}: {root.message.strip()}")
+        else:
+            texts.append(f"{event.step_key}: {error.to_string()}")
+    return "; ".join(texts) or "see the run in the UI"
+
+
+def _progress_logger(verbose: bool):
+    """A Dagster logger for the command line: the steps' own progress lines and any step that fails, compactly; with
+    --verbose, Dagster's console logger with every event and traceback."""
+    import logging
+
+    import dagster as dg
+
+    if verbose:
+        return dg.colored_console_logger.configured({"log_level": "INFO"})
+
+    class StepProgress(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            meta = getattr(record, "dagster_meta", None)
+            if meta is None:
+                return True
+            event = meta["dagster_event"]
+            if event is not None and not event.is_step_failure:
+                return False  # engine events: the UI shows them
+            text = "failed (see below)" if event is not None else meta["orig_message"]
+            record.msg, record.args = f"  {meta['step_key'] or 'run'}: {text}", ()
+            return True
+
+    @dg.logger(description="Compact progress for `python -m daily_bids run`.")
+    def progress(_context) -> logging.Logger:
+        logger = logging.Logger("daily_bids.run", logging.INFO)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.addFilter(StepProgress())
+        logger.addHandler(handler)
+        return logger
+
+    return progress
+
+
+def _summary(day: dt.date, predictions, bids, metadata, publication, errors, warnings) -> str:
+    basis = bids["bid_basis"].value_counts()
+    lines = [
+        "",
+        f"Daily Bids for {day + dt.timedelta(days=1)} (from the report of {day})",
+        f"  keywords predicted     {len(predictions):>12,}",
+        f"  bids written           {len(bids):>12,}   ("
+        + ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in basis.items())
+        + f"; {metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
+        f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
+        f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
+        f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
+        f"  bids from min to max   {bids['bid'].min() if len(bids) else 0:>12,.2f} to {bids['bid'].max() if len(bids) else 0:,.2f}",
+        f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
+    ]
+    if publication is not None and "ads_editor_csv" in publication:
+        lines.append(f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}")
+    elif publication is not None:
+        lines.append(f"  not published          {publication['decisions'].value[day.isoformat()]}")
+    else:
+        lines.append("  not published          a blocking check failed (below)")
+    for check in errors:
+        lines.append(f"  check failed (ERROR)   {check.asset_key.to_user_string()}.{check.check_name}"
+                     f"{_check_reason(check)}")
+    for check in warnings:
+        lines.append(f"  check warned           {check.asset_key.to_user_string()}.{check.check_name}"
+                     f"{_check_reason(check)}")
+    return "\n".join(lines)
+
+
+def _check_reason(check) -> str:
+    description = check.description or next((str(v.value) for k, v in check.metadata.items() if k == "reason"), "")
+    return f": {description.splitlines()[0]}" if description else ""
 
 
 def features_command(args) -> int:
@@ -197,6 +336,3 @@ def features_command(args) -> int:
                                                       for version, models in used.items()) or "  none yet"))
     return 0
 
-
-def _days_between(start: dt.date, end: dt.date) -> list[dt.date]:
-    return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]

@@ -430,6 +430,12 @@ def unreadable_files(index: pd.DataFrame) -> dict[str, str]:
     return dict(zip(bad["path"], bad["error"]))
 
 
+def covered_days(index: pd.DataFrame) -> list[dt.date]:
+    """The days the readable landing files have rows for, oldest first."""
+    readable = index[(index["error"].fillna("") == "") & index["date"].notna()]
+    return sorted({day.date() for day in pd.to_datetime(readable["date"])})
+
+
 def files_covering(index: pd.DataFrame, days) -> list[str]:
     """Paths of the readable files with rows on any of `days`, in the index's (oldest-first) order."""
     wanted = index[index["date"].isin([pd.Timestamp(d) for d in days]) & (index["error"].fillna("") == "")]

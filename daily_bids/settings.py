@@ -152,8 +152,14 @@ def float_setting(setting: Setting) -> float | None:
     return value
 
 
-def settings_table_markdown() -> str:
-    """The README's table of environment variables."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{s.env_var}` | `{s.default or '(empty)'}` | {s.description} |" for s in SETTINGS]
+def settings_table_markdown(current: bool = False) -> str:
+    """The README's table of environment variables; with `current`, a column of the values in force here (the
+    variable's value where it is set, else its default)."""
+    if not current:
+        rows = ["| variable | default | meaning |", "|---|---|---|"]
+        return "\n".join(rows + [f"| `{s.env_var}` | `{s.default or '(empty)'}` | {s.description} |" for s in SETTINGS])
+    rows = ["| variable | value here | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        value = f"`{s.read()}` (set)" if s.env_var in os.environ else "(default)"
+        rows.append(f"| `{s.env_var}` | {value} | `{s.default or '(empty)'}` | {s.description} |")
     return "\n".join(rows)

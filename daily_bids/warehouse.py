@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import time
 import uuid
@@ -62,6 +63,14 @@ def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSyst
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
 
 
+# Whose data the warehouse holds: the report source that first wrote to it.
+SOURCE_IDENTITY_FILE = "_deployment/source.json"
+
+
+class SourceMismatchError(ValueError):
+    """The warehouse holds another source's reports; the message says whose, and what to do."""
+
+
 class Warehouse:
     def __init__(self, uri: str, s3: S3Options | None = None):
         self.uri = uri.rstrip("/")
@@ -77,6 +86,20 @@ class Warehouse:
     def display_uri(self, *parts: str) -> str:
         """The path as a user would type it: a local path or an s3:// URI."""
         return self.path(*parts) if self.is_local else "s3://" + self.path(*parts)
+
+    def claim_for_source(self, identity: dict[str, object], settings_hint: str) -> None:
+        """Record `identity` (which report source this warehouse holds) on first use; afterwards refuse any other,
+        so that one account's keywords, features and champion never mix with another's."""
+        if not self.exists(SOURCE_IDENTITY_FILE):
+            self.write_bytes(SOURCE_IDENTITY_FILE, json.dumps(identity, indent=2, sort_keys=True).encode())
+            return
+        recorded = json.loads(self.read_bytes(SOURCE_IDENTITY_FILE))
+        if recorded != identity:
+            raise SourceMismatchError(
+                f"the warehouse {self.display_uri()} holds the reports of {describe_source(recorded)}, but this "
+                f"deployment reads {describe_source(identity)} ({settings_hint}). Give this account a warehouse of "
+                f"its own (a new BIDS_WAREHOUSE, and a new DAGSTER_HOME); if it is the same account's reports in a new "
+                f"place, delete {self.display_uri(SOURCE_IDENTITY_FILE)} and the next run records the new one.")
 
     # ---- daily partitions ---------------------------------------------------------------------------------------
     def partition_path(self, table: str, day: dt.date) -> str:
@@ -202,6 +225,13 @@ class Warehouse:
             if (info.type == pafs.FileType.File and info.base_name.startswith(f".{name}.")
                     and info.base_name.endswith(".tmp") and (info.mtime_ns or 0) < cutoff):
                 self.fs.delete_file(info.path)
+
+
+def describe_source(identity: dict[str, object]) -> str:
+    """A source identity as a person would say it, e.g. "the simulator (seed 7)"."""
+    if identity.get("source") == "simulator":
+        return f"the simulator (seed {identity.get('seed')})"
+    return f"the landing zone {identity.get('uri')}"
 
 
 def _day_ranges(days: list[dt.date]) -> str:

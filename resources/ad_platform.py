@@ -6,10 +6,13 @@ from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
+import pyarrow.fs as pafs
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from daily_bids.landing import MB, ReadLimits, files_covering, read_landing_file, refresh_index, unreadable_files
+from daily_bids.landing import (
+    MB, ReadLimits, covered_days, files_covering, read_landing_file, refresh_index, unreadable_files,
+)
 from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator import AdMarketSimulator
 from daily_bids.warehouse import filesystem_for
@@ -26,6 +29,21 @@ class ReportSource(dg.ConfigurableResource):
 
     def fetch_reports(self, days: list[dt.date], log: Callable[[str], None]) -> pd.DataFrame:
         raise NotImplementedError
+
+    def identity(self) -> dict[str, object]:
+        """Which account's reports this source delivers; the warehouse records it and refuses any other."""
+        raise NotImplementedError
+
+    def covered_days(self) -> list[dt.date] | None:
+        """The days this source has reports for, or None when it can produce any day's (the simulator)."""
+        raise NotImplementedError
+
+    def where(self) -> str:
+        """Where the reports come from, for messages."""
+        raise NotImplementedError
+
+    def claim_warehouse(self, warehouse: WarehouseResource) -> None:
+        warehouse.warehouse().claim_for_source(self.identity(), "BIDS_SOURCE, BIDS_SIM_SEED, BIDS_LANDING_URI")
 
     def publish_bids(self, effective_day: dt.date, bids: pd.DataFrame) -> str | None:
         """Hand bids to the ad platform; returns where they went, or None where the Ads Editor CSV is the hand-off."""
@@ -63,7 +81,17 @@ class SimulatedAdPlatform(ReportSource):
         return report.assign(source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1),
                              parse_errors=pd.NA)
 
+    def identity(self):
+        return {"source": "simulator", "seed": self.seed}
+
+    def covered_days(self):
+        return None
+
+    def where(self):
+        return f"the simulator (seed {self.seed})"
+
     def fetch_reports(self, days, log):
+        self.claim_warehouse(self.warehouse)
         reports = []
         log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
         for number, day in enumerate(days, start=1):
@@ -103,8 +131,20 @@ class LandingZoneSource(ReportSource):
         limits = ReadLimits(self.max_file_mb * MB, self.max_uncompressed_mb * MB)
         return read_landing_file(filesystem, path, self.column_map, self.date_format or None, limits)
 
+    def identity(self):
+        filesystem, root = self._filesystem()
+        return {"source": "landing", "uri": root if isinstance(filesystem, pafs.LocalFileSystem) else f"s3://{root}"}
+
+    def covered_days(self):
+        index, _ = self.refresh_index()
+        return covered_days(index)
+
+    def where(self):
+        return f"the landing zone {self.uri}"
+
     def refresh_index(self) -> tuple[pd.DataFrame, list]:
         """The landing index, brought up to date (new and changed files are read once), and the changed files."""
+        self.claim_warehouse(self.warehouse)
         filesystem, root = self._filesystem()
         store = self.warehouse.warehouse()
         previous = store.read_table(LANDING_INDEX_TABLE) if store.table_exists(LANDING_INDEX_TABLE) else None
