@@ -31,20 +31,24 @@ RAW_TABLE = raw_keyword_report.key.path[-1]
 DayJudge = Callable[[list[dt.date], pd.DataFrame], dg.AssetCheckResult]
 
 
+def passed(result: dg.AssetCheckResult) -> bool:
+    return result.passed
+
+
 def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge,
-             range_verdict_holds_for_each_day: bool = False) -> Iterator:
+             vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None) -> Iterator:
     """A check's verdict for every day of its run.
 
     A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
     day, so the UI shows each day's verdict rather than one result for the whole range: `judge(days, rows)` is asked
-    about each day. Where a pass over the whole range implies a pass on every day (row rules, per-day counts), set
-    `range_verdict_holds_for_each_day`: the range is judged once, and day by day only when it fails.
+    about each day. Where a verdict on the whole range can vouch for every day (a pass of row rules or per-day
+    counts: `passed`), give `vouches_for_each_day`: the range is judged once, and day by day only when it cannot.
     """
     days = partition_days(context)
     if len(days) == 1:
         yield judge(days, frame)
         return
-    whole_passed = range_verdict_holds_for_each_day and judge(days, frame).passed
+    whole_passed = vouches_for_each_day is not None and vouches_for_each_day(judge(days, frame))
     spec = context.check_specs[0]
     dates = as_day(frame["date"])
     for day in days:
@@ -88,6 +92,8 @@ def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | No
     metadata = {
         "expectations_evaluated": len(outcomes) + len(dtype_problems),
         "expectations_failed": len(rows),
+        # Rows any rule found, passing rules included (a share of nulls within its bound still counts here).
+        "unexpected_rows": sum(o.unexpected_count for o in outcomes),
         **extra,
     }
     if rows:
@@ -106,7 +112,12 @@ def _report_contract(layer: str, frame: pd.DataFrame, context) -> Iterator:
         outcomes = quality.run_expectations(rows, quality.report_suite(layer, days), f"{layer}_report")
         return _result(outcomes, quality.dtype_mismatches(rows, quality.layer_dtypes(layer)), rows=len(rows))
 
-    return each_day(context, frame, judge)
+    # No rule found a single row over the whole range: then no day can fail, whatever its share of nulls.
+    return each_day(context, frame, judge, _found_no_row)
+
+
+def _found_no_row(result: dg.AssetCheckResult) -> bool:
+    return result.passed and result.metadata["unexpected_rows"].value == 0
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=True, description="Raw report against the data contract: columns, "
@@ -136,7 +147,7 @@ def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report
             metadata={"rows": len(rows), "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()})},
         )
 
-    yield from each_day(context, raw_keyword_report, judge, range_verdict_holds_for_each_day=True)
+    yield from each_day(context, raw_keyword_report, judge, vouches_for_each_day=passed)
 
 
 @dg.asset_check(asset=raw_keyword_report, blocking=True, description="Landing files vouch for themselves: ERROR when "
@@ -233,7 +244,7 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
                       "days_not_reconciling": dg.MetadataValue.md(off.to_markdown(index=False)) if len(off) else "none"},
         )
 
-    yield from each_day(context, counts, judge, range_verdict_holds_for_each_day=True)
+    yield from each_day(context, counts, judge, vouches_for_each_day=passed)
 
 
 # Features computed from impressions and clicks alone are never null: every report carries those two.
@@ -245,7 +256,7 @@ def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation]
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         return _result(quality.run_expectations(rows, suite, name), rows=len(rows))
 
-    return each_day(context, frame, judge, range_verdict_holds_for_each_day=True)
+    return each_day(context, frame, judge, vouches_for_each_day=passed)
 
 
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "

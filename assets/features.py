@@ -52,7 +52,7 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     else:
         context.log.info(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     frames = []
-    for day, features, day_state in roll(days, report_for, state, log=context.log.info):
+    for day, features, day_state in roll(days, report_for, state, log=context.log.info, history_start=history_start):
         store.write_partition(STATE_TABLE, day, day_state.to_frame())
         frames.append(features)
     features = pd.concat(frames, ignore_index=True)

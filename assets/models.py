@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import Field
 
 from assets.features import keyword_features
+from assets.metadata import readable
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, model_freshness_policy, retraining_condition, source_version
 from daily_bids import clustering, deep_model as deep_model_module, evaluation, model as model_module, preprocessing
@@ -176,7 +177,7 @@ def _model_metadata(model, store: Warehouse, window: TrainingWindow, run_id: str
         "scaler": dg.MetadataValue.path(store.display_uri(f"preprocessing/{model.scaler.version}.json")),
         "feature_set_version": feature_set_version(),
         "mlflow_run_id": run_id,
-        **{f"validation_{name}": round(value, 4) for name, value in model.validation_metrics.items()},
+        **readable({f"validation_{name}": value for name, value in model.validation_metrics.items()}),
     }
 
 
@@ -241,6 +242,6 @@ def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboos
         "metrics_by_cluster": dg.MetadataValue.md(metrics[metrics["slice"] != "all"].round(4).to_markdown(index=False)),
         "real_vs_predicted": dg.MetadataValue.md(png_markdown(png, "real vs predicted")),
         "mlflow_champion_version": alias_version,
-        **{f"{row.model}_{row.target}_poisson_deviance": round(float(row.poisson_deviance), 4)
+        **{f"{row.model}_{row.target}_poisson_deviance": float(row.poisson_deviance)
            for row in overall.itertuples() if np.isfinite(row.poisson_deviance)},
     })

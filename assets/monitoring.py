@@ -7,6 +7,7 @@ import pandas as pd
 
 from assets.checks import CHECK_POLICY, each_day
 from assets.models import champion_model, keyword_clusters
+from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, DECLINE_CHECK
@@ -63,7 +64,7 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "real_vs_predicted_28d": dg.MetadataValue.md(png_markdown(png, "real vs predicted, last 28 days")),
             "real_vs_predicted_png": dg.MetadataValue.path(store.display_uri(MONITORING_TABLE, "real_vs_predicted.png")),
         }
-    return dg.Output(rows, metadata=metadata)
+    return dg.Output(rows, metadata=readable(metadata))
 
 
 def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.DataFrame:

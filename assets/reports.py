@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pandas as pd
 
+from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids import settings
 from daily_bids.features import STATE_TABLE
@@ -103,4 +104,4 @@ def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:
-    return {f"total_{column}": float(pd.Series(numeric(report[column])).sum()) for column in METRIC_COLUMNS}
+    return readable({f"total_{column}": float(pd.Series(numeric(report[column])).sum()) for column in METRIC_COLUMNS})

@@ -78,9 +78,11 @@ class ChampionDeclined(dg.AutomationCondition):
         instance = context.asset_graph_view.instance
         record = instance.get_latest_asset_check_evaluation_record(DECLINE_CHECK)
         champion = _latest_champion(context)
-        if record is None or record.evaluation is None or champion is None:
+        # A run that stopped before the check (a failed step upstream) leaves it planned, with no verdict yet.
+        evaluation = record.evaluation if record is not None else None
+        if not isinstance(evaluation, dg.AssetCheckEvaluation) or champion is None:
             return _all_or_nothing(context, False)
-        return _all_or_nothing(context, not record.evaluation.passed and record.event.timestamp > champion.timestamp)
+        return _all_or_nothing(context, not evaluation.passed and record.event.timestamp > champion.timestamp)
 
 
 def retraining_condition() -> dg.AutomationCondition:

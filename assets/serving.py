@@ -10,9 +10,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from daily_bids import publishing, quality
-from daily_bids.bidding import ads_editor_csv, compute_bids
+from daily_bids.bidding import ads_editor_csv, bid_rule_note, compute_bids
 from daily_bids.prediction import predict_next_day, summarize_predictions
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
@@ -32,7 +33,8 @@ def keyword_predictions(keyword_features: pd.DataFrame, champion_model,
     """Expected clicks, conversions, value and value per click of each keyword on the day after the partition, from
     the champion model, and each keyword's cluster-level value per click (the cold-start prior)."""
     predictions = predict_next_day(keyword_features, champion_model, keyword_clusters)
-    return dg.Output(predictions, metadata={**summarize_predictions(predictions), "model_version": champion_model.version})
+    return dg.Output(predictions, metadata=readable({**summarize_predictions(predictions),
+                                                        "model_version": champion_model.version}))
 
 
 @dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
@@ -47,6 +49,7 @@ def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.Data
         "bids": len(bids),
         "keywords_not_bid_unprofitable": len(unprofitable),
         "cold_start_bids": int((bids["bid_basis"] == "cold_start").sum()),
+        "bid_rule": bid_rule_note(bids, bid_policy),
         "expected_clicks": round(float(bids["expected_clicks"].sum()), 1),
         "expected_value": round(float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()), 2),
         "expected_spend_at_most": round(float((bids["bid"] * bids["expected_clicks"]).sum()), 2),

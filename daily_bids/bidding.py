@@ -106,6 +106,21 @@ def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataF
     return bids, unprofitable
 
 
+def bid_rule_note(bids: pd.DataFrame, policy: BidPolicy) -> str:
+    """What decided the day's bids, in a sentence; says plainly why bids are flat when they come from one configured
+    value per click."""
+    basis = bids["bid_basis"].value_counts()
+    configured = int(basis.get("configured_value", 0))
+    if configured and configured == len(bids) - int(basis.get("cold_start", 0)):
+        flat = np.floor(np.round(policy.value_per_click * (1.0 - policy.target_margin) * 100.0, 6)) / 100.0
+        return (f"the reports carry no conversion value, so every click is valued at value_per_click "
+                f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and every keyword with history bids the same "
+                f"{flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})")
+    return (f"each keyword's predicted value per click x (1 - {policy.target_margin:g}), rounded down to the cent; "
+            f"keywords with under {policy.min_history_days} days of history from their cluster's, x (1 - "
+            f"{max(policy.cold_start_margin, policy.target_margin):g})")
+
+
 @dataclass(frozen=True)
 class BidMoves:
     compared: int  # keywords bid both yesterday and today

@@ -77,11 +77,12 @@ def models_using(feature: str, version: str, registry: pd.DataFrame) -> list[str
 
 
 def versions_used(feature: str, registry: pd.DataFrame) -> dict[str, list[str]]:
-    """Every version of `feature` any registered model used, with those models."""
+    """Every version of `feature` any registered model used, with those models, each once (a champion is registered
+    under its candidate's asset and again under `champion_model`)."""
     out: dict[str, list[str]] = {}
     for _, row in registry.iterrows():
         version = json.loads(row["feature_versions"]).get(feature)
-        if version:
+        if version and row["version"] not in out.get(version, []):
             out.setdefault(version, []).append(row["version"])
     return out
 

@@ -132,7 +132,10 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
                       plan.feature_days)
 
     current = load_current_model(store, champion_model.key.path[-1])
-    reasons = ["--retrain"] if retrain else retraining_reasons(defs, instance, day)
+    if retrain or current is None:  # the instance may remember a champion that this warehouse does not hold
+        reasons = ["--retrain"] if retrain else ["this warehouse holds no champion yet"]
+    else:
+        reasons = retraining_reasons(defs, instance, day)
     if reasons:
         print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
               f"({plan.window.describe()}), because: " + "; ".join(reasons))
@@ -143,10 +146,6 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
             raise CommandFailed(f"training did not complete: {_failure_text(trained)}")
         gate = trained.asset_materializations_for_node(champion_model.key.path[-1])[0].metadata
         print(f"[daily-bids] champion gate: serving {gate['serving'].value} ({gate['model_version'].value})")
-    elif current is None:
-        raise CommandFailed("there is no champion, and the retraining condition does not allow training now: the "
-                            f"latest report or features ({day}) are missing or failed a blocking check. See the "
-                            "checks in the UI.")
     else:
         print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
 
@@ -178,6 +177,13 @@ def _report_days(source, day: dt.date | None, last_partition: dt.date, first_par
     if covered is None:  # the simulator has every day
         return day or last_partition, first_partition
     covered = [d for d in covered if first_partition <= d <= last_partition]
+    waiting = source.unsettled_files()
+    if waiting:
+        note = (f"{len(waiting)} file(s) there changed within BIDS_LANDING_SETTLE_SECONDS and are read once they have "
+                f"settled (they may still be being written): {waiting[:3]}")
+        if not covered:
+            raise CommandFailed(f"{source.where()} has no settled reports yet: {note}; run again in a minute")
+        print(f"[daily-bids] note: {note}")
     if not covered:
         raise CommandFailed(f"{source.where()} has no reports of days from {first_partition} (BIDS_FIRST_DAY) to "
                             f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz or Parquet) there")
@@ -212,7 +218,8 @@ def _failure_text(result) -> str:
         if root.cls_name == "DagsterAssetCheckFailedError" and texts:
             continue  # named above, with its reason
         if root.cls_name in EXPECTED_RUN_ERRORS or root.cls_name == "Failure":
-            texts.append(f"{event.step_key}: {root.message.strip()}")
+            name, _, message = root.message.strip().partition(": ")  # "module.ErrorClass: what happened"
+            texts.append(f"{event.step_key}: {message if name.split('.')[-1] == root.cls_name else root.message.strip()}")
         else:
             texts.append(f"{event.step_key}: {error.to_string()}")
     return "; ".join(texts) or "see the run in the UI"
@@ -226,7 +233,7 @@ def _progress_logger(verbose: bool):
     import dagster as dg
 
     if verbose:
-        return dg.colored_console_logger.configured({"log_level": "INFO"})
+        return dg.colored_console_logger.configured({"log_level": "DEBUG"})
 
     class StepProgress(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -265,6 +272,7 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
         f"  bids from min to max   {bids['bid'].min() if len(bids) else 0:>12,.2f} to {bids['bid'].max() if len(bids) else 0:,.2f}",
         f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
+        f"  bid rule               {metadata['bid_rule'].value}",
     ]
     if publication is not None and "ads_editor_csv" in publication:
         lines.append(f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}")

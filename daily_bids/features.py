@@ -2,7 +2,9 @@
 
 Features in partition D describe each keyword as of the end of day D and are used to predict day D+1, so they may
 read report days up to D and never later. A day without a report row for a keyword means the keyword had no
-impressions that day: it counts as zero activity, not as missing data.
+impressions that day: it counts as zero activity, not as missing data. Days before the account's history starts
+(its first report) are not known to have had no activity, so a rolling mean averages over the days of history it
+has when they are fewer than its window.
 
 Counts and money amounts are scaled with log1p, a fixed transform that needs no fitting and so cannot leak. Ratios
 (CTR, conversion rate, cost per click, value per conversion, value per click) are shrunk towards the ad group's ratio,
@@ -53,7 +55,8 @@ class FeatureDefinition:
         elif self.kind == "rolling_sum":
             text = f"sum of {first} over days D-{self.window_days - 1}..D (absent day = 0)"
         elif self.kind == "rolling_mean":
-            text = f"sum of {first} over days D-{self.window_days - 1}..D, / {self.window_days}"
+            text = (f"sum of {first} over days D-{self.window_days - 1}..D, / {self.window_days} (or / the days of the "
+                    "account's history, when fewer)")
         elif self.kind == "smoothed_ratio":
             text = (f"(Σ{first} + {self.prior_strength:g}·prior) / (Σ{last} + {self.prior_strength:g}) over 28 days; "
                     f"prior = the ad group's ratio")
@@ -255,9 +258,10 @@ def advance(state: RollingState, entering: pd.DataFrame | None, leaving_week: pd
 
 
 def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | None = None,
-         log: Callable[[str], None] | None = None):
+         log: Callable[[str], None] | None = None, history_start: dt.date | None = None):
     """Yield (day, features, state) for consecutive `days`. Without a state as of the day before the first, one is
-    built from the 28 report days before it (the bootstrap); with one, each day reads four report days."""
+    built from the 28 report days before it (the bootstrap); with one, each day reads four report days.
+    `history_start` is the account's first report day, if known: rolling means average over the days since."""
     days = sorted(days)
     if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
         raise ValueError("features are computed over consecutive days")
@@ -307,7 +311,8 @@ def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | No
             number = (day - first).days + 1
             if log and (number % log_every == 0 or day == days[-1]):
                 log(f"features {number}/{len(days)}: {day}, {len(state.keywords):,} keywords")
-            yield day, _features_from_state(state, today, report(day - dt.timedelta(days=6))), state
+            history_days = (day - history_start).days + 1 if history_start is not None else LOOKBACK_DAYS
+            yield day, _features_from_state(state, today, report(day - dt.timedelta(days=6)), history_days), state
 
 
 def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
@@ -322,7 +327,8 @@ def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame
     return pd.concat(results, ignore_index=True) if results else _empty_feature_table()
 
 
-def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_days_ago: pd.DataFrame | None):
+def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_days_ago: pd.DataFrame | None,
+                         account_history_days: int = LOOKBACK_DAYS):
     ids = state.keywords["keyword_id"].to_numpy()
     frame = state.keywords.copy()
     frame.insert(0, "date", pd.Timestamp(state.day))
@@ -340,7 +346,8 @@ def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_da
             (column,) = feature.source_columns
             total = (np.where(week_unknown[column], np.nan, state.sum_7d[column]) if feature.window_days == 7
                      else sums_28[column])
-            values[feature.name] = total / feature.window_days if feature.kind == "rolling_mean" else total
+            days = max(1, min(feature.window_days, account_history_days))
+            values[feature.name] = total / days if feature.kind == "rolling_mean" else total
     values["active_days_28d"] = _popcount(state.active)
     values["history_days"] = _bit_length(state.active)  # days since the first row within the window
     ratio_priors = _group_ratio_priors(frame, sums_28)

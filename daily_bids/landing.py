@@ -424,6 +424,12 @@ def refresh_index(fs: pafs.FileSystem, root: str, previous: pd.DataFrame | None,
     return pd.concat(parts, ignore_index=True).loc[:, list(INDEX_COLUMNS)], changed
 
 
+def unsettled_files(fs: pafs.FileSystem, root: str, settle_seconds: float) -> list[str]:
+    """Report files modified within `settle_seconds`: not read yet (see `refresh_index`)."""
+    settled_before = time.time_ns() - int(settle_seconds * 1e9)
+    return [f.path for f in list_landing_files(fs, root) if f.mtime_ns > settled_before]
+
+
 def unreadable_files(index: pd.DataFrame) -> dict[str, str]:
     """Path → error of each landing file that could not be read (or was refused)."""
     bad = index[index["error"].fillna("") != ""].drop_duplicates("path")

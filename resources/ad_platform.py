@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from daily_bids.landing import (
-    MB, ReadLimits, covered_days, files_covering, read_landing_file, refresh_index, unreadable_files,
+    MB, ReadLimits, covered_days, files_covering, read_landing_file, refresh_index, unreadable_files, unsettled_files,
 )
 from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator import AdMarketSimulator
@@ -41,6 +41,10 @@ class ReportSource(dg.ConfigurableResource):
     def where(self) -> str:
         """Where the reports come from, for messages."""
         raise NotImplementedError
+
+    def unsettled_files(self) -> list[str]:
+        """Files that are not read yet because they may still be being written."""
+        return []
 
     def claim_warehouse(self, warehouse: WarehouseResource) -> None:
         warehouse.warehouse().claim_for_source(self.identity(), "BIDS_SOURCE, BIDS_SIM_SEED, BIDS_LANDING_URI")
@@ -141,6 +145,10 @@ class LandingZoneSource(ReportSource):
 
     def where(self):
         return f"the landing zone {self.uri}"
+
+    def unsettled_files(self):
+        filesystem, root = self._filesystem()
+        return unsettled_files(filesystem, root, self.settle_seconds)
 
     def refresh_index(self) -> tuple[pd.DataFrame, list]:
         """The landing index, brought up to date (new and changed files are read once), and the changed files."""

@@ -93,21 +93,6 @@ def test_cli_materializes_one_day_and_either_half_of_the_validation_step_alone(d
     assert "keyword_quarantine is not materialized for ['2025-05-04']" in done.stdout + done.stderr
 
 
-def test_run_command_bootstraps_then_reuses_history(deployment):
-    env, store = deployment
-    first = _run([sys.executable, "-m", "daily_bids", "run", "--day", "2025-04-15"], env).stdout
-    assert "report history: materializing" in first
-    assert "training clusters, the XGBoost and the deep model, then the champion gate" in first
-    assert "bids written" in first
-    csv = store.display_uri("exports/google_ads_editor/keyword_bids_2025-04-16.csv")
-    assert f"bid CSV (Ads Editor)   {csv}" in first and Path(csv).is_file()
-
-    second = _run([sys.executable, "-m", "daily_bids", "run", "--day", "2025-04-15"], env).stdout
-    assert "report history: all 91 days present, reused" in second
-    assert "feature history: all 64 days present, reused" in second
-    assert "reused" in second.split("champion ")[1]
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -216,3 +201,14 @@ def test_a_ui_backfill_of_a_range_is_one_run_with_a_check_result_per_day(deploym
     assert "raw_report_contract" in checks and "features_contract" in checks
     for check in checks:
         assert sorted(line.split()[1] for line in lines if line.split()[0] == check) == days
+
+
+def test_settings_show_the_value_in_force_beside_the_default(monkeypatch, capsys):
+    from daily_bids.cli import main
+
+    monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
+    monkeypatch.delenv("BIDS_SIM_SEED", raising=False)
+    assert main(["settings"]) == 0
+    rows = {line.split(" | ")[0].strip("| `"): line for line in capsys.readouterr().out.splitlines()}
+    assert "| `300` (set) | `2000` |" in rows["BIDS_SIM_KEYWORDS"]
+    assert "| (default) | `7` |" in rows["BIDS_SIM_SEED"]

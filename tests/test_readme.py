@@ -1,19 +1,180 @@
+"""The README is true: its generated tables equal the code, and every shell command in it runs in a test, as written.
+
+`README_BLOCKS` names each ```bash block of the README by a phrase only it contains, and the test that runs it (or,
+for the two that cannot run inside the suite, why). A block added to the README without a line here fails
+`test_every_readme_command_is_run_by_a_test`.
+"""
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT
 from daily_bids.schema import contract_table_markdown
 from daily_bids.settings import settings_table_markdown
 from daily_bids.validation import quarantine_reasons_markdown
+from daily_bids.warehouse import Warehouse
+
+README = (REPO_ROOT / "README.md").read_text()
+VENV_BIN = str(Path(sys.executable).parent)
+
+README_BLOCKS = {
+    "make run    #": "CI: .ci/run runs `make test` and then `make run` on a fresh clone",
+    "make ui     #": "a server that runs until stopped: test_cli.py::test_the_ui_loads_the_code_location_without_errors "
+                    "starts the same webserver on the same workspace.yaml",
+    "make ui                                                         # then turn on landing_file_sensor":
+        "the same server; test_landing_pipeline.py evaluates landing_file_sensor",
+    "features list": "test_readme.py::test_the_feature_catalog_commands",
+    "mlflow ui": "test_readme.py::test_mlflow_ui_serves_the_tracked_runs",
+    "--partition-range": "test_readme.py::test_the_running_it_commands",
+    "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
+    "~/bids-adwords": "test_first_day.py::test_the_readme_walk_through_of_real_adwords_data",
+}
+
+
+def bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
+
+
+def readme_block(phrase: str) -> str:
+    """The one ```bash block of the README that contains `phrase`."""
+    (block,) = [b for b in bash_blocks() if phrase in b]
+    return block
+
+
+def run_block(block: str, env: dict, cwd: Path = REPO_ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+    """A README block through bash, as a user would paste it (with .venv/bin on the PATH, as the README says)."""
+    env = {**env, "PATH": f"{VENV_BIN}:{env.get('PATH', os.environ['PATH'])}"}
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.mark.parametrize("marker, generate", [("settings-table", settings_table_markdown),
                                               ("contract-table", contract_table_markdown),
                                               ("quarantine-reasons", quarantine_reasons_markdown)])
 def test_readme_tables_are_the_ones_the_code_defines(marker, generate):
-    readme = (REPO_ROOT / "README.md").read_text()
-    between = readme.split(f"<!-- {marker} -->\n", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
+    between = README.split(f"<!-- {marker} -->\n", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
     assert between.strip() == generate()
+
+
+def test_every_readme_command_is_run_by_a_test():
+    for block in bash_blocks():
+        claimed = [phrase for phrase in README_BLOCKS if phrase in block]
+        assert len(claimed) == 1, f"README block claimed by {claimed}, needs exactly one line in README_BLOCKS:\n{block}"
+    for phrase, runner in README_BLOCKS.items():
+        assert any(phrase in block for block in bash_blocks()), f"no README block contains {phrase!r} any more"
+        for test in re.findall(r"(test_\w+\.py)::(test_\w+)", runner):  # named tests exist
+            assert f"def {test[1]}(" in (REPO_ROOT / "tests" / test[0]).read_text(), test
 
 
 def test_platform_folder_is_not_a_python_package():
     assert not (REPO_ROOT / "platform" / "__init__.py").exists()
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(tmp_path_factory):
+    """What `make run` leaves behind, run the way `make run` runs it (twice: the second reuses everything), on a
+    small simulated account in a deployment of its own."""
+    folder = tmp_path_factory.mktemp("make_run")
+    home = folder / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(folder / "warehouse"),
+           "BIDS_SIM_KEYWORDS": "300", "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "daily_bids", "run"], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs.append(done.stdout)
+    return {"folder": folder, "env": env, "runs": runs, "store": Warehouse(str(folder / "warehouse"))}
+
+
+def test_make_runs_command_bootstraps_then_reuses_history(bootstrapped):
+    first, second = bootstrapped["runs"]
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    assert f"bidding from the report of {yesterday}" in first
+    assert "report history: materializing" in first
+    assert "training clusters, the XGBoost and the deep model, then the champion gate" in first
+    assert "(56 days)" in first  # the default window: the simulator has all the history it asks for
+    csv = bootstrapped["store"].display_uri(f"exports/google_ads_editor/keyword_bids_{yesterday + dt.timedelta(days=1)}.csv")
+    assert f"bid CSV (Ads Editor)   {csv}" in first and Path(csv).is_file()
+    assert "report history: all 91 days present, reused" in second
+    assert "feature history: all 64 days present, reused" in second
+    assert "reused" in second.split("champion ")[1]
+    assert "not published          partition" in second  # the day was published once, by the first run
+
+
+def test_the_running_it_commands(bootstrapped):
+    """The README's one-day chain, range backfill and training commands, on what `make run` left."""
+    store = bootstrapped["store"]
+    today = dt.datetime.now(dt.timezone.utc).date()
+    before = store.list_partitions("keyword_features")
+    started = pd.Timestamp.now(tz="UTC")
+    done = run_block(readme_block("--partition-range"), bootstrapped["env"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert store.list_partitions("keyword_features") == before  # past days rebuilt, none added or lost
+    written = {table: [d for d in store.list_partitions(table) if _written_since(store, table, d, started)]
+               for table in ("keyword_quarantine", "keyword_features", "keyword_bids")}
+    yesterday = today - dt.timedelta(days=1)
+    week = [today - dt.timedelta(days=n) for n in range(8, 1, -1)]
+    assert written["keyword_quarantine"] == written["keyword_features"] == [*week, yesterday]
+    assert written["keyword_bids"] == [yesterday]  # the backfill computes no bids
+    # The training command stored the candidates again and the gate judged them on the latest features.
+    registry = store.read_table("model_registry")
+    again = registry[pd.to_datetime(registry["stored_at"]) > started]
+    assert set(again["asset"]) == {"xgboost_model", "deep_model", "champion_model"}
+    assert set(again["trained_through"]) == {(today - dt.timedelta(days=8)).isoformat()}
+
+
+def _written_since(store: Warehouse, table: str, day: dt.date, moment) -> bool:
+    return store.fs.get_file_info(store.partition_path(table, day)).mtime >= moment
+
+
+def test_the_feature_catalog_commands(bootstrapped):
+    done = run_block(readme_block("features list"), bootstrapped["env"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "45 features; statistics of" in done.stdout
+    assert "ctr_28d\n  description" in done.stdout and "models by feature version" in done.stdout
+    assert "click-through rate" in done.stdout
+    shown = done.stdout.split("models by feature version\n", 1)[1].split("\n\n")[0]
+    models = [m.strip() for line in shown.splitlines() for m in line.split(":", 1)[1].split(",")]
+    assert models and len(models) == len(set(models))  # each model once
+
+
+def test_mlflow_ui_serves_the_tracked_runs(bootstrapped):
+    """`mlflow ui` as the README starts it, in a folder holding the deployment's MLflow store."""
+    folder = bootstrapped["folder"]
+    with contextlib.suppress(FileExistsError):
+        (folder / ".venv").symlink_to(Path(VENV_BIN).parent)
+    server = subprocess.Popen(["bash", "-c", readme_block("mlflow ui")], cwd=folder, env=bootstrapped["env"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                request = urllib.request.Request("http://127.0.0.1:5000/api/2.0/mlflow/experiments/search",
+                                                 json.dumps({"max_results": 10}).encode(),
+                                                 {"Content-Type": "application/json"})
+                experiments = json.load(urllib.request.urlopen(request, timeout=10))["experiments"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "mlflow ui did not start"
+                time.sleep(1)
+        assert "daily-bids" in {e["name"] for e in experiments}
+        page = urllib.request.urlopen("http://127.0.0.1:5000/", timeout=10).read().decode()
+        assert "MLflow" in page
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
