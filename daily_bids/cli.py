@@ -164,7 +164,8 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
                        warnings))
     if errors:
         print("[daily-bids] blocking checks failed, so nothing was published: "
-              + "; ".join(f"{c.asset_key.to_user_string()}.{c.check_name}" for c in errors), file=sys.stderr)
+              + "; ".join(f"{c.asset_key.to_user_string()}.{c.check_name}{_check_reason(c)}" for c in errors),
+              file=sys.stderr)
         return 1
     if not result.success:
         raise CommandFailed(f"the daily bid job for {day} did not complete: {_failure_text(result)}")

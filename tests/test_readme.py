@@ -148,8 +148,9 @@ def test_the_feature_catalog_commands(bootstrapped):
     assert "45 features; statistics of" in done.stdout
     assert "ctr_28d\n  description" in done.stdout and "models by feature version" in done.stdout
     assert "click-through rate" in done.stdout
-    shown = done.stdout.split("models by feature version\n", 1)[1].split("\n\n")[0]
-    models = [m.strip() for line in shown.splitlines() for m in line.split(":", 1)[1].split(",")]
+    after = done.stdout.split("models by feature version\n", 1)[1].splitlines()
+    shown = [line for line in after[:next((n for n, line in enumerate(after) if not line.startswith("  ")), None)]]
+    models = [m.strip() for line in shown for m in line.split(":", 1)[1].split(",")]
     assert models and len(models) == len(set(models))  # each model once
 
 

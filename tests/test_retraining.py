@@ -102,3 +102,22 @@ def test_a_changed_model_code_version_retrains_the_models(calendar):
     assert calendar.requested(dt.date(2025, 1, 11)) == set()
     calendar.models = _graph(code_version="2")
     assert calendar.requested(dt.date(2025, 1, 11), hour=7) == ALL_MODELS
+
+
+@dg.asset(name="model_monitoring", partitions_def=PARTITIONS)
+def monitoring():
+    raise RuntimeError("a step upstream of the decline check failed")
+
+
+@dg.asset_check(asset=monitoring, name="model_decline", partitions_def=PARTITIONS)
+def model_decline():
+    return dg.AssetCheckResult(passed=False)
+
+
+def test_a_decline_check_that_a_failed_run_left_planned_is_no_verdict(calendar):
+    calendar.train()
+    dg.materialize([monitoring, model_decline], instance=calendar.instance, partition_key="2025-01-10",
+                   raise_on_error=False)
+    record = calendar.instance.get_latest_asset_check_evaluation_record(model_decline.check_key)
+    assert record is not None and not isinstance(record.evaluation, dg.AssetCheckEvaluation)  # planned only
+    assert calendar.requested(dt.date(2025, 1, 11)) == set()  # and no crash: the champion is fresh
