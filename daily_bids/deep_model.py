@@ -31,9 +31,6 @@ from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import MATCH_TYPES, as_day
 
 SCORING_BATCH = 65_536
-# A short window (a young account) has few rows; an epoch still takes at least this many gradient steps, or a few
-# epochs of one large batch leave the network near its initialization.
-MIN_STEPS_PER_EPOCH = 20
 AD_GROUP_BUCKETS = 4_096
 HEADS = ("clicks", "conversions")
 
@@ -45,8 +42,7 @@ class DeepParameters(BaseModel):
 
     epochs: int = Field(25, ge=1, description="Upper bound on epochs; early stopping picks the best.")
     patience: int = Field(3, ge=1, description="Epochs without validation improvement before stopping.")
-    batch_size: int = Field(2048, ge=32, description="Rows per gradient step; smaller on short windows, so that an "
-                                                    f"epoch has at least {MIN_STEPS_PER_EPOCH} steps.")
+    batch_size: int = Field(2048, ge=32)
     learning_rate: float = Field(0.003, gt=0)
     keyword_buckets: int = Field(20_000, ge=16, description="Hash buckets of the keyword embedding.")
     hidden_units: list[int] = Field([64, 32], description="Widths of the MLP layers.")
@@ -223,16 +219,15 @@ def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: 
     mean_targets = {head: float(np.average(fit_targets[head], weights=fit_weights[head]))
                     if fit_weights[head].sum() > 0 else 0.0 for head in HEADS}
     network = build_network(len(FEATURE_NAMES), clusters.k, parameters, mean_targets)
-    batch_size = min(parameters.batch_size, max(32, len(fit) // MIN_STEPS_PER_EPOCH))
     stopper = keras.callbacks.EarlyStopping(patience=parameters.patience, restore_best_weights=True)
     history = network.fit(fit_inputs, fit_targets, sample_weight=fit_weights, epochs=parameters.epochs,
-                          batch_size=batch_size, shuffle=True, verbose=0, callbacks=[stopper],
+                          batch_size=parameters.batch_size, shuffle=True, verbose=0, callbacks=[stopper],
                           validation_data=(holdout_inputs, holdout_targets, holdout_weights))
     epochs = len(history.history["loss"])
     model = DeepKeywordModel(network=network, trained_through=trained_through, parameters=parameters.model_dump(),
                              scaler=scaler, clusters=assignments)
     predicted = model.predict(holdout)
-    metrics = {"epochs": float(epochs), "batch_size": float(batch_size)}
+    metrics = {"epochs": float(epochs)}
     for head in HEADS:
         known = holdout_weights[head] > 0
         if known.any():

@@ -148,9 +148,9 @@ def test_the_feature_catalog_commands(bootstrapped):
     assert "45 features; statistics of" in done.stdout
     assert "ctr_28d\n  description" in done.stdout and "models by feature version" in done.stdout
     assert "click-through rate" in done.stdout
-    after = done.stdout.split("models by feature version\n", 1)[1].splitlines()
-    shown = [line for line in after[:next((n for n, line in enumerate(after) if not line.startswith("  ")), None)]]
-    models = [m.strip() for line in shown for m in line.split(":", 1)[1].split(",")]
+    after = done.stdout.split("models by feature version\n", 1)[1]
+    shown = re.findall(r"^  [0-9a-f]+: (.+)$", after, flags=re.MULTILINE)  # "  <feature version>: model, model"
+    models = [m.strip() for line in shown for m in line.split(",")]
     assert models and len(models) == len(set(models))  # each model once
 
 
