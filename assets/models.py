@@ -62,8 +62,8 @@ def _frame(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
 
 def _training_window(config, store: Warehouse, wanted_training_days: int) -> TrainingWindow:
     """The window through the configured (or latest) day, sized to the features in the warehouse."""
-    return plan_training_window(store.list_partitions(FEATURES_TABLE)[0], _train_through(config, store),
-                                wanted_training_days)
+    through = _train_through(config, store)  # says plainly when there are no features yet
+    return plan_training_window(store.list_partitions(FEATURES_TABLE)[0], through, wanted_training_days)
 
 
 class ClusterConfig(WindowConfig):
