@@ -34,13 +34,13 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     store = warehouse.warehouse()
     days = partition_days(context)
     reports = VALIDATED_REPORT.path[-1]
-    # The account's history starts at its first report (a landing zone's first export day): days before it had no
-    # activity to report. A day missing after it is still an error, since it would silently count as zero.
+    # The account's history starts at its first report (a landing zone's first export day): days before it are read
+    # as no rows, and rolling means average over the days since. A day missing after it is still an error.
     reported = store.list_partitions(reports)
     history_start = max(dt.date.fromisoformat(daily_partitions.get_first_partition_key()),
                         reported[0] if reported else days[0])
     if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
-        context.log.info(f"report history starts on {history_start}: the days before count as no activity")
+        context.log.info(f"report history starts on {history_start}: rolling means average over the days since")
 
     def report_for(day: dt.date) -> pd.DataFrame | None:
         return None if day < history_start else store.read_partitions(reports, [day])
