@@ -320,7 +320,10 @@ def _to_raw(path: str, cells: pd.DataFrame, first_lines: np.ndarray | None, extr
             text = values.astype("string")
             out[column.name] = text.mask(text.isin(["", "--"]))
         else:
-            parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
+            if column.kind == "share":
+                parsed, bad = _parse_share(values)
+            else:
+                parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
             out[column.name] = parsed
             problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
     out["source_file"] = path
@@ -348,6 +351,17 @@ def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.nda
         well_formed &= ~fractional
     bad = ~is_null & ~well_formed
     return pd.Series(np.where(well_formed, parsed, np.nan), index=values.index).astype("Float64"), bad
+
+
+def _parse_share(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Shares as fractions: `45.2%` is 0.452 and a bare `0.452` stays; Google's `< 10%` and `> 90%` (its bounds for
+    shares it does not state) read as the bound."""
+    if pd.api.types.is_numeric_dtype(values):
+        return _parse_numbers(values, integral=False)
+    text = values.astype(str).str.strip()
+    percent = text.str.endswith("%").to_numpy()
+    parsed, bad = _parse_numbers(text.str.replace(r"^[<>]\s*", "", regex=True), integral=False)
+    return parsed.mask(percent, parsed / 100.0), bad
 
 
 def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: str | None) -> pd.Series:

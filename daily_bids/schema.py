@@ -22,7 +22,7 @@ OUTLIER_FACTOR_DEFAULT = 5.0
 @dataclass(frozen=True)
 class ReportColumn:
     name: str
-    kind: str  # "date", "id", "text", "count" or "money"
+    kind: str  # "date", "id", "text", "count", "money" (both add up over days), "price" or "share" (they do not)
     description: str
     required: bool  # must be in every source file; optional columns may be absent
     aliases: tuple[str, ...] = ()  # other headers accepted for it (compared case- and space-insensitively)
@@ -36,6 +36,11 @@ class ReportColumn:
 
     @property
     def is_numeric(self) -> bool:
+        return self.kind in ("count", "money", "price", "share")
+
+    @property
+    def is_additive(self) -> bool:
+        """A day's values add up to a week's (clicks, cost); a bid or a share does not."""
         return self.kind in ("count", "money")
 
     @property
@@ -76,6 +81,12 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn("conversion_value", "money", "Value of those conversions, in account currency.", False,
                  ("conv. value", "conversion value", "total conv. value", "all conv. value"),
                  plausible_max=1e8, outlier_floor=10_000),
+    # The bid in force is what the bid landscape learns from: without it the platform bids by the fixed margin.
+    ReportColumn("max_cpc", "price", "The keyword's max CPC (its bid) in force that day, in account currency.", False,
+                 ("max. cpc", "max cpc", "keyword max cpc", "max. cpc (keyword)"), plausible_max=10_000),
+    ReportColumn("search_impression_share", "share", "Impressions won / impressions the keyword was eligible for, "
+                 "0 to 1 (`45.2%` reads as 0.452; Google's `< 10%` as 0.1 and `> 90%` as 0.9).", False,
+                 ("search impr. share", "search impression share", "impr. share"), plausible_max=1.0),
 )
 
 REPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS)
@@ -83,7 +94,9 @@ COLUMNS_BY_NAME = {c.name: c for c in REPORT_COLUMNS}
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.required)
 KEY_COLUMNS: tuple[str, ...] = ("date", "keyword_id")
 DIMENSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.kind == "text")
-METRIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_numeric)
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_numeric)
+# The additive ones: the features' rolling sums, the outlier rule and the report totals are over these.
+METRIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_additive)
 
 # Where each raw row came from, so a quarantined row can be traced to its file and line.
 LINEAGE_COLUMNS: tuple[str, ...] = ("source_file", "source_row", "parse_errors")
@@ -105,7 +118,8 @@ PAIR_RULES: tuple[PairRule, ...] = (
 )
 
 # Pandas dtypes of validated reports: nullable integers, so a column the source did not report can stay unknown.
-_PANDAS_DTYPES = {"date": "datetime64[ns]", "id": "int64", "text": "string", "count": "Int64", "money": "Float64"}
+_PANDAS_DTYPES = {"date": "datetime64[ns]", "id": "int64", "text": "string", "count": "Int64", "money": "Float64",
+                  "price": "Float64", "share": "Float64"}
 
 
 def report_dtypes() -> dict[str, str]:
@@ -178,9 +192,11 @@ def contract_table_markdown() -> str:
             rule.append("≥ 1")
         if c.min_value is not None:
             rule.append(f"≥ {c.min_value:g}")
-        if c.is_numeric and c.plausible_max is not None:
+        if c.is_numeric and c.outlier_floor is not None:
             rule.append(f"≤ {c.plausible_max:,.0f} a day; ≤ {OUTLIER_FACTOR_DEFAULT:g}× the keyword's previous 28 days "
                         f"when above {c.outlier_floor:,.0f}")
+        elif c.is_numeric and c.plausible_max is not None:
+            rule.append(f"≤ {c.plausible_max:,.0f}" if c.plausible_max >= 10 else f"≤ {c.plausible_max:g}")
         if c.name in pair_rules:
             rule.append(pair_rules[c.name])
         if c.allowed_values:

@@ -193,6 +193,9 @@ class AdMarketSimulator:
         report["cost"] = cost[shown]
         report["conversions"] = conversions[shown]
         report["conversion_value"] = conversion_value[shown]
+        report["max_cpc"] = np.round(bid[shown], 2)
+        # Impressions won over the auctions the keyword was eligible for, as the ad platform estimates it.
+        report["search_impression_share"] = np.round(np.minimum(impressions[shown] / searches[shown], 1.0), 4)
         return conform_report(report)
 
 

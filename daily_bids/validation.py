@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from daily_bids.schema import (
-    COLUMNS_BY_NAME, DIMENSION_COLUMNS, KEY_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, NOT_REPORTED, OUTLIER_FACTOR_DEFAULT,
+    COLUMNS_BY_NAME, DIMENSION_COLUMNS, KEY_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, NOT_REPORTED, NUMERIC_COLUMNS, OUTLIER_FACTOR_DEFAULT,
     PAIR_RULES, RAW_COLUMN_NAMES, REPORT_COLUMNS, as_day, conform_raw, conform_report, numeric,
 )
 
@@ -102,7 +102,7 @@ def validate_report(raw: pd.DataFrame, days: list[dt.date], plausibility: Plausi
             detail[broken] = why[broken] if isinstance(why, pd.Series) else why
 
     flag("unparseable_value", raw["parse_errors"].notna().to_numpy(), raw["parse_errors"])
-    for name in ("date", "keyword_id", *METRIC_COLUMNS):
+    for name in ("date", "keyword_id", *NUMERIC_COLUMNS):
         if name in unreported.columns:
             empty = raw[name].isna().to_numpy() & ~unreported[name].to_numpy()
         else:
@@ -115,7 +115,7 @@ def validate_report(raw: pd.DataFrame, days: list[dt.date], plausibility: Plausi
         with np.errstate(invalid="ignore"):
             beyond = np.isinf(values) | (values > maximum) | ((values < 1) if name == "keyword_id" else False)
         flag("out_of_range", beyond, f"{name} = " + raw[name].astype("string") + f" (plausible: up to {maximum:g})")
-    for name in METRIC_COLUMNS:
+    for name in NUMERIC_COLUMNS:
         flag("negative_value", numeric(raw[name]) < 0, f"{name} < 0")
     for rule in PAIR_RULES:
         flag(rule.code, numeric(raw[rule.smaller]) > numeric(raw[rule.larger]), f"{rule.smaller} > {rule.larger}")
@@ -149,6 +149,6 @@ def validate_report(raw: pd.DataFrame, days: list[dt.date], plausibility: Plausi
 
 def _unreported_metrics(raw: pd.DataFrame) -> pd.DataFrame:
     """Per row: True for each optional metric that is null on every row of that row's day (not reported)."""
-    optional = [name for name in METRIC_COLUMNS if not COLUMNS_BY_NAME[name].required]
+    optional = [name for name in NUMERIC_COLUMNS if not COLUMNS_BY_NAME[name].required]
     empty_all_day = raw[optional].isna().groupby(as_day(raw["date"]).to_numpy()).transform("all")
     return empty_all_day.fillna(False).astype(bool)

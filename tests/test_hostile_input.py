@@ -83,7 +83,7 @@ from daily_bids.validation import Plausibility, validate_report  # noqa: E402
 def _raw(rows: list[dict]) -> pd.DataFrame:
     base = {"date": pd.Timestamp(DAY), "keyword": "kw", "campaign": "c", "ad_group": "g", "campaign_id": "1", "ad_group_id": "2",
             "match_type": "Exact",
-            "impressions": 100.0, "clicks": 5.0, "cost": 2.0, "conversions": 1.0, "conversion_value": 40.0,
+            "impressions": 100.0, "clicks": 5.0, "cost": 2.0, "conversions": 1.0, "conversion_value": 40.0, "max_cpc": 0.5, "search_impression_share": 0.4,
             "source_file": "restated.csv", "parse_errors": None}
     return pd.DataFrame([{**base, "source_row": n + 2, **row} for n, row in enumerate(rows)])
 

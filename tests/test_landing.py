@@ -153,7 +153,7 @@ def test_a_metric_missing_from_the_whole_day_is_unreported_not_quarantined(tmp_p
                                                     "2025-04-01,2,20,0"])
     result = validate_report(read(path), [D1])
     assert len(result.quarantine) == 0
-    assert result.unreported_metrics == ["conversion_value", "conversions", "cost"]
+    assert result.unreported_metrics == ["conversion_value", "conversions", "cost", "max_cpc", "search_impression_share"]
     assert result.valid["cost"].isna().all() and (result.valid["keyword"] == "(not reported)").all()
 
 
