@@ -1,31 +1,46 @@
-"""Bidding math: from next-day predictions to a max CPC per keyword.
+"""Bidding: from next-day predictions to a max CPC per keyword, by one of two policies.
 
-    bid = expected value per click × (1 − target margin), rounded down to the cent, capped at the max bid.
+`fixed_margin`: bid = expected value per click × (1 − target margin), rounded down to the cent, capped at the max
+bid. It needs nothing but the predictions, and it ignores the auction.
 
-A bid never reaches the expected value per click, because the margin is above zero and rounding goes down. The price
-paid per click is at most the bid (second-price auctions), so every click is expected to earn more than it costs.
-Where even the minimum bid would not keep the margin, the keyword gets no bid: it is listed as unprofitable rather
-than bid at a loss.
+`profit_optimal`: the bid that maximizes expected clicks(bid) × (value per click − cost per click(bid)), from the
+bid landscape (`daily_bids.landscape`), within the caps, strictly below the value per click, within
+`max_bid_change` of the bid in force, and within each campaign's budget (`daily_bids.optimizer`). Where there is
+no landscape (the reports carry no max CPC, or bids never varied) or no bid in force for a keyword, that keyword is
+bid by the fixed margin, and the bids table says so in `bid_basis`.
+
+Either way a bid never reaches the expected value per click, and since the price paid per click is at most the bid
+(second-price auctions), every click is expected to earn more than it costs. Where even the minimum bid would not
+stay below it, the keyword gets no bid: it is listed as unprofitable rather than bid at a loss.
 
 Keywords with fewer than `min_history_days` days of history are bid from their cluster's value per click, or, for a
 keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's), with the wider
-`cold_start_margin`: a conservative default while the model has little to go on.
+`cold_start_margin`: a conservative default while the model has little to go on, under either policy.
+
+A share of keywords each day (`exploration_share`) has its bid moved by a random factor within
+±`exploration_spread`, drawn from (seed, day, keyword), then put back inside every rule: the bid variation that
+the landscape learns from. Those rows carry `exploration = true`.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from daily_bids.optimizer import BidRange, cents_down, explore, optimize
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
+POLICIES = ("fixed_margin", "profit_optimal")
 BID_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", *DIMENSION_COLUMNS,
-    "bid", "expected_clicks", "expected_value_per_click", "bid_basis", "model_version",
+    "bid", "expected_clicks", "expected_value_per_click", "expected_cost_per_click", "expected_profit", "bid_basis",
+    "exploration", "model_version",
 )
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs
 # are what match the change to the keyword (a report without names is still applied by them); the names are there
@@ -56,6 +71,18 @@ class BidPolicy(BaseModel):
                                                            "bid counts as a large move.")
     max_share_large_moves: float = Field(0.25, gt=0.0, le=1.0, description="The share of keywords with a large move "
                                          "above which the day's bids are implausible and are not published.")
+    policy: Literal["fixed_margin", "profit_optimal"] = Field(
+        "profit_optimal", description="How bids are chosen: `profit_optimal` (from the bid landscape, falling back to "
+                                      "the fixed margin where there is none) or `fixed_margin`.")
+    max_bid_change: float = Field(0.3, gt=0.0, le=1.0, description="profit_optimal: the largest relative change from "
+                                                                   "the bid in force in one day.")
+    exploration_share: float = Field(0.1, ge=0.0, le=0.5, description="Share of keywords whose bid is perturbed each "
+                                                                     "day, so the landscape sees bids vary.")
+    exploration_spread: float = Field(0.2, ge=0.0, lt=1.0, description="An explored bid is multiplied by a factor "
+                                                                      "within 1 ± this (then kept inside every rule).")
+    exploration_seed: int = Field(0, description="Seed of the exploration draws (with the day and keyword).")
+    campaign_budgets: dict[str, float] = Field(default_factory=dict, description="Daily budget per campaign name "
+                                               "(profit_optimal): expected spend stays within it.")
 
     @model_validator(mode="after")
     def _caps_in_order(self):
@@ -64,17 +91,66 @@ class BidPolicy(BaseModel):
         return self
 
 
+class BudgetFileError(ValueError):
+    """A campaign budgets file that cannot be read; the message names the file, row and column."""
+
+
+def read_campaign_budgets(path: str) -> dict[str, float]:
+    """{campaign: daily budget} from a CSV with a `campaign` and a `budget` column (one row per campaign)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"campaign", "budget"} - {name.strip().lower() for name in reader.fieldnames or []}
+            if missing:
+                raise BudgetFileError(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+            budgets: dict[str, float] = {}
+            for line, row in enumerate(reader, start=2):
+                row = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+                try:
+                    budget = float(row["budget"].replace(",", ""))
+                except ValueError:
+                    raise BudgetFileError(f"{path}: row {line}: column budget: {row['budget']!r} is not a number") from None
+                if not np.isfinite(budget) or budget < 0:
+                    raise BudgetFileError(f"{path}: row {line}: column budget: {row['budget']!r} must be 0 or more")
+                if not row["campaign"]:
+                    raise BudgetFileError(f"{path}: row {line}: column campaign is empty")
+                if row["campaign"] in budgets:
+                    raise BudgetFileError(f"{path}: row {line}: campaign {row['campaign']!r} is listed twice")
+                budgets[row["campaign"]] = budget
+    except OSError as error:
+        raise BudgetFileError(f"{path}: cannot read the campaign budgets file ({error.strerror})") from None
+    return budgets
+
+
 class CannotBidError(ValueError):
     """Raised when no keyword has a value per click to bid from."""
 
 
 def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(bids, unprofitable) from `keyword_predictions` rows.
+    """(bids, unprofitable) by the fixed margin, without exploration: the rule `decide_bids` falls back to."""
+    decision = decide_bids(predictions, policy.model_copy(update={"policy": "fixed_margin", "exploration_share": 0.0}))
+    return decision.bids, decision.unprofitable
+
+
+@dataclass(frozen=True)
+class BidDecision:
+    bids: pd.DataFrame  # BID_COLUMNS
+    unprofitable: pd.DataFrame  # the predictions of keywords that get no bid
+    # Totals (expected clicks, spend, value and profit) of the chosen bids and of the fixed-margin bids.
+    economics: pd.DataFrame
+    landscape_note: str  # why the landscape was, or was not, used
+
+
+def decide_bids(predictions: pd.DataFrame, policy: BidPolicy, landscape=None,
+                context: pd.DataFrame | None = None, landscape_note: str = "") -> BidDecision:
+    """Bids for `keyword_predictions` rows under `policy`.
 
     `predictions` needs expected_clicks, expected_value_per_click (the model's), prior_value_per_click (the ad
-    group's), history_days and, optionally, cluster_value_per_click. Bids carry `bid_basis`: "model", "cold_start" or "configured_value" (reports without
-    conversion value, bid from the policy's value_per_click).
-    """
+    group's), history_days and, optionally, cluster_value_per_click. `landscape` (a BidLandscape) and `context`
+    (`landscape.bid_context` of the partition day) give the response to the bid; without them, or for a keyword
+    without a bid in force, the fixed margin decides. `bid_basis` says what decided each bid: "profit_optimal",
+    "fixed_margin", "cold_start" or "configured_value" (reports without conversion value, valued at the policy's
+    value_per_click)."""
     model_value = predictions["expected_value_per_click"].to_numpy(dtype="float64")
     prior_value = predictions["prior_value_per_click"].to_numpy(dtype="float64")
     if "cluster_value_per_click" in predictions.columns:  # the cluster's prior where the keyword has a cluster
@@ -92,33 +168,129 @@ def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataF
     cold_start = predictions["history_days"].to_numpy() < policy.min_history_days
     value_per_click = np.where(cold_start, prior_value, model_value)
     margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
-    # Down to the cent; rounding to 6 places first stops float noise (0.8 × 0.7 = 0.55999…) from costing a cent.
-    bid = np.minimum(np.floor(np.round(value_per_click * (1.0 - margin) * 100.0, 6)) / 100.0, policy.max_bid)
+    fixed_bid = np.minimum(cents_down(value_per_click * (1.0 - margin)), policy.max_bid)
+    basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
+    clicks_at_current = predictions["expected_clicks"].to_numpy(dtype="float64")
+    in_force = np.full(len(predictions), np.nan)
+    if context is not None and len(context):
+        in_force = (context.set_index("keyword_id")["bid_in_force"]
+                    .reindex(predictions["keyword_id"].to_numpy()).to_numpy(dtype="float64"))
+    keyword_context = None
+    if landscape is not None and context is not None:
+        keyword_context = context.set_index("keyword_id").reindex(predictions["keyword_id"].to_numpy())
+    optimizable = (~cold_start) & np.isfinite(in_force) if keyword_context is not None else np.zeros(len(basis), bool)
 
+    def response(rows: np.ndarray, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        multiplier, cost_per_click = landscape.response(keyword_context.iloc[rows].reset_index(), bids)
+        return clicks_at_current[rows, None] * multiplier, cost_per_click
+
+    budget_note = ""
+    bid, clicks, cost_per_click = fixed_bid.copy(), clicks_at_current.copy(), fixed_bid.copy()
+    fixed_clicks, fixed_cost_per_click = clicks_at_current.copy(), fixed_bid.copy()
+    rows = np.flatnonzero(optimizable)
+    if len(rows):  # where there is a landscape, the fixed-margin bids' economics come from it too
+        landscape_clicks, landscape_cost = response(rows, fixed_bid[rows, None])
+        fixed_clicks[rows], fixed_cost_per_click[rows] = landscape_clicks[:, 0], landscape_cost[:, 0]
+        clicks[rows], cost_per_click[rows] = fixed_clicks[rows], fixed_cost_per_click[rows]
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    if policy.policy == "profit_optimal" and len(rows):
+        ranges_today = BidRange.of(value_per_click[rows], in_force[rows], policy.min_bid, policy.max_bid,
+                                   policy.max_bid_change)
+        budgets = _remaining_budgets(policy.campaign_budgets, predictions, rows, clicks * cost_per_click)
+        campaigns = predictions["campaign"].astype(str).to_numpy()[rows]
+        chosen = optimize(value_per_click[rows], ranges_today, lambda bids: response(rows, bids), campaigns, budgets)
+        spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
+        over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
+        if over:  # a budget is the advertiser's limit: it outranks the change cap where both cannot hold
+            widened = np.isin(campaigns, over)
+            uncapped = BidRange.of(value_per_click[rows], in_force[rows], policy.min_bid, policy.max_bid, None)
+            ranges_today = BidRange(np.where(widened, uncapped.low, ranges_today.low), ranges_today.high)
+            chosen = optimize(value_per_click[rows], ranges_today, lambda bids: response(rows, bids), campaigns,
+                              budgets)
+            budget_note = (f"; the budgets of {', '.join(over)} could not be met within the "
+                               f"{policy.max_bid_change:.0%} change cap, so their bids went lower")
+        ok = np.isfinite(chosen.bid)
+        bid[rows[ok]] = chosen.bid[ok]
+        clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
+        basis[rows[ok]] = "profit_optimal"
+        ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+    day = pd.Timestamp(predictions["date"].iloc[0]).date() if len(predictions) else dt.date.today()
+    exploring = np.where(cold_start, np.nan, bid)
+    explored_bid, explored = explore(exploring, predictions["keyword_id"].to_numpy(), day, policy.exploration_seed,
+                                     policy.exploration_share, policy.exploration_spread, ranges)
+    explored &= ranges.allowed
+    bid = np.where(explored, explored_bid, bid)
+    moved = np.flatnonzero(explored & optimizable)
+    if len(moved):
+        moved_clicks, moved_cost = response(moved, bid[moved, None])
+        clicks[moved], cost_per_click[moved] = moved_clicks[:, 0], moved_cost[:, 0]
+    # Without a landscape, a click's cost is known only to be at most the bid.
+    cost_per_click = np.where(optimizable, np.minimum(cost_per_click, bid), bid)
     priced = predictions.assign(
-        bid=bid,
-        expected_value_per_click=value_per_click,
-        bid_basis=np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "model")),
+        bid=bid, expected_clicks=clicks, expected_value_per_click=value_per_click,
+        expected_cost_per_click=cost_per_click, expected_profit=clicks * (value_per_click - cost_per_click),
+        bid_basis=basis, exploration=explored,
     )
-    profitable = (bid >= policy.min_bid) & (bid < value_per_click)
+    profitable = (bid >= policy.min_bid) & (bid < value_per_click) & (bid <= policy.max_bid)
     bids = priced.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True)
-    unprofitable = priced.loc[~profitable].reset_index(drop=True)
-    return bids, unprofitable
+    fixed_ok = (fixed_bid >= policy.min_bid) & (fixed_bid < value_per_click)
+    economics = pd.DataFrame({
+        "chosen": _totals(clicks, cost_per_click, value_per_click, profitable),
+        "fixed_margin": _totals(fixed_clicks, fixed_cost_per_click, value_per_click, fixed_ok),
+    }).T
+    note = (landscape_note or ("the bid landscape priced every keyword with a bid in force" if len(rows)
+                               else "no bid landscape: bids follow the fixed margin")) + budget_note
+    return BidDecision(bids, priced.loc[~profitable].reset_index(drop=True), economics, note)
+
+
+def _put(values: np.ndarray, rows: np.ndarray, replacement: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out[rows] = replacement
+    return out
+
+
+def _totals(clicks, cost_per_click, value_per_click, keep) -> dict[str, float]:
+    spend = np.where(keep, clicks * cost_per_click, 0.0)
+    value = np.where(keep, clicks * value_per_click, 0.0)
+    return {"expected_clicks": float(np.nansum(np.where(keep, clicks, 0.0))), "expected_spend": float(np.nansum(spend)),
+            "expected_value": float(np.nansum(value)), "expected_profit": float(np.nansum(value - spend))}
+
+
+def _remaining_budgets(budgets: dict[str, float], predictions: pd.DataFrame, optimized_rows: np.ndarray,
+                       spend: np.ndarray) -> dict[str, float]:
+    """Each campaign's budget less the expected spend of its keywords the optimizer does not bid (cold starts)."""
+    if not budgets:
+        return {}
+    others = np.ones(len(predictions), dtype=bool)
+    others[optimized_rows] = False
+    fixed_spend = pd.Series(np.where(others, spend, 0.0)).groupby(predictions["campaign"].astype(str).to_numpy()).sum()
+    return {name: max(0.0, budget - float(fixed_spend.get(name, 0.0))) for name, budget in budgets.items()}
 
 
 def bid_rule_note(bids: pd.DataFrame, policy: BidPolicy) -> str:
-    """What decided the day's bids, in a sentence; says plainly why bids are flat when they come from one configured
-    value per click."""
+    """What decided the day's bids, in a sentence per rule used; says plainly why bids are flat when they come from
+    one configured value per click."""
     basis = bids["bid_basis"].value_counts()
-    configured = int(basis.get("configured_value", 0))
-    if configured and configured == len(bids) - int(basis.get("cold_start", 0)):
-        flat = np.floor(np.round(policy.value_per_click * (1.0 - policy.target_margin) * 100.0, 6)) / 100.0
-        return (f"the reports carry no conversion value, so every click is valued at value_per_click "
-                f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and every keyword with history bids the same "
-                f"{flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})")
-    return (f"each keyword's predicted value per click x (1 - {policy.target_margin:g}), rounded down to the cent; "
-            f"keywords with under {policy.min_history_days} days of history from their cluster's, x (1 - "
-            f"{max(policy.cold_start_margin, policy.target_margin):g})")
+    notes = []
+    if basis.get("profit_optimal", 0):
+        notes.append(f"{basis['profit_optimal']} keywords at the bid of highest expected profit on the bid landscape, "
+                     f"below the value per click and within {policy.max_bid_change:.0%} of the bid in force")
+    if basis.get("fixed_margin", 0):
+        notes.append(f"{basis['fixed_margin']} keywords at the predicted value per click x (1 - "
+                     f"{policy.target_margin:g}), rounded down to the cent")
+    if basis.get("configured_value", 0):
+        flat = cents_down(policy.value_per_click * (1.0 - policy.target_margin))
+        notes.append(f"{basis['configured_value']} keywords without conversion value in the reports, each click "
+                     f"valued at value_per_click (BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, so they bid the "
+                     f"same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
+                     + (" but for the explored ones" if bids["exploration"].any() else ""))
+    if basis.get("cold_start", 0):
+        notes.append(f"{basis['cold_start']} keywords with under {policy.min_history_days} days of history from their "
+                     f"cluster's value per click x (1 - {max(policy.cold_start_margin, policy.target_margin):g})")
+    explored = int(bids["exploration"].sum())
+    if explored:
+        notes.append(f"{explored} of them explored: moved by up to ±{policy.exploration_spread:.0%} within the rules")
+    return "; ".join(notes) or "no bids"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def test_cold_start_keywords_bid_from_the_ad_group_with_the_wider_margin():
     policy = BidPolicy(target_margin=0.2, cold_start_margin=0.5, min_history_days=7)
     bids, _ = compute_bids(_predictions([4.0, 4.0], [2.0, 2.0], [28, 3]), policy)
     established, cold = bids.iloc[0], bids.iloc[1]
-    assert (established["bid_basis"], established["bid"]) == ("model", 3.2)
+    assert (established["bid_basis"], established["bid"]) == ("fixed_margin", 3.2)
     assert (cold["bid_basis"], cold["bid"], cold["expected_value_per_click"]) == ("cold_start", 1.0, 2.0)
 
 
