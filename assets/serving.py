@@ -13,13 +13,17 @@ from pydantic import Field
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from daily_bids import publishing, quality
-from daily_bids.bidding import ads_editor_csv, bid_rule_note, compute_bids
+from daily_bids.bidding import ads_editor_csv, bid_rule_note, decide_bids
+from daily_bids.landscape import CONTEXT_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day
 from daily_bids.prediction import predict_next_day, summarize_predictions
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
+from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
+REPORTS_TABLE = "validated_keyword_report"
+LANDSCAPE_TRAINING_DAYS = 56
 PUBLISHED_TABLE = "published_bids"
 
 
@@ -37,20 +41,90 @@ def keyword_predictions(keyword_features: pd.DataFrame, champion_model,
                                                         "model_version": champion_model.version}))
 
 
+def _reports_through(store, day: dt.date, days: int) -> pd.DataFrame:
+    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer)."""
+    wanted = [day - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
+    return store.read_partitions(REPORTS_TABLE, [d for d in wanted if store.partition_exists(REPORTS_TABLE, d)])
+
+
+@dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[dg.AssetKey(REPORTS_TABLE)],
+          **DAILY_ASSET_POLICIES)
+def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  tracker: ExperimentTracker) -> dg.Output[pd.DataFrame]:
+    """How clicks and cost per click respond to the bid: pooled elasticities learnt from the bids in force (max CPC)
+    and outcomes of the last 56 report days, with their errors on a holdout of the last 7 at the bids in force.
+    One row per partition; none when the reports carry no max CPC or bids never varied (bids then follow the fixed
+    margin, and the metadata says why)."""
+    store = warehouse.warehouse()
+    days = partition_days(context)
+    reports = _reports_through(store, days[-1], LANDSCAPE_TRAINING_DAYS + CONTEXT_DAYS + len(days))
+    rows, notes = [], {}
+    for day in days:
+        try:
+            landscape = landscape_for_day(reports[reports["date"] <= pd.Timestamp(day)], day, LANDSCAPE_TRAINING_DAYS)
+        except LandscapeUnavailable as reason:
+            notes[day.isoformat()] = f"no bid landscape: {reason}"
+            continue
+        notes[day.isoformat()] = landscape.describe()
+        rows.append(landscape.to_frame(day))
+    if not rows:
+        context.log.info(notes[days[-1].isoformat()])
+        return dg.Output(pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}),
+                         metadata={"landscape": notes[days[-1].isoformat()]})
+    latest = BidLandscape.from_row(rows[-1].iloc[0])
+    run_id = tracker.log_run(f"bid_landscape {latest.version}", "bid_landscape",
+                             {"trained_through": latest.trained_through, "training_rows": latest.training_rows,
+                              "varied_rows": latest.varied_rows, "training_days": LANDSCAPE_TRAINING_DAYS},
+                             {**latest.holdout_metrics, "click_elasticity": latest.click_elasticity,
+                              "cost_elasticity": latest.cost_elasticity})
+    return dg.Output(pd.concat(rows, ignore_index=True), metadata=readable({
+        "landscape": notes[days[-1].isoformat()],
+        "varied_keyword_days": latest.varied_rows,
+        "training_rows": latest.training_rows,
+        **latest.holdout_metrics,
+        "mlflow_run_id": run_id,
+    }))
+
+
 @dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.DataFrame,
-                 bid_policy: BidPolicyResource) -> dg.Output[pd.DataFrame]:
-    """Max CPC per keyword for the day after the partition, below its expected value per click. Computed only:
-    `published_bids` hands them to the ad platform once the checks on them have passed."""
-    bids, unprofitable = compute_bids(keyword_predictions, bid_policy)
-    if len(unprofitable):
-        context.log.info(f"{len(unprofitable)} keywords get no bid: even the minimum bid would not keep the margin")
+def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.DataFrame, bid_landscape: pd.DataFrame,
+                 bid_policy: BidPolicyResource, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    """Max CPC per keyword for the day after the partition, below its expected value per click, by the configured
+    policy (`profit_optimal` on the bid landscape, or `fixed_margin`), with a share of keywords explored. Computed
+    only: `published_bids` hands them to the ad platform once the checks on them have passed."""
+    store = warehouse.warehouse()
+    decisions = []
+    for day, predictions in keyword_predictions.groupby("date", sort=True):
+        day = day.date()
+        todays = bid_landscape[bid_landscape["date"] == pd.Timestamp(day)]
+        landscape = BidLandscape.from_row(todays.iloc[0]) if len(todays) else None
+        try:
+            recent = bid_context(_reports_through(store, day, CONTEXT_DAYS), day)
+        except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
+            recent = None
+        note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
+        decisions.append(decide_bids(predictions.reset_index(drop=True), bid_policy, landscape, recent, note))
+    bids = pd.concat([d.bids for d in decisions], ignore_index=True)
+    unprofitable = sum(len(d.unprofitable) for d in decisions)
+    economics = decisions[-1].economics.round(2)
+    if unprofitable:
+        context.log.info(f"{unprofitable} keywords get no bid: even the minimum bid would not stay below its value")
+    basis = bids["bid_basis"].value_counts()
     return dg.Output(bids, metadata={
         "bids": len(bids),
-        "keywords_not_bid_unprofitable": len(unprofitable),
-        "cold_start_bids": int((bids["bid_basis"] == "cold_start").sum()),
+        "policy": bid_policy.policy,
+        "keywords_not_bid_unprofitable": unprofitable,
+        **{f"{name}_bids": int(basis.get(name, 0)) for name in ("profit_optimal", "fixed_margin", "cold_start",
+                                                                 "configured_value")},
+        "explored_bids": int(bids["exploration"].sum()),
         "bid_rule": bid_rule_note(bids, bid_policy),
-        "expected_clicks": round(float(bids["expected_clicks"].sum()), 1),
+        "landscape": decisions[-1].landscape_note,
+        # The chosen bids and the fixed-margin rule side by side (the latest day of the run).
+        "economics": dg.MetadataValue.md(economics.rename_axis("bids").to_markdown()),
+        "expected_clicks": float(economics.loc["chosen", "expected_clicks"]),
+        "expected_spend": float(economics.loc["chosen", "expected_spend"]),
+        "expected_profit": float(economics.loc["chosen", "expected_profit"]),
+        "fixed_margin_expected_profit": float(economics.loc["fixed_margin", "expected_profit"]),
         "expected_value": round(float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()), 2),
         "expected_spend_at_most": round(float((bids["bid"] * bids["expected_clicks"]).sum()), 2),
         "mean_bid": round(float(bids["bid"].mean()), 4) if len(bids) else 0.0,

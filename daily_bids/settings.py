@@ -54,6 +54,23 @@ VALUE_PER_CLICK = Setting(
     "Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks only). "
     "Empty: such reports get predictions but no bids.",
 )
+BID_POLICY = Setting(
+    "BIDS_BID_POLICY", "profit_optimal",
+    "How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the fixed "
+    "margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3)).",
+)
+MAX_BID_CHANGE = Setting(
+    "BIDS_MAX_BID_CHANGE", "0.3", "`profit_optimal`: the largest relative change from the bid in force in one day.")
+EXPLORATION_SHARE = Setting(
+    "BIDS_EXPLORATION_SHARE", "0.1",
+    "Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees "
+    "bids vary; 0 turns exploration off.",
+)
+CAMPAIGN_BUDGETS = Setting(
+    "BIDS_CAMPAIGN_BUDGETS", "",
+    "Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. "
+    "`profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets.",
+)
 SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
 SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
 S3_ENDPOINT_URL = Setting(
@@ -113,6 +130,7 @@ LANDING_SETTLE_SECONDS = Setting(
 
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
+    BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
     PLAUSIBLE_MAX, OUTLIER_FACTOR, LANDING_MAX_FILE_MB, LANDING_MAX_UNCOMPRESSED_MB, LANDING_SETTLE_SECONDS,

@@ -8,6 +8,7 @@ import pydantic
 from dagster_aws.s3 import S3Resource
 
 from daily_bids import settings
+from daily_bids.bidding import read_campaign_budgets
 from daily_bids.simulator import MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.warehouse import Warehouse
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform, parse_column_map
@@ -23,11 +24,7 @@ def build_resources() -> dict[str, object]:
     warehouse = WarehouseResource(uri=settings.WAREHOUSE.read(), s3=s3)
     if not warehouse.uri.startswith("s3://"):
         _require_writable(warehouse.uri)
-    try:
-        bid_policy = BidPolicyResource(value_per_click=settings.float_setting(settings.VALUE_PER_CLICK))
-    except pydantic.ValidationError as error:
-        problems = "; ".join(e["msg"] for e in error.errors())
-        raise ValueError(f"{settings.VALUE_PER_CLICK.env_var}={settings.VALUE_PER_CLICK.read()!r}: {problems}") from None
+    bid_policy = _bid_policy()
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
@@ -36,6 +33,26 @@ def build_resources() -> dict[str, object]:
         "bid_policy": bid_policy,
         "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read()),
     }
+
+
+def _bid_policy() -> BidPolicyResource:
+    """The bid policy from its settings; an invalid one is refused naming the variable that set it."""
+    from_settings = {
+        "value_per_click": (settings.VALUE_PER_CLICK, settings.float_setting(settings.VALUE_PER_CLICK)),
+        "policy": (settings.BID_POLICY, settings.BID_POLICY.read()),
+        "max_bid_change": (settings.MAX_BID_CHANGE, settings.float_setting(settings.MAX_BID_CHANGE)),
+        "exploration_share": (settings.EXPLORATION_SHARE, settings.float_setting(settings.EXPLORATION_SHARE)),
+    }
+    values = {field: value for field, (_, value) in from_settings.items() if value is not None}
+    if settings.CAMPAIGN_BUDGETS.read():
+        values["campaign_budgets"] = read_campaign_budgets(settings.CAMPAIGN_BUDGETS.read())
+    try:
+        return BidPolicyResource(**values)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        setting = from_settings[first["loc"][0]][0] if first["loc"] and first["loc"][0] in from_settings else None
+        named = f"{setting.env_var}={setting.read()!r}" if setting else "bid policy"
+        raise ValueError(f"{named}: {first['msg']}") from None
 
 
 def _require_writable(uri: str) -> None:

@@ -55,6 +55,19 @@ class ExperimentTracker(dg.ConfigurableResource):
                                         tags={"model_version": model.version, "model_kind": kind})
             return run.info.run_id
 
+    def log_run(self, name: str, kind: str, params: dict, metrics: dict, artifacts: dict[str, bytes] | None = None) -> str:
+        """One MLflow run of something other than a keyword model (the bid landscape, a backtest); returns its id."""
+        mlflow = self._client()
+        with mlflow.start_run(run_name=name) as run:
+            mlflow.set_tags({"model_kind": kind, "git_sha": _git_sha()})
+            mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
+            mlflow.log_metrics({key: float(value) for key, value in metrics.items() if value == value})
+            with tempfile.TemporaryDirectory() as folder:
+                for file_name, content in (artifacts or {}).items():
+                    (Path(folder) / file_name).write_bytes(content)
+                    mlflow.log_artifact(str(Path(folder) / file_name))
+            return run.info.run_id
+
     def set_champion(self, model_version: str) -> str:
         """Point the @champion alias at the registered version of `model_version`; returns its number."""
         mlflow = self._client()

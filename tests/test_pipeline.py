@@ -159,14 +159,14 @@ def test_a_bid_failing_its_check_is_never_published(graph, monkeypatch):
 
     store, day = graph["store"], BID_DAYS[-1] + dt.timedelta(days=1)
     effective = day + dt.timedelta(days=1)
-    honest = assets.serving.compute_bids
+    honest = assets.serving.decide_bids
 
-    def with_a_bad_bid(predictions, policy):
-        bids, unprofitable = honest(predictions, policy)
-        bids.loc[0, "bid"] = bids.loc[0, "expected_value_per_click"]  # costs all it is expected to earn
-        return bids, unprofitable
+    def with_a_bad_bid(*args, **kwargs):
+        decision = honest(*args, **kwargs)
+        decision.bids.loc[0, "bid"] = decision.bids.loc[0, "expected_value_per_click"]  # costs all it may earn
+        return decision
 
-    monkeypatch.setattr(assets.serving, "compute_bids", with_a_bad_bid)
+    monkeypatch.setattr(assets.serving, "decide_bids", with_a_bad_bid)
     run = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=graph["resources"],
                          instance=graph["instance"], partition_key=day.isoformat(), raise_on_error=False)
     assert not run.success
@@ -260,3 +260,52 @@ def test_feature_cli_finds_a_feature_by_a_word_in_its_description(graph):
     assert f"statistics of {latest}" in shown and "history (last" in shown
     assert "xgb-20250207-" in shown.split("models by feature version")[1]
     assert f"45 features; statistics of {latest}" in cli("list")
+
+
+def test_bids_follow_the_landscape_once_bids_have_varied(graph):
+    """Day one bids by the fixed margin (manual bids never varied); the platform's own change teaches the landscape,
+    and from then on bids are profit-optimal, with their economics beside the fixed margin's."""
+    store = graph["store"]
+    first, *later = [run.asset_materializations_for_node("keyword_bids")[0].metadata for run in graph["daily"]]
+    assert first["profit_optimal_bids"].value == 0 and first["fixed_margin_bids"].value > 0
+    assert "no bid landscape" in first["landscape"].value
+    landscape = store.read_partitions("bid_landscape", [BID_DAYS[-1]])
+    assert len(landscape) == 1 and landscape["varied_rows"].iloc[0] >= 200
+    assert {"holdout_clicks_mae", "holdout_cost_mae", "holdout_clicks_rmse"} <= set(landscape.columns)
+    latest = later[-1]
+    assert latest["profit_optimal_bids"].value > 0
+    assert latest["landscape"].value.startswith("bid landscape")
+    assert "fixed_margin" in latest["economics"].value and "chosen" in latest["economics"].value
+    assert latest["expected_profit"].value > 0 and latest["expected_spend"].value > 0
+    bids = store.read_partitions("keyword_bids", [BID_DAYS[-1]])
+    assert 0.05 < bids["exploration"].mean() < 0.2
+    assert set(bids["bid_basis"]) <= {"profit_optimal", "fixed_margin", "cold_start"}
+    optimal = bids[bids["bid_basis"] == "profit_optimal"]
+    assert (optimal["expected_cost_per_click"] <= optimal["bid"]).all()
+    published = store.read_partitions("published_bids", [BID_DAYS[-2]]).set_index("keyword_id")["bid"]
+    moved = optimal.set_index("keyword_id")["bid"] / published.reindex(optimal["keyword_id"]).to_numpy() - 1
+    assert (moved.dropna().abs() <= 0.3 + 0.02).all()  # within the daily change cap (a cent of rounding)
+
+
+def test_the_backtest_asset_replays_each_policy_from_the_warehouse_state(graph):
+    import assets.backtest
+
+    run = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=[assets.backtest.bid_policy_backtest],
+                         resources=graph["resources"], instance=graph["instance"],
+                         run_config={"ops": {"bid_policy_backtest": {"config": {"days": 3}}}})
+    assert run.success
+    metadata = run.asset_materializations_for_node("bid_policy_backtest")[0].metadata
+    daily = graph["store"].read_table("bid_policy_backtest")
+    assert sorted(daily["policy"].unique()) == ["fixed_margin", "manual", "profit_optimal"]
+    latest = graph["store"].list_partitions("validated_keyword_report")[-1]  # earlier tests may have added a day
+    assert daily["date"].min() == pd.Timestamp(latest + dt.timedelta(days=1)) and len(daily) == 9
+    assert (daily["bids_at_or_above_value"] == 0).all()
+    totals = daily.groupby("policy")["profit"].sum()
+    assert metadata["profit_optimal_profit"].value == pytest.approx(totals["profit_optimal"], abs=0.05)
+    assert "profit_optimal_vs_fixed_margin" in metadata and "data:image/png;base64" in metadata["cumulative_profit"].value
+    assert Path(metadata["cumulative_profit_png"].value).read_bytes().startswith(b"\x89PNG")
+    import mlflow
+
+    tracked = mlflow.MlflowClient(graph["resources"]["tracker"].tracking_uri).get_run(metadata["mlflow_run_id"].value)
+    assert tracked.data.metrics["profit_optimal_profit"] == pytest.approx(totals["profit_optimal"], abs=0.05)
+    assert tracked.data.tags["model_kind"] == "backtest"
