@@ -19,7 +19,8 @@ keyword not yet in a cluster, their ad group's (which falls back to the campaign
 
 A share of keywords each day (`exploration_share`) has its bid moved by a random factor within
 ±`exploration_spread`, drawn from (seed, day, keyword), then put back inside every rule: the bid variation that
-the landscape learns from. Those rows carry `exploration = true`.
+the landscape learns from. Those rows carry `exploration = true`. Only keywords whose bid in force the reports
+carry (`max_cpc`) are explored, and never cold starts.
 """
 
 from __future__ import annotations
@@ -151,6 +152,57 @@ def decide_bids(predictions: pd.DataFrame, policy: BidPolicy, landscape=None,
     without a bid in force, the fixed margin decides. `bid_basis` says what decided each bid: "profit_optimal",
     "fixed_margin", "cold_start" or "configured_value" (reports without conversion value, valued at the policy's
     value_per_click)."""
+    values = _values(predictions, policy)
+    in_force = np.full(len(predictions), np.nan)
+    if context is not None and len(context):
+        in_force = (context.set_index("keyword_id")["bid_in_force"]
+                    .reindex(predictions["keyword_id"].to_numpy()).to_numpy(dtype="float64"))
+    priced = _Pricing(predictions, landscape, context, values.cold_start, in_force)
+    fixed = priced.at(values.fixed_bid)
+    bid, basis = values.fixed_bid.copy(), values.basis.copy()
+    clicks, cost_per_click = fixed
+    ranges = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    budget_note = ""
+    if policy.policy == "profit_optimal" and len(priced.rows):
+        rows = priced.rows
+        chosen, ranges_today, budget_note = _profit_optimal(values.value_per_click[rows], in_force[rows], policy,
+                                                            priced, predictions, clicks * cost_per_click)
+        ok = np.isfinite(chosen.bid)
+        bid[rows[ok]], basis[rows[ok]] = chosen.bid[ok], "profit_optimal"
+        clicks, cost_per_click = clicks.copy(), cost_per_click.copy()
+        clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
+        ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+    bid, explored = _explore(bid, predictions, policy, values.cold_start, in_force, ranges)
+    if explored.any():
+        explored_clicks, explored_cost = priced.at(bid)
+        clicks, cost_per_click = np.where(explored, explored_clicks, clicks), np.where(explored, explored_cost,
+                                                                                       cost_per_click)
+    table = predictions.assign(
+        bid=bid, expected_clicks=clicks, expected_value_per_click=values.value_per_click,
+        expected_cost_per_click=cost_per_click, expected_profit=clicks * (values.value_per_click - cost_per_click),
+        bid_basis=basis, exploration=explored,
+    )
+    profitable = (bid >= policy.min_bid) & (bid < values.value_per_click) & (bid <= policy.max_bid)
+    fixed_ok = (values.fixed_bid >= policy.min_bid) & (values.fixed_bid < values.value_per_click)
+    economics = pd.DataFrame({
+        "chosen": _totals(clicks, cost_per_click, values.value_per_click, profitable),
+        "fixed_margin": _totals(*fixed, values.value_per_click, fixed_ok),
+    }).T
+    note = (landscape_note or ("the bid landscape priced every keyword with a bid in force" if len(priced.rows)
+                               else "no bid landscape: bids follow the fixed margin")) + budget_note
+    return BidDecision(table.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True),
+                       table.loc[~profitable].reset_index(drop=True), economics, note)
+
+
+@dataclass(frozen=True)
+class _Values:
+    value_per_click: np.ndarray  # the model's, the cluster's for cold starts, or the configured one
+    cold_start: np.ndarray
+    fixed_bid: np.ndarray  # the fixed margin's bid
+    basis: np.ndarray  # what the fixed margin's bid rests on
+
+
+def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
     model_value = predictions["expected_value_per_click"].to_numpy(dtype="float64")
     prior_value = predictions["prior_value_per_click"].to_numpy(dtype="float64")
     if "cluster_value_per_click" in predictions.columns:  # the cluster's prior where the keyword has a cluster
@@ -170,77 +222,64 @@ def decide_bids(predictions: pd.DataFrame, policy: BidPolicy, landscape=None,
     margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
     fixed_bid = np.minimum(cents_down(value_per_click * (1.0 - margin)), policy.max_bid)
     basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
-    clicks_at_current = predictions["expected_clicks"].to_numpy(dtype="float64")
-    in_force = np.full(len(predictions), np.nan)
-    if context is not None and len(context):
-        in_force = (context.set_index("keyword_id")["bid_in_force"]
-                    .reindex(predictions["keyword_id"].to_numpy()).to_numpy(dtype="float64"))
-    keyword_context = None
-    if landscape is not None and context is not None:
-        keyword_context = context.set_index("keyword_id").reindex(predictions["keyword_id"].to_numpy())
-    optimizable = (~cold_start) & np.isfinite(in_force) if keyword_context is not None else np.zeros(len(basis), bool)
+    return _Values(value_per_click, cold_start, fixed_bid, basis)
 
-    def response(rows: np.ndarray, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        multiplier, cost_per_click = landscape.response(keyword_context.iloc[rows].reset_index(), bids)
-        return clicks_at_current[rows, None] * multiplier, cost_per_click
 
-    budget_note = ""
-    bid, clicks, cost_per_click = fixed_bid.copy(), clicks_at_current.copy(), fixed_bid.copy()
-    fixed_clicks, fixed_cost_per_click = clicks_at_current.copy(), fixed_bid.copy()
-    rows = np.flatnonzero(optimizable)
-    if len(rows):  # where there is a landscape, the fixed-margin bids' economics come from it too
-        landscape_clicks, landscape_cost = response(rows, fixed_bid[rows, None])
-        fixed_clicks[rows], fixed_cost_per_click[rows] = landscape_clicks[:, 0], landscape_cost[:, 0]
-        clicks[rows], cost_per_click[rows] = fixed_clicks[rows], fixed_cost_per_click[rows]
-    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
-    if policy.policy == "profit_optimal" and len(rows):
-        ranges_today = BidRange.of(value_per_click[rows], in_force[rows], policy.min_bid, policy.max_bid,
-                                   policy.max_bid_change)
-        budgets = _remaining_budgets(policy.campaign_budgets, predictions, rows, clicks * cost_per_click)
-        campaigns = predictions["campaign"].astype(str).to_numpy()[rows]
-        chosen = optimize(value_per_click[rows], ranges_today, lambda bids: response(rows, bids), campaigns, budgets)
-        spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
-        over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
-        if over:  # a budget is the advertiser's limit: it outranks the change cap where both cannot hold
-            widened = np.isin(campaigns, over)
-            uncapped = BidRange.of(value_per_click[rows], in_force[rows], policy.min_bid, policy.max_bid, None)
-            ranges_today = BidRange(np.where(widened, uncapped.low, ranges_today.low), ranges_today.high)
-            chosen = optimize(value_per_click[rows], ranges_today, lambda bids: response(rows, bids), campaigns,
-                              budgets)
-            budget_note = (f"; the budgets of {', '.join(over)} could not be met within the "
-                               f"{policy.max_bid_change:.0%} change cap, so their bids went lower")
-        ok = np.isfinite(chosen.bid)
-        bid[rows[ok]] = chosen.bid[ok]
-        clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
-        basis[rows[ok]] = "profit_optimal"
-        ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+class _Pricing:
+    """Expected clicks and cost per click at any bids: from the landscape for the keywords it can price (`rows`:
+    a bid in force, not a cold start), else the champion's clicks and the bid as the most a click can cost."""
+
+    def __init__(self, predictions, landscape, context, cold_start, in_force):
+        self.clicks = predictions["expected_clicks"].to_numpy(dtype="float64")
+        self.landscape = landscape
+        priceable = landscape is not None and context is not None
+        self.rows = np.flatnonzero(~cold_start & np.isfinite(in_force)) if priceable else np.zeros(0, dtype="int64")
+        if priceable:
+            ids = predictions["keyword_id"].to_numpy()[self.rows]
+            self.context = context.set_index("keyword_id").reindex(ids).reset_index()
+
+    def response(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, cost per click) of the priceable keywords at candidate bids (priceable keywords × candidates)."""
+        multiplier, cost_per_click = self.landscape.response(self.context, bids)
+        return self.clicks[self.rows, None] * multiplier, cost_per_click
+
+    def at(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, cost per click) of every keyword at one bid each."""
+        clicks, cost_per_click = self.clicks.copy(), np.asarray(bids, dtype="float64").copy()
+        if len(self.rows):
+            landscape_clicks, landscape_cost = self.response(cost_per_click[self.rows, None])
+            clicks[self.rows], cost_per_click[self.rows] = landscape_clicks[:, 0], landscape_cost[:, 0]
+        return clicks, np.minimum(cost_per_click, bids)
+
+
+def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Pricing, predictions, spend_at_fixed):
+    """The optimizer's bids for the priceable keywords, their ranges, and a note when a budget beat the change cap."""
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change)
+    budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
+    campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
+    chosen = optimize(value_per_click, ranges, priced.response, campaigns, budgets)
+    spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
+    over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
+    if not over:
+        return chosen, ranges, ""
+    # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
+    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
+    chosen = optimize(value_per_click, ranges, priced.response, campaigns, budgets)
+    return chosen, ranges, (f"; the budgets of {', '.join(over)} could not be met within the "
+                            f"{policy.max_bid_change:.0%} change cap, so their bids went lower")
+
+
+def _explore(bid, predictions, policy: BidPolicy, cold_start, in_force, ranges: BidRange):
+    """(bids, explored): exploration only where the reports say which bid was in force (elsewhere an explored bid
+    could teach the landscape nothing), never for cold starts, and only downwards in a campaign with a budget."""
     day = pd.Timestamp(predictions["date"].iloc[0]).date() if len(predictions) else dt.date.today()
-    exploring = np.where(cold_start, np.nan, bid)
+    exploring = np.where(cold_start | ~np.isfinite(in_force), np.nan, bid)
+    budgeted = predictions["campaign"].astype(str).isin(list(policy.campaign_budgets)).to_numpy()
     explored_bid, explored = explore(exploring, predictions["keyword_id"].to_numpy(), day, policy.exploration_seed,
-                                     policy.exploration_share, policy.exploration_spread, ranges)
+                                     policy.exploration_share, policy.exploration_spread, ranges, budgeted)
     explored &= ranges.allowed
-    bid = np.where(explored, explored_bid, bid)
-    moved = np.flatnonzero(explored & optimizable)
-    if len(moved):
-        moved_clicks, moved_cost = response(moved, bid[moved, None])
-        clicks[moved], cost_per_click[moved] = moved_clicks[:, 0], moved_cost[:, 0]
-    # Without a landscape, a click's cost is known only to be at most the bid.
-    cost_per_click = np.where(optimizable, np.minimum(cost_per_click, bid), bid)
-    priced = predictions.assign(
-        bid=bid, expected_clicks=clicks, expected_value_per_click=value_per_click,
-        expected_cost_per_click=cost_per_click, expected_profit=clicks * (value_per_click - cost_per_click),
-        bid_basis=basis, exploration=explored,
-    )
-    profitable = (bid >= policy.min_bid) & (bid < value_per_click) & (bid <= policy.max_bid)
-    bids = priced.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True)
-    fixed_ok = (fixed_bid >= policy.min_bid) & (fixed_bid < value_per_click)
-    economics = pd.DataFrame({
-        "chosen": _totals(clicks, cost_per_click, value_per_click, profitable),
-        "fixed_margin": _totals(fixed_clicks, fixed_cost_per_click, value_per_click, fixed_ok),
-    }).T
-    note = (landscape_note or ("the bid landscape priced every keyword with a bid in force" if len(rows)
-                               else "no bid landscape: bids follow the fixed margin")) + budget_note
-    return BidDecision(bids, priced.loc[~profitable].reset_index(drop=True), economics, note)
+    return np.where(explored, explored_bid, bid), explored
 
 
 def _put(values: np.ndarray, rows: np.ndarray, replacement: np.ndarray) -> np.ndarray:
@@ -280,10 +319,11 @@ def bid_rule_note(bids: pd.DataFrame, policy: BidPolicy) -> str:
                      f"{policy.target_margin:g}), rounded down to the cent")
     if basis.get("configured_value", 0):
         flat = cents_down(policy.value_per_click * (1.0 - policy.target_margin))
-        notes.append(f"{basis['configured_value']} keywords without conversion value in the reports, each click "
-                     f"valued at value_per_click (BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, so they bid the "
-                     f"same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
-                     + (" but for the explored ones" if bids["exploration"].any() else ""))
+        notes.append(f"the reports carry no conversion value, so every click is valued at value_per_click "
+                     f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and {basis['configured_value']} keywords "
+                     f"bid the same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
+                     + (", but for the explored ones" if bids["exploration"].any() else ""))
+        notes.insert(0, notes.pop())  # the reason the bids are flat comes first
     if basis.get("cold_start", 0):
         notes.append(f"{basis['cold_start']} keywords with under {policy.min_history_days} days of history from their "
                      f"cluster's value per click x (1 - {max(policy.cold_start_margin, policy.target_margin):g})")

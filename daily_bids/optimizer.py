@@ -152,9 +152,12 @@ def _uniform(keyword_ids: np.ndarray, day: dt.date, seed: int, stream: int) -> n
 
 
 def explore(bids: np.ndarray, keyword_ids: np.ndarray, day: dt.date, seed: int, share: float, spread: float,
-            allowed: BidRange) -> tuple[np.ndarray, np.ndarray]:
+            allowed: BidRange, downward: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(bids, explored): `share` of keywords, drawn for (seed, day), get their bid multiplied by a factor drawn
-    uniformly from [1 − spread, 1 + spread], then put back inside the range the rules allow."""
+    uniformly from [1 − spread, 1 + spread], then put back inside the range the rules allow. Where `downward` is
+    true (a campaign held to its budget) the factor is folded below 1, so exploring never adds spend."""
     chosen = (_uniform(keyword_ids, day, seed, 0) < share) & np.isfinite(bids)
     factor = 1.0 + spread * (2.0 * _uniform(keyword_ids, day, seed, 1) - 1.0)
+    if downward is not None:
+        factor = np.where(downward, 1.0 - np.abs(factor - 1.0), factor)
     return np.where(chosen, allowed.clip(bids * factor), bids), chosen

@@ -117,15 +117,17 @@ def _predictions(n: int, value: float = 2.0, history: int = 28) -> pd.DataFrame:
 
 def test_explored_bids_are_flagged_and_stay_below_value():
     policy = BidPolicy(policy="fixed_margin", exploration_share=0.3, exploration_spread=0.5)
-    decision = decide_bids(_predictions(500), policy)
+    decision = decide_bids(_predictions(500), policy, context=_context(500))
     bids = decision.bids
     assert bids["exploration"].sum() > 100
     assert (bids["bid"] < bids["expected_value_per_click"]).all()
     assert set(bids.loc[~bids["exploration"], "bid"]) == {1.4}
     assert bids.loc[bids["exploration"], "bid"].between(0.7, 1.99).all()
     # Cold starts are never explored: they keep the conservative rule.
-    cold = decide_bids(_predictions(50, history=2), policy).bids
+    cold = decide_bids(_predictions(50, history=2), policy, context=_context(50)).bids
     assert not cold["exploration"].any() and (cold["bid_basis"] == "cold_start").all()
+    # Without the bid in force in the reports (no max CPC), exploring would teach nothing: no keyword is explored.
+    assert not decide_bids(_predictions(500), policy).bids["exploration"].any()
 
 
 def _landscape():
