@@ -270,7 +270,11 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         + f"; {metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
         f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
         f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
-        f"  expected spend at most {(bids['expected_clicks'] * bids['bid']).sum():>12,.2f}   (clicks x max CPC)",
+        f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most "
+        f"{(bids['expected_clicks'] * bids['bid']).sum():,.2f} = clicks x max CPC)",
+        f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
+        f"{metadata['fixed_margin_expected_profit'].value:,.2f})",
+        f"  policy                 {metadata['policy'].value:>12}   {metadata['landscape'].value}",
         f"  bids from min to max   {bids['bid'].min() if len(bids) else 0:>12,.2f} to {bids['bid'].max() if len(bids) else 0:,.2f}",
         f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
         f"  bid rule               {metadata['bid_rule'].value}",
