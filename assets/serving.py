@@ -117,6 +117,8 @@ def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.Data
         **{f"{name}_bids": int(basis.get(name, 0)) for name in ("profit_optimal", "fixed_margin", "cold_start",
                                                                  "configured_value")},
         "explored_bids": int(bids["exploration"].sum()),
+        # Without the landscape a click's cost is known only to be at most the bid: spend is then an upper bound.
+        "keywords_priced_by_landscape": decisions[-1].priced_by_landscape,
         "bid_rule": bid_rule_note(bids, bid_policy),
         "landscape": decisions[-1].landscape_note,
         # The chosen bids and the fixed-margin rule side by side (the latest day of the run).

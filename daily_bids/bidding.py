@@ -140,6 +140,7 @@ class BidDecision:
     # Totals (expected clicks, spend, value and profit) of the chosen bids and of the fixed-margin bids.
     economics: pd.DataFrame
     landscape_note: str  # why the landscape was, or was not, used
+    priced_by_landscape: int  # keywords whose clicks and costs the landscape priced (else costs are at most the bid)
 
 
 def decide_bids(predictions: pd.DataFrame, policy: BidPolicy, landscape=None,
@@ -191,7 +192,7 @@ def decide_bids(predictions: pd.DataFrame, policy: BidPolicy, landscape=None,
     note = (landscape_note or ("the bid landscape priced every keyword with a bid in force" if len(priced.rows)
                                else "no bid landscape: bids follow the fixed margin")) + budget_note
     return BidDecision(table.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True),
-                       table.loc[~profitable].reset_index(drop=True), economics, note)
+                       table.loc[~profitable].reset_index(drop=True), economics, note, len(priced.rows))
 
 
 @dataclass(frozen=True)

@@ -270,10 +270,7 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         + f"; {metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
         f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
         f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
-        f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most "
-        f"{(bids['expected_clicks'] * bids['bid']).sum():,.2f} = clicks x max CPC)",
-        f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
-        f"{metadata['fixed_margin_expected_profit'].value:,.2f})",
+        *_economics_lines(metadata, bids),
         f"  policy                 {metadata['policy'].value:>12}   {metadata['landscape'].value}",
         f"  bids from min to max   {bids['bid'].min() if len(bids) else 0:>12,.2f} to {bids['bid'].max() if len(bids) else 0:,.2f}",
         f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
@@ -292,6 +289,18 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         lines.append(f"  check warned           {check.asset_key.to_user_string()}.{check.check_name}"
                      f"{_check_reason(check)}")
     return "\n".join(lines)
+
+
+def _economics_lines(metadata, bids) -> list[str]:
+    """Expected spend and profit; bounds where no landscape priced the bids (a click then costs at most its bid)."""
+    at_most = (bids["expected_clicks"] * bids["bid"]).sum()
+    if metadata["keywords_priced_by_landscape"].value == 0:
+        return [f"  expected spend at most {at_most:>12,.2f}   (clicks x max CPC: no bid landscape yet)",
+                f"  expected profit at least {metadata['expected_profit'].value:>10,.2f}"]
+    return [f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most {at_most:,.2f} = clicks "
+            "x max CPC)",
+            f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
+            f"{metadata['fixed_margin_expected_profit'].value:,.2f})"]
 
 
 def _check_reason(check) -> str:
