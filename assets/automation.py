@@ -1,7 +1,7 @@
 """Jobs, schedules and sensors: how the assets are run without anyone clicking.
 
-- The daily chain (report → validated → features → monitoring of yesterday's bids → predictions → bids → published
-  bids) is one run a day, started by `daily_bid_job_schedule` at 05:30 UTC for yesterday's partition.
+- The daily chain (report → validated → features → monitoring of yesterday's bids → predictions and the bid
+  landscape → bids → published bids) is one run a day, started by `daily_bid_job_schedule` at 05:30 UTC for yesterday's partition.
 - The models retrain through declarative automation (`assets.retraining`), evaluated by `retraining_sensor`.
 - Freshness: the models carry a freshness policy; the daily tables have time-partition freshness checks, evaluated
   by `freshness_checks_sensor`.
@@ -47,7 +47,8 @@ daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
     selection=_without_freshness_checks(DAILY_ASSETS),
     description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
-                "monitoring of the bids made for yesterday → predictions → bids → published bids.",
+                "monitoring of the bids made for yesterday → predictions and the bid landscape → bids → published "
+                "bids.",
     # Run monitoring (platform/dagster.yaml) fails a run that takes longer, such as one whose process was killed.
     tags={"dagster/max_runtime": 3600},
 )

@@ -8,10 +8,10 @@ from pydantic import Field
 
 from assets.metadata import readable
 from assets.models import REPORTS_TABLE
-from daily_bids.backtest import BACKTEST_POLICIES, LANDSCAPE_TRAINING_DAYS, cumulative_profit_png, run_backtest
+from daily_bids.backtest import BACKTEST_POLICIES, cumulative_profit_png, run_backtest
 from daily_bids.charts import png_markdown
 from daily_bids.features import LOOKBACK_DAYS
-from daily_bids.landscape import CONTEXT_DAYS
+from daily_bids.landscape import CONTEXT_DAYS, TRAINING_DAYS
 from resources.ad_platform import ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.tracking import ExperimentTracker
@@ -38,7 +38,7 @@ def bid_policy_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
     if not available:
         raise dg.Failure(description=f"{REPORTS_TABLE} has no partitions yet: materialize the reports first",
                          allow_retries=False)
-    needed = LANDSCAPE_TRAINING_DAYS + CONTEXT_DAYS + LOOKBACK_DAYS
+    needed = TRAINING_DAYS + CONTEXT_DAYS + LOOKBACK_DAYS
     history_days = [d for d in available if d > available[-1] - dt.timedelta(days=needed)]
     history = store.read_partitions(REPORTS_TABLE, history_days)
     policy = bid_policy.model_copy(update={"exploration_seed": config.seed})

@@ -12,9 +12,12 @@ from pydantic import Field
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
+from assets.reports import VALIDATED_REPORT
 from daily_bids import publishing, quality
 from daily_bids.bidding import ads_editor_csv, bid_rule_note, decide_bids
-from daily_bids.landscape import CONTEXT_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day
+from daily_bids.landscape import (
+    CONTEXT_DAYS, TRAINING_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day,
+)
 from daily_bids.prediction import predict_next_day, summarize_predictions
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
@@ -22,8 +25,7 @@ from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
-REPORTS_TABLE = "validated_keyword_report"
-LANDSCAPE_TRAINING_DAYS = 56
+REPORTS_TABLE = VALIDATED_REPORT.path[-1]
 PUBLISHED_TABLE = "published_bids"
 
 
@@ -47,7 +49,7 @@ def _reports_through(store, day: dt.date, days: int) -> pd.DataFrame:
     return store.read_partitions(REPORTS_TABLE, [d for d in wanted if store.partition_exists(REPORTS_TABLE, d)])
 
 
-@dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[dg.AssetKey(REPORTS_TABLE)],
+@dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT],
           **DAILY_ASSET_POLICIES)
 def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   tracker: ExperimentTracker) -> dg.Output[pd.DataFrame]:
@@ -57,11 +59,11 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     margin, and the metadata says why)."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    reports = _reports_through(store, days[-1], LANDSCAPE_TRAINING_DAYS + CONTEXT_DAYS + len(days))
+    reports = _reports_through(store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days))
     rows, notes = [], {}
     for day in days:
         try:
-            landscape = landscape_for_day(reports[reports["date"] <= pd.Timestamp(day)], day, LANDSCAPE_TRAINING_DAYS)
+            landscape = landscape_for_day(reports[reports["date"] <= pd.Timestamp(day)], day)
         except LandscapeUnavailable as reason:
             notes[day.isoformat()] = f"no bid landscape: {reason}"
             continue
@@ -74,7 +76,7 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     latest = BidLandscape.from_row(rows[-1].iloc[0])
     run_id = tracker.log_run(f"bid_landscape {latest.version}", "bid_landscape",
                              {"trained_through": latest.trained_through, "training_rows": latest.training_rows,
-                              "varied_rows": latest.varied_rows, "training_days": LANDSCAPE_TRAINING_DAYS},
+                              "varied_rows": latest.varied_rows, "training_days": TRAINING_DAYS},
                              {**latest.holdout_metrics, "click_elasticity": latest.click_elasticity,
                               "cost_elasticity": latest.cost_elasticity})
     return dg.Output(pd.concat(rows, ignore_index=True), metadata=readable({
@@ -94,7 +96,10 @@ def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.Data
     only: `published_bids` hands them to the ad platform once the checks on them have passed."""
     store = warehouse.warehouse()
     decisions = []
-    for day, predictions in keyword_predictions.groupby("date", sort=True):
+    by_day = keyword_predictions.groupby("date", sort=True) if len(keyword_predictions) else []
+    if not len(keyword_predictions):  # no keyword to bid: an empty table, with its economics all zero
+        decisions.append(decide_bids(keyword_predictions, bid_policy))
+    for day, predictions in by_day:
         day = day.date()
         todays = bid_landscape[bid_landscape["date"] == pd.Timestamp(day)]
         landscape = BidLandscape.from_row(todays.iloc[0]) if len(todays) else None

@@ -21,13 +21,12 @@ import pandas as pd
 
 from daily_bids.bidding import BidPolicy, decide_bids
 from daily_bids.features import LOOKBACK_DAYS, roll
-from daily_bids.landscape import CONTEXT_DAYS, LandscapeUnavailable, bid_context, landscape_for_day
+from daily_bids.landscape import CONTEXT_DAYS, TRAINING_DAYS, LandscapeUnavailable, bid_context, landscape_for_day
 from daily_bids.prediction import predict_next_day
 from daily_bids.schema import as_day, numeric
 from daily_bids.simulator import AdMarketSimulator
 
 BACKTEST_POLICIES = ("manual", "fixed_margin", "profit_optimal")
-LANDSCAPE_TRAINING_DAYS = 56
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def _replay(policy: str, simulator: AdMarketSimulator, reports: dict[dt.date, pd
                      "profit": round(float(value - cost), 2), "roas": float(value / cost) if cost else np.nan,
                      **summary})
         _, features, state = next(roll([day], reports.get, state=state, history_start=history_start))
-        for old in [d for d in reports if d < day - dt.timedelta(days=LANDSCAPE_TRAINING_DAYS + LOOKBACK_DAYS)]:
+        for old in [d for d in reports if d < day - dt.timedelta(days=TRAINING_DAYS + LOOKBACK_DAYS)]:
             del reports[old]  # older than any feature window or landscape training day
         if number % 7 == 0 or number == days:
             done = pd.DataFrame(rows)
@@ -111,10 +110,10 @@ def _replay(policy: str, simulator: AdMarketSimulator, reports: dict[dt.date, pd
 
 def _landscape(reports: dict[dt.date, pd.DataFrame], today: dt.date):
     """The landscape trained on the reports through `today`, or None and why not."""
-    first = today - dt.timedelta(days=LANDSCAPE_TRAINING_DAYS + CONTEXT_DAYS)
+    first = today - dt.timedelta(days=TRAINING_DAYS + CONTEXT_DAYS)
     window = pd.concat([f for d, f in reports.items() if d >= first], ignore_index=True)
     try:
-        landscape = landscape_for_day(window, today, LANDSCAPE_TRAINING_DAYS)
+        landscape = landscape_for_day(window, today, TRAINING_DAYS)
     except LandscapeUnavailable as reason:
         return None, f"no bid landscape: {reason}"
     return landscape, landscape.describe()

@@ -26,6 +26,7 @@ import pandas as pd
 
 from daily_bids.schema import as_day, numeric
 
+TRAINING_DAYS = 56  # report days a landscape is learnt from
 CONTEXT_DAYS = 7  # the recent days that describe a keyword's position: its usual bid, clicks and prices
 HOLDOUT_DAYS = 7
 # Bid changes smaller than this (relative) carry no evidence about the response: they are rounding.
@@ -57,7 +58,7 @@ class _Panel:
 
 def _panel(reports: pd.DataFrame, first: dt.date, last: dt.date, keyword_ids: np.ndarray | None = None) -> _Panel:
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    if "max_cpc" not in reports.columns:
+    if "max_cpc" not in reports.columns or not reports["max_cpc"].notna().any():
         raise LandscapeUnavailable("the reports carry no max_cpc (the bid in force), so the bid landscape cannot be "
                                    "learnt")
     dates = as_day(reports["date"]).to_numpy()
@@ -216,7 +217,7 @@ class BidLandscape:
         return clicks, clicks * cost_per_click
 
 
-def landscape_for_day(reports: pd.DataFrame, day: dt.date, training_days: int = 56) -> BidLandscape:
+def landscape_for_day(reports: pd.DataFrame, day: dt.date, training_days: int = TRAINING_DAYS) -> BidLandscape:
     """The landscape trained on the report rows of the `training_days` days through `day` (with the context week
     before them); raises LandscapeUnavailable when they cannot teach one."""
     first_report = as_day(reports["date"]).min().date() if len(reports) else day

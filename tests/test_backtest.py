@@ -67,6 +67,8 @@ def test_no_landscape_from_bids_that_never_varied(account):
         landscape_for_day(unchanged, START + dt.timedelta(days=29))
     with pytest.raises(LandscapeUnavailable, match="no max_cpc"):
         landscape_for_day(unchanged.drop(columns=["max_cpc"]), START + dt.timedelta(days=29))
+    with pytest.raises(LandscapeUnavailable, match="no max_cpc"):  # a validated report of an export without it
+        landscape_for_day(unchanged.assign(max_cpc=pd.NA), START + dt.timedelta(days=29))
 
 
 def test_a_short_closed_loop_profit_optimal_is_not_worse_than_the_fixed_margin(account):
