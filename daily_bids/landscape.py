@@ -70,7 +70,7 @@ def _panel(reports: pd.DataFrame, first: dt.date, last: dt.date, keyword_ids: np
     known[known] = ids[row_of[known]] == rows["keyword_id"].to_numpy()[known]
     column_of = ((dates[inside] - np.datetime64(first)) // np.timedelta64(1, "D")).astype("int64")
     values = {}
-    for name in ("impressions", "clicks", "cost", "max_cpc", "search_impression_share"):
+    for name in ("clicks", "cost", "max_cpc", "search_impression_share"):
         matrix = np.full((len(ids), len(days)), np.nan)
         if name in rows.columns:
             matrix[row_of[known], column_of[known]] = numeric(rows[name])[known]
@@ -89,7 +89,8 @@ def _context(panel: _Panel, end: int) -> pd.DataFrame:
         clicks = np.nansum(panel.values["clicks"][:, window], axis=1)
         cost = np.nansum(panel.values["cost"][:, window], axis=1)
         share = panel.values["search_impression_share"][:, window]
-        mean_share = np.where(np.isnan(share).all(axis=1), np.nan, np.nanmean(np.nan_to_num(share, nan=0.0), axis=1))
+        unshared = np.isnan(share).all(axis=1)  # no share reported (or no row) on any day of the window
+        mean_share = np.where(unshared, np.nan, np.nanmean(np.where(unshared[:, None], 0.0, share), axis=1))
         # The bid behind the window's cost per click is the click-weighted one: the days that bought the clicks.
         paid_bid = np.where(clicks > 0, np.nansum(panel.values["clicks"][:, window] * bids, axis=1) / clicks, np.nan)
         cpc_to_bid = np.where(clicks > 0, cost / clicks / paid_bid, np.nan)
@@ -98,7 +99,6 @@ def _context(panel: _Panel, end: int) -> pd.DataFrame:
         "keyword_id": panel.keyword_ids,
         "bid_in_force": latest,
         "reference_bid": reference,
-        "log_reference_bid": np.log(np.where(reference > 0, reference, np.nan)),
         "log1p_base_clicks": np.log1p(clicks / CONTEXT_DAYS),
         "base_cpc_to_bid": cpc_to_bid,
         "paid_bid": paid_bid,

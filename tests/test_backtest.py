@@ -90,3 +90,17 @@ def test_a_short_closed_loop_profit_optimal_is_not_worse_than_the_fixed_margin(a
     # The same market for every policy: manual bids replayed give the simulator's own reports.
     manual = result.daily[result.daily["policy"] == "manual"].iloc[0]
     assert manual["clicks"] == int(simulator.report(first)["clicks"].sum())
+
+
+def test_the_context_averages_over_the_days_a_keyword_was_reported():
+    """A keyword seen on two days of the week: its impression share and bid are theirs, not diluted by absent days,
+    and its cost per click is measured against the bids that bought the clicks."""
+    reports = pd.DataFrame({"date": pd.to_datetime(["2025-01-01", "2025-01-03"]), "keyword_id": [1, 1],
+                            "clicks": [1, 3], "cost": [0.5, 3.0], "max_cpc": [1.0, 2.0],
+                            "search_impression_share": [0.6, 0.8]})
+    (row,) = bid_context(reports, dt.date(2025, 1, 7)).to_dict("records")
+    assert row["base_impression_share"] == pytest.approx(0.7)
+    assert (row["reference_bid"], row["bid_in_force"]) == (1.5, 2.0)
+    assert row["paid_bid"] == pytest.approx((1 * 1.0 + 3 * 2.0) / 4)
+    assert row["base_cpc_to_bid"] == pytest.approx(3.5 / 4 / row["paid_bid"])
+    assert row["log1p_base_clicks"] == pytest.approx(np.log1p(4 / 7))
