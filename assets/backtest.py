@@ -8,6 +8,7 @@ from pydantic import Field
 
 from assets.metadata import readable
 from assets.models import REPORTS_TABLE
+from assets.reports import VALIDATED_REPORT
 from daily_bids.backtest import BACKTEST_POLICIES, cumulative_profit_png, run_backtest
 from daily_bids.charts import png_markdown
 from daily_bids.features import LOOKBACK_DAYS
@@ -24,7 +25,7 @@ class BacktestConfig(dg.Config):
     seed: int = Field(0, description="Seed of profit_optimal's exploration draws.")
 
 
-@dg.asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[dg.AssetKey(REPORTS_TABLE)])
+@dg.asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[VALIDATED_REPORT])
 def bid_policy_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, champion_model,
                         keyword_clusters: pd.DataFrame, ad_platform: ReportSource, bid_policy: BidPolicyResource,
                         warehouse: WarehouseResource, tracker: ExperimentTracker) -> dg.Output[pd.DataFrame]:

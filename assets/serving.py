@@ -12,6 +12,7 @@ from pydantic import Field
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
+from assets.models import REPORTS_TABLE
 from assets.reports import VALIDATED_REPORT
 from daily_bids import publishing, quality
 from daily_bids.bidding import ads_editor_csv, bid_rule_note, decide_bids
@@ -25,7 +26,6 @@ from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
-REPORTS_TABLE = VALIDATED_REPORT.path[-1]
 PUBLISHED_TABLE = "published_bids"
 
 
@@ -96,6 +96,9 @@ def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.Data
     only: `published_bids` hands them to the ad platform once the checks on them have passed."""
     store = warehouse.warehouse()
     decisions = []
+    # One read for the run: each day's bids in force come from the CONTEXT_DAYS reports through it.
+    days = sorted({day.date() for day in keyword_predictions["date"]})
+    recent_reports = _reports_through(store, days[-1], CONTEXT_DAYS + len(days) - 1) if days else None
     by_day = keyword_predictions.groupby("date", sort=True) if len(keyword_predictions) else []
     if not len(keyword_predictions):  # no keyword to bid: an empty table, with its economics all zero
         decisions.append(decide_bids(keyword_predictions, bid_policy))
@@ -104,7 +107,7 @@ def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.Data
         todays = bid_landscape[bid_landscape["date"] == pd.Timestamp(day)]
         landscape = BidLandscape.from_row(todays.iloc[0]) if len(todays) else None
         try:
-            recent = bid_context(_reports_through(store, day, CONTEXT_DAYS), day)
+            recent = bid_context(recent_reports, day)
         except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
             recent = None
         note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"

@@ -24,7 +24,7 @@ from daily_bids.bidding import BidPolicy
 from daily_bids.clustering import behaviour_profiles, fit_clusters
 from daily_bids.features import roll
 from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.simulator import AdMarketSimulator
+from daily_bids.simulator import AdMarketSimulator, auction
 
 TARGET_OVER_FIXED_MARGIN, TARGET_OVER_MANUAL = 0.15, 2.0
 
@@ -94,8 +94,8 @@ def _ceiling(simulator: AdMarketSimulator) -> float:
     bids = value[:, None] * np.linspace(0.01, 0.99, 400)
 
     def profit(bid):
-        share = 1.0 - np.exp(-bid / latent["price_scale"][:, None])
-        return share * (0.6 + 0.8 * share) * (value[:, None] - bid * (0.45 + 0.45 * share))
+        share, position, price = auction(bid, latent["price_scale"][:, None])
+        return share * position * (value[:, None] - bid * price)
 
     weight = latent["base_volume"] * latent["ctr"]
     return float((weight * profit(bids).max(axis=1)).sum() / (weight * profit(0.7 * value[:, None])[:, 0]).sum())

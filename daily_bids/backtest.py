@@ -51,11 +51,12 @@ def run_backtest(simulator: AdMarketSimulator, history: pd.DataFrame, model, clu
     if not by_day:
         raise ValueError("the backtest needs report history to start from")
     start, history_start = max(by_day), min(by_day)
+    _, features, state = next(roll([start], by_day.get, history_start=history_start))  # the same start for all
     frames = []
     for policy in policies:
         log(f"backtest {policy}: {days} days from {start + dt.timedelta(days=1)}")
-        frames.append(_replay(policy, simulator, dict(by_day), history_start, start, model, clusters, bid_policy,
-                              days, log))
+        frames.append(_replay(policy, simulator, dict(by_day), (features, state), history_start, start, model,
+                              clusters, bid_policy, days, log))
     daily = pd.concat(frames, ignore_index=True)
     totals = daily.groupby("policy", sort=False)[["clicks", "spend", "conversion_value", "profit"]].sum()
     totals["roas"] = totals["conversion_value"] / totals["spend"]
@@ -64,10 +65,11 @@ def run_backtest(simulator: AdMarketSimulator, history: pd.DataFrame, model, clu
     return BacktestResult(daily, totals.reset_index())
 
 
-def _replay(policy: str, simulator: AdMarketSimulator, reports: dict[dt.date, pd.DataFrame], history_start: dt.date,
-            start: dt.date, model, clusters, bid_policy: BidPolicy, days: int, log) -> pd.DataFrame:
+def _replay(policy: str, simulator: AdMarketSimulator, reports: dict[dt.date, pd.DataFrame], starting_point,
+            history_start: dt.date, start: dt.date, model, clusters, bid_policy: BidPolicy, days: int,
+            log) -> pd.DataFrame:
     rows = []
-    _, features, state = next(roll([start], reports.get, history_start=history_start))
+    features, state = starting_point
     if policy == "fixed_margin":  # the rule as it was: no exploration
         bid_policy = bid_policy.model_copy(update={"policy": "fixed_margin", "exploration_share": 0.0})
     elif policy == "profit_optimal":

@@ -171,13 +171,11 @@ class AdMarketSimulator:
         drift = np.exp(lat["drift_amplitude"] * np.sin(2 * np.pi * t / lat["drift_period"] + lat["drift_phase"]))
         searches = lat["base_volume"] * yearly * weekly * drift * (lat["launch_day"] <= t) * self.demand_factor(day)
 
-        auction_share = 1.0 - np.exp(-bid / lat["price_scale"])
+        auction_share, position_factor, mean_price_fraction = auction(bid, lat["price_scale"])
         impressions = rng.poisson(searches * auction_share)
-        # A higher bid buys a higher position, and a higher position is clicked more often.
-        click_rate = np.clip(lat["ctr"] * (0.6 + 0.8 * auction_share), 0.0, 0.9)
+        click_rate = np.clip(lat["ctr"] * position_factor, 0.0, 0.9)
         clicks = rng.binomial(impressions, click_rate)
-        # Second-price auction: the average price paid is a fraction of the bid, never above it.
-        price_fraction = np.clip(0.45 + 0.45 * auction_share + rng.normal(0.0, 0.03, bid.size), 0.3, 1.0)
+        price_fraction = np.clip(mean_price_fraction + rng.normal(0.0, 0.03, bid.size), 0.3, 1.0)
         cost = np.floor(clicks * bid * price_fraction * 100.0) / 100.0
         conversions = rng.binomial(clicks, lat["conversion_rate"])
         value_shape = np.maximum(conversions, 1) * 4.0
@@ -197,6 +195,14 @@ class AdMarketSimulator:
         # Impressions won over the auctions the keyword was eligible for, as the ad platform estimates it.
         report["search_impression_share"] = np.round(np.minimum(impressions[shown] / searches[shown], 1.0), 4)
         return conform_report(report)
+
+
+def auction(bid: np.ndarray, price_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(share of auctions won, click-rate factor of the position won, mean price paid as a share of the bid) at
+    `bid`: a higher bid wins more auctions and a higher position, which is clicked more often; the second-price
+    auction charges a fraction of the bid, never more."""
+    share = 1.0 - np.exp(-bid / price_scale)
+    return share, 0.6 + 0.8 * share, 0.45 + 0.45 * share
 
 
 def _ids(indices: np.ndarray) -> pd.Categorical:

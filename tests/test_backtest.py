@@ -11,7 +11,7 @@ from daily_bids.bidding import BidPolicy
 from daily_bids.features import roll
 from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day
 from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.simulator import AdMarketSimulator
+from daily_bids.simulator import AdMarketSimulator, auction
 
 START, HISTORY_DAYS, VARIED_DAYS = dt.date(2025, 1, 1), 84, 14
 
@@ -55,8 +55,8 @@ def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(acco
     # Against the simulator's own curve: the learnt click response at +30% is close to the true one.
     latent = simulator.latent
     scale = latent["price_scale"][context["keyword_id"].to_numpy() - 100_001][:, None]
-    share = 1 - np.exp(-bids / scale)
-    true = share * (0.6 + 0.8 * share)
+    share, position, _ = auction(bids, scale)
+    true = share * position
     assert abs(np.median(clicks[:, 2]) - np.median(true[:, 2] / true[:, 1])) < 0.08
 
 
