@@ -13,6 +13,7 @@ from daily_bids.backtest import BACKTEST_POLICIES, cumulative_profit_png, run_ba
 from daily_bids.charts import png_markdown
 from daily_bids.features import LOOKBACK_DAYS
 from daily_bids.landscape import CONTEXT_DAYS, TRAINING_DAYS
+from daily_bids.warehouse import chart_path
 from resources.ad_platform import ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.tracking import ExperimentTracker
@@ -46,7 +47,7 @@ def bid_policy_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
     result = run_backtest(ad_platform.simulator, history, champion_model, keyword_clusters, policy, config.days,
                           tuple(config.policies), log=context.log.info)
     png = cumulative_profit_png(result.daily)
-    store.write_bytes("bid_policy_backtest/cumulative_profit.png", png)
+    store.write_bytes(chart_path("bid_policy_backtest", "cumulative_profit.png"), png)
     totals = result.totals.set_index("policy")
     metrics = {f"{name}_{column}": float(totals.loc[name, column]) for name in totals.index
                for column in ("profit", "clicks", "spend", "conversion_value", "roas")}
@@ -66,6 +67,6 @@ def bid_policy_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
         **gains,
         **{f"{name}_profit": float(totals.loc[name, "profit"]) for name in totals.index},
         "cumulative_profit": dg.MetadataValue.md(png_markdown(png, "cumulative profit by policy")),
-        "cumulative_profit_png": dg.MetadataValue.path(store.display_uri("bid_policy_backtest/cumulative_profit.png")),
+        "cumulative_profit_png": dg.MetadataValue.path(store.display_uri(chart_path("bid_policy_backtest", "cumulative_profit.png"))),
         "mlflow_run_id": run_id,
     }))

@@ -23,7 +23,7 @@ from daily_bids.deep_model import DeepParameters, train_deep
 from daily_bids.features import feature_set_version
 from daily_bids.model import KeywordModel, TrainingParameters, train, training_frame
 from daily_bids.naive_model import NaiveModel, floor_name, naive_floors
-from daily_bids.warehouse import Warehouse
+from daily_bids.warehouse import Warehouse, chart_path
 from daily_bids.windows import HOLDOUT_DAYS, MIN_TRAINING_DAYS, TrainingWindow, plan_training_window
 from resources.io_managers import load_current_model
 from resources.tracking import ExperimentTracker
@@ -86,7 +86,7 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
     clusters = fit_clusters(behaviour_profiles(store.read_partitions(REPORTS_TABLE, days)), k=config.k or None)
     context.log.info(f"{clusters.k} clusters; silhouette by k: {clusters.silhouette_by_k}")
     png = profile_plot_png(clusters)
-    store.write_bytes("keyword_clusters/profiles.png", png)
+    store.write_bytes(chart_path("keyword_clusters", "profiles.png"), png)
     sizes = clusters.assignments["cluster"].value_counts().sort_index()
     return dg.Output(clusters.assignments, metadata={
         "k": clusters.k,
@@ -95,7 +95,7 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
         "cluster_sizes": dg.MetadataValue.json({str(c): int(n) for c, n in sizes.items()}),
         "profiles": dg.MetadataValue.md(clusters.centers.round(4).to_markdown()),
         "profile_plot": dg.MetadataValue.md(png_markdown(png, "cluster profiles")),
-        "profile_plot_png": dg.MetadataValue.path(store.display_uri("keyword_clusters/profiles.png")),
+        "profile_plot_png": dg.MetadataValue.path(store.display_uri(chart_path("keyword_clusters", "profiles.png"))),
         DATA_THROUGH: _train_through(config, store).isoformat(),
     })
 

@@ -11,13 +11,12 @@ from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, DECLINE_CHECK
-from assets.serving import keyword_bids, keyword_predictions
+from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS, PREDICTIONS_TABLE
 from daily_bids import monitoring, settings
 from daily_bids.charts import png_markdown
-from daily_bids.warehouse import Warehouse
+from daily_bids.warehouse import Warehouse, chart_path
 from resources.warehouse import WarehouseResource
 
-PREDICTIONS_TABLE, BIDS_TABLE = keyword_predictions.key.path[-1], keyword_bids.key.path[-1]
 REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
 MONITORING_TABLE = "model_monitoring"
 # Read when the definitions load, so that a bad value fails at once.
@@ -32,8 +31,8 @@ _MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset
     group_name="monitoring",
     kinds={"pandas", "parquet"},
     deps=[VALIDATED_REPORT, keyword_clusters,
-          dg.AssetDep(keyword_predictions, partition_mapping=_MADE_THE_DAY_BEFORE),
-          dg.AssetDep(keyword_bids, partition_mapping=_MADE_THE_DAY_BEFORE)],
+          dg.AssetDep(PREDICTIONS, partition_mapping=_MADE_THE_DAY_BEFORE),
+          dg.AssetDep(BIDS, partition_mapping=_MADE_THE_DAY_BEFORE)],
     **DAILY_ASSET_POLICIES,
 )
 def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
@@ -58,11 +57,11 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     if frames:
         history = _history(store, partition_days(context)[0], rows)
         png = monitoring.real_vs_predicted_png(history)
-        store.write_bytes(f"{MONITORING_TABLE}/real_vs_predicted.png", png)
+        store.write_bytes(chart_path(MONITORING_TABLE, "real_vs_predicted.png"), png)
         metadata |= {
             **monitoring.metadata_summary(rows),
             "real_vs_predicted_28d": dg.MetadataValue.md(png_markdown(png, "real vs predicted, last 28 days")),
-            "real_vs_predicted_png": dg.MetadataValue.path(store.display_uri(MONITORING_TABLE, "real_vs_predicted.png")),
+            "real_vs_predicted_png": dg.MetadataValue.path(store.display_uri(chart_path(MONITORING_TABLE, "real_vs_predicted.png"))),
         }
     return dg.Output(rows, metadata=readable(metadata))
 

@@ -181,6 +181,16 @@ class BidLandscape:
         metrics = {name: float(row[name]) for name in row.index if name.startswith("holdout_")}
         return cls(**values, day_of_week_effects=effects, holdout_metrics=metrics)
 
+    @classmethod
+    def empty_frame(cls) -> pd.DataFrame:
+        """The `bid_landscape` table's columns with no row: a day without a landscape still has a readable table."""
+        zero = np.zeros(1)
+        numbers = {f.name: 0.0 for f in fields(cls) if f.type == "float"}
+        placeholder = cls(**numbers, day_of_week_effects=(0.0,) * 7, trained_through=dt.date(1970, 1, 1),
+                          training_rows=0, varied_rows=0,
+                          holdout_metrics=holdout_metrics({"clicks": (zero, zero), "cost": (zero, zero)}))
+        return placeholder.to_frame(dt.date(1970, 1, 1)).iloc[0:0]
+
     def describe(self) -> str:
         return (f"bid landscape {self.version} through {self.trained_through}: click elasticity "
                 f"{self.click_elasticity:.2f} ({self.click_elasticity_by_position:+.2f} per unit of cost-per-click-to-bid "
@@ -242,17 +252,21 @@ def fit_landscape(rows: pd.DataFrame, trained_through: dt.date) -> BidLandscape:
     probe = _fit(rows[~holdout], trained_through, varied)
     heldout = rows[holdout]
     clicks, cost = probe.predict_outcomes(heldout)
-    metrics = {
-        "holdout_clicks_mae": float(np.mean(np.abs(clicks - heldout["clicks"]))),
-        "holdout_clicks_rmse": float(np.sqrt(np.mean((clicks - heldout["clicks"]) ** 2))),
-        "holdout_clicks_calibration": float(clicks.sum() / max(heldout["clicks"].sum(), 1e-9)),
-        "holdout_cost_mae": float(np.mean(np.abs(cost - heldout["cost"]))),
-        "holdout_cost_rmse": float(np.sqrt(np.mean((cost - heldout["cost"]) ** 2))),
-        "holdout_cost_calibration": float(cost.sum() / max(heldout["cost"].sum(), 1e-9)),
-    }
+    metrics = holdout_metrics({"clicks": (clicks, heldout["clicks"].to_numpy(dtype="float64")),
+                               "cost": (cost, heldout["cost"].to_numpy(dtype="float64"))})
     fitted = _fit(rows, trained_through, varied)
     fitted.holdout_metrics = metrics
     return fitted
+
+
+def holdout_metrics(predicted_and_actual: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """MAE, RMSE and calibration (predicted total / actual total) of each quantity on the holdout."""
+    metrics = {}
+    for quantity, (predicted, actual) in predicted_and_actual.items():
+        metrics |= {f"holdout_{quantity}_mae": float(np.mean(np.abs(predicted - actual))),
+                    f"holdout_{quantity}_rmse": float(np.sqrt(np.mean((predicted - actual) ** 2))),
+                    f"holdout_{quantity}_calibration": float(predicted.sum() / max(actual.sum(), 1e-9))}
+    return metrics
 
 
 def _fit(rows: pd.DataFrame, trained_through: dt.date, varied: int) -> BidLandscape:

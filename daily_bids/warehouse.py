@@ -4,7 +4,9 @@ Layout, Hive-style so that pyarrow, DuckDB and Spark read a whole table at once:
 
     <root>/<table>/date=YYYY-MM-DD/data.parquet      a daily partition (the `date` column lives in the path)
     <root>/<table>/data.parquet                      an unpartitioned table
-    <root>/<table>/<name>                            other files: model bundles, exports
+    <root>/charts/<table>/<name>.png                 a table's charts, outside its folder: Spark, DuckDB and
+                                                     pyarrow read a table's folder as Parquet and nothing else
+    <root>/<model>/...                               model bundles and pointers; exports/: the bid CSVs
 
 A partition is one file, replaced atomically: on a local disk it is written to a hidden temporary file in the same
 folder and renamed over the old one; on S3 a PUT replaces an object atomically. Readers (Hive partitioning included)
@@ -19,7 +21,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -61,6 +64,14 @@ def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSyst
         )
         return filesystem, uri[len("s3://") :]
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+
+
+CHARTS_FOLDER = "charts"
+
+
+def chart_path(table: str, name: str) -> str:
+    """Where a chart of `table` is kept (a relative path for `write_bytes` and `display_uri`)."""
+    return f"{CHARTS_FOLDER}/{table}/{name}"
 
 
 # Whose data the warehouse holds: the report source that first wrote to it.
@@ -107,12 +118,7 @@ class Warehouse:
 
     def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> str:
         """Replace one day of `table` with `frame` (whose `date` column, if present, must all be `day`)."""
-        if PARTITION_COLUMN in frame.columns:
-            dates = as_day(frame[PARTITION_COLUMN])
-            stray = dates[dates != pd.Timestamp(day)]
-            if len(stray):
-                raise ValueError(f"{table}: rows dated {stray.iloc[0].date()} cannot be written to partition {day}")
-            frame = frame.drop(columns=[PARTITION_COLUMN])
+        frame = _undated(frame, table, day)
         path = self.partition_path(table, day)
         self._write_parquet_atomically(path, frame)
         return path
@@ -138,16 +144,47 @@ class Warehouse:
             )
         frames = []
         for day in days:
-            part = pq.read_table(self.partition_path(table, day), filesystem=self.fs, columns=columns).to_pandas()
-            part.insert(0, PARTITION_COLUMN, as_day([day] * len(part)).to_numpy())
-            frames.append(part)
+            frames.append(_dated(to_pandas(pq.read_table(self.partition_path(table, day), filesystem=self.fs,
+                                                         columns=columns)), day))
         if not frames:
             raise ValueError(f"{table}: no days were asked for")
         return pd.concat(frames, ignore_index=True)
 
+    def iter_partition(self, table: str, day: dt.date, batch_rows: int,
+                       columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """One day of `table` in frames of at most `batch_rows` rows, with their `date` column: memory stays bounded
+        by the batch, whatever the partition's size."""
+        if not self.partition_exists(table, day):
+            raise MissingPartitionsError(f"{table}: partition {day} has not been materialized "
+                                         f"(looked under {self.display_uri(table)})")
+        with self.fs.open_input_file(self.partition_path(table, day)) as source:
+            parquet = pq.ParquetFile(source)
+            if parquet.metadata.num_rows == 0:  # no batch at all: hand over the empty table, with its columns
+                yield _dated(to_pandas(parquet.schema_arrow.empty_table().select(columns or parquet.schema_arrow.names)), day)
+                return
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                yield _dated(to_pandas(pa.Table.from_batches([batch])), day)
+
+    @contextmanager
+    def partition_writer(self, table: str, day: dt.date) -> Iterator["PartitionWriter"]:
+        """Write one day of `table` frame by frame; it replaces the old partition atomically once the block ends
+        without an error (a failure leaves the old one in place)."""
+        with self._atomic_output(self.partition_path(table, day)) as sink:
+            writer = PartitionWriter(table, day, sink)
+            try:
+                yield writer
+            except BaseException:
+                writer.abandon()  # before the temporary file closes and goes
+                raise
+            writer.close()
+
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""
         return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).metadata.num_rows
+
+    def partition_columns(self, table: str, day: dt.date) -> list[str]:
+        """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
+        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).schema_arrow.names
 
     def partition_exists(self, table: str, day: dt.date) -> bool:
         return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
@@ -175,7 +212,7 @@ class Warehouse:
         path = self.path(table, DATA_FILE)
         if self.fs.get_file_info(path).type != pafs.FileType.File:
             raise MissingPartitionsError(f"{table} has not been materialized (no {self.display_uri(table, DATA_FILE)})")
-        return pq.read_table(path, filesystem=self.fs).to_pandas()
+        return to_pandas(pq.read_table(path, filesystem=self.fs))
 
     def write_bytes(self, relative_path: str, data: bytes) -> str:
         path = self.path(relative_path)
@@ -194,28 +231,33 @@ class Warehouse:
 
     # ---- atomic writes -------------------------------------------------------------------------------------------
     def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        table = to_arrow(frame)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         self._write_atomically(path, lambda sink: sink.write(buffer.getvalue()))
 
     def _write_atomically(self, path: str, write) -> None:
+        with self._atomic_output(path) as sink:
+            write(sink)
+
+    @contextmanager
+    def _atomic_output(self, path: str) -> Iterator[pa.NativeFile]:
+        """A stream to `path` that readers see only once it is complete, and never if the writer fails."""
         folder, name = path.rsplit("/", 1)
         self.fs.create_dir(folder, recursive=True)
         if not self.is_local:
-            with self.fs.open_output_stream(path) as sink:  # one PUT: S3 replaces objects atomically
-                write(sink)
+            with self.fs.open_output_stream(path) as sink:  # one (multipart) upload: S3 replaces objects atomically
+                yield sink
             return
         self._remove_stale_temporaries(folder, name)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with self.fs.open_output_stream(temporary) as sink:
-                write(sink)
+                yield sink
             self.fs.move(temporary, path)  # rename(2): atomic replacement on one filesystem
         finally:
             if self.fs.get_file_info(temporary).type != pafs.FileType.NotFound:
                 self.fs.delete_file(temporary)
-
 
     def _remove_stale_temporaries(self, folder: str, name: str) -> None:
         """Temporary files of writes to `name` that a killed process left behind. Only old ones: a fresh one may
@@ -225,6 +267,72 @@ class Warehouse:
             if (info.type == pafs.FileType.File and info.base_name.startswith(f".{name}.")
                     and info.base_name.endswith(".tmp") and (info.mtime_ns or 0) < cutoff):
                 self.fs.delete_file(info.path)
+
+
+class PartitionWriter:
+    """Appends frames to one partition's Parquet file, each as a row group, under the first frame's schema."""
+
+    def __init__(self, table: str, day: dt.date, sink):
+        self.table, self.day, self._sink = table, day, sink
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append `frame` (its `date` column, if any, must all be the partition's day); an empty frame still sets
+        the file's columns."""
+        frame = _undated(frame, self.table, self.day)
+        arrow = to_arrow(frame)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._sink, arrow.schema, compression="zstd")
+        elif arrow.schema != self._writer.schema:
+            arrow = arrow.cast(self._writer.schema)  # e.g. a column that was all null in the first frame
+        self._writer.write_table(arrow)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._writer is None:
+            raise ValueError(f"{self.table}: nothing was written to partition {self.day}, not even its columns")
+        self._writer.close()
+
+    def abandon(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _dated(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    frame.insert(0, PARTITION_COLUMN, as_day([day] * len(frame)).to_numpy())
+    return frame
+
+
+def _undated(frame: pd.DataFrame, table: str, day: dt.date) -> pd.DataFrame:
+    """`frame` without its `date` column, which lives in the partition's path; refuses rows of another day."""
+    if PARTITION_COLUMN not in frame.columns:
+        return frame
+    dates = as_day(frame[PARTITION_COLUMN])
+    stray = dates[dates != pd.Timestamp(day)]
+    if len(stray):
+        raise ValueError(f"{table}: rows dated {stray.iloc[0].date()} cannot be written to partition {day}")
+    return frame.drop(columns=[PARTITION_COLUMN])
+
+
+def to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """`frame` as the warehouse stores it. Days (naive timestamps at midnight, how frames hold a day) become Parquet
+    dates, and other timestamps microseconds: Spark rejects Parquet's nanosecond timestamps, pandas' default."""
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    for index, column in enumerate(table.schema):
+        if not pa.types.is_timestamp(column.type):
+            continue
+        values = frame[column.name]
+        is_day = column.type.tz is None and bool((values.dropna() == values.dropna().dt.normalize()).all())
+        wanted = pa.date32() if is_day else pa.timestamp("us", tz=column.type.tz)
+        table = table.set_column(index, column.name, table.column(index).cast(wanted))
+    return table
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A warehouse table as frames hold it: dates as midnight nanosecond timestamps, as `schema.as_day` makes them."""
+    return table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
 
 
 def describe_source(identity: dict[str, object]) -> str:
