@@ -21,12 +21,12 @@ from assets.models import champion_model, deep_model, keyword_clusters, xgboost_
 from assets.monitoring import model_monitoring
 from assets.partitions import daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
-from assets.serving import bid_landscape, keyword_bids, keyword_predictions, published_bids
+from assets.serving import bid_landscape, keyword_scores, published_bids
 from daily_bids import settings
 from resources.ad_platform import LandingZoneSource, ReportSource
 
 REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
-SERVING_ASSETS = [model_monitoring, keyword_predictions, bid_landscape, keyword_bids, published_bids]
+SERVING_ASSETS = [model_monitoring, bid_landscape, keyword_scores, published_bids]
 DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS]
 HISTORY_ASSETS = REPORT_ASSETS
 MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]

@@ -17,16 +17,20 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from assets.features import keyword_features
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
-from assets.serving import keyword_bids, keyword_predictions
+from assets.serving import BIDS, PREDICTIONS
+from assets.models import champion_model, keyword_clusters
 from daily_bids import bidding, landing, quality
+from daily_bids import scoring as scoring_math
 from daily_bids.features import FEATURES
 from daily_bids.schema import as_day
 from resources.ad_platform import LANDING_INDEX_TABLE
 from resources.bid_policy import BidPolicyResource
+from resources.io_managers import load_current_model
+from resources.scoring import ScoringEngineResource
 from resources.warehouse import WarehouseResource
 
 CHECK_POLICY = dict(partitions_def=daily_partitions)
-RAW_TABLE = raw_keyword_report.key.path[-1]
+RAW_TABLE, CLUSTERS_TABLE = raw_keyword_report.key.path[-1], keyword_clusters.key.path[-1]
 
 DayJudge = Callable[[list[dt.date], pd.DataFrame], dg.AssetCheckResult]
 
@@ -268,7 +272,7 @@ def features_contract(context: dg.AssetCheckExecutionContext, keyword_features: 
     yield from _expectations(context, keyword_features, suite, "features")
 
 
-@dg.asset_check(asset=keyword_predictions, blocking=True, description="One prediction per keyword and day; expected "
+@dg.asset_check(asset=PREDICTIONS, blocking=True, description="One prediction per keyword and day; expected "
                 "clicks known and never negative; every prediction finite.", **CHECK_POLICY)
 def predictions_contract(context: dg.AssetCheckExecutionContext, keyword_predictions: pd.DataFrame):
     suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
@@ -278,7 +282,35 @@ def predictions_contract(context: dg.AssetCheckExecutionContext, keyword_predict
     yield from _expectations(context, keyword_predictions, suite, "predictions")
 
 
-@dg.asset_check(asset=keyword_bids, blocking=True, description="Every bid is below its expected value per click and "
+@dg.asset_check(asset=PREDICTIONS, blocking=True, description="The written predictions equal the champion's, "
+                "re-scored here in one call on a sample of the day's keywords (the TalkingData check of Spark "
+                "against the training framework): count, mean, p50, p99 and max of the element-wise relative "
+                "difference; fails above the model's tolerance (1e-6 for XGBoost, 1e-4 for the deep model).",
+                additional_deps=[keyword_features, champion_model, keyword_clusters], **CHECK_POLICY)
+def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                                scoring: ScoringEngineResource):
+    store = warehouse.warehouse()
+    model = load_current_model(store, champion_model.key.path[-1])
+    clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
+    features_table, table = keyword_features.key.path[-1], context.check_specs[0].asset_key.path[-1]
+
+    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        day = days[-1]
+        rescored = scoring_math.rescore_sample(store, features_table, day, model, clusters)
+        written = store.read_partitions(table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS])
+        report = scoring_math.parity_report(written, rescored)
+        worst = float(report["max"].max()) if len(report) else 0.0
+        return dg.AssetCheckResult(
+            passed=bool(worst <= model.parity_tolerance),
+            metadata={"engine": scoring.engine, "model_version": model.version, "keywords_compared": len(rescored),
+                      "max_relative_difference": worst, "tolerance": model.parity_tolerance,
+                      "differences": dg.MetadataValue.md(report.to_markdown(floatfmt=".3g"))})
+
+    days = partition_days(context)
+    yield from each_day(context, pd.DataFrame({"date": pd.Series(as_day(days))}), judge)
+
+
+@dg.asset_check(asset=BIDS, blocking=True, description="Every bid is below its expected value per click and "
                 "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
                 **CHECK_POLICY)
 def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
@@ -286,7 +318,7 @@ def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, keywo
     yield from _expectations(context, keyword_bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids")
 
 
-@dg.asset_check(asset=keyword_bids, blocking=True, description="Bids move plausibly against the day before: ERROR when "
+@dg.asset_check(asset=BIDS, blocking=True, description="Bids move plausibly against the day before: ERROR when "
                 "more than `max_share_large_moves` (25%) of the keywords bid both days moved by more than "
                 "`max_daily_change` (50%); the metadata names the keywords that moved most.", **CHECK_POLICY)
 def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
@@ -311,5 +343,5 @@ def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd
 
 
 ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_complete, raw_report_drift, validated_report_contract,
-              quarantine_reconciles, features_contract, predictions_contract, bids_are_profitable_and_capped,
-              bids_move_plausibly]
+              quarantine_reconciles, features_contract, predictions_contract, predictions_match_the_model,
+              bids_are_profitable_and_capped, bids_move_plausibly]

@@ -12,16 +12,18 @@ from pydantic import Field
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
-from assets.models import REPORTS_TABLE
+from assets.features import keyword_features
+from assets.models import REPORTS_TABLE, champion_model, keyword_clusters
 from assets.reports import VALIDATED_REPORT
 from daily_bids import publishing, quality
-from daily_bids.bidding import ads_editor_csv, bid_rule_note, decide_bids
+from daily_bids.bidding import BID_BASES, CannotBidError, ads_editor_csv, bid_rule_note
 from daily_bids.landscape import (
     CONTEXT_DAYS, TRAINING_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day,
 )
-from daily_bids.prediction import predict_next_day, summarize_predictions
+from daily_bids.scoring import BidTotals
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
+from resources.scoring import ScoringEngineResource
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
@@ -33,20 +35,15 @@ def ads_editor_export_path(effective_day: dt.date) -> str:
     return f"{ADS_EDITOR_EXPORTS}/keyword_bids_{effective_day.isoformat()}.csv"
 
 
-@dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def keyword_predictions(keyword_features: pd.DataFrame, champion_model,
-                        keyword_clusters: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Expected clicks, conversions, value and value per click of each keyword on the day after the partition, from
-    the champion model, and each keyword's cluster-level value per click (the cold-start prior)."""
-    predictions = predict_next_day(keyword_features, champion_model, keyword_clusters)
-    return dg.Output(predictions, metadata=readable({**summarize_predictions(predictions),
-                                                        "model_version": champion_model.version}))
-
-
-def _reports_through(store, day: dt.date, days: int) -> pd.DataFrame:
-    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer)."""
+def _reports_through(store, day: dt.date, days: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer); with
+    `columns`, only those of them the reports carry."""
     wanted = [day - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
-    return store.read_partitions(REPORTS_TABLE, [d for d in wanted if store.partition_exists(REPORTS_TABLE, d)])
+    present = [d for d in wanted if store.partition_exists(REPORTS_TABLE, d)]
+    if columns is not None and present:
+        carried = set(store.partition_columns(REPORTS_TABLE, present[-1]))
+        columns = [name for name in columns if name in carried]
+    return store.read_partitions(REPORTS_TABLE, present, columns)
 
 
 @dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT],
@@ -71,8 +68,7 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         rows.append(landscape.to_frame(day))
     if not rows:
         context.log.info(notes[days[-1].isoformat()])
-        return dg.Output(pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}),
-                         metadata={"landscape": notes[days[-1].isoformat()]})
+        return dg.Output(BidLandscape.empty_frame(), metadata={"landscape": notes[days[-1].isoformat()]})
     latest = BidLandscape.from_row(rows[-1].iloc[0])
     run_id = tracker.log_run(f"bid_landscape {latest.version}", "bid_landscape",
                              {"trained_through": latest.trained_through, "training_rows": latest.training_rows,
@@ -88,58 +84,95 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     }))
 
 
-@dg.asset(group_name="serving", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def keyword_bids(context: dg.AssetExecutionContext, keyword_predictions: pd.DataFrame, bid_landscape: pd.DataFrame,
-                 bid_policy: BidPolicyResource, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
-    """Max CPC per keyword for the day after the partition, below its expected value per click, by the configured
-    policy (`profit_optimal` on the bid landscape, or `fixed_margin`), with a share of keywords explored. Computed
-    only: `published_bids` hands them to the ad platform once the checks on them have passed."""
+PREDICTIONS, BIDS = dg.AssetKey("keyword_predictions"), dg.AssetKey("keyword_bids")
+PREDICTIONS_TABLE, BIDS_TABLE = PREDICTIONS.path[-1], BIDS.path[-1]
+FEATURES_TABLE, LANDSCAPE_TABLE = keyword_features.key.path[-1], bid_landscape.key.path[-1]
+# The report columns the bids' context (`landscape.bid_context`) reads: at 10M keywords a week of whole reports
+# would not fit in memory, these columns do.
+CONTEXT_REPORT_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(PREDICTIONS, group_name="serving", kinds={"pandas", "parquet"},
+                     deps=[keyword_features, champion_model, keyword_clusters],
+                     description="Expected clicks, conversions, value and value per click of each keyword on the day "
+                                 "after the partition, from the champion model, and each keyword's cluster-level value "
+                                 "per click (the cold-start prior)."),
+        dg.AssetSpec(BIDS, group_name="serving", kinds={"pandas", "parquet"}, deps=[PREDICTIONS, bid_landscape],
+                     description="Max CPC per keyword for the day after the partition, below its expected value per "
+                                 "click, by the configured policy (`profit_optimal` on the bid landscape, or "
+                                 "`fixed_margin`), with a share of keywords explored. Computed only: `published_bids` "
+                                 "hands them to the ad platform once the checks on them have passed."),
+    ],
+    can_subset=True,
+    **DAILY_ASSET_POLICIES,
+)
+def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_clusters: pd.DataFrame,
+                   bid_policy: BidPolicyResource, scoring: ScoringEngineResource, warehouse: WarehouseResource):
+    """Predictions and bids in one pass over the features, batch by batch (`daily_bids.scoring`), on the engine
+    `BIDS_SCORING_ENGINE` names: this process, or Spark. The model is loaded once for the run."""
     store = warehouse.warehouse()
-    decisions = []
+    days = partition_days(context)
+    with_bids = BIDS in context.selected_asset_keys
+    outputs = {"predictions": PREDICTIONS_TABLE, **({"bids": BIDS_TABLE} if with_bids else {})}
     # One read for the run: each day's bids in force come from the CONTEXT_DAYS reports through it.
-    days = sorted({day.date() for day in keyword_predictions["date"]})
-    recent_reports = _reports_through(store, days[-1], CONTEXT_DAYS + len(days) - 1) if days else None
-    by_day = keyword_predictions.groupby("date", sort=True) if len(keyword_predictions) else []
-    if not len(keyword_predictions):  # no keyword to bid: an empty table, with its economics all zero
-        decisions.append(decide_bids(keyword_predictions, bid_policy))
-    for day, predictions in by_day:
-        day = day.date()
-        todays = bid_landscape[bid_landscape["date"] == pd.Timestamp(day)]
-        landscape = BidLandscape.from_row(todays.iloc[0]) if len(todays) else None
+    recent_reports = (_reports_through(store, days[-1], CONTEXT_DAYS + len(days) - 1, CONTEXT_REPORT_COLUMNS)
+                      if with_bids else None)
+    # Read here, not as an input: a run of the predictions alone needs no landscape.
+    landscapes = store.read_partitions(LANDSCAPE_TABLE, days) if with_bids else None
+    scores = {}
+    for day in days:
+        todays = landscapes[landscapes["date"] == pd.Timestamp(day)] if with_bids else landscapes
+        landscape = BidLandscape.from_row(todays.iloc[0]) if todays is not None and len(todays) else None
         try:
-            recent = bid_context(recent_reports, day)
+            recent = bid_context(recent_reports, day) if with_bids else None
         except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
             recent = None
         note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
-        decisions.append(decide_bids(predictions.reset_index(drop=True), bid_policy, landscape, recent, note))
-    bids = pd.concat([d.bids for d in decisions], ignore_index=True)
-    unprofitable = sum(len(d.unprofitable) for d in decisions)
-    economics = decisions[-1].economics.round(2)
-    if unprofitable:
-        context.log.info(f"{unprofitable} keywords get no bid: even the minimum bid would not stay below its value")
-    basis = bids["bid_basis"].value_counts()
-    return dg.Output(bids, metadata={
-        "bids": len(bids),
+        scores[day] = scoring.score_day(store, FEATURES_TABLE, day, champion_model, keyword_clusters, outputs,
+                                        bid_policy, landscape, recent, note, context.log.info)
+        context.log.info(f"{day}: {scores[day].predictions.keywords:,} keywords scored at "
+                         f"{scores[day].rows_per_second:,.0f} rows/s on the {scoring.engine} engine")
+    latest = scores[days[-1]]
+    yield dg.MaterializeResult(asset_key=PREDICTIONS, metadata=readable({
+        **latest.predictions.summary(), "model_version": champion_model.version, "engine": scoring.engine,
+        "rows_per_second": round(latest.rows_per_second), "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE))}))
+    if not with_bids:
+        return
+    refused = [f"{day}: {score.cannot_bid}" for day, score in scores.items() if score.cannot_bid]
+    if refused:
+        raise CannotBidError("; ".join(refused))
+    yield dg.MaterializeResult(asset_key=BIDS, metadata=_bid_metadata(context, latest.bids, bid_policy, store))
+
+
+def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:
+    if totals.unprofitable:
+        context.log.info(f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its "
+                         "value")
+    economics = totals.economics.round(2)
+    return {
+        "bids": totals.bids,
         "policy": bid_policy.policy,
-        "keywords_not_bid_unprofitable": unprofitable,
-        **{f"{name}_bids": int(basis.get(name, 0)) for name in ("profit_optimal", "fixed_margin", "cold_start",
-                                                                 "configured_value")},
-        "explored_bids": int(bids["exploration"].sum()),
+        "keywords_not_bid_unprofitable": totals.unprofitable,
+        **{f"{name}_bids": totals.basis.get(name, 0) for name in BID_BASES},
+        "explored_bids": totals.explored,
         # Without the landscape a click's cost is known only to be at most the bid: spend is then an upper bound.
-        "keywords_priced_by_landscape": decisions[-1].priced_by_landscape,
-        "bid_rule": bid_rule_note(bids, bid_policy),
-        "landscape": decisions[-1].landscape_note,
+        "keywords_priced_by_landscape": totals.priced_by_landscape,
+        "bid_rule": bid_rule_note(totals.basis, totals.explored, bid_policy),
+        "landscape": totals.landscape_note,
         # The chosen bids and the fixed-margin rule side by side (the latest day of the run).
         "economics": dg.MetadataValue.md(economics.rename_axis("bids").to_markdown()),
         "expected_clicks": float(economics.loc["chosen", "expected_clicks"]),
         "expected_spend": float(economics.loc["chosen", "expected_spend"]),
         "expected_profit": float(economics.loc["chosen", "expected_profit"]),
         "fixed_margin_expected_profit": float(economics.loc["fixed_margin", "expected_profit"]),
-        "expected_value": round(float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()), 2),
-        "expected_spend_at_most": round(float((bids["bid"] * bids["expected_clicks"]).sum()), 2),
-        "mean_bid": round(float(bids["bid"].mean()), 4) if len(bids) else 0.0,
-        "preview": dg.MetadataValue.md(bids.head(10).to_markdown(index=False)),
-    })
+        "expected_value": round(totals.expected_value, 2),
+        "expected_spend_at_most": round(totals.spend_at_most, 2),
+        "mean_bid": round(totals.mean_bid, 4),
+        "preview": dg.MetadataValue.md(totals.preview.to_markdown(index=False)),
+        "path": dg.MetadataValue.path(store.display_uri(BIDS_TABLE)),
+    }
 
 
 class PublishConfig(dg.Config):
@@ -147,7 +180,7 @@ class PublishConfig(dg.Config):
                                                "fixing a bad day). Bids of past days are never republished.")
 
 
-@dg.asset(group_name="serving", kinds={"csv", "parquet"}, deps=[keyword_bids], **DAILY_ASSET_POLICIES)
+@dg.asset(group_name="serving", kinds={"csv", "parquet"}, deps=[BIDS], **DAILY_ASSET_POLICIES)
 def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid_policy: BidPolicyResource,
                    ad_platform: ReportSource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The bids handed to the ad platform: the Google Ads Editor CSV, and, for the simulator, the bids in force the
@@ -156,7 +189,7 @@ def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid
     `published_bids` table of the days that were published."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    bids = store.read_partitions(keyword_bids.key.path[-1], days)
+    bids = store.read_partitions(BIDS_TABLE, days)
     # Defence in depth: the same rules as the blocking check, so a run that skipped the check cannot publish.
     broken = [o for o in quality.run_expectations(bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
                                                   "bids_to_publish") if not o.success]

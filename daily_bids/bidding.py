@@ -38,6 +38,8 @@ from daily_bids.optimizer import BidRange, cents_down, explore, optimize
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
 POLICIES = ("fixed_margin", "profit_optimal")
+# What can decide a bid (the bids table's `bid_basis`).
+BID_BASES = ("profit_optimal", "fixed_margin", "cold_start", "configured_value")
 BID_COLUMNS: tuple[str, ...] = (
     "date", "effective_date", "keyword_id", *DIMENSION_COLUMNS,
     "bid", "expected_clicks", "expected_value_per_click", "expected_cost_per_click", "expected_profit", "bid_basis",
@@ -307,10 +309,9 @@ def _remaining_budgets(budgets: dict[str, float], predictions: pd.DataFrame, opt
     return {name: max(0.0, budget - float(fixed_spend.get(name, 0.0))) for name, budget in budgets.items()}
 
 
-def bid_rule_note(bids: pd.DataFrame, policy: BidPolicy) -> str:
-    """What decided the day's bids, in a sentence per rule used; says plainly why bids are flat when they come from
-    one configured value per click."""
-    basis = bids["bid_basis"].value_counts()
+def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> str:
+    """What decided the day's bids (how many bids each `bid_basis` decided, and how many were explored), in a
+    sentence per rule used; says plainly why bids are flat when they come from one configured value per click."""
     notes = []
     if basis.get("profit_optimal", 0):
         notes.append(f"{basis['profit_optimal']} keywords at the bid of highest expected profit on the bid landscape, "
@@ -323,12 +324,11 @@ def bid_rule_note(bids: pd.DataFrame, policy: BidPolicy) -> str:
         notes.append(f"the reports carry no conversion value, so every click is valued at value_per_click "
                      f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and {basis['configured_value']} keywords "
                      f"bid the same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
-                     + (", but for the explored ones" if bids["exploration"].any() else ""))
+                     + (", but for the explored ones" if explored else ""))
         notes.insert(0, notes.pop())  # the reason the bids are flat comes first
     if basis.get("cold_start", 0):
         notes.append(f"{basis['cold_start']} keywords with under {policy.min_history_days} days of history from their "
                      f"cluster's value per click x (1 - {max(policy.cold_start_margin, policy.target_margin):g})")
-    explored = int(bids["exploration"].sum())
     if explored:
         notes.append(f"{explored} of them explored: moved by up to ±{policy.exploration_spread:.0%} within the rules")
     return "; ".join(notes) or "no bids"

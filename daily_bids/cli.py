@@ -88,7 +88,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     from assets.models import champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
-    from assets.serving import keyword_bids, keyword_predictions, published_bids
+    from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS_TABLE, published_bids
     from daily_bids.settings import first_day
     from resources.io_managers import load_current_model
 
@@ -154,11 +154,11 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     checks = result.get_asset_check_evaluations()
     errors = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
     warnings = [c for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.ERROR]
-    bids_written = bool(result.asset_materializations_for_node(keyword_bids.key.path[-1]))
+    bids_written = materializations_of(result, BIDS)
     if bids_written:
-        bids = store.read_partitions(keyword_bids.key.path[-1], [day])
-        predictions = store.read_partitions(keyword_predictions.key.path[-1], [day])
-        metadata = result.asset_materializations_for_node(keyword_bids.key.path[-1])[0].metadata
+        bids = store.read_partitions(BIDS_TABLE, [day])
+        predictions = store.read_partitions(PREDICTIONS_TABLE, [day])
+        metadata = bids_written[0].metadata
         published = result.asset_materializations_for_node(published_bids.key.path[-1])
         print(_summary(day, predictions, bids, metadata, published[0].metadata if published else None, errors,
                        warnings))
@@ -170,6 +170,12 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     if not result.success:
         raise CommandFailed(f"the daily bid job for {day} did not complete: {_failure_text(result)}")
     return 0
+
+
+def materializations_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
+    """The materializations of one asset in a run (a step can materialize several: see `keyword_scores`)."""
+    return [event.step_materialization_data.materialization for event in result.get_asset_materialization_events()
+            if event.asset_key == key]
 
 
 def _report_days(source, day: dt.date | None, last_partition: dt.date, first_partition: dt.date) -> tuple[dt.date, dt.date]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +75,8 @@ def training_frame(features: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFram
 
 @dataclass
 class KeywordModel:
+    # Largest relative difference the engines' parity check allows (daily_bids.scoring): trees sum exactly.
+    parity_tolerance: ClassVar[float] = 1e-6
     boosters: dict  # target name -> xgboost.Booster
     trained_through: dt.date
     parameters: dict

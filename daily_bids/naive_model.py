@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import ClassVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ FLOOR_NAMES: tuple[str, ...] = tuple(floor_name(days) for days in WINDOWS_DAYS)
 
 @dataclass(frozen=True)
 class NaiveModel:
+    # Largest relative difference the engines' parity check allows (daily_bids.scoring): trees sum exactly.
+    parity_tolerance: ClassVar[float] = 1e-6
     window_days: int
     trained_through: dt.date  # the last outcome day of the window it was judged before (like the candidates)
 

@@ -71,6 +71,15 @@ CAMPAIGN_BUDGETS = Setting(
     "Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. "
     "`profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets.",
 )
+SCORING_ENGINE = Setting(
+    "BIDS_SCORING_ENGINE", "local",
+    "Where predictions and bids are computed: `local` (this process, streaming the features in batches) or `spark` "
+    "(a Spark session through dagster-pyspark, started only then).",
+)
+SPARK_MASTER = Setting(
+    "BIDS_SPARK_MASTER", "local[*]",
+    "`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores.",
+)
 SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
 SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
 S3_ENDPOINT_URL = Setting(
@@ -130,7 +139,7 @@ LANDING_SETTLE_SECONDS = Setting(
 
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
-    BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS,
+    BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS, SCORING_ENGINE, SPARK_MASTER,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
     PLAUSIBLE_MAX, OUTLIER_FACTOR, LANDING_MAX_FILE_MB, LANDING_MAX_UNCOMPRESSED_MB, LANDING_SETTLE_SECONDS,

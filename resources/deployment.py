@@ -13,6 +13,7 @@ from daily_bids.simulator import MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.warehouse import Warehouse
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform, parse_column_map
 from resources.bid_policy import BidPolicyResource
+from resources.scoring import ScoringEngineResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
@@ -32,7 +33,15 @@ def build_resources() -> dict[str, object]:
         "ad_platform": _report_source(warehouse, s3),
         "bid_policy": bid_policy,
         "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read()),
+        "scoring": _scoring_engine(),
     }
+
+
+def _scoring_engine() -> ScoringEngineResource:
+    engine = settings.SCORING_ENGINE.read()
+    if engine not in ("local", "spark"):
+        raise ValueError(f"{settings.SCORING_ENGINE.env_var}={engine!r} is not a scoring engine; use local or spark")
+    return ScoringEngineResource(engine=engine, spark_master=settings.SPARK_MASTER.read())
 
 
 def _bid_policy() -> BidPolicyResource:

@@ -2,10 +2,15 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from daily_bids.features import roll
+from daily_bids.model import TrainingParameters, train, training_frame
+from daily_bids.simulator import AdMarketSimulator
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
 from resources import build_resources
 
@@ -78,3 +83,28 @@ def graph(tmp_path_factory):
     ]
     return {"root": root, "resources": resources, "instance": instance, "history": history,
             "training": training, "daily": daily, "store": resources["warehouse"].warehouse()}
+
+
+START, HISTORY_DAYS, VARIED_DAYS = dt.date(2025, 1, 1), 84, 14
+
+
+@pytest.fixture(scope="session")
+def account():
+    """600 keywords: 70 days at the advertiser's manual bids, then two weeks in which the advertiser moved them by up
+    to ±20% each week (the variation a landscape can learn from); an XGBoost champion trained on the last 42 days. (simulator, reports by day, model, features by day)."""
+    simulator = AdMarketSimulator(seed=7, keywords=600)
+    manual = simulator.manual_bids()
+    reports = {}
+    for number in range(HISTORY_DAYS):
+        day = START + dt.timedelta(days=number)
+        bids = manual
+        if number >= HISTORY_DAYS - VARIED_DAYS:
+            week = (number - (HISTORY_DAYS - VARIED_DAYS)) // 7
+            bids = (manual * np.random.default_rng([7, week]).uniform(0.8, 1.2, len(manual))).round(2)
+        reports[day] = simulator.report(day, bids)
+    features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=START)}
+    days = sorted(features)[-43:-1]
+    frame = training_frame(pd.concat([features[d] for d in days]),
+                           pd.concat([reports[d + dt.timedelta(days=1)] for d in days]))
+    model = train(frame, days[-1], TrainingParameters(training_days=42), log=lambda message: None)
+    return simulator, reports, model, features

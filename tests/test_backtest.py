@@ -8,38 +8,14 @@ import pytest
 
 from daily_bids.backtest import run_backtest
 from daily_bids.bidding import BidPolicy
-from daily_bids.features import roll
 from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day
-from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.simulator import AdMarketSimulator, auction
+from daily_bids.simulator import auction
 
-START, HISTORY_DAYS, VARIED_DAYS = dt.date(2025, 1, 1), 84, 14
-
-
-@pytest.fixture(scope="module")
-def account():
-    """600 keywords: 70 days at the advertiser's manual bids, then two weeks in which the advertiser moved them by up
-    to ±20% each week (the variation a landscape can learn from); an XGBoost champion trained on the last 42 days."""
-    simulator = AdMarketSimulator(seed=7, keywords=600)
-    manual = simulator.manual_bids()
-    reports = {}
-    for number in range(HISTORY_DAYS):
-        day = START + dt.timedelta(days=number)
-        bids = manual
-        if number >= HISTORY_DAYS - VARIED_DAYS:
-            week = (number - (HISTORY_DAYS - VARIED_DAYS)) // 7
-            bids = (manual * np.random.default_rng([7, week]).uniform(0.8, 1.2, len(manual))).round(2)
-        reports[day] = simulator.report(day, bids)
-    features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=START)}
-    days = sorted(features)[-43:-1]
-    frame = training_frame(pd.concat([features[d] for d in days]),
-                           pd.concat([reports[d + dt.timedelta(days=1)] for d in days]))
-    model = train(frame, days[-1], TrainingParameters(training_days=42), log=lambda message: None)
-    return simulator, reports, model
+from conftest import START
 
 
 def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(account):
-    simulator, reports, _ = account
+    simulator, reports, _, _ = account
     history = pd.concat(reports.values(), ignore_index=True)
     last = max(reports)
     landscape = landscape_for_day(history, last)
@@ -61,7 +37,7 @@ def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(acco
 
 
 def test_no_landscape_from_bids_that_never_varied(account):
-    simulator, _, _ = account
+    simulator, _, _, _ = account
     unchanged = pd.concat([simulator.report(START + dt.timedelta(days=n)) for n in range(30)], ignore_index=True)
     with pytest.raises(LandscapeUnavailable, match="bids have not varied enough"):
         landscape_for_day(unchanged, START + dt.timedelta(days=29))
@@ -72,7 +48,7 @@ def test_no_landscape_from_bids_that_never_varied(account):
 
 
 def test_a_short_closed_loop_profit_optimal_is_not_worse_than_the_fixed_margin(account):
-    simulator, reports, model = account
+    simulator, reports, model, _ = account
     history = pd.concat(reports.values(), ignore_index=True)
     result = run_backtest(simulator, history, model, None, BidPolicy(), days=7, log=lambda message: None)
     totals = result.totals.set_index("policy")

@@ -79,7 +79,7 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_keyword_report"}
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert not started & {"validated_keyword_report", "keyword_features", "keyword_predictions", "keyword_bids"}
+    assert not started & {"validated_keyword_report", "keyword_features", "keyword_scores"}
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failed == ["raw_keyword_report_raw_report_volume"] and not result.success
 
@@ -124,7 +124,7 @@ def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(
     assert len(predictions) == 60 and (predictions["expected_clicks"] > 0).all()
     assert predictions["expected_value_per_click"].isna().all()
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failure.step_key == "keyword_bids"
+    assert failure.step_key == "keyword_scores"
     assert "no conversion value" in failure.event_specific_data.error.cause.message
     assert "BIDS_VALUE_PER_CLICK" in failure.event_specific_data.error.cause.message
 

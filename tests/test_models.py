@@ -142,13 +142,13 @@ def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(g
 
 
 def test_cluster_value_per_click_is_the_click_weighted_mean_of_its_keywords():
-    from daily_bids.prediction import cluster_value_per_click
+    from daily_bids.prediction import cluster_values
 
     features = pd.DataFrame({"keyword_id": [1, 2, 3, 4], "clicks_sum_28d": np.log1p([10.0, 30.0, 5.0, 7.0]),
                              "value_per_click_28d": [1.0, 2.0, 4.0, 9.0]})
     clusters = pd.DataFrame({"keyword_id": [1, 2, 3], "cluster": [0, 0, 1]})
-    values = cluster_value_per_click(features, clusters)
-    assert values[:3] == pytest.approx([1.75, 1.75, 4.0]) and np.isnan(values[3])
+    values = cluster_values(features, clusters)
+    assert values.to_dict() == pytest.approx({0: 1.75, 1: 4.0})  # keyword 4 has no cluster: in none of them
 
 
 def test_the_naive_floor_is_a_model_that_round_trips_and_predicts_the_window_means():

@@ -15,6 +15,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS
+from assets.serving import BIDS
+from daily_bids.cli import materializations_of
 from daily_bids.bidding import ADS_EDITOR_COLUMNS
 from daily_bids.features import FEATURE_NAMES, feature_versions
 from daily_bids.preprocessing import FeatureScaler
@@ -93,7 +95,7 @@ def test_ads_editor_csv_is_published_for_each_day_and_named_in_metadata(graph):
         assert path.endswith(f"keyword_bids_{day + dt.timedelta(days=1)}.csv")
         sheet = pd.read_csv(path)
         assert list(sheet.columns) == list(ADS_EDITOR_COLUMNS)
-        bids = run.asset_materializations_for_node("keyword_bids")[0].metadata["bids"].value
+        bids = materializations_of(run, BIDS)[0].metadata["bids"].value
         assert len(sheet) == metadata["bids_published"].value == bids
         assert set(sheet["Match type"]) <= {"Exact", "Phrase", "Broad"}
         assert metadata["days_published"].value == 1
@@ -155,18 +157,18 @@ def test_published_bids_are_the_ones_in_force_in_the_next_days_report(graph):
 
 def test_a_bid_failing_its_check_is_never_published(graph, monkeypatch):
     """A bid at its expected value per click fails the blocking check: no CSV, and the ad platform keeps its bids."""
-    import assets.serving
+    import daily_bids.scoring
 
     store, day = graph["store"], BID_DAYS[-1] + dt.timedelta(days=1)
     effective = day + dt.timedelta(days=1)
-    honest = assets.serving.decide_bids
+    honest = daily_bids.scoring.decide_bids
 
     def with_a_bad_bid(*args, **kwargs):
         decision = honest(*args, **kwargs)
         decision.bids.loc[0, "bid"] = decision.bids.loc[0, "expected_value_per_click"]  # costs all it may earn
         return decision
 
-    monkeypatch.setattr(assets.serving, "decide_bids", with_a_bad_bid)
+    monkeypatch.setattr(daily_bids.scoring, "decide_bids", with_a_bad_bid)
     run = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DAILY_ASSETS, resources=graph["resources"],
                          instance=graph["instance"], partition_key=day.isoformat(), raise_on_error=False)
     assert not run.success
@@ -266,7 +268,7 @@ def test_bids_follow_the_landscape_once_bids_have_varied(graph):
     """Day one bids by the fixed margin (manual bids never varied); the platform's own change teaches the landscape,
     and from then on bids are profit-optimal, with their economics beside the fixed margin's."""
     store = graph["store"]
-    first, *later = [run.asset_materializations_for_node("keyword_bids")[0].metadata for run in graph["daily"]]
+    first, *later = [materializations_of(run, BIDS)[0].metadata for run in graph["daily"]]
     assert first["profit_optimal_bids"].value == 0 and first["fixed_margin_bids"].value > 0
     assert "no bid landscape" in first["landscape"].value
     landscape = store.read_partitions("bid_landscape", [BID_DAYS[-1]])

@@ -1,0 +1,59 @@
+"""Where predictions and bids are computed: in this process (`local`, the default) or on Spark.
+
+No `from __future__ import annotations` here: Dagster reads field annotations at runtime.
+"""
+
+import os
+import sys
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from daily_bids import scoring
+from daily_bids.scoring import BATCH_ROWS
+
+
+class ScoringEngineResource(dg.ConfigurableResource):
+    """The scoring engine. `spark` starts a SparkSession through dagster-pyspark's lazy resource on first use, so
+    neither pyspark nor a JVM is loaded by a deployment that scores locally."""
+
+    engine: Literal["local", "spark"] = Field("local", description="`local` or `spark` (BIDS_SCORING_ENGINE).")
+    spark_master: str = Field("local[*]", description="Spark master URL (BIDS_SPARK_MASTER).")
+    batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (per Arrow batch on Spark).")
+    _spark: object = PrivateAttr(default=None)
+
+    def spark_config(self) -> dict[str, str]:
+        config = {
+            "spark.master": self.spark_master,
+            "spark.app.name": "daily-bids-scoring",
+            # Arrow moves the batches between the JVM and the Python workers, this many rows at a time.
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(self.batch_rows),
+            # No web UI: it would listen on every interface.
+            "spark.ui.enabled": "false",
+            "spark.sql.session.timeZone": "UTC",
+        }
+        if self.spark_master.startswith("local"):  # in-process Spark: nothing needs to reach the driver from outside
+            config |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+        return config
+
+    def spark_session(self):
+        """The SparkSession, started on first use; its Python workers run this interpreter."""
+        if self._spark is None:
+            from dagster_pyspark import LazyPySparkResource  # imports pyspark: only for the Spark engine
+
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+            os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+            self._spark = LazyPySparkResource(spark_config=self.spark_config())
+        return self._spark.spark_session
+
+    def score_day(self, store, features_table, day, model, clusters, outputs, policy, landscape, context, note, log):
+        """One day's predictions (and bids, when `outputs` names them) on the configured engine."""
+        if self.engine == "spark":
+            from daily_bids import spark_scoring
+
+            return spark_scoring.score_day(self.spark_session(), store, features_table, day, model, clusters,
+                                           outputs, policy, landscape, context, note, log)
+        return scoring.score_day(store, features_table, day, model, clusters, outputs, policy, landscape, context,
+                                 note, self.batch_rows, log)
