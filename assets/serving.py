@@ -7,6 +7,7 @@ that the blocking checks on the bids run first, in the same run: a bid that fail
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -19,6 +20,7 @@ from daily_bids import publishing, quality
 from daily_bids.bidding import BID_BASES, CannotBidError, ads_editor_csv, bid_rule_note
 from daily_bids.landscape import (
     CONTEXT_DAYS, TRAINING_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day,
+    training_keywords,
 )
 from daily_bids.scoring import BidTotals
 from resources.ad_platform import ReportSource
@@ -35,15 +37,29 @@ def ads_editor_export_path(effective_day: dt.date) -> str:
     return f"{ADS_EDITOR_EXPORTS}/keyword_bids_{effective_day.isoformat()}.csv"
 
 
-def _reports_through(store, day: dt.date, days: int, columns: list[str] | None = None) -> pd.DataFrame:
-    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer); with
-    `columns`, only those of them the reports carry."""
-    wanted = [day - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
-    present = [d for d in wanted if store.partition_exists(REPORTS_TABLE, d)]
-    if columns is not None and present:
-        carried = set(store.partition_columns(REPORTS_TABLE, present[-1]))
-        columns = [name for name in columns if name in carried]
-    return store.read_partitions(REPORTS_TABLE, present, columns)
+# The report columns the landscape and the bids' context (`landscape.bid_context`) read: at 10M keywords, weeks of
+# whole reports would not fit in memory.
+BID_HISTORY_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+
+
+def _report_reader(store, columns: list[str], keyword_ids: np.ndarray | None = None):
+    """A function giving one day's validated report (`columns` of it, where it carries them; with `keyword_ids`,
+    only their rows), or None for a day without one."""
+    def report_for(day: dt.date) -> pd.DataFrame | None:
+        if not store.partition_exists(REPORTS_TABLE, day):
+            return None
+        carried = set(store.partition_columns(REPORTS_TABLE, day))
+        return store.read_partitions(REPORTS_TABLE, [day], [name for name in columns if name in carried], keyword_ids)
+
+    return report_for
+
+
+def _reports_through(store, day: dt.date, days: int, columns: list[str],
+                     keyword_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer)."""
+    report_for = _report_reader(store, columns, keyword_ids)
+    parts = [report_for(day - dt.timedelta(days=n)) for n in range(days - 1, -1, -1)]
+    return pd.concat([part for part in parts if part is not None], ignore_index=True)
 
 
 @dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT],
@@ -56,7 +72,10 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     margin, and the metadata says why)."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    reports = _reports_through(store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days))
+    # A large account is learnt from a sample of its keywords: only their rows are read, day by day.
+    latest = store.read_partitions(REPORTS_TABLE, [days[-1]], ["keyword_id"])["keyword_id"].to_numpy()
+    reports = _reports_through(store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days), BID_HISTORY_COLUMNS,
+                               training_keywords(latest))
     rows, notes = [], {}
     for day in days:
         try:
@@ -87,9 +106,6 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 PREDICTIONS, BIDS = dg.AssetKey("keyword_predictions"), dg.AssetKey("keyword_bids")
 PREDICTIONS_TABLE, BIDS_TABLE = PREDICTIONS.path[-1], BIDS.path[-1]
 FEATURES_TABLE, LANDSCAPE_TABLE = keyword_features.key.path[-1], bid_landscape.key.path[-1]
-# The report columns the bids' context (`landscape.bid_context`) reads: at 10M keywords a week of whole reports
-# would not fit in memory, these columns do.
-CONTEXT_REPORT_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
 
 
 @dg.multi_asset(
@@ -116,9 +132,8 @@ def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_cl
     days = partition_days(context)
     with_bids = BIDS in context.selected_asset_keys
     outputs = {"predictions": PREDICTIONS_TABLE, **({"bids": BIDS_TABLE} if with_bids else {})}
-    # One read for the run: each day's bids in force come from the CONTEXT_DAYS reports through it.
-    recent_reports = (_reports_through(store, days[-1], CONTEXT_DAYS + len(days) - 1, CONTEXT_REPORT_COLUMNS)
-                      if with_bids else None)
+    # Each day's bids in force come from the CONTEXT_DAYS reports through it, read a day at a time.
+    report_for = _report_reader(store, BID_HISTORY_COLUMNS)
     # Read here, not as an input: a run of the predictions alone needs no landscape.
     landscapes = store.read_partitions(LANDSCAPE_TABLE, days) if with_bids else None
     scores = {}
@@ -126,7 +141,7 @@ def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_cl
         todays = landscapes[landscapes["date"] == pd.Timestamp(day)] if with_bids else landscapes
         landscape = BidLandscape.from_row(todays.iloc[0]) if todays is not None and len(todays) else None
         try:
-            recent = bid_context(recent_reports, day) if with_bids else None
+            recent = bid_context(report_for, day) if with_bids else None
         except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
             recent = None
         note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
@@ -140,9 +155,11 @@ def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_cl
         "rows_per_second": round(latest.rows_per_second), "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE))}))
     if not with_bids:
         return
-    refused = [f"{day}: {score.cannot_bid}" for day, score in scores.items() if score.cannot_bid]
-    if refused:
-        raise CannotBidError("; ".join(refused))
+    refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}
+    if refused:  # the predictions are written; the bids are not, and the run fails saying why
+        reasons = set(refused.values())
+        raise CannotBidError(reasons.pop() if len(reasons) == 1 else
+                             "; ".join(f"{day}: {reason}" for day, reason in refused.items()))
     yield dg.MaterializeResult(asset_key=BIDS, metadata=_bid_metadata(context, latest.bids, bid_policy, store))
 
 

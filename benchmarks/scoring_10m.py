@@ -116,10 +116,10 @@ def prepare(workdir: Path, base: int, keywords: int) -> None:
     landscape = landscape_for_day(history, day)
     context = bid_context(history, day)
 
-    copies = -(-keywords // base)
-    print(f"set-up: tiling {len(features[day]):,} keywords × {copies} into a {keywords:,}-keyword day ...", flush=True)
-    store = Warehouse(str(workdir / "warehouse"))
     day_features = features[day]
+    copies = -(-keywords // len(day_features))
+    print(f"set-up: tiling {len(day_features):,} keywords × {copies} into a {keywords:,}-keyword day ...", flush=True)
+    store = Warehouse(str(workdir / "warehouse"))
     with store.partition_writer(FEATURES, day) as sink:
         written = 0
         for copy in range(copies):

@@ -18,6 +18,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -66,7 +67,7 @@ class DeepKeywordModel:
     validation_metrics: dict[str, float] = field(default_factory=dict)
     _scorer: object = None
 
-    @property
+    @cached_property  # a hash of every tree or weight: computed once, not for every scored batch
     def version(self) -> str:
         digest = hashlib.sha256(self.scaler.to_json().encode())
         for weights in self.network.get_weights():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -41,10 +42,18 @@ class LandscapeUnavailable(ValueError):
     """The reports do not show how outcomes respond to the bid (no bids in force, or bids that never varied)."""
 
 
-def bid_context(reports: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def bid_context(reports: pd.DataFrame | ReportForDay, day: dt.date) -> pd.DataFrame:
     """Per keyword with a bid in force in the `CONTEXT_DAYS` reports ending at `day`: its latest bid
-    (`bid_in_force`), its mean bid (`reference_bid`) and the landscape's context inputs for the day after."""
+    (`bid_in_force`), its mean bid (`reference_bid`) and the landscape's context inputs for the day after.
+
+    `reports` is a frame of report rows, or a function giving one day's rows (None for a day without a report):
+    a large account's week is then read a day at a time, and memory holds the keyword × day panel only."""
     return _context(_panel(reports, day - dt.timedelta(days=CONTEXT_DAYS - 1), day), CONTEXT_DAYS)
+
+
+# One day's report rows, or None when that day has no report.
+ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]
+PANEL_COLUMNS = ("clicks", "cost", "max_cpc", "search_impression_share")
 
 
 @dataclass
@@ -56,26 +65,39 @@ class _Panel:
     values: dict[str, np.ndarray]
 
 
-def _panel(reports: pd.DataFrame, first: dt.date, last: dt.date, keyword_ids: np.ndarray | None = None) -> _Panel:
+def _panel(reports: pd.DataFrame | ReportForDay, first: dt.date, last: dt.date,
+           keyword_ids: np.ndarray | None = None) -> _Panel:
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    if "max_cpc" not in reports.columns or not reports["max_cpc"].notna().any():
+    report_for = reports if callable(reports) else _days_of(reports, first, last)
+    if keyword_ids is None:  # every keyword of the window: one pass over the days for the IDs alone
+        seen = [np.unique(part["keyword_id"].to_numpy()) for part in map(report_for, days) if part is not None]
+        keyword_ids = np.unique(np.concatenate(seen)) if seen else np.zeros(0, dtype="int64")
+    ids = np.asarray(keyword_ids)
+    values = {name: np.full((len(ids), len(days)), np.nan) for name in PANEL_COLUMNS}
+    has_max_cpc = False
+    for column, day in enumerate(days):
+        rows = report_for(day)
+        if rows is None or not len(rows):
+            continue
+        row_of = np.searchsorted(ids, rows["keyword_id"].to_numpy())
+        known = row_of < len(ids)
+        known[known] = ids[row_of[known]] == rows["keyword_id"].to_numpy()[known]
+        for name in PANEL_COLUMNS:
+            if name in rows.columns:
+                values[name][row_of[known], column] = numeric(rows[name])[known]
+        has_max_cpc = has_max_cpc or ("max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any()))
+    if not has_max_cpc:
         raise LandscapeUnavailable("the reports carry no max_cpc (the bid in force), so the bid landscape cannot be "
                                    "learnt")
-    dates = as_day(reports["date"]).to_numpy()
-    inside = (dates >= np.datetime64(first)) & (dates <= np.datetime64(last))
-    rows = reports.loc[inside]
-    ids = np.unique(rows["keyword_id"].to_numpy()) if keyword_ids is None else np.asarray(keyword_ids)
-    row_of = np.searchsorted(ids, rows["keyword_id"].to_numpy())
-    known = (row_of < len(ids))
-    known[known] = ids[row_of[known]] == rows["keyword_id"].to_numpy()[known]
-    column_of = ((dates[inside] - np.datetime64(first)) // np.timedelta64(1, "D")).astype("int64")
-    values = {}
-    for name in ("clicks", "cost", "max_cpc", "search_impression_share"):
-        matrix = np.full((len(ids), len(days)), np.nan)
-        if name in rows.columns:
-            matrix[row_of[known], column_of[known]] = numeric(rows[name])[known]
-        values[name] = matrix
     return _Panel(ids, days, values)
+
+
+def _days_of(reports: pd.DataFrame, first: dt.date, last: dt.date) -> ReportForDay:
+    """A frame of report rows as a function of the day."""
+    dates = as_day(reports["date"])
+    inside = ((dates >= pd.Timestamp(first)) & (dates <= pd.Timestamp(last))).to_numpy()
+    by_day = {day.date(): part for day, part in reports[inside].groupby(dates[inside].to_numpy(), sort=False)}
+    return by_day.get
 
 
 def _context(panel: _Panel, end: int) -> pd.DataFrame:
@@ -108,14 +130,21 @@ def _context(panel: _Panel, end: int) -> pd.DataFrame:
     return context[has_bid & (reference > 0)].reset_index(drop=True)
 
 
+def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> np.ndarray:
+    """The keywords a landscape is learnt from (sorted): all of them, or a seeded sample of `max_keywords`. A large
+    account's reports can then be read for the sample only."""
+    ids = np.unique(keyword_ids)
+    if len(ids) > max_keywords:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, max_keywords, replace=False))
+    return ids
+
+
 def training_rows(reports: pd.DataFrame, first_target: dt.date, last_target: dt.date,
                   max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> pd.DataFrame:
     """One row per keyword and target day: the context as of the day before, the bid in force on the day and the
     outcome. A day without a report row is zero clicks at the keyword's latest bid (bids change only when the
     platform publishes, so that bid is the one in force but on a publication day)."""
-    ids = np.unique(reports["keyword_id"].to_numpy())
-    if len(ids) > max_keywords:
-        ids = np.sort(np.random.default_rng(seed).choice(ids, max_keywords, replace=False))
+    ids = training_keywords(reports["keyword_id"].to_numpy(), max_keywords, seed)
     panel = _panel(reports, first_target - dt.timedelta(days=CONTEXT_DAYS), last_target, ids)
     carried_bid = pd.DataFrame(panel.values["max_cpc"]).ffill(axis=1).to_numpy()
     frames = []
@@ -203,27 +232,33 @@ class BidLandscape:
         return np.clip(self.click_elasticity + self.click_elasticity_by_position * np.nan_to_num(position)
                        + self.click_elasticity_by_share * np.nan_to_num(share), 0.0, 3.0)
 
-    def _cost_per_click(self, context: pd.DataFrame, bids: np.ndarray) -> np.ndarray:
+    def _cost_per_click(self, context: pd.DataFrame, bids: np.ndarray, log_bids: np.ndarray) -> np.ndarray:
+        """recent cost per click × (bid / the bid that paid for it) ^ f × exp(c0), at most the bid; written as
+        level × paid ^ (1 − f) × bid ^ f so that the only keywords × candidates work is one exp."""
         paid = context["paid_bid"].to_numpy(dtype="float64")[:, None]
         ratio = context["base_cpc_to_bid"].to_numpy(dtype="float64")[:, None]
+        level = np.where(np.isfinite(ratio), ratio, self.mean_cpc_to_bid) * np.exp(self.cost_level)
         # Without recent clicks there is no recent price: the account's usual cost-per-click-to-bid at this bid.
-        anchor = np.where(np.isfinite(ratio) & (paid > 0), paid, bids)
-        recent = np.where(np.isfinite(ratio), ratio, self.mean_cpc_to_bid) * anchor
-        return np.minimum(recent * (bids / anchor) ** self.cost_elasticity * np.exp(self.cost_level), bids)
+        priced = np.isfinite(ratio) & (paid > 0)
+        f = self.cost_elasticity
+        anchored = level * np.where(priced, paid, 1.0) ** (1.0 - f) * np.exp(f * log_bids)
+        return np.minimum(np.where(priced, anchored, level * bids), bids)
 
     def response(self, context: pd.DataFrame, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks relative to the clicks at the bid in force, expected cost per click) at each candidate bid
         (keywords × candidates)."""
         current = context["bid_in_force"].to_numpy(dtype="float64")[:, None]
-        multiplier = (bids / current) ** self.elasticities(context)[:, None]
-        return multiplier, self._cost_per_click(context, bids)
+        log_bids = np.log(bids)
+        multiplier = np.exp(self.elasticities(context)[:, None] * (log_bids - np.log(current)))
+        return multiplier, self._cost_per_click(context, bids, log_bids)
 
     def predict_outcomes(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(expected clicks, expected cost) of training-style rows at their bids in force."""
         base = np.expm1(rows["log1p_base_clicks"].to_numpy(dtype="float64"))
         weekday = np.asarray(self.day_of_week_effects)[rows["day_of_week"].to_numpy(dtype="int64")]
         clicks = base * np.exp(weekday + self.elasticities(rows) * rows["log_bid_ratio"].to_numpy(dtype="float64"))
-        cost_per_click = self._cost_per_click(rows, rows["bid"].to_numpy(dtype="float64")[:, None])[:, 0]
+        bids = rows["bid"].to_numpy(dtype="float64")[:, None]
+        cost_per_click = self._cost_per_click(rows, bids, np.log(bids))[:, 0]
         return clicks, clicks * cost_per_click
 
 

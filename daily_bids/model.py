@@ -14,6 +14,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -85,7 +86,7 @@ class KeywordModel:
     feature_versions: dict[str, str] = field(default_factory=feature_versions)
     validation_metrics: dict[str, float] = field(default_factory=dict)
 
-    @property
+    @cached_property  # a hash of every tree or weight: computed once, not for every scored batch
     def version(self) -> str:
         digest = hashlib.sha256(self.scaler.to_json().encode())
         for target in sorted(self.boosters):

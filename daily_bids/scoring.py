@@ -66,6 +66,13 @@ class PredictionTotals:
                 self.sums[column] = self.sums.get(column, 0.0) + float(predictions[column].sum())
         self.values_per_click.append(predictions["expected_value_per_click"].dropna().to_numpy(dtype="float32"))
 
+    def merge(self, other: "PredictionTotals") -> None:
+        """Add another part of the day (a Spark task's)."""
+        self.keywords += other.keywords
+        for name, value in other.sums.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.values_per_click.extend(other.values_per_click)
+
     def summary(self) -> dict[str, float]:
         """Totals for the materialization's metadata; a quantity the reports do not carry is left out, not zeroed."""
         summary = {"keywords": float(self.keywords), **self.sums}
@@ -93,23 +100,28 @@ class BidTotals:
 
     def add(self, decision: BidDecision) -> None:
         bids = decision.bids
-        self.bids += len(bids)
-        self.unprofitable += len(decision.unprofitable)
-        self.priced_by_landscape += decision.priced_by_landscape
-        self.explored += int(bids["exploration"].sum())
-        self.bid_sum += float(bids["bid"].sum())
-        self.expected_value += float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum())
-        self.spend_at_most += float((bids["bid"] * bids["expected_clicks"]).sum())
-        for name, count in bids["bid_basis"].value_counts().items():
-            self.basis[name] = self.basis.get(name, 0) + int(count)
-        self.economics = decision.economics if self.economics is None else self.economics + decision.economics
+        self.merge(BidTotals(
+            bids=len(bids), unprofitable=len(decision.unprofitable), priced_by_landscape=decision.priced_by_landscape,
+            explored=int(bids["exploration"].sum()), bid_sum=float(bids["bid"].sum()),
+            expected_value=float((bids["expected_clicks"] * bids["expected_value_per_click"]).sum()),
+            spend_at_most=float((bids["bid"] * bids["expected_clicks"]).sum()),
+            basis={name: int(count) for name, count in bids["bid_basis"].value_counts().items()},
+            economics=decision.economics, landscape_note=decision.landscape_note, preview=bids.head(10)))
+
+    def merge(self, other: "BidTotals") -> None:
+        """Add another part of the day: a batch's decision, or a Spark task's totals."""
+        for name in ("bids", "unprofitable", "priced_by_landscape", "explored", "bid_sum", "expected_value",
+                     "spend_at_most"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, count in other.basis.items():
+            self.basis[name] = self.basis.get(name, 0) + count
+        if other.economics is not None:
+            self.economics = other.economics if self.economics is None else self.economics + other.economics
         # The longest note wins: the held-back budgeted campaigns', decided last, adds what the budgets did.
-        if len(decision.landscape_note) >= len(self.landscape_note):
-            self.landscape_note = decision.landscape_note
-        if self.preview is None:
-            self.preview = bids.head(10)
-        elif len(self.preview) < 10:
-            self.preview = pd.concat([self.preview, bids.head(10 - len(self.preview))], ignore_index=True)
+        if len(other.landscape_note) >= len(self.landscape_note):
+            self.landscape_note = other.landscape_note
+        if other.preview is not None and (self.preview is None or len(self.preview) < 10):
+            self.preview = pd.concat([self.preview, other.preview], ignore_index=True).head(10)
 
     @property
     def mean_bid(self) -> float:

@@ -15,6 +15,7 @@ pyspark is imported by the caller's SparkSession only; nothing here imports it a
 
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 import time
 import uuid
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from daily_bids.bidding import BidPolicy, CannotBidError
 from daily_bids.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
 from daily_bids.schema import as_day
 from daily_bids.scoring import BidTotals, DayScores, PredictionTotals, bid_batches
-from daily_bids.warehouse import PARTITION_COLUMN, Warehouse, to_arrow, to_pandas
+from daily_bids.warehouse import PARTITION_COLUMN, PartitionWriter, Warehouse, to_arrow, to_pandas
 
 STAGING_FOLDER = ".spark-staging"
 
@@ -52,6 +54,7 @@ class ScoringTask:
     landscape_note: str
     context_columns: tuple[str, ...]  # the context's columns joined onto the features ("" when no bids)
     staging: str
+    day: dt.date
     with_bids: bool
 
 
@@ -93,7 +96,7 @@ def score_day(spark, store: Warehouse, features_table: str, day, model, clusters
         # A plain policy: the Dagster resource that may be passed in holds its run's context, which does not pickle.
         policy = BidPolicy(**{name: getattr(policy, name) for name in BidPolicy.model_fields})
         task = ScoringTask(type(model), model.to_bytes(), model.version, clusters, values_by_cluster, policy,
-                           landscape, landscape_note, context_columns, run_folder, with_bids)
+                           landscape, landscape_note, context_columns, run_folder, day, with_bids)
         started = time.perf_counter()
         shared = spark.sparkContext.broadcast(task)
         log(f"scoring {day} on Spark ({spark.sparkContext.master}, {features.rdd.getNumPartitions()} tasks)")
@@ -103,11 +106,11 @@ def score_day(spark, store: Warehouse, features_table: str, day, model, clusters
         predicted, bid, cannot_bid = PredictionTotals(), (BidTotals() if with_bids else None), ""
         for row in results:
             prediction_part, bid_part, failure = pickle.loads(row["totals"])
-            _merge_predictions(predicted, prediction_part)
+            predicted.merge(prediction_part)
             if failure:
                 cannot_bid = failure
             elif bid is not None:
-                _merge_bids(bid, bid_part)
+                bid.merge(bid_part)
         _adopt(store, outputs["predictions"], day, [row["predictions"] for row in results])
         if with_bids and not cannot_bid:
             _adopt(store, outputs["bids"], day, [row["bids"] for row in results])
@@ -125,7 +128,7 @@ def _score_task(task: ScoringTask, batches: Iterator[pd.DataFrame]) -> Iterator[
     name = f"{attempt.partitionId():05d}-{attempt.attemptNumber()}-{uuid.uuid4().hex[:8]}.parquet"
     model = _model(task)
     predicted, bid, failure = PredictionTotals(), BidTotals(), ""
-    writers: dict[str, _StagedFile] = {table: _StagedFile(f"{task.staging}/{table}-{name}")
+    writers: dict[str, _StagedFile] = {table: _StagedFile(f"{task.staging}/{table}-{name}", task.day)
                                        for table in ("predictions", "bids")}
 
     def scored() -> Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]:
@@ -157,48 +160,28 @@ def _score_task(task: ScoringTask, batches: Iterator[pd.DataFrame]) -> Iterator[
 
 
 class _StagedFile:
-    """A task's Parquet file in the staging folder, written batch by batch."""
+    """A task's Parquet file in the staging folder, written batch by batch; created with the first batch."""
 
-    def __init__(self, path: str):
-        self.path, self._writer = path, None
+    def __init__(self, path: str, day):
+        self.path, self.day = path, day
+        self._sink: pa.NativeFile | None = None
+        self._writer: PartitionWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
-        table = to_arrow(frame.drop(columns=[PARTITION_COLUMN], errors="ignore"))
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        elif table.schema != self._writer.schema:
-            table = table.cast(self._writer.schema)
-        self._writer.write_table(table)
+            self._sink = pa.OSFile(self.path, "wb")
+            self._writer = PartitionWriter(self.path, self.day, self._sink)
+        self._writer.write(frame)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-
-
-def _merge_predictions(total: PredictionTotals, part: PredictionTotals) -> None:
-    total.keywords += part.keywords
-    for name, value in part.sums.items():
-        total.sums[name] = total.sums.get(name, 0.0) + value
-    total.values_per_click.extend(part.values_per_click)
-
-
-def _merge_bids(total: BidTotals, part: BidTotals) -> None:
-    for name in ("bids", "unprofitable", "priced_by_landscape", "explored", "bid_sum", "expected_value",
-                 "spend_at_most"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    for name, count in part.basis.items():
-        total.basis[name] = total.basis.get(name, 0) + count
-    if part.economics is not None:
-        total.economics = part.economics if total.economics is None else total.economics + part.economics
-    if len(part.landscape_note) >= len(total.landscape_note):
-        total.landscape_note = part.landscape_note
-    if part.preview is not None and (total.preview is None or len(total.preview) < 10):
-        total.preview = pd.concat([total.preview, part.preview], ignore_index=True).head(10)
+            self._sink.close()
 
 
 def _adopt(store: Warehouse, table: str, day, staged: list[str]) -> None:
     """Write `table`'s partition from the tasks' staged files, in task order (a task with no rows wrote none)."""
-    files = sorted(path for path in staged if store.fs.get_file_info(path).type.name == "File")
+    files = sorted(path for path in staged if store.fs.get_file_info(path).type == pafs.FileType.File)
     with store.partition_writer(table, day) as sink:
         for path in files:
             for batch in pq.ParquetFile(path).iter_batches():

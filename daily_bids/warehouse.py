@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -133,8 +134,11 @@ class Warehouse:
         by_day = {key.date(): group for key, group in frame.groupby(dates.to_numpy(), sort=False)}
         return [self.write_partition(table, day, by_day.get(day, frame.iloc[0:0])) for day in days]
 
-    def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None) -> pd.DataFrame:
-        """The given days of `table` with their `date` column; raises MissingPartitionsError naming absent days."""
+    def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None,
+                        keyword_ids: np.ndarray | None = None) -> pd.DataFrame:
+        """The given days of `table` with their `date` column; raises MissingPartitionsError naming absent days.
+        With `keyword_ids`, only those keywords' rows (filtered while reading, day by day: a sample of a large
+        table costs the sample's memory)."""
         days = sorted(set(days))
         missing = [d for d in days if not self.partition_exists(table, d)]
         if missing:
@@ -144,8 +148,9 @@ class Warehouse:
             )
         frames = []
         for day in days:
+            filters = [("keyword_id", "in", keyword_ids)] if keyword_ids is not None else None
             frames.append(_dated(to_pandas(pq.read_table(self.partition_path(table, day), filesystem=self.fs,
-                                                         columns=columns)), day))
+                                                         columns=columns, filters=filters)), day))
         if not frames:
             raise ValueError(f"{table}: no days were asked for")
         return pd.concat(frames, ignore_index=True)

@@ -110,7 +110,7 @@ def test_the_readme_walk_through_of_real_adwords_data(tmp_path):
     assert without_value.returncode == 1 and "Traceback" not in without_value.stdout + without_value.stderr
     assert "champion deep-" in without_value.stdout or "champion xgb-" in without_value.stdout  # reused
     assert without_value.stderr.strip().splitlines()[-1].startswith(
-        "[daily-bids] the daily bid job for 2013-03-31 did not complete: keyword_bids: cannot bid: the keyword "
+        "[daily-bids] the daily bid job for 2013-03-31 did not complete: keyword_scores: cannot bid: the keyword "
         "reports carry no conversion value")
     assert "Set BIDS_VALUE_PER_CLICK" in without_value.stderr
     assert bids[["Campaign ID", "Campaign", "Ad group ID", "Ad group"]].isna().all().all()  # not in the file: empty
