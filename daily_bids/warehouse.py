@@ -19,6 +19,8 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -35,6 +37,7 @@ from daily_bids.schema import as_day
 
 PARTITION_COLUMN = "date"
 DATA_FILE = "data.parquet"
+UPLOAD_CHUNK_BYTES = 8 << 20
 # A temporary file this old is left over from a killed write (a real write takes seconds to minutes).
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -251,8 +254,13 @@ class Warehouse:
         folder, name = path.rsplit("/", 1)
         self.fs.create_dir(folder, recursive=True)
         if not self.is_local:
-            with self.fs.open_output_stream(path) as sink:  # one (multipart) upload: S3 replaces objects atomically
-                yield sink
+            # Spooled to a local file, then uploaded in one go (S3 replaces objects atomically): a writer that fails
+            # half-way uploads nothing, where a streamed upload would be completed with what it had.
+            with tempfile.TemporaryFile() as spool:
+                yield pa.PythonFile(spool, mode="w")
+                spool.seek(0)
+                with self.fs.open_output_stream(path) as sink:
+                    shutil.copyfileobj(spool, sink, UPLOAD_CHUNK_BYTES)
             return
         self._remove_stale_temporaries(folder, name)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"

@@ -51,3 +51,24 @@ def test_a_missing_bucket_is_named(s3_server, monkeypatch):
     monkeypatch.setenv("BIDS_WAREHOUSE", "s3://no-such-bucket/x")
     with pytest.raises(ValueError, match="'no-such-bucket'.*does not exist"):
         build_resources()["warehouse"].warehouse()
+
+
+def test_a_streamed_partition_that_fails_half_way_leaves_the_old_object(s3_server, monkeypatch):
+    import pandas as pd
+
+    from daily_bids.warehouse import S3Options, Warehouse
+
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="bids")
+    store = Warehouse("s3://bids/stream", S3Options(endpoint_url=s3_server, access_key="daily-bids",
+                                                      secret_key="daily-bids-secret"))
+    day = DAYS[0]
+    store.write_partition("bids", day, pd.DataFrame({"keyword_id": [1, 2], "bid": [0.5, 0.6]}))
+    with pytest.raises(RuntimeError, match="half-way"), store.partition_writer("bids", day) as writer:
+        writer.write(pd.DataFrame({"keyword_id": [3], "bid": [0.7]}))
+        raise RuntimeError("the scoring broke half-way")
+    assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [1, 2]
+    with store.partition_writer("bids", day) as writer:  # a streamed write that completes replaces it
+        for keyword in (3, 4):
+            writer.write(pd.DataFrame({"keyword_id": [keyword], "bid": [0.7]}))
+    assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [3, 4]
+    assert list(store.iter_partition("bids", day, 1))[1]["keyword_id"].tolist() == [4]
