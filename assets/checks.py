@@ -297,7 +297,8 @@ def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehous
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         day = days[-1]
         rescored = scoring_math.rescore_sample(store, features_table, day, model, clusters)
-        written = store.read_partitions(table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS])
+        written = store.read_partitions(table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS],
+                                        rescored["keyword_id"].to_numpy())
         report = scoring_math.parity_report(written, rescored)
         worst = float(report["max"].max()) if len(report) else 0.0
         return dg.AssetCheckResult(

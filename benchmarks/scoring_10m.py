@@ -78,18 +78,39 @@ def _tree_rss(root: int) -> int:
 
 
 def prepare(workdir: Path, base: int, keywords: int) -> None:
+    """The simulated account, its models, landscape and context (once per --base), then the tiled day (once per
+    --keywords)."""
+    from daily_bids.warehouse import Warehouse
+
+    if not (workdir / f"base-{base}.json").exists():
+        _prepare_account(workdir, base)
+    if (workdir / f"ready-{keywords}.json").exists():
+        print(f"set-up: reusing {workdir}", flush=True)
+        return
+    day = dt.date.fromisoformat(json.loads((workdir / f"base-{base}.json").read_text())["day"])
+    day_features = pd.read_parquet(workdir / "account_features.parquet")
+    copies = -(-keywords // len(day_features))
+    print(f"set-up: tiling {len(day_features):,} keywords × {copies} into a {keywords:,}-keyword day ...", flush=True)
+    store = Warehouse(str(workdir / f"warehouse-{keywords}"))
+    with store.partition_writer(FEATURES, day) as sink:
+        for copy in range(copies):
+            part = day_features.iloc[: keywords - copy * len(day_features)]
+            sink.write(part.assign(keyword_id=part["keyword_id"].to_numpy() + copy * COPY_STRIDE))
+    for name in ("context", "clusters"):
+        frame = pd.read_parquet(workdir / f"account_{name}.parquet")
+        pd.concat([frame.assign(keyword_id=frame["keyword_id"].to_numpy() + copy * COPY_STRIDE)
+                   for copy in range(copies)], ignore_index=True).to_parquet(workdir / f"{name}-{keywords}.parquet")
+    (workdir / f"ready-{keywords}.json").write_text(json.dumps({"day": day.isoformat(), "keywords": keywords}))
+
+
+def _prepare_account(workdir: Path, base: int) -> None:
     from daily_bids.clustering import behaviour_profiles, fit_clusters
     from daily_bids.deep_model import DeepParameters, train_deep
     from daily_bids.features import roll
     from daily_bids.landscape import bid_context, landscape_for_day
     from daily_bids.model import TrainingParameters, train, training_frame
     from daily_bids.simulator import AdMarketSimulator
-    from daily_bids.warehouse import Warehouse
 
-    marker = workdir / f"ready-{base}-{keywords}.json"
-    if marker.exists():
-        print(f"set-up: reusing {workdir}", flush=True)
-        return
     print(f"set-up (not timed): {HISTORY_DAYS} days of a {base:,}-keyword account ...", flush=True)
     simulator = AdMarketSimulator(seed=7, keywords=base)
     manual = simulator.manual_bids()
@@ -113,29 +134,13 @@ def prepare(workdir: Path, base: int, keywords: int) -> None:
     clusters = fit_clusters(behaviour_profiles(history[history["date"] > pd.Timestamp(day - dt.timedelta(days=28))]))
     deep = train_deep(frame, clusters, training_days[-1], DeepParameters(epochs=4, validation_days=3),
                       log=lambda message: None)
-    landscape = landscape_for_day(history, day)
-    context = bid_context(history, day)
-
-    day_features = features[day]
-    copies = -(-keywords // len(day_features))
-    print(f"set-up: tiling {len(day_features):,} keywords × {copies} into a {keywords:,}-keyword day ...", flush=True)
-    store = Warehouse(str(workdir / "warehouse"))
-    with store.partition_writer(FEATURES, day) as sink:
-        written = 0
-        for copy in range(copies):
-            part = day_features.iloc[: keywords - written].assign(
-                keyword_id=day_features["keyword_id"].to_numpy() + copy * COPY_STRIDE)
-            sink.write(part)
-            written += len(part)
-    tiled = lambda frame: pd.concat(  # noqa: E731 - a one-line helper for the two tables below
-        [frame.assign(keyword_id=frame["keyword_id"].to_numpy() + copy * COPY_STRIDE) for copy in range(copies)],
-        ignore_index=True)
-    tiled(context).to_parquet(workdir / "context.parquet")
-    tiled(clusters.assignments).to_parquet(workdir / "clusters.parquet")
-    landscape.to_frame(day).to_parquet(workdir / "landscape.parquet")
+    features[day].to_parquet(workdir / "account_features.parquet")
+    bid_context(history, day).to_parquet(workdir / "account_context.parquet")
+    clusters.assignments.to_parquet(workdir / "account_clusters.parquet")
+    landscape_for_day(history, day).to_frame(day).to_parquet(workdir / "landscape.parquet")
     (workdir / "xgboost.bundle").write_bytes(xgboost.to_bytes())
     (workdir / "deep.bundle").write_bytes(deep.to_bytes())
-    marker.write_text(json.dumps({"day": day.isoformat(), "keywords": keywords}))
+    (workdir / f"base-{base}.json").write_text(json.dumps({"day": day.isoformat()}))
 
 
 def load_model(workdir: Path, kind: str):
@@ -153,13 +158,13 @@ def run_one(workdir: Path, keywords: int, engine: str, kind: str) -> dict:
     from daily_bids.landscape import BidLandscape
     from daily_bids.warehouse import Warehouse
 
-    day = dt.date.fromisoformat(json.loads(next(workdir.glob(f"ready-*-{keywords}.json")).read_text())["day"])
-    store = Warehouse(str(workdir / "warehouse"))
+    day = dt.date.fromisoformat(json.loads((workdir / f"ready-{keywords}.json").read_text())["day"])
+    store = Warehouse(str(workdir / f"warehouse-{keywords}"))
     started = time.perf_counter()
     model = load_model(workdir, kind)
     loaded = time.perf_counter() - started
-    clusters = pd.read_parquet(workdir / "clusters.parquet")
-    context = pd.read_parquet(workdir / "context.parquet")
+    clusters = pd.read_parquet(workdir / f"clusters-{keywords}.parquet")
+    context = pd.read_parquet(workdir / f"context-{keywords}.parquet")
     landscape = BidLandscape.from_row(pd.read_parquet(workdir / "landscape.parquet").iloc[0])
     outputs = {"predictions": f"{PREDICTIONS}_{engine}_{kind}", "bids": f"{BIDS}_{engine}_{kind}"}
     log = lambda message: print("   ", message, flush=True)  # noqa: E731

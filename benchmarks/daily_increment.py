@@ -1,0 +1,169 @@
+"""Benchmark: the whole daily increment, stage by stage, at 1M, 3M and 10M keywords: how each stage's cost grows.
+
+    .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000]
+
+Set-up per size (not timed, in --workdir): the simulator's reports of the 28 days before day D and of D, written as
+validated reports (and the 7 days before D as raw reports, for the drift check), and the XGBoost model of
+`benchmarks/scoring_10m.py` (run it first: it trains on the same simulator's features).
+
+Each stage runs in a process of its own, reading what it needs from the warehouse, as Dagster's multiprocess executor
+runs a step, so its peak RSS (process and children) is its own:
+
+1. report: the simulator's report of D, written as the raw partition;
+2. checks and validation: the raw contract (great-expectations), drift against the 7 days before, validation into
+   validated + quarantine, the validated contract;
+3. features, first run: the rolling state rebuilt from the 28 report days before D, then D's features (what a first
+   run or a run after a gap does);
+4. features, incremental: D's features from the state as of D-1 (the everyday case);
+5. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
+6. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
+7. publication: the blocking bid rules (great-expectations) and the Google Ads Editor CSV.
+"""
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scoring_10m import PeakRss, load_model
+
+DAY = dt.date(2025, 6, 30)
+STAGES = ("report", "checks_and_validation", "features_first_run", "features_incremental", "bid_landscape",
+          "predictions_and_bids", "publication")
+RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
+
+
+def prepare(folder: Path, keywords: int) -> None:
+    from daily_bids.simulator import AdMarketSimulator
+    from daily_bids.warehouse import Warehouse
+
+    if (folder / "ready").exists():
+        return
+    store = Warehouse(str(folder / "warehouse"))
+    simulator = AdMarketSimulator(seed=7, keywords=keywords)
+    for back in range(28, -1, -1):
+        day = DAY - dt.timedelta(days=back)
+        report = simulator.report(day)
+        store.write_partition(VALIDATED, day, report)
+        if 1 <= back <= 7:
+            store.write_partition(RAW, day, _raw(report))
+        print(f"  set-up {keywords:,}: report of {day} written", flush=True)
+    (folder / "ready").write_text("ok")
+
+
+def _raw(report: pd.DataFrame) -> pd.DataFrame:
+    return report.assign(source_file="simulator:seed=7", source_row=np.arange(1, len(report) + 1), parse_errors=pd.NA)
+
+
+def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> dict:
+    from daily_bids import quality, scoring
+    from daily_bids.bidding import BidPolicy, ads_editor_csv
+    from daily_bids.features import STATE_TABLE, RollingState, roll
+    from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
+    from daily_bids.simulator import AdMarketSimulator
+    from daily_bids.validation import validate_report
+    from daily_bids.warehouse import Warehouse
+
+    store = Warehouse(str(folder / "warehouse"))
+    yesterday = DAY - dt.timedelta(days=1)
+
+    def report_for(day):
+        return store.read_partitions(VALIDATED, [day]) if store.partition_exists(VALIDATED, day) else None
+
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        if stage == "report":
+            store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
+        elif stage == "checks_and_validation":
+            raw = store.read_partitions(RAW, [DAY])
+            quality.run_expectations(raw, quality.report_suite("raw", [DAY]), "raw")
+            quality.drift_scores(store, RAW, raw, DAY)
+            result = validate_report(raw, [DAY])
+            quality.run_expectations(result.valid, quality.report_suite("validated", [DAY]), "validated")
+            store.write_partition(VALIDATED, DAY, result.valid)
+            store.write_partition("keyword_quarantine", DAY, result.quarantine)
+        elif stage == "features_first_run":
+            ((_, features, state),) = [(d, f, s) for d, f, s in roll([yesterday], report_for)]
+            store.write_partition(FEATURES, yesterday, features)
+            store.write_partition(STATE_TABLE, yesterday, state.to_frame())
+        elif stage == "features_incremental":
+            state = RollingState.from_frame(yesterday, store.read_partitions(STATE_TABLE, [yesterday])
+                                            .drop(columns="date"))
+            ((day, features, new_state),) = list(roll([DAY], report_for, state))
+            store.write_partition(FEATURES, day, features)
+            store.write_partition(STATE_TABLE, day, new_state.to_frame())
+        elif stage == "bid_landscape":
+            sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
+            days = sorted(d for d in store.list_partitions(VALIDATED) if d <= DAY)
+            reports = store.read_partitions(VALIDATED, days, ["keyword_id", "clicks", "cost", "max_cpc",
+                                                              "search_impression_share"], sample)
+            try:
+                landscape = landscape_for_day(reports, DAY)
+                store.write_partition("bid_landscape", DAY, landscape.to_frame(DAY))
+            except LandscapeUnavailable as reason:  # the simulator's manual bids never vary
+                print(f"    no landscape: {reason}", flush=True)
+        elif stage == "predictions_and_bids":
+            columns = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+            context = bid_context(lambda d: store.read_partitions(VALIDATED, [d], columns)
+                                  if store.partition_exists(VALIDATED, d) else None, DAY)
+            model = load_model(model_folder, "xgboost")
+            scoring.score_day(store, FEATURES, DAY, model, None, {"predictions": "keyword_predictions",
+                                                                   "bids": "keyword_bids"}, BidPolicy(), None, context,
+                              "no landscape", log=lambda message: print("   ", message, flush=True))
+        elif stage == "publication":
+            bids = store.read_partitions("keyword_bids", [DAY])
+            quality.run_expectations(bids, quality.bid_suite(0.05, 20.0), "bids_to_publish")
+            store.write_bytes(f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv", ads_editor_csv(bids))
+        seconds = time.perf_counter() - started
+    return {"stage": stage, "keywords": keywords, "seconds": seconds, "peak_rss_gb": rss.peak / 2**30}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000000,3000000,10000000")
+    parser.add_argument("--workdir", default="/tmp/bids-increment-bench")
+    parser.add_argument("--models", default="/tmp/bids-scoring-bench", help="where scoring_10m.py left its models")
+    parser.add_argument("--one", nargs=2, metavar=("KEYWORDS", "STAGE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    workdir, model_folder = Path(args.workdir), Path(args.models)
+    if args.one:
+        keywords = int(args.one[0])
+        print("RESULT " + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder)),
+              flush=True)
+        return
+    results = []
+    for keywords in map(int, args.sizes.split(",")):
+        print(f"{keywords:,} keywords: set-up (not timed) ...", flush=True)
+        prepare(workdir / str(keywords), keywords)
+        for stage in STAGES:
+            process = subprocess.run([sys.executable, __file__, "--workdir", str(workdir), "--models",
+                                      str(model_folder), "--one", str(keywords), stage], capture_output=True, text=True)
+            lines = process.stdout.splitlines()
+            if process.returncode:
+                print(process.stdout[-2000:], process.stderr[-3000:])
+                raise SystemExit(f"{stage} at {keywords:,} failed")
+            result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+            print(f"  {stage:<24} {result['seconds']:7.1f} s  peak RSS {result['peak_rss_gb']:5.1f} GB", flush=True)
+            results.append(result)
+    table = pd.DataFrame(results)
+    seconds = table.pivot(index="stage", columns="keywords", values="seconds").loc[list(STAGES)]
+    memory = table.pivot(index="stage", columns="keywords", values="peak_rss_gb").loc[list(STAGES)]
+    print()
+    print("| stage | " + " | ".join(f"{k:,} keywords" for k in seconds.columns) + " |")
+    print("|---|" + "---:|" * len(seconds.columns))
+    for stage in STAGES:
+        print(f"| {stage} | " + " | ".join(f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB"
+                                           for k in seconds.columns) + " |")
+    increment = seconds.drop(index="features_first_run").sum()
+    print("| the everyday increment (all but the first run's rebuild) | "
+          + " | ".join(f"{increment[k]:.0f} s" for k in seconds.columns) + " |")
+
+
+if __name__ == "__main__":
+    main()
