@@ -152,7 +152,8 @@ def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_cl
     latest = scores[days[-1]]
     yield dg.MaterializeResult(asset_key=PREDICTIONS, metadata=readable({
         **latest.predictions.summary(), "model_version": champion_model.version, "engine": scoring.engine,
-        "rows_per_second": round(latest.rows_per_second), "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE))}))
+        "rows_per_second": round(latest.rows_per_second),
+        "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE))}))
     if not with_bids:
         return
     refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ README_BLOCKS = {
     "features list": "test_readme.py::test_the_feature_catalog_commands",
     "mlflow ui": "test_readme.py::test_mlflow_ui_serves_the_tracked_runs",
     "--partition-range": "test_readme.py::test_the_running_it_commands",
+    "BIDS_SCORING_ENGINE=spark": "test_readme.py::test_the_spark_engine_command",
     "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
     "~/bids-adwords": "test_first_day.py::test_the_readme_walk_through_of_real_adwords_data",
 }
@@ -136,6 +138,22 @@ def test_the_running_it_commands(bootstrapped):
     again = registry[pd.to_datetime(registry["stored_at"]) > started]
     assert set(again["asset"]) == {"xgboost_model", "deep_model", "champion_model"}
     assert set(again["trained_through"]) == {(today - dt.timedelta(days=8)).isoformat()}
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
+def test_the_spark_engine_command(bootstrapped):
+    """The README's Spark command rescored yesterday on Spark: the same bids, and the parity check passed."""
+    store = bootstrapped["store"]
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    before = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()
+    started = pd.Timestamp.now(tz="UTC")
+    done = run_block(readme_block("BIDS_SCORING_ENGINE=spark"), bootstrapped["env"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _written_since(store, "keyword_bids", yesterday, started)
+    after = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()
+    assert after.index.equals(before.index) and ((after - before).abs() <= 0.011).all()
+    assert "Asset check 'predictions_match_the_model' on 'keyword_predictions' passed" in done.stdout + done.stderr
+    assert "on the spark engine" in done.stdout + done.stderr
 
 
 def _written_since(store: Warehouse, table: str, day: dt.date, moment) -> bool:
