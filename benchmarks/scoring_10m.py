@@ -25,7 +25,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 START = dt.date(2025, 1, 1)
@@ -113,15 +112,7 @@ def _prepare_account(workdir: Path, base: int) -> None:
 
     print(f"set-up (not timed): {HISTORY_DAYS} days of a {base:,}-keyword account ...", flush=True)
     simulator = AdMarketSimulator(seed=7, keywords=base)
-    manual = simulator.manual_bids()
-    reports = {}
-    for number in range(HISTORY_DAYS):
-        day = START + dt.timedelta(days=number)
-        bids = manual
-        if number >= HISTORY_DAYS - VARIED_DAYS:
-            week = (number - (HISTORY_DAYS - VARIED_DAYS)) // 7
-            bids = (manual * np.random.default_rng([7, week]).uniform(0.8, 1.2, len(manual))).round(2)
-        reports[day] = simulator.report(day, bids)
+    reports = simulator.reports_with_varied_bids(START, HISTORY_DAYS, VARIED_DAYS)
     features = {day: frame for day, frame, _ in roll(sorted(reports)[-30:], reports.get, history_start=START)}
     day = max(features)
     training_days = sorted(features)[-15:-1]

@@ -151,6 +151,19 @@ class AdMarketSimulator:
         """The advertiser's own bids, in force wherever the platform has not published one."""
         return pd.Series(self.latent["manual_bid"], index=self.latent["keyword_id"], name="bid")
 
+    def reports_with_varied_bids(self, start: dt.date, days: int, varied_days: int) -> dict[dt.date, pd.DataFrame]:
+        """`days` reports from `start`: at the manual bids, then for the last `varied_days` at bids the advertiser
+        moved by up to ±20% each week (seeded), the variation a bid landscape can learn from."""
+        manual = self.manual_bids()
+        reports = {}
+        for number in range(days):
+            bids = manual
+            if number >= days - varied_days:
+                week = (number - (days - varied_days)) // 7
+                bids = (manual * np.random.default_rng([self.params.seed, week]).uniform(0.8, 1.2, len(manual))).round(2)
+            reports[start + dt.timedelta(days=number)] = self.report(start + dt.timedelta(days=number), bids)
+        return reports
+
     def report(self, day: dt.date, bids_in_force: pd.Series | None = None) -> pd.DataFrame:
         """The keyword report of `day`. `bids_in_force` maps keyword_id to the max CPC in force that day."""
         lat = self.latent

@@ -2,7 +2,6 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -91,17 +90,10 @@ START, HISTORY_DAYS, VARIED_DAYS = dt.date(2025, 1, 1), 84, 14
 @pytest.fixture(scope="session")
 def account():
     """600 keywords: 70 days at the advertiser's manual bids, then two weeks in which the advertiser moved them by up
-    to ±20% each week (the variation a landscape can learn from); an XGBoost champion trained on the last 42 days. (simulator, reports by day, model, features by day)."""
+    to ±20% each week (the variation a landscape can learn from); an XGBoost champion trained on the last 42 days.
+    Returns (simulator, reports by day, model, features by day)."""
     simulator = AdMarketSimulator(seed=7, keywords=600)
-    manual = simulator.manual_bids()
-    reports = {}
-    for number in range(HISTORY_DAYS):
-        day = START + dt.timedelta(days=number)
-        bids = manual
-        if number >= HISTORY_DAYS - VARIED_DAYS:
-            week = (number - (HISTORY_DAYS - VARIED_DAYS)) // 7
-            bids = (manual * np.random.default_rng([7, week]).uniform(0.8, 1.2, len(manual))).round(2)
-        reports[day] = simulator.report(day, bids)
+    reports = simulator.reports_with_varied_bids(START, HISTORY_DAYS, VARIED_DAYS)
     features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=START)}
     days = sorted(features)[-43:-1]
     frame = training_frame(pd.concat([features[d] for d in days]),
