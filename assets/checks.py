@@ -21,7 +21,6 @@ from assets.serving import BIDS, PREDICTIONS
 from assets.models import champion_model, keyword_clusters
 from daily_bids import bidding, landing, quality
 from daily_bids import scoring as scoring_math
-from daily_bids.features import FEATURES
 from daily_bids.schema import as_day
 from resources.ad_platform import LANDING_INDEX_TABLE
 from resources.bid_policy import BidPolicyResource
@@ -252,9 +251,6 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
 
 
 # Features computed from impressions and clicks alone are never null: every report carries those two.
-_ALWAYS_KNOWN_FEATURES = [f.name for f in FEATURES if set(f.source_columns) <= {"impressions", "clicks", "date"}]
-
-
 def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation], name: str) -> Iterator:
     """A suite of row rules (none with a `mostly` share), so a range that passes passes on every day."""
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
@@ -266,10 +262,7 @@ def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation]
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "
                 "impressions and clicks never null; counts never negative.", **CHECK_POLICY)
 def features_contract(context: dg.AssetCheckExecutionContext, keyword_features: pd.DataFrame):
-    suite = [quality.unique_keys(), quality.between("history_days", 1, 28)]
-    suite += [quality.not_null(name) for name in _ALWAYS_KNOWN_FEATURES]
-    suite += [quality.at_least(f.name, 0) for f in FEATURES if f.unit in ("count", "currency", "days")]
-    yield from _expectations(context, keyword_features, suite, "features")
+    yield from _expectations(context, keyword_features, quality.features_suite(), "features")
 
 
 @dg.asset_check(asset=PREDICTIONS, blocking=True, description="One prediction per keyword and day; expected "

@@ -8,7 +8,8 @@ import pandas as pd
 from assets.partitions import DAILY_ASSET_POLICIES, daily_partitions, partition_days
 from assets.reports import VALIDATED_REPORT
 from daily_bids import catalog
-from daily_bids.features import FEATURES, LOOKBACK_DAYS, STATE_TABLE, RollingState, feature_set_version, roll
+from daily_bids.feature_writer import write_features
+from daily_bids.features import FEATURES, LOOKBACK_DAYS, feature_set_version
 from resources.warehouse import WarehouseResource
 
 
@@ -24,13 +25,14 @@ from resources.warehouse import WarehouseResource
     code_version=feature_set_version(),
     **DAILY_ASSET_POLICIES,
 )
-def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Lags, 7- and 28-day sums and means (log1p-scaled), smoothed ratios and calendar features per keyword, as of
     the end of the partition day. Reads report days up to the partition day only.
 
     Computed incrementally from a per-keyword rolling state (`_keyword_feature_state`): a day costs in proportion to
     the number of keywords. Without the previous day's state (the first run, or after a gap) the state is rebuilt
-    from the 28 report days before the range. Restated reports: backfill features from the first restated day on."""
+    from the 28 report days before the range. Written a shard of a million keywords at a time, so memory stays
+    bounded however large the account. Restated reports: backfill features from the first restated day on."""
     store = warehouse.warehouse()
     days = partition_days(context)
     reports = VALIDATED_REPORT.path[-1]
@@ -41,31 +43,17 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                         reported[0] if reported else days[0])
     if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
         context.log.info(f"report history starts on {history_start}: rolling means average over the days since")
-
-    def report_for(day: dt.date) -> pd.DataFrame | None:
-        return None if day < history_start else store.read_partitions(reports, [day])
-
-    previous = days[0] - dt.timedelta(days=1)
-    state = None
-    if store.partition_exists(STATE_TABLE, previous):
-        state = RollingState.from_frame(previous, store.read_partitions(STATE_TABLE, [previous]).drop(columns="date"))
-    else:
-        context.log.info(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
-    frames = []
-    for day, features, day_state in roll(days, report_for, state, log=context.log.info, history_start=history_start):
-        store.write_partition(STATE_TABLE, day, day_state.to_frame())
-        frames.append(features)
-    features = pd.concat(frames, ignore_index=True)
-    return dg.Output(features, metadata={"rows": len(features), "features": len(FEATURES), "days": len(days),
-                                         "state_reused": state is not None})
+    run = write_features(store, reports, context.assets_def.key.path[-1], days, history_start, log=context.log.info)
+    return dg.MaterializeResult(metadata={"rows": run.rows, "features": len(FEATURES), "days": run.days,
+                                          "keyword_shards": run.shards, "state_reused": run.state_reused})
 
 
 FEATURES_TABLE = keyword_features.key.path[-1]
 
 
-@dg.asset(name=catalog.CATALOG_TABLE, group_name="features", kinds={"pandas", "parquet"}, **DAILY_ASSET_POLICIES)
-def feature_catalog(context: dg.AssetExecutionContext, keyword_features: pd.DataFrame,
-                    warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+@dg.asset(name=catalog.CATALOG_TABLE, group_name="features", kinds={"pandas", "parquet"}, deps=[keyword_features],
+          **DAILY_ASSET_POLICIES)
+def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     """An entry per feature and day: definition (name, description, dtype, unit, source columns, transformation and
     window, owner, tags, version), statistics (count, nulls, mean, std, min, quantiles, max), drift against the
     previous 7 days, first and last partition materialized, and the models that used this version.
@@ -81,8 +69,11 @@ def feature_catalog(context: dg.AssetExecutionContext, keyword_features: pd.Data
         previous_days = [day - dt.timedelta(days=n) for n in range(1, 8)]
         previous = [written[d] if d in written else store.read_partitions(table, [d])
                     for d in previous_days if d in written or store.partition_exists(table, d)]
-        todays = keyword_features[keyword_features["date"] == pd.Timestamp(day)]
-        written[day] = catalog.catalog_partition(day, todays, pd.concat(previous) if previous else pd.DataFrame(),
+
+        def values_of(name: str, day: dt.date = day):  # a column at a time: memory stays at one feature's values
+            return store.read_partitions(FEATURES_TABLE, [day], [name])[name].to_numpy()
+
+        written[day] = catalog.catalog_partition(day, values_of, pd.concat(previous) if previous else pd.DataFrame(),
                                                  [d for d in materialized if d <= day], registry)
     latest = written[days[-1]]
     view = latest[["feature", "version", "mean", "std", "nulls", "drift_vs_previous_7d", "models_using_this_version"]]

@@ -14,10 +14,13 @@ runs a step, so its peak RSS (process and children) is its own:
    validated + quarantine, the validated contract;
 3. features, first run: the rolling state rebuilt from the 28 report days before D, then D's features (what a first
    run or a run after a gap does);
-4. features, incremental: D's features from the state as of D-1 (the everyday case);
-5. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
-6. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
-7. publication: the blocking bid rules (great-expectations) and the Google Ads Editor CSV.
+4. features, incremental: D's features from the state as of D-1 (the everyday case), a shard of keywords at a time,
+   as the asset computes them;
+5. feature checks: the features' blocking contract (great-expectations, on the whole day, as the check loads it),
+   then the feature catalog's statistics, a column at a time;
+6. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
+7. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
+8. publication: the blocking bid rules (great-expectations) and the Google Ads Editor CSV.
 """
 
 import argparse
@@ -34,7 +37,8 @@ import pandas as pd
 from scoring_10m import PeakRss, load_model
 
 DAY = dt.date(2025, 6, 30)
-STAGES = ("report", "checks_and_validation", "features_first_run", "features_incremental", "bid_landscape",
+STAGES = ("report", "checks_and_validation", "features_first_run", "features_incremental", "feature_checks",
+          "bid_landscape",
           "predictions_and_bids", "publication")
 RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
 
@@ -62,9 +66,9 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> dict:
-    from daily_bids import quality, scoring
+    from daily_bids import catalog, quality, scoring
     from daily_bids.bidding import BidPolicy, ads_editor_csv
-    from daily_bids.features import STATE_TABLE, RollingState, roll
+    from daily_bids.feature_writer import write_features
     from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
     from daily_bids.simulator import AdMarketSimulator
     from daily_bids.validation import validate_report
@@ -72,9 +76,6 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
 
     store = Warehouse(str(folder / "warehouse"))
     yesterday = DAY - dt.timedelta(days=1)
-
-    def report_for(day):
-        return store.read_partitions(VALIDATED, [day]) if store.partition_exists(VALIDATED, day) else None
 
     with PeakRss() as rss:
         started = time.perf_counter()
@@ -89,15 +90,12 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
             store.write_partition(VALIDATED, DAY, result.valid)
             store.write_partition("keyword_quarantine", DAY, result.quarantine)
         elif stage == "features_first_run":
-            ((_, features, state),) = [(d, f, s) for d, f, s in roll([yesterday], report_for)]
-            store.write_partition(FEATURES, yesterday, features)
-            store.write_partition(STATE_TABLE, yesterday, state.to_frame())
+            write_features(store, VALIDATED, FEATURES, [yesterday], history_start=DAY - dt.timedelta(days=28))
         elif stage == "features_incremental":
-            state = RollingState.from_frame(yesterday, store.read_partitions(STATE_TABLE, [yesterday])
-                                            .drop(columns="date"))
-            ((day, features, new_state),) = list(roll([DAY], report_for, state))
-            store.write_partition(FEATURES, day, features)
-            store.write_partition(STATE_TABLE, day, new_state.to_frame())
+            write_features(store, VALIDATED, FEATURES, [DAY], history_start=DAY - dt.timedelta(days=28))
+        elif stage == "feature_checks":  # the features' blocking contract, then the catalog a column at a time
+            quality.run_expectations(store.read_partitions(FEATURES, [DAY]), quality.features_suite(), "features")
+            catalog.statistics(lambda name: store.read_partitions(FEATURES, [DAY], [name])[name].to_numpy())
         elif stage == "bid_landscape":
             sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
             days = sorted(d for d in store.list_partitions(VALIDATED) if d <= DAY)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,6 +153,23 @@ WEEK_BITS = (1 << 7) - 1
 PRIOR_CAP_QUANTILE = 0.99
 STATE_TABLE = "_keyword_feature_state"  # warehouse table of daily states, written beside keyword_features
 ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before the data starts (no rows, no error)
+# Keywords are computed in shards of consecutive keyword_id: [low, high), None for an open end.
+KeywordRange = tuple["int | None", "int | None"]
+ALL_KEYWORDS: KeywordRange = (None, None)
+# A shard's report of a day: (day, shard, columns or None for all) → its rows, or None before the data starts.
+ShardReportReader = Callable[[dt.date, KeywordRange, "list[str] | None"], "pd.DataFrame | None"]
+LEAVING_COLUMNS = ["keyword_id", *METRIC_COLUMNS]  # what a report day is read for again once it has entered
+# Keywords per shard: a shard's reports, features and their Parquet encoding stay around 1.5 GB.
+KEYWORDS_PER_SHARD = 1_000_000
+
+
+def keyword_shards(keyword_ids: np.ndarray, keywords_per_shard: int = KEYWORDS_PER_SHARD) -> list[KeywordRange]:
+    """Consecutive keyword_id ranges holding about `keywords_per_shard` of these keywords each. The first and last
+    are open-ended, so every keyword, including tomorrow's new ones, falls in exactly one."""
+    ids = np.unique(keyword_ids)
+    count = max(1, -(-len(ids) // keywords_per_shard))
+    bounds = [None, *(int(ids[len(ids) * i // count]) for i in range(1, count)), None]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 @dataclass
@@ -257,62 +274,101 @@ def advance(state: RollingState, entering: pd.DataFrame | None, leaving_week: pd
     )
 
 
-def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | None = None,
-         log: Callable[[str], None] | None = None, history_start: dt.date | None = None):
-    """Yield (day, features, state) for consecutive `days`. Without a state as of the day before the first, one is
-    built from the 28 report days before it (the bootstrap); with one, each day reads four report days.
-    `history_start` is the account's first report day, if known: rolling means average over the days since."""
+def roll_in_shards(days: list[dt.date], read_report: ShardReportReader, shards: list[KeywordRange] = (ALL_KEYWORDS,),
+                   state_of: Callable[[KeywordRange], RollingState] | None = None,
+                   log: Callable[[str], None] | None = None,
+                   history_start: dt.date | None = None) -> Iterator[tuple[dt.date, "DayOfFeatures"]]:
+    """Yield (day, its features) for consecutive `days`, keyword shard by keyword shard: each shard reads only its
+    keywords' report rows, so memory holds the rolling state and the latest lags of every keyword (compact) plus one
+    shard's reports, never a whole day's reports or features.
+
+    `state_of(shard)` gives each shard's state as of the day before the first; without it the state is built from
+    the 28 report days before (the bootstrap). `history_start` is the account's first report day, if known: rolling
+    means average over the days since."""
     days = sorted(days)
     if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
         raise ValueError("features are computed over consecutive days")
     first = days[0]
-    if state is None:
-        state = RollingState.empty(first - dt.timedelta(days=LOOKBACK_DAYS))
-        bootstrap_from = state.day + dt.timedelta(days=1)
+    if state_of is None:
+        bootstrap_from = first - dt.timedelta(days=LOOKBACK_DAYS - 1)
+        states = [RollingState.empty(bootstrap_from - dt.timedelta(days=1)) for _ in shards]
     else:
-        if state.day != first - dt.timedelta(days=1):
-            raise ValueError(f"rolling state is as of {state.day}, not the day before {first}")
         bootstrap_from = None
-    # Each report day is read when it enters and again when it leaves the 7- and 28-day windows (and as the t-7
-    # lag). Only those later reads are cached, as keyword_id and metrics, and a day is dropped after its last read:
-    # memory stays at about a week of reports however long the range.
-    steps = []
-    day = state.day
-    while day < days[-1]:
-        day += dt.timedelta(days=1)
-        steps.append(day)
-    later_reads: dict[dt.date, int] = {}
-    for day in steps:
-        again = [day - dt.timedelta(days=7), day - dt.timedelta(days=LOOKBACK_DAYS)]
-        again += [day - dt.timedelta(days=6)] if day >= first else []
-        for needed in again:
-            later_reads[needed] = later_reads.get(needed, 0) + 1
-    cache: dict[dt.date, pd.DataFrame | None] = {}
+        states = [state_of(shard) for shard in shards]
+        for state in states:
+            if state.day != first - dt.timedelta(days=1):
+                raise ValueError(f"rolling state is as of {state.day}, not the day before {first}")
 
-    def report(day: dt.date, entering: bool = False) -> pd.DataFrame | None:
+    def read(day: dt.date, shard: KeywordRange, columns: list[str] | None = None) -> pd.DataFrame | None:
         if bootstrap_from is not None and day < bootstrap_from:
             return None  # before the bootstrap window: never added, so nothing leaves
-        frame = cache[day] if (day in cache and not entering) else report_for(day)
-        if not entering:
-            later_reads[day] -= 1
-        if later_reads.get(day, 0) > 0:
-            if day not in cache:
-                cache[day] = None if frame is None else frame[["keyword_id", *METRIC_COLUMNS]]
-        else:
-            cache.pop(day, None)
-        return frame
+        return read_report(day, shard, columns)
 
     log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
-    for day in steps:
-        today = report(day, entering=True)
-        state = advance(state, today, report(day - dt.timedelta(days=7)),
-                        report(day - dt.timedelta(days=LOOKBACK_DAYS)))
+    day = states[0].day
+    while day < days[-1]:
+        day += dt.timedelta(days=1)
+        lags = []
+        for index, shard in enumerate(shards):
+            # A day is read when it enters the windows; its metrics again when it leaves the week and the 28 days,
+            # and as the t-7 lag: re-reading a few columns of one shard costs less memory than keeping days.
+            today = read(day, shard)
+            states[index] = advance(states[index], today, read(day - dt.timedelta(days=7), shard, LEAVING_COLUMNS),
+                                    read(day - dt.timedelta(days=LOOKBACK_DAYS), shard, LEAVING_COLUMNS))
+            if day >= first:
+                ids = states[index].keywords["keyword_id"].to_numpy()
+                lags.append((_aligned(today, ids)[1],
+                             _aligned(read(day - dt.timedelta(days=6), shard, LEAVING_COLUMNS), ids)[1]))
         if day >= first:
             number = (day - first).days + 1
+            day_features = DayOfFeatures(list(states), lags, (day - history_start).days + 1
+                                         if history_start is not None else LOOKBACK_DAYS)
             if log and (number % log_every == 0 or day == days[-1]):
-                log(f"features {number}/{len(days)}: {day}, {len(state.keywords):,} keywords")
-            history_days = (day - history_start).days + 1 if history_start is not None else LOOKBACK_DAYS
-            yield day, _features_from_state(state, today, report(day - dt.timedelta(days=6)), history_days), state
+                log(f"features {number}/{len(days)}: {day}, {day_features.keywords:,} keywords in {len(shards)} "
+                    f"shard(s)")
+            yield day, day_features
+
+
+def roll(days: list[dt.date], report_for: ReportForDay, state: RollingState | None = None,
+         log: Callable[[str], None] | None = None, history_start: dt.date | None = None):
+    """Yield (day, features, state) for consecutive `days` from reports that fit in memory (tests, backtests,
+    training sets): `roll_in_shards` with one shard of every keyword."""
+    def read(day: dt.date, _shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
+        frame = report_for(day)
+        return frame if frame is None or columns is None else frame[columns]
+
+    state_of = None if state is None else (lambda _shard: state)
+    for day, day_features in roll_in_shards(days, read, [ALL_KEYWORDS], state_of, log, history_start):
+        (features,) = day_features.features()
+        (state_of_day,) = day_features.states
+        yield day, features, state_of_day
+
+
+@dataclass
+class DayOfFeatures:
+    """One day's rolling state and lags, shard by shard; `features()` computes the features a shard at a time."""
+
+    states: list[RollingState]
+    lags: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]  # per shard: (t-1, t-7) metrics by keyword
+    account_history_days: int
+
+    @property
+    def keywords(self) -> int:
+        return sum(len(state.keywords) for state in self.states)
+
+    def features(self) -> Iterator[pd.DataFrame]:
+        """Each shard's features in turn. The ratio priors pool the keywords of an ad group, campaign and account
+        across shards, so they are computed first, from every shard's 28-day sums (a few columns per keyword)."""
+        sums = [_window_sums(state) for state in self.states]
+        groups = pd.concat([state.keywords[["campaign", "ad_group"]] for state in self.states], ignore_index=True)
+        priors = _group_ratio_priors(groups, {m: np.concatenate([s[m] for s in sums]) for m in METRIC_COLUMNS})
+        ends = np.cumsum([len(state.keywords) for state in self.states])
+        for index, state in enumerate(self.states):
+            rows = slice(ends[index] - len(state.keywords), ends[index])
+            lag_1, lag_7 = self.lags[index]
+            yield _features_from_state(state, lag_1, lag_7, sums[index],
+                                       {pair: values[rows] for pair, values in priors.items()},
+                                       self.account_history_days)
 
 
 def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
@@ -327,16 +383,18 @@ def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame
     return pd.concat(results, ignore_index=True) if results else _empty_feature_table()
 
 
-def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_days_ago: pd.DataFrame | None,
+def _window_sums(state: RollingState) -> dict[str, np.ndarray]:
+    """28-day sums by metric; null where the metric went unreported on a day of the window."""
+    return {m: np.where(state.unknown[m] > 0, np.nan, state.sum_28d[m]) for m in METRIC_COLUMNS}
+
+
+def _features_from_state(state: RollingState, lag_1: dict[str, np.ndarray], lag_7: dict[str, np.ndarray],
+                         sums_28: dict[str, np.ndarray], ratio_priors: dict[tuple[str, str], np.ndarray],
                          account_history_days: int = LOOKBACK_DAYS):
     ids = state.keywords["keyword_id"].to_numpy()
     frame = state.keywords.copy()
     frame.insert(0, "date", pd.Timestamp(state.day))
     week_unknown = {m: (state.unknown[m] & WEEK_BITS) > 0 for m in METRIC_COLUMNS}
-    window_unknown = {m: state.unknown[m] > 0 for m in METRIC_COLUMNS}
-    _, lag_1 = _aligned(today, ids)
-    _, lag_7 = _aligned(six_days_ago, ids)
-    sums_28 = {m: np.where(window_unknown[m], np.nan, state.sum_28d[m]) for m in METRIC_COLUMNS}
     values: dict[str, np.ndarray] = {}
     for feature in FEATURES:
         if feature.kind == "lag":
@@ -350,7 +408,6 @@ def _features_from_state(state: RollingState, today: pd.DataFrame | None, six_da
             values[feature.name] = total / days if feature.kind == "rolling_mean" else total
     values["active_days_28d"] = _popcount(state.active)
     values["history_days"] = _bit_length(state.active)  # days since the first row within the window
-    ratio_priors = _group_ratio_priors(frame, sums_28)
     for feature in FEATURES:
         if feature.kind == "group_ratio":
             values[feature.name] = ratio_priors[feature.source_columns]

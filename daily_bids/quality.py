@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daily_bids.features import FEATURES
 from daily_bids.schema import (
-    KEY_COLUMNS, LINEAGE_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, NUMERIC_COLUMNS, PAIR_RULES, REPORT_COLUMNS, REQUIRED_COLUMNS,
+    KEY_COLUMNS, LINEAGE_COLUMNS, MATCH_TYPES, METRIC_COLUMNS, NUMERIC_COLUMNS, PAIR_RULES, REQUIRED_COLUMNS,
     raw_dtypes, report_dtypes,
 )
 
@@ -145,6 +146,13 @@ def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
     the caps. The blocking check on `keyword_bids` and the publishing step judge by this one suite."""
     return [unique_keys(), finite("expected_value_per_click"), strictly_below("bid", "expected_value_per_click"),
             between("bid", min_bid, max_bid)]
+
+
+def features_suite() -> list[Expectation]:
+    """One row per keyword and day; features from impressions and clicks never null; counts never negative."""
+    always_known = [f.name for f in FEATURES if set(f.source_columns) <= {"impressions", "clicks", "date"}]
+    return ([unique_keys(), between("history_days", 1, 28)] + [not_null(name) for name in always_known]
+            + [at_least(f.name, 0) for f in FEATURES if f.unit in ("count", "currency", "days")])
 
 
 # ---- the great-expectations adapter ---------------------------------------------------------------------------------

@@ -138,10 +138,12 @@ class Warehouse:
         return [self.write_partition(table, day, by_day.get(day, frame.iloc[0:0])) for day in days]
 
     def read_partitions(self, table: str, days: Iterable[dt.date], columns: list[str] | None = None,
-                        keyword_ids: np.ndarray | None = None) -> pd.DataFrame:
+                        keyword_ids: np.ndarray | None = None,
+                        keyword_range: tuple[int | None, int | None] = (None, None)) -> pd.DataFrame:
         """The given days of `table` with their `date` column; raises MissingPartitionsError naming absent days.
-        With `keyword_ids`, only those keywords' rows (filtered while reading, day by day: a sample of a large
-        table costs the sample's memory)."""
+        With `keyword_ids`, only those keywords' rows, and with `keyword_range` (low, high), only keyword_id in
+        [low, high), None for an open end: filtered while reading, day by day, so a sample or a shard of a large
+        table costs its own memory (and row groups outside a range are skipped by their statistics)."""
         days = sorted(set(days))
         missing = [d for d in days if not self.partition_exists(table, d)]
         if missing:
@@ -151,7 +153,7 @@ class Warehouse:
             )
         frames = []
         for day in days:
-            filters = [("keyword_id", "in", keyword_ids)] if keyword_ids is not None else None
+            filters = _keyword_filters(keyword_ids, keyword_range)
             frames.append(_dated(to_pandas(pq.read_table(self.partition_path(table, day), filesystem=self.fs,
                                                          columns=columns, filters=filters)), day))
         if not frames:
@@ -311,6 +313,14 @@ class PartitionWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _keyword_filters(keyword_ids: np.ndarray | None, keyword_range: tuple[int | None, int | None]) -> list | None:
+    low, high = keyword_range
+    filters = [("keyword_id", "in", keyword_ids)] if keyword_ids is not None else []
+    filters += [("keyword_id", ">=", low)] if low is not None else []
+    filters += [("keyword_id", "<", high)] if high is not None else []
+    return filters or None
 
 
 def _dated(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:

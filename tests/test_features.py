@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from daily_bids.features import FEATURES, FEATURES_BY_NAME, compute_features, feature_versions
+from daily_bids.feature_writer import write_features
+from daily_bids.features import (FEATURES, FEATURES_BY_NAME, compute_features, feature_versions, keyword_shards,
+                                 roll)
 from daily_bids.simulator import AdMarketSimulator
+from daily_bids.warehouse import Warehouse
 
 DAYS = [dt.date(2025, 4, 1) + dt.timedelta(days=i) for i in range(45)]
 
@@ -14,6 +17,10 @@ DAYS = [dt.date(2025, 4, 1) + dt.timedelta(days=i) for i in range(45)]
 def history():
     simulator = AdMarketSimulator(seed=5, keywords=400)
     return pd.concat([simulator.report(day) for day in DAYS], ignore_index=True)
+
+
+def by_day(history: pd.DataFrame):
+    return {day: history[history["date"] == pd.Timestamp(day)].reset_index(drop=True) for day in DAYS}.get
 
 
 def test_features_of_a_day_ignore_later_report_days(history):
@@ -61,3 +68,29 @@ def test_feature_versions_change_with_the_definition():
     changed = type(feature)(**{**feature.__dict__, "prior_strength": feature.prior_strength + 1})
     assert changed.version != feature.version
     assert len(set(feature_versions().values())) == len(FEATURES)
+
+
+def test_keyword_shards_give_exactly_the_features_of_one_shard(history, tmp_path):
+    """A rebuild from 28 days and then incremental days, written 50 keywords at a time, equal the one-shard roll:
+    the ratio priors pool every shard's keywords, and no keyword is lost at a shard's edge."""
+    store = Warehouse(str(tmp_path / "warehouse"))
+    for day in DAYS:
+        store.write_partition("reports", day, history[history["date"] == pd.Timestamp(day)])
+    first_run, then = DAYS[30:32], DAYS[32:36]
+    for days, reused in ((first_run, False), (then, True)):
+        run = write_features(store, "reports", "features", days, history_start=DAYS[0], keywords_per_shard=50)
+        assert run.shards >= 8 and run.state_reused is reused
+    written = store.read_partitions("features", [*first_run, *then])
+    expected = pd.concat([frame for _, frame, _ in roll([*first_run, *then], by_day(history), history_start=DAYS[0])],
+                         ignore_index=True)
+    assert len(written) == len(expected) > 0
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_every_keyword_falls_in_exactly_one_shard():
+    ids = np.array([5, 1, 9, 9, 3, 7, 2, 8])
+    shards = keyword_shards(ids, keywords_per_shard=3)
+    assert shards[0][0] is None and shards[-1][1] is None and len(shards) == 3
+    for keyword in (-(2**62), *ids, 2**62):  # unseen keywords below, between and above fall in one shard too
+        inside = [(low is None or keyword >= low) and (high is None or keyword < high) for low, high in shards]
+        assert sum(inside) == 1

@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, FRESHNESS_CHECKS, HISTORY_ASSETS, JOBS, MODEL_ASSETS, SCHEDULES
-import assets.features
 from assets.checks import features_contract
 from assets.features import keyword_features
 from assets.retraining import reasons_held
+from daily_bids.features import DayOfFeatures
 from resources import build_resources
 
 from conftest import TRAINING as GRAPH_TRAINING
 from conftest import materialize_range
 
-honest_roll = assets.features.roll
+honest_features = DayOfFeatures.features
 
 HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 17)
 GO_LIVE_END = dt.date(2025, 2, 24)
@@ -86,7 +86,7 @@ def fortnight(tmp_path_factory):
         if day == TAMPERED_DAY:
             # A bad write of the latest features (a duplicated row) fails their blocking check.
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(assets.features, "roll", _roll_with_a_duplicate_row)
+                patch.setattr(DayOfFeatures, "features", _features_with_a_duplicate_row)
                 bad = dg.materialize([keyword_features, features_contract], resources=resources, instance=instance,
                                      partition_key=day.isoformat(), raise_on_error=False)
             assert not bad.success and not bad.get_asset_check_evaluations()[0].passed
@@ -111,9 +111,9 @@ def fortnight(tmp_path_factory):
     return {"log": log, "store": resources["warehouse"].warehouse(), "instance": instance}
 
 
-def _roll_with_a_duplicate_row(*args, **kwargs):
-    for day, features, state in honest_roll(*args, **kwargs):
-        yield day, pd.concat([features, features.head(1)], ignore_index=True), state
+def _features_with_a_duplicate_row(day_features: DayOfFeatures):
+    for features in honest_features(day_features):
+        yield pd.concat([features, features.head(1)], ignore_index=True)
 
 
 def test_bids_are_published_every_day(fortnight):
