@@ -246,6 +246,13 @@ class _Pricing:
         multiplier, cost_per_click = self.landscape.response(self.context, bids)
         return self.clicks[self.rows, None] * multiplier, cost_per_click
 
+    # The optimizer's ExactResponse: the landscape's turning points make its candidates exact to the cent.
+    __call__ = response
+
+    def stationary_bids(self, value_per_click: np.ndarray) -> np.ndarray:
+        """Where the profit of each priceable keyword turns (priceable keywords × 3, NaN where it does not)."""
+        return self.landscape.stationary_bids(self.context, value_per_click)
+
     def at(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks, cost per click) of every keyword at one bid each."""
         clicks, cost_per_click = self.clicks.copy(), np.asarray(bids, dtype="float64").copy()
@@ -260,7 +267,7 @@ def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Prici
     ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change)
     budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
     campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
-    chosen = optimize(value_per_click, ranges, priced.response, campaigns, budgets)
+    chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
     over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
     if not over:
@@ -268,7 +275,7 @@ def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Prici
     # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
     uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
     ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
-    chosen = optimize(value_per_click, ranges, priced.response, campaigns, budgets)
+    chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     return chosen, ranges, (f"; the budgets of {', '.join(over)} could not be met within the "
                             f"{policy.max_bid_change:.0%} change cap, so their bids went lower")
 

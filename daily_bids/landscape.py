@@ -232,14 +232,19 @@ class BidLandscape:
         return np.clip(self.click_elasticity + self.click_elasticity_by_position * np.nan_to_num(position)
                        + self.click_elasticity_by_share * np.nan_to_num(share), 0.0, 3.0)
 
+    def _cost_terms(self, context: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(level, the bid that paid for the recent cost per click, priced) per keyword: cost per click(bid) is
+        level × paid ^ (1 − f) × bid ^ f where priced, else level × bid, at most the bid either way."""
+        paid = context["paid_bid"].to_numpy(dtype="float64")
+        ratio = context["base_cpc_to_bid"].to_numpy(dtype="float64")
+        level = np.where(np.isfinite(ratio), ratio, self.mean_cpc_to_bid) * np.exp(self.cost_level)
+        # Without recent clicks there is no recent price: the account's usual cost-per-click-to-bid at this bid.
+        return level, paid, np.isfinite(ratio) & (paid > 0)
+
     def _cost_per_click(self, context: pd.DataFrame, bids: np.ndarray, log_bids: np.ndarray) -> np.ndarray:
         """recent cost per click × (bid / the bid that paid for it) ^ f × exp(c0), at most the bid; written as
         level × paid ^ (1 − f) × bid ^ f so that the only keywords × candidates work is one exp."""
-        paid = context["paid_bid"].to_numpy(dtype="float64")[:, None]
-        ratio = context["base_cpc_to_bid"].to_numpy(dtype="float64")[:, None]
-        level = np.where(np.isfinite(ratio), ratio, self.mean_cpc_to_bid) * np.exp(self.cost_level)
-        # Without recent clicks there is no recent price: the account's usual cost-per-click-to-bid at this bid.
-        priced = np.isfinite(ratio) & (paid > 0)
+        level, paid, priced = (terms[:, None] for terms in self._cost_terms(context))
         f = self.cost_elasticity
         anchored = level * np.where(priced, paid, 1.0) ** (1.0 - f) * np.exp(f * log_bids)
         return np.minimum(np.where(priced, anchored, level * bids), bids)
@@ -251,6 +256,30 @@ class BidLandscape:
         log_bids = np.log(bids)
         multiplier = np.exp(self.elasticities(context)[:, None] * (log_bids - np.log(current)))
         return multiplier, self._cost_per_click(context, bids, log_bids)
+
+    def stationary_bids(self, context: pd.DataFrame, value_per_click: np.ndarray) -> np.ndarray:
+        """Where each keyword's profit, clicks(bid) × (value per click − cost per click(bid)), turns (keywords × 3,
+        NaN where there is none): the turning point of each piece of the cost curve and the kink between them.
+
+        With clicks ∝ bid^e, where cost per click = s × bid (s = 1 where capped at the bid, min(level, 1) for an
+        unpriced keyword), d profit / d bid ∝ bid^(e−1) (e·v − (e + 1)·s·bid): profit rises up to
+        e·v / ((e + 1)·s), then falls. Where it is K × bid^f (K = level × paid^(1−f)), d profit / d bid ∝
+        bid^(e−1) (e·v − (e + f)·K·bid^f): up to (e·v / ((e + f)·K))^(1/f), then down (f > 0; f = 0 is
+        monotone). The two meet where K × bid^f = bid.
+        So on each piece profit rises then falls (or only one of them), and the best whole-cent bid of a range is
+        an end of it or a cent either side of one of these bids put inside it: the optimizer's exact candidates."""
+        e = self.elasticities(context)
+        value = np.asarray(value_per_click, dtype="float64")
+        level, paid, priced = self._cost_terms(context)
+        f = self.cost_elasticity
+        nothing = np.full(len(value), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a zero level or e = 0: inf, 0 or NaN
+            slope = np.where(priced, 1.0, np.minimum(level, 1.0))
+            proportional = e * value / ((e + 1.0) * slope)
+            anchor = level * paid ** (1.0 - f)
+            anchored = (e * value / ((e + f) * anchor)) ** (1.0 / f) if f != 0 else nothing
+            kink = anchor ** (1.0 / (1.0 - f)) if f != 1 else nothing
+        return np.column_stack([proportional, np.where(priced, anchored, np.nan), np.where(priced, kink, np.nan)])
 
     def predict_outcomes(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(expected clicks, expected cost) of training-style rows at their bids in force."""

@@ -1,13 +1,18 @@
-"""Profit-optimal bids over a grid of candidates, per-campaign budgets, and safe exploration.
+"""Profit-optimal bids: exact whole-cent candidates (or a grid), per-campaign budgets, and safe exploration.
 
-For each keyword the optimizer scores `CANDIDATES` bids spread evenly over the range the rules allow (the min and
-max bid, strictly below the expected value per click, and within the maximum change from the bid in force) and keeps
-the one with the highest expected profit = expected clicks(bid) × (value per click − cost per click(bid)). It is
-one vectorized pass of keywords × candidates, so its cost grows with the number of keywords only.
+For each keyword the optimizer scores candidate bids inside the range the rules allow (the min and max bid, strictly
+below the expected value per click, and within the maximum change from the bid in force) and keeps the one with the
+highest expected profit = expected clicks(bid) × (value per click − cost per click(bid)). When the response can say
+where each keyword's profit turns (`ExactResponse`, as the bid landscape can: its curves are powers of the bid), the
+candidates are the ends of the range and the whole cents either side of each turning point: about 8, and the best
+whole-cent bid is among them. Any other response gets `CANDIDATES` bids spread evenly over the range. Either way it
+is one vectorized pass of keywords × candidates, so its cost grows with the number of keywords only.
 
 Budgets are met by a price on spend per campaign (a Lagrange multiplier): each keyword keeps the candidate that
 maximizes profit − price × spend, and each over-budget campaign's price is raised, by bisection, until its expected
 spend fits. That moves spend to where the profit per unit of spend is highest, instead of cutting every bid alike.
+With a price the best bid moves down from the turning points, so a budgeted run scores the grid as well as the exact
+candidates.
 """
 
 from __future__ import annotations
@@ -15,12 +20,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 CANDIDATES = 25
 # Response: bids (keywords × candidates) → (expected clicks, expected cost per click), both keywords × candidates.
 Response = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@runtime_checkable
+class ExactResponse(Protocol):
+    """A Response that also gives, per keyword, the bids where its profit turns (keywords × k, NaN where there is
+    none), such that between consecutive ones profit rises then falls, or only rises, or only falls. The best
+    whole-cent bid of a range is then an end of it or a cent either side of one of them."""
+
+    def __call__(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def stationary_bids(self, value_per_click: np.ndarray) -> np.ndarray: ...
 
 
 def cents_down(values: np.ndarray) -> np.ndarray:
@@ -75,6 +92,15 @@ class BidRange:
         inside = np.clip(grid, self.low[:, None], self.high[:, None])
         return np.where(self.allowed[:, None], inside, self.low[:, None])  # an empty range scores a harmless bid
 
+    def around(self, bids: np.ndarray) -> np.ndarray:
+        """Each range's ends and the whole cents either side of each of `bids` (keywords × k) once put inside it,
+        keywords × (2 + 2k); a NaN bid adds the low end twice."""
+        low, high = self.low[:, None], self.high[:, None]
+        inside = np.clip(np.where(np.isnan(bids), low, bids), low, high)
+        cents = np.concatenate([low, high, cents_down(inside), cents_up(inside)], axis=1)
+        # Rounding an inside bid to a cent keeps it inside (the ends are whole cents); the clip only guards that.
+        return np.where(self.allowed[:, None], np.clip(cents, low, high), low)  # an empty range scores a harmless bid
+
     def clip(self, bids: np.ndarray) -> np.ndarray:
         return np.clip(cents_down(bids), self.low, self.high)
 
@@ -93,8 +119,10 @@ class OptimizedBids:
 def optimize(value_per_click: np.ndarray, bids: BidRange, response: Response, campaign: np.ndarray | None = None,
              budgets: dict[str, float] | None = None, count: int = CANDIDATES) -> OptimizedBids:
     """The profit-maximizing candidate of each keyword whose range is not empty, within each campaign's budget
-    where `budgets` names it. Rows with an empty range get NaN."""
-    candidates = bids.candidates(count)
+    where `budgets` names it. Rows with an empty range get NaN. With an `ExactResponse` the bid is the best whole
+    cent of the range (without a budget); otherwise the best of `count` evenly spread ones."""
+    budgeted = bool(budgets) and campaign is not None
+    candidates = _candidates(value_per_click, bids, response, count, budgeted)
     clicks, cost_per_click = response(candidates)
     profit = clicks * (value_per_click[:, None] - cost_per_click)
     spend = clicks * cost_per_click
@@ -109,6 +137,19 @@ def optimize(value_per_click: np.ndarray, bids: BidRange, response: Response, ca
                          np.where(keep, cost_per_click[row, choice], np.nan))
 
 
+def _candidates(value_per_click: np.ndarray, bids: BidRange, response: Response, count: int,
+                budgeted: bool) -> np.ndarray:
+    if not isinstance(response, ExactResponse):
+        return bids.candidates(count)
+    exact = bids.around(response.stationary_bids(value_per_click))
+    if not budgeted:
+        return exact
+    # A price λ on spend moves each keyword's best bid to the turning points at value / (1 + λ), which the
+    # bisection would need a response evaluation per step to follow; the grid covers those bids instead, and
+    # the exact candidates come first so that a keyword without a price keeps its exact best on a tie.
+    return np.concatenate([exact, bids.candidates(count)], axis=1)
+
+
 def _best(profit: np.ndarray, spend: np.ndarray, price: np.ndarray) -> np.ndarray:
     return np.argmax(profit - price[:, None] * spend, axis=1)
 
@@ -118,6 +159,10 @@ def _spend_prices(profit: np.ndarray, spend: np.ndarray, campaign: np.ndarray, b
     """Per keyword, the price on spend of its campaign that brings the campaign's expected spend within budget."""
     names, codes = np.unique(np.asarray(campaign, dtype=object).astype(str), return_inverse=True)
     limit = np.array([budgets.get(name, np.inf) for name in names], dtype="float64")
+    price_per_keyword = np.zeros(len(codes))
+    # A campaign without a budget keeps price 0, so the bisection scores the keywords of budgeted campaigns only.
+    held = np.flatnonzero(np.isfinite(limit)[codes])
+    profit, spend, codes, allowed = profit[held], spend[held], codes[held], allowed[held]
     row = np.arange(len(codes))
 
     def campaign_spend(prices: np.ndarray) -> np.ndarray:
@@ -135,7 +180,8 @@ def _spend_prices(profit: np.ndarray, spend: np.ndarray, campaign: np.ndarray, b
         middle = (low + high) / 2.0
         fits = campaign_spend(middle) <= limit
         high, low = np.where(fits, middle, high), np.where(fits, low, middle)
-    return high[codes]
+    price_per_keyword[held] = high[codes]
+    return price_per_keyword
 
 
 # ---- exploration ------------------------------------------------------------------------------------------------

@@ -57,6 +57,58 @@ def test_the_chosen_bid_obeys_every_rule_and_no_allowed_bid_earns_more(rows, max
     assert np.all(np.isnan(chosen.bid[~ranges.allowed]))
 
 
+def _exact_pricing(landscape, context):
+    """The landscape's pricing as decide_bids builds it: an ExactResponse over every keyword of `context`."""
+    from daily_bids.bidding import _Pricing
+
+    n = len(context)
+    predictions = pd.DataFrame({"keyword_id": context["keyword_id"], "expected_clicks": np.linspace(0.5, 40.0, n)})
+    return _Pricing(predictions, landscape, context, np.zeros(n, dtype=bool), context["bid_in_force"].to_numpy())
+
+
+landscape_keywords = st.lists(st.tuples(
+    st.floats(0.1, 20.0), st.floats(0.05, 15.0), st.floats(0.5, 2.0),  # value, bid in force, paid bid / bid in force
+    st.one_of(st.just(np.nan), st.floats(0.0, 1.2)), st.one_of(st.just(np.nan), st.floats(0.0, 1.0)),  # cpc/bid, share
+), min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=landscape_keywords,
+       elasticities=st.tuples(st.floats(-0.5, 3.5), st.floats(-2.0, 2.0), st.floats(-2.0, 2.0)),  # e0, e1, e2
+       cost=st.tuples(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 3.0)), st.floats(-0.5, 0.5)),  # f, c0
+       max_change=st.one_of(st.none(), st.floats(0.05, 1.0)),
+       caps=st.tuples(st.floats(0.01, 0.5), st.floats(0.5, 30.0)))
+def test_on_a_landscape_the_bid_is_the_best_whole_cent_of_the_range(rows, elasticities, cost, max_change, caps):
+    from daily_bids.landscape import BidLandscape
+
+    value, in_force, paid_to_bid, cpc_to_bid, share = map(np.array, zip(*rows))
+    landscape = BidLandscape(*elasticities, mean_cpc_to_bid=0.8, mean_impression_share=0.6, cost_elasticity=cost[0],
+                             cost_level=cost[1], day_of_week_effects=(0.0,) * 7, trained_through=DAY,
+                             training_rows=1000, varied_rows=500)
+    context = pd.DataFrame({"keyword_id": np.arange(1, len(rows) + 1), "bid_in_force": in_force,
+                            "paid_bid": np.where(np.isnan(cpc_to_bid), np.nan, in_force * paid_to_bid),
+                            "base_cpc_to_bid": cpc_to_bid, "base_impression_share": share})
+    pricing = _exact_pricing(landscape, context)
+    ranges = BidRange.of(value, in_force, *caps, max_change)
+    chosen = optimize(value, ranges, pricing)
+    on_grid = optimize(value, ranges, pricing.response)  # a plain Response: the 25-bid grid
+    allowed = ranges.allowed
+    assert np.all(np.isnan(chosen.bid[~allowed]))
+    bid = chosen.bid[allowed]
+    assert np.all((bid >= ranges.low[allowed]) & (bid <= ranges.high[allowed]) & (bid < value[allowed]))
+    assert np.allclose(bid * 100, np.round(bid * 100), rtol=0, atol=1e-6)  # whole cents
+    # Every cent of each range, at once (rows padded with their low end).
+    counts = np.where(allowed, np.round((ranges.high - ranges.low) * 100).astype(int) + 1, 1)
+    steps = np.arange(counts.max())
+    cents = np.round(ranges.low[:, None] * 100 + np.minimum(steps, counts[:, None] - 1)) / 100.0
+    every_cent = _profit(pricing, value, cents).max(axis=1)[allowed]
+    exact = _profit(pricing, value, np.where(allowed, chosen.bid, ranges.low)[:, None])[allowed, 0]
+    grid = _profit(pricing, value, np.where(allowed, on_grid.bid, ranges.low)[:, None])[allowed, 0]
+    tolerance = 1e-9 * np.abs(every_cent) + 1e-12
+    assert np.all(np.abs(exact - every_cent) <= tolerance)
+    assert np.all(exact >= grid - tolerance)
+
+
 def test_budgets_are_met_and_beat_cutting_every_bid_alike():
     rng = np.random.default_rng(3)
     n = 400
