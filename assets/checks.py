@@ -250,29 +250,41 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
     yield from each_day(context, counts, judge, vouches_for_each_day=passed)
 
 
-# Features computed from impressions and clicks alone are never null: every report carries those two.
-def _expectations(context, frame: pd.DataFrame, suite: list[quality.Expectation], name: str) -> Iterator:
-    """A suite of row rules (none with a `mostly` share), so a range that passes passes on every day."""
-    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
-        return _result(quality.run_expectations(rows, suite, name), rows=len(rows))
+def _stored_expectations(context, warehouse: WarehouseResource, suite: list[quality.Expectation],
+                         name: str) -> Iterator:
+    """A suite on the check's table read from the warehouse a day and a batch of rows at a time: memory stays at
+    one batch (and the key columns), whatever the partition's size."""
+    store, table = warehouse.warehouse(), context.check_specs[0].asset_key.path[-1]
 
-    return each_day(context, frame, judge, vouches_for_each_day=passed)
+    def judge(days: list[dt.date], _dates: pd.DataFrame) -> dg.AssetCheckResult:
+        (day,) = days
+        batch_rows: list[int] = []  # counted as the batches are read
+
+        def read() -> Iterator[pd.DataFrame]:
+            for batch in store.iter_partition(table, day, quality.BATCH_ROWS):
+                batch_rows.append(len(batch))
+                yield batch
+
+        outcomes = quality.run_expectations_in_batches(read(), suite, name)
+        return _result(outcomes, rows=sum(batch_rows))
+
+    return each_day(context, pd.DataFrame({"date": as_day(partition_days(context))}), judge)
 
 
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "
                 "impressions and clicks never null; counts never negative.", **CHECK_POLICY)
-def features_contract(context: dg.AssetCheckExecutionContext, keyword_features: pd.DataFrame):
-    yield from _expectations(context, keyword_features, quality.features_suite(), "features")
+def features_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    yield from _stored_expectations(context, warehouse, quality.features_suite(), "features")
 
 
 @dg.asset_check(asset=PREDICTIONS, blocking=True, description="One prediction per keyword and day; expected "
                 "clicks known and never negative; every prediction finite.", **CHECK_POLICY)
-def predictions_contract(context: dg.AssetCheckExecutionContext, keyword_predictions: pd.DataFrame):
+def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
              quality.at_least("expected_conversions", 0), quality.at_least("expected_value_per_click", 0)]
     suite += [quality.finite(column) for column in ("expected_clicks", "expected_conversions", "expected_value",
                                                     "expected_value_per_click")]
-    yield from _expectations(context, keyword_predictions, suite, "predictions")
+    yield from _stored_expectations(context, warehouse, suite, "predictions")
 
 
 @dg.asset_check(asset=PREDICTIONS, blocking=True, description="The written predictions equal the champion's, "
@@ -307,9 +319,10 @@ def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehous
 @dg.asset_check(asset=BIDS, blocking=True, description="Every bid is below its expected value per click and "
                 "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
                 **CHECK_POLICY)
-def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
-                                   bid_policy: BidPolicyResource):
-    yield from _expectations(context, keyword_bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids")
+def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, bid_policy: BidPolicyResource,
+                                   warehouse: WarehouseResource):
+    yield from _stored_expectations(context, warehouse, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
+                                    "bids")
 
 
 @dg.asset_check(asset=BIDS, blocking=True, description="Bids move plausibly against the day before: ERROR when "

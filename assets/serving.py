@@ -17,7 +17,7 @@ from assets.features import keyword_features
 from assets.models import REPORTS_TABLE, champion_model, keyword_clusters
 from assets.reports import VALIDATED_REPORT
 from daily_bids import publishing, quality
-from daily_bids.bidding import BID_BASES, CannotBidError, ads_editor_csv, bid_rule_note
+from daily_bids.bidding import BID_BASES, CannotBidError, bid_rule_note
 from daily_bids.landscape import (
     CONTEXT_DAYS, TRAINING_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day,
     training_keywords,
@@ -207,14 +207,15 @@ def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid
     `published_bids` table of the days that were published."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    bids = store.read_partitions(BIDS_TABLE, days)
     # Defence in depth: the same rules as the blocking check, so a run that skipped the check cannot publish.
-    broken = [o for o in quality.run_expectations(bids, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
-                                                  "bids_to_publish") if not o.success]
-    if broken:
-        raise dg.Failure(description="refusing to publish bids that break the bid rules: "
-                                     + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
-                         allow_retries=False)
+    suite = quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid)
+    for day in days:
+        broken = [o for o in quality.run_expectations_in_batches(
+            store.iter_partition(BIDS_TABLE, day, quality.BATCH_ROWS), suite, "bids_to_publish") if not o.success]
+        if broken:
+            raise dg.Failure(description=f"refusing to publish the bids of {day}, which break the bid rules: "
+                             + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
+                             allow_retries=False)
     published_days = store.list_partitions(PUBLISHED_TABLE)
     decisions, summary = {}, {}
     for day in days:
@@ -223,11 +224,11 @@ def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid
             context.log.info(f"{day}: not published: {decision.reason}")
             continue
         effective_day = day + dt.timedelta(days=1)
-        todays = bids[bids["date"] == pd.Timestamp(day)]
+        todays = store.read_partitions(BIDS_TABLE, [day], ["keyword_id", "keyword", "bid"])
         previous_day = publishing.latest_before(published_days, day)
         previous = store.read_partitions(PUBLISHED_TABLE, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
-        store.write_bytes(ads_editor_export_path(effective_day), ads_editor_csv(todays))
+        publishing.write_ads_editor_csv(store, BIDS_TABLE, day, ads_editor_export_path(effective_day))
         ad_platform.publish_bids(effective_day, todays)
         # The ledger is written last: a partition counts as published only once the hand-off is done.
         store.write_partition(PUBLISHED_TABLE, day, ledger)

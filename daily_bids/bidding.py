@@ -365,8 +365,9 @@ def bid_moves(bids: pd.DataFrame, previous: pd.DataFrame | None, policy: BidPoli
                     len(large) / len(joined) if len(joined) else 0.0)
 
 
-def ads_editor_csv(bids: pd.DataFrame) -> bytes:
-    """The bids in the layout Google Ads Editor imports as keyword bid changes.
+def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True) -> bytes:
+    """The bids in the layout Google Ads Editor imports as keyword bid changes (without the header line, for the
+    batches after the first).
 
     Text is written as reported, every field quoted (so commas, quotes, line breaks and Unicode line separators stay
     inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
@@ -377,7 +378,7 @@ def ads_editor_csv(bids: pd.DataFrame) -> bytes:
             sheet[header] = sheet[header].map(neutralize_formula)
     sheet["Keyword ID"] = sheet["Keyword ID"].map(lambda value: str(int(value)))
     sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
-    return sheet.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
+    return sheet.to_csv(index=False, header=with_header, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
 
 
 def neutralize_formula(value) -> str:

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from daily_bids.bidding import ADS_EDITOR_COLUMNS, ads_editor_csv
+from daily_bids.quality import BATCH_ROWS
+from daily_bids.warehouse import Warehouse
+
 # What the publication ledger keeps per keyword: enough to say later what was live and what it replaced.
 LEDGER_COLUMNS: tuple[str, ...] = ("keyword_id", "bid", "previous_bid")
 
@@ -78,3 +82,13 @@ def change_summary(published: pd.DataFrame, keyword_text: pd.Series | None = Non
 def latest_before(days: list[dt.date], day: dt.date) -> dt.date | None:
     earlier = [d for d in days if d < day]
     return max(earlier) if earlier else None
+
+
+def write_ads_editor_csv(store: Warehouse, bids_table: str, day: dt.date, relative_path: str,
+                         batch_rows: int = BATCH_ROWS) -> None:
+    """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
+    held whole, and the file appears only once complete."""
+    with store.byte_writer(relative_path) as sheet:
+        batches = store.iter_partition(bids_table, day, batch_rows, list(ADS_EDITOR_COLUMNS.values()))
+        for number, batch in enumerate(batches):
+            sheet.write(ads_editor_csv(batch, with_header=number == 0))

@@ -3,7 +3,7 @@
 Expectation suites are built from the data contract (`daily_bids.schema`) and evaluated with great-expectations 1.x
 through a small adapter: an ephemeral context, a pandas data source, an `ExpectationSuite` and a
 `ValidationDefinition`. (dagster-ge pins great-expectations below 1.0, so it is not used.) great_expectations is
-imported inside `run_expectations` only: it takes seconds to import and Definitions must load fast.
+imported inside the adapter only: it takes seconds to import and Definitions must load fast.
 
 Each expectation has a severity: "error" rules block everything downstream, "warn" rules are reported.
 Row volume against the trailing days and distribution drift (PSI) are computed here with pandas.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from daily_bids.schema import (
 
 ERROR, WARN = "error", "warn"
 SAMPLE_ROWS = 5
+BATCH_ROWS = 1_000_000  # rows per batch when a suite reads a large table batch by batch
 MAX_NULL_SHARE = 0.05  # share of nulls in a required column above which a WARN is raised
 VOLUME_BAND = (0.5, 2.0)  # a day's rows against the trailing median: outside this band is a WARN
 PSI_WARN = 0.25  # population stability index above which a distribution counts as drifted
@@ -58,6 +60,7 @@ class Outcome:
     unexpected_percent: float = 0.0
     sample: list[dict] = field(default_factory=list)
     error: str = ""
+    judged_rows: int = 0  # the rows the percent is of (great-expectations leaves nulls out of most rules)
 
 
 # ---- suites from the contract ---------------------------------------------------------------------------------------
@@ -149,7 +152,8 @@ def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
 
 
 def features_suite() -> list[Expectation]:
-    """One row per keyword and day; features from impressions and clicks never null; counts never negative."""
+    """One row per keyword and day; features from impressions and clicks never null (every report carries those
+    two); counts never negative."""
     always_known = [f.name for f in FEATURES if set(f.source_columns) <= {"impressions", "clicks", "date"}]
     return ([unique_keys(), between("history_days", 1, 28)] + [not_null(name) for name in always_known]
             + [at_least(f.name, 0) for f in FEATURES if f.unit in ("count", "currency", "days")])
@@ -158,11 +162,48 @@ def features_suite() -> list[Expectation]:
 # ---- the great-expectations adapter ---------------------------------------------------------------------------------
 def run_expectations(frame: pd.DataFrame, expectations: list[Expectation], name: str) -> list[Outcome]:
     """Evaluate `expectations` on `frame` with great-expectations; one Outcome each, in order."""
+    return run_expectations_in_batches([frame], expectations, name)
+
+
+# Expectations about rows together rather than each row alone: judged once, on their columns of every batch.
+ACROSS_ROWS = ("ExpectCompoundColumnsToBeUnique",)
+
+
+def run_expectations_in_batches(batches: Iterable[pd.DataFrame], expectations: list[Expectation],
+                                name: str) -> list[Outcome]:
+    """Evaluate `expectations` on the rows of every batch, one Outcome each, in order, holding one batch at a time
+    (with the few columns the rules across rows need, such as uniqueness, kept from every batch).
+
+    Counts add up over batches and samples come from the first batches that have them; a rule with a `mostly`
+    share is judged on a whole frame, so it is refused with more than one batch."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    row_rules = [e for e in expectations if e.kind not in ACROSS_ROWS]
+    across = [e for e in expectations if e.kind in ACROSS_ROWS]
+    validate_rows = _validation(f"{name}_rows", row_rules)
+    found: dict[int, list[Outcome]] = {id(e): [] for e in expectations}
+    kept, batch_count = [], 0
+    for batch in batches:
+        batch_count += 1
+        if batch_count == 2 and any("mostly" in e.kwargs for e in row_rules):
+            raise ValueError(f"{name}: a rule with a `mostly` share cannot be judged batch by batch")
+        batch = batch.reset_index(drop=True)
+        for outcome in validate_rows(batch):
+            found[id(outcome.expectation)].append(outcome)
+        if across:
+            kept.append(batch[_sample_columns(batch, across)])
+    if across:
+        together = pd.concat(kept, ignore_index=True)
+        for outcome in _validation(f"{name}_across_rows", across)(together):
+            found[id(outcome.expectation)].append(outcome)
+    return [_merged(e, found[id(e)]) for e in expectations]
+
+
+def _validation(name: str, expectations: list[Expectation]) -> Callable[[pd.DataFrame], list[Outcome]]:
+    """A great-expectations validation of `expectations`, built once, to run on any number of frames."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)
@@ -171,27 +212,51 @@ def run_expectations(frame: pd.DataFrame, expectations: list[Expectation], name:
     # Results come back in great-expectations' own order; the id it gives each expectation pairs them up again.
     ours_by_id = {suite.add_expectation(getattr(gxe, e.kind)(**e.kwargs)).id: e for e in expectations}
     validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    frame = frame.reset_index(drop=True)
-    result = validation.run(batch_parameters={"dataframe": _numpy_backed(frame)},
-                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
-    outcomes = {}
-    for item in result.results:
-        expectation = ours_by_id[item.expectation_config.id]
-        details = item.result or {}
-        error = ""
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            error = str(item.exception_info.get("exception_message", "")).splitlines()[0][:300]
-        indices = [i for i in details.get("partial_unexpected_index_list") or [] if isinstance(i, (int, np.integer))]
-        outcomes[id(expectation)] = Outcome(
-            expectation=expectation,
-            success=bool(item.success),
-            observed_value=_plain(details.get("observed_value")),
-            unexpected_count=int(details.get("unexpected_count") or 0),
-            unexpected_percent=float(details.get("unexpected_percent") or 0.0),
-            sample=_sample_rows(frame, expectation, indices),
-            error=error,
-        )
-    return [outcomes[id(e)] for e in expectations]
+
+    def run(frame: pd.DataFrame) -> list[Outcome]:
+        if not expectations:
+            return []
+        result = validation.run(batch_parameters={"dataframe": _numpy_backed(frame)},
+                                result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
+        return [_outcome(ours_by_id[item.expectation_config.id], item, frame) for item in result.results]
+
+    return run
+
+
+def _outcome(expectation: Expectation, item, frame: pd.DataFrame) -> Outcome:
+    details = item.result or {}
+    error = ""
+    if item.exception_info and item.exception_info.get("raised_exception"):
+        error = str(item.exception_info.get("exception_message", "")).splitlines()[0][:300]
+    indices = [i for i in details.get("partial_unexpected_index_list") or [] if isinstance(i, (int, np.integer))]
+    return Outcome(
+        expectation=expectation,
+        success=bool(item.success),
+        observed_value=_plain(details.get("observed_value")),
+        unexpected_count=int(details.get("unexpected_count") or 0),
+        unexpected_percent=float(details.get("unexpected_percent") or 0.0),
+        sample=_sample_rows(frame, expectation, indices),
+        error=error,
+        judged_rows=int(details.get("element_count") or len(frame)) - int(details.get("missing_count") or 0),
+    )
+
+
+def _merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
+    """One outcome from a rule's outcome on each batch."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    unexpected, judged = sum(o.unexpected_count for o in outcomes), sum(o.judged_rows for o in outcomes)
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    return Outcome(
+        expectation=expectation,
+        success=not failed,
+        observed_value=(failed or outcomes)[0].observed_value,
+        unexpected_count=unexpected,
+        unexpected_percent=100.0 * unexpected / judged if judged else 0.0,
+        sample=[row for outcome in outcomes for row in outcome.sample][:SAMPLE_ROWS],
+        error=next((outcome.error for outcome in outcomes if outcome.error), ""),
+        judged_rows=judged,
+    )
 
 
 def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -204,14 +269,18 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+def _sample_columns(frame: pd.DataFrame, expectations: list[Expectation]) -> list[str]:
+    """The columns that show a failing row of these rules: the keys, the rules' columns and the row's lineage."""
+    involved = [v for e in expectations for k, v in e.kwargs.items() if k in ("column", "column_A", "column_B")]
+    involved += [c for e in expectations for c in e.kwargs.get("column_list", [])]
+    columns = list(dict.fromkeys([*KEY_COLUMNS, *involved, *LINEAGE_COLUMNS[:2]]))
+    return [c for c in columns if c in frame.columns]
+
+
 def _sample_rows(frame: pd.DataFrame, expectation: Expectation, indices: list[int]) -> list[dict]:
     if not indices:
         return []
-    involved = [v for k, v in expectation.kwargs.items() if k in ("column", "column_A", "column_B")]
-    involved += expectation.kwargs.get("column_list", [])
-    columns = list(dict.fromkeys([*KEY_COLUMNS, *involved, *LINEAGE_COLUMNS[:2]]))
-    columns = [c for c in columns if c in frame.columns]
-    rows = frame.loc[indices[:SAMPLE_ROWS], columns]
+    rows = frame.loc[indices[:SAMPLE_ROWS], _sample_columns(frame, [expectation])]
     return [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
 
 

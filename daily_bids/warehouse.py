@@ -224,6 +224,12 @@ class Warehouse:
             raise MissingPartitionsError(f"{table} has not been materialized (no {self.display_uri(table, DATA_FILE)})")
         return to_pandas(pq.read_table(path, filesystem=self.fs))
 
+    @contextmanager
+    def byte_writer(self, relative_path: str) -> Iterator[pa.NativeFile]:
+        """A stream to write a file piece by piece; the file appears whole once the block ends without an error."""
+        with self._atomic_output(self.path(relative_path)) as sink:
+            yield sink
+
     def write_bytes(self, relative_path: str, data: bytes) -> str:
         path = self.path(relative_path)
         self._write_atomically(path, lambda sink: sink.write(data))

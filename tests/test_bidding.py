@@ -82,6 +82,13 @@ def test_ads_editor_csv_layout():
                                  '"0","31","c","32","g","k0","Exact","1.50"']
 
 
+def test_an_ads_editor_csv_written_in_batches_is_the_whole_sheet():
+    bids, _ = compute_bids(_predictions([2.0, 3.0, 4.0, 5.0, 6.0], [2.0] * 5, [28] * 5), BidPolicy())
+    pieces = [ads_editor_csv(bids.iloc[start:start + 2], with_header=start == 0) for start in range(0, len(bids), 2)]
+    assert b"".join(pieces) == ads_editor_csv(bids)
+    assert len(b"".join(pieces).decode().splitlines()) == 1 + len(bids)
+
+
 def test_cold_start_keywords_bid_from_their_cluster_when_they_have_one():
     policy = BidPolicy(target_margin=0.2, cold_start_margin=0.5, min_history_days=7)
     predictions = _predictions([4.0, 4.0], [2.0, 2.0], [3, 3]).assign(cluster_value_per_click=[3.0, np.nan])
