@@ -5,6 +5,9 @@ features in an MLP; the wide part is a linear term on the numeric features. Each
 (exponential activation) and trains on Poisson loss; the conversion head is masked where conversions are not
 reported. Conversion value is expected conversions × the keyword's smoothed value per conversion.
 
+Training and serving prepare the network's inputs through one `NetworkInputs`, built once per model: hashing and
+cluster ids cannot drift between them. It hashes each distinct ad group once (not each row) and scales in float32.
+
 TensorFlow is imported inside the functions that use it: it takes seconds, and Definitions must load fast.
 """
 
@@ -74,26 +77,30 @@ class DeepKeywordModel:
             digest.update(np.ascontiguousarray(weights).tobytes())
         return f"deep-{self.trained_through:%Y%m%d}-{digest.hexdigest()[:8]}"
 
+    @cached_property  # the scaler's constants and the cluster table as arrays: built once, not for every batch
+    def network_inputs(self) -> NetworkInputs:
+        return NetworkInputs(self.scaler, self.clusters, self.parameters["keyword_buckets"])
+
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Expected next-day clicks, conversions and value, scored in large batches through one compiled function
         (no per-call `model.predict` overhead)."""
         tf = _tensorflow()
         if self._scorer is None:
             self._scorer = tf.function(lambda inputs: self.network(inputs, training=False), jit_compile=True)
-        inputs = model_inputs(features, self.scaler, self.clusters, self.parameters["keyword_buckets"])
+        inputs = self.network_inputs(features)
         outputs = {head: [] for head in HEADS}
         for start in range(0, len(features), SCORING_BATCH):
             batch = {name: tf.constant(values[start:start + SCORING_BATCH]) for name, values in inputs.items()}
             result = self._scorer(batch)
             for head in HEADS:
                 outputs[head].append(np.asarray(result[head]).reshape(-1))
-        predicted = pd.DataFrame(index=features.index)
-        for head in HEADS:
-            values = np.concatenate(outputs[head]) if outputs[head] else np.zeros(0)
-            predicted[PREDICTION_COLUMNS[head]] = values.astype("float64")
+        expected = {head: np.concatenate(outputs[head]).astype("float64") if outputs[head] else np.zeros(0)
+                    for head in HEADS}
         value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
-        predicted[PREDICTION_COLUMNS["conversion_value"]] = predicted[PREDICTION_COLUMNS["conversions"]] * value_per_conversion
-        return predicted
+        return pd.DataFrame({PREDICTION_COLUMNS["clicks"]: expected["clicks"],
+                             PREDICTION_COLUMNS["conversions"]: expected["conversions"],
+                             PREDICTION_COLUMNS["conversion_value"]: expected["conversions"] * value_per_conversion},
+                            index=features.index)
 
     def registry_entry(self) -> dict:
         return {"version": self.version, "trained_through": self.trained_through.isoformat(),
@@ -142,21 +149,90 @@ def _tensorflow():
     return tf
 
 
+class NetworkInputs:
+    """The network's named input arrays for feature rows: the one preparation that training and serving share.
+
+    Built once per model (the scaler's constants as column vectors, the cluster table as sorted arrays), called on
+    every batch. Its ids are those the embeddings were trained on: a null or unknown match type and a keyword
+    without a cluster are 0, ad groups hash as `pd.util.hash_array` hashes their text (nulls included)."""
+
+    def __init__(self, scaler: FeatureScaler, clusters: pd.DataFrame, keyword_buckets: int):
+        self.columns = list(scaler.columns)
+        # Column vectors: the scaling works on the transposed feature block, one contiguous row per feature.
+        self.center = np.asarray(scaler.center, dtype="float64")[:, None]
+        self.scale = np.asarray(scaler.scale, dtype="float32")[:, None]
+        self.clip = None if not scaler.lower else (np.asarray(scaler.lower, dtype="float32")[:, None],
+                                                   np.asarray(scaler.upper, dtype="float32")[:, None])
+        keyword_ids = clusters["keyword_id"].to_numpy(dtype="int64")
+        order = np.argsort(keyword_ids, kind="stable")
+        self.clustered_keyword_ids = keyword_ids[order]
+        if (np.diff(self.clustered_keyword_ids) == 0).any():
+            raise ValueError("the cluster table assigns a keyword more than once")
+        # 0 is the unknown cluster: a keyword not in the table, or one whose cluster is null.
+        self.cluster_ids = (clusters["cluster"].fillna(-1).to_numpy(dtype="int64")[order] + 1).astype("int32")
+        self.keyword_buckets = keyword_buckets
+
+    def __call__(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        keyword_ids = features["keyword_id"].to_numpy(dtype="int64")
+        return {
+            "numeric": self.numeric(features),
+            "keyword": (keyword_ids % self.keyword_buckets).astype("int32"),
+            "ad_group": self.ad_group(features["ad_group"]),
+            "match_type": self.match_type(features["match_type"]),
+            "cluster": self.cluster(keyword_ids),
+            "day_of_week": features["target_day_of_week"].to_numpy(dtype="int32"),
+        }
+
+    def numeric(self, features: pd.DataFrame) -> np.ndarray:
+        """`scaler.transform(clip_to_fitted_range=True)` with nulls as 0, within two float32 roundings of it:
+        the network reads float32, and float32 arithmetic moves half the bytes."""
+        block = features.loc[:, self.columns].to_numpy(dtype="float64").T  # a view when pandas holds one block
+        values = np.empty(block.shape, dtype="float32")
+        # Centred in float64, written as float32: a feature near its mean keeps its precision (float32 operands
+        # would cancel), at no extra pass. A value beyond float32's range becomes an infinity, then the bound.
+        with np.errstate(over="ignore"):
+            np.subtract(block, self.center, out=values, casting="same_kind")
+            np.divide(values, self.scale, out=values)
+        if self.clip:
+            # Clipped to the training window's range: the network must not extrapolate (see daily_bids.preprocessing).
+            np.clip(values, *self.clip, out=values)  # NaN stays NaN; infinities become the bounds
+            np.copyto(values, 0.0, where=np.isnan(values))  # much cheaper than nan_to_num, and no infinity is left
+        else:  # a scaler saved before ranges were recorded: infinities become float32's extremes, as they did
+            np.nan_to_num(values, copy=False, nan=0.0)
+        return np.ascontiguousarray(values.T)
+
+    @staticmethod
+    def ad_group(ad_groups: pd.Series) -> np.ndarray:
+        codes, names = _distinct_strings(ad_groups)
+        # pd.NA appended last: a null's code (-1) picks it, with the hash hash_array gives a null.
+        buckets = pd.util.hash_array(np.append(names, pd.NA)) % AD_GROUP_BUCKETS
+        return buckets.astype("int32")[codes]
+
+    @staticmethod
+    def match_type(match_types: pd.Series) -> np.ndarray:
+        codes, names = _distinct_strings(match_types)
+        # 0 for an unknown match type and (appended last, for code -1) for a null.
+        numbers = [MATCH_TYPES.index(name) + 1 if name in MATCH_TYPES else 0 for name in names]
+        return np.asarray([*numbers, 0], dtype="int32")[codes]
+
+    def cluster(self, keyword_ids: np.ndarray) -> np.ndarray:
+        if not len(self.clustered_keyword_ids):
+            return np.zeros(len(keyword_ids), dtype="int32")
+        at = np.minimum(np.searchsorted(self.clustered_keyword_ids, keyword_ids), len(self.clustered_keyword_ids) - 1)
+        return np.where(self.clustered_keyword_ids[at] == keyword_ids, self.cluster_ids[at], 0).astype("int32")
+
+
+def _distinct_strings(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(a code per row, the distinct values as an object array) of a column read as text the way
+    `astype("string")` reads it, whatever its dtype or storage; a null's code is -1. Per-value work then runs once
+    per distinct value; pandas factorizes Arrow-backed strings in Arrow."""
+    codes, distinct = pd.factorize(column.astype("string"))
+    return codes, np.asarray(distinct, dtype=object)
+
+
 def model_inputs(features: pd.DataFrame, scaler: FeatureScaler, clusters: pd.DataFrame, keyword_buckets: int) -> dict:
-    """Named input arrays of the network for each feature row."""
-    lookup = pd.Series(clusters["cluster"].to_numpy(), index=clusters["keyword_id"].to_numpy())
-    cluster = lookup.reindex(features["keyword_id"].to_numpy()).fillna(-1).to_numpy(dtype="int64") + 1  # 0: unknown
-    match = pd.Categorical(features["match_type"].astype("string"), categories=list(MATCH_TYPES)).codes + 1
-    ad_group = pd.util.hash_array(features["ad_group"].astype("string").to_numpy(dtype=object)) % AD_GROUP_BUCKETS
-    return {
-        # Clipped to the training window's range: the network must not extrapolate (see daily_bids.preprocessing).
-        "numeric": np.nan_to_num(scaler.transform(features, clip_to_fitted_range=True), nan=0.0).astype("float32"),
-        "keyword": (features["keyword_id"].to_numpy(dtype="int64") % keyword_buckets).astype("int32"),
-        "ad_group": ad_group.astype("int32"),
-        "match_type": np.asarray(match, dtype="int32"),
-        "cluster": cluster.astype("int32"),
-        "day_of_week": features["target_day_of_week"].to_numpy(dtype="int32"),
-    }
+    """Named input arrays of the network for each feature row (a `NetworkInputs` built for one call)."""
+    return NetworkInputs(scaler, clusters, keyword_buckets)(features)
 
 
 def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters, mean_targets: dict[str, float]):
@@ -208,9 +284,10 @@ def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: 
     fit_days = as_day(fit["date"])
     scaler = FeatureScaler.fit(fit, FEATURE_NAMES, parameters.scaling, f"{fit_days.min().date()}...{fit_days.max().date()}")
     assignments = clusters.assignments
+    network_inputs = NetworkInputs(scaler, assignments, parameters.keyword_buckets)  # the one predict uses
 
     def arrays(part: pd.DataFrame):
-        inputs = model_inputs(part, scaler, assignments, parameters.keyword_buckets)
+        inputs = network_inputs(part)
         targets, weights = {}, {}
         for head in HEADS:
             values = part[head].to_numpy(dtype="float64")

@@ -200,3 +200,61 @@ def test_the_deep_model_on_a_young_account_stays_near_the_naive_floor():
                 for f in naive_floors(window.candidate_through).values())
     assert scores["poisson_deviance"] < 2 * floor, (scores, floor)
     assert 0.75 < scores["calibration"] < 1.33, scores
+
+
+@pytest.mark.parametrize("text_dtype", ["object", "string[python]", "string[pyarrow]", "str"])
+def test_network_inputs_give_the_ids_the_embeddings_learned_and_the_scaled_features(data, text_dtype):
+    """The deep model's input preparation (distinct values hashed once, float32 scaling, sorted cluster arrays)
+    against the straightforward row-by-row computation in float64: the same integer ids for every value, nulls
+    and unknowns included, whatever the strings' storage; the numeric inputs within 1e-6 relative."""
+    from daily_bids.deep_model import AD_GROUP_BUCKETS, NetworkInputs
+    from daily_bids.features import FEATURE_NAMES
+    from daily_bids.preprocessing import FeatureScaler
+    from daily_bids.schema import MATCH_TYPES
+
+    _, frame = data
+    features = frame.iloc[:3000].reset_index(drop=True)
+    columns = list(FEATURE_NAMES)
+    # A feature far from 0 with a narrow spread: centring it in float32 would cancel most of its digits.
+    features[columns[0]] = 1000.0 + np.random.default_rng(0).normal(0.0, 1e-3, len(features))
+    features.loc[:3, columns[1]] = [np.nan, np.inf, -np.inf, 1e300]
+    # Fitted on the later rows, so that some earlier ones fall outside the fitted range and are clipped.
+    scaler = FeatureScaler.fit(features.iloc[1000:], columns, "standard", "test")
+    ad_groups = features["ad_group"].astype(object)
+    ad_groups[:5] = [None, np.nan, pd.NA, "an ad group never seen", ""]
+    match_types = features["match_type"].astype(object)
+    match_types[5:9] = [None, "exact", "Unknown", pd.NA]  # match types match exactly: "exact" is unknown
+    if text_dtype == "object":
+        ad_groups[9] = 42  # read as the text "42"
+    features["ad_group"] = pd.Series(ad_groups, dtype=text_dtype)
+    features["match_type"] = pd.Series(match_types, dtype=text_dtype)
+    keyword_ids = features["keyword_id"].unique()
+    clusters = pd.DataFrame({"keyword_id": np.append(keyword_ids[:-7], [-1, 10**12])[::-1],  # 7 without a cluster
+                             "cluster": np.arange(len(keyword_ids) - 5) % 4})
+
+    inputs = NetworkInputs(scaler, clusters, keyword_buckets=97)(features)
+
+    cluster_of = dict(zip(clusters["keyword_id"], clusters["cluster"]))
+    match_number = {name: number + 1 for number, name in enumerate(MATCH_TYPES)}
+    expected_ids = {
+        "keyword": features["keyword_id"] % 97,
+        "ad_group": pd.util.hash_array(features["ad_group"].astype("string").to_numpy(dtype=object)) % AD_GROUP_BUCKETS,
+        "match_type": [0 if pd.isna(name) else match_number.get(name, 0) for name in features["match_type"]],
+        "cluster": [cluster_of.get(keyword, -1) + 1 for keyword in features["keyword_id"]],
+        "day_of_week": features["target_day_of_week"],
+    }
+    for name, expected in expected_ids.items():
+        assert inputs[name].dtype == np.int32, name
+        np.testing.assert_array_equal(inputs[name], np.asarray(expected, dtype="int64"), err_msg=name)
+    assert (inputs["match_type"][5:9] == 0).all() and (inputs["cluster"] == 0).sum() >= 7
+    assert len(set(inputs["ad_group"][:3])) == 1  # None, NaN and NA: one null
+
+    bounds = {"lower": pd.Series(scaler.lower, index=columns), "upper": pd.Series(scaler.upper, index=columns)}
+    scaled = (features[columns].astype("float64") - np.asarray(scaler.center)) / np.asarray(scaler.scale)
+    expected_numeric = scaled.clip(axis=1, **bounds).fillna(0.0).to_numpy()
+    assert inputs["numeric"].dtype == np.float32 and inputs["numeric"].flags.c_contiguous
+    np.testing.assert_allclose(inputs["numeric"], expected_numeric, rtol=1e-6, atol=0)
+    assert (expected_numeric != scaled.fillna(0.0).to_numpy()).any()  # clipping was exercised
+
+    with pytest.raises(ValueError, match="more than once"):
+        NetworkInputs(scaler, pd.concat([clusters, clusters.iloc[:1]]), keyword_buckets=97)
