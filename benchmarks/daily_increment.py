@@ -16,11 +16,11 @@ runs a step, so its peak RSS (process and children) is its own:
    run or a run after a gap does);
 4. features, incremental: D's features from the state as of D-1 (the everyday case), a shard of keywords at a time,
    as the asset computes them;
-5. feature checks: the features' blocking contract (great-expectations, on the whole day, as the check loads it),
-   then the feature catalog's statistics, a column at a time;
+5. feature checks: the features' blocking contract (great-expectations, a million rows at a time, as the check
+   reads them), then the feature catalog's statistics, a column at a time;
 6. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
 7. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
-8. publication: the blocking bid rules (great-expectations) and the Google Ads Editor CSV.
+8. publication: the bid rules again (great-expectations, in batches) and the Google Ads Editor CSV (streamed).
 """
 
 import argparse
@@ -66,8 +66,8 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> dict:
-    from daily_bids import catalog, quality, scoring
-    from daily_bids.bidding import BidPolicy, ads_editor_csv
+    from daily_bids import catalog, publishing, quality, scoring
+    from daily_bids.bidding import BidPolicy
     from daily_bids.feature_writer import write_features
     from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
     from daily_bids.simulator import AdMarketSimulator
@@ -94,7 +94,8 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
         elif stage == "features_incremental":
             write_features(store, VALIDATED, FEATURES, [DAY], history_start=DAY - dt.timedelta(days=28))
         elif stage == "feature_checks":  # the features' blocking contract, then the catalog a column at a time
-            quality.run_expectations(store.read_partitions(FEATURES, [DAY]), quality.features_suite(), "features")
+            quality.run_expectations_in_batches(store.iter_partition(FEATURES, DAY, quality.BATCH_ROWS),
+                                                quality.features_suite(), "features")
             catalog.statistics(lambda name: store.read_partitions(FEATURES, [DAY], [name])[name].to_numpy())
         elif stage == "bid_landscape":
             sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
@@ -115,9 +116,10 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
                                                                    "bids": "keyword_bids"}, BidPolicy(), None, context,
                               "no landscape", log=lambda message: print("   ", message, flush=True))
         elif stage == "publication":
-            bids = store.read_partitions("keyword_bids", [DAY])
-            quality.run_expectations(bids, quality.bid_suite(0.05, 20.0), "bids_to_publish")
-            store.write_bytes(f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv", ads_editor_csv(bids))
+            quality.run_expectations_in_batches(store.iter_partition("keyword_bids", DAY, quality.BATCH_ROWS),
+                                                quality.bid_suite(0.05, 20.0), "bids_to_publish")
+            publishing.write_ads_editor_csv(store, "keyword_bids", DAY,
+                                            f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv")
         seconds = time.perf_counter() - started
     return {"stage": stage, "keywords": keywords, "seconds": seconds, "peak_rss_gb": rss.peak / 2**30}
 
