@@ -39,13 +39,15 @@ def passed(result: dg.AssetCheckResult) -> bool:
 
 
 def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge,
-             vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None) -> Iterator:
+             vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None,
+             rows_of_day: Callable[[pd.DataFrame], int] = len) -> Iterator:
     """A check's verdict for every day of its run.
 
     A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
     day, so the UI shows each day's verdict rather than one result for the whole range: `judge(days, rows)` is asked
     about each day. Where a verdict on the whole range can vouch for every day (a pass of row rules or per-day
-    counts: `passed`), give `vouches_for_each_day`: the range is judged once, and day by day only when it cannot.
+    counts: `passed`), give `vouches_for_each_day`: the range is judged once, and day by day only when it cannot;
+    `rows_of_day` counts a day's rows for such a vouched verdict, from that day's rows of `frame`.
     """
     days = partition_days(context)
     if len(days) == 1:
@@ -57,7 +59,7 @@ def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge:
     for day in days:
         rows = frame[(dates == pd.Timestamp(day)).to_numpy()]
         verdict = judge([day], rows) if not whole_passed else dg.AssetCheckResult(
-            passed=True, metadata={"rows": len(rows), "judged_with_range": f"{days[0]}...{days[-1]}"})
+            passed=True, metadata={"rows": rows_of_day(rows), "judged_with_range": f"{days[0]}...{days[-1]}"})
         yield dg.AssetCheckEvaluation(
             asset_key=spec.asset_key, check_name=spec.name, passed=verdict.passed, metadata=verdict.metadata,
             severity=verdict.severity, description=verdict.description, blocking=spec.blocking,
@@ -252,23 +254,19 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
 
 def _stored_expectations(context, warehouse: WarehouseResource, suite: list[quality.Expectation],
                          name: str) -> Iterator:
-    """A suite on the check's table read from the warehouse a day and a batch of rows at a time: memory stays at
-    one batch (and the key columns), whatever the partition's size."""
+    """A suite on the check's table read from the warehouse in batches of rows: memory stays at one batch (and the
+    key columns), whatever the partition's size. A range is judged at once, and day by day only if it fails."""
     store, table = warehouse.warehouse(), context.check_specs[0].asset_key.path[-1]
+    days = partition_days(context)
+    stored_rows = pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
 
-    def judge(days: list[dt.date], _dates: pd.DataFrame) -> dg.AssetCheckResult:
-        (day,) = days
-        batch_rows: list[int] = []  # counted as the batches are read
+    def judge(days: list[dt.date], _rows: pd.DataFrame) -> dg.AssetCheckResult:
+        batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
+        return _result(quality.run_expectations_in_batches(batches, suite, name),
+                       rows=sum(store.partition_rows(table, day) for day in days))
 
-        def read() -> Iterator[pd.DataFrame]:
-            for batch in store.iter_partition(table, day, quality.BATCH_ROWS):
-                batch_rows.append(len(batch))
-                yield batch
-
-        outcomes = quality.run_expectations_in_batches(read(), suite, name)
-        return _result(outcomes, rows=sum(batch_rows))
-
-    return each_day(context, pd.DataFrame({"date": as_day(partition_days(context))}), judge)
+    return each_day(context, stored_rows, judge, vouches_for_each_day=passed,
+                    rows_of_day=lambda rows: int(rows["rows"].sum()))
 
 
 @dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "

@@ -7,9 +7,10 @@ import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, daily_partitions, partition_days
 from assets.reports import VALIDATED_REPORT
-from daily_bids import catalog
+from daily_bids import catalog, quality
 from daily_bids.feature_writer import write_features
 from daily_bids.features import FEATURES, LOOKBACK_DAYS, feature_set_version
+from daily_bids.warehouse import Warehouse
 from resources.warehouse import WarehouseResource
 
 
@@ -51,6 +52,15 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 FEATURES_TABLE = keyword_features.key.path[-1]
 
 
+def _feature_values(store: Warehouse, day: dt.date) -> catalog.FeatureValues:
+    """A day's feature values by name: from the day read whole when it fits one batch (one read, not 45), and a
+    column at a time otherwise, so memory stays at one feature's values on a big day."""
+    if store.partition_rows(FEATURES_TABLE, day) <= quality.BATCH_ROWS:
+        whole = store.read_partitions(FEATURES_TABLE, [day], [feature.name for feature in FEATURES])
+        return lambda name: whole[name].to_numpy()
+    return lambda name: store.read_partitions(FEATURES_TABLE, [day], [name])[name].to_numpy()
+
+
 @dg.asset(name=catalog.CATALOG_TABLE, group_name="features", kinds={"pandas", "parquet"}, deps=[keyword_features],
           **DAILY_ASSET_POLICIES)
 def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
@@ -70,9 +80,7 @@ def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         previous = [written[d] if d in written else store.read_partitions(table, [d])
                     for d in previous_days if d in written or store.partition_exists(table, d)]
 
-        def values_of(name: str, day: dt.date = day):  # a column at a time: memory stays at one feature's values
-            return store.read_partitions(FEATURES_TABLE, [day], [name])[name].to_numpy()
-
+        values_of = _feature_values(store, day)
         written[day] = catalog.catalog_partition(day, values_of, pd.concat(previous) if previous else pd.DataFrame(),
                                                  [d for d in materialized if d <= day], registry)
     latest = written[days[-1]]

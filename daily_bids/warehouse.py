@@ -175,6 +175,20 @@ class Warehouse:
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield _dated(to_pandas(pa.Table.from_batches([batch])), day)
 
+    def iter_partitions(self, table: str, days: Iterable[dt.date], batch_rows: int,
+                        columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Several days of `table` in frames of about `batch_rows` rows: small days are grouped into one frame (one
+        validation judges a month of a small account at once) and big days come in batches."""
+        waiting: list[pd.DataFrame] = []
+        for day in days:
+            for batch in self.iter_partition(table, day, batch_rows, columns):
+                if waiting and sum(map(len, waiting)) + len(batch) > batch_rows:
+                    yield pd.concat(waiting, ignore_index=True)
+                    waiting = []
+                waiting.append(batch)
+        if waiting:
+            yield pd.concat(waiting, ignore_index=True)
+
     @contextmanager
     def partition_writer(self, table: str, day: dt.date) -> Iterator["PartitionWriter"]:
         """Write one day of `table` frame by frame; it replaces the old partition atomically once the block ends
