@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from daily_bids.charts import figure_png, pyplot
 from daily_bids.model import regression_metrics
-from daily_bids.naive_model import FLOOR_NAMES
+from daily_bids.naive_model import FLOOR_NAMES, NaiveModel, floor_name
 
 HEADS = ("clicks", "conversions")
 
@@ -120,6 +120,38 @@ def decide(metrics: pd.DataFrame, candidates: list[str], incumbent: str | None, 
     reasons.append(f"naive floor {floor_name} rejected: " + "; ".join(floor_failures))
     reasons.append(f"{incumbent} keeps serving")
     return GateDecision(incumbent, False, reasons)
+
+
+@dataclass
+class GateVerdict:
+    decision: GateDecision
+    chosen: object  # the ServableModel named decision.champion
+    incumbent: str | None  # the serving champion's name in `metrics` (None: there was none)
+    metrics: pd.DataFrame  # from `evaluate`, for every model judged
+    predictions: dict[str, pd.DataFrame]
+
+
+def run_gate(candidates: dict, incumbent, holdout: pd.DataFrame, clusters: np.ndarray, floors: dict[str, NaiveModel],
+             policy: GatePolicy) -> GateVerdict:
+    """Judge `candidates` (name → model), the naive `floors` and the serving `incumbent` (or None) on `holdout`,
+    and pick the model that serves by `decide`'s rules.
+
+    The incumbent is named as what it is: a naive floor is today's floor of the same window (a floor predicts the
+    same whenever it was judged), a candidate of the same version is that candidate, and any other model is judged
+    beside them as "champion (<version>)"."""
+    models = {**candidates, **floors}
+    if incumbent is None:
+        incumbent_name = None
+    elif isinstance(incumbent, NaiveModel):
+        incumbent_name = floor_name(incumbent.window_days)
+    else:
+        incumbent_name = next((name for name, model in candidates.items() if model.version == incumbent.version),
+                              f"champion ({incumbent.version})")
+        models.setdefault(incumbent_name, incumbent)
+    predictions = {name: model.predict(holdout) for name, model in models.items()}
+    metrics = pd.concat([evaluate(name, predicted, holdout, clusters) for name, predicted in predictions.items()])
+    decision = decide(metrics, list(candidates), incumbent_name, policy)
+    return GateVerdict(decision, models[decision.champion], incumbent_name, metrics, predictions)
 
 
 def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarray], clusters: np.ndarray) -> bytes:

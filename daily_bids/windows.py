@@ -44,40 +44,63 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 @dataclass(frozen=True)
 class TrainingWindow:
+    """The days a training reads, for outcomes through `train_through`: every model asset, the gate, the refit and
+    the CLI plan them here.
+
+    Feature days, oldest first: [training days ... [validation days]] [holdout days]. The candidates fit on the
+    training days, early-stop on the validation days (their last ones), and the gate judges them on the holdout.
+    The refit of the winner (`serving()`) has no holdout: its training days reach `train_through`."""
+
     train_through: dt.date  # the last report day whose outcomes count (the holdout's last outcome day)
     training_days: int  # feature days the candidates train on, validation days included
+    validation_days: int = 7  # the last training days, kept for early stopping (and the blend's weights)
+    holdout_days: int = HOLDOUT_DAYS
 
     @property
     def candidate_through(self) -> dt.date:
         """The last outcome day the candidates train on: the holdout starts the day after."""
-        return self.train_through - dt.timedelta(days=HOLDOUT_DAYS)
+        return self.train_through - dt.timedelta(days=self.holdout_days)
 
     @property
     def training_feature_days(self) -> list[dt.date]:
         return [self.candidate_through - dt.timedelta(days=n) for n in range(self.training_days, 0, -1)]
 
     @property
-    def holdout_feature_days(self) -> list[dt.date]:
-        return [self.candidate_through + dt.timedelta(days=n) for n in range(HOLDOUT_DAYS)]
+    def validation_feature_days(self) -> list[dt.date]:
+        return self.training_feature_days[-self.validation_days:]
 
-    def validation_days(self, wanted: int) -> int:
-        """The early-stopping days of a model asking for `wanted`: fewer on a short window."""
-        return max(1, min(wanted, int(self.training_days * MAX_VALIDATION_SHARE)))
+    @property
+    def holdout_feature_days(self) -> list[dt.date]:
+        return [self.candidate_through + dt.timedelta(days=n) for n in range(self.holdout_days)]
+
+    def serving(self) -> TrainingWindow:
+        """The same length of training, moved on past the holdout: what the gate's winner is refit on."""
+        return TrainingWindow(self.train_through, self.training_days, self.validation_days, holdout_days=0)
+
+    def span(self) -> str:
+        days = self.training_feature_days
+        return f"{days[0]}...{days[-1]}"
 
     def describe(self) -> str:
-        training, holdout = self.training_feature_days, self.holdout_feature_days
-        return (f"training on the features of {training[0]}...{training[-1]} ({self.training_days} days), holdout "
-                f"{holdout[0]}...{holdout[-1]} (outcomes through {self.train_through})")
+        text = f"training on the features of {self.span()} ({self.training_days} days"
+        if not self.holdout_days:
+            return text + f", outcomes through {self.train_through}; no holdout)"
+        holdout = self.holdout_feature_days
+        return text + f"), holdout {holdout[0]}...{holdout[-1]} (outcomes through {self.train_through})"
 
 
 def plan_training_window(history_start: dt.date, train_through: dt.date,
-                         wanted_training_days: int = DEFAULT_TRAINING_DAYS) -> TrainingWindow:
+                         wanted_training_days: int = DEFAULT_TRAINING_DAYS,
+                         wanted_validation_days: int = 7) -> TrainingWindow:
     """The window for outcomes through `train_through` when features exist from `history_start` on: as many
-    training days as wanted, or as there are. Raises `InsufficientHistoryError` below the minimum."""
+    training days as wanted, or as there are, and fewer validation days on a short window. Raises
+    `InsufficientHistoryError` below the minimum."""
     available = (train_through - history_start).days - HOLDOUT_DAYS
     if available < MIN_TRAINING_DAYS:
         raise InsufficientHistoryError(insufficient_history_message(history_start, train_through))
-    return TrainingWindow(train_through, min(wanted_training_days, available))
+    training_days = min(wanted_training_days, available)
+    validation_days = max(1, min(wanted_validation_days, int(training_days * MAX_VALIDATION_SHARE)))
+    return TrainingWindow(train_through, training_days, validation_days)
 
 
 def insufficient_history_message(history_start: dt.date, last_day: dt.date) -> str:

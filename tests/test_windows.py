@@ -20,7 +20,7 @@ def test_a_long_history_gets_the_default_window():
     assert window.holdout_feature_days == [DAY - dt.timedelta(days=n) for n in range(7, 0, -1)]
     assert len(plan.feature_days) == 64 and plan.feature_days[-1] == DAY  # the window, and the day bid from
     assert len(plan.report_days) == 91 and plan.report_days[0] == plan.feature_days[0] - dt.timedelta(days=27)
-    assert window.validation_days(7) == 7
+    assert window.validation_days == 7 and window.validation_feature_days == window.training_feature_days[-7:]
 
 
 @pytest.mark.parametrize("days", [minimum_history_days(), 30, 45])
@@ -32,7 +32,7 @@ def test_a_young_account_trains_on_the_days_it_has(days):
     assert window.training_days == days - 1 - HOLDOUT_DAYS >= MIN_TRAINING_DAYS
     assert window.training_feature_days[0] == start  # no feature day before the first report
     assert set(window.training_feature_days).isdisjoint(window.holdout_feature_days)
-    assert 1 <= window.validation_days(7) <= window.training_days // 3
+    assert 1 <= window.validation_days <= window.training_days // 3
 
 
 def test_below_the_minimum_the_error_says_what_there_is_and_what_is_needed():
