@@ -44,6 +44,7 @@ class DeepParameters(BaseModel):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
 
+    training_days: int = Field(56, ge=14, description="Days of features (with next-day targets) to train on.")
     epochs: int = Field(25, ge=1, description="Upper bound on epochs; early stopping picks the best.")
     patience: int = Field(3, ge=1, description="Epochs without validation improvement before stopping.")
     batch_size: int = Field(2048, ge=32)
@@ -57,6 +58,7 @@ class DeepParameters(BaseModel):
 
 @dataclass
 class DeepKeywordModel:
+    kind: ClassVar[str] = "deep"  # its name in daily_bids.model_store.model_kinds()
     # Largest relative difference the engines' parity check allows (daily_bids.scoring): float32 products round
     # differently with the batch's shape.
     parity_tolerance: ClassVar[float] = 1e-4
@@ -68,6 +70,7 @@ class DeepKeywordModel:
     feature_names: tuple[str, ...] = FEATURE_NAMES
     feature_versions: dict[str, str] = field(default_factory=feature_versions)
     validation_metrics: dict[str, float] = field(default_factory=dict)
+    trained_heads: tuple[str, ...] = HEADS  # a head whose target the reports never carry predicts null
     _scorer: object = None
 
     @cached_property  # a hash of every tree or weight: computed once, not for every scored batch
@@ -96,6 +99,8 @@ class DeepKeywordModel:
                 outputs[head].append(np.asarray(result[head]).reshape(-1))
         expected = {head: np.concatenate(outputs[head]).astype("float64") if outputs[head] else np.zeros(0)
                     for head in HEADS}
+        for head in set(HEADS) - set(self.trained_heads):
+            expected[head] = np.full(len(features), np.nan)
         value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
         return pd.DataFrame({PREDICTION_COLUMNS["clicks"]: expected["clicks"],
                              PREDICTION_COLUMNS["conversions"]: expected["conversions"],
@@ -121,7 +126,7 @@ class DeepKeywordModel:
             bundle.writestr("model.json", json.dumps({
                 "trained_through": self.trained_through.isoformat(), "parameters": self.parameters,
                 "feature_names": list(self.feature_names), "feature_versions": self.feature_versions,
-                "validation_metrics": self.validation_metrics}, indent=2))
+                "validation_metrics": self.validation_metrics, "trained_heads": list(self.trained_heads)}, indent=2))
         return buffer.getvalue()
 
     @classmethod
@@ -139,7 +144,8 @@ class DeepKeywordModel:
                        parameters=meta["parameters"], scaler=FeatureScaler.from_json(bundle.read("scaler.json").decode()),
                        clusters=pd.read_parquet(io.BytesIO(bundle.read("clusters.parquet"))),
                        feature_names=tuple(meta["feature_names"]), feature_versions=meta["feature_versions"],
-                       validation_metrics=meta["validation_metrics"])
+                       validation_metrics=meta["validation_metrics"],
+                       trained_heads=tuple(meta.get("trained_heads", HEADS)))
 
 
 def _tensorflow():
@@ -269,17 +275,21 @@ def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters, m
 
 
 def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: dt.date, parameters: DeepParameters,
-               log=print) -> DeepKeywordModel:
-    """Fit on `frame` (from `model.training_frame`), early-stopped on the last `validation_days`."""
+               log=print, epochs: int | None = None) -> DeepKeywordModel:
+    """Fit on `frame` (from `model.training_frame`), early-stopped on the last `validation_days`.
+
+    With `epochs` (those an early-stopped fit chose: the refit after the gate), every day is fitted for exactly
+    that many epochs, and nothing is held out."""
     tf = _tensorflow()
     import keras
 
     keras.utils.set_random_seed(parameters.seed)
     tf.config.experimental.enable_op_determinism()
     days = np.sort(as_day(frame["date"]).unique())
-    if len(days) <= parameters.validation_days:
+    if epochs is None and len(days) <= parameters.validation_days:
         raise ValueError(f"training needs more than validation_days={parameters.validation_days} days of features")
-    is_validation = as_day(frame["date"]).isin(days[-parameters.validation_days:]).to_numpy()
+    is_validation = (as_day(frame["date"]).isin(days[-parameters.validation_days:]).to_numpy() if epochs is None
+                     else np.zeros(len(frame), dtype=bool))
     fit, holdout = frame.loc[~is_validation], frame.loc[is_validation]
     fit_days = as_day(fit["date"])
     scaler = FeatureScaler.fit(fit, FEATURE_NAMES, parameters.scaling, f"{fit_days.min().date()}...{fit_days.max().date()}")
@@ -300,15 +310,27 @@ def train_deep(frame: pd.DataFrame, clusters: KeywordClusters, trained_through: 
     mean_targets = {head: float(np.average(fit_targets[head], weights=fit_weights[head]))
                     if fit_weights[head].sum() > 0 else 0.0 for head in HEADS}
     network = build_network(len(FEATURE_NAMES), clusters.k, parameters, mean_targets)
+    trained_heads = tuple(head for head in HEADS if fit_weights[head].sum() > 0)
+    if "clicks" not in trained_heads:
+        raise ValueError("no clicks to train on in the window: every report needs clicks")
+    if epochs is not None:
+        network.fit(fit_inputs, fit_targets, sample_weight=fit_weights, epochs=epochs,
+                    batch_size=parameters.batch_size, shuffle=True, verbose=0)
+        log(f"refit deep model: {epochs} epochs on {len(days)} days")
+        return DeepKeywordModel(network=network, trained_through=trained_through, parameters=parameters.model_dump(),
+                                scaler=scaler, clusters=assignments, trained_heads=trained_heads,
+                                validation_metrics={"best_epoch": float(epochs)})
     stopper = keras.callbacks.EarlyStopping(patience=parameters.patience, restore_best_weights=True)
     history = network.fit(fit_inputs, fit_targets, sample_weight=fit_weights, epochs=parameters.epochs,
                           batch_size=parameters.batch_size, shuffle=True, verbose=0, callbacks=[stopper],
                           validation_data=(holdout_inputs, holdout_targets, holdout_weights))
     epochs = len(history.history["loss"])
+    # The weights kept are those of the best validation epoch (restore_best_weights): a refit trains that many.
+    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
     model = DeepKeywordModel(network=network, trained_through=trained_through, parameters=parameters.model_dump(),
-                             scaler=scaler, clusters=assignments)
+                             scaler=scaler, clusters=assignments, trained_heads=trained_heads)
     predicted = model.predict(holdout)
-    metrics = {"epochs": float(epochs)}
+    metrics = {"epochs": float(epochs), "best_epoch": float(best_epoch)}
     for head in HEADS:
         known = holdout_weights[head] > 0
         if known.any():

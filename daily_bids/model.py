@@ -58,11 +58,28 @@ def training_days(train_through: dt.date, parameters: TrainingParameters) -> lis
     return [train_through - dt.timedelta(days=offset) for offset in range(parameters.training_days, 0, -1)]
 
 
+def unreported_targets(reports: pd.DataFrame) -> dict[str, str]:
+    """Targets the source never reported, with why: all null, or all zero in reports that carry no cost or value
+    (an export of impressions and clicks only, whose conversion columns were filled with zeros). None is trained."""
+    def values(column: str) -> np.ndarray:
+        return numeric(reports[column]) if column in reports else np.full(len(reports), np.nan)
+
+    carries_money = any(np.nan_to_num(values(column)).any() for column in ("cost", "conversion_value"))
+    found = {}
+    for target in TARGET_OBJECTIVES:
+        if np.isnan(values(target)).all():
+            found[target] = "never reported (every value is null)"
+        elif target != "clicks" and not carries_money and not np.nan_to_num(values(target)).any():
+            found[target] = "never reported (all zero, and the reports carry no cost or conversion value)"
+    return found
+
+
 def training_frame(features: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
     """Features of day t joined with targets from the report of day t+1.
 
     A keyword with no report row on t+1 had no impressions: its targets are zero. A metric the source did not
-    report stays null, and that target is not trained on those rows.
+    report stays null, and that target is not trained on those rows; a target the reports never carry at all
+    (`unreported_targets`) is null everywhere, so no model trains on it.
     """
     targets = pd.DataFrame({"date": as_day(reports["date"]).to_numpy() - np.timedelta64(1, "D"),  # t+1 → t
                             "keyword_id": reports["keyword_id"].to_numpy(), "reported": True})
@@ -71,11 +88,13 @@ def training_frame(features: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFram
     frame = features.merge(targets, on=["date", "keyword_id"], how="left", validate="one_to_one")
     no_row = frame["reported"].isna().to_numpy()
     frame.loc[no_row, list(TARGET_OBJECTIVES)] = 0.0
+    frame.loc[:, list(unreported_targets(reports))] = np.nan
     return frame.drop(columns="reported")
 
 
 @dataclass
 class KeywordModel:
+    kind: ClassVar[str] = "xgboost"  # its name in daily_bids.model_store.model_kinds()
     # Largest relative difference the engines' parity check allows (daily_bids.scoring): trees sum exactly.
     parity_tolerance: ClassVar[float] = 1e-6
     boosters: dict  # target name -> xgboost.Booster
@@ -147,16 +166,21 @@ class KeywordModel:
         )
 
 
-def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingParameters, log=print) -> KeywordModel:
-    """Fit one booster per target on `frame` (from `training_frame`), early-stopped on the last days."""
+def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingParameters, log=print,
+          rounds: dict[str, int] | None = None) -> KeywordModel:
+    """Fit one booster per target on `frame` (from `training_frame`), early-stopped on the last days.
+
+    With `rounds` (target → boosting rounds, those an early-stopped fit chose: the refit after the gate), every day
+    is fitted for exactly that many rounds, and nothing is held out."""
     import xgboost as xgb
 
     days = np.sort(as_day(frame["date"]).unique())
-    if len(days) <= parameters.validation_days:
+    if rounds is None and len(days) <= parameters.validation_days:
         raise ValueError(
             f"training needs more than validation_days={parameters.validation_days} days of features, got {len(days)}"
         )
-    is_validation = as_day(frame["date"]).isin(days[-parameters.validation_days :]).to_numpy()
+    is_validation = (as_day(frame["date"]).isin(days[-parameters.validation_days :]).to_numpy() if rounds is None
+                     else np.zeros(len(frame), dtype=bool))
     fit, holdout = frame.loc[~is_validation], frame.loc[is_validation]
     fit_days = as_day(fit["date"])
     scaler = FeatureScaler.fit(fit, FEATURE_NAMES, parameters.scaling,
@@ -166,8 +190,14 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
     boosters, metrics = {}, {}
     for target, objective in TARGET_OBJECTIVES.items():
         fit_known, holdout_known = fit[target].notna().to_numpy(), holdout[target].notna().to_numpy()
-        if not fit_known.any() or not holdout_known.any():
-            log(f"not training {target}: the reports do not carry it")
+        if not fit_known.any() or (rounds is None and not holdout_known.any()) or (rounds and target not in rounds):
+            log(f"not training {target}: the reports do not carry it in this window")
+            continue
+        if rounds is not None:
+            boosters[target] = xgb.train(_booster_parameters(objective, parameters), xgb.DMatrix(
+                fit_matrix[fit_known], label=fit.loc[fit_known, target].to_numpy(dtype="float64"),
+                feature_names=list(FEATURE_NAMES)), num_boost_round=rounds[target])
+            log(f"refit {target}: {rounds[target]} rounds on {len(days)} days")
             continue
         train_set = xgb.DMatrix(fit_matrix[fit_known], label=fit.loc[fit_known, target].to_numpy(dtype="float64"),
                                 feature_names=list(FEATURE_NAMES))
@@ -175,17 +205,7 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
                                 label=holdout.loc[holdout_known, target].to_numpy(dtype="float64"),
                                 feature_names=list(FEATURE_NAMES))
         booster = xgb.train(
-            {
-                "objective": objective,
-                "max_depth": parameters.max_depth,
-                "eta": parameters.learning_rate,
-                "subsample": 0.8,
-                "colsample_bytree": 0.8,
-                "min_child_weight": 5.0,
-                "seed": parameters.seed,
-                "nthread": 2,
-                "eval_metric": "poisson-nloglik" if objective.startswith("count") else "tweedie-nloglik@1.5",
-            },
+            _booster_parameters(objective, parameters),
             train_set,
             num_boost_round=parameters.n_estimators,
             evals=[(valid_set, "validation")],
@@ -205,6 +225,20 @@ def train(frame: pd.DataFrame, trained_through: dt.date, parameters: TrainingPar
         raise ValueError("no clicks to train on in the window: every report needs clicks")
     return KeywordModel(boosters=boosters, trained_through=trained_through, parameters=parameters.model_dump(),
                         scaler=scaler, validation_metrics=metrics)
+
+
+def _booster_parameters(objective: str, parameters: TrainingParameters) -> dict:
+    return {
+        "objective": objective,
+        "max_depth": parameters.max_depth,
+        "eta": parameters.learning_rate,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 5.0,
+        "seed": parameters.seed,
+        "nthread": 2,
+        "eval_metric": "poisson-nloglik" if objective.startswith("count") else "tweedie-nloglik@1.5",
+    }
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

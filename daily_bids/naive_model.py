@@ -31,6 +31,7 @@ FLOOR_NAMES: tuple[str, ...] = tuple(floor_name(days) for days in WINDOWS_DAYS)
 
 @dataclass(frozen=True)
 class NaiveModel:
+    kind: ClassVar[str] = "naive"  # its name in daily_bids.model_store.model_kinds()
     # Largest relative difference the engines' parity check allows (daily_bids.scoring): trees sum exactly.
     parity_tolerance: ClassVar[float] = 1e-6
     window_days: int
