@@ -97,15 +97,7 @@ class DeepKeywordModel:
             result = self._scorer(batch)
             for head in HEADS:
                 outputs[head].append(np.asarray(result[head]).reshape(-1))
-        expected = {head: np.concatenate(outputs[head]).astype("float64") if outputs[head] else np.zeros(0)
-                    for head in HEADS}
-        for head in set(HEADS) - set(self.trained_heads):
-            expected[head] = np.full(len(features), np.nan)
-        value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
-        return pd.DataFrame({PREDICTION_COLUMNS["clicks"]: expected["clicks"],
-                             PREDICTION_COLUMNS["conversions"]: expected["conversions"],
-                             PREDICTION_COLUMNS["conversion_value"]: expected["conversions"] * value_per_conversion},
-                            index=features.index)
+        return count_head_predictions(outputs, self.trained_heads, features)
 
     def registry_entry(self) -> dict:
         return {"version": self.version, "trained_through": self.trained_through.isoformat(),
@@ -146,6 +138,21 @@ class DeepKeywordModel:
                        feature_names=tuple(meta["feature_names"]), feature_versions=meta["feature_versions"],
                        validation_metrics=meta["validation_metrics"],
                        trained_heads=tuple(meta.get("trained_heads", HEADS)))
+
+
+def count_head_predictions(outputs: dict[str, list[np.ndarray]], modelled: tuple[str, ...],
+                           features: pd.DataFrame) -> pd.DataFrame:
+    """The prediction columns from a network's count heads (each head's batches of rates): a head not `modelled`
+    is null, and conversion value is expected conversions × the keyword's smoothed value per conversion."""
+    expected = {head: np.concatenate(outputs[head]).astype("float64") if outputs.get(head) else np.zeros(0)
+                for head in modelled}
+    for head in set(HEADS) - set(modelled):
+        expected[head] = np.full(len(features), np.nan)
+    value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
+    return pd.DataFrame({PREDICTION_COLUMNS["clicks"]: expected["clicks"],
+                         PREDICTION_COLUMNS["conversions"]: expected["conversions"],
+                         PREDICTION_COLUMNS["conversion_value"]: expected["conversions"] * value_per_conversion},
+                        index=features.index)
 
 
 def _tensorflow():

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from daily_bids.features import FEATURE_NAMES, feature_versions
+from daily_bids.deep_model import count_head_predictions
 from daily_bids.model import PREDICTION_COLUMNS
 
 SCORING_BATCH = 65_536
@@ -139,17 +140,10 @@ class UserKerasModel:
         for start in range(0, len(features), SCORING_BATCH):
             for head, result in self._score(values[start:start + SCORING_BATCH]).items():
                 outputs[head].append(result)
-        expected = {head: np.concatenate(parts).astype("float64") if parts else np.zeros(0)
-                    for head, parts in outputs.items()}
-        for head, result in expected.items():
-            _check_output(head, result, features.index)
-        for head in set(HEADS) - set(self.outputs):
-            expected[head] = np.full(len(features), np.nan)
-        value_per_conversion = features["value_per_conversion_28d"].to_numpy(dtype="float64")
-        return pd.DataFrame({PREDICTION_COLUMNS["clicks"]: expected["clicks"],
-                             PREDICTION_COLUMNS["conversions"]: expected["conversions"],
-                             PREDICTION_COLUMNS["conversion_value"]: expected["conversions"] * value_per_conversion},
-                            index=features.index)
+        predicted = count_head_predictions(outputs, self.outputs, features)
+        for head in self.outputs:
+            _check_output(head, predicted[PREDICTION_COLUMNS[head]].to_numpy(), features.index)
+        return predicted
 
     def _score(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Each head's values (flattened) for one batch of the feature block."""
