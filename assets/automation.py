@@ -17,6 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets.alerts import ALERT_SENSORS
 from assets.features import feature_catalog, keyword_features
+from assets.model_lab import model_tuning, user_keras_model
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.monitoring import model_monitoring
 from assets.partitions import daily_partitions
@@ -30,6 +31,8 @@ SERVING_ASSETS = [model_monitoring, bid_landscape, keyword_scores, published_bid
 DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS]
 HISTORY_ASSETS = REPORT_ASSETS
 MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]
+# Run on demand (and tuning after a decline), not with every retraining.
+LAB_ASSETS = [model_tuning, user_keras_model]
 
 # Yesterday's partition of each daily table must exist by its deadline; the UI shows the verdicts.
 FRESHNESS_CHECKS = [
@@ -62,12 +65,22 @@ train_model_job = dg.define_asset_job(
     description="Retrain by hand: clusters, both candidate models, then the champion gate. The retraining sensor "
                 "does the same when the models' automation condition asks for it.",
 )
+tune_models_job = dg.define_asset_job(
+    "tune_models_job", selection=dg.AssetSelection.assets(model_tuning),
+    description="An Optuna study per candidate kind (`python -m daily_bids models tune`); the next training uses "
+                "the best parameters. The retraining sensor runs it after a failed decline check.",
+)
+register_keras_job = dg.define_asset_job(
+    "register_keras_job", selection=dg.AssetSelection.assets(user_keras_model),
+    description="Register a .keras file as a challenger (`python -m daily_bids models register-keras PATH`); the "
+                "champion gate judges it on its next run.",
+)
 
 # Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.
 daily_bid_schedule = dg.build_schedule_from_partitioned_job(
     daily_bid_job, hour_of_day=5, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING)
 retraining_sensor = dg.AutomationConditionSensorDefinition(
-    "retraining_sensor", target=dg.AssetSelection.assets(*MODEL_ASSETS), default_status=dg.DefaultSensorStatus.RUNNING,
+    "retraining_sensor", target=dg.AssetSelection.assets(*MODEL_ASSETS, model_tuning), default_status=dg.DefaultSensorStatus.RUNNING,
     # The retraining condition has conditions of its own (data age, decline) that run Python: evaluated in the code
     # location, as Dagster requires for those.
     use_user_code_server=True,
@@ -107,6 +120,6 @@ def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: Report
     )
 
 
-JOBS = [daily_bid_job, history_job, train_model_job]
+JOBS = [daily_bid_job, history_job, train_model_job, tune_models_job, register_keras_job]
 SCHEDULES = [daily_bid_schedule]
 SENSORS = [landing_file_sensor, retraining_sensor, freshness_checks_sensor, *ALERT_SENSORS]

@@ -21,10 +21,10 @@ from assets.serving import BIDS, PREDICTIONS
 from assets.models import champion_model, keyword_clusters
 from daily_bids import bidding, landing, quality
 from daily_bids import scoring as scoring_math
+from daily_bids.model_store import ModelStore
 from daily_bids.schema import as_day
 from resources.ad_platform import LANDING_INDEX_TABLE
 from resources.bid_policy import BidPolicyResource
-from resources.io_managers import load_current_model
 from resources.scoring import ScoringEngineResource
 from resources.warehouse import WarehouseResource
 
@@ -293,7 +293,7 @@ def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: Ware
 def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                 scoring: ScoringEngineResource):
     store = warehouse.warehouse()
-    model = load_current_model(store, champion_model.key.path[-1])
+    model = ModelStore(store, champion_model.key.path[-1]).current_or_fail()
     clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
     features_table, table = keyword_features.key.path[-1], context.check_specs[0].asset_key.path[-1]
 

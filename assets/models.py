@@ -16,16 +16,19 @@ from assets.features import keyword_features
 from assets.metadata import readable
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, model_freshness_policy, retraining_condition, source_version
-from daily_bids import clustering, deep_model as deep_model_module, evaluation, model as model_module, preprocessing
+from daily_bids import blend as blend_module, clustering, deep_model as deep_model_module, evaluation
+from daily_bids import model as model_module, preprocessing, refit as refit_module, tuning
+from daily_bids.blend import fit_blend
 from daily_bids.charts import png_markdown
 from daily_bids.clustering import KeywordClusters, behaviour_profiles, fit_clusters, profile_plot_png
-from daily_bids.deep_model import DeepParameters, train_deep
+from daily_bids.deep_model import DeepKeywordModel, DeepParameters, train_deep
 from daily_bids.features import feature_set_version
-from daily_bids.model import KeywordModel, TrainingParameters, train, training_frame
-from daily_bids.naive_model import NaiveModel, floor_name, naive_floors
+from daily_bids.model import TARGET_OBJECTIVES, KeywordModel, TrainingParameters, train, training_frame
+from daily_bids.model_store import USER_CHALLENGER, ModelStore, ServedModel
+from daily_bids.naive_model import NaiveModel, naive_floors
+from daily_bids.refit import refit
 from daily_bids.warehouse import Warehouse, chart_path
 from daily_bids.windows import HOLDOUT_DAYS, MIN_TRAINING_DAYS, TrainingWindow, plan_training_window
-from resources.io_managers import load_current_model
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
@@ -53,17 +56,18 @@ def _train_through(config: WindowConfig, store: Warehouse) -> dt.date:
     return available[-1]
 
 
-def _frame(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
+def features_with_outcomes(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
     """Features of `feature_days` with next-day outcomes."""
     features = store.read_partitions(FEATURES_TABLE, feature_days)
     outcomes = store.read_partitions(REPORTS_TABLE, [d + dt.timedelta(days=1) for d in feature_days])
     return training_frame(features, outcomes)
 
 
-def _training_window(config, store: Warehouse, wanted_training_days: int) -> TrainingWindow:
+def training_window(config, store: Warehouse) -> TrainingWindow:
     """The window through the configured (or latest) day, sized to the features in the warehouse."""
     through = _train_through(config, store)  # says plainly when there are no features yet
-    return plan_training_window(store.list_partitions(FEATURES_TABLE)[0], through, wanted_training_days)
+    return plan_training_window(store.list_partitions(FEATURES_TABLE)[0], through, config.training_days,
+                                config.validation_days)
 
 
 class ClusterConfig(WindowConfig):
@@ -100,7 +104,7 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
     })
 
 
-def _clusters_from(assignments: pd.DataFrame) -> KeywordClusters:
+def clusters_from(assignments: pd.DataFrame) -> KeywordClusters:
     return KeywordClusters(assignments, pd.DataFrame(), int(assignments["cluster"].max()) + 1, {})
 
 
@@ -120,26 +124,33 @@ def xgboost_model(context: dg.AssetExecutionContext, config: XGBoostModelConfig,
     """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
     conversion value, early-stopped on the last days of its window."""
     store = warehouse.warehouse()
-    window = _training_window(config, store, config.training_days)
+    window = training_window(config, store)
     context.log.info(window.describe())
-    parameters = TrainingParameters(**{**_fields(config, TrainingParameters), "training_days": window.training_days,
-                                       "validation_days": window.validation_days(config.validation_days)})
-    model = train(_frame(store, window.training_feature_days), window.candidate_through, parameters,
-                  log=context.log.info)
+    parameters, tuned = _parameters(config, KeywordModel.kind, store, window)
+    frame = features_with_outcomes(store, window.training_feature_days)
+    model = train(frame, window.candidate_through, parameters, log=context.log.info)
     # The fitted scaling, also as an artifact of its own (the bundle carries the same one for scoring).
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
-    run_id = tracker.log_training(model, "xgboost", parameters.model_dump(), _span(window))
-    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
+    untrained = unreported_targets_of(frame)
+    run_id = tracker.log_training(model, model.kind, {**parameters.model_dump(), "untrained_targets": untrained},
+                                  window.span())
+    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id, tuned, untrained))
 
 
-def _fields(config: dg.Config, parameters: type) -> dict:
-    """The part of an asset's config that is `parameters` (a model's own pydantic class)."""
-    return {k: v for k, v in config.model_dump().items() if k in parameters.model_fields}
+def _parameters(config: dg.Config, kind: str, store: Warehouse, window: TrainingWindow):
+    """(a model's parameters from its asset config, the window and the latest tuning; the tuned values used).
+    What the run config sets explicitly wins over the tuning, and the tuning over the defaults."""
+    parameters_class = tuning.PARAMETER_CLASSES[kind]
+    values = {k: v for k, v in config.model_dump().items() if k in parameters_class.model_fields}
+    tuned = tuning.stored_best(store, kind)
+    merged = tuning.apply_tuned(parameters_class, values, config.model_fields_set, tuned)
+    merged |= {"training_days": window.training_days, "validation_days": window.validation_days}
+    return parameters_class(**merged), {k: merged[k] for k in tuned if k not in config.model_fields_set}
 
 
-def _span(window: TrainingWindow) -> str:
-    days = window.training_feature_days
-    return f"{days[0]}...{days[-1]}"
+def unreported_targets_of(frame: pd.DataFrame) -> str:
+    """The targets no model trains on because the reports never carry them (see model.unreported_targets)."""
+    return ", ".join(t for t in TARGET_OBJECTIVES if frame[t].isna().all()) or "none"
 
 
 class DeepModelConfig(WindowConfig, DeepParameters):
@@ -154,25 +165,29 @@ def deep_model(context: dg.AssetExecutionContext, config: DeepModelConfig, keywo
     """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
     beside the scaled features) with Poisson heads for clicks and conversions."""
     store = warehouse.warehouse()
-    window = _training_window(config, store, config.training_days)
+    window = training_window(config, store)
     context.log.info(window.describe())
-    parameters = DeepParameters(**{**_fields(config, DeepParameters),
-                                   "validation_days": window.validation_days(config.validation_days)})
-    model = train_deep(_frame(store, window.training_feature_days), _clusters_from(keyword_clusters),
-                       window.candidate_through, parameters, log=context.log.info)
+    parameters, tuned = _parameters(config, DeepKeywordModel.kind, store, window)
+    frame = features_with_outcomes(store, window.training_feature_days)
+    model = train_deep(frame, clusters_from(keyword_clusters), window.candidate_through, parameters,
+                       log=context.log.info)
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
-    run_id = tracker.log_training(model, "deep", {**parameters.model_dump(), "training_days": window.training_days},
-                                  _span(window))
-    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id))
+    untrained = unreported_targets_of(frame)
+    run_id = tracker.log_training(model, model.kind, {**parameters.model_dump(), "untrained_targets": untrained},
+                                  window.span())
+    return dg.Output(model, metadata=_model_metadata(model, store, window, run_id, tuned, untrained))
 
 
-def _model_metadata(model, store: Warehouse, window: TrainingWindow, run_id: str) -> dict:
+def _model_metadata(model, store: Warehouse, window: TrainingWindow, run_id: str, tuned: dict,
+                    untrained: str) -> dict:
     return {
+        "tuned_parameters": dg.MetadataValue.json(tuned) if tuned else "none (no tuning stored, or all set in the config)",
+        "untrained_targets": untrained,
         # The training window ends before the holdout; the data behind the decision reaches its end.
         DATA_THROUGH: window.train_through.isoformat(),
         "model_version": model.version,
         "trained_through": model.trained_through.isoformat(),
-        "training_window": _span(window),
+        "training_window": window.span(),
         "training_days": window.training_days,
         "scaler": dg.MetadataValue.path(store.display_uri(f"preprocessing/{model.scaler.version}.json")),
         "feature_set_version": feature_set_version(),
@@ -185,63 +200,125 @@ class GateConfig(dg.Config, evaluation.GatePolicy):
     pass
 
 
-@dg.asset(kinds={"python"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
-          code_version=source_version(evaluation), **MODEL_POLICIES)
-def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboost_model, deep_model,
-                   keyword_clusters: pd.DataFrame, warehouse: WarehouseResource, tracker: ExperimentTracker):
-    """The model that serves predictions. A candidate replaces the current champion only if, on a holdout no
-    candidate trained on, it beats the champion and the naive floor by the configured margin and is not worse on
-    calibration or on any cluster beyond tolerance. When no learned candidate passes, the better naive floor serves
-    if it passes against the champion, or if there is none yet. Otherwise the champion keeps serving."""
-    store = warehouse.warehouse()
+def _gate_window(xgboost_model, deep_model) -> TrainingWindow:
+    """The candidates' window, from the models themselves: the holdout follows their last outcome day."""
     if xgboost_model.trained_through != deep_model.trained_through:
         raise ValueError(f"candidates trained through different days ({xgboost_model.trained_through} and "
                          f"{deep_model.trained_through}): materialize them together")
-    # The holdout follows the candidates' window; how long their training was does not matter here.
-    window = TrainingWindow(xgboost_model.trained_through + dt.timedelta(days=HOLDOUT_DAYS), training_days=0)
-    holdout_days = window.holdout_feature_days
-    holdout = _frame(store, holdout_days)
-    clusters = _clusters_from(keyword_clusters).cluster_of(holdout["keyword_id"])
-    floors = naive_floors(window.candidate_through)
-    models = {"xgboost": xgboost_model, "deep": deep_model, **floors}
-    incumbent_model = load_current_model(store, context.assets_def.key.path[-1])
-    incumbent = None
-    if isinstance(incumbent_model, NaiveModel):  # a floor predicts the same whenever it was judged: today's stands in
-        incumbent = floor_name(incumbent_model.window_days)
-    elif incumbent_model is not None and incumbent_model.version not in {m.version for m in models.values()}:
-        incumbent = f"champion ({incumbent_model.version})"
-        models[incumbent] = incumbent_model
-    elif incumbent_model is not None:
-        incumbent = next(name for name, m in models.items() if m.version == incumbent_model.version)
-    predictions = {name: model.predict(holdout) for name, model in models.items()}
-    metrics = pd.concat([evaluation.evaluate(name, p, holdout, clusters) for name, p in predictions.items()])
-    decision = evaluation.decide(metrics, ["xgboost", "deep"], incumbent, config)
-    chosen = models[decision.champion]
-    context.log.info("; ".join(decision.reasons))
-    if isinstance(chosen, NaiveModel):  # the candidates were tracked when they trained; a floor is, once it serves
-        tracker.log_training(chosen, "naive", {"window_days": chosen.window_days}, f"{holdout_days[0]}...{holdout_days[-1]}")
-    alias_version = tracker.set_champion(chosen.version)
+    return TrainingWindow(xgboost_model.trained_through + dt.timedelta(days=HOLDOUT_DAYS),
+                          training_days=xgboost_model.parameters["training_days"],
+                          validation_days=min(xgboost_model.parameters["validation_days"],
+                                              deep_model.parameters["validation_days"]))
+
+
+@dg.asset(kinds={"python"}, io_manager_key="model_io_manager", deps=TRAINING_DEPS,
+          code_version=source_version(evaluation, blend_module, refit_module), **MODEL_POLICIES)
+def champion_model(context: dg.AssetExecutionContext, config: GateConfig, xgboost_model, deep_model,
+                   keyword_clusters: pd.DataFrame, warehouse: WarehouseResource,
+                   tracker: ExperimentTracker) -> dg.Output[ServedModel]:
+    """The model that serves predictions. On a holdout no candidate trained on, the gate judges the XGBoost and deep
+    candidates, their blend (weights fit on the validation days) and any registered Keras model: one replaces the
+    champion only if it beats the champion and the naive floor by the configured margin and is not worse on
+    calibration or on any cluster beyond tolerance. When no learned candidate passes, the better naive floor serves
+    if it passes against the champion, or if there is none yet. Otherwise the champion keeps serving.
+    A new winner is then refit on the window through the latest day, and that refit serves."""
+    store = warehouse.warehouse()
+    window = _gate_window(xgboost_model, deep_model)
+    holdout = features_with_outcomes(store, window.holdout_feature_days)
+    clusters = clusters_from(keyword_clusters).cluster_of(holdout["keyword_id"])
+    learned = {"xgboost": xgboost_model, "deep": deep_model}
+    blend = fit_blend(learned, features_with_outcomes(store, window.validation_feature_days))
+    validation_days = window.validation_feature_days
+    tracker.log_training(blend, blend.kind, {"weights": blend.weights, "components": list(learned)},
+                         f"{validation_days[0]}...{validation_days[-1]}")
+    candidates = {**learned, "blend": blend}
+    first_outcome_day = window.holdout_feature_days[0] + dt.timedelta(days=1)
+    challenger, challenger_note = _user_challenger(store, holdout, first_outcome_day)
+    if challenger is not None:
+        candidates[f"keras ({challenger.source_name})"] = challenger
+    champion_store = ModelStore(store, context.assets_def.key.path[-1])
+    incumbent, incumbent_note = champion_store.incumbent_for(first_outcome_day)
+    verdict = evaluation.run_gate(candidates, incumbent, holdout, clusters, naive_floors(window.candidate_through),
+                                  config)
+    decision = verdict.decision
+    notes = [incumbent_note, *([challenger_note] if challenger_note else []), *decision.reasons]
+    context.log.info("; ".join(notes))
+    served, refit_note, serving_window = _serve(context, verdict, champion_store, window, store, tracker)
+    alias_version = tracker.set_champion(served.version)
+    predictions = verdict.predictions
     png = evaluation.real_vs_predicted_png(holdout, {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()},
                                            clusters)
     store.write_bytes("champion_model/holdout.png", png)
+    metrics = verdict.metrics
     overall = metrics[(metrics["slice"] == "all")].round(4)
-    return dg.Output(chosen, metadata={
+    holdout_days = window.holdout_feature_days
+    return dg.Output(ServedModel(served, verdict.chosen, {"training_window": serving_window}), metadata={
         "champion": decision.champion,
-        "model_version": chosen.version,
+        "model_version": served.version,
+        "judged_version": verdict.chosen.version,
         # Said plainly, since a floor serving means the learned models are not good enough yet.
         "serving": (f"the naive floor {decision.champion}: no learned model beats it yet"
-                    if isinstance(chosen, NaiveModel) else f"the learned model {decision.champion}"),
+                    if isinstance(verdict.chosen, NaiveModel) else f"the learned model {decision.champion}"),
+        "refit": refit_note,
+        "served_training_window": serving_window,
+        "judged_training_window": window.span(),
         DATA_THROUGH: window.train_through.isoformat(),
         # What the decline check compares the live deviance with.
         "champion_holdout_clicks_poisson_deviance": float(
             overall[(overall["model"] == decision.champion) & (overall["target"] == "clicks")]["poisson_deviance"].iloc[0]),
         "replaced_champion": decision.replaced,
-        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in notes)),
+        "blend_weights": dg.MetadataValue.json(blend.weights),
         "holdout": f"{holdout_days[0]}...{holdout_days[-1]} (outcomes through {window.train_through})",
         "metrics": dg.MetadataValue.md(overall.to_markdown(index=False)),
         "metrics_by_cluster": dg.MetadataValue.md(metrics[metrics["slice"] != "all"].round(4).to_markdown(index=False)),
         "real_vs_predicted": dg.MetadataValue.md(png_markdown(png, "real vs predicted")),
         "mlflow_champion_version": alias_version,
-        **{f"{row.model}_{row.target}_poisson_deviance": float(row.poisson_deviance)
+        **{f"{readable_name(row.model)}_{row.target}_poisson_deviance": float(row.poisson_deviance)
            for row in overall.itertuples() if np.isfinite(row.poisson_deviance)},
     })
+
+
+def _user_challenger(store: Warehouse, holdout: pd.DataFrame, first_outcome_day: dt.date):
+    """(the registered Keras model, or None; why it is left out). A model that trained on the holdout's days, or
+    that cannot score them, is not judged: the note says why."""
+    challenger = ModelStore(store, USER_CHALLENGER).current()
+    if challenger is None:
+        return None, ""
+    if challenger.trained_through >= first_outcome_day:
+        return None, (f"the registered Keras model {challenger.version} is not judged: it trained through "
+                      f"{challenger.trained_through}, into this holdout (outcomes from {first_outcome_day}); "
+                      f"register one trained through {first_outcome_day - dt.timedelta(days=1)} at the latest")
+    try:
+        challenger.predict(holdout)
+    except ValueError as error:
+        return None, f"the registered Keras model {challenger.version} is not judged: {error}"
+    return challenger, ""
+
+
+def readable_name(model_name: str) -> str:
+    """A model's name as a metadata key: `champion (xgb-…)` → `champion`, `keras (my.keras)` → `keras`."""
+    return model_name.split(" (")[0]
+
+
+def _serve(context, verdict: evaluation.GateVerdict, champion_store: ModelStore, window: TrainingWindow,
+           store: Warehouse, tracker: ExperimentTracker):
+    """(the model that serves, what was done to it, its training window). The champion that keeps serving stays
+    as it is; a new winner is refit through the latest day (and tracked in MLflow), unless it cannot be."""
+    if verdict.decision.champion == verdict.incumbent:
+        current = champion_store.current()
+        return current, f"none: the champion {current.version} keeps serving", "unchanged"
+    chosen, serving = verdict.chosen, window.serving()
+
+    def training_frame(days: int) -> pd.DataFrame:
+        return features_with_outcomes(store, TrainingWindow(serving.train_through, days, holdout_days=0).training_feature_days)
+
+    refitted = refit(chosen, training_frame, serving.train_through, log=context.log.info)
+    if refitted is None:
+        note = f"none: {verdict.decision.champion} was trained outside the platform and serves as judged"
+        return chosen, note, "as registered"
+    days = TrainingWindow(serving.train_through, getattr(chosen, "parameters", {}).get(
+        "training_days", serving.training_days), holdout_days=0)
+    tracker.log_training(refitted, refitted.kind, {"refit_of": chosen.version, "judged_on": window.span(),
+                                                   **getattr(chosen, "parameters", {})}, days.span())
+    return refitted, f"{chosen.version} refit on {days.span()} as {refitted.version}", days.span()

@@ -45,7 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("name")
     find = feature_commands.add_parser("search", help="features whose name, description, owner or tags match")
     find.add_argument("term")
+    models = commands.add_parser("models", help="the model lab: tune the candidates, register your own Keras model")
+    model_commands = models.add_subparsers(dest="action", required=True)
+    tune = model_commands.add_parser("tune", help="an Optuna study per candidate kind; the next training uses the "
+                                                  "best parameters (shown in the UI and MLflow)")
+    tune.add_argument("--trials", type=int, default=20, help="trials per kind, at most (default 20)")
+    tune.add_argument("--timeout", type=float, default=600, help="seconds per kind, at most (default 600)")
+    tune.add_argument("--kinds", nargs="+", default=["xgboost", "deep"], help="kinds to tune (default both)")
+    register = model_commands.add_parser("register-keras", help="register a .keras file as a challenger: the "
+                                                                "champion gate judges it on its next run")
+    register.add_argument("path", help="the .keras file (inputs: the feature columns; outputs: clicks, and "
+                                       "optionally conversions)")
+    register.add_argument("--trained-through", required=True, type=dt.date.fromisoformat,
+                          help="the last outcome day it trained on (YYYY-MM-DD)")
     args = parser.parse_args(argv)
+    if args.command == "models":
+        return models_command(args)
     if args.command == "features":
         return features_command(args)
     if args.command == "settings":
@@ -85,12 +100,11 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         raise CommandFailed(f"the deployment's settings are not valid: {error}") from error
     from assets import daily_partitions
     from assets.features import feature_catalog, keyword_features
-    from assets.models import champion_model
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
     from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS_TABLE, published_bids
     from daily_bids.settings import first_day
-    from resources.io_managers import load_current_model
+    from daily_bids.model_store import CHAMPION, ModelStore
 
     instance = dg.DagsterInstance.get()
     source, warehouse = defs.resources["ad_platform"], defs.resources["warehouse"]
@@ -131,7 +145,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     materialize_range("feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1],
                       plan.feature_days)
 
-    current = load_current_model(store, champion_model.key.path[-1])
+    current = ModelStore(store, CHAMPION).current()
     if retrain or current is None:  # the instance may remember a champion that this warehouse does not hold
         reasons = ["--retrain"] if retrain else ["this warehouse holds no champion yet"]
     else:
@@ -144,7 +158,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
                           run_config={"ops": {"keyword_clusters": window, "xgboost_model": window, "deep_model": window}})
         if not trained.success:
             raise CommandFailed(f"training did not complete: {_failure_text(trained)}")
-        gate = trained.asset_materializations_for_node(champion_model.key.path[-1])[0].metadata
+        gate = trained.asset_materializations_for_node(CHAMPION)[0].metadata
         print(f"[daily-bids] champion gate: serving {gate['serving'].value} ({gate['model_version'].value})")
     else:
         print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
@@ -364,3 +378,33 @@ def features_command(args) -> int:
                                                       for version, models in used.items()) or "  none yet"))
     return 0
 
+
+
+def models_command(args) -> int:
+    """`models tune` and `models register-keras`: each is a Dagster run of its asset, so it shows in the UI."""
+    import dagster as dg
+
+    from daily_bids.definitions import defs
+
+    if args.action == "tune":
+        job, asset = "tune_models_job", "model_tuning"
+        config = {"kinds": args.kinds, "trials": args.trials, "timeout_seconds": args.timeout}
+    else:
+        from daily_bids.keras_model import load_user_keras
+
+        try:  # the contract first, with the file's own error; the run validates again on the latest features
+            load_user_keras(args.path, args.trained_through)
+        except ValueError as error:
+            print(f"[daily-bids] cannot register {error}")
+            return 1
+        job, asset = "register_keras_job", "user_keras_model"
+        config = {"path": str(args.path), "trained_through": args.trained_through.isoformat()}
+    result = defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False,
+                                                          run_config={"ops": {asset: {"config": config}}})
+    if not result.success:
+        print(f"[daily-bids] {asset} failed: {_failure_text(result)}")
+        return 1
+    for key, value in result.asset_materializations_for_node(asset)[0].metadata.items():
+        if not isinstance(value, dg.MarkdownMetadataValue):  # tables are for the UI
+            print(f"  {key:<36} {value.value}")
+    return 0

@@ -1,14 +1,11 @@
 """IO managers over the warehouse: partitioned Parquet tables, and versioned model bundles."""
 
 import datetime as dt
-import importlib
-import json
 
 import dagster as dg
 import pandas as pd
 
-from daily_bids.catalog import MODEL_REGISTRY
-from daily_bids.warehouse import Warehouse
+from daily_bids.model_store import ModelStore, ServedModel
 from resources.warehouse import WarehouseResource
 
 
@@ -49,45 +46,19 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
 
 class ModelIOManager(dg.ConfigurableIOManager):
-    """Trained models as versioned bundles: `<warehouse>/<asset>/versions/<version>.zip`, plus `current.json`
-    pointing at the one downstream assets load. Older versions stay, so any of them can be restored. Every stored
-    model also gets a row in `<warehouse>/model_registry` (which feature versions it used, among others)."""
+    """Trained models through `daily_bids.model_store.ModelStore`: versioned bundles under `<warehouse>/<asset>/`,
+    the `current.json` pointer downstream assets load, and a row per model in `<warehouse>/model_registry`.
+
+    An asset may return a `ServedModel` (the served model, and the one the gate judged for it) or a plain model."""
 
     warehouse: WarehouseResource
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        store = self.warehouse.warehouse()
-        table = context.asset_key.path[-1]
-        bundle = f"{table}/versions/{obj.version}.zip"
-        store.write_bytes(bundle, obj.to_bytes())
-        pointer = {"version": obj.version, "bundle": bundle, "class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
-        store.write_bytes(f"{table}/current.json", json.dumps(pointer, indent=2).encode())
-        entry = {"asset": table, "stored_at": pd.Timestamp.now(tz="UTC").isoformat(), **obj.registry_entry()}
-        registry = (store.read_table(MODEL_REGISTRY) if store.table_exists(MODEL_REGISTRY)
-                    else pd.DataFrame(columns=list(entry)))
-        same = (registry["asset"] == table) & (registry["version"] == obj.version)  # a re-run replaces its row
-        store.write_table(MODEL_REGISTRY, pd.concat([registry[~same], pd.DataFrame([entry])], ignore_index=True))
-        context.add_output_metadata({"path": dg.MetadataValue.path(store.display_uri(bundle)), "model_version": obj.version})
+        store = ModelStore(self.warehouse.warehouse(), context.asset_key.path[-1])
+        served = obj if isinstance(obj, ServedModel) else ServedModel(obj, obj)
+        bundle = store.save(served.served, judged=served.judged, **served.registry_fields)
+        context.add_output_metadata({"path": dg.MetadataValue.path(store.warehouse.display_uri(bundle)),
+                                     "model_version": served.served.version})
 
     def load_input(self, context: dg.InputContext):
-        store = self.warehouse.warehouse()
-        table = context.asset_key.path[-1]
-        model = load_current_model(store, table)
-        if model is None:
-            raise FileNotFoundError(
-                f"{table} has not been materialized yet (no {store.display_uri(table, 'current.json')}); "
-                f"materialize it first, e.g. `dagster asset materialize -m daily_bids.definitions --select {table}`"
-            )
-        return model
-
-
-def load_current_model(store: Warehouse, table: str):
-    """The model `<table>/current.json` points at, or None when none has been stored."""
-    if not store.exists(f"{table}/current.json"):
-        return None
-    pointer = json.loads(store.read_bytes(f"{table}/current.json"))
-    module_name, class_name = pointer["class"].rsplit(".", 1)
-    if not module_name.startswith("daily_bids."):
-        raise ValueError(f"{table}/current.json names a class outside daily_bids: {pointer['class']}")
-    model_class = getattr(importlib.import_module(module_name), class_name)
-    return model_class.from_bytes(store.read_bytes(pointer["bundle"]))
+        return ModelStore(self.warehouse.warehouse(), context.asset_key.path[-1]).current_or_fail()

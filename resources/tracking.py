@@ -68,6 +68,23 @@ class ExperimentTracker(dg.ConfigurableResource):
                     mlflow.log_artifact(str(Path(folder) / file_name))
             return run.info.run_id
 
+    def log_tuning(self, kind: str, trials: list[dict], best: dict, window: str) -> str:
+        """One MLflow run for a tuning study of `kind`, with a nested run per trial (its parameters, its validation
+        deviance and its duration); the parent carries the best parameters. Returns the parent's run id."""
+        mlflow = self._client()
+        with mlflow.start_run(run_name=f"tuning {kind}") as parent:
+            mlflow.set_tags({"model_kind": kind, "purpose": "tuning", "data_window": window, "git_sha": _git_sha()})
+            mlflow.log_params({f"best_{key}": str(value)[:500] for key, value in best.items()})
+            for trial in trials:
+                with mlflow.start_run(run_name=f"{kind} trial {trial['number']}", nested=True):
+                    mlflow.log_params({key: str(value)[:500] for key, value in trial["params"].items()})
+                    mlflow.log_metrics({key: float(trial[key]) for key in ("value", "seconds")
+                                        if trial[key] == trial[key]})
+            finite = [trial["value"] for trial in trials if trial["value"] == trial["value"]]
+            if finite:
+                mlflow.log_metric("best_validation_clicks_poisson_deviance", min(finite))
+            return parent.info.run_id
+
     def set_champion(self, model_version: str) -> str:
         """Point the @champion alias at the registered version of `model_version`; returns its number."""
         mlflow = self._client()

@@ -1,7 +1,6 @@
 """Alerts against a real HTTP server on 127.0.0.1 that the test starts: delivery, retries, and that a failed alert
 never fails anything."""
 
-import datetime as dt
 import json
 import socket
 import threading
@@ -9,7 +8,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
-import pytest
 
 from assets.alerts import check_failure_alert_sensor, run_failure_alert_sensor
 from daily_bids.alerts import Alert, send_alert

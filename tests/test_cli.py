@@ -152,8 +152,10 @@ def test_the_ui_loads_the_code_location_without_errors(deployment):
     location = entry["locationOrLoadError"]
     assert entry["name"] == "daily_bids" and location["__typename"] == "RepositoryLocation", location
     (repository,) = location["repositories"]
-    assert {"daily_bid_job", "history_job", "train_model_job"} <= {job["name"] for job in repository["jobs"]}
-    assert ["published_bids"] in [node["assetKey"]["path"] for node in repository["assetNodes"]]
+    assert {"daily_bid_job", "history_job", "train_model_job", "tune_models_job", "register_keras_job"} <= {
+        job["name"] for job in repository["jobs"]}
+    assets = [node["assetKey"]["path"] for node in repository["assetNodes"]]
+    assert ["published_bids"] in assets and ["model_tuning"] in assets and ["user_keras_model"] in assets
 
 
 BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {

@@ -126,10 +126,10 @@ def test_gate_rejects_a_worse_calibration():
 
 def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(graph, mlflow_store):
     metadata = graph["training"].asset_materializations_for_node("champion_model")[0].metadata
-    champion = metadata["model_version"].value
+    served, judged = metadata["model_version"].value, metadata["judged_version"].value
     candidates = {graph["training"].asset_materializations_for_node(n)[0].metadata["model_version"].value
                   for n in ("xgboost_model", "deep_model")}
-    assert champion in candidates and metadata["reasons"].value.startswith("- ")
+    assert metadata["reasons"].value.startswith("- ")
     assert "naive_28d" in metadata["metrics"].value and "data:image/png;base64," in metadata["real_vs_predicted"].value
     mlflow.set_tracking_uri(f"sqlite:///{mlflow_store}")
     runs = mlflow.search_runs(experiment_names=["daily-bids"])
@@ -137,8 +137,12 @@ def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(g
     assert set(ours["tags.model_kind"]) == {"xgboost", "deep"}
     assert ours["tags.data_window"].notna().all() and ours["tags.git_sha"].notna().all()
     assert ours["metrics.clicks_poisson_deviance"].notna().all()
+    blends = set(runs.loc[runs["tags.model_kind"] == "blend", "tags.model_version"])
+    assert judged in candidates | blends  # the gate judged a candidate or their blend ...
+    refit = runs[runs["tags.model_version"] == served]
+    assert len(refit) == 1 and refit["params.refit_of"].iloc[0] == judged  # ... and its refit serves
     alias = mlflow.MlflowClient().get_model_version_by_alias("daily_bids_keyword_model", "champion")
-    assert alias.tags["model_version"] == champion
+    assert alias.tags["model_version"] == served
 
 
 def test_cluster_value_per_click_is_the_click_weighted_mean_of_its_keywords():
@@ -191,7 +195,7 @@ def test_the_deep_model_on_a_young_account_stays_near_the_naive_floor():
     profile_days = [d for d in days if d <= window.candidate_through]
     clusters = fit_clusters(behaviour_profiles(pd.concat([reports[d] for d in profile_days])))
     deep = train_deep(fit, clusters, window.candidate_through,
-                      DeepParameters(validation_days=window.validation_days(7)), log=lambda _: None)
+                      DeepParameters(validation_days=window.validation_days), log=lambda _: None)
     actual = holdout["clicks"].to_numpy(dtype="float64")
     from daily_bids.model import regression_metrics
 

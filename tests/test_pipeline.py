@@ -23,7 +23,7 @@ from daily_bids.preprocessing import FeatureScaler
 from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.simulator import AdMarketSimulator
 from resources.ad_platform import BIDS_IN_FORCE_TABLE
-from resources.io_managers import load_current_model
+from daily_bids.model_store import ModelStore
 
 from conftest import BID_DAYS, HISTORY_END, HISTORY_START, materialize_range
 
@@ -74,6 +74,19 @@ def test_model_is_versioned_and_recorded(graph):
         assert version.startswith(prefix)
         assert graph["store"].exists(f"{node}/versions/{version}.zip")
         assert materialization.metadata["validation_clicks_poisson_deviance"].value > 0
+
+
+def test_the_served_champion_is_the_gates_winner_refit_through_the_latest_day(graph):
+    """The gate judges candidates trained through 2025-02-07 on the holdout 02-08...02-14; the model that serves
+    is the winner refit on a window reaching the latest complete day, and both are recorded with their windows."""
+    gate = graph["training"].asset_materializations_for_node("champion_model")[0].metadata
+    served = ModelStore(graph["store"], "champion_model").current()
+    assert gate["champion"].value in {"xgboost", "deep", "blend"}, gate["reasons"].value  # a learned model won
+    assert served.version == gate["model_version"].value != gate["judged_version"].value
+    assert served.trained_through == dt.date(2025, 2, 14)  # the latest complete day's outcomes
+    assert gate["judged_training_window"].value.endswith("2025-02-06")  # the candidates' features stop before it
+    assert gate["served_training_window"].value.endswith("2025-02-13")
+    assert f"{gate['judged_version'].value} refit on" in gate["refit"].value
 
 
 def test_every_bid_is_below_its_value_per_click_and_within_caps(graph):
@@ -231,6 +244,7 @@ def test_models_record_the_feature_versions_they_used_and_the_catalog_shows_them
         (entry,) = registry[(registry["version"] == version) & (registry["asset"] == node)].to_dict("records")
         assert json.loads(entry["feature_versions"]) == feature_versions()
         versions.add(version)
+    versions.add(ModelStore(graph["store"], "champion_model").current().version)  # the refit that serves
     catalog = graph["store"].read_partitions("feature_catalog", [BID_DAYS[-1]])
     assert {v for used in catalog["models_using_this_version"] for v in used.split(", ")} == versions
 
@@ -238,7 +252,7 @@ def test_models_record_the_feature_versions_they_used_and_the_catalog_shows_them
 def test_scoring_uses_the_scaler_fitted_on_the_training_window(graph):
     metadata = graph["training"].asset_materializations_for_node("xgboost_model")[0].metadata
     saved = FeatureScaler.from_json(Path(metadata["scaler"].value).read_text())
-    model = load_current_model(graph["store"], "xgboost_model")
+    model = ModelStore(graph["store"], "xgboost_model").current()
     assert model.scaler == saved
     assert saved.fitted_on == "2025-01-17...2025-02-02"  # 21 feature days ending 2025-02-06, less 4 for early stopping
     features = graph["store"].read_partitions("keyword_features", [dt.date(2025, 2, 1)])

@@ -14,7 +14,7 @@ from daily_bids import scoring, spark_scoring
 from daily_bids.bidding import BidPolicy
 from daily_bids.landscape import CONTEXT_DAYS, BidLandscape, bid_context
 from daily_bids.warehouse import Warehouse
-from resources.io_managers import load_current_model
+from daily_bids.model_store import ModelStore
 from resources.scoring import ScoringEngineResource
 
 from conftest import BID_DAYS
@@ -70,7 +70,7 @@ def test_spark_duckdb_and_pyarrow_read_every_table_the_platform_writes(graph, sp
 
 
 def _inputs(store: Warehouse, kind: str):
-    model = load_current_model(store, kind)
+    model = ModelStore(store, kind).current()
     clusters = store.read_table("keyword_clusters")
     landscape = BidLandscape.from_row(store.read_partitions("bid_landscape", [DAY]).iloc[0])
     reports = store.read_partitions("validated_keyword_report",
