@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from assets.model_lab import tuning_condition
 from assets.retraining import retraining_condition
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
@@ -121,3 +122,29 @@ def test_a_decline_check_that_a_failed_run_left_planned_is_no_verdict(calendar):
     record = calendar.instance.get_latest_asset_check_evaluation_record(model_decline.check_key)
     assert record is not None and not isinstance(record.evaluation, dg.AssetCheckEvaluation)  # planned only
     assert calendar.requested(dt.date(2025, 1, 11)) == set()  # and no crash: the champion is fresh
+
+
+@dg.asset(name="model_monitoring", partitions_def=PARTITIONS)
+def monitoring_that_ran():
+    return dg.MaterializeResult()
+
+
+@dg.asset_check(asset=monitoring_that_ran, name="model_decline", partitions_def=PARTITIONS)
+def declined():
+    return dg.AssetCheckResult(passed=False)
+
+
+@dg.asset(name="model_tuning", automation_condition=tuning_condition(),
+          deps=[dg.AssetDep(features, partition_mapping=LATEST)])
+def tuning_study():
+    return dg.MaterializeResult()
+
+
+def test_tuning_runs_after_a_decline_with_the_retraining_and_not_otherwise(calendar):
+    calendar.train()
+    calendar.models = [*calendar.models, tuning_study]
+    assert calendar.requested(dt.date(2025, 1, 11)) == set()  # a fresh champion and no decline: no study
+    dg.materialize([monitoring_that_ran, declined], instance=calendar.instance, partition_key="2025-01-10",
+                   raise_on_error=False)
+    assert calendar.requested(dt.date(2025, 1, 11), hour=7) == {*ALL_MODELS, "model_tuning"}
+    assert calendar.requested(dt.date(2025, 1, 11), hour=8) == set()  # once a day
