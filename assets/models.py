@@ -303,22 +303,28 @@ def readable_name(model_name: str) -> str:
 
 def _serve(context, verdict: evaluation.GateVerdict, champion_store: ModelStore, window: TrainingWindow,
            store: Warehouse, tracker: ExperimentTracker):
-    """(the model that serves, what was done to it, its training window). The champion that keeps serving stays
-    as it is; a new winner is refit through the latest day (and tracked in MLflow), unless it cannot be."""
-    if verdict.decision.champion == verdict.incumbent:
-        current = champion_store.current()
-        return current, f"none: the champion {current.version} keeps serving", "unchanged"
+    """(the model that serves, what was done to it, its training window). The gate's winner, a new one or the
+    champion that keeps serving, is refit through the latest day (and tracked in MLflow): a kept champion does not
+    go stale. A model that cannot be refit serves as judged; a champion already trained through the day stays."""
     chosen, serving = verdict.chosen, window.serving()
+    kept = verdict.decision.champion == verdict.incumbent
+    current = champion_store.current() if kept else None
+    if kept and current.trained_through >= serving.train_through:
+        return current, f"none: the champion {current.version} already trained through {current.trained_through}", \
+            "unchanged"
 
     def training_frame(days: int) -> pd.DataFrame:
-        return features_with_outcomes(store, TrainingWindow(serving.train_through, days, holdout_days=0).training_feature_days)
+        feature_days = TrainingWindow(serving.train_through, days, holdout_days=0).training_feature_days
+        return features_with_outcomes(store, feature_days)
 
     refitted = refit(chosen, training_frame, serving.train_through, log=context.log.info)
     if refitted is None:
-        note = f"none: {verdict.decision.champion} was trained outside the platform and serves as judged"
-        return chosen, note, "as registered"
-    days = TrainingWindow(serving.train_through, getattr(chosen, "parameters", {}).get(
-        "training_days", serving.training_days), holdout_days=0)
+        served = current if kept else chosen
+        return served, f"none: {served.version} was trained outside the platform and serves as judged", "as registered"
+    parameters = getattr(chosen, "parameters", {})  # a blend or a floor has none of its own
+    days = TrainingWindow(serving.train_through, parameters.get("training_days", serving.training_days),
+                          holdout_days=0)
     tracker.log_training(refitted, refitted.kind, {"refit_of": chosen.version, "judged_on": window.span(),
-                                                   **getattr(chosen, "parameters", {})}, days.span())
-    return refitted, f"{chosen.version} refit on {days.span()} as {refitted.version}", days.span()
+                                                   **parameters}, days.span())
+    what = "the champion's judged model " if kept else ""
+    return refitted, f"{what}{chosen.version} refit on {days.span()} as {refitted.version}", days.span()
