@@ -25,6 +25,8 @@ import datetime as dt
 import sys
 import traceback
 
+from daily_bids.tuning import SEARCH_SPACES  # light: optuna is imported only when a study runs
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daily_bids", description=__doc__.split("\n")[0])
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   "best parameters (shown in the UI and MLflow)")
     tune.add_argument("--trials", type=int, default=20, help="trials per kind, at most (default 20)")
     tune.add_argument("--timeout", type=float, default=600, help="seconds per kind, at most (default 600)")
-    tune.add_argument("--kinds", nargs="+", default=["xgboost", "deep"], help="kinds to tune (default both)")
+    tune.add_argument("--kinds", nargs="+", default=list(SEARCH_SPACES), choices=list(SEARCH_SPACES),
+                      help="kinds to tune (default all)")
     register = model_commands.add_parser("register-keras", help="register a .keras file as a challenger: the "
                                                                 "champion gate judges it on its next run")
     register.add_argument("path", help="the .keras file (inputs: the feature columns; outputs: clicks, and "
@@ -377,7 +380,6 @@ def features_command(args) -> int:
     print("\nmodels by feature version\n" + ("\n".join(f"  {version}: {', '.join(models)}"
                                                       for version, models in used.items()) or "  none yet"))
     return 0
-
 
 
 def models_command(args) -> int:
