@@ -260,10 +260,9 @@ def _stored_expectations(context, warehouse: WarehouseResource, suite: list[qual
     days = partition_days(context)
     stored_rows = pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
 
-    def judge(days: list[dt.date], _rows: pd.DataFrame) -> dg.AssetCheckResult:
+    def judge(days: list[dt.date], rows_of_days: pd.DataFrame) -> dg.AssetCheckResult:
         batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
-        return _result(quality.run_expectations_in_batches(batches, suite, name),
-                       rows=sum(store.partition_rows(table, day) for day in days))
+        return _result(quality.run_expectations_in_batches(batches, suite, name), rows=int(rows_of_days["rows"].sum()))
 
     return each_day(context, stored_rows, judge, vouches_for_each_day=passed,
                     rows_of_day=lambda rows: int(rows["rows"].sum()))

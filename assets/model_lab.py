@@ -77,7 +77,8 @@ def model_tuning(context: dg.AssetExecutionContext, config: TuningConfig, keywor
             trials.append({"number": number, "params": params, "value": value, "seconds": seconds})
             context.log.info(f"{kind} trial {number}: validation deviance {value:.4f} in {seconds:.1f} s, {params}")
 
-        result = tuning.tune(kind, features_with_outcomes(store, window.training_feature_days), window.candidate_through, base, budget,
+        history = features_with_outcomes(store, window.training_feature_days)
+        result = tuning.tune(kind, history, window.candidate_through, base, budget,
                              clusters=clusters_from(keyword_clusters) if kind == "deep" else None,
                              on_trial=on_trial, log=context.log.info)
         tuning.store_best(store, result)
