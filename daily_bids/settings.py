@@ -80,6 +80,12 @@ SPARK_MASTER = Setting(
     "BIDS_SPARK_MASTER", "local[*]",
     "`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores.",
 )
+SPARK_DRIVER_HOST = Setting(
+    "BIDS_SPARK_DRIVER_HOST", "127.0.0.1",
+    "`spark` engine with a cluster master: the address the driver listens on and the executors connect back to. "
+    "The default keeps the driver on loopback (a cluster on this machine); for workers on other machines, this "
+    "machine's address on their network. A `local` master always binds to 127.0.0.1.",
+)
 SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
 SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
 S3_ENDPOINT_URL = Setting(
@@ -139,7 +145,7 @@ LANDING_SETTLE_SECONDS = Setting(
 
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
-    BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS, SCORING_ENGINE, SPARK_MASTER,
+    BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS, SCORING_ENGINE, SPARK_MASTER, SPARK_DRIVER_HOST,
     SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
     PLAUSIBLE_MAX, OUTLIER_FACTOR, LANDING_MAX_FILE_MB, LANDING_MAX_UNCOMPRESSED_MB, LANDING_SETTLE_SECONDS,

@@ -41,7 +41,12 @@ def _scoring_engine() -> ScoringEngineResource:
     engine = settings.SCORING_ENGINE.read()
     if engine not in ("local", "spark"):
         raise ValueError(f"{settings.SCORING_ENGINE.env_var}={engine!r} is not a scoring engine; use local or spark")
-    return ScoringEngineResource(engine=engine, spark_master=settings.SPARK_MASTER.read())
+    driver_host = settings.SPARK_DRIVER_HOST.read()
+    if not driver_host:
+        raise ValueError(f"{settings.SPARK_DRIVER_HOST.env_var} is empty; unset it to bind the Spark driver to "
+                         "127.0.0.1")
+    return ScoringEngineResource(engine=engine, spark_master=settings.SPARK_MASTER.read(),
+                                 spark_driver_host=driver_host)
 
 
 def _bid_policy() -> BidPolicyResource:

@@ -20,6 +20,10 @@ class ScoringEngineResource(dg.ConfigurableResource):
 
     engine: Literal["local", "spark"] = Field("local", description="`local` or `spark` (BIDS_SCORING_ENGINE).")
     spark_master: str = Field("local[*]", description="Spark master URL (BIDS_SPARK_MASTER).")
+    spark_driver_host: str = Field(
+        "127.0.0.1", min_length=1,
+        description="With a cluster master, the address the driver binds to and executors connect back to "
+                    "(BIDS_SPARK_DRIVER_HOST); a local master always binds to 127.0.0.1.")
     batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (per Arrow batch on Spark).")
     _spark: object = PrivateAttr(default=None)
 
@@ -30,13 +34,15 @@ class ScoringEngineResource(dg.ConfigurableResource):
             # Arrow moves the batches between the JVM and the Python workers, this many rows at a time.
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.execution.arrow.maxRecordsPerBatch": str(self.batch_rows),
-            # No web UI: it would listen on every interface.
+            # No web UI: it listens on every interface (0.0.0.0 unless SPARK_LOCAL_IP says otherwise).
             "spark.ui.enabled": "false",
             "spark.sql.session.timeZone": "UTC",
         }
-        if self.spark_master.startswith("local"):  # in-process Spark: nothing needs to reach the driver from outside
-            config |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
-        return config
+        # The driver's RPC and block manager listen on spark.driver.bindAddress, which otherwise defaults to this
+        # machine's hostname address, reachable from its network. In-process Spark needs nobody to reach it; a
+        # cluster's executors connect back to spark.driver.host, so that one is the deployment's to widen.
+        host = "127.0.0.1" if self.spark_master.startswith("local") else self.spark_driver_host
+        return config | {"spark.driver.host": host, "spark.driver.bindAddress": host}
 
     def spark_session(self):
         """The SparkSession, started on first use; its Python workers run this interpreter."""
