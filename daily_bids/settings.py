@@ -89,13 +89,30 @@ SPARK_DRIVER_HOST = Setting(
 SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
 SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
 S3_ENDPOINT_URL = Setting(
-    "BIDS_S3_ENDPOINT_URL", "", "S3 API endpoint for an `s3://` warehouse (empty: AWS). Credentials: the usual AWS_* variables."
+    "BIDS_S3_ENDPOINT_URL", "",
+    "S3 API endpoint of every `s3://` location (warehouse, landing zone, MLflow artifacts), for S3-compatible stores "
+    "(empty: AWS). Credentials: the usual AWS_* variables or an IAM role, never a setting.",
 )
-S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 warehouse bucket.")
+S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 buckets.")
+S3_MAX_ATTEMPTS = Setting(
+    "BIDS_S3_MAX_ATTEMPTS", "5",
+    "Attempts per S3 request, the first included, for every S3 client (warehouse, landing zone, MLflow artifacts): "
+    "throttling, 5xx errors and timeouts are retried with exponential backoff (AWS standard retry mode), then the "
+    "step fails.",
+)
+S3_TIMEOUT_SECONDS = Setting(
+    "BIDS_S3_TIMEOUT_SECONDS", "30",
+    "Connect and read timeout of every S3 request, in seconds: a request that stalls longer is abandoned and retried.",
+)
 
 MLFLOW_TRACKING_URI = Setting(
     "BIDS_MLFLOW_TRACKING_URI", "sqlite:///mlflow.db",
-    "MLflow tracking store for every training run (default: a local SQLite file; artifacts go to ./mlruns).",
+    "MLflow tracking store for every training run (default: a local SQLite file, artifacts in `mlruns/` beside it).",
+)
+MLFLOW_ARTIFACTS = Setting(
+    "BIDS_MLFLOW_ARTIFACTS", "",
+    "Where the MLflow experiment keeps its artifacts (the model bundles): `s3://bucket/prefix` or a folder, set when "
+    "the experiment is created. Empty: beside a SQLite store, or where the tracking server decides.",
 )
 
 MODEL_MAX_AGE_DAYS = Setting(
@@ -146,7 +163,8 @@ LANDING_SETTLE_SECONDS = Setting(
 SETTINGS: tuple[Setting, ...] = (
     WAREHOUSE, FIRST_DAY, SOURCE, LANDING_URI, LANDING_COLUMN_MAP, LANDING_DATE_FORMAT, VALUE_PER_CLICK,
     BID_POLICY, MAX_BID_CHANGE, EXPLORATION_SHARE, CAMPAIGN_BUDGETS, SCORING_ENGINE, SPARK_MASTER, SPARK_DRIVER_HOST,
-    SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, MLFLOW_TRACKING_URI,
+    SIM_KEYWORDS, SIM_SEED, S3_ENDPOINT_URL, S3_REGION, S3_MAX_ATTEMPTS, S3_TIMEOUT_SECONDS, MLFLOW_TRACKING_URI,
+    MLFLOW_ARTIFACTS,
     MODEL_MAX_AGE_DAYS, REPORT_DEADLINE, BIDS_DEADLINE, DECLINE_MARGIN, ALERT_WEBHOOK, UI_URL,
     PLAUSIBLE_MAX, OUTLIER_FACTOR, LANDING_MAX_FILE_MB, LANDING_MAX_UNCOMPRESSED_MB, LANDING_SETTLE_SECONDS,
 )

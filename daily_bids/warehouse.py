@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from daily_bids import settings
 from daily_bids.schema import as_day
 
 PARTITION_COLUMN = "date"
@@ -48,10 +49,26 @@ class MissingPartitionsError(LookupError):
 
 @dataclass(frozen=True)
 class S3Options:
+    """How every S3 client of the platform connects: pyarrow's here, and boto3's (`botocore_config`) for the bucket
+    check and MLflow's artifacts. Empty keys: the AWS_* variables, a profile or an IAM role (the keys only ever come
+    from there; they are fields for tests that pass them explicitly)."""
+
     endpoint_url: str = ""
-    region: str = "us-east-1"
+    region: str = settings.S3_REGION.default
     access_key: str = ""
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)  # never in a log line that prints the options
+    max_attempts: int = int(settings.S3_MAX_ATTEMPTS.default)
+    timeout_seconds: float = float(settings.S3_TIMEOUT_SECONDS.default)
+
+    def botocore_config(self):
+        """The same retries (standard mode: exponential backoff with jitter) and timeouts for a boto3 client."""
+        # Imported where used: boto3 is only needed on S3.
+        from botocore.config import Config
+
+        # total_max_attempts counts the first attempt, as pyarrow's max_attempts does; botocore's `max_attempts`
+        # would count retries only (one attempt more than asked).
+        return Config(retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
+                      connect_timeout=self.timeout_seconds, read_timeout=self.timeout_seconds)
 
 
 def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSystem, str]:
@@ -65,6 +82,13 @@ def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSyst
             access_key=s3.access_key or None,
             secret_key=s3.secret_key or None,
             scheme="http" if s3.endpoint_url.startswith("http://") else "https",
+            # Bounded: a throttled, failing or stalled request is retried with backoff a few times, then the step
+            # fails (the writes are atomic, so a failed step leaves nothing half-written).
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=s3.max_attempts),
+            connect_timeout=s3.timeout_seconds,
+            request_timeout=s3.timeout_seconds,
+            # A small object is then one PutObject at close instead of a multipart upload's three requests.
+            allow_delayed_open=True,
         )
         return filesystem, uri[len("s3://") :]
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
@@ -274,7 +298,6 @@ class Warehouse:
     def _atomic_output(self, path: str) -> Iterator[pa.NativeFile]:
         """A stream to `path` that readers see only once it is complete, and never if the writer fails."""
         folder, name = path.rsplit("/", 1)
-        self.fs.create_dir(folder, recursive=True)
         if not self.is_local:
             # Spooled to a local file, then uploaded in one go (S3 replaces objects atomically): a writer that fails
             # half-way uploads nothing, where a streamed upload would be completed with what it had.
@@ -284,6 +307,7 @@ class Warehouse:
                 with self.fs.open_output_stream(path) as sink:
                     shutil.copyfileobj(spool, sink, UPLOAD_CHUNK_BYTES)
             return
+        self.fs.create_dir(folder, recursive=True)  # S3 has no folders: creating one there costs requests only
         self._remove_stale_temporaries(folder, name)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         try:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 import pyarrow.fs as pafs
-from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from daily_bids.landing import (
@@ -16,7 +15,7 @@ from daily_bids.landing import (
 from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator import AdMarketSimulator
 from daily_bids.warehouse import filesystem_for
-from resources.warehouse import WarehouseResource, s3_options
+from resources.warehouse import BoundedS3Resource, WarehouseResource, s3_options
 
 # The simulated platform's own state (the bids published to it), kept beside the product tables.
 BIDS_IN_FORCE_TABLE = "_ad_platform/bids_in_force"
@@ -114,7 +113,7 @@ class LandingZoneSource(ReportSource):
 
     uri: str = Field(description="Folder or s3://bucket/prefix to read report files from.")
     warehouse: WarehouseResource
-    s3: S3Resource = S3Resource()
+    s3: BoundedS3Resource = BoundedS3Resource()
     column_map: dict[str, str] = Field(default_factory=dict,
                                        description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.")
     date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")

@@ -5,7 +5,6 @@ the variable's name, not forty seconds into a run with a field's name.
 """
 
 import pydantic
-from dagster_aws.s3 import S3Resource
 
 from daily_bids import settings
 from daily_bids.bidding import read_campaign_budgets
@@ -16,12 +15,12 @@ from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.tracking import ExperimentTracker
-from resources.warehouse import WarehouseResource
+from resources.warehouse import BoundedS3Resource, WarehouseResource
 
 
 def build_resources() -> dict[str, object]:
     """The resources of this deployment, from the `BIDS_*` environment variables (see the README)."""
-    s3 = S3Resource(endpoint_url=settings.S3_ENDPOINT_URL.read() or None, region_name=settings.S3_REGION.read())
+    s3 = _s3()
     warehouse = WarehouseResource(uri=settings.WAREHOUSE.read(), s3=s3)
     if not warehouse.uri.startswith("s3://"):
         _require_writable(warehouse.uri)
@@ -32,9 +31,23 @@ def build_resources() -> dict[str, object]:
         "model_io_manager": ModelIOManager(warehouse=warehouse),
         "ad_platform": _report_source(warehouse, s3),
         "bid_policy": bid_policy,
-        "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read()),
+        "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read(),
+                                     artifact_location=settings.MLFLOW_ARTIFACTS.read(), s3=s3),
         "scoring": _scoring_engine(),
     }
+
+
+def _s3() -> BoundedS3Resource:
+    """The one S3 configuration of every `s3://` location. Credentials are not settings: boto3 and pyarrow find them
+    in the AWS_* variables, a profile or an IAM role, so they never reach a config file or a run's recorded config."""
+    timeout = settings.float_setting(settings.S3_TIMEOUT_SECONDS)
+    if timeout is None or timeout <= 0:
+        raise ValueError(f"{settings.S3_TIMEOUT_SECONDS.env_var}={settings.S3_TIMEOUT_SECONDS.read()!r} is not a "
+                         "positive number of seconds")
+    return BoundedS3Resource(endpoint_url=settings.S3_ENDPOINT_URL.read() or None,
+                             region_name=settings.S3_REGION.read(),
+                             max_attempts=settings.int_setting(settings.S3_MAX_ATTEMPTS, 1, 20),
+                             timeout_seconds=timeout)
 
 
 def _scoring_engine() -> ScoringEngineResource:
@@ -79,7 +92,7 @@ def _require_writable(uri: str) -> None:
         raise ValueError(f"{settings.WAREHOUSE.env_var}={uri!r}: the warehouse folder is not writable ({error})") from None
 
 
-def _report_source(warehouse: WarehouseResource, s3: S3Resource) -> ReportSource:
+def _report_source(warehouse: WarehouseResource, s3: BoundedS3Resource) -> ReportSource:
     source = settings.SOURCE.read()
     if source == "simulator":
         return SimulatedAdPlatform(

@@ -1,12 +1,15 @@
 """Experiment tracking in MLflow: one run per training, registered model versions, and the @champion alias."""
 
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+
+from resources.warehouse import BoundedS3Resource, s3_options
 
 REGISTERED_MODEL = "daily_bids_keyword_model"
 CHAMPION_ALIAS = "champion"
@@ -15,18 +18,47 @@ CHAMPION_ALIAS = "champion"
 class ExperimentTracker(dg.ConfigurableResource):
     tracking_uri: str = Field(description="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://mlflow:5000.")
     experiment: str = "daily-bids"
+    artifact_location: str = Field("", description="Where a new experiment keeps its artifacts: s3://bucket/prefix "
+                                                   "or a folder; empty: beside a SQLite store, or the server's choice.")
+    s3: BoundedS3Resource = BoundedS3Resource()
 
     def _client(self):
         import mlflow  # imported where used: keeps Definitions loading fast
 
+        self._configure_s3()
         mlflow.set_tracking_uri(self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment) is None:
+        experiment = mlflow.get_experiment_by_name(self.experiment)
+        if experiment is None:
             mlflow.create_experiment(self.experiment, artifact_location=self._artifact_location())
+        elif self.artifact_location and experiment.artifact_location != self._artifact_location():
+            # MLflow fixes the location when it creates an experiment; writing elsewhere silently would lose models.
+            raise ValueError(f"BIDS_MLFLOW_ARTIFACTS={self.artifact_location!r}, but the MLflow experiment "
+                             f"{self.experiment!r} at {self.tracking_uri} keeps its artifacts at "
+                             f"{experiment.artifact_location}: unset it, or use a new tracking store")
         mlflow.set_experiment(self.experiment)
         return mlflow
 
+    def _configure_s3(self) -> None:
+        """MLflow's S3 artifacts through the platform's one S3 configuration. MLflow makes its boto3 clients with
+        `boto3.client()`, so the default session's client config gives them the same bounded retries and timeouts,
+        and MLFLOW_S3_ENDPOINT_URL follows BIDS_S3_ENDPOINT_URL, so the endpoint is set once."""
+        import boto3
+        import botocore.session
+
+        options = s3_options(self.s3)
+        if options.endpoint_url:
+            os.environ["MLFLOW_S3_ENDPOINT_URL"] = options.endpoint_url
+        core = botocore.session.get_session()
+        core.set_default_client_config(options.botocore_config())
+        boto3.setup_default_session(botocore_session=core, region_name=options.region)
+
     def _artifact_location(self) -> str | None:
-        """Beside a SQLite store: `mlruns/` next to the database file, not wherever the process happens to run."""
+        """BIDS_MLFLOW_ARTIFACTS when set (a folder as a file URI); else beside a SQLite store: `mlruns/` next to the
+        database file, not wherever the process happens to run."""
+        if self.artifact_location:
+            if "://" in self.artifact_location:
+                return self.artifact_location.rstrip("/")
+            return Path(self.artifact_location).expanduser().resolve().as_uri()
         if self.tracking_uri.startswith("sqlite:///"):
             database = Path(self.tracking_uri[len("sqlite:///"):]).resolve()
             return (database.parent / "mlruns").as_uri()
@@ -97,5 +129,8 @@ class ExperimentTracker(dg.ConfigurableResource):
 
 
 def _git_sha() -> str:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True)
+    except FileNotFoundError:  # no git binary, as in a container image
+        return "unknown"
     return done.stdout.strip() if done.returncode == 0 else "unknown (not a git checkout)"

@@ -6,21 +6,48 @@ string annotations make nested resources recurse on attribute access.
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
+from daily_bids import settings
 from daily_bids.warehouse import S3Options, Warehouse
+
+
+class BoundedS3Resource(S3Resource):
+    """dagster-aws's S3 resource with a timeout as well as its bounded retries: every S3 client the platform makes
+    (pyarrow's, boto3's, MLflow's) is configured from it, through `s3_options`."""
+
+    max_attempts: int = Field(default=int(settings.S3_MAX_ATTEMPTS.default), ge=1,
+                              description="Attempts per S3 request, the first included (AWS standard retry mode).")
+    timeout_seconds: float = Field(default=float(settings.S3_TIMEOUT_SECONDS.default), gt=0,
+                                   description="Connect and read timeout of each S3 request, in seconds.")
+
+    def get_client(self):
+        """A boto3 S3 client with the retries and the timeouts (dagster-aws's own client has no timeouts)."""
+        import boto3
+
+        session = boto3.session.Session(profile_name=self.profile_name)
+        client = session.client(
+            "s3", region_name=self.region_name, endpoint_url=self.endpoint_url, use_ssl=self.use_ssl,
+            verify=self.verify, aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key, aws_session_token=self.aws_session_token,
+            config=s3_options(self).botocore_config())
+        if self.use_unsigned_session:
+            from botocore.handlers import disable_signing
+
+            client.meta.events.register("choose-signer.s3.*", disable_signing)
+        return client
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """Where tables live: a local folder or an `s3://bucket/prefix` reached through dagster-aws's S3 resource."""
 
     uri: str
-    s3: S3Resource = S3Resource()
+    s3: BoundedS3Resource = BoundedS3Resource()
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def warehouse(self) -> Warehouse:
         """The warehouse, built once: IO managers and sources call this for every read and write, and an S3
-        warehouse would otherwise list the buckets and open a new filesystem each time."""
+        warehouse would otherwise open a new filesystem each time."""
         if self._warehouse is None:
             if self.uri.startswith("s3://"):
                 self._require_bucket()
@@ -30,18 +57,26 @@ class WarehouseResource(dg.ConfigurableResource):
         return self._warehouse
 
     def _require_bucket(self) -> None:
+        """HeadBucket, not ListBuckets: it needs no permission beyond the bucket's own."""
+        from botocore.exceptions import ClientError
+
         bucket = self.uri[len("s3://") :].split("/", 1)[0]
-        client = self.s3.get_client()
-        names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        if bucket not in names:
-            raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}")
+        try:
+            self.s3.get_client().head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise
+            raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at "
+                             f"{self.s3.endpoint_url or 'AWS'}") from None
 
 
-def s3_options(s3: S3Resource) -> S3Options:
-    """pyarrow's S3 settings from dagster-aws's S3 resource, so the endpoint is configured in one place."""
+def s3_options(s3: BoundedS3Resource) -> S3Options:
+    """Every S3 client's settings from the S3 resource, so the endpoint, retries and timeout are set in one place."""
     return S3Options(
         endpoint_url=s3.endpoint_url or "",
-        region=s3.region_name or "us-east-1",
+        region=s3.region_name or settings.S3_REGION.default,
         access_key=s3.aws_access_key_id or "",
         secret_key=s3.aws_secret_access_key or "",
+        max_attempts=s3.max_attempts,
+        timeout_seconds=s3.timeout_seconds,
     )

@@ -72,3 +72,32 @@ def test_a_streamed_partition_that_fails_half_way_leaves_the_old_object(s3_serve
             writer.write(pd.DataFrame({"keyword_id": [keyword], "bid": [0.7]}))
     assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [3, 4]
     assert list(store.iter_partition("bids", day, 1))[1]["keyword_id"].tolist() == [4]
+
+
+def test_bounded_retries_ride_out_errors_and_stalls_then_give_up_leaving_the_old_object(s3_server, monkeypatch):
+    import pandas as pd
+    from fault_proxy import FaultProxy
+
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="bids")
+    attempts = 4
+    with FaultProxy(s3_server, seed=3, shares={"500": 0.15, "503": 0.15}, stall_seconds=3) as proxy:
+        for name, value in {"BIDS_S3_ENDPOINT_URL": proxy.endpoint, "BIDS_WAREHOUSE": "s3://bids/faults",
+                            "BIDS_S3_TIMEOUT_SECONDS": "1", "BIDS_S3_MAX_ATTEMPTS": str(attempts)}.items():
+            monkeypatch.setenv(name, value)
+        store = build_resources()["warehouse"].warehouse()  # boto3's HeadBucket, then pyarrow: both retry
+        frame = pd.DataFrame({"keyword_id": [1, 2], "bid": [0.5, 0.6]})
+        for day in DAYS[:3]:
+            store.write_partition("bids", day, frame)
+            pd.testing.assert_frame_equal(store.read_partitions("bids", [day]).drop(columns="date"), frame)
+        assert proxy.faults["500"] and proxy.faults["503"], proxy.faults
+        proxy.set_faults({"stall": 0.3})  # a stalled request is abandoned after the timeout and sent again
+        for day in DAYS[:3]:
+            assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [1, 2]
+        assert proxy.faults["stall"], proxy.faults
+        proxy.set_faults({})
+        proxy.fail_writes()
+        with pytest.raises(OSError):
+            store.write_partition("bids", DAYS[0], frame.assign(bid=9.0))
+        assert proxy.faults["write_failure"] == attempts  # bounded: the first attempt and its retries, no more
+        proxy.allow_writes()
+        assert store.read_partitions("bids", [DAYS[0]])["bid"].tolist() == [0.5, 0.6]
