@@ -95,6 +95,11 @@ class PostgresServer:
         return psycopg2.connect(host=self.host, port=self.port, user=self.username, password=self.password,
                                 dbname=database, connect_timeout=10)
 
+    def instance_env(self, database: str) -> dict[str, str]:
+        """The variables platform/dagster-postgres.yaml reads, for an instance in `database` on this server."""
+        return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USERNAME": self.username,
+                "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": database}
+
     def create_database(self, name: str) -> None:
         connection = self.connect()
         try:

@@ -87,9 +87,7 @@ def deployment(postgres, tmp_path_factory):
     home.mkdir()
     shutil.copy(PLATFORM / "dagster-postgres.yaml", home / "dagster.yaml")
     bid_day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    instance_env = {"DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": postgres.host, "DAGSTER_PG_PORT": str(postgres.port),
-                    "DAGSTER_PG_USERNAME": postgres.username, "DAGSTER_PG_PASSWORD": postgres.password,
-                    "DAGSTER_PG_DB": DATABASE}
+    instance_env = {"DAGSTER_HOME": str(home), **postgres.instance_env(DATABASE)}
     env = {**os.environ, **instance_env, "BIDS_WAREHOUSE": str(root / "warehouse"), "BIDS_SIM_KEYWORDS": str(KEYWORDS),
            "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
            "BIDS_FIRST_DAY": (bid_day - dt.timedelta(days=minimum_history_days())).isoformat()}

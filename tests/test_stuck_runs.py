@@ -1,6 +1,8 @@
 """A run killed with SIGKILL must not wedge the queue: with the real daemon and the platform's instance configuration
-the killed run is marked failed, and the next run launches and succeeds."""
+the killed run is marked failed, and the next run launches and succeeds. On the embedded SQLite instance and on the
+shared PostgreSQL one (platform/dagster-postgres.yaml, on a real server started for the test)."""
 
+import contextlib
 import json
 import os
 import re
@@ -11,9 +13,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from conftest import REPO_ROOT
+from postgres_server import SKIP_REASON, PostgresServer, server_binaries
+from ui_server import free_port
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -28,20 +33,43 @@ def _wait(what: str, seconds: float, condition):
         time.sleep(1)
 
 
-def test_a_killed_run_is_failed_by_run_monitoring_and_the_next_run_goes_through(tmp_path):
+@pytest.fixture(params=["dagster.yaml", "dagster-postgres.yaml"])
+def instance_config(request):
+    """The platform's instance configuration file, and the variables it needs: none for SQLite, a real server's
+    connection for PostgreSQL."""
+    if request.param == "dagster.yaml":
+        yield request.param, {}
+        return
+    binaries = server_binaries()
+    if binaries is None:
+        pytest.skip(SKIP_REASON)
+    server = PostgresServer(binaries, port=free_port())
+    try:
+        server.start()
+        server.create_database("dagster")
+        yield request.param, server.instance_env("dagster")
+    finally:
+        server.stop()
+
+
+def test_a_killed_run_is_failed_by_run_monitoring_and_the_next_run_goes_through(tmp_path, monkeypatch, instance_config):
+    config_file, instance_env = instance_config
     home = tmp_path / "dagster_home"
     home.mkdir()
-    config = yaml.safe_load((REPO_ROOT / "platform" / "dagster.yaml").read_text())
+    config = yaml.safe_load((REPO_ROOT / "platform" / config_file).read_text())
     assert config["run_monitoring"]["enabled"]
     # The platform's monitoring, checked every 2 s instead of every minute, and one run at a time, so that a single
     # zombie would hold the whole queue.
     config["run_monitoring"]["poll_interval_seconds"] = 2
     config["run_queue"]["max_concurrent_runs"] = 1
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
+    env = {**os.environ, **instance_env, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
            "BIDS_SIM_KEYWORDS": "300", "BIDS_FIRST_DAY": "2025-05-01"}
     daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # its code server and run workers join its process group
+    for name, value in instance_env.items():  # read by the instance below when it opens its storage
+        monkeypatch.setenv(name, value)
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         def launch(tags: dict) -> str:
@@ -68,8 +96,11 @@ def test_a_killed_run_is_failed_by_run_monitoring_and_the_next_run_goes_through(
         _wait("the next run succeeds", 180,
               lambda: instance.get_run_by_id(following).status == dg.DagsterRunStatus.SUCCESS)
     finally:
-        daemon.terminate()
+        # The whole group: a code server left behind would live on after the test (seen here).
+        os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):  # nothing of it left: nothing to kill
+            os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def _run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
