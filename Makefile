@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Dagster's instance (runs, event log, schedules: SQLite) lives in $DAGSTER_HOME, configured by platform/dagster.yaml.
-$(DAGSTER_HOME)/dagster.yaml: platform/dagster.yaml
+# Copied only when missing: a deployment's own dagster.yaml (platform/dagster-postgres.yaml, say) is never replaced.
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	cp platform/dagster.yaml $@
 
@@ -24,7 +25,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m daily_bids run
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -27,6 +27,18 @@ def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs)
     )
 
 
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers (`--dist loadgroup`). Each test module runs on one worker, so its
+    module fixtures (servers, accounts, runs) are set up once; the modules that use the session's whole-graph
+    fixture share one worker, so that graph is built once."""
+    if not config.pluginmanager.hasplugin("xdist"):  # run with -p no:xdist: the marker would be unknown
+        return
+    graph_modules = {item.module.__name__ for item in items if "graph" in item.fixturenames}
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("graph" if module in graph_modules else module))
+
+
 @pytest.fixture
 def landing(tmp_path, monkeypatch):
     """A landing-zone deployment: its folder, with the warehouse beside it."""
