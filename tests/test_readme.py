@@ -44,6 +44,12 @@ README_BLOCKS = {
     "BIDS_SCORING_ENGINE=spark": "test_readme.py::test_the_spark_engine_command",
     "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
     "~/bids-adwords": "test_first_day.py::test_the_readme_walk_through_of_real_adwords_data",
+    "cp platform/dagster-postgres.yaml": "needs the user's PostgreSQL server and asks for a password: "
+                                         "test_postgres_instance.py runs the same steps (the file in DAGSTER_HOME, the "
+                                         "DAGSTER_PG_* variables, an empty database, python -m daily_bids run) against "
+                                         "a server it starts",
+    "docker compose -f platform/compose.yaml": "needs Docker with the compose plugin: untested here",
+    "helm upgrade --install": "needs a Kubernetes cluster and helm: untested here",
 }
 
 

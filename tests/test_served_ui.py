@@ -200,10 +200,9 @@ def test_the_webserver_listens_on_loopback_only(served):
     assert set(listening) <= owned
     with socket.create_connection(("127.0.0.1", served.port), timeout=5):
         pass
-    addresses = _non_loopback_addresses()
-    if not addresses:
-        pytest.skip("this machine has no non-loopback IPv4 address to try")
-    for address in addresses:
+    # The kernel's listening address above is the proof; connecting from this machine's other addresses (where it
+    # has any) shows what a neighbour on the network would get.
+    for address in _non_loopback_addresses():
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((address, served.port), timeout=5).close()
 
