@@ -335,10 +335,9 @@ def features_command(args) -> int:
     import pandas as pd
 
     from daily_bids import catalog
-    from daily_bids.settings import S3_ENDPOINT_URL, S3_REGION, WAREHOUSE
-    from daily_bids.warehouse import S3Options, Warehouse
+    from resources.deployment import deployment_warehouse
 
-    store = Warehouse(WAREHOUSE.read(), S3Options(endpoint_url=S3_ENDPOINT_URL.read(), region=S3_REGION.read()))
+    store = deployment_warehouse().warehouse()  # the endpoint, retries and timeouts of every other S3 client
     days = store.list_partitions(catalog.CATALOG_TABLE)
     history = store.read_partitions(catalog.CATALOG_TABLE, days[-14:]) if days else pd.DataFrame()
     latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()

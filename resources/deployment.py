@@ -20,8 +20,8 @@ from resources.warehouse import BoundedS3Resource, WarehouseResource
 
 def build_resources() -> dict[str, object]:
     """The resources of this deployment, from the `BIDS_*` environment variables (see the README)."""
-    s3 = _s3()
-    warehouse = WarehouseResource(uri=settings.WAREHOUSE.read(), s3=s3)
+    warehouse = deployment_warehouse()
+    s3 = warehouse.s3
     if not warehouse.uri.startswith("s3://"):
         _require_writable(warehouse.uri)
     bid_policy = _bid_policy()
@@ -35,6 +35,12 @@ def build_resources() -> dict[str, object]:
                                      artifact_location=settings.MLFLOW_ARTIFACTS.read(), s3=s3),
         "scoring": _scoring_engine(),
     }
+
+
+def deployment_warehouse() -> WarehouseResource:
+    """The deployment's warehouse (`BIDS_WAREHOUSE`) with its S3 settings: what the resources and the CLI's reading
+    commands open."""
+    return WarehouseResource(uri=settings.WAREHOUSE.read(), s3=_s3())
 
 
 def _s3() -> BoundedS3Resource:
