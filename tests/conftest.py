@@ -1,4 +1,6 @@
 import datetime as dt
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +19,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "adwords_keywords.csv.gz"
 
 
+def deployment_env(folder: Path, instance_config: str = "dagster.yaml", **settings: str) -> dict[str, str]:
+    """The environment of a deployment of its own under `folder`, for the CLI, the webserver or the daemon: a
+    DAGSTER_HOME with the platform's `instance_config` as its dagster.yaml, the warehouse and MLflow's store beside
+    it, then `settings`. No BIDS_* variable of the shell running the tests leaks in."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "platform" / instance_config, home / "dagster.yaml")
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("BIDS_")}
+    return {**inherited, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(folder / "warehouse"),
+            "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", **settings}
+
+
 def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs) -> dg.ExecuteInProcessResult:
     """One run over a partition range, as a single-run backfill does it."""
     return dg.materialize(
@@ -27,6 +41,7 @@ def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs)
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups to schedule by
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers (`--dist loadgroup`). Each test module runs on one worker, so its
     module fixtures (servers, accounts, runs) are set up once; the modules that use the session's whole-graph
@@ -37,6 +52,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__
         item.add_marker(pytest.mark.xdist_group("graph" if module in graph_modules else module))
+
+
+def pytest_collection_finish(session):
+    """On an xdist worker with `--dist loadgroup`, xdist suffixes each node id with its group, and the controller
+    schedules by that suffix. Without it every test is a group of its own, and each module's fixtures are built
+    again on the other worker (seen with pytest 9.2 and xdist 3.8: the suite took twice as long)."""
+    if getattr(session.config.option, "loadgroup", False) and session.items and "@" not in session.items[0].nodeid:
+        raise pytest.UsageError("pytest-xdist did not group the tests (--dist loadgroup): the installed pytest and "
+                                "pytest-xdist do not work together; see the pin in pyproject.toml")
 
 
 @pytest.fixture
