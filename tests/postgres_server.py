@@ -9,8 +9,13 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from ui_server import free_port
 
 # Where Debian installs each major version's server binaries, as <version>/bin. Point it elsewhere (e.g. at an empty
 # folder) to see the tests that need a server skip.
@@ -108,3 +113,19 @@ class PostgresServer:
                 cursor.execute(f'CREATE DATABASE "{name}"')
         finally:
             connection.close()
+
+
+@contextmanager
+def running_server(database: str) -> Iterator[PostgresServer]:
+    """A server of its own on a free loopback port, with an empty `database`; stopped and deleted afterwards. Skips
+    the test, naming the package, where the server binaries are not installed."""
+    binaries = server_binaries()
+    if binaries is None:
+        pytest.skip(SKIP_REASON)
+    server = PostgresServer(binaries, port=free_port())
+    try:
+        server.start()
+        server.create_database(database)
+        yield server
+    finally:
+        server.stop()

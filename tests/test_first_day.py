@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, SHARED_DATA, deployment_env
 from daily_bids.windows import minimum_history_days
 from landing_files import google_ads_account_export
 from test_readme import readme_block, run_block
@@ -29,13 +29,9 @@ def _days(count: int) -> list[dt.date]:
 @pytest.fixture
 def account(tmp_path):
     """A new user's deployment: nothing but a landing folder, and the settings the quick-start exports."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
     (tmp_path / "landing").mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_SOURCE": "landing",
-           "BIDS_LANDING_URI": str(tmp_path / "landing"), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
-           "BIDS_LANDING_SETTLE_SECONDS": "0"}
+    env = deployment_env(tmp_path, BIDS_SOURCE="landing", BIDS_LANDING_URI=str(tmp_path / "landing"),
+                         BIDS_LANDING_SETTLE_SECONDS="0")
     return tmp_path, env
 
 

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
 from assets.automation import landing_file_sensor
-from conftest import REPO_ROOT, SHARED_DATA, materialize_range
+from conftest import REPO_ROOT, SHARED_DATA, deployment_env, materialize_range
 from landing_files import snake_case_rows, write_csv
 from resources import build_resources
 
@@ -157,11 +156,8 @@ def test_sensor_requests_the_days_new_files_cover_once(landing):
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="the shared AdWords file is not beside the repository")
 def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
     """Real Google AdWords data (impressions and clicks only) through the CLI, as a user would run it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
-           "BIDS_SOURCE": "landing", "BIDS_LANDING_URI": str(SHARED_DATA.parent), "BIDS_FIRST_DAY": "2012-04-01"}
+    env = deployment_env(tmp_path, BIDS_SOURCE="landing", BIDS_LANDING_URI=str(SHARED_DATA.parent),
+                         BIDS_FIRST_DAY="2012-04-01")
     dagster = str(Path(sys.executable).with_name("dagster"))
 
     def run(*args):

@@ -24,8 +24,7 @@ import psycopg2
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from postgres_server import SKIP_REASON, PostgresServer, server_binaries
-from ui_server import free_port
+from postgres_server import running_server
 
 from assets import ALL_CHECKS
 from assets.serving import published_bids
@@ -66,16 +65,8 @@ def test_compose_sets_every_variable_the_postgres_instance_reads():
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL server of its own, with an empty database for the instance; stopped and deleted afterwards."""
-    binaries = server_binaries()
-    if binaries is None:
-        pytest.skip(SKIP_REASON)
-    server = PostgresServer(binaries, port=free_port())
-    try:
-        server.start()
-        server.create_database(DATABASE)
+    with running_server(DATABASE) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

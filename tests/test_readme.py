@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, deployment_env
 from daily_bids.schema import contract_table_markdown
 from daily_bids.settings import settings_table_markdown
 from daily_bids.validation import quarantine_reasons_markdown
@@ -32,8 +32,9 @@ VENV_BIN = str(Path(sys.executable).parent)
 
 README_BLOCKS = {
     "make run    #": "CI: .ci/run runs `make test` and then `make run` on a fresh clone",
-    "make ui     #": "a server that runs until stopped: test_cli.py::test_the_ui_loads_the_code_location_without_errors "
-                    "starts the same webserver on the same workspace.yaml",
+    "make ui     #": "a server that runs until stopped: test_served_ui.py::"
+                    "test_the_served_graph_has_every_asset_and_check_of_the_project starts the same webserver on the "
+                    "same workspace.yaml",
     "make ui                                                         # then turn on landing_file_sensor":
         "the same server; test_landing_pipeline.py evaluates landing_file_sensor",
     "features list": "test_readme.py::test_the_feature_catalog_commands",
@@ -97,11 +98,7 @@ def bootstrapped(tmp_path_factory):
     """What `make run` leaves behind, run the way `make run` runs it (twice: the second reuses everything), on a
     small simulated account in a deployment of its own."""
     folder = tmp_path_factory.mktemp("make_run")
-    home = folder / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(folder / "warehouse"),
-           "BIDS_SIM_KEYWORDS": "300", "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = deployment_env(folder, BIDS_SIM_KEYWORDS="300")
     runs = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-m", "daily_bids", "run"], cwd=REPO_ROOT, env=env,
