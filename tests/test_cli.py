@@ -1,22 +1,17 @@
 """The ways users run Daily Bids from a shell: loading the code location, `dagster asset materialize`, `python -m
-daily_bids run`. Each runs in a subprocess with its own warehouse and Dagster instance."""
+daily_bids settings`. Each runs in a subprocess with its own warehouse and Dagster instance. The served UI (the
+webserver, the daemon, GraphQL and a browser) is tested in test_served_ui.py."""
 
-import contextlib
 import datetime as dt
-import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, deployment_env
 from daily_bids.warehouse import Warehouse
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -24,12 +19,8 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 @pytest.fixture
 def deployment(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "platform" / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
-           "BIDS_SIM_KEYWORDS": "300"}
-    return env, Warehouse(str(tmp_path / "warehouse"))
+    env = deployment_env(tmp_path, BIDS_SIM_KEYWORDS="300")
+    return env, Warehouse(env["BIDS_WAREHOUSE"])
 
 
 def _run(command, env, timeout=600):
@@ -91,118 +82,6 @@ def test_cli_materializes_one_day_and_either_half_of_the_validation_step_alone(d
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
     assert "keyword_quarantine is not materialized for ['2025-05-04']" in done.stdout + done.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
-                                     json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                     {"Content-Type": "application/json"})
-    answer = json.load(urllib.request.urlopen(request, timeout=30))
-    assert "errors" not in answer, answer
-    return answer["data"]
-
-
-LOCATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-    locationOrLoadError { __typename ... on PythonError { message } ... on RepositoryLocation {
-    repositories { jobs { name } assetNodes { assetKey { path } } } } } } } } }"""
-
-
-@contextlib.contextmanager
-def _webserver(env, with_daemon: bool = False):
-    """dagster-webserver on a free loopback port (and the daemon, for backfills and sensors), until the code location
-    has loaded; yields (port, the location's workspace entries)."""
-    port = _free_port()
-    processes = [subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1",
-         "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    if with_daemon:
-        processes.append(subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
-                                           "workspace.yaml"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                entries = _graphql(port, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["loadStatus"] == "LOADED":
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not load the code location within 120 s"
-            time.sleep(1)
-        yield port, entries
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=60)
-
-
-def test_the_ui_loads_the_code_location_without_errors(deployment):
-    env, _ = deployment
-    with _webserver(env) as (_, entries):
-        pass
-    (entry,) = entries
-    location = entry["locationOrLoadError"]
-    assert entry["name"] == "daily_bids" and location["__typename"] == "RepositoryLocation", location
-    (repository,) = location["repositories"]
-    assert {"daily_bid_job", "history_job", "train_model_job", "tune_models_job", "register_keras_job"} <= {
-        job["name"] for job in repository["jobs"]}
-    assets = [node["assetKey"]["path"] for node in repository["assetNodes"]]
-    assert ["published_bids"] in assets and ["model_tuning"] in assets and ["user_keras_model"] in assets
-
-
-BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
-BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-    __typename ... on PartitionBackfill { status numPartitions runs(limit: 10) { runId status } } } }"""
-
-
-def test_a_ui_backfill_of_a_range_is_one_run_with_a_check_result_per_day(deployment):
-    """The UI's backfill dialog, through its GraphQL mutation, with the daemon running the backfill."""
-    env, store = deployment
-    env = {**env, "BIDS_FIRST_DAY": "2025-05-01"}
-    days = [f"2025-05-0{n}" for n in (1, 2, 3)]
-    assets = ["raw_keyword_report", "validated_keyword_report", "keyword_quarantine", "keyword_features"]
-    with _webserver(env, with_daemon=True) as (port, _):
-        launched = _graphql(port, BACKFILL, {"params": {
-            "assetSelection": [{"path": [name]} for name in assets], "partitionNames": days}})["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        deadline = time.monotonic() + 300
-        while True:
-            backfill = _graphql(port, BACKFILL_STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-            if backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
-                break
-            assert time.monotonic() < deadline, f"the backfill did not finish within 300 s: {backfill}"
-            time.sleep(2)
-    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
-    assert [run["status"] for run in backfill["runs"]] == ["SUCCESS"]  # the whole range in one run
-    for table in ("raw_keyword_report", "validated_keyword_report", "keyword_quarantine", "keyword_features"):
-        assert [d.isoformat() for d in store.list_partitions(table)] == days
-    # Every check recorded one result per day of the range, none for the range as a whole.
-    script = Path(env["DAGSTER_HOME"]) / "checks.py"
-    script.write_text(textwrap.dedent("""
-        import sys
-        import dagster as dg
-        instance = dg.DagsterInstance.get()
-        (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": sys.argv[1]}))
-        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-            evaluation = entry.dagster_event.asset_check_evaluation_data
-            print(evaluation.check_name, evaluation.partition, evaluation.passed)
-    """))
-    lines = _run([sys.executable, str(script), launched["backfillId"]], env).stdout.splitlines()
-    # The UI's backfill also runs the assets' freshness checks, which judge "now", not a partition.
-    lines = [line for line in lines if not line.startswith("freshness_check ")]
-    checks = {line.split()[0] for line in lines}
-    assert "raw_report_contract" in checks and "features_contract" in checks
-    for check in checks:
-        assert sorted(line.split()[1] for line in lines if line.split()[0] == check) == days
 
 
 def test_settings_show_the_value_in_force_beside_the_default(monkeypatch, capsys):

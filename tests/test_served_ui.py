@@ -3,8 +3,8 @@ the fewest days of history a first model trains on), driven through Dagster's Gr
 Chromium.
 
 Everything goes through the server, as a user of the UI would: the automation is switched off (so the daemon runs
-only what the test launches), the history and the first champion are launched as runs, then the day's
-`daily_bid_job`. Screenshots of the pages land in `test-artifacts/`.
+only what the test launches), the history is launched as the UI's backfill dialog launches it, the first champion as
+a run, then the day's `daily_bid_job`. Screenshots of the pages land in `test-artifacts/`.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ import csv
 import datetime as dt
 import os
 import re
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
-from assets import ALL_ASSETS, ALL_CHECKS, FRESHNESS_CHECKS
-from assets.automation import daily_bid_job, history_job, train_model_job
+import dagster as dg
+
+from assets import ALL_ASSETS, ALL_CHECKS, FRESHNESS_CHECKS, HISTORY_ASSETS, JOBS
+from assets.automation import daily_bid_job, train_model_job
 from assets.serving import published_bids
 from daily_bids.bidding import ADS_EDITOR_COLUMNS
 from daily_bids.windows import minimum_history_days
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, deployment_env
 from ui_server import ServedDeployment, free_port
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -43,9 +44,10 @@ ASSET_NAMES = sorted(key.to_user_string() for asset in ALL_ASSETS for key in ass
 CHECKS = sorted((key.asset_key.to_user_string(), key.name)
                 for check in [*ALL_CHECKS, *FRESHNESS_CHECKS] for key in check.check_keys)
 PUBLISHED = published_bids.key.to_user_string()
-# Dagster's tags for a single run over a partition range (what a single-run backfill launches) and for one partition.
-RANGE_START, RANGE_END, PARTITION = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end",
-                                     "dagster/partition")
+HISTORY = sorted(key.to_user_string() for asset in HISTORY_ASSETS for key in asset.keys)
+# Freshness checks judge "now", not a partition: a backfill that runs them records no partition for them.
+FRESHNESS = {(key.asset_key.to_user_string(), key.name) for check in FRESHNESS_CHECKS for key in check.check_keys}
+PARTITION = "dagster/partition"  # Dagster's tag of a run's partition
 RUN_TIMEOUT = 300  # seconds per run; on this 2-core machine the slowest (training) takes about 25
 
 INSTIGATORS = """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
@@ -78,12 +80,7 @@ def served(tmp_path_factory, days):
     """The webserver on a free loopback port over a fresh instance (platform/dagster.yaml) and warehouse, with every
     sensor and schedule stopped through the API before the daemon starts."""
     root = tmp_path_factory.mktemp("served_ui")
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(root / "warehouse"),
-           "BIDS_SIM_KEYWORDS": str(KEYWORDS), "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-           "BIDS_FIRST_DAY": days["first"].isoformat()}
+    env = deployment_env(root, BIDS_SIM_KEYWORDS=str(KEYWORDS), BIDS_FIRST_DAY=days["first"].isoformat())
     deployment = ServedDeployment(REPO_ROOT, env, logs=root, port=free_port())
     try:
         deployment.start_webserver()
@@ -108,12 +105,21 @@ def served(tmp_path_factory, days):
 
 
 @pytest.fixture(scope="module")
-def champion(served, days):
-    """The report history and a first champion, launched as runs: the history in one run over its range (as a
-    single-run backfill does), then clusters, both candidates and the gate, trained through the day before."""
-    history = served.launch_run(history_job.name, LOCATION, tags={
-        RANGE_START: days["first"].isoformat(), RANGE_END: days["trained_through"].isoformat()})
-    served.assert_run_succeeds(history, RUN_TIMEOUT)
+def history_backfill(served, days) -> dict:
+    """The report and feature history, launched as the UI's backfill dialog launches it (the history assets, every
+    day from the first report to the day before the bid day) and run by the daemon; the backfill once it has ended,
+    and its days."""
+    count = (days["trained_through"] - days["first"]).days + 1
+    partitions = [(days["first"] + dt.timedelta(days=offset)).isoformat() for offset in range(count)]
+    backfill_id = served.launch_backfill(HISTORY, partitions)
+    return {"backfill": served.wait_for_backfill(backfill_id, RUN_TIMEOUT), "partitions": partitions}
+
+
+@pytest.fixture(scope="module")
+def champion(served, history_backfill, days):
+    """A first champion, launched as a run: clusters, both candidates and the gate, trained through the day before
+    the bid day, on the history the backfill made."""
+    assert history_backfill["backfill"]["status"] == "COMPLETED_SUCCESS", history_backfill["backfill"]
     window = {"config": {"train_through": days["trained_through"].isoformat()}}  # what `python -m daily_bids run` sets
     training = served.launch_run(train_model_job.name, LOCATION, run_config={"ops": {
         "keyword_clusters": window, "xgboost_model": window, "deep_model": window}})
@@ -142,6 +148,27 @@ def test_the_served_graph_has_every_asset_and_check_of_the_project(served, days)
     assert dimension["partitionKeys"][-1] == days["bid"].isoformat()
     blocking = {check["name"] for node in nodes for check in node["assetChecksOrError"]["checks"] if check["blocking"]}
     assert {"bids_are_profitable_and_capped", "raw_report_contract"} <= blocking
+    # Every job of the project can be launched from the UI, the model lab's among them.
+    assert {job.name for job in JOBS} <= {name for node in nodes for name in node["jobNames"]}
+
+
+def test_a_history_backfill_launched_as_the_ui_does_is_one_run_with_a_check_result_per_day(served, history_backfill):
+    backfill, partitions = history_backfill["backfill"], history_backfill["partitions"]
+    assert backfill["status"] == "COMPLETED_SUCCESS", f"{backfill}\n{served.log_tails()}"
+    assert backfill["numPartitions"] == len(partitions)
+    (run,) = backfill["runs"]  # the whole range in one run: every history asset has BackfillPolicy.single_run()
+    assert run["status"] == "SUCCESS", served.run_errors(run["runId"])
+    instance = dg.DagsterInstance.from_config(served.env["DAGSTER_HOME"])
+    judged: dict[tuple[str, str], list[str]] = {}
+    for entry in instance.all_logs(run["runId"], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.asset_check_evaluation_data
+        check = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+        if check not in FRESHNESS:
+            judged.setdefault(check, []).append(evaluation.partition)
+    # Every check of the history's assets judged each day of the range once, none the range as a whole.
+    assert sorted(judged) == sorted(check for check in CHECKS if check[0] in HISTORY and check not in FRESHNESS)
+    for check, judged_days in judged.items():
+        assert sorted(judged_days) == partitions, check
 
 
 def test_the_daily_bid_job_launched_through_graphql_publishes_the_bids(served, daily_run, days):

@@ -23,6 +23,11 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
     ... on RunConfigValidationInvalid { errors { message } }
     ... on PythonError { message stack }
     ... on Error { message } } }"""
+BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } ... on Error { message } } }"""
+BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+    ... on PartitionBackfill { id status numPartitions runs(limit: 100) { runId status } } ... on Error { message } } }"""
+TERMINAL_BACKFILL_STATUSES = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
 RUN = """query($id: ID!) { runOrError(runId: $id) { __typename
     ... on Run { runId status jobName tags { key value } } ... on Error { message } } }"""
 # Everything a failed run said at ERROR level, with the errors' messages and the end of their stacks.
@@ -128,6 +133,27 @@ class ServedDeployment:
         launched = self.graphql(LAUNCH, {"params": params})["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", f"launching {job} failed: {launched}"
         return launched["run"]["runId"]
+
+    def launch_backfill(self, assets: list[str], partitions: list[str]) -> str:
+        """`launchPartitionBackfill`, as the UI's backfill dialog sends it for a selection of assets and a range of
+        partitions; returns the backfill's id."""
+        params = {"assetSelection": [{"path": [name]} for name in assets], "partitionNames": partitions}
+        launched = self.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", f"launching the backfill failed: {launched}"
+        return launched["backfillId"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float) -> dict:
+        """Polls `partitionBackfillOrError` until the daemon has finished the backfill; returns it (status, runs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            backfill = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+            assert backfill["__typename"] == "PartitionBackfill", backfill
+            if backfill["status"] in TERMINAL_BACKFILL_STATUSES:
+                return backfill
+            self.assert_alive()
+            assert time.monotonic() < deadline, (f"backfill {backfill_id} still {backfill['status']} after "
+                                                 f"{timeout:.0f} s\n{self.log_tails()}")
+            time.sleep(1)
 
     def wait_for_run(self, run_id: str, timeout: float) -> dict:
         """Polls `runOrError` until the run ends; returns the run (its status, job and tags)."""
