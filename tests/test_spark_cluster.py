@@ -132,7 +132,11 @@ def test_the_application_ran_on_the_clusters_executor(cluster, spark):
     assert context.master == cluster["url"]
     (app,) = [a for a in _master_status(cluster["webui"])["activeapps"] if a["id"] == context.applicationId]
     assert app["name"] == "daily-bids-scoring" and app["state"] == "RUNNING" and app["cores"] == 1
-    # The status tracker lists the driver and every executor: here the driver and the worker's one executor.
+    # The status tracker lists the driver and every executor: here the driver and the worker's one executor, once
+    # it has registered (the worker launches it after the application starts).
+    deadline = time.monotonic() + 60
+    while len(context.statusTracker().getExecutorInfos()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert len(context.statusTracker().getExecutorInfos()) == 2, cluster["tails"]()
     with urllib.request.urlopen(f"http://127.0.0.1:{cluster['worker_webui']}/json/", timeout=5) as response:
         worker = json.load(response)
