@@ -224,7 +224,8 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
     # materialized (the validated report selected alone) fails this check with a plain reason, not a load error.
     store = warehouse.warehouse()
     days = partition_days(context)
-    missing = [d for d in days if not store.partition_exists(QUARANTINE.path[-1], d)]
+    quarantined = set(store.list_partitions(QUARANTINE.path[-1]))
+    missing = [d for d in days if d not in quarantined]
     stored = [d for d in days if d not in missing]
     quarantine = (store.read_partitions(QUARANTINE.path[-1], stored, columns=["source_row"]) if stored
                   else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}))

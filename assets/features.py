@@ -74,11 +74,12 @@ def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 else pd.DataFrame())
     days = partition_days(context)
     materialized = sorted(set(store.list_partitions(FEATURES_TABLE)) | set(days))
+    catalogued = set(store.list_partitions(table))
     written: dict[dt.date, pd.DataFrame] = {}
     for day in days:
         previous_days = [day - dt.timedelta(days=n) for n in range(1, 8)]
         previous = [written[d] if d in written else store.read_partitions(table, [d])
-                    for d in previous_days if d in written or store.partition_exists(table, d)]
+                    for d in previous_days if d in written or d in catalogued]
 
         values_of = _feature_values(store, day)
         written[day] = catalog.catalog_partition(day, values_of, pd.concat(previous) if previous else pd.DataFrame(),

@@ -83,7 +83,8 @@ def keyword_clusters(context: dg.AssetExecutionContext, config: ClusterConfig,
     store = warehouse.warehouse()
     through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
     window = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
-    days = [d for d in window if store.partition_exists(REPORTS_TABLE, d)]  # a young deployment has fewer days
+    reported = set(store.list_partitions(REPORTS_TABLE))
+    days = [d for d in window if d in reported]  # a young deployment has fewer days
     if len(days) < 7:
         raise ValueError(f"keyword clusters need at least 7 report days in {window[0]}...{window[-1]}, "
                          f"found {len(days)}: materialize the report history first")

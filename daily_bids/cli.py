@@ -130,7 +130,8 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
             **kwargs)
 
     def materialize_range(what: str, assets, table: str, days: list[dt.date]) -> None:
-        missing = [d for d in days if not store.partition_exists(table, d)]
+        present = set(store.list_partitions(table))
+        missing = [d for d in days if d not in present]
         if not missing:
             print(f"[daily-bids] {what}: all {len(days)} days present, reused")
             return

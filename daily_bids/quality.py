@@ -314,7 +314,8 @@ REFERENCE_ROWS_PER_DAY = 1_000_000  # drift reference: a sample per trailing day
 def trailing_days(store, table: str, day: dt.date) -> list[dt.date]:
     """Up to TRAILING_DAYS materialized days of `table` before `day`, newest first."""
     earlier = [day - dt.timedelta(days=n) for n in range(1, TRAILING_DAYS + 1)]
-    return [d for d in earlier if store.partition_exists(table, d)]
+    present = set(store.list_partitions(table))
+    return [d for d in earlier if d in present]
 
 
 def trailing_row_counts(store, table: str, day: dt.date) -> list[int]:

@@ -169,7 +169,7 @@ class Warehouse:
         [low, high), None for an open end: filtered while reading, day by day, so a sample or a shard of a large
         table costs its own memory (and row groups outside a range are skipped by their statistics)."""
         days = sorted(set(days))
-        missing = [d for d in days if not self.partition_exists(table, d)]
+        missing = sorted(set(days) - set(self.list_partitions(table)))  # one listing, not a request per day
         if missing:
             raise MissingPartitionsError(
                 f"{table}: {len(missing)} partition(s) have not been materialized: "
@@ -238,13 +238,16 @@ class Warehouse:
         return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
 
     def list_partitions(self, table: str) -> list[dt.date]:
-        selector = pafs.FileSelector(self.path(table), allow_not_found=True)
+        """The days of `table` whose file is there, from one recursive listing: on S3 a request per thousand files,
+        where asking after each day's file would cost a request per day."""
+        selector = pafs.FileSelector(self.path(table), allow_not_found=True, recursive=True)
+        prefix = self.path(table, PARTITION_COLUMN + "=")
         days = []
         for info in self.fs.get_file_info(selector):
-            if info.type == pafs.FileType.Directory and info.base_name.startswith(PARTITION_COLUMN + "="):
-                day = dt.date.fromisoformat(info.base_name.split("=", 1)[1])
-                if self.partition_exists(table, day):
-                    days.append(day)
+            folder, _, name = info.path.rpartition("/")
+            day = folder[len(prefix):]
+            if info.type == pafs.FileType.File and name == DATA_FILE and folder.startswith(prefix) and "/" not in day:
+                days.append(dt.date.fromisoformat(day))
         return sorted(days)
 
     # ---- unpartitioned tables and files --------------------------------------------------------------------------

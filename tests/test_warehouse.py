@@ -21,6 +21,20 @@ def test_partitions_round_trip_with_their_date(tmp_path):
     assert (tmp_path / "t" / "date=2025-03-01" / "data.parquet").is_file()
 
 
+def test_only_days_whose_file_is_there_are_partitions(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    # A day whose write was killed before its file was renamed into place, and a table's stray subfolder.
+    (tmp_path / "t" / "date=2025-03-02").mkdir()
+    (tmp_path / "t" / "date=2025-03-02" / ".data.parquet.0123abcd.tmp").write_bytes(b"PAR1 half")
+    (tmp_path / "t" / "date=2025-03-03" / "extra").mkdir(parents=True)
+    (tmp_path / "t" / "date=2025-03-03" / "extra" / "data.parquet").write_bytes(b"not the day's file")
+    assert store.list_partitions("t") == [D1]
+    assert store.list_partitions("never_written") == []
+    with pytest.raises(MissingPartitionsError, match="2025-03-02"):
+        store.read_partitions("t", [D1, D2])
+
+
 def test_rewriting_a_partition_replaces_it(tmp_path):
     store = Warehouse(str(tmp_path))
     store.write_partition("t", D1, _frame(D1, 5))
