@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/real_data_models.py [--csv ../shared/data/adwords_keywords.csv.gz]
         [--validation-days 28] [--training-days 0] [--tune-trials 0] [--tune-timeout 300] [--retrain-every 0]
+        [--seed 0]
 
 The test period is the last 60 days (outcome days 2013-01-31...2013-03-31), each day scored one day ahead from the
 actual history. Nothing that picks or fits a model sees it: the benchmark runs the champion pipeline of
@@ -118,8 +119,8 @@ class Platform:
         clusters = fit_clusters(behaviour_profiles(self.reports[self.report_days.isin(profile_days)]))
         sizes = {"training_days": window.training_days, "validation_days": window.validation_days}
         if parameters is None:  # the first run: the benchmark's settings (then tuned, if asked)
-            parameters = {"xgboost": TrainingParameters(**sizes),
-                          "deep": DeepParameters(**sizes, epochs=DEEP_EPOCHS, patience=DEEP_PATIENCE)}
+            parameters = {"xgboost": TrainingParameters(**sizes, seed=args.seed),
+                          "deep": DeepParameters(**sizes, epochs=DEEP_EPOCHS, patience=DEEP_PATIENCE, seed=args.seed)}
         else:  # a later run: the same parameters (tuned ones stay stored), on this run's window
             parameters = {kind: type(p)(**{**p.model_dump(), **sizes}) for kind, p in parameters.items()}
 
@@ -170,6 +171,9 @@ def main() -> None:
     parser.add_argument("--retrain-every", type=int, default=0,
                         help="also rerun the whole pipeline every N days of the test period (the platform retrains "
                              f"when its model is {settings.MODEL_MAX_AGE_DAYS.read()} days old); 0: no")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the candidates' seed (XGBoost's sampling, the deep model's initialisation): the spread "
+                             "over seeds says how much of a difference between two runs is noise")
     args = parser.parse_args()
     started = time.perf_counter()
 
