@@ -7,7 +7,6 @@ credentials are nowhere in what it wrote or logged."""
 import datetime as dt
 import io
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 from fault_proxy import FaultProxy
-from moto.server import ThreadedMotoServer
+from s3_server import REGION, moto_server
 
 from assets.serving import BIDS_TABLE, PUBLISHED_TABLE, ads_editor_export_path
 from daily_bids.model_store import CHAMPION
@@ -46,17 +45,12 @@ RUN_TIMEOUT = 600
 @pytest.fixture(scope="module")
 def moto():
     """moto's S3 server on a free loopback port, and a client straight to it (not through the proxy)."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET_KEY)
-    for bucket in (WAREHOUSE, LANDING, ARTIFACTS):
-        client.create_bucket(Bucket=bucket)
-    yield endpoint, client
-    server.stop()
+    with moto_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+                              aws_secret_access_key=SECRET_KEY)
+        for bucket in (WAREHOUSE, LANDING, ARTIFACTS):
+            client.create_bucket(Bucket=bucket)
+        yield endpoint, client
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import boto3
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from moto.server import ThreadedMotoServer
+from s3_server import REGION, moto_server
 
 from assets import HISTORY_ASSETS
 from conftest import materialize_range
@@ -17,15 +17,11 @@ DAYS = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(5)]
 
 @pytest.fixture
 def s3_server(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {"AWS_ACCESS_KEY_ID": "daily-bids", "AWS_SECRET_ACCESS_KEY": "daily-bids-secret",
-                        "AWS_DEFAULT_REGION": "us-east-1", "BIDS_S3_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(name, value)
-    yield endpoint
-    server.stop()
+    with moto_server() as endpoint:
+        for name, value in {"AWS_ACCESS_KEY_ID": "daily-bids", "AWS_SECRET_ACCESS_KEY": "daily-bids-secret",
+                            "AWS_DEFAULT_REGION": REGION, "BIDS_S3_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(name, value)
+        yield endpoint
 
 
 def test_history_round_trips_through_an_s3_warehouse(s3_server, monkeypatch):
