@@ -22,11 +22,11 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "adwords_keywords.csv.gz"
 def deployment_env(folder: Path, instance_config: str = "dagster.yaml", **settings: str) -> dict[str, str]:
     """The environment of a deployment of its own under `folder`, for the CLI, the webserver or the daemon: a
     DAGSTER_HOME with the platform's `instance_config` as its dagster.yaml, the warehouse and MLflow's store beside
-    it, then `settings`. No BIDS_* variable of the shell running the tests leaks in."""
+    it, then `settings`. No BIDS_*, AWS_* or MLFLOW_* variable of the shell running the tests leaks in."""
     home = folder / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "platform" / instance_config, home / "dagster.yaml")
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("BIDS_")}
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(("BIDS_", "AWS_", "MLFLOW_"))}
     return {**inherited, "DAGSTER_HOME": str(home), "BIDS_WAREHOUSE": str(folder / "warehouse"),
             "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", **settings}
 

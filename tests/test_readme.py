@@ -46,7 +46,7 @@ README_BLOCKS = {
     "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
     "~/bids-adwords": "test_first_day.py::test_the_readme_walk_through_of_real_adwords_data",
     "cp platform/dagster-postgres.yaml": "needs the user's PostgreSQL server and asks for a password: "
-                                         "test_postgres_instance.py runs the same steps (the file in DAGSTER_HOME, the "
+                                         "test_production_deployment.py runs the same steps (the file in DAGSTER_HOME, the "
                                          "DAGSTER_PG_* variables, an empty database, python -m daily_bids run) against "
                                          "a server it starts",
     "docker compose -f platform/compose.yaml": "needs Docker with the compose plugin: untested here",
