@@ -136,13 +136,12 @@ def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_repo
                 "not far from the trailing 7 days' median (WARN outside 0.5×–2×).", **CHECK_POLICY)
 def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
                       warehouse: WarehouseResource):
-    store = warehouse.warehouse()
+    trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         per_day = rows.groupby("date").size()
         verdicts = {
-            day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)),
-                                                    quality.trailing_row_counts(store, RAW_TABLE, day))
+            day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)), trailing.row_counts(day))
             for day in days
         }
         severities = {severity for severity, _ in verdicts.values()}
@@ -189,10 +188,10 @@ def raw_report_complete(context: dg.AssetCheckExecutionContext, raw_keyword_repo
                 **CHECK_POLICY)
 def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
                      warehouse: WarehouseResource):
-    store = warehouse.warehouse()
+    trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
-        scores, reference_days = quality.drift_scores(store, RAW_TABLE, rows, days[0])
+        scores, reference_days = trailing.drift_scores(rows, days[0])
         if not reference_days:
             return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
         drifted = {column: score for column, score in scores.items() if score > quality.PSI_WARN}

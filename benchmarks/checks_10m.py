@@ -51,8 +51,9 @@ def main() -> None:
                      quality.report_suite("raw", [DAY]), "raw")
     timed("raw dtypes", timings, quality.dtype_mismatches, raw, quality.layer_dtypes("raw"))
     timed("raw volume vs 7 trailing days", timings, lambda: quality.volume_verdict(
-        len(raw), quality.trailing_row_counts(store, "raw_keyword_report", DAY)))
-    timed("raw drift (PSI vs 7 trailing days)", timings, quality.drift_scores, store, "raw_keyword_report", raw, DAY)
+        len(raw), quality.TrailingDays(store, "raw_keyword_report").row_counts(DAY)))
+    timed("raw drift (PSI vs 7 trailing days)", timings, quality.TrailingDays(store, "raw_keyword_report").drift_scores,
+          raw, DAY)
     result = timed("validation → validated + quarantine", timings, validate_report, raw, [DAY])
     timed("validated contract (great-expectations)", timings, quality.run_expectations, result.valid,
           quality.report_suite("validated", [DAY]), "validated")

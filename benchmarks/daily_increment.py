@@ -84,7 +84,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
         elif stage == "checks_and_validation":
             raw = store.read_partitions(RAW, [DAY])
             quality.run_expectations(raw, quality.report_suite("raw", [DAY]), "raw")
-            quality.drift_scores(store, RAW, raw, DAY)
+            quality.TrailingDays(store, RAW).drift_scores(raw, DAY)
             result = validate_report(raw, [DAY])
             quality.run_expectations(result.valid, quality.report_suite("validated", [DAY]), "validated")
             store.write_partition(VALIDATED, DAY, result.valid)

@@ -24,8 +24,12 @@ import argparse
 import datetime as dt
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
 from daily_bids.tuning import SEARCH_SPACES  # light: optuna is imported only when a study runs
+
+if TYPE_CHECKING:  # dagster is imported by the commands that run something, not by `--help`
+    import dagster as dg
 
 
 def main(argv: list[str] | None = None) -> int:

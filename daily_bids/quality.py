@@ -311,30 +311,44 @@ def _plain(value):
 REFERENCE_ROWS_PER_DAY = 1_000_000  # drift reference: a sample per trailing day is plenty for decile bins
 
 
-def trailing_days(store, table: str, day: dt.date) -> list[dt.date]:
-    """Up to TRAILING_DAYS materialized days of `table` before `day`, newest first."""
-    earlier = [day - dt.timedelta(days=n) for n in range(1, TRAILING_DAYS + 1)]
-    present = set(store.list_partitions(table))
-    return [d for d in earlier if d in present]
+class TrailingDays:
+    """The up to TRAILING_DAYS materialized days of `table` before each day a check judges, with their row counts and
+    drift samples. A range's days share most of their trailing days, so each trailing day is read once for the whole
+    range, however many of its days it trails (a month's backfill of a large account would otherwise read every
+    partition seven times over). Ask about days in increasing order: samples no later day can use are let go."""
 
+    def __init__(self, store, table: str):
+        self.store, self.table = store, table
+        self._present = set(store.list_partitions(table))
+        self._rows: dict[dt.date, int] = {}
+        self._samples: dict[dt.date, pd.DataFrame] = {}
 
-def trailing_row_counts(store, table: str, day: dt.date) -> list[int]:
-    return [store.partition_rows(table, d) for d in trailing_days(store, table, day)]
+    def before(self, day: dt.date) -> list[dt.date]:
+        """The materialized days among the TRAILING_DAYS before `day`, newest first."""
+        earlier = [day - dt.timedelta(days=n) for n in range(1, TRAILING_DAYS + 1)]
+        return [d for d in earlier if d in self._present]
 
+    def row_counts(self, day: dt.date) -> list[int]:
+        days = self.before(day)
+        for missing in (d for d in days if d not in self._rows):
+            self._rows[missing] = self.store.partition_rows(self.table, missing)
+        return [self._rows[d] for d in days]
 
-def drift_scores(store, table: str, frame: pd.DataFrame, day: dt.date) -> tuple[dict[str, float], list[dt.date]]:
-    """PSI of each drift column of `frame` against a sample of the trailing days of `table`."""
-    reference_days = trailing_days(store, table, day)
-    if not reference_days:
-        return {}, []
-    samples = []
-    for reference_day in reference_days:
-        part = store.read_partitions(table, [reference_day], columns=list(DRIFT_COLUMNS))
-        samples.append(part.sample(n=min(len(part), REFERENCE_ROWS_PER_DAY), random_state=0))
-    reference = pd.concat(samples, ignore_index=True)
-    scores = {column: population_stability_index(_finite(frame[column]), _finite(reference[column]))
-              for column in DRIFT_COLUMNS}
-    return scores, reference_days
+    def drift_scores(self, frame: pd.DataFrame, day: dt.date) -> tuple[dict[str, float], list[dt.date]]:
+        """PSI of each drift column of `frame` (the rows of `day`) against a sample of its trailing days."""
+        reference_days = self.before(day)
+        if not reference_days:
+            return {}, []
+        for gone in [d for d in self._samples if d < day - dt.timedelta(days=TRAILING_DAYS)]:
+            del self._samples[gone]
+        for missing in (d for d in reference_days if d not in self._samples):
+            part = self.store.read_partitions(self.table, [missing], columns=list(DRIFT_COLUMNS))
+            self._samples[missing] = part.sample(n=min(len(part), REFERENCE_ROWS_PER_DAY), random_state=0)
+        reference = pd.concat([self._samples[d] for d in reference_days], ignore_index=True)
+        scores = {column: population_stability_index(_finite(frame[column]), _finite(reference[column]))
+                  for column in DRIFT_COLUMNS}
+        return scores, reference_days
+
 
 def volume_verdict(rows: int, trailing_rows: list[int]) -> tuple[str | None, str]:
     """(severity or None, explanation) for a day's row count against the trailing days' counts."""
