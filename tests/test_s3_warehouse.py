@@ -3,6 +3,7 @@
 import datetime as dt
 
 import boto3
+import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
@@ -34,6 +35,13 @@ def test_history_round_trips_through_an_s3_warehouse(s3_server, monkeypatch):
 
     store = resources["warehouse"].warehouse()
     assert store.list_partitions("keyword_features") == DAYS
+    # A shard's columns, read from S3 (each small file in one request) as from a local disk.
+    shard = store.read_partitions("keyword_features", DAYS[:2], columns=["keyword_id", "clicks_sum_7d"],
+                                  keyword_range=(100_100, 100_200))
+    whole = store.read_partitions("keyword_features", DAYS[:2])
+    expected = whole[whole["keyword_id"].between(100_100, 100_199)][["keyword_id", "clicks_sum_7d", "date"]]
+    assert len(shard) > 0 and sorted(shard.columns) == sorted(expected.columns)
+    pd.testing.assert_frame_equal(shard[expected.columns].reset_index(drop=True), expected.reset_index(drop=True))
     keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_server).list_objects_v2(Bucket="bids")["Contents"]}
     assert "prod/validated_keyword_report/date=2025-01-03/data.parquet" in keys
     filesystem = pafs.S3FileSystem(endpoint_override=s3_server, scheme="http", region="us-east-1")
