@@ -144,28 +144,25 @@ class ServedDeployment:
 
     def wait_for_backfill(self, backfill_id: str, timeout: float) -> dict:
         """Polls `partitionBackfillOrError` until the daemon has finished the backfill; returns it (status, runs)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            backfill = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-            assert backfill["__typename"] == "PartitionBackfill", backfill
-            if backfill["status"] in TERMINAL_BACKFILL_STATUSES:
-                return backfill
-            self.assert_alive()
-            assert time.monotonic() < deadline, (f"backfill {backfill_id} still {backfill['status']} after "
-                                                 f"{timeout:.0f} s\n{self.log_tails()}")
-            time.sleep(1)
+        return self._poll(lambda: self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"],
+                          "PartitionBackfill", TERMINAL_BACKFILL_STATUSES, f"backfill {backfill_id}", timeout)
 
     def wait_for_run(self, run_id: str, timeout: float) -> dict:
         """Polls `runOrError` until the run ends; returns the run (its status, job and tags)."""
+        return self._poll(lambda: self.graphql(RUN, {"id": run_id})["runOrError"], "Run", TERMINAL_RUN_STATUSES,
+                          f"run {run_id}", timeout)
+
+    def _poll(self, fetch, typename: str, terminal: tuple[str, ...], what: str, timeout: float) -> dict:
+        """`fetch()` every second until its status is one of `terminal`; fails once `timeout` has passed."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.graphql(RUN, {"id": run_id})["runOrError"]
-            assert run["__typename"] == "Run", run
-            if run["status"] in TERMINAL_RUN_STATUSES:
-                return run
+            current = fetch()
+            assert current["__typename"] == typename, current
+            if current["status"] in terminal:
+                return current
             self.assert_alive()
-            assert time.monotonic() < deadline, (f"run {run_id} ({run['jobName']}) still {run['status']} after "
-                                                 f"{timeout:.0f} s\n{self.log_tails()}")
+            assert time.monotonic() < deadline, (f"{what} still {current['status']} after {timeout:.0f} s: {current}"
+                                                 f"\n{self.log_tails()}")
             time.sleep(1)
 
     def run_errors(self, run_id: str) -> str:
