@@ -319,3 +319,19 @@ def test_the_published_bids_page_shows_its_checks(page, served, daily_run, days)
     _screenshot(page, "keyword-bids-checks")
     text = page.inner_text("body")
     assert [name for name in checks if name not in text] == []
+
+
+@needs_chromium
+def test_the_history_backfill_page_shows_its_assets_and_days(page, history_backfill):
+    backfill, partitions = history_backfill["backfill"], history_backfill["partitions"]
+    page.goto(f"/runs/b/{backfill['id']}")
+    page.get_by_text(HISTORY[0], exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "history-backfill")
+    text = page.inner_text("body")
+    assert backfill["id"] in text and "Succeeded" in text
+    # A row per asset: every day of the range targeted and succeeded, none in progress or failed.
+    days = len(partitions)
+    for name in HISTORY:
+        assert re.search(rf"^{name}\n(?:{name}\n)?100% completed\n{days}\n0\n{days}\n0$", text, re.MULTILINE), (
+            name, text)
