@@ -4,6 +4,20 @@ import gzip
 import zlib
 from pathlib import Path
 
+# Keyword text that attacks spreadsheets, breaks lines or looks like a null: it must come through exactly.
+HOSTILE_KEYWORDS = [
+    "shoes, red", 'say "hi"', "line\r\nbreak", "cr\ronly", "tab\tinside", "sep\u2028here", "nel\u0085here",
+    "מגפיים אדומים", "boots 🥾", "none", "NA", "-", "  padded  ", '=HYPERLINK("http://evil","click")', "\t=1+1",
+    "+1", "@SUM(A1)",
+]
+
+
+def ads_editor_keyword(keyword: str) -> str:
+    """How the Ads Editor file must show a keyword: a leading quote defuses what a spreadsheet would run."""
+    formula = keyword.startswith(("=", "+", "-", "@", "\t", "\r"))
+    return "'" + keyword if formula else keyword
+
+
 GOOGLE_ADS_HEADER = "Day,Keyword ID,Keyword,Campaign,Ad group,Match type,Impr.,Clicks,Cost,Conversions,Conv. value"
 
 

@@ -8,15 +8,12 @@ import io
 import pandas as pd
 import pyarrow.fs as pafs
 
+from landing_files import HOSTILE_KEYWORDS, ads_editor_keyword
+
 from daily_bids.bidding import ADS_EDITOR_COLUMNS, ads_editor_csv
 from daily_bids.landing import read_landing_file
 
 DAY = dt.date(2025, 4, 1)
-HOSTILE_KEYWORDS = [
-    "shoes, red", 'say "hi"', "line\r\nbreak", "cr\ronly", "tab\tinside", "sep\u2028here", "nel\u0085here",
-    "מגפיים אדומים", "boots 🥾", "none", "NA", "-", "  padded  ", '=HYPERLINK("http://evil","click")', "\t=1+1",
-    "+1", "@SUM(A1)",
-]
 
 
 def _landing_csv(tmp_path, keywords) -> str:
@@ -52,8 +49,7 @@ def test_ads_editor_file_keeps_ids_and_text_and_neutralizes_formulas():
     assert list(rows[0]) == list(ADS_EDITOR_COLUMNS)
     assert [int(row["Keyword ID"]) for row in rows] == list(bids["keyword_id"])
     for row, keyword in zip(rows, HOSTILE_KEYWORDS):
-        formula = keyword.startswith(("=", "+", "-", "@", "\t", "\r"))
-        assert row["Keyword"] == ("'" + keyword if formula else keyword)
+        assert row["Keyword"] == ads_editor_keyword(keyword)
         assert row["Campaign"] == "'=Camp" and row["Max CPC"] == "1.25"
         assert (row["Campaign ID"], row["Ad group ID"]) == ("11", "'-12")
 

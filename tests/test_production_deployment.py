@@ -12,6 +12,7 @@ what the deployment wrote or logged.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import ipaddress
@@ -30,6 +31,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, deployment_env
 from fault_proxy import FaultProxy
+from landing_files import HOSTILE_KEYWORDS, ads_editor_keyword
 from postgres_server import running_server
 from s3_server import REGION, moto_server
 
@@ -181,6 +183,17 @@ def test_the_daily_graph_runs_from_landed_reports_to_published_bids_through_s3_f
         downloaded = Path(client.download_artifacts(run_id, "model", str(destination)))
         stored = deployment["client"].get_object(Bucket=ARTIFACTS, Key=bundles[0])["Body"].read()
         assert (downloaded / Path(bundles[0]).name).read_bytes() == stored
+
+
+def test_hostile_keyword_text_comes_through_s3_exactly_and_defused_in_the_ads_editor_file(deployment, first_run):
+    store, day, hostile = deployment["store"], HISTORY[-1], _hostile_names(deployment["simulator"])
+    history = store.read_partitions("validated_keyword_report", HISTORY).drop_duplicates("keyword_id")
+    assert history.set_index("keyword_id").loc[list(hostile), "keyword"].tolist() == HOSTILE_KEYWORDS
+    text = store.read_bytes(ads_editor_export_path(day + dt.timedelta(days=1))).decode("utf-8")
+    shown = {int(row["Keyword ID"]): row["Keyword"] for row in csv.DictReader(io.StringIO(text, newline=""))}
+    bid_on = [keyword_id for keyword_id in hostile if keyword_id in shown]  # a keyword without impressions has no row
+    assert len(bid_on) > len(hostile) // 2, bid_on
+    assert [shown[keyword_id] for keyword_id in bid_on] == [ads_editor_keyword(hostile[k]) for k in bid_on]
 
 
 def test_the_instance_stores_everything_in_postgres(deployment, instance, first_run):
@@ -342,9 +355,16 @@ def test_the_git_sha_is_unknown_where_there_is_no_git_binary(monkeypatch, tmp_pa
 
 
 def _land_report(client, simulator: AdMarketSimulator, day: dt.date) -> None:
-    """A day's report as a CSV export dropped into the landing bucket."""
+    """A day's report as a CSV export dropped into the landing bucket, the first keywords named with hostile text."""
+    report = simulator.report(day)
+    report["keyword"] = report["keyword_id"].map(_hostile_names(simulator)).fillna(report["keyword"])
     client.put_object(Bucket=LANDING, Key=f"exports/keyword_report_{day.isoformat()}.csv",
-                      Body=simulator.report(day).to_csv(index=False).encode())
+                      Body=report.to_csv(index=False, lineterminator="\r\n").encode())  # as spreadsheets write it
+
+
+def _hostile_names(simulator: AdMarketSimulator) -> dict[int, str]:
+    """The account's first keywords, named with text that attacks spreadsheets or breaks lines."""
+    return dict(zip(simulator.keyword_dimensions["keyword_id"], HOSTILE_KEYWORDS))
 
 
 def _run_cli(deployment, *args: str) -> subprocess.CompletedProcess:
