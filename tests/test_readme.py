@@ -99,18 +99,36 @@ def bootstrapped(tmp_path_factory):
     small simulated account in a deployment of its own."""
     folder = tmp_path_factory.mktemp("make_run")
     env = deployment_env(folder, BIDS_SIM_KEYWORDS="300")
-    runs = []
-    for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "daily_bids", "run"], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        runs.append(done.stdout)
-    return {"folder": folder, "env": env, "runs": runs, "store": Warehouse(str(folder / "warehouse"))}
+    day = utc_yesterday()  # the day the runs bid from (the CLI reads the same clock)
+    runs = [make_runs_command(env), make_runs_command(env)]
+    return {"folder": folder, "env": env, "runs": runs, "day": day, "latest_day": day,
+            "store": Warehouse(str(folder / "warehouse"))}
+
+
+@pytest.fixture
+def bootstrapped_now(bootstrapped):
+    """`bootstrapped`, caught up with the clock: the README's commands name their days with `date`, and after
+    midnight UTC they ask for a day `make run` had not reached yet, so its command runs again, as a user's cron would."""
+    if bootstrapped["latest_day"] != utc_yesterday():
+        bootstrapped["latest_day"] = utc_yesterday()
+        make_runs_command(bootstrapped["env"])
+    return {**bootstrapped, "day": bootstrapped["latest_day"]}
+
+
+def utc_yesterday() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+
+
+def make_runs_command(env: dict) -> str:
+    done = subprocess.run([sys.executable, "-m", "daily_bids", "run"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
 
 
 def test_make_runs_command_bootstraps_then_reuses_history(bootstrapped):
     first, second = bootstrapped["runs"]
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = bootstrapped["day"]
     assert f"bidding from the report of {yesterday}" in first
     assert "report history: materializing" in first
     assert "training clusters, the XGBoost and the deep model, then the champion gate" in first
@@ -123,13 +141,13 @@ def test_make_runs_command_bootstraps_then_reuses_history(bootstrapped):
     assert "not published          partition" in second  # the day was published once, by the first run
 
 
-def test_the_running_it_commands(bootstrapped):
+def test_the_running_it_commands(bootstrapped_now):
     """The README's one-day chain, range backfill and training commands, on what `make run` left."""
-    store = bootstrapped["store"]
-    today = dt.datetime.now(dt.timezone.utc).date()
+    store = bootstrapped_now["store"]
+    today = bootstrapped_now["day"] + dt.timedelta(days=1)
     before = store.list_partitions("keyword_features")
     started = pd.Timestamp.now(tz="UTC")
-    done = run_block(readme_block("--partition-range"), bootstrapped["env"])
+    done = run_block(readme_block("--partition-range"), bootstrapped_now["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert store.list_partitions("keyword_features") == before  # past days rebuilt, none added or lost
     written = {table: [d for d in store.list_partitions(table) if _written_since(store, table, d, started)]
@@ -149,13 +167,12 @@ def test_the_running_it_commands(bootstrapped):
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
-def test_the_spark_engine_command(bootstrapped):
+def test_the_spark_engine_command(bootstrapped_now):
     """The README's Spark command rescored yesterday on Spark: the same bids, and the parity check passed."""
-    store = bootstrapped["store"]
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    store, yesterday = bootstrapped_now["store"], bootstrapped_now["day"]
     before = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()
     started = pd.Timestamp.now(tz="UTC")
-    done = run_block(readme_block("BIDS_SCORING_ENGINE=spark"), bootstrapped["env"])
+    done = run_block(readme_block("BIDS_SCORING_ENGINE=spark"), bootstrapped_now["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert _written_since(store, "keyword_bids", yesterday, started)
     after = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()
@@ -168,8 +185,8 @@ def _written_since(store: Warehouse, table: str, day: dt.date, moment) -> bool:
     return store.fs.get_file_info(store.partition_path(table, day)).mtime >= moment
 
 
-def test_the_feature_catalog_commands(bootstrapped):
-    done = run_block(readme_block("features list"), bootstrapped["env"])
+def test_the_feature_catalog_commands(bootstrapped_now):
+    done = run_block(readme_block("features list"), bootstrapped_now["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "45 features; statistics of" in done.stdout
     assert "ctr_28d\n  description" in done.stdout and "models by feature version" in done.stdout
@@ -185,13 +202,13 @@ def python_block(phrase: str) -> str:
     return block
 
 
-def test_the_model_lab_commands(bootstrapped):
+def test_the_model_lab_commands(bootstrapped_now):
     """The README's model lab as a user runs it after `make run`: tune, train a Keras model in a "notebook" (the
     README's example, run as written but for its cut-off day), register it, retrain; the gate judges both."""
     import mlflow
 
-    folder, env = bootstrapped["folder"], bootstrapped["env"]
-    store = bootstrapped["store"]
+    folder, env = bootstrapped_now["folder"], bootstrapped_now["env"]
+    store = bootstrapped_now["store"]
     latest = store.list_partitions("keyword_features")[-1]
     cutoff = latest - dt.timedelta(days=20)  # well before the next gate's holdout
     notebook = python_block("my_model.keras").replace("dt.date(2025, 6, 1)", f"dt.date({cutoff:%Y, %-m, %-d})")
@@ -238,12 +255,12 @@ def test_the_model_lab_commands(bootstrapped):
     assert len(trials) == 4 and trials["metrics.value"].notna().all()
 
 
-def test_mlflow_ui_serves_the_tracked_runs(bootstrapped):
+def test_mlflow_ui_serves_the_tracked_runs(bootstrapped_now):
     """`mlflow ui` as the README starts it, in a folder holding the deployment's MLflow store."""
-    folder = bootstrapped["folder"]
+    folder = bootstrapped_now["folder"]
     with contextlib.suppress(FileExistsError):
         (folder / ".venv").symlink_to(Path(VENV_BIN).parent)
-    server = subprocess.Popen(["bash", "-c", readme_block("mlflow ui")], cwd=folder, env=bootstrapped["env"],
+    server = subprocess.Popen(["bash", "-c", readme_block("mlflow ui")], cwd=folder, env=bootstrapped_now["env"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
