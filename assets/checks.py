@@ -225,7 +225,7 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
     days = partition_days(context)
     quarantined = set(store.list_partitions(QUARANTINE.path[-1]))
     missing = [d for d in days if d not in quarantined]
-    stored = [d for d in days if d not in missing]
+    stored = [d for d in days if d in quarantined]
     quarantine = (store.read_partitions(QUARANTINE.path[-1], stored, columns=["source_row"]) if stored
                   else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}))
     counts = pd.DataFrame({

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import boto3
 import dagster as dg
-import pyarrow.fs as pafs
 import pytest
 from s3_server import REGION, moto_server
 
@@ -24,7 +23,6 @@ from daily_bids.warehouse import S3Options, filesystem_for
 from landing_files import google_ads_export, snake_case_rows, write_csv
 from resources import build_resources
 
-LOCAL = pafs.LocalFileSystem()
 DAY = dt.date(2025, 4, 1)
 ROWS = ['2025-04-01,101,red boots,Camp,Group,Exact match,"1,200",30,$12.00,2,$80.00',
         '2025-04-01,102,blue tent,Camp,Group,Broad match,800,20,$8.00,0,$0.00']
@@ -104,7 +102,7 @@ def test_links_and_paths_out_of_the_landing_zone_are_refused(tmp_path):  # objec
     root.mkdir()
     write_csv(root / "good.csv", snake_case_rows([DAY]))
     (root / "leak.csv").symlink_to(secret)
-    index, _ = refresh_index(LOCAL, str(root), None, lambda path: read_landing_file(LOCAL, path))
+    index, _ = Zone(str(root), {}).index()
     refused = unreadable_files(index)
     assert list(refused) == [str(root / "leak.csv")] and "symbolic link" in refused[str(root / "leak.csv")]
     assert files_covering(index, [DAY]) == [str(root / "good.csv")]

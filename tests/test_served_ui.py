@@ -16,9 +16,8 @@ import re
 import socket
 from pathlib import Path
 
-import pytest
-
 import dagster as dg
+import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, FRESHNESS_CHECKS, HISTORY_ASSETS, JOBS
 from assets.automation import daily_bid_job, train_model_job
