@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test ui install clean
+.PHONY: run test check lint ui install clean
 
 # The stamp is rebuilt when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -24,8 +24,17 @@ $(DAGSTER_HOME)/dagster.yaml:
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m daily_bids run
 
-test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+# Every lane on both cores; a module's tests share one worker, so its expensive fixtures are built once.
+test: install lint
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The edit-test loop: lint and the unit lane.
+check: install lint
+	$(BIN)/python -m pytest -n 2 -m unit tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from daily_bids import settings
-from daily_bids.alerts import Alert, run_url, send_alert
+from daily_bids.monitoring.alerts import Alert, run_url, send_alert
 
 
 def _partition(run: dg.DagsterRun) -> str | None:
@@ -39,37 +39,66 @@ def _alert_failed_checks(context: dg.RunStatusSensorContext) -> int:
         if evaluation.passed:
             continue
         failed += 1
-        _send(context, Alert(
-            kind="check_failure", job=run.job_name, run_id=run.run_id,
-            run_url=run_url(settings.UI_URL.read(), run.run_id),
-            message=evaluation.description or f"check {evaluation.check_name} failed",
-            assets=[evaluation.asset_key.to_user_string()], partition=evaluation.partition or _partition(run),
-            check=evaluation.check_name, severity=evaluation.severity.value,
-        ))
+        _send(
+            context,
+            Alert(
+                kind="check_failure",
+                job=run.job_name,
+                run_id=run.run_id,
+                run_url=run_url(settings.UI_URL.read(), run.run_id),
+                message=evaluation.description or f"check {evaluation.check_name} failed",
+                assets=[evaluation.asset_key.to_user_string()],
+                partition=evaluation.partition or _partition(run),
+                check=evaluation.check_name,
+                severity=evaluation.severity.value,
+            ),
+        )
     return failed
 
 
-@dg.run_failure_sensor(name="run_failure_alert_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Posts an alert for every failed run (and for each check that failed in it) to "
-                                   "BIDS_ALERT_WEBHOOK; logs it when no webhook is set.")
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts an alert for every failed run (and for each check that failed in it) to "
+    "BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
+)
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
     # The run's own message only lists the failed steps; each step's error says what went wrong.
-    step_errors = [f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
-                   for event in context.get_step_failure_events() if event.step_failure_data.error]
-    _send(context, Alert(
-        kind="run_failure", job=run.job_name, run_id=run.run_id, run_url=run_url(settings.UI_URL.read(), run.run_id),
-        message=" | ".join([context.failure_event.message or "run failed", *step_errors])[:2000],
-        assets=sorted({entry.dagster_event.asset_key.to_user_string() for entry in context.instance.all_logs(
-            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)}), partition=_partition(run),
-    ))
+    step_errors = [
+        f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+        for event in context.get_step_failure_events()
+        if event.step_failure_data.error
+    ]
+    _send(
+        context,
+        Alert(
+            kind="run_failure",
+            job=run.job_name,
+            run_id=run.run_id,
+            run_url=run_url(settings.UI_URL.read(), run.run_id),
+            message=" | ".join([context.failure_event.message or "run failed", *step_errors])[:2000],
+            assets=sorted(
+                {
+                    entry.dagster_event.asset_key.to_user_string()
+                    for entry in context.instance.all_logs(
+                        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                    )
+                }
+            ),
+            partition=_partition(run),
+        ),
+    )
     _alert_failed_checks(context)
 
 
-@dg.run_status_sensor(name="check_failure_alert_sensor", run_status=dg.DagsterRunStatus.SUCCESS,
-                      default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="Posts an alert for every check that failed in a run that succeeded (WARN checks) "
-                                  "to BIDS_ALERT_WEBHOOK; logs it when no webhook is set.")
+@dg.run_status_sensor(
+    name="check_failure_alert_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts an alert for every check that failed in a run that succeeded (WARN checks) "
+    "to BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
+)
 def check_failure_alert_sensor(context: dg.RunStatusSensorContext):
     _alert_failed_checks(context)
 

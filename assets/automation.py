@@ -50,8 +50,8 @@ daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
     selection=_without_freshness_checks(DAILY_ASSETS),
     description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
-                "monitoring of the bids made for yesterday → predictions and the bid landscape → bids → published "
-                "bids.",
+    "monitoring of the bids made for yesterday → predictions and the bid landscape → bids → published "
+    "bids.",
     # Run monitoring (platform/dagster.yaml) fails a run that takes longer, such as one whose process was killed.
     tags={"dagster/max_runtime": 3600},
 )
@@ -61,37 +61,48 @@ history_job = dg.define_asset_job(
     description="Reports and features only: for backfilling the history that models train on.",
 )
 train_model_job = dg.define_asset_job(
-    "train_model_job", selection=dg.AssetSelection.assets(*MODEL_ASSETS),
+    "train_model_job",
+    selection=dg.AssetSelection.assets(*MODEL_ASSETS),
     description="Retrain by hand: clusters, both candidate models, then the champion gate. The retraining sensor "
-                "does the same when the models' automation condition asks for it.",
+    "does the same when the models' automation condition asks for it.",
 )
 tune_models_job = dg.define_asset_job(
-    "tune_models_job", selection=dg.AssetSelection.assets(model_tuning),
+    "tune_models_job",
+    selection=dg.AssetSelection.assets(model_tuning),
     description="An Optuna study per candidate kind (`python -m daily_bids models tune`); the next training uses "
-                "the best parameters. The retraining sensor runs it after a failed decline check.",
+    "the best parameters. The retraining sensor runs it after a failed decline check.",
 )
 register_keras_job = dg.define_asset_job(
-    "register_keras_job", selection=dg.AssetSelection.assets(user_keras_model),
+    "register_keras_job",
+    selection=dg.AssetSelection.assets(user_keras_model),
     description="Register a .keras file as a challenger (`python -m daily_bids models register-keras PATH`); the "
-                "champion gate judges it on its next run.",
+    "champion gate judges it on its next run.",
 )
 
 # Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.
 daily_bid_schedule = dg.build_schedule_from_partitioned_job(
-    daily_bid_job, hour_of_day=5, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING)
+    daily_bid_job, hour_of_day=5, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING
+)
 retraining_sensor = dg.AutomationConditionSensorDefinition(
-    "retraining_sensor", target=dg.AssetSelection.assets(*MODEL_ASSETS, model_tuning), default_status=dg.DefaultSensorStatus.RUNNING,
+    "retraining_sensor",
+    target=dg.AssetSelection.assets(*MODEL_ASSETS, model_tuning),
+    default_status=dg.DefaultSensorStatus.RUNNING,
     # The retraining condition has conditions of its own (data age, decline) that run Python: evaluated in the code
     # location, as Dagster requires for those.
     use_user_code_server=True,
     description="Evaluates the models' retraining condition (see assets/retraining.py) and launches retraining.",
 )
 freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=FRESHNESS_CHECKS, default_status=dg.DefaultSensorStatus.RUNNING)
+    freshness_checks=FRESHNESS_CHECKS, default_status=dg.DefaultSensorStatus.RUNNING
+)
 
 
-@dg.sensor(job=history_job, minimum_interval_seconds=60, description="Requests the reports and features of the days "
-           "covered by landing files that are new or changed since the sensor last looked.")
+@dg.sensor(
+    job=history_job,
+    minimum_interval_seconds=60,
+    description="Requests the reports and features of the days "
+    "covered by landing files that are new or changed since the sensor last looked.",
+)
 def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: ReportSource):
     if not isinstance(ad_platform, LandingZoneSource):
         return dg.SkipReason(f"the report source is {type(ad_platform).__name__}, not a landing zone")
@@ -107,16 +118,21 @@ def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: Report
     outside = [d for d in days if d not in partition_keys]
     days = [d for d in days if d in partition_keys]
     if outside:
-        context.log.warning(f"{len(outside)} day(s) in landing files fall outside the partitions "
-                            f"(BIDS_FIRST_DAY and today): {outside[:5]}")
+        context.log.warning(
+            f"{len(outside)} day(s) in landing files fall outside the partitions "
+            f"(BIDS_FIRST_DAY and today): {outside[:5]}"
+        )
     context.update_cursor(json.dumps(current))
     if not days:
         return dg.SkipReason(f"{len(changed)} new file(s), but they cover no day inside the partitions")
     # One single-run backfill over the covered span: a year-long export is one run, not 365.
     return dg.RunRequest(
         run_key=f"landing:{days[0]}:{days[-1]}:{pd.util.hash_pandas_object(pd.Series(sorted(changed))).sum()}",
-        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1],
-              "daily_bids/landing_files": ", ".join(sorted(changed))[:1000]},
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: days[0],
+            ASSET_PARTITION_RANGE_END_TAG: days[-1],
+            "daily_bids/landing_files": ", ".join(sorted(changed))[:1000],
+        },
     )
 
 

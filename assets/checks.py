@@ -1,7 +1,7 @@
 """Asset checks on every layer. Blocking checks stop everything downstream in the same run when they fail with
 ERROR severity; WARN results are shown in the UI and stop nothing.
 
-Value rules run through great-expectations (see `daily_bids.quality`); volume, drift and reconciliation are computed
+Value rules run through great-expectations (see `daily_bids.quality.expectations`); volume, drift and reconciliation are computed
 with pandas against the trailing days in the warehouse.
 """
 
@@ -10,19 +10,22 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
+
 # Not exported by dagster: the link from a verdict to the materialization it judged, which per-day verdicts of a
 # range run must carry (see _judged_materialization).
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from assets.features import keyword_features
+from assets.models import champion_model, keyword_clusters
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import BIDS, PREDICTIONS
-from assets.models import champion_model, keyword_clusters
-from daily_bids import bidding, landing, quality
-from daily_bids import scoring as scoring_math
-from daily_bids.model_store import ModelStore
+from daily_bids.bidding.moves import bid_moves
+from daily_bids.ingest import landing
+from daily_bids.models.store import ModelStore
+from daily_bids.quality import expectations as quality
 from daily_bids.schema import as_day
+from daily_bids.serving import scoring as scoring_math
 from resources.ad_platform import LANDING_INDEX_TABLE
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
@@ -38,9 +41,13 @@ def passed(result: dg.AssetCheckResult) -> bool:
     return result.passed
 
 
-def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge: DayJudge,
-             vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None,
-             rows_of_day: Callable[[pd.DataFrame], int] = len) -> Iterator:
+def each_day(
+    context: dg.AssetCheckExecutionContext,
+    frame: pd.DataFrame,
+    judge: DayJudge,
+    vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None,
+    rows_of_day: Callable[[pd.DataFrame], int] = len,
+) -> Iterator:
     """A check's verdict for every day of its run.
 
     A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
@@ -58,12 +65,23 @@ def each_day(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame, judge:
     dates = as_day(frame["date"])
     for day in days:
         rows = frame[(dates == pd.Timestamp(day)).to_numpy()]
-        verdict = judge([day], rows) if not whole_passed else dg.AssetCheckResult(
-            passed=True, metadata={"rows": rows_of_day(rows), "judged_with_range": f"{days[0]}...{days[-1]}"})
+        verdict = (
+            judge([day], rows)
+            if not whole_passed
+            else dg.AssetCheckResult(
+                passed=True, metadata={"rows": rows_of_day(rows), "judged_with_range": f"{days[0]}...{days[-1]}"}
+            )
+        )
         yield dg.AssetCheckEvaluation(
-            asset_key=spec.asset_key, check_name=spec.name, passed=verdict.passed, metadata=verdict.metadata,
-            severity=verdict.severity, description=verdict.description, blocking=spec.blocking,
-            partition=day.isoformat(), target_materialization_data=_judged_materialization(context, spec, day),
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=verdict.passed,
+            metadata=verdict.metadata,
+            severity=verdict.severity,
+            description=verdict.description,
+            blocking=spec.blocking,
+            partition=day.isoformat(),
+            target_materialization_data=_judged_materialization(context, spec, day),
         )
     # The check's own output: what lets the steps downstream of a blocking check run (or be skipped).
     yield dg.Output(None, output_name=context.op_execution_context.op_def.output_defs[0].name)
@@ -74,26 +92,45 @@ def _judged_materialization(context, spec, day: dt.date) -> AssetCheckEvaluation
     `all_deps_blocking_checks_passed`) count a verdict only when it names the latest materialization it judged, as
     Dagster's own single-partition results do."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[day.isoformat()]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[day.isoformat()]), limit=1
+    ).records
     if not records:
         return None
     return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=records[0].storage_id, run_id=records[0].event_log_entry.run_id, timestamp=records[0].timestamp)
+        storage_id=records[0].storage_id, run_id=records[0].event_log_entry.run_id, timestamp=records[0].timestamp
+    )
 
 
-def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | None = None, **extra) -> dg.AssetCheckResult:
+def _result(
+    outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | None = None, **extra
+) -> dg.AssetCheckResult:
     """One check result from expectation outcomes: ERROR if an error-level rule failed, WARN if only warn-level."""
     failed = [o for o in outcomes if not o.success]
     dtype_problems = dtype_problems or {}
     errors = [o for o in failed if o.expectation.severity == quality.ERROR] + list(dtype_problems)
     rows = [
-        {"expectation": o.expectation.description, "severity": o.expectation.severity,
-         "observed": o.observed_value, "unexpected": o.unexpected_count,
-         "unexpected_percent": round(o.unexpected_percent, 4), "sample": o.sample, "error": o.error}
+        {
+            "expectation": o.expectation.description,
+            "severity": o.expectation.severity,
+            "observed": o.observed_value,
+            "unexpected": o.unexpected_count,
+            "unexpected_percent": round(o.unexpected_percent, 4),
+            "sample": o.sample,
+            "error": o.error,
+        }
         for o in failed
-    ] + [{"expectation": f"column {name} has the contract type", "severity": quality.ERROR, "observed": problem,
-          "unexpected": None, "unexpected_percent": None, "sample": [], "error": ""}
-         for name, problem in dtype_problems.items()]
+    ] + [
+        {
+            "expectation": f"column {name} has the contract type",
+            "severity": quality.ERROR,
+            "observed": problem,
+            "unexpected": None,
+            "unexpected_percent": None,
+            "sample": [],
+            "error": "",
+        }
+        for name, problem in dtype_problems.items()
+    ]
     metadata = {
         "expectations_evaluated": len(outcomes) + len(dtype_problems),
         "expectations_failed": len(rows),
@@ -103,8 +140,9 @@ def _result(outcomes: list[quality.Outcome], dtype_problems: dict[str, str] | No
     }
     if rows:
         metadata["failures"] = dg.MetadataValue.json(rows)
-        metadata["failures_table"] = dg.MetadataValue.md(pd.DataFrame(
-            [{k: v for k, v in r.items() if k != "sample"} for r in rows]).to_markdown(index=False))
+        metadata["failures_table"] = dg.MetadataValue.md(
+            pd.DataFrame([{k: v for k, v in r.items() if k != "sample"} for r in rows]).to_markdown(index=False)
+        )
     return dg.AssetCheckResult(
         passed=not rows,
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
@@ -125,17 +163,28 @@ def _found_no_row(result: dg.AssetCheckResult) -> bool:
     return result.passed and result.metadata["unexpected_rows"].value == 0
 
 
-@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Raw report against the data contract: columns, "
-                "types, dates inside the partition (ERROR); ranges, pair rules, unique keys, null rates (WARN: such "
-                "rows are quarantined downstream).", **CHECK_POLICY)
+@dg.asset_check(
+    asset=raw_keyword_report,
+    blocking=True,
+    description="Raw report against the data contract: columns, "
+    "types, dates inside the partition (ERROR); ranges, pair rules, unique keys, null rates (WARN: such "
+    "rows are quarantined downstream).",
+    **CHECK_POLICY,
+)
 def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame):
     yield from _report_contract("raw", raw_keyword_report, context)
 
 
-@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Each day has rows (ERROR when empty), and "
-                "not far from the trailing 7 days' median (WARN outside 0.5×–2×).", **CHECK_POLICY)
-def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
-                      warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=raw_keyword_report,
+    blocking=True,
+    description="Each day has rows (ERROR when empty), and "
+    "not far from the trailing 7 days' median (WARN outside 0.5×–2×).",
+    **CHECK_POLICY,
+)
+def raw_report_volume(
+    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
     trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
@@ -154,16 +203,27 @@ def raw_report_volume(context: dg.AssetCheckExecutionContext, raw_keyword_report
     yield from each_day(context, raw_keyword_report, judge, vouches_for_each_day=passed)
 
 
-@dg.asset_check(asset=raw_keyword_report, blocking=True, description="Landing files vouch for themselves: ERROR when "
-                "a file covering the day states totals its rows do not add up to, or is a Google Ads export cut "
-                "short before its Total line; WARN when a landing file could not be read at all (its days are "
-                "unknown, so it blocks none).", **CHECK_POLICY)
-def raw_report_complete(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
-                        warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=raw_keyword_report,
+    blocking=True,
+    description="Landing files vouch for themselves: ERROR when "
+    "a file covering the day states totals its rows do not add up to, or is a Google Ads export cut "
+    "short before its Total line; WARN when a landing file could not be read at all (its days are "
+    "unknown, so it blocks none).",
+    **CHECK_POLICY,
+)
+def raw_report_complete(
+    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
     store = warehouse.warehouse()
     if not store.table_exists(LANDING_INDEX_TABLE):
-        yield from each_day(context, raw_keyword_report, lambda days, rows: dg.AssetCheckResult(
-            passed=True, metadata={"note": "no landing files (the report source keeps no index)"}))
+        yield from each_day(
+            context,
+            raw_keyword_report,
+            lambda days, rows: dg.AssetCheckResult(
+                passed=True, metadata={"note": "no landing files (the report source keeps no index)"}
+            ),
+        )
         return
     index = store.read_table(LANDING_INDEX_TABLE)
     unreadable = landing.unreadable_files(index)
@@ -176,18 +236,26 @@ def raw_report_complete(context: dg.AssetCheckExecutionContext, raw_keyword_repo
             passed=not problems and not unreadable,
             severity=dg.AssetCheckSeverity.ERROR if problems else dg.AssetCheckSeverity.WARN,
             description="; ".join(problems + [f"not read: {error}" for error in unreadable.values()])[:2000] or None,
-            metadata={"files_covering": int(covering["path"].nunique()), "incomplete_files": len(problems),
-                      "unreadable_files": dg.MetadataValue.json(unreadable)},
+            metadata={
+                "files_covering": int(covering["path"].nunique()),
+                "incomplete_files": len(problems),
+                "unreadable_files": dg.MetadataValue.json(unreadable),
+            },
         )
 
     yield from each_day(context, raw_keyword_report, judge)
 
 
-@dg.asset_check(asset=raw_keyword_report, blocking=False, description="Distribution drift of the report metrics "
-                f"against the trailing 7 days (population stability index; WARN above {quality.PSI_WARN}).",
-                **CHECK_POLICY)
-def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame,
-                     warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=raw_keyword_report,
+    blocking=False,
+    description="Distribution drift of the report metrics "
+    f"against the trailing 7 days (population stability index; WARN above {quality.PSI_WARN}).",
+    **CHECK_POLICY,
+)
+def raw_report_drift(
+    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
     trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
@@ -198,27 +266,47 @@ def raw_report_drift(context: dg.AssetCheckExecutionContext, raw_keyword_report:
         return dg.AssetCheckResult(
             passed=not drifted,
             severity=dg.AssetCheckSeverity.WARN,
-            description=(f"distribution moved against the {len(reference_days)} trailing day(s) (PSI above "
-                         f"{quality.PSI_WARN}): " + ", ".join(f"{c} {v:.2f}" for c, v in drifted.items())
-                         if drifted else None),
-            metadata={**{f"psi_{column}": (None if pd.isna(score) else round(float(score), 4))
-                         for column, score in scores.items()},
-                      "reference_days": f"{reference_days[-1]}...{reference_days[0]}"},
+            description=(
+                f"distribution moved against the {len(reference_days)} trailing day(s) (PSI above "
+                f"{quality.PSI_WARN}): " + ", ".join(f"{c} {v:.2f}" for c, v in drifted.items())
+                if drifted
+                else None
+            ),
+            metadata={
+                **{
+                    f"psi_{column}": (None if pd.isna(score) else round(float(score), 4))
+                    for column, score in scores.items()
+                },
+                "reference_days": f"{reference_days[-1]}...{reference_days[0]}",
+            },
         )
 
     yield from each_day(context, raw_keyword_report, judge)
 
 
-@dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Validated report against the data contract; every "
-                "rule is ERROR here.", **CHECK_POLICY)
+@dg.asset_check(
+    asset=VALIDATED_REPORT,
+    blocking=True,
+    description="Validated report against the data contract; every rule is ERROR here.",
+    **CHECK_POLICY,
+)
 def validated_report_contract(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame):
     yield from _report_contract("validated", validated_keyword_report, context)
 
 
-@dg.asset_check(asset=VALIDATED_REPORT, blocking=True, description="Nothing lost: for every day, raw rows = validated "
-                "rows + quarantined rows.", additional_ins={"raw": dg.AssetIn(raw_keyword_report.key)}, **CHECK_POLICY)
-def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame,
-                          raw: pd.DataFrame, warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=VALIDATED_REPORT,
+    blocking=True,
+    description="Nothing lost: for every day, raw rows = validated rows + quarantined rows.",
+    additional_ins={"raw": dg.AssetIn(raw_keyword_report.key)},
+    **CHECK_POLICY,
+)
+def quarantine_reconciles(
+    context: dg.AssetCheckExecutionContext,
+    validated_keyword_report: pd.DataFrame,
+    raw: pd.DataFrame,
+    warehouse: WarehouseResource,
+):
     # The quarantine is read from the warehouse rather than as an input, so that a day whose quarantine was never
     # materialized (the validated report selected alone) fails this check with a plain reason, not a load error.
     store = warehouse.warehouse()
@@ -226,13 +314,23 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
     quarantined = set(store.list_partitions(QUARANTINE.path[-1]))
     missing = [d for d in days if d not in quarantined]
     stored = [d for d in days if d in quarantined]
-    quarantine = (store.read_partitions(QUARANTINE.path[-1], stored, columns=["source_row"]) if stored
-                  else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}))
-    counts = pd.DataFrame({
-        "raw": raw.groupby("date").size(),
-        "validated": validated_keyword_report.groupby("date").size(),
-        "quarantined": quarantine.groupby("date").size(),
-    }).reindex(pd.DatetimeIndex([pd.Timestamp(d) for d in days], name="date")).fillna(0).astype(int)
+    quarantine = (
+        store.read_partitions(QUARANTINE.path[-1], stored, columns=["source_row"])
+        if stored
+        else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
+    )
+    counts = (
+        pd.DataFrame(
+            {
+                "raw": raw.groupby("date").size(),
+                "validated": validated_keyword_report.groupby("date").size(),
+                "quarantined": quarantine.groupby("date").size(),
+            }
+        )
+        .reindex(pd.DatetimeIndex([pd.Timestamp(d) for d in days], name="date"))
+        .fillna(0)
+        .astype(int)
+    )
     counts["lost"] = counts["raw"] - counts["validated"] - counts["quarantined"]
     counts["quarantine_materialized"] = [d not in missing for d in days]
     counts = counts.reset_index()
@@ -242,18 +340,25 @@ def quarantine_reconciles(context: dg.AssetCheckExecutionContext, validated_keyw
         unmaterialized = rows.loc[~rows["quarantine_materialized"], "date"].dt.date.astype(str).tolist()
         return dg.AssetCheckResult(
             passed=off.empty,
-            description=(f"keyword_quarantine is not materialized for {unmaterialized}: materialize it with the "
-                         "validated report" if unmaterialized else None),
-            metadata={"raw_rows": int(rows["raw"].sum()), "validated_rows": int(rows["validated"].sum()),
-                      "quarantined_rows": int(rows["quarantined"].sum()),
-                      "days_not_reconciling": dg.MetadataValue.md(off.to_markdown(index=False)) if len(off) else "none"},
+            description=(
+                f"keyword_quarantine is not materialized for {unmaterialized}: materialize it with the validated report"
+                if unmaterialized
+                else None
+            ),
+            metadata={
+                "raw_rows": int(rows["raw"].sum()),
+                "validated_rows": int(rows["validated"].sum()),
+                "quarantined_rows": int(rows["quarantined"].sum()),
+                "days_not_reconciling": dg.MetadataValue.md(off.to_markdown(index=False)) if len(off) else "none",
+            },
         )
 
     yield from each_day(context, counts, judge, vouches_for_each_day=passed)
 
 
-def _stored_expectations(context, warehouse: WarehouseResource, suite: list[quality.Expectation],
-                         name: str) -> Iterator:
+def _stored_expectations(
+    context, warehouse: WarehouseResource, suite: list[quality.Expectation], name: str
+) -> Iterator:
     """A suite on the check's table read from the warehouse in batches of rows: memory stays at one batch (and the
     key columns), whatever the partition's size. A range is judged at once, and day by day only if it fails."""
     store, table = warehouse.warehouse(), context.check_specs[0].asset_key.path[-1]
@@ -264,33 +369,56 @@ def _stored_expectations(context, warehouse: WarehouseResource, suite: list[qual
         batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
         return _result(quality.run_expectations_in_batches(batches, suite, name), rows=int(rows_of_days["rows"].sum()))
 
-    return each_day(context, stored_rows, judge, vouches_for_each_day=passed,
-                    rows_of_day=lambda rows: int(rows["rows"].sum()))
+    return each_day(
+        context, stored_rows, judge, vouches_for_each_day=passed, rows_of_day=lambda rows: int(rows["rows"].sum())
+    )
 
 
-@dg.asset_check(asset=keyword_features, blocking=True, description="One row per keyword and day; features from "
-                "impressions and clicks never null; counts never negative.", **CHECK_POLICY)
+@dg.asset_check(
+    asset=keyword_features,
+    blocking=True,
+    description="One row per keyword and day; features from impressions and clicks never null; counts never negative.",
+    **CHECK_POLICY,
+)
 def features_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     yield from _stored_expectations(context, warehouse, quality.features_suite(), "features")
 
 
-@dg.asset_check(asset=PREDICTIONS, blocking=True, description="One prediction per keyword and day; expected "
-                "clicks known and never negative; every prediction finite.", **CHECK_POLICY)
+@dg.asset_check(
+    asset=PREDICTIONS,
+    blocking=True,
+    description="One prediction per keyword and day; expected "
+    "clicks known and never negative; every prediction finite.",
+    **CHECK_POLICY,
+)
 def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    suite = [quality.unique_keys(), quality.not_null("expected_clicks"), quality.at_least("expected_clicks", 0),
-             quality.at_least("expected_conversions", 0), quality.at_least("expected_value_per_click", 0)]
-    suite += [quality.finite(column) for column in ("expected_clicks", "expected_conversions", "expected_value",
-                                                    "expected_value_per_click")]
+    suite = [
+        quality.unique_keys(),
+        quality.not_null("expected_clicks"),
+        quality.at_least("expected_clicks", 0),
+        quality.at_least("expected_conversions", 0),
+        quality.at_least("expected_value_per_click", 0),
+    ]
+    suite += [
+        quality.finite(column)
+        for column in ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
+    ]
     yield from _stored_expectations(context, warehouse, suite, "predictions")
 
 
-@dg.asset_check(asset=PREDICTIONS, blocking=True, description="The written predictions equal the champion's, "
-                "re-scored here in one call on a sample of the day's keywords (the TalkingData check of Spark "
-                "against the training framework): count, mean, p50, p99 and max of the element-wise relative "
-                "difference; fails above the model's tolerance (1e-6 for XGBoost, 1e-4 for the deep model).",
-                additional_deps=[keyword_features, champion_model, keyword_clusters], **CHECK_POLICY)
-def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                                scoring: ScoringEngineResource):
+@dg.asset_check(
+    asset=PREDICTIONS,
+    blocking=True,
+    description="The written predictions equal the champion's, "
+    "re-scored here in one call on a sample of the day's keywords (the TalkingData check of Spark "
+    "against the training framework): count, mean, p50, p99 and max of the element-wise relative "
+    "difference; fails above the model's tolerance (1e-6 for XGBoost, 1e-4 for the deep model).",
+    additional_deps=[keyword_features, champion_model, keyword_clusters],
+    **CHECK_POLICY,
+)
+def predictions_match_the_model(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: ScoringEngineResource
+):
     store = warehouse.warehouse()
     model = ModelStore(store, champion_model.key.path[-1]).current_or_fail()
     clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
@@ -299,34 +427,56 @@ def predictions_match_the_model(context: dg.AssetCheckExecutionContext, warehous
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         day = days[-1]
         rescored = scoring_math.rescore_sample(store, features_table, day, model, clusters)
-        written = store.read_partitions(table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS],
-                                        rescored["keyword_id"].to_numpy())
+        written = store.read_partitions(
+            table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS], rescored["keyword_id"].to_numpy()
+        )
         report = scoring_math.parity_report(written, rescored)
         worst = float(report["max"].max()) if len(report) else 0.0
         return dg.AssetCheckResult(
             passed=bool(worst <= model.parity_tolerance),
-            metadata={"engine": scoring.engine, "model_version": model.version, "keywords_compared": len(rescored),
-                      "max_relative_difference": worst, "tolerance": model.parity_tolerance,
-                      "differences": dg.MetadataValue.md(report.to_markdown(floatfmt=".3g"))})
+            metadata={
+                "engine": scoring.engine,
+                "model_version": model.version,
+                "keywords_compared": len(rescored),
+                "max_relative_difference": worst,
+                "tolerance": model.parity_tolerance,
+                "differences": dg.MetadataValue.md(report.to_markdown(floatfmt=".3g")),
+            },
+        )
 
     days = partition_days(context)
     yield from each_day(context, pd.DataFrame({"date": pd.Series(as_day(days))}), judge)
 
 
-@dg.asset_check(asset=BIDS, blocking=True, description="Every bid is below its expected value per click and "
-                "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
-                **CHECK_POLICY)
-def bids_are_profitable_and_capped(context: dg.AssetCheckExecutionContext, bid_policy: BidPolicyResource,
-                                   warehouse: WarehouseResource):
-    yield from _stored_expectations(context, warehouse, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
-                                    "bids")
+@dg.asset_check(
+    asset=BIDS,
+    blocking=True,
+    description="Every bid is below its expected value per click and "
+    "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
+    **CHECK_POLICY,
+)
+def bids_are_profitable_and_capped(
+    context: dg.AssetCheckExecutionContext, bid_policy: BidPolicyResource, warehouse: WarehouseResource
+):
+    yield from _stored_expectations(
+        context, warehouse, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids"
+    )
 
 
-@dg.asset_check(asset=BIDS, blocking=True, description="Bids move plausibly against the day before: ERROR when "
-                "more than `max_share_large_moves` (25%) of the keywords bid both days moved by more than "
-                "`max_daily_change` (50%); the metadata names the keywords that moved most.", **CHECK_POLICY)
-def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd.DataFrame,
-                        bid_policy: BidPolicyResource, warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=BIDS,
+    blocking=True,
+    description="Bids move plausibly against the day before: ERROR when "
+    "more than `max_share_large_moves` (25%) of the keywords bid both days moved by more than "
+    "`max_daily_change` (50%); the metadata names the keywords that moved most.",
+    **CHECK_POLICY,
+)
+def bids_move_plausibly(
+    context: dg.AssetCheckExecutionContext,
+    keyword_bids: pd.DataFrame,
+    bid_policy: BidPolicyResource,
+    warehouse: WarehouseResource,
+):
     store = warehouse.warehouse()
     table = context.check_specs[0].asset_key.path[-1]
 
@@ -334,18 +484,32 @@ def bids_move_plausibly(context: dg.AssetCheckExecutionContext, keyword_bids: pd
         day = days[-1]
         previous_day = day - dt.timedelta(days=1)
         previous = store.read_partitions(table, [previous_day]) if store.partition_exists(table, previous_day) else None
-        moves = bidding.bid_moves(rows[rows["date"] == pd.Timestamp(day)], previous, bid_policy)
+        moves = bid_moves(rows[rows["date"] == pd.Timestamp(day)], previous, bid_policy)
         return dg.AssetCheckResult(
             passed=not moves.implausible(bid_policy),
-            metadata={"keywords_compared": moves.compared, "large_moves": len(moves.large),
-                      "share_large_moves": round(moves.share_large, 4),
-                      "largest_moves": dg.MetadataValue.md(moves.large.head(20).round(4).to_markdown(index=False))
-                      if len(moves.large) else "none"},
+            metadata={
+                "keywords_compared": moves.compared,
+                "large_moves": len(moves.large),
+                "share_large_moves": round(moves.share_large, 4),
+                "largest_moves": dg.MetadataValue.md(moves.large.head(20).round(4).to_markdown(index=False))
+                if len(moves.large)
+                else "none",
+            },
         )
 
     yield from each_day(context, keyword_bids, judge)
 
 
-ALL_CHECKS = [raw_report_contract, raw_report_volume, raw_report_complete, raw_report_drift, validated_report_contract,
-              quarantine_reconciles, features_contract, predictions_contract, predictions_match_the_model,
-              bids_are_profitable_and_capped, bids_move_plausibly]
+ALL_CHECKS = [
+    raw_report_contract,
+    raw_report_volume,
+    raw_report_complete,
+    raw_report_drift,
+    validated_report_contract,
+    quarantine_reconciles,
+    features_contract,
+    predictions_contract,
+    predictions_match_the_model,
+    bids_are_profitable_and_capped,
+    bids_move_plausibly,
+]

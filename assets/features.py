@@ -7,10 +7,11 @@ import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, daily_partitions, partition_days
 from assets.reports import VALIDATED_REPORT
-from daily_bids import catalog, quality
-from daily_bids.feature_writer import write_features
-from daily_bids.features import FEATURES, LOOKBACK_DAYS, feature_set_version
-from daily_bids.warehouse import Warehouse
+from daily_bids.features import catalog
+from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
+from daily_bids.features.writer import write_features
+from daily_bids.quality import expectations as quality
+from daily_bids.storage.warehouse import Warehouse
 from resources.warehouse import WarehouseResource
 
 
@@ -40,13 +41,21 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     # The account's history starts at its first report (a landing zone's first export day): days before it are read
     # as no rows, and rolling means average over the days since. A day missing after it is still an error.
     reported = store.list_partitions(reports)
-    history_start = max(dt.date.fromisoformat(daily_partitions.get_first_partition_key()),
-                        reported[0] if reported else days[0])
+    history_start = max(
+        dt.date.fromisoformat(daily_partitions.get_first_partition_key()), reported[0] if reported else days[0]
+    )
     if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
         context.log.info(f"report history starts on {history_start}: rolling means average over the days since")
     run = write_features(store, reports, context.assets_def.key.path[-1], days, history_start, log=context.log.info)
-    return dg.MaterializeResult(metadata={"rows": run.rows, "features": len(FEATURES), "days": run.days,
-                                          "keyword_shards": run.shards, "state_reused": run.state_reused})
+    return dg.MaterializeResult(
+        metadata={
+            "rows": run.rows,
+            "features": len(FEATURES),
+            "days": run.days,
+            "keyword_shards": run.shards,
+            "state_reused": run.state_reused,
+        }
+    )
 
 
 FEATURES_TABLE = keyword_features.key.path[-1]
@@ -61,8 +70,13 @@ def _feature_values(store: Warehouse, day: dt.date) -> catalog.FeatureValues:
     return lambda name: store.read_partitions(FEATURES_TABLE, [day], [name])[name].to_numpy()
 
 
-@dg.asset(name=catalog.CATALOG_TABLE, group_name="features", kinds={"pandas", "parquet"}, deps=[keyword_features],
-          **DAILY_ASSET_POLICIES)
+@dg.asset(
+    name=catalog.CATALOG_TABLE,
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    deps=[keyword_features],
+    **DAILY_ASSET_POLICIES,
+)
 def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     """An entry per feature and day: definition (name, description, dtype, unit, source columns, transformation and
     window, owner, tags, version), statistics (count, nulls, mean, std, min, quantiles, max), drift against the
@@ -70,26 +84,38 @@ def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     Search it with `python -m daily_bids features list | show NAME | search TERM`."""
     store = warehouse.warehouse()
     table = context.assets_def.key.path[-1]
-    registry = (store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY)
-                else pd.DataFrame())
+    registry = (
+        store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY) else pd.DataFrame()
+    )
     days = partition_days(context)
     materialized = sorted(set(store.list_partitions(FEATURES_TABLE)) | set(days))
     catalogued = set(store.list_partitions(table))
     written: dict[dt.date, pd.DataFrame] = {}
     for day in days:
         previous_days = [day - dt.timedelta(days=n) for n in range(1, 8)]
-        previous = [written[d] if d in written else store.read_partitions(table, [d])
-                    for d in previous_days if d in written or d in catalogued]
+        previous = [
+            written[d] if d in written else store.read_partitions(table, [d])
+            for d in previous_days
+            if d in written or d in catalogued
+        ]
 
         values_of = _feature_values(store, day)
-        written[day] = catalog.catalog_partition(day, values_of, pd.concat(previous) if previous else pd.DataFrame(),
-                                                 [d for d in materialized if d <= day], registry)
+        written[day] = catalog.catalog_partition(
+            day,
+            values_of,
+            pd.concat(previous) if previous else pd.DataFrame(),
+            [d for d in materialized if d <= day],
+            registry,
+        )
     latest = written[days[-1]]
     view = latest[["feature", "version", "mean", "std", "nulls", "drift_vs_previous_7d", "models_using_this_version"]]
     drifting = latest[latest["drift_vs_previous_7d"] > catalog.DRIFT_WARN]["feature"].tolist()
-    return dg.Output(pd.concat(written.values(), ignore_index=True), metadata={
-        "features": len(latest),
-        "feature_set_version": feature_set_version(),
-        "drifting_features": ", ".join(drifting) or "none",
-        "catalog": dg.MetadataValue.md(view.round(4).to_markdown(index=False)),
-    })
+    return dg.Output(
+        pd.concat(written.values(), ignore_index=True),
+        metadata={
+            "features": len(latest),
+            "feature_set_version": feature_set_version(),
+            "drifting_features": ", ".join(drifting) or "none",
+            "catalog": dg.MetadataValue.md(view.round(4).to_markdown(index=False)),
+        },
+    )

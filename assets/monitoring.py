@@ -6,15 +6,16 @@ import dagster as dg
 import pandas as pd
 
 from assets.checks import CHECK_POLICY, each_day
-from assets.models import champion_model, keyword_clusters
 from assets.metadata import readable
+from assets.models import champion_model, keyword_clusters
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, DECLINE_CHECK
 from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS, PREDICTIONS_TABLE
-from daily_bids import monitoring, settings
+from daily_bids import settings
 from daily_bids.charts import png_markdown
-from daily_bids.warehouse import Warehouse, chart_path
+from daily_bids.monitoring import outcomes as monitoring
+from daily_bids.storage.warehouse import Warehouse, chart_path
 from resources.warehouse import WarehouseResource
 
 REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
@@ -22,17 +23,21 @@ MONITORING_TABLE = "model_monitoring"
 # Read when the definitions load, so that a bad value fails at once.
 DECLINE_MARGIN = settings.float_setting(settings.DECLINE_MARGIN)
 # Partition D of the monitoring joins the report of D with what partition D-1 predicted and bid for D.
-_MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1,
-                                                     allow_nonexistent_upstream_partitions=True)
+_MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+)
 
 
 @dg.asset(
     name=MONITORING_TABLE,
     group_name="monitoring",
     kinds={"pandas", "parquet"},
-    deps=[VALIDATED_REPORT, keyword_clusters,
-          dg.AssetDep(PREDICTIONS, partition_mapping=_MADE_THE_DAY_BEFORE),
-          dg.AssetDep(BIDS, partition_mapping=_MADE_THE_DAY_BEFORE)],
+    deps=[
+        VALIDATED_REPORT,
+        keyword_clusters,
+        dg.AssetDep(PREDICTIONS, partition_mapping=_MADE_THE_DAY_BEFORE),
+        dg.AssetDep(BIDS, partition_mapping=_MADE_THE_DAY_BEFORE),
+    ],
     **DAILY_ASSET_POLICIES,
 )
 def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
@@ -49,10 +54,16 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             context.log.info(f"{day}: no predictions were made for it (partition {made_on} of {PREDICTIONS_TABLE})")
             continue
         bids = store.read_partitions(BIDS_TABLE, [made_on]) if store.partition_exists(BIDS_TABLE, made_on) else None
-        frames.append(monitoring.monitor_day(day, store.read_partitions(REPORTS_TABLE, [day]),
-                                             store.read_partitions(PREDICTIONS_TABLE, [made_on]), bids, clusters))
-    rows = (pd.concat(frames, ignore_index=True) if frames
-            else pd.DataFrame(columns=list(monitoring.MONITORING_COLUMNS)))
+        frames.append(
+            monitoring.monitor_day(
+                day,
+                store.read_partitions(REPORTS_TABLE, [day]),
+                store.read_partitions(PREDICTIONS_TABLE, [made_on]),
+                bids,
+                clusters,
+            )
+        )
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(monitoring.MONITORING_COLUMNS))
     metadata = {"days_monitored": len(frames), "rows": len(rows)}
     if frames:
         history = _history(store, partition_days(context)[0], rows)
@@ -61,7 +72,9 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         metadata |= {
             **monitoring.metadata_summary(rows),
             "real_vs_predicted_28d": dg.MetadataValue.md(png_markdown(png, "real vs predicted, last 28 days")),
-            "real_vs_predicted_png": dg.MetadataValue.path(store.display_uri(chart_path(MONITORING_TABLE, "real_vs_predicted.png"))),
+            "real_vs_predicted_png": dg.MetadataValue.path(
+                store.display_uri(chart_path(MONITORING_TABLE, "real_vs_predicted.png"))
+            ),
         }
     return dg.Output(rows, metadata=readable(metadata))
 
@@ -69,16 +82,19 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.DataFrame:
     """The stored monitoring rows of the 28 days before `first_day`, then `rows`."""
     earlier = [d for d in store.list_partitions(MONITORING_TABLE) if first_day - dt.timedelta(days=28) <= d < first_day]
-    return pd.concat([store.read_partitions(MONITORING_TABLE, earlier), rows] if earlier else [rows],
-                     ignore_index=True)
+    return pd.concat([store.read_partitions(MONITORING_TABLE, earlier), rows] if earlier else [rows], ignore_index=True)
 
 
-@dg.asset_check(asset=model_monitoring, name=DECLINE_CHECK.name, blocking=False,
-                description="WARN when the serving champion's mean Poisson deviance of clicks over the last 7 monitored "
-                            "days is worse than its holdout deviance by more than BIDS_DECLINE_MARGIN (10%). The "
-                            "models' automation retrains them when this fails.", **CHECK_POLICY)
-def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.DataFrame,
-                  warehouse: WarehouseResource):
+@dg.asset_check(
+    asset=model_monitoring,
+    name=DECLINE_CHECK.name,
+    blocking=False,
+    description="WARN when the serving champion's mean Poisson deviance of clicks over the last 7 monitored "
+    "days is worse than its holdout deviance by more than BIDS_DECLINE_MARGIN (10%). The "
+    "models' automation retrains them when this fails.",
+    **CHECK_POLICY,
+)
+def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.DataFrame, warehouse: WarehouseResource):
     store = warehouse.warehouse()
     champion = context.instance.get_latest_materialization_event(champion_model.key)
 
@@ -87,21 +103,28 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
             return dg.AssetCheckResult(passed=True, metadata={"note": "no champion yet"})
         metadata = champion.asset_materialization.metadata
         if "champion_holdout_clicks_poisson_deviance" not in metadata or DATA_THROUGH not in metadata:
-            return dg.AssetCheckResult(passed=True, metadata={"note": "the champion was stored before it recorded its "
-                                                                      "holdout deviance; the next retraining does"})
+            return dg.AssetCheckResult(
+                passed=True,
+                metadata={
+                    "note": "the champion was stored before it recorded its holdout deviance; the next retraining does"
+                },
+            )
         version = metadata["model_version"].value
         reference = metadata["champion_holdout_clicks_poisson_deviance"].value
         # Only days this champion predicted after the gate last judged it (on a holdout ending `data_through`): a
         # retrained champion, or one the gate kept on fresher data, starts with a clean slate.
         judged_through = dt.date.fromisoformat(metadata[DATA_THROUGH].value)
-        start = max(days[-1] - dt.timedelta(days=monitoring.DECLINE_WINDOW_DAYS - 1),
-                    judged_through + dt.timedelta(days=1))
+        start = max(
+            days[-1] - dt.timedelta(days=monitoring.DECLINE_WINDOW_DAYS - 1), judged_through + dt.timedelta(days=1)
+        )
         window = [d for d in store.list_partitions(MONITORING_TABLE) if start <= d <= days[-1]]
         history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
         verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, DECLINE_MARGIN)
-        return dg.AssetCheckResult(passed=not verdict.declined, severity=dg.AssetCheckSeverity.WARN,
-                                   description=verdict.explanation,
-                                   metadata={**verdict.metadata(), "champion": version,
-                                             "days_judged_from": start.isoformat()})
+        return dg.AssetCheckResult(
+            passed=not verdict.declined,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=verdict.explanation,
+            metadata={**verdict.metadata(), "champion": version, "days_judged_from": start.isoformat()},
+        )
 
     yield from each_day(context, model_monitoring, judge)

@@ -12,11 +12,16 @@ from daily_bids import settings
 warnings.filterwarnings(
     "ignore", category=dg.BetaWarning, message="Parameter `(backfill_policy|allow_nonexistent_upstream_partitions)`"
 )
-warnings.filterwarnings("ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec")
+warnings.filterwarnings(
+    "ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec"
+)
 # Time-partition freshness checks are kept on purpose: a FreshnessPolicy does not see partitions, so a backfill of an
 # old day would make a daily table look fresh; these checks ask for yesterday's partition by a deadline.
-warnings.filterwarnings("ignore", category=dg.SupersessionWarning,
-                        message="Function `build_(time_partition_freshness_checks|sensor_for_freshness_checks)`")
+warnings.filterwarnings(
+    "ignore",
+    category=dg.SupersessionWarning,
+    message="Function `build_(time_partition_freshness_checks|sensor_for_freshness_checks)`",
+)
 # The retraining condition has Python conditions of its own, which Dagster evaluates only in the code location.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `use_user_code_server`")
 

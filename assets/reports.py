@@ -9,10 +9,10 @@ import pandas as pd
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids import settings
-from daily_bids.features import STATE_TABLE
-from daily_bids.landing import LandingFileError
+from daily_bids.features.keyword_features import STATE_TABLE
+from daily_bids.ingest.landing import LandingFileError
+from daily_bids.ingest.validation import Plausibility, validate_report
 from daily_bids.schema import METRIC_COLUMNS, numeric
-from daily_bids.validation import Plausibility, validate_report
 from resources.ad_platform import ReportSource
 from resources.warehouse import WarehouseResource
 
@@ -24,8 +24,10 @@ def _plausibility() -> Plausibility:
         overrides = json.loads(raw) if raw else {}
         return Plausibility.from_contract(overrides, settings.float_setting(settings.OUTLIER_FACTOR))
     except (json.JSONDecodeError, ValueError, TypeError) as error:
-        raise ValueError(f"{settings.PLAUSIBLE_MAX.env_var}={raw!r} / {settings.OUTLIER_FACTOR.env_var}="
-                         f"{settings.OUTLIER_FACTOR.read()!r}: {error}") from None
+        raise ValueError(
+            f"{settings.PLAUSIBLE_MAX.env_var}={raw!r} / {settings.OUTLIER_FACTOR.env_var}="
+            f"{settings.OUTLIER_FACTOR.read()!r}: {error}"
+        ) from None
 
 
 PLAUSIBILITY = _plausibility()
@@ -46,20 +48,28 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
     empty_days = [d.isoformat() for d in days if rows_per_day.get(pd.Timestamp(d), 0) == 0]
     if empty_days:
         context.log.warning(f"no report rows for {len(empty_days)} day(s): {empty_days[:10]}")
-    return dg.Output(report, metadata={
-        "rows": len(report), "days": len(days), "days_without_rows": len(empty_days),
-        "source_files": report["source_file"].nunique(), **_totals(report),
-    })
+    return dg.Output(
+        report,
+        metadata={
+            "rows": len(report),
+            "days": len(days),
+            "days_without_rows": len(empty_days),
+            "source_files": report["source_file"].nunique(),
+            **_totals(report),
+        },
+    )
 
 
 @dg.multi_asset(
     outs={
         VALIDATED_REPORT.path[-1]: dg.AssetOut(
-            kinds={"pandas", "parquet"}, is_required=False,
+            kinds={"pandas", "parquet"},
+            is_required=False,
             description="Typed rows that pass every row rule; one per (date, keyword_id).",
         ),
         QUARANTINE.path[-1]: dg.AssetOut(
-            kinds={"pandas", "parquet"}, is_required=False,
+            kinds={"pandas", "parquet"},
+            is_required=False,
             description="Raw rows that did not pass, each with a reason code, a detail, and its source file and line.",
         ),
     },
@@ -70,27 +80,38 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
     can_subset=True,
     **DAILY_ASSET_POLICIES,
 )
-def validated_keyword_report(context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame,
-                             warehouse: WarehouseResource):
+def validated_keyword_report(
+    context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
     days = partition_days(context)
-    result = validate_report(raw_keyword_report, days, PLAUSIBILITY,
-                             _trailing_totals(warehouse, days[0] - dt.timedelta(days=1)))
+    result = validate_report(
+        raw_keyword_report, days, PLAUSIBILITY, _trailing_totals(warehouse, days[0] - dt.timedelta(days=1))
+    )
     reasons = result.quarantine["reason"].value_counts().to_dict()
     if reasons:
         context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
     selected = context.selected_asset_keys
     if VALIDATED_REPORT in selected:
-        yield dg.Output(result.valid, output_name=VALIDATED_REPORT.path[-1], metadata={
-            "rows": len(result.valid),
-            "rows_quarantined": len(result.quarantine),
-            "keywords": int(result.valid["keyword_id"].nunique()),
-            "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
-            **_totals(result.valid),
-        })
+        yield dg.Output(
+            result.valid,
+            output_name=VALIDATED_REPORT.path[-1],
+            metadata={
+                "rows": len(result.valid),
+                "rows_quarantined": len(result.quarantine),
+                "keywords": int(result.valid["keyword_id"].nunique()),
+                "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
+                **_totals(result.valid),
+            },
+        )
     if QUARANTINE in selected:
-        yield dg.Output(result.quarantine, output_name=QUARANTINE.path[-1], metadata={
-            "rows": len(result.quarantine), **{f"reason_{code}": int(n) for code, n in reasons.items()},
-        })
+        yield dg.Output(
+            result.quarantine,
+            output_name=QUARANTINE.path[-1],
+            metadata={
+                "rows": len(result.quarantine),
+                **{f"reason_{code}": int(n) for code, n in reasons.items()},
+            },
+        )
 
 
 def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame | None:

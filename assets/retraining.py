@@ -40,8 +40,9 @@ def _latest_champion(context: dg.AutomationContext):
 
 
 def _all_or_nothing(context: dg.AutomationContext, true: bool) -> dg.AutomationResult:
-    return dg.AutomationResult(context=context,
-                               true_subset=context.candidate_subset if true else context.get_empty_subset())
+    return dg.AutomationResult(
+        context=context, true_subset=context.candidate_subset if true else context.get_empty_subset()
+    )
 
 
 class ChampionBehindData(dg.AutomationCondition):
@@ -91,16 +92,19 @@ def retraining_condition() -> dg.AutomationCondition:
     code_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.code_version_changed())
     for key in MODEL_KEYS:
         code_changed = code_changed | dg.AutomationCondition.asset_matches(
-            key, dg.AutomationCondition.code_version_changed())
+            key, dg.AutomationCondition.code_version_changed()
+        )
     due = (
-        dg.AutomationCondition.asset_matches(CHAMPION, dg.AutomationCondition.freshness_failed())
-        .with_label("champion's freshness policy failed")
+        dg.AutomationCondition.asset_matches(CHAMPION, dg.AutomationCondition.freshness_failed()).with_label(
+            "champion's freshness policy failed"
+        )
         | ChampionBehindData(max_age)
         | ChampionDeclined()
         | code_changed.since_last_handled().with_label("code version of a model or of the features changed")
     )
     requested_today = dg.AutomationCondition.newly_requested().since(
-        dg.AutomationCondition.cron_tick_passed("0 0 * * *", "UTC"))
+        dg.AutomationCondition.cron_tick_passed("0 0 * * *", "UTC")
+    )
     return (
         due.with_label(DUE)
         & ~dg.AutomationCondition.any_deps_missing()
@@ -130,9 +134,10 @@ def model_freshness_policy() -> dg.FreshnessPolicy:
 def retraining_reasons(defs: dg.Definitions, instance: dg.DagsterInstance, day: dt.date) -> list[str]:
     """Why the retraining condition asks for retraining on the morning after report day `day`, as the sensor would
     see it then; empty when it does not. `make run` asks this before it trains."""
-    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.timezone.utc)
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=morning,
-                                                   asset_selection=dg.AssetSelection.assets(*MODEL_KEYS))
+    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.UTC)
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=morning, asset_selection=dg.AssetSelection.assets(*MODEL_KEYS)
+    )
     return reasons_held(evaluation) if evaluation.total_requested else []
 
 
@@ -141,8 +146,11 @@ def reasons_held(evaluation) -> list[str]:
     reasons = set()
     for result in evaluation.results:
         due = _node_labelled(result, DUE)
-        reasons |= {node.condition.get_label() or node.condition.name
-                    for node in (due.child_results if due is not None else []) if not node.true_subset.is_empty}
+        reasons |= {
+            node.condition.get_label() or node.condition.name
+            for node in (due.child_results if due is not None else [])
+            if not node.true_subset.is_empty
+        }
     return sorted(reasons)
 
 

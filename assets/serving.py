@@ -11,18 +11,24 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from assets.metadata import readable
-from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.features import keyword_features
+from assets.metadata import readable
 from assets.models import REPORTS_TABLE, champion_model, keyword_clusters
+from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
-from daily_bids import publishing, quality
-from daily_bids.bidding import BID_BASES, CannotBidError, bid_rule_note
-from daily_bids.landscape import (
-    CONTEXT_DAYS, TRAINING_DAYS, BidLandscape, LandscapeUnavailable, bid_context, landscape_for_day,
+from daily_bids.bidding.decision import BID_BASES, CannotBidError, bid_rule_note
+from daily_bids.bidding.landscape import (
+    CONTEXT_DAYS,
+    TRAINING_DAYS,
+    BidLandscape,
+    LandscapeUnavailable,
+    bid_context,
+    landscape_for_day,
     training_keywords,
 )
-from daily_bids.scoring import BidTotals
+from daily_bids.quality import expectations as quality
+from daily_bids.serving import publishing
+from daily_bids.serving.scoring import BidTotals
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
@@ -45,6 +51,7 @@ BID_HISTORY_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impres
 def _report_reader(store, columns: list[str], keyword_ids: np.ndarray | None = None):
     """A function giving one day's validated report (`columns` of it, where it carries them; with `keyword_ids`,
     only their rows), or None for a day without one."""
+
     def report_for(day: dt.date) -> pd.DataFrame | None:
         if not store.partition_exists(REPORTS_TABLE, day):
             return None
@@ -54,18 +61,19 @@ def _report_reader(store, columns: list[str], keyword_ids: np.ndarray | None = N
     return report_for
 
 
-def _reports_through(store, day: dt.date, days: int, columns: list[str],
-                     keyword_ids: np.ndarray | None = None) -> pd.DataFrame:
+def _reports_through(
+    store, day: dt.date, days: int, columns: list[str], keyword_ids: np.ndarray | None = None
+) -> pd.DataFrame:
     """The validated reports of the `days` days through `day` that exist (a young deployment has fewer)."""
     report_for = _report_reader(store, columns, keyword_ids)
     parts = [report_for(day - dt.timedelta(days=n)) for n in range(days - 1, -1, -1)]
     return pd.concat([part for part in parts if part is not None], ignore_index=True)
 
 
-@dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT],
-          **DAILY_ASSET_POLICIES)
-def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                  tracker: ExperimentTracker) -> dg.Output[pd.DataFrame]:
+@dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT], **DAILY_ASSET_POLICIES)
+def bid_landscape(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, tracker: ExperimentTracker
+) -> dg.Output[pd.DataFrame]:
     """How clicks and cost per click respond to the bid: pooled elasticities learnt from the bids in force (max CPC)
     and outcomes of the last 56 report days, with their errors on a holdout of the last 7 at the bids in force.
     One row per partition; none when the reports carry no max CPC or bids never varied (bids then follow the fixed
@@ -74,8 +82,9 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     days = partition_days(context)
     # A large account is learnt from a sample of its keywords: only their rows are read, day by day.
     latest = store.read_partitions(REPORTS_TABLE, [days[-1]], ["keyword_id"])["keyword_id"].to_numpy()
-    reports = _reports_through(store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days), BID_HISTORY_COLUMNS,
-                               training_keywords(latest))
+    reports = _reports_through(
+        store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days), BID_HISTORY_COLUMNS, training_keywords(latest)
+    )
     rows, notes = [], {}
     for day in days:
         try:
@@ -89,18 +98,33 @@ def bid_landscape(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         context.log.info(notes[days[-1].isoformat()])
         return dg.Output(BidLandscape.empty_frame(), metadata={"landscape": notes[days[-1].isoformat()]})
     latest = BidLandscape.from_row(rows[-1].iloc[0])
-    run_id = tracker.log_run(f"bid_landscape {latest.version}", "bid_landscape",
-                             {"trained_through": latest.trained_through, "training_rows": latest.training_rows,
-                              "varied_rows": latest.varied_rows, "training_days": TRAINING_DAYS},
-                             {**latest.holdout_metrics, "click_elasticity": latest.click_elasticity,
-                              "cost_elasticity": latest.cost_elasticity})
-    return dg.Output(pd.concat(rows, ignore_index=True), metadata=readable({
-        "landscape": notes[days[-1].isoformat()],
-        "varied_keyword_days": latest.varied_rows,
-        "training_rows": latest.training_rows,
-        **latest.holdout_metrics,
-        "mlflow_run_id": run_id,
-    }))
+    run_id = tracker.log_run(
+        f"bid_landscape {latest.version}",
+        "bid_landscape",
+        {
+            "trained_through": latest.trained_through,
+            "training_rows": latest.training_rows,
+            "varied_rows": latest.varied_rows,
+            "training_days": TRAINING_DAYS,
+        },
+        {
+            **latest.holdout_metrics,
+            "click_elasticity": latest.click_elasticity,
+            "cost_elasticity": latest.cost_elasticity,
+        },
+    )
+    return dg.Output(
+        pd.concat(rows, ignore_index=True),
+        metadata=readable(
+            {
+                "landscape": notes[days[-1].isoformat()],
+                "varied_keyword_days": latest.varied_rows,
+                "training_rows": latest.training_rows,
+                **latest.holdout_metrics,
+                "mlflow_run_id": run_id,
+            }
+        ),
+    )
 
 
 PREDICTIONS, BIDS = dg.AssetKey("keyword_predictions"), dg.AssetKey("keyword_bids")
@@ -110,23 +134,38 @@ FEATURES_TABLE, LANDSCAPE_TABLE = keyword_features.key.path[-1], bid_landscape.k
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(PREDICTIONS, group_name="serving", kinds={"pandas", "parquet"},
-                     deps=[keyword_features, champion_model, keyword_clusters],
-                     description="Expected clicks, conversions, value and value per click of each keyword on the day "
-                                 "after the partition, from the champion model, and each keyword's cluster-level value "
-                                 "per click (the cold-start prior)."),
-        dg.AssetSpec(BIDS, group_name="serving", kinds={"pandas", "parquet"}, deps=[PREDICTIONS, bid_landscape],
-                     description="Max CPC per keyword for the day after the partition, below its expected value per "
-                                 "click, by the configured policy (`profit_optimal` on the bid landscape, or "
-                                 "`fixed_margin`), with a share of keywords explored. Computed only: `published_bids` "
-                                 "hands them to the ad platform once the checks on them have passed."),
+        dg.AssetSpec(
+            PREDICTIONS,
+            group_name="serving",
+            kinds={"pandas", "parquet"},
+            deps=[keyword_features, champion_model, keyword_clusters],
+            description="Expected clicks, conversions, value and value per click of each keyword on the day "
+            "after the partition, from the champion model, and each keyword's cluster-level value "
+            "per click (the cold-start prior).",
+        ),
+        dg.AssetSpec(
+            BIDS,
+            group_name="serving",
+            kinds={"pandas", "parquet"},
+            deps=[PREDICTIONS, bid_landscape],
+            description="Max CPC per keyword for the day after the partition, below its expected value per "
+            "click, by the configured policy (`profit_optimal` on the bid landscape, or "
+            "`fixed_margin`), with a share of keywords explored. Computed only: `published_bids` "
+            "hands them to the ad platform once the checks on them have passed.",
+        ),
     ],
     can_subset=True,
     **DAILY_ASSET_POLICIES,
 )
-def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_clusters: pd.DataFrame,
-                   bid_policy: BidPolicyResource, scoring: ScoringEngineResource, warehouse: WarehouseResource):
-    """Predictions and bids in one pass over the features, batch by batch (`daily_bids.scoring`), on the engine
+def keyword_scores(
+    context: dg.AssetExecutionContext,
+    champion_model,
+    keyword_clusters: pd.DataFrame,
+    bid_policy: BidPolicyResource,
+    scoring: ScoringEngineResource,
+    warehouse: WarehouseResource,
+):
+    """Predictions and bids in one pass over the features, batch by batch (`daily_bids.serving.scoring`), on the engine
     `BIDS_SCORING_ENGINE` names: this process, or Spark. The model is loaded once for the run."""
     store = warehouse.warehouse()
     days = partition_days(context)
@@ -145,29 +184,52 @@ def keyword_scores(context: dg.AssetExecutionContext, champion_model, keyword_cl
         except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
             recent = None
         note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
-        scores[day] = scoring.score_day(store, FEATURES_TABLE, day, champion_model, keyword_clusters, outputs,
-                                        bid_policy, landscape, recent, note, context.log.info)
-        context.log.info(f"{day}: {scores[day].predictions.keywords:,} keywords scored at "
-                         f"{scores[day].rows_per_second:,.0f} rows/s on the {scoring.engine} engine")
+        scores[day] = scoring.score_day(
+            store,
+            FEATURES_TABLE,
+            day,
+            champion_model,
+            keyword_clusters,
+            outputs,
+            bid_policy,
+            landscape,
+            recent,
+            note,
+            context.log.info,
+        )
+        context.log.info(
+            f"{day}: {scores[day].predictions.keywords:,} keywords scored at "
+            f"{scores[day].rows_per_second:,.0f} rows/s on the {scoring.engine} engine"
+        )
     latest = scores[days[-1]]
-    yield dg.MaterializeResult(asset_key=PREDICTIONS, metadata=readable({
-        **latest.predictions.summary(), "model_version": champion_model.version, "engine": scoring.engine,
-        "rows_per_second": round(latest.rows_per_second),
-        "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE))}))
+    yield dg.MaterializeResult(
+        asset_key=PREDICTIONS,
+        metadata=readable(
+            {
+                **latest.predictions.summary(),
+                "model_version": champion_model.version,
+                "engine": scoring.engine,
+                "rows_per_second": round(latest.rows_per_second),
+                "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE)),
+            }
+        ),
+    )
     if not with_bids:
         return
     refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}
     if refused:  # the predictions are written; the bids are not, and the run fails saying why
         reasons = set(refused.values())
-        raise CannotBidError(reasons.pop() if len(reasons) == 1 else
-                             "; ".join(f"{day}: {reason}" for day, reason in refused.items()))
+        raise CannotBidError(
+            reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
+        )
     yield dg.MaterializeResult(asset_key=BIDS, metadata=_bid_metadata(context, latest.bids, bid_policy, store))
 
 
 def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:
     if totals.unprofitable:
-        context.log.info(f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its "
-                         "value")
+        context.log.info(
+            f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its value"
+        )
     economics = totals.economics.round(2)
     return {
         "bids": totals.bids,
@@ -194,13 +256,21 @@ def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, sto
 
 
 class PublishConfig(dg.Config):
-    republish: bool = Field(False, description="Publish a partition that was published already (for example after "
-                                               "fixing a bad day). Bids of past days are never republished.")
+    republish: bool = Field(
+        False,
+        description="Publish a partition that was published already (for example after "
+        "fixing a bad day). Bids of past days are never republished.",
+    )
 
 
 @dg.asset(group_name="serving", kinds={"csv", "parquet"}, deps=[BIDS], **DAILY_ASSET_POLICIES)
-def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid_policy: BidPolicyResource,
-                   ad_platform: ReportSource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def published_bids(
+    context: dg.AssetExecutionContext,
+    config: PublishConfig,
+    bid_policy: BidPolicyResource,
+    ad_platform: ReportSource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
     """The bids handed to the ad platform: the Google Ads Editor CSV, and, for the simulator, the bids in force the
     next day. Runs only after every blocking check upstream passed; publishes each day once and in order, so a
     backfill of past days never touches the live bids. The ledger (each bid and the bid it replaced) is kept in the
@@ -210,12 +280,19 @@ def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid
     # Defence in depth: the same rules as the blocking check, so a run that skipped the check cannot publish.
     suite = quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid)
     for day in days:
-        broken = [o for o in quality.run_expectations_in_batches(
-            store.iter_partition(BIDS_TABLE, day, quality.BATCH_ROWS), suite, "bids_to_publish") if not o.success]
+        broken = [
+            o
+            for o in quality.run_expectations_in_batches(
+                store.iter_partition(BIDS_TABLE, day, quality.BATCH_ROWS), suite, "bids_to_publish"
+            )
+            if not o.success
+        ]
         if broken:
-            raise dg.Failure(description=f"refusing to publish the bids of {day}, which break the bid rules: "
-                             + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
-                             allow_retries=False)
+            raise dg.Failure(
+                description=f"refusing to publish the bids of {day}, which break the bid rules: "
+                + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
+                allow_retries=False,
+            )
     published_days = store.list_partitions(PUBLISHED_TABLE)
     decisions, summary = {}, {}
     for day in days:
@@ -234,14 +311,18 @@ def published_bids(context: dg.AssetExecutionContext, config: PublishConfig, bid
         store.write_partition(PUBLISHED_TABLE, day, ledger)
         published_days = sorted({*published_days, day})
         summary = {
-            "published_day": day.isoformat(), "effective_day": effective_day.isoformat(), "bids_published": len(todays),
+            "published_day": day.isoformat(),
+            "effective_day": effective_day.isoformat(),
+            "bids_published": len(todays),
             "ads_editor_csv": dg.MetadataValue.path(store.display_uri(ads_editor_export_path(effective_day))),
             **publishing.change_summary(ledger, todays.set_index("keyword_id")["keyword"]),
         }
     published = sum(decision.publish for decision in decisions.values())
-    return dg.MaterializeResult(metadata={
-        "days_published": published,
-        "days_not_published": len(decisions) - published,
-        "decisions": dg.MetadataValue.json({day: decision.reason for day, decision in decisions.items()}),
-        **summary,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "days_published": published,
+            "days_not_published": len(decisions) - published,
+            "decisions": dg.MetadataValue.json({day: decision.reason for day, decision in decisions.items()}),
+            **summary,
+        }
+    )

@@ -4,7 +4,7 @@
 
 Set-up: 90 days of reports under the advertiser's manual bids (2025-01-01...2025-03-31), the features, keyword
 clusters and an XGBoost champion trained on the last 56 feature days (the platform's own training code). Then each
-policy replays the next `--days` days in a closed loop (`daily_bids.backtest`); profit_optimal replays them again
+policy replays the next `--days` days in a closed loop (`daily_bids.bidding.backtest`); profit_optimal replays them again
 with other exploration seeds (its result depends on which bids it explored), and once more with a daily budget on
 every campaign of 60% of its share of the fixed margin's mean daily spend.
 
@@ -19,12 +19,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from daily_bids.backtest import run_backtest
-from daily_bids.bidding import BidPolicy
-from daily_bids.clustering import behaviour_profiles, fit_clusters
-from daily_bids.features import roll
-from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.simulator import AdMarketSimulator, auction
+from daily_bids.bidding.backtest import run_backtest
+from daily_bids.bidding.policy import BidPolicy
+from daily_bids.features.keyword_features import roll
+from daily_bids.models.clustering import behaviour_profiles, fit_clusters
+from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
+from daily_bids.simulator.market import AdMarketSimulator, auction
 
 TARGET_OVER_FIXED_MARGIN, TARGET_OVER_MANUAL = 0.15, 2.0
 
@@ -38,15 +38,21 @@ def main() -> None:
     args = parser.parse_args()
     simulator = AdMarketSimulator(seed=args.seed, keywords=args.keywords)
     first, last = dt.date(2025, 1, 1), dt.date(2025, 3, 31)
-    print(f"set-up: {(last - first).days + 1} days x {args.keywords:,} keywords at manual bids, features, clusters "
-          "and an XGBoost champion ...", flush=True)
-    reports = {first + dt.timedelta(days=n): simulator.report(first + dt.timedelta(days=n))
-               for n in range((last - first).days + 1)}
+    print(
+        f"set-up: {(last - first).days + 1} days x {args.keywords:,} keywords at manual bids, features, clusters "
+        "and an XGBoost champion ...",
+        flush=True,
+    )
+    reports = {
+        first + dt.timedelta(days=n): simulator.report(first + dt.timedelta(days=n))
+        for n in range((last - first).days + 1)
+    }
     history = pd.concat(reports.values(), ignore_index=True)
     features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=first)}
     days = sorted(features)[-57:-1]
-    frame = training_frame(pd.concat([features[d] for d in days]),
-                           pd.concat([reports[d + dt.timedelta(days=1)] for d in days]))
+    frame = training_frame(
+        pd.concat([features[d] for d in days]), pd.concat([reports[d + dt.timedelta(days=1)] for d in days])
+    )
     model = train(frame, days[-1], TrainingParameters(training_days=56), log=lambda message: None)
     clusters = fit_clusters(behaviour_profiles(history[history["date"] > pd.Timestamp(last - dt.timedelta(days=56))]))
 
@@ -57,34 +63,56 @@ def main() -> None:
     # Exploration draws decide which bids vary and so what the landscape learns: other seeds give the spread.
     gains = [result.gain("profit_optimal", "fixed_margin")]
     for seed in range(1, args.exploration_seeds):
-        other = run_backtest(simulator, history, model, clusters.assignments, BidPolicy(exploration_seed=seed),
-                             days=args.days, policies=("profit_optimal",), log=lambda message: None)
+        other = run_backtest(
+            simulator,
+            history,
+            model,
+            clusters.assignments,
+            BidPolicy(exploration_seed=seed),
+            days=args.days,
+            policies=("profit_optimal",),
+            log=lambda message: None,
+        )
         gains.append(float(other.totals["profit"].iloc[0] / totals.loc["fixed_margin", "profit"] - 1.0))
     spend = result.daily[result.daily["policy"] == "fixed_margin"]["spend"].mean()
-    campaign_share = (history.groupby("campaign", observed=True)["cost"].sum()
-                      / history["cost"].sum()).astype(float)
+    campaign_share = (history.groupby("campaign", observed=True)["cost"].sum() / history["cost"].sum()).astype(float)
     budgets = {str(name): round(0.6 * spend * share, 2) for name, share in campaign_share.items()}
-    budgeted = run_backtest(simulator, history, model, clusters.assignments,
-                            BidPolicy(campaign_budgets=budgets), days=args.days, policies=("profit_optimal",),
-                            log=lambda message: None)
-    print(f"\n{args.days} closed-loop days from {last + dt.timedelta(days=1)}, {args.keywords:,} keywords "
-          f"(seed {args.seed}), {seconds:.0f} s for the three policies\n")
+    budgeted = run_backtest(
+        simulator,
+        history,
+        model,
+        clusters.assignments,
+        BidPolicy(campaign_budgets=budgets),
+        days=args.days,
+        policies=("profit_optimal",),
+        log=lambda message: None,
+    )
+    print(
+        f"\n{args.days} closed-loop days from {last + dt.timedelta(days=1)}, {args.keywords:,} keywords "
+        f"(seed {args.seed}), {seconds:.0f} s for the three policies\n"
+    )
     print(result.totals.round(2).to_markdown(index=False))
     over_fixed, over_manual = result.gain("profit_optimal", "fixed_margin"), result.gain("profit_optimal", "manual")
     print(f"\nprofit_optimal vs fixed_margin: {over_fixed:+.1%} (target +{TARGET_OVER_FIXED_MARGIN:.0%})")
-    print(f"  over {len(gains)} exploration seeds: mean {np.mean(gains):+.1%}, from {min(gains):+.1%} to "
-          f"{max(gains):+.1%}")
+    print(
+        f"  over {len(gains)} exploration seeds: mean {np.mean(gains):+.1%}, from {min(gains):+.1%} to "
+        f"{max(gains):+.1%}"
+    )
     print(f"profit_optimal vs manual: {1 + over_manual:.2f}x (target {TARGET_OVER_MANUAL:.0f}x)")
     print(f"bids at or above their expected value per click: {int(totals['bids_at_or_above_value'].sum())}")
     ceiling = _ceiling(simulator)
-    print(f"ceiling: the simulator's true optimum earns {ceiling - 1:+.1%} over the fixed margin in expectation, at "
-          f"the true value per click; over manual: {ceiling * totals.loc['fixed_margin', 'profit'] / totals.loc['manual', 'profit']:.2f}x")
+    print(
+        f"ceiling: the simulator's true optimum earns {ceiling - 1:+.1%} over the fixed margin in expectation, at "
+        f"the true value per click; over manual: {ceiling * totals.loc['fixed_margin', 'profit'] / totals.loc['manual', 'profit']:.2f}x"
+    )
     row = budgeted.totals.iloc[0]
     over = budgeted.daily["campaigns_over_budget"].to_numpy()
-    print(f"\nwith budgets (60% of the fixed margin's spend per campaign, {sum(budgets.values()):,.0f} a day): "
-          f"profit {row['profit']:,.0f}, realized spend {row['spend']:,.0f} against {args.days * sum(budgets.values()):,.0f} "
-          f"budgeted; campaigns whose expected spend was over budget, by day: {' '.join(str(n) for n in over)} "
-          f"(of {len(budgets)})")
+    print(
+        f"\nwith budgets (60% of the fixed margin's spend per campaign, {sum(budgets.values()):,.0f} a day): "
+        f"profit {row['profit']:,.0f}, realized spend {row['spend']:,.0f} against {args.days * sum(budgets.values()):,.0f} "
+        f"budgeted; campaigns whose expected spend was over budget, by day: {' '.join(str(n) for n in over)} "
+        f"(of {len(budgets)})"
+    )
 
 
 def _ceiling(simulator: AdMarketSimulator) -> float:

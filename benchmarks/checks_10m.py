@@ -17,10 +17,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from daily_bids import quality
-from daily_bids.simulator import AdMarketSimulator
-from daily_bids.validation import validate_report
-from daily_bids.warehouse import Warehouse
+from daily_bids.ingest.validation import validate_report
+from daily_bids.quality import expectations as quality
+from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage.warehouse import Warehouse
 
 DAY = dt.date(2025, 6, 2)
 
@@ -47,16 +47,36 @@ def main() -> None:
     print(f"raw report: {len(raw):,} rows; 7 trailing days written to {store.root}", flush=True)
 
     timings: dict[str, float] = {}
-    outcomes = timed("raw contract (great-expectations)", timings, quality.run_expectations, raw,
-                     quality.report_suite("raw", [DAY]), "raw")
+    outcomes = timed(
+        "raw contract (great-expectations)",
+        timings,
+        quality.run_expectations,
+        raw,
+        quality.report_suite("raw", [DAY]),
+        "raw",
+    )
     timed("raw dtypes", timings, quality.dtype_mismatches, raw, quality.layer_dtypes("raw"))
-    timed("raw volume vs 7 trailing days", timings, lambda: quality.volume_verdict(
-        len(raw), quality.TrailingDays(store, "raw_keyword_report").row_counts(DAY)))
-    timed("raw drift (PSI vs 7 trailing days)", timings, quality.TrailingDays(store, "raw_keyword_report").drift_scores,
-          raw, DAY)
+    timed(
+        "raw volume vs 7 trailing days",
+        timings,
+        lambda: quality.volume_verdict(len(raw), quality.TrailingDays(store, "raw_keyword_report").row_counts(DAY)),
+    )
+    timed(
+        "raw drift (PSI vs 7 trailing days)",
+        timings,
+        quality.TrailingDays(store, "raw_keyword_report").drift_scores,
+        raw,
+        DAY,
+    )
     result = timed("validation → validated + quarantine", timings, validate_report, raw, [DAY])
-    timed("validated contract (great-expectations)", timings, quality.run_expectations, result.valid,
-          quality.report_suite("validated", [DAY]), "validated")
+    timed(
+        "validated contract (great-expectations)",
+        timings,
+        quality.run_expectations,
+        result.valid,
+        quality.report_suite("validated", [DAY]),
+        "validated",
+    )
     timed("reconciliation", timings, lambda: len(raw) == len(result.valid) + len(result.quarantine))
     shutil.rmtree(store.root)
     failed = [o.expectation.description for o in outcomes if not o.success]

@@ -33,19 +33,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from scoring_10m import PeakRss, load_model
 
 DAY = dt.date(2025, 6, 30)
-STAGES = ("report", "checks_and_validation", "features_first_run", "features_incremental", "feature_checks",
-          "bid_landscape",
-          "predictions_and_bids", "publication")
+STAGES = (
+    "report",
+    "checks_and_validation",
+    "features_first_run",
+    "features_incremental",
+    "feature_checks",
+    "bid_landscape",
+    "predictions_and_bids",
+    "publication",
+)
 RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
 
 
 def prepare(folder: Path, keywords: int) -> None:
-    from daily_bids.simulator import AdMarketSimulator
-    from daily_bids.warehouse import Warehouse
+    from daily_bids.simulator.market import AdMarketSimulator
+    from daily_bids.storage.warehouse import Warehouse
 
     if (folder / "ready").exists():
         return
@@ -66,13 +72,15 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> dict:
-    from daily_bids import catalog, publishing, quality, scoring
-    from daily_bids.bidding import BidPolicy
-    from daily_bids.feature_writer import write_features
-    from daily_bids.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
-    from daily_bids.simulator import AdMarketSimulator
-    from daily_bids.validation import validate_report
-    from daily_bids.warehouse import Warehouse
+    from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
+    from daily_bids.bidding.policy import BidPolicy
+    from daily_bids.features import catalog
+    from daily_bids.features.writer import write_features
+    from daily_bids.ingest.validation import validate_report
+    from daily_bids.quality import expectations as quality
+    from daily_bids.serving import publishing, scoring
+    from daily_bids.simulator.market import AdMarketSimulator
+    from daily_bids.storage.warehouse import Warehouse
 
     store = Warehouse(str(folder / "warehouse"))
     yesterday = DAY - dt.timedelta(days=1)
@@ -94,14 +102,16 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
         elif stage == "features_incremental":
             write_features(store, VALIDATED, FEATURES, [DAY], history_start=DAY - dt.timedelta(days=28))
         elif stage == "feature_checks":  # the features' blocking contract, then the catalog a column at a time
-            quality.run_expectations_in_batches(store.iter_partition(FEATURES, DAY, quality.BATCH_ROWS),
-                                                quality.features_suite(), "features")
+            quality.run_expectations_in_batches(
+                store.iter_partition(FEATURES, DAY, quality.BATCH_ROWS), quality.features_suite(), "features"
+            )
             catalog.statistics(lambda name: store.read_partitions(FEATURES, [DAY], [name])[name].to_numpy())
         elif stage == "bid_landscape":
             sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
             days = sorted(d for d in store.list_partitions(VALIDATED) if d <= DAY)
-            reports = store.read_partitions(VALIDATED, days, ["keyword_id", "clicks", "cost", "max_cpc",
-                                                              "search_impression_share"], sample)
+            reports = store.read_partitions(
+                VALIDATED, days, ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"], sample
+            )
             try:
                 landscape = landscape_for_day(reports, DAY)
                 store.write_partition("bid_landscape", DAY, landscape.to_frame(DAY))
@@ -109,17 +119,35 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
                 print(f"    no landscape: {reason}", flush=True)
         elif stage == "predictions_and_bids":
             columns = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
-            context = bid_context(lambda d: store.read_partitions(VALIDATED, [d], columns)
-                                  if store.partition_exists(VALIDATED, d) else None, DAY)
+            context = bid_context(
+                lambda d: (
+                    store.read_partitions(VALIDATED, [d], columns) if store.partition_exists(VALIDATED, d) else None
+                ),
+                DAY,
+            )
             model = load_model(model_folder, "xgboost")
-            scoring.score_day(store, FEATURES, DAY, model, None, {"predictions": "keyword_predictions",
-                                                                   "bids": "keyword_bids"}, BidPolicy(), None, context,
-                              "no landscape", log=lambda message: print("   ", message, flush=True))
+            scoring.score_day(
+                store,
+                FEATURES,
+                DAY,
+                model,
+                None,
+                {"predictions": "keyword_predictions", "bids": "keyword_bids"},
+                BidPolicy(),
+                None,
+                context,
+                "no landscape",
+                log=lambda message: print("   ", message, flush=True),
+            )
         elif stage == "publication":
-            quality.run_expectations_in_batches(store.iter_partition("keyword_bids", DAY, quality.BATCH_ROWS),
-                                                quality.bid_suite(0.05, 20.0), "bids_to_publish")
-            publishing.write_ads_editor_csv(store, "keyword_bids", DAY,
-                                            f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv")
+            quality.run_expectations_in_batches(
+                store.iter_partition("keyword_bids", DAY, quality.BATCH_ROWS),
+                quality.bid_suite(0.05, 20.0),
+                "bids_to_publish",
+            )
+            publishing.write_ads_editor_csv(
+                store, "keyword_bids", DAY, f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
+            )
         seconds = time.perf_counter() - started
     return {"stage": stage, "keywords": keywords, "seconds": seconds, "peak_rss_gb": rss.peak / 2**30}
 
@@ -134,16 +162,30 @@ def main() -> None:
     workdir, model_folder = Path(args.workdir), Path(args.models)
     if args.one:
         keywords = int(args.one[0])
-        print("RESULT " + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder)),
-              flush=True)
+        print(
+            "RESULT " + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder)), flush=True
+        )
         return
     results = []
     for keywords in map(int, args.sizes.split(",")):
         print(f"{keywords:,} keywords: set-up (not timed) ...", flush=True)
         prepare(workdir / str(keywords), keywords)
         for stage in STAGES:
-            process = subprocess.run([sys.executable, __file__, "--workdir", str(workdir), "--models",
-                                      str(model_folder), "--one", str(keywords), stage], capture_output=True, text=True)
+            process = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--workdir",
+                    str(workdir),
+                    "--models",
+                    str(model_folder),
+                    "--one",
+                    str(keywords),
+                    stage,
+                ],
+                capture_output=True,
+                text=True,
+            )
             lines = process.stdout.splitlines()
             if process.returncode:
                 print(process.stdout[-2000:], process.stderr[-3000:])
@@ -158,11 +200,17 @@ def main() -> None:
     print("| stage | " + " | ".join(f"{k:,} keywords" for k in seconds.columns) + " |")
     print("|---|" + "---:|" * len(seconds.columns))
     for stage in STAGES:
-        print(f"| {stage} | " + " | ".join(f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB"
-                                           for k in seconds.columns) + " |")
+        print(
+            f"| {stage} | "
+            + " | ".join(f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB" for k in seconds.columns)
+            + " |"
+        )
     increment = seconds.drop(index="features_first_run").sum()
-    print("| the everyday increment (all but the first run's rebuild) | "
-          + " | ".join(f"{increment[k]:.0f} s" for k in seconds.columns) + " |")
+    print(
+        "| the everyday increment (all but the first run's rebuild) | "
+        + " | ".join(f"{increment[k]:.0f} s" for k in seconds.columns)
+        + " |"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 The test period is the last 60 days (outcome days 2013-01-31...2013-03-31), each day scored one day ahead from the
 actual history. Nothing that picks or fits a model sees it: the benchmark runs the champion pipeline of
 `assets/models.py` as if it ran on 2013-01-30 (outcomes through that day), with the platform's own windows
-(`daily_bids.windows.plan_training_window`):
+(`daily_bids.features.windows.plan_training_window`):
 
 1. Candidates. XGBoost and the wide & deep model train on the feature days before the gate's holdout (outcomes
    through 2013-01-23), early-stopping on their last `--validation-days` (28 as before; the platform's default is
@@ -47,18 +47,19 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 
-from daily_bids import evaluation, settings
-from daily_bids.blend import fit_blend
-from daily_bids.clustering import KeywordClusters, behaviour_profiles, fit_clusters
-from daily_bids.deep_model import DeepParameters, train_deep
-from daily_bids.features import compute_features
-from daily_bids.landing import read_landing_file
-from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.naive_model import naive_floors
-from daily_bids.refit import refit
-from daily_bids.tuning import TuningBudget, tune
-from daily_bids.validation import validate_report
-from daily_bids.windows import TrainingWindow, plan_training_window
+from daily_bids import settings
+from daily_bids.features.keyword_features import compute_features
+from daily_bids.features.windows import TrainingWindow, plan_training_window
+from daily_bids.ingest.landing import read_landing_file
+from daily_bids.ingest.validation import validate_report
+from daily_bids.models import evaluation
+from daily_bids.models.blend_model import fit_blend
+from daily_bids.models.clustering import KeywordClusters, behaviour_profiles, fit_clusters
+from daily_bids.models.deep_model import DeepParameters, train_deep
+from daily_bids.models.naive_model import naive_floors
+from daily_bids.models.refit import refit
+from daily_bids.models.tuning import TuningBudget, tune
+from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
 
 FIRST_OUTCOME = dt.date(2013, 1, 31)
 LAST_OUTCOME = dt.date(2013, 3, 31)
@@ -102,25 +103,34 @@ class Platform:
     def rows(self, days: list[dt.date]) -> pd.DataFrame:
         return self.frame[self.feature_days.isin(set(days))].reset_index(drop=True)
 
-    def run(self, through: dt.date, previous: PlatformRun | None = None, parameters: dict | None = None,
-            budget: TuningBudget | None = None) -> PlatformRun:
+    def run(
+        self,
+        through: dt.date,
+        previous: PlatformRun | None = None,
+        parameters: dict | None = None,
+        budget: TuningBudget | None = None,
+    ) -> PlatformRun:
         args = self.args
-        window = plan_training_window(self.history_start, through, args.training_days or ALL_HISTORY,
-                                      args.validation_days)
+        window = plan_training_window(
+            self.history_start, through, args.training_days or ALL_HISTORY, args.validation_days
+        )
         # As ModelStore.incumbent_for: a served refit that trained on this holdout's days is judged as the model the
         # gate judged before refitting it.
         incumbent = None
         if previous is not None:
             first_outcome_day = window.holdout_feature_days[0] + dt.timedelta(days=1)
-            incumbent = (previous.verdict.chosen if previous.served.trained_through >= first_outcome_day
-                         else previous.served)
+            incumbent = (
+                previous.verdict.chosen if previous.served.trained_through >= first_outcome_day else previous.served
+            )
         candidate_rows, holdout_rows = self.rows(window.training_feature_days), self.rows(window.holdout_feature_days)
         profile_days = {window.candidate_through - dt.timedelta(days=n) for n in range(PROFILE_DAYS)}
         clusters = fit_clusters(behaviour_profiles(self.reports[self.report_days.isin(profile_days)]))
         sizes = {"training_days": window.training_days, "validation_days": window.validation_days}
         if parameters is None:  # the first run: the benchmark's settings (then tuned, if asked)
-            parameters = {"xgboost": TrainingParameters(**sizes, seed=args.seed),
-                          "deep": DeepParameters(**sizes, epochs=DEEP_EPOCHS, patience=DEEP_PATIENCE, seed=args.seed)}
+            parameters = {
+                "xgboost": TrainingParameters(**sizes, seed=args.seed),
+                "deep": DeepParameters(**sizes, epochs=DEEP_EPOCHS, patience=DEEP_PATIENCE, seed=args.seed),
+            }
         else:  # a later run: the same parameters (tuned ones stay stored), on this run's window
             parameters = {kind: type(p)(**{**p.model_dump(), **sizes}) for kind, p in parameters.items()}
 
@@ -134,46 +144,94 @@ class Platform:
         if budget is not None:
             for kind, base in list(parameters.items()):
                 tuning_started = time.perf_counter()
-                result = tune(kind, candidate_rows, window.candidate_through, base, budget,
-                              clusters=clusters if kind == "deep" else None, log=log,
-                              on_trial=lambda n, p, v, s, kind=kind: log(f"{kind} trial {n}: {v:.4f} in {s:.0f} s {p}"))
+                result = tune(
+                    kind,
+                    candidate_rows,
+                    window.candidate_through,
+                    base,
+                    budget,
+                    clusters=clusters if kind == "deep" else None,
+                    log=log,
+                    on_trial=lambda n, p, v, s, kind=kind: log(f"{kind} trial {n}: {v:.4f} in {s:.0f} s {p}"),
+                )
                 parameters[kind] = type(base)(**{**base.model_dump(), **result.best_parameters})
                 # Trial 0 is the base: when it wins, the tuned model is the untuned one (same data and seed).
                 candidates[kind] = models[kind] if parameters[kind] == base else trained(kind, parameters[kind])
                 models[f"{kind} (tuned)"] = candidates[kind]
-                notes.append(f"{kind}: {len(result.trials)} trials in {time.perf_counter() - tuning_started:.0f} s, "
-                             f"validation deviance {result.best_value:.4f} (untuned {result.baseline_value:.4f}), "
-                             f"best {result.best_parameters}")
+                notes.append(
+                    f"{kind}: {len(result.trials)} trials in {time.perf_counter() - tuning_started:.0f} s, "
+                    f"validation deviance {result.best_value:.4f} (untuned {result.baseline_value:.4f}), "
+                    f"best {result.best_parameters}"
+                )
 
         candidates["blend"] = models["blend"] = fit_blend(candidates, self.rows(window.validation_feature_days))
-        verdict = evaluation.run_gate(candidates, incumbent, holdout_rows,
-                                      clusters.cluster_of(holdout_rows["keyword_id"]),
-                                      naive_floors(window.candidate_through), evaluation.GatePolicy())
+        verdict = evaluation.run_gate(
+            candidates,
+            incumbent,
+            holdout_rows,
+            clusters.cluster_of(holdout_rows["keyword_id"]),
+            naive_floors(window.candidate_through),
+            evaluation.GatePolicy(),
+        )
         # As the platform's _serve: the winner, a new one or the champion that keeps serving, is refit.
         kept = "kept serving, " if verdict.decision.champion == verdict.incumbent else ""
-        served = refit(verdict.chosen, lambda days: self.rows(
-            TrainingWindow(through, days, holdout_days=0).training_feature_days), through, log)
+        served = refit(
+            verdict.chosen,
+            lambda days: self.rows(TrainingWindow(through, days, holdout_days=0).training_feature_days),
+            through,
+            log,
+        )
         if served is None:
-            return PlatformRun(through, window, clusters, models, parameters, verdict, verdict.chosen,
-                               "not refittable: served as judged", notes)
-        return PlatformRun(through, window, clusters, models, parameters, verdict, served,
-                           f"{kept}refit through {served.trained_through}", notes)
+            return PlatformRun(
+                through,
+                window,
+                clusters,
+                models,
+                parameters,
+                verdict,
+                verdict.chosen,
+                "not refittable: served as judged",
+                notes,
+            )
+        return PlatformRun(
+            through,
+            window,
+            clusters,
+            models,
+            parameters,
+            verdict,
+            served,
+            f"{kept}refit through {served.trained_through}",
+            notes,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--validation-days", type=int, default=28,
-                        help="last training days the candidates early-stop on (and the blend weighs on)")
+    parser.add_argument(
+        "--validation-days",
+        type=int,
+        default=28,
+        help="last training days the candidates early-stop on (and the blend weighs on)",
+    )
     parser.add_argument("--training-days", type=int, default=0, help="candidate training days; 0: all history")
     parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per kind; 0: no tuning")
     parser.add_argument("--tune-timeout", type=float, default=300.0, help="no trial of a kind starts after this")
-    parser.add_argument("--retrain-every", type=int, default=0,
-                        help="also rerun the whole pipeline every N days of the test period (the platform retrains "
-                             f"when its model is {settings.MODEL_MAX_AGE_DAYS.read()} days old); 0: no")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the candidates' seed (XGBoost's sampling, the deep model's initialisation): the spread "
-                             "over seeds says how much of a difference between two runs is noise")
+    parser.add_argument(
+        "--retrain-every",
+        type=int,
+        default=0,
+        help="also rerun the whole pipeline every N days of the test period (the platform retrains "
+        f"when its model is {settings.MODEL_MAX_AGE_DAYS.read()} days old); 0: no",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the candidates' seed (XGBoost's sampling, the deep model's initialisation): the spread "
+        "over seeds says how much of a difference between two runs is noise",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -185,23 +243,31 @@ def main() -> None:
 
     # The platform run on 2013-01-30: holdout, then the candidates' training and validation days before it.
     through = FIRST_OUTCOME - dt.timedelta(days=1)
-    budget = (TuningBudget(trials=args.tune_trials, timeout_seconds=args.tune_timeout, seed=0)
-              if args.tune_trials else None)
+    budget = (
+        TuningBudget(trials=args.tune_trials, timeout_seconds=args.tune_timeout, seed=0) if args.tune_trials else None
+    )
     first = platform.run(through, budget=budget)
     window, verdict, served, clusters = first.window, first.verdict, first.served, first.clusters
     feature_days = platform.feature_days
     test_rows = frame[(feature_days >= through) & (feature_days < LAST_OUTCOME)].reset_index(drop=True)
-    print(f"{len(reports):,} report rows. Candidates: {window.describe()}, the last {window.validation_days} "
-          f"validation days; {len(platform.rows(window.training_feature_days)):,} rows. "
-          f"Refit: {window.serving().describe()}. "
-          f"Test: outcomes {FIRST_OUTCOME}...{LAST_OUTCOME}, {len(test_rows):,} rows.")
+    print(
+        f"{len(reports):,} report rows. Candidates: {window.describe()}, the last {window.validation_days} "
+        f"validation days; {len(platform.rows(window.training_feature_days)):,} rows. "
+        f"Refit: {window.serving().describe()}. "
+        f"Test: outcomes {FIRST_OUTCOME}...{LAST_OUTCOME}, {len(test_rows):,} rows."
+    )
 
     # Every model scored on the test period.
     floors = naive_floors(window.candidate_through)
     blend, champion = first.models["blend"], verdict.decision.champion
     weights = ", ".join(f"{name} {weight:.2f}" for name, weight in blend.weights.items())
-    labels = {"xgboost": "XGBoost", "deep": "deep (wide & deep)", "xgboost (tuned)": "XGBoost (tuned)",
-              "deep (tuned)": "deep (wide & deep, tuned)", "blend": f"blend ({weights})"}
+    labels = {
+        "xgboost": "XGBoost",
+        "deep": "deep (wide & deep)",
+        "xgboost (tuned)": "XGBoost (tuned)",
+        "deep (tuned)": "deep (wide & deep, tuned)",
+        "blend": f"blend ({weights})",
+    }
     scored = {"naive 7-day mean": floors["naive_7d"], "naive 28-day mean": floors["naive_28d"]}
     scored |= {labels[name]: model for name, model in first.models.items()}
     scored[f"champion as judged ({champion}, through {verdict.chosen.trained_through})"] = verdict.chosen
@@ -225,8 +291,9 @@ def main() -> None:
         bar_rows.append(walk_label)
 
     test_clusters = clusters.cluster_of(test_rows["keyword_id"])
-    metrics = pd.concat([evaluation.evaluate(name, predicted, test_rows, test_clusters)
-                         for name, predicted in predictions.items()])
+    metrics = pd.concat(
+        [evaluation.evaluate(name, predicted, test_rows, test_clusters) for name, predicted in predictions.items()]
+    )
     table = metrics[(metrics["slice"] == "all") & (metrics["target"] == "clicks")].set_index("model")[COLUMNS]
     floor = table.loc["naive 28-day mean", "poisson_deviance"]
     table["vs naive 28-day mean"] = (table["poisson_deviance"] / floor - 1).map(lambda v: f"{v:+.1%}")
@@ -242,17 +309,21 @@ def main() -> None:
     print(f"\ngate: {' '.join(verdict.decision.reasons)}")
     for note in first.tuning_notes:
         print(f"tuning {note}")
-    print(f"blend: weights {weights}, validation clicks deviance "
-          f"{blend.validation_metrics['clicks_poisson_deviance']:.4f}")
+    print(
+        f"blend: weights {weights}, validation clicks deviance "
+        f"{blend.validation_metrics['clicks_poisson_deviance']:.4f}"
+    )
     print(f"served: {verdict.chosen.version} -> {served.version}")
     if args.retrain_every:
         print("retrained: " + "; ".join(walk_notes))
     for label in bar_rows:
         deviance, calibration = table.loc[label, ["poisson_deviance", "calibration"]]
         met = deviance <= DEVIANCE_BAR and abs(calibration - 1) <= CALIBRATION_BAR
-        print(f"bar ({label.strip('*').split('**')[0].strip()}): deviance ≤ {DEVIANCE_BAR} and calibration within "
-              f"1 ± {CALIBRATION_BAR}: {deviance:.3f}, {calibration:.3f}: {'met' if met else 'NOT met'} "
-              f"({deviance / floor - 1:+.1%} vs the naive 28-day mean)")
+        print(
+            f"bar ({label.strip('*').split('**')[0].strip()}): deviance ≤ {DEVIANCE_BAR} and calibration within "
+            f"1 ± {CALIBRATION_BAR}: {deviance:.3f}, {calibration:.3f}: {'met' if met else 'NOT met'} "
+            f"({deviance / floor - 1:+.1%} vs the naive 28-day mean)"
+        )
     print(f"{time.perf_counter() - started:.0f} s")
 
 

@@ -79,7 +79,7 @@ def _tree_rss(root: int) -> int:
 def prepare(workdir: Path, base: int, keywords: int) -> None:
     """The simulated account, its models, landscape and context (once per --base), then the tiled day (once per
     --keywords)."""
-    from daily_bids.warehouse import Warehouse
+    from daily_bids.storage.warehouse import Warehouse
 
     if not (workdir / f"base-{base}.json").exists():
         _prepare_account(workdir, base)
@@ -97,18 +97,20 @@ def prepare(workdir: Path, base: int, keywords: int) -> None:
             sink.write(part.assign(keyword_id=part["keyword_id"].to_numpy() + copy * COPY_STRIDE))
     for name in ("context", "clusters"):
         frame = pd.read_parquet(workdir / f"account_{name}.parquet")
-        pd.concat([frame.assign(keyword_id=frame["keyword_id"].to_numpy() + copy * COPY_STRIDE)
-                   for copy in range(copies)], ignore_index=True).to_parquet(workdir / f"{name}-{keywords}.parquet")
+        pd.concat(
+            [frame.assign(keyword_id=frame["keyword_id"].to_numpy() + copy * COPY_STRIDE) for copy in range(copies)],
+            ignore_index=True,
+        ).to_parquet(workdir / f"{name}-{keywords}.parquet")
     (workdir / f"ready-{keywords}.json").write_text(json.dumps({"day": day.isoformat(), "keywords": keywords}))
 
 
 def _prepare_account(workdir: Path, base: int) -> None:
-    from daily_bids.clustering import behaviour_profiles, fit_clusters
-    from daily_bids.deep_model import DeepParameters, train_deep
-    from daily_bids.features import roll
-    from daily_bids.landscape import bid_context, landscape_for_day
-    from daily_bids.model import TrainingParameters, train, training_frame
-    from daily_bids.simulator import AdMarketSimulator
+    from daily_bids.bidding.landscape import bid_context, landscape_for_day
+    from daily_bids.features.keyword_features import roll
+    from daily_bids.models.clustering import behaviour_profiles, fit_clusters
+    from daily_bids.models.deep_model import DeepParameters, train_deep
+    from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
+    from daily_bids.simulator.market import AdMarketSimulator
 
     print(f"set-up (not timed): {HISTORY_DAYS} days of a {base:,}-keyword account ...", flush=True)
     simulator = AdMarketSimulator(seed=7, keywords=base)
@@ -116,15 +118,19 @@ def _prepare_account(workdir: Path, base: int) -> None:
     features = {day: frame for day, frame, _ in roll(sorted(reports)[-30:], reports.get, history_start=START)}
     day = max(features)
     training_days = sorted(features)[-15:-1]
-    frame = training_frame(pd.concat([features[d] for d in training_days]),
-                           pd.concat([reports[d + dt.timedelta(days=1)] for d in training_days]))
+    frame = training_frame(
+        pd.concat([features[d] for d in training_days]),
+        pd.concat([reports[d + dt.timedelta(days=1)] for d in training_days]),
+    )
     print(f"set-up: training XGBoost and the deep model on {len(frame):,} rows ...", flush=True)
-    xgboost = train(frame, training_days[-1], TrainingParameters(training_days=14, validation_days=3),
-                    log=lambda message: None)
+    xgboost = train(
+        frame, training_days[-1], TrainingParameters(training_days=14, validation_days=3), log=lambda message: None
+    )
     history = pd.concat([reports[d] for d in sorted(reports)], ignore_index=True)
     clusters = fit_clusters(behaviour_profiles(history[history["date"] > pd.Timestamp(day - dt.timedelta(days=28))]))
-    deep = train_deep(frame, clusters, training_days[-1], DeepParameters(epochs=4, validation_days=3),
-                      log=lambda message: None)
+    deep = train_deep(
+        frame, clusters, training_days[-1], DeepParameters(epochs=4, validation_days=3), log=lambda message: None
+    )
     features[day].to_parquet(workdir / "account_features.parquet")
     bid_context(history, day).to_parquet(workdir / "account_context.parquet")
     clusters.assignments.to_parquet(workdir / "account_clusters.parquet")
@@ -135,8 +141,8 @@ def _prepare_account(workdir: Path, base: int) -> None:
 
 
 def load_model(workdir: Path, kind: str):
-    from daily_bids.deep_model import DeepKeywordModel
-    from daily_bids.model import KeywordModel
+    from daily_bids.models.deep_model import DeepKeywordModel
+    from daily_bids.models.xgboost_model import KeywordModel
 
     model_class = {"xgboost": KeywordModel, "deep": DeepKeywordModel}[kind]
     return model_class.from_bytes((workdir / f"{kind}.bundle").read_bytes())
@@ -144,10 +150,10 @@ def load_model(workdir: Path, kind: str):
 
 def run_one(workdir: Path, keywords: int, engine: str, kind: str) -> dict:
     """One configuration, in this process: the timed pipeline, then the raw predict on the same rows."""
-    from daily_bids import scoring
-    from daily_bids.bidding import BidPolicy
-    from daily_bids.landscape import BidLandscape
-    from daily_bids.warehouse import Warehouse
+    from daily_bids.bidding.landscape import BidLandscape
+    from daily_bids.bidding.policy import BidPolicy
+    from daily_bids.serving import scoring
+    from daily_bids.storage.warehouse import Warehouse
 
     day = dt.date.fromisoformat(json.loads((workdir / f"ready-{keywords}.json").read_text())["day"])
     store = Warehouse(str(workdir / f"warehouse-{keywords}"))
@@ -161,22 +167,52 @@ def run_one(workdir: Path, keywords: int, engine: str, kind: str) -> dict:
     log = lambda message: print("   ", message, flush=True)  # noqa: E731
     with PeakRss() as rss:
         if engine == "spark":
-            from daily_bids import spark_scoring
+            from daily_bids.serving import spark_scoring
             from resources.scoring import ScoringEngineResource
 
             session = ScoringEngineResource(engine="spark", spark_master="local[2]").spark_session()
             session.range(1).count()  # the session is up before the clock starts
             started = time.perf_counter()
-            scores = spark_scoring.score_day(session, store, FEATURES, day, model, clusters, outputs, BidPolicy(),
-                                             landscape, context, landscape.describe(), log)
+            scores = spark_scoring.score_day(
+                session,
+                store,
+                FEATURES,
+                day,
+                model,
+                clusters,
+                outputs,
+                BidPolicy(),
+                landscape,
+                context,
+                landscape.describe(),
+                log,
+            )
         else:
             started = time.perf_counter()
-            scores = scoring.score_day(store, FEATURES, day, model, clusters, outputs, BidPolicy(), landscape,
-                                       context, landscape.describe(), log=log)
+            scores = scoring.score_day(
+                store,
+                FEATURES,
+                day,
+                model,
+                clusters,
+                outputs,
+                BidPolicy(),
+                landscape,
+                context,
+                landscape.describe(),
+                log=log,
+            )
         seconds = time.perf_counter() - started
-    result = {"engine": engine, "model": kind, "keywords": scores.predictions.keywords, "seconds": seconds,
-              "rows_per_second": scores.predictions.keywords / seconds, "peak_rss_gb": rss.peak / 2**30,
-              "model_load_seconds": loaded, "bids": scores.bids.bids}
+    result = {
+        "engine": engine,
+        "model": kind,
+        "keywords": scores.predictions.keywords,
+        "seconds": seconds,
+        "rows_per_second": scores.predictions.keywords / seconds,
+        "peak_rss_gb": rss.peak / 2**30,
+        "model_load_seconds": loaded,
+        "bids": scores.bids.bids,
+    }
     if engine == "local":
         result |= raw_predict(store, day, model, kind)
     return result
@@ -186,7 +222,7 @@ def raw_predict(store, day, model, kind: str) -> dict:
     """The model's own predict on the same rows, batch by batch, inputs prepared beforehand (not timed): XGBoost's
     `inplace_predict` of each booster, or the deep model's compiled network; and its `predict` with the input
     preparation, for the share of the input work."""
-    from daily_bids import scoring
+    from daily_bids.serving import scoring
 
     raw = with_preparation = 0.0
     for features in store.iter_partition(FEATURES, day, scoring.BATCH_ROWS):
@@ -201,11 +237,13 @@ def raw_predict(store, day, model, kind: str) -> dict:
         else:
             import tensorflow as tf
 
-            from daily_bids.deep_model import SCORING_BATCH, model_inputs
+            from daily_bids.models.deep_model import SCORING_BATCH, model_inputs
 
             inputs = model_inputs(features, model.scaler, model.clusters, model.parameters["keyword_buckets"])
-            batches = [{name: tf.constant(values[start:start + SCORING_BATCH]) for name, values in inputs.items()}
-                       for start in range(0, len(features), SCORING_BATCH)]
+            batches = [
+                {name: tf.constant(values[start : start + SCORING_BATCH]) for name, values in inputs.items()}
+                for start in range(0, len(features), SCORING_BATCH)
+            ]
             started = time.perf_counter()
             for batch in batches:
                 model._scorer(batch)
@@ -232,8 +270,21 @@ def main() -> None:
     for engine in args.engines.split(","):
         for kind in args.models.split(","):
             print(f"{engine} engine, {kind} model, {args.keywords:,} keywords ...", flush=True)
-            process = subprocess.run([sys.executable, __file__, "--keywords", str(args.keywords), "--workdir",
-                                      str(workdir), "--one", engine, kind], capture_output=True, text=True)
+            process = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--keywords",
+                    str(args.keywords),
+                    "--workdir",
+                    str(workdir),
+                    "--one",
+                    engine,
+                    kind,
+                ],
+                capture_output=True,
+                text=True,
+            )
             lines = process.stdout.splitlines()
             print("\n".join(line for line in lines if not line.startswith("RESULT ")), flush=True)
             if process.returncode:
@@ -245,9 +296,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         raw = r.get("raw_predict_seconds")
-        print(f"| {r['engine']} | {r['model']} | {r['keywords']:,} | {r['seconds']:.1f} s | {r['rows_per_second']:,.0f} "
-              f"| {r['peak_rss_gb']:.1f} GB | " + (f"{raw:.1f} s | {r['model_predict_seconds']:.1f} s | "
-                                                  f"{r['seconds'] / raw:.2f}× |" if raw else "| | |"))
+        print(
+            f"| {r['engine']} | {r['model']} | {r['keywords']:,} | {r['seconds']:.1f} s | {r['rows_per_second']:,.0f} "
+            f"| {r['peak_rss_gb']:.1f} GB | "
+            + (f"{raw:.1f} s | {r['model_predict_seconds']:.1f} s | {r['seconds'] / raw:.2f}× |" if raw else "| | |")
+        )
 
 
 if __name__ == "__main__":

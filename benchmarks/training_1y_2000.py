@@ -13,11 +13,11 @@ import time
 
 import pandas as pd
 
-from daily_bids.clustering import behaviour_profiles, fit_clusters
-from daily_bids.deep_model import DeepParameters, train_deep
-from daily_bids.features import compute_features
-from daily_bids.model import TrainingParameters, train, training_frame
-from daily_bids.simulator import AdMarketSimulator
+from daily_bids.features.keyword_features import compute_features
+from daily_bids.models.clustering import behaviour_profiles, fit_clusters
+from daily_bids.models.deep_model import DeepParameters, train_deep
+from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
+from daily_bids.simulator.market import AdMarketSimulator
 
 
 def main() -> None:
@@ -46,9 +46,11 @@ def main() -> None:
     timings["deep model (early stopping)"] = time.perf_counter() - start
     for name, seconds in timings.items():
         print(f"  {name:<40} {seconds:6.1f} s")
-    print(f"total: {sum(timings.values()):.0f} s; clusters k={clusters.k}; "
-          f"validation clicks deviance: xgboost {xgb.validation_metrics['clicks_poisson_deviance']:.4f}, "
-          f"deep {deep.validation_metrics['clicks_poisson_deviance']:.4f} ({int(deep.validation_metrics['epochs'])} epochs)")
+    print(
+        f"total: {sum(timings.values()):.0f} s; clusters k={clusters.k}; "
+        f"validation clicks deviance: xgboost {xgb.validation_metrics['clicks_poisson_deviance']:.4f}, "
+        f"deep {deep.validation_metrics['clicks_poisson_deviance']:.4f} ({int(deep.validation_metrics['epochs'])} epochs)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING
 
-from daily_bids.tuning import SEARCH_SPACES  # light: optuna is imported only when a study runs
+from daily_bids.models.tuning import SEARCH_SPACES  # light: optuna is imported only when a study runs
 
 if TYPE_CHECKING:  # dagster is imported by the commands that run something, not by `--help`
     import dagster as dg
@@ -35,14 +35,20 @@ if TYPE_CHECKING:  # dagster is imported by the commands that run something, not
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daily_bids", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="bootstrap what is missing, train if needed, make the latest day's bids",
-                              description=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--day", type=dt.date.fromisoformat,
-                     help="report day to bid from (default: the latest complete day; with the landing source, the "
-                          "latest day its files cover)")
+    run = commands.add_parser(
+        "run",
+        help="bootstrap what is missing, train if needed, make the latest day's bids",
+        description=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--day",
+        type=dt.date.fromisoformat,
+        help="report day to bid from (default: the latest complete day; with the landing source, the "
+        "latest day its files cover)",
+    )
     run.add_argument("--retrain", action="store_true", help="train the model even if a recent one exists")
-    run.add_argument("--verbose", action="store_true",
-                     help="every Dagster event, and the traceback of any failure")
+    run.add_argument("--verbose", action="store_true", help="every Dagster event, and the traceback of any failure")
     commands.add_parser("settings", help="every BIDS_* environment variable: its default and its value here")
     features = commands.add_parser("features", help="the feature catalog: list, show NAME, search TERM")
     feature_commands = features.add_subparsers(dest="action", required=True)
@@ -53,18 +59,32 @@ def main(argv: list[str] | None = None) -> int:
     find.add_argument("term")
     models = commands.add_parser("models", help="the model lab: tune the candidates, register your own Keras model")
     model_commands = models.add_subparsers(dest="action", required=True)
-    tune = model_commands.add_parser("tune", help="an Optuna study per candidate kind; the next training uses the "
-                                                  "best parameters (shown in the UI and MLflow)")
+    tune = model_commands.add_parser(
+        "tune",
+        help="an Optuna study per candidate kind; the next training uses the "
+        "best parameters (shown in the UI and MLflow)",
+    )
     tune.add_argument("--trials", type=int, default=20, help="trials per kind, at most (default 20)")
     tune.add_argument("--timeout", type=float, default=600, help="seconds per kind, at most (default 600)")
-    tune.add_argument("--kinds", nargs="+", default=list(SEARCH_SPACES), choices=list(SEARCH_SPACES),
-                      help="kinds to tune (default all)")
-    register = model_commands.add_parser("register-keras", help="register a .keras file as a challenger: the "
-                                                                "champion gate judges it on its next run")
-    register.add_argument("path", help="the .keras file (inputs: the feature columns; outputs: clicks, and "
-                                       "optionally conversions)")
-    register.add_argument("--trained-through", required=True, type=dt.date.fromisoformat,
-                          help="the last outcome day it trained on (YYYY-MM-DD)")
+    tune.add_argument(
+        "--kinds",
+        nargs="+",
+        default=list(SEARCH_SPACES),
+        choices=list(SEARCH_SPACES),
+        help="kinds to tune (default all)",
+    )
+    register = model_commands.add_parser(
+        "register-keras", help="register a .keras file as a challenger: the champion gate judges it on its next run"
+    )
+    register.add_argument(
+        "path", help="the .keras file (inputs: the feature columns; outputs: clicks, and optionally conversions)"
+    )
+    register.add_argument(
+        "--trained-through",
+        required=True,
+        type=dt.date.fromisoformat,
+        help="the last outcome day it trained on (YYYY-MM-DD)",
+    )
     args = parser.parse_args(argv)
     if args.command == "models":
         return models_command(args)
@@ -90,16 +110,21 @@ class CommandFailed(Exception):
 
 
 # Errors raised inside runs that are the user's to fix, by class name (a run reports its errors serialized).
-EXPECTED_RUN_ERRORS = ("CannotBidError", "InsufficientHistoryError", "SourceMismatchError", "MissingPartitionsError",
-                       "LandingFileError")
+EXPECTED_RUN_ERRORS = (
+    "CannotBidError",
+    "InsufficientHistoryError",
+    "SourceMismatchError",
+    "MissingPartitionsError",
+    "LandingFileError",
+)
 
 
 def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from daily_bids.warehouse import SourceMismatchError
-    from daily_bids.windows import InsufficientHistoryError, plan_history
+    from daily_bids.features.windows import InsufficientHistoryError, plan_history
+    from daily_bids.storage.warehouse import SourceMismatchError
 
     try:
         from daily_bids.definitions import defs
@@ -110,8 +135,8 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
     from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS_TABLE, published_bids
+    from daily_bids.models.store import CHAMPION, ModelStore
     from daily_bids.settings import first_day
-    from daily_bids.model_store import CHAMPION, ModelStore
 
     instance = dg.DagsterInstance.get()
     source, warehouse = defs.resources["ad_platform"], defs.resources["warehouse"]
@@ -120,8 +145,9 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         source.claim_warehouse(warehouse)
     except SourceMismatchError as error:
         raise CommandFailed(str(error)) from error
-    day, source_start = _report_days(source, day, dt.date.fromisoformat(daily_partitions.get_last_partition_key()),
-                                     first_day())
+    day, source_start = _report_days(
+        source, day, dt.date.fromisoformat(daily_partitions.get_last_partition_key()), first_day()
+    )
     try:
         plan = plan_history(source_start, day)
     except InsufficientHistoryError as error:
@@ -129,9 +155,16 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     logger = _progress_logger(verbose)
 
     def execute(job: str, run_config: dict | None = None, **kwargs) -> dg.ExecuteInProcessResult:
-        return defs.resolve_job_def(job).with_logger_defs({"progress": logger}).execute_in_process(
-            instance=instance, raise_on_error=False, run_config={**(run_config or {}), "loggers": {"progress": {}}},
-            **kwargs)
+        return (
+            defs.resolve_job_def(job)
+            .with_logger_defs({"progress": logger})
+            .execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config={**(run_config or {}), "loggers": {"progress": {}}},
+                **kwargs,
+            )
+        )
 
     def materialize_range(what: str, assets, table: str, days: list[dt.date]) -> None:
         present = set(store.list_partitions(table))
@@ -141,17 +174,24 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
             return
         start, end = missing[0].isoformat(), days[-1].isoformat()
         print(f"[daily-bids] {what}: materializing {start}...{end}")
-        result = execute("history_job", asset_selection=[key for a in assets for key in a.keys],
-                         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end})
+        result = execute(
+            "history_job",
+            asset_selection=[key for a in assets for key in a.keys],
+            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        )
         if not result.success:
             raise CommandFailed(f"{what} {start}...{end} did not complete: {_failure_text(result)}")
 
-    print(f"[daily-bids] warehouse {store.display_uri()}, reports from {source.where()}; bidding from the report of "
-          f"{day} for {day + dt.timedelta(days=1)}")
-    materialize_range("report history", [raw_keyword_report, validated_keyword_report],
-                      VALIDATED_REPORT.path[-1], plan.report_days)
-    materialize_range("feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1],
-                      plan.feature_days)
+    print(
+        f"[daily-bids] warehouse {store.display_uri()}, reports from {source.where()}; bidding from the report of "
+        f"{day} for {day + dt.timedelta(days=1)}"
+    )
+    materialize_range(
+        "report history", [raw_keyword_report, validated_keyword_report], VALIDATED_REPORT.path[-1], plan.report_days
+    )
+    materialize_range(
+        "feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1], plan.feature_days
+    )
 
     current = ModelStore(store, CHAMPION).current()
     if retrain or current is None:  # the instance may remember a champion that this warehouse does not hold
@@ -159,11 +199,15 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     else:
         reasons = retraining_reasons(defs, instance, day)
     if reasons:
-        print(f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
-              f"({plan.window.describe()}), because: " + "; ".join(reasons))
+        print(
+            f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "
+            f"({plan.window.describe()}), because: " + "; ".join(reasons)
+        )
         window = {"config": {"train_through": day.isoformat()}}
-        trained = execute("train_model_job",
-                          run_config={"ops": {"keyword_clusters": window, "xgboost_model": window, "deep_model": window}})
+        trained = execute(
+            "train_model_job",
+            run_config={"ops": {"keyword_clusters": window, "xgboost_model": window, "deep_model": window}},
+        )
         if not trained.success:
             raise CommandFailed(f"training did not complete: {_failure_text(trained)}")
         gate = trained.asset_materializations_for_node(CHAMPION)[0].metadata
@@ -182,12 +226,15 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         predictions = store.read_partitions(PREDICTIONS_TABLE, [day])
         metadata = bids_written[0].metadata
         published = result.asset_materializations_for_node(published_bids.key.path[-1])
-        print(_summary(day, predictions, bids, metadata, published[0].metadata if published else None, errors,
-                       warnings))
+        print(
+            _summary(day, predictions, bids, metadata, published[0].metadata if published else None, errors, warnings)
+        )
     if errors:
-        print("[daily-bids] blocking checks failed, so nothing was published: "
-              + "; ".join(f"{c.asset_key.to_user_string()}.{c.check_name}{_check_reason(c)}" for c in errors),
-              file=sys.stderr)
+        print(
+            "[daily-bids] blocking checks failed, so nothing was published: "
+            + "; ".join(f"{c.asset_key.to_user_string()}.{c.check_name}{_check_reason(c)}" for c in errors),
+            file=sys.stderr,
+        )
         return 1
     if not result.success:
         raise CommandFailed(f"the daily bid job for {day} did not complete: {_failure_text(result)}")
@@ -196,11 +243,16 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
 
 def materializations_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
     """The materializations of one asset in a run (a step can materialize several: see `keyword_scores`)."""
-    return [event.step_materialization_data.materialization for event in result.get_asset_materialization_events()
-            if event.asset_key == key]
+    return [
+        event.step_materialization_data.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    ]
 
 
-def _report_days(source, day: dt.date | None, last_partition: dt.date, first_partition: dt.date) -> tuple[dt.date, dt.date]:
+def _report_days(
+    source, day: dt.date | None, last_partition: dt.date, first_partition: dt.date
+) -> tuple[dt.date, dt.date]:
     """(the day to bid from, the first day of the history behind it without a gap) for this source."""
     covered = source.covered_days()
     if covered is None:  # the simulator has every day
@@ -208,14 +260,18 @@ def _report_days(source, day: dt.date | None, last_partition: dt.date, first_par
     covered = [d for d in covered if first_partition <= d <= last_partition]
     waiting = source.unsettled_files()
     if waiting:
-        note = (f"{len(waiting)} file(s) there changed within BIDS_LANDING_SETTLE_SECONDS and are read once they have "
-                f"settled (they may still be being written): {waiting[:3]}")
+        note = (
+            f"{len(waiting)} file(s) there changed within BIDS_LANDING_SETTLE_SECONDS and are read once they have "
+            f"settled (they may still be being written): {waiting[:3]}"
+        )
         if not covered:
             raise CommandFailed(f"{source.where()} has no settled reports yet: {note}; run again in a minute")
         print(f"[daily-bids] note: {note}")
     if not covered:
-        raise CommandFailed(f"{source.where()} has no reports of days from {first_partition} (BIDS_FIRST_DAY) to "
-                            f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz or Parquet) there")
+        raise CommandFailed(
+            f"{source.where()} has no reports of days from {first_partition} (BIDS_FIRST_DAY) to "
+            f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz or Parquet) there"
+        )
     day = day or covered[-1]
     if day not in covered:
         raise CommandFailed(f"{source.where()} has no report of {day}; its latest is of {covered[-1]}")
@@ -230,9 +286,11 @@ def _failure_text(result) -> str:
     that are the user's to fix, the whole traceback for anything else)."""
     import dagster as dg
 
-    texts = [f"{c.asset_key.to_user_string()}.{c.check_name} failed{_check_reason(c)}"
-             for c in result.get_asset_check_evaluations()
-             if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    texts = [
+        f"{c.asset_key.to_user_string()}.{c.check_name} failed{_check_reason(c)}"
+        for c in result.get_asset_check_evaluations()
+        if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
     failures = [event for event in result.all_events if event.is_step_failure]
     if not failures and not texts:
         failures = [event for event in result.all_events if event.is_failure]
@@ -248,7 +306,9 @@ def _failure_text(result) -> str:
             continue  # named above, with its reason
         if root.cls_name in EXPECTED_RUN_ERRORS or root.cls_name == "Failure":
             name, _, message = root.message.strip().partition(": ")  # "module.ErrorClass: what happened"
-            texts.append(f"{event.step_key}: {message if name.split('.')[-1] == root.cls_name else root.message.strip()}")
+            texts.append(
+                f"{event.step_key}: {message if name.split('.')[-1] == root.cls_name else root.message.strip()}"
+            )
         else:
             texts.append(f"{event.step_key}: {error.to_string()}")
     return "; ".join(texts) or "see the run in the UI"
@@ -311,11 +371,13 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
     else:
         lines.append("  not published          a blocking check failed (below)")
     for check in errors:
-        lines.append(f"  check failed (ERROR)   {check.asset_key.to_user_string()}.{check.check_name}"
-                     f"{_check_reason(check)}")
+        lines.append(
+            f"  check failed (ERROR)   {check.asset_key.to_user_string()}.{check.check_name}{_check_reason(check)}"
+        )
     for check in warnings:
-        lines.append(f"  check warned           {check.asset_key.to_user_string()}.{check.check_name}"
-                     f"{_check_reason(check)}")
+        lines.append(
+            f"  check warned           {check.asset_key.to_user_string()}.{check.check_name}{_check_reason(check)}"
+        )
     return "\n".join(lines)
 
 
@@ -323,12 +385,16 @@ def _economics_lines(metadata, bids) -> list[str]:
     """Expected spend and profit; bounds where no landscape priced the bids (a click then costs at most its bid)."""
     at_most = (bids["expected_clicks"] * bids["bid"]).sum()
     if metadata["keywords_priced_by_landscape"].value == 0:
-        return [f"  expected spend at most {at_most:>12,.2f}   (clicks x max CPC: no bid landscape yet)",
-                f"  expected profit at least {metadata['expected_profit'].value:>10,.2f}"]
-    return [f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most {at_most:,.2f} = clicks "
-            "x max CPC)",
-            f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
-            f"{metadata['fixed_margin_expected_profit'].value:,.2f})"]
+        return [
+            f"  expected spend at most {at_most:>12,.2f}   (clicks x max CPC: no bid landscape yet)",
+            f"  expected profit at least {metadata['expected_profit'].value:>10,.2f}",
+        ]
+    return [
+        f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most {at_most:,.2f} = clicks "
+        "x max CPC)",
+        f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
+        f"{metadata['fixed_margin_expected_profit'].value:,.2f})",
+    ]
 
 
 def _check_reason(check) -> str:
@@ -339,15 +405,16 @@ def _check_reason(check) -> str:
 def features_command(args) -> int:
     import pandas as pd
 
-    from daily_bids import catalog
+    from daily_bids.features import catalog
     from resources.deployment import deployment_warehouse
 
     store = deployment_warehouse().warehouse()  # the endpoint, retries and timeouts of every other S3 client
     days = store.list_partitions(catalog.CATALOG_TABLE)
     history = store.read_partitions(catalog.CATALOG_TABLE, days[-14:]) if days else pd.DataFrame()
     latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()
-    registry = (store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY)
-                else pd.DataFrame())
+    registry = (
+        store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY) else pd.DataFrame()
+    )
     definitions = catalog.definitions().set_index("feature")
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 70)
@@ -364,8 +431,10 @@ def features_command(args) -> int:
         if len(latest):
             table = table.join(latest[["mean", "nulls", "drift_vs_previous_7d"]])
         print(table.to_string())
-        print(f"\n{len(table)} features" + (f"; statistics of {days[-1]}" if days else
-                                              "; no statistics yet (materialize feature_catalog)"))
+        print(
+            f"\n{len(table)} features"
+            + (f"; statistics of {days[-1]}" if days else "; no statistics yet (materialize feature_catalog)")
+        )
         return 0
     try:
         definition = catalog.describe(args.name)
@@ -374,15 +443,19 @@ def features_command(args) -> int:
         return 1
     print(f"{args.name}\n" + "\n".join(f"  {key:<16} {value}" for key, value in definition.items()))
     if len(latest):
-        stats = latest.loc[args.name, list(catalog.STAT_COLUMNS) + ["drift_vs_previous_7d", "first_partition",
-                                                                    "last_partition"]]
+        stats = latest.loc[
+            args.name, list(catalog.STAT_COLUMNS) + ["drift_vs_previous_7d", "first_partition", "last_partition"]
+        ]
         print(f"\nstatistics of {days[-1]}\n" + "\n".join(f"  {key:<22} {value}" for key, value in stats.items()))
-        rows = history[history["feature"] == args.name][["date", "version", "mean", "std", "nulls",
-                                                           "drift_vs_previous_7d"]]
+        rows = history[history["feature"] == args.name][
+            ["date", "version", "mean", "std", "nulls", "drift_vs_previous_7d"]
+        ]
         print(f"\nhistory (last {len(rows)} partitions)\n{rows.to_string(index=False)}")
     used = catalog.versions_used(args.name, registry)
-    print("\nmodels by feature version\n" + ("\n".join(f"  {version}: {', '.join(models)}"
-                                                      for version, models in used.items()) or "  none yet"))
+    print(
+        "\nmodels by feature version\n"
+        + ("\n".join(f"  {version}: {', '.join(models)}" for version, models in used.items()) or "  none yet")
+    )
     return 0
 
 
@@ -396,7 +469,7 @@ def models_command(args) -> int:
         job, asset = "tune_models_job", "model_tuning"
         config = {"kinds": args.kinds, "trials": args.trials, "timeout_seconds": args.timeout}
     else:
-        from daily_bids.keras_model import load_user_keras
+        from daily_bids.models.user_keras_model import load_user_keras
 
         try:  # the contract first, with the file's own error; the run validates again on the latest features
             load_user_keras(args.path, args.trained_through)
@@ -405,8 +478,9 @@ def models_command(args) -> int:
             return 1
         job, asset = "register_keras_job", "user_keras_model"
         config = {"path": str(args.path), "trained_through": args.trained_through.isoformat()}
-    result = defs.resolve_job_def(job).execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False,
-                                                          run_config={"ops": {asset: {"config": config}}})
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=dg.DagsterInstance.get(), raise_on_error=False, run_config={"ops": {asset: {"config": config}}}
+    )
     if not result.success:
         print(f"[daily-bids] {asset} failed: {_failure_text(result)}")
         return 1

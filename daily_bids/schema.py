@@ -59,34 +59,90 @@ class ReportColumn:
 
 REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn("date", "date", "Report day.", True, ("day",)),
-    ReportColumn("keyword_id", "id", "The ad platform's keyword identifier; unique per day; a positive integer.", True,
-                 ("keyword id", "criterion id"), plausible_max=2.0**63 - 1),
+    ReportColumn(
+        "keyword_id",
+        "id",
+        "The ad platform's keyword identifier; unique per day; a positive integer.",
+        True,
+        ("keyword id", "criterion id"),
+        plausible_max=2.0**63 - 1,
+    ),
     ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
     ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
     ReportColumn("ad_group", "text", "Ad group name.", False, ("ad group", "ad group name", "adgroup")),
     # IDs as the platform writes them, kept as text: Ads Editor matches a file's rows by them.
     ReportColumn("campaign_id", "text", "The ad platform's campaign identifier.", False, ("campaign id",)),
-    ReportColumn("ad_group_id", "text", "The ad platform's ad group identifier.", False,
-                 ("ad group id", "adgroup id")),
-    ReportColumn("match_type", "text", "Keyword match type.", False,
-                 ("match type", "search keyword match type", "keyword match type"), MATCH_TYPES),
-    ReportColumn("impressions", "count", "Times the ad was shown.", True, ("impr.", "impr"),
-                 plausible_max=1e9, outlier_floor=100_000),
-    ReportColumn("clicks", "count", "Clicks on the ad; never more than impressions.", True,
-                 plausible_max=1e8, outlier_floor=10_000),
-    ReportColumn("cost", "money", "Spend on clicks, in account currency.", False, ("spend",),
-                 plausible_max=1e7, outlier_floor=10_000),
-    ReportColumn("conversions", "count", "Conversions from the clicks; never more than clicks.", False,
-                 ("conv.",), plausible_max=1e7, outlier_floor=1_000),
-    ReportColumn("conversion_value", "money", "Value of those conversions, in account currency.", False,
-                 ("conv. value", "conversion value", "total conv. value", "all conv. value"),
-                 plausible_max=1e8, outlier_floor=10_000),
+    ReportColumn("ad_group_id", "text", "The ad platform's ad group identifier.", False, ("ad group id", "adgroup id")),
+    ReportColumn(
+        "match_type",
+        "text",
+        "Keyword match type.",
+        False,
+        ("match type", "search keyword match type", "keyword match type"),
+        MATCH_TYPES,
+    ),
+    ReportColumn(
+        "impressions",
+        "count",
+        "Times the ad was shown.",
+        True,
+        ("impr.", "impr"),
+        plausible_max=1e9,
+        outlier_floor=100_000,
+    ),
+    ReportColumn(
+        "clicks",
+        "count",
+        "Clicks on the ad; never more than impressions.",
+        True,
+        plausible_max=1e8,
+        outlier_floor=10_000,
+    ),
+    ReportColumn(
+        "cost",
+        "money",
+        "Spend on clicks, in account currency.",
+        False,
+        ("spend",),
+        plausible_max=1e7,
+        outlier_floor=10_000,
+    ),
+    ReportColumn(
+        "conversions",
+        "count",
+        "Conversions from the clicks; never more than clicks.",
+        False,
+        ("conv.",),
+        plausible_max=1e7,
+        outlier_floor=1_000,
+    ),
+    ReportColumn(
+        "conversion_value",
+        "money",
+        "Value of those conversions, in account currency.",
+        False,
+        ("conv. value", "conversion value", "total conv. value", "all conv. value"),
+        plausible_max=1e8,
+        outlier_floor=10_000,
+    ),
     # The bid in force is what the bid landscape learns from: without it the platform bids by the fixed margin.
-    ReportColumn("max_cpc", "price", "The keyword's max CPC (its bid) in force that day, in account currency.", False,
-                 ("max. cpc", "max cpc", "keyword max cpc", "max. cpc (keyword)"), plausible_max=10_000),
-    ReportColumn("search_impression_share", "share", "Impressions won / impressions the keyword was eligible for, "
-                 "0 to 1 (`45.2%` reads as 0.452; Google's `< 10%` as 0.1 and `> 90%` as 0.9).", False,
-                 ("search impr. share", "search impression share", "impr. share"), plausible_max=1.0),
+    ReportColumn(
+        "max_cpc",
+        "price",
+        "The keyword's max CPC (its bid) in force that day, in account currency.",
+        False,
+        ("max. cpc", "max cpc", "keyword max cpc", "max. cpc (keyword)"),
+        plausible_max=10_000,
+    ),
+    ReportColumn(
+        "search_impression_share",
+        "share",
+        "Impressions won / impressions the keyword was eligible for, "
+        "0 to 1 (`45.2%` reads as 0.452; Google's `< 10%` as 0.1 and `> 90%` as 0.9).",
+        False,
+        ("search impr. share", "search impression share", "impr. share"),
+        plausible_max=1.0,
+    ),
 )
 
 REPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS)
@@ -118,8 +174,15 @@ PAIR_RULES: tuple[PairRule, ...] = (
 )
 
 # Pandas dtypes of validated reports: nullable integers, so a column the source did not report can stay unknown.
-_PANDAS_DTYPES = {"date": "datetime64[ns]", "id": "int64", "text": "string", "count": "Int64", "money": "Float64",
-                  "price": "Float64", "share": "Float64"}
+_PANDAS_DTYPES = {
+    "date": "datetime64[ns]",
+    "id": "int64",
+    "text": "string",
+    "count": "Int64",
+    "money": "Float64",
+    "price": "Float64",
+    "share": "Float64",
+}
 
 
 def report_dtypes() -> dict[str, str]:
@@ -193,8 +256,10 @@ def contract_table_markdown() -> str:
         if c.min_value is not None:
             rule.append(f"≥ {c.min_value:g}")
         if c.is_numeric and c.outlier_floor is not None:
-            rule.append(f"≤ {c.plausible_max:,.0f} a day; ≤ {OUTLIER_FACTOR_DEFAULT:g}× the keyword's previous 28 days "
-                        f"when above {c.outlier_floor:,.0f}")
+            rule.append(
+                f"≤ {c.plausible_max:,.0f} a day; ≤ {OUTLIER_FACTOR_DEFAULT:g}× the keyword's previous 28 days "
+                f"when above {c.outlier_floor:,.0f}"
+            )
         elif c.is_numeric and c.plausible_max is not None:
             rule.append(f"≤ {c.plausible_max:,.0f}" if c.plausible_max >= 10 else f"≤ {c.plausible_max:g}")
         if c.name in pair_rules:
@@ -204,6 +269,8 @@ def contract_table_markdown() -> str:
         if c.name in KEY_COLUMNS:
             rule.append("(date, keyword_id) unique")
         headers = ", ".join(f"`{a}`" for a in (c.name, *c.aliases) if a)
-        rows.append(f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'; '.join(rule) or '—'} | "
-                    f"{c.null_policy} | {headers} |")
+        rows.append(
+            f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'; '.join(rule) or '—'} | "
+            f"{c.null_policy} | {headers} |"
+        )
     return "\n".join(rows)

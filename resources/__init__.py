@@ -2,8 +2,8 @@
 
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
-from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.deployment import build_resources
+from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.warehouse import WarehouseResource
 
 __all__ = [

@@ -9,12 +9,19 @@ import pandas as pd
 import pyarrow.fs as pafs
 from pydantic import Field, PrivateAttr
 
-from daily_bids.landing import (
-    MB, ReadLimits, covered_days, files_covering, read_landing_file, refresh_index, unreadable_files, unsettled_files,
+from daily_bids.ingest.landing import (
+    MB,
+    ReadLimits,
+    covered_days,
+    files_covering,
+    read_landing_file,
+    refresh_index,
+    unreadable_files,
+    unsettled_files,
 )
 from daily_bids.schema import conform_raw, empty_raw
-from daily_bids.simulator import AdMarketSimulator
-from daily_bids.warehouse import filesystem_for
+from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage.warehouse import filesystem_for
 from resources.warehouse import BoundedS3Resource, WarehouseResource, s3_options
 
 # The simulated platform's own state (the bids published to it), kept beside the product tables.
@@ -64,8 +71,10 @@ class SimulatedAdPlatform(ReportSource):
     seed: int = 7
     keywords: int = 2000
     demand_shocks: dict[str, float] = Field(
-        default_factory=dict, description="What-if: multiply search volume from a day on, e.g. {'2025-03-01': 3.0}; "
-                                          "a factor of 0 gives a day without report rows.")
+        default_factory=dict,
+        description="What-if: multiply search volume from a day on, e.g. {'2025-03-01': 3.0}; "
+        "a factor of 0 gives a day without report rows.",
+    )
     _simulator: AdMarketSimulator | None = PrivateAttr(default=None)
 
     @property
@@ -81,8 +90,9 @@ class SimulatedAdPlatform(ReportSource):
         if store.partition_exists(BIDS_IN_FORCE_TABLE, day):
             bids = store.read_partitions(BIDS_IN_FORCE_TABLE, [day]).set_index("keyword_id")["bid"]
         report = self.simulator.report(day, bids)
-        return report.assign(source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1),
-                             parse_errors=pd.NA)
+        return report.assign(
+            source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1), parse_errors=pd.NA
+        )
 
     def identity(self):
         return {"source": "simulator", "seed": self.seed}
@@ -114,8 +124,10 @@ class LandingZoneSource(ReportSource):
     uri: str = Field(description="Folder or s3://bucket/prefix to read report files from.")
     warehouse: WarehouseResource
     s3: BoundedS3Resource = BoundedS3Resource()
-    column_map: dict[str, str] = Field(default_factory=dict,
-                                       description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.")
+    column_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra header → contract column mappings, e.g. {'Impressions (all)': 'impressions'}.",
+    )
     date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")
     max_file_mb: int = Field(1024, gt=0, description="The largest landing file read, in MB.")
     max_uncompressed_mb: int = Field(4096, gt=0, description="The most a landing file may decompress to, in MB.")

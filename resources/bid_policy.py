@@ -1,6 +1,6 @@
 import dagster as dg
 
-from daily_bids.bidding import BidPolicy
+from daily_bids.bidding.policy import BidPolicy
 
 
 class BidPolicyResource(dg.ConfigurableResource, BidPolicy):

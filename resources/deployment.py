@@ -7,13 +7,13 @@ the variable's name, not forty seconds into a run with a field's name.
 import pydantic
 
 from daily_bids import settings
-from daily_bids.bidding import read_campaign_budgets
-from daily_bids.simulator import MAX_KEYWORDS, MIN_KEYWORDS
-from daily_bids.warehouse import Warehouse
+from daily_bids.bidding.budgets import read_campaign_budgets
+from daily_bids.simulator.market import MAX_KEYWORDS, MIN_KEYWORDS
+from daily_bids.storage.warehouse import Warehouse
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform, parse_column_map
 from resources.bid_policy import BidPolicyResource
-from resources.scoring import ScoringEngineResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
+from resources.scoring import ScoringEngineResource
 from resources.tracking import ExperimentTracker
 from resources.warehouse import BoundedS3Resource, WarehouseResource
 
@@ -31,8 +31,9 @@ def build_resources() -> dict[str, object]:
         "model_io_manager": ModelIOManager(warehouse=warehouse),
         "ad_platform": _report_source(warehouse, s3),
         "bid_policy": bid_policy,
-        "tracker": ExperimentTracker(tracking_uri=settings.MLFLOW_TRACKING_URI.read(),
-                                     artifact_location=settings.MLFLOW_ARTIFACTS.read(), s3=s3),
+        "tracker": ExperimentTracker(
+            tracking_uri=settings.MLFLOW_TRACKING_URI.read(), artifact_location=settings.MLFLOW_ARTIFACTS.read(), s3=s3
+        ),
         "scoring": _scoring_engine(),
     }
 
@@ -48,12 +49,16 @@ def _s3() -> BoundedS3Resource:
     in the AWS_* variables, a profile or an IAM role, so they never reach a config file or a run's recorded config."""
     timeout = settings.float_setting(settings.S3_TIMEOUT_SECONDS)
     if timeout is None or timeout <= 0:
-        raise ValueError(f"{settings.S3_TIMEOUT_SECONDS.env_var}={settings.S3_TIMEOUT_SECONDS.read()!r} is not a "
-                         "positive number of seconds")
-    return BoundedS3Resource(endpoint_url=settings.S3_ENDPOINT_URL.read() or None,
-                             region_name=settings.S3_REGION.read(),
-                             max_attempts=settings.int_setting(settings.S3_MAX_ATTEMPTS, 1, 20),
-                             timeout_seconds=timeout)
+        raise ValueError(
+            f"{settings.S3_TIMEOUT_SECONDS.env_var}={settings.S3_TIMEOUT_SECONDS.read()!r} is not a "
+            "positive number of seconds"
+        )
+    return BoundedS3Resource(
+        endpoint_url=settings.S3_ENDPOINT_URL.read() or None,
+        region_name=settings.S3_REGION.read(),
+        max_attempts=settings.int_setting(settings.S3_MAX_ATTEMPTS, 1, 20),
+        timeout_seconds=timeout,
+    )
 
 
 def _scoring_engine() -> ScoringEngineResource:
@@ -62,10 +67,12 @@ def _scoring_engine() -> ScoringEngineResource:
         raise ValueError(f"{settings.SCORING_ENGINE.env_var}={engine!r} is not a scoring engine; use local or spark")
     driver_host = settings.SPARK_DRIVER_HOST.read()
     if not driver_host:
-        raise ValueError(f"{settings.SPARK_DRIVER_HOST.env_var} is empty; unset it to bind the Spark driver to "
-                         "127.0.0.1")
-    return ScoringEngineResource(engine=engine, spark_master=settings.SPARK_MASTER.read(),
-                                 spark_driver_host=driver_host)
+        raise ValueError(
+            f"{settings.SPARK_DRIVER_HOST.env_var} is empty; unset it to bind the Spark driver to 127.0.0.1"
+        )
+    return ScoringEngineResource(
+        engine=engine, spark_master=settings.SPARK_MASTER.read(), spark_driver_host=driver_host
+    )
 
 
 def _bid_policy() -> BidPolicyResource:
@@ -95,7 +102,9 @@ def _require_writable(uri: str) -> None:
         store.write_bytes(".write_probe", b"")
         store.fs.delete_file(store.path(".write_probe"))
     except OSError as error:
-        raise ValueError(f"{settings.WAREHOUSE.env_var}={uri!r}: the warehouse folder is not writable ({error})") from None
+        raise ValueError(
+            f"{settings.WAREHOUSE.env_var}={uri!r}: the warehouse folder is not writable ({error})"
+        ) from None
 
 
 def _report_source(warehouse: WarehouseResource, s3: BoundedS3Resource) -> ReportSource:

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from daily_bids.model_store import ModelStore, ServedModel
+from daily_bids.models.store import ModelStore, ServedModel
 from resources.warehouse import WarehouseResource
 
 
@@ -46,7 +46,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
 
 class ModelIOManager(dg.ConfigurableIOManager):
-    """Trained models through `daily_bids.model_store.ModelStore`: versioned bundles under `<warehouse>/<asset>/`,
+    """Trained models through `daily_bids.models.store.ModelStore`: versioned bundles under `<warehouse>/<asset>/`,
     the `current.json` pointer downstream assets load, and a row per model in `<warehouse>/model_registry`.
 
     An asset may return a `ServedModel` (the served model, and the one the gate judged for it) or a plain model."""
@@ -57,8 +57,9 @@ class ModelIOManager(dg.ConfigurableIOManager):
         store = ModelStore(self.warehouse.warehouse(), context.asset_key.path[-1])
         served = obj if isinstance(obj, ServedModel) else ServedModel(obj, obj)
         bundle = store.save(served.served, judged=served.judged, **served.registry_fields)
-        context.add_output_metadata({"path": dg.MetadataValue.path(store.warehouse.display_uri(bundle)),
-                                     "model_version": served.served.version})
+        context.add_output_metadata(
+            {"path": dg.MetadataValue.path(store.warehouse.display_uri(bundle)), "model_version": served.served.version}
+        )
 
     def load_input(self, context: dg.InputContext):
         return ModelStore(self.warehouse.warehouse(), context.asset_key.path[-1]).current_or_fail()

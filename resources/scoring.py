@@ -10,8 +10,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from daily_bids import scoring
-from daily_bids.scoring import BATCH_ROWS
+from daily_bids.serving import scoring
+from daily_bids.serving.scoring import BATCH_ROWS
 
 
 class ScoringEngineResource(dg.ConfigurableResource):
@@ -21,9 +21,11 @@ class ScoringEngineResource(dg.ConfigurableResource):
     engine: Literal["local", "spark"] = Field("local", description="`local` or `spark` (BIDS_SCORING_ENGINE).")
     spark_master: str = Field("local[*]", description="Spark master URL (BIDS_SPARK_MASTER).")
     spark_driver_host: str = Field(
-        "127.0.0.1", min_length=1,
+        "127.0.0.1",
+        min_length=1,
         description="With a cluster master, the address the driver binds to and executors connect back to "
-                    "(BIDS_SPARK_DRIVER_HOST); a local master always binds to 127.0.0.1.")
+        "(BIDS_SPARK_DRIVER_HOST); a local master always binds to 127.0.0.1.",
+    )
     batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (per Arrow batch on Spark).")
     _spark: object = PrivateAttr(default=None)
 
@@ -57,9 +59,22 @@ class ScoringEngineResource(dg.ConfigurableResource):
     def score_day(self, store, features_table, day, model, clusters, outputs, policy, landscape, context, note, log):
         """One day's predictions (and bids, when `outputs` names them) on the configured engine."""
         if self.engine == "spark":
-            from daily_bids import spark_scoring
+            from daily_bids.serving import spark_scoring
 
-            return spark_scoring.score_day(self.spark_session(), store, features_table, day, model, clusters,
-                                           outputs, policy, landscape, context, note, log)
-        return scoring.score_day(store, features_table, day, model, clusters, outputs, policy, landscape, context,
-                                 note, self.batch_rows, log)
+            return spark_scoring.score_day(
+                self.spark_session(),
+                store,
+                features_table,
+                day,
+                model,
+                clusters,
+                outputs,
+                policy,
+                landscape,
+                context,
+                note,
+                log,
+            )
+        return scoring.score_day(
+            store, features_table, day, model, clusters, outputs, policy, landscape, context, note, self.batch_rows, log
+        )

@@ -18,8 +18,11 @@ CHAMPION_ALIAS = "champion"
 class ExperimentTracker(dg.ConfigurableResource):
     tracking_uri: str = Field(description="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://mlflow:5000.")
     experiment: str = "daily-bids"
-    artifact_location: str = Field("", description="Where a new experiment keeps its artifacts: s3://bucket/prefix "
-                                                   "or a folder; empty: beside a SQLite store, or the server's choice.")
+    artifact_location: str = Field(
+        "",
+        description="Where a new experiment keeps its artifacts: s3://bucket/prefix "
+        "or a folder; empty: beside a SQLite store, or the server's choice.",
+    )
     s3: BoundedS3Resource = BoundedS3Resource()
 
     def _client(self):
@@ -32,9 +35,11 @@ class ExperimentTracker(dg.ConfigurableResource):
             mlflow.create_experiment(self.experiment, artifact_location=self._artifact_location())
         elif self.artifact_location and experiment.artifact_location != self._artifact_location():
             # MLflow fixes the location when it creates an experiment; writing elsewhere silently would lose models.
-            raise ValueError(f"BIDS_MLFLOW_ARTIFACTS={self.artifact_location!r}, but the MLflow experiment "
-                             f"{self.experiment!r} at {self.tracking_uri} keeps its artifacts at "
-                             f"{experiment.artifact_location}: unset it, or use a new tracking store")
+            raise ValueError(
+                f"BIDS_MLFLOW_ARTIFACTS={self.artifact_location!r}, but the MLflow experiment "
+                f"{self.experiment!r} at {self.tracking_uri} keeps its artifacts at "
+                f"{experiment.artifact_location}: unset it, or use a new tracking store"
+            )
         mlflow.set_experiment(self.experiment)
         return mlflow
 
@@ -60,7 +65,7 @@ class ExperimentTracker(dg.ConfigurableResource):
                 return self.artifact_location.rstrip("/")
             return Path(self.artifact_location).expanduser().resolve().as_uri()
         if self.tracking_uri.startswith("sqlite:///"):
-            database = Path(self.tracking_uri[len("sqlite:///"):]).resolve()
+            database = Path(self.tracking_uri[len("sqlite:///") :]).resolve()
             return (database.parent / "mlruns").as_uri()
         return None  # a tracking server decides
 
@@ -69,8 +74,15 @@ class ExperimentTracker(dg.ConfigurableResource):
         model bundle; the bundle is registered as a new version of the keyword model. Returns the run id."""
         mlflow = self._client()
         with mlflow.start_run(run_name=f"{kind} {model.version}") as run:
-            mlflow.set_tags({"model_kind": kind, "model_version": model.version, "data_window": window,
-                             "git_sha": _git_sha(), "scaler_version": model.registry_entry()["scaler_version"]})
+            mlflow.set_tags(
+                {
+                    "model_kind": kind,
+                    "model_version": model.version,
+                    "data_window": window,
+                    "git_sha": _git_sha(),
+                    "scaler_version": model.registry_entry()["scaler_version"],
+                }
+            )
             mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
             metrics = {**model.validation_metrics, **(extra_metrics or {})}
             mlflow.log_metrics({key: float(value) for key, value in metrics.items() if value == value})
@@ -83,11 +95,17 @@ class ExperimentTracker(dg.ConfigurableResource):
             client = mlflow.MlflowClient()
             if not client.search_registered_models(f"name='{REGISTERED_MODEL}'"):
                 client.create_registered_model(REGISTERED_MODEL)
-            client.create_model_version(REGISTERED_MODEL, f"runs:/{run.info.run_id}/model", run.info.run_id,
-                                        tags={"model_version": model.version, "model_kind": kind})
+            client.create_model_version(
+                REGISTERED_MODEL,
+                f"runs:/{run.info.run_id}/model",
+                run.info.run_id,
+                tags={"model_version": model.version, "model_kind": kind},
+            )
             return run.info.run_id
 
-    def log_run(self, name: str, kind: str, params: dict, metrics: dict, artifacts: dict[str, bytes] | None = None) -> str:
+    def log_run(
+        self, name: str, kind: str, params: dict, metrics: dict, artifacts: dict[str, bytes] | None = None
+    ) -> str:
         """One MLflow run of something other than a keyword model (the bid landscape, a backtest); returns its id."""
         mlflow = self._client()
         with mlflow.start_run(run_name=name) as run:
@@ -110,8 +128,9 @@ class ExperimentTracker(dg.ConfigurableResource):
             for trial in trials:
                 with mlflow.start_run(run_name=f"{kind} trial {trial['number']}", nested=True):
                     mlflow.log_params({key: str(value)[:500] for key, value in trial["params"].items()})
-                    mlflow.log_metrics({key: float(trial[key]) for key in ("value", "seconds")
-                                        if trial[key] == trial[key]})
+                    mlflow.log_metrics(
+                        {key: float(trial[key]) for key in ("value", "seconds") if trial[key] == trial[key]}
+                    )
             finite = [trial["value"] for trial in trials if trial["value"] == trial["value"]]
             if finite:
                 mlflow.log_metric("best_validation_clicks_poisson_deviance", min(finite))

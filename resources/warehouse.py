@@ -9,17 +9,23 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from daily_bids import settings
-from daily_bids.warehouse import S3Options, Warehouse
+from daily_bids.storage.warehouse import S3Options, Warehouse
 
 
 class BoundedS3Resource(S3Resource):
     """dagster-aws's S3 resource with a timeout as well as its bounded retries: every S3 client the platform makes
     (pyarrow's, boto3's, MLflow's) is configured from it, through `s3_options`."""
 
-    max_attempts: int = Field(default=int(settings.S3_MAX_ATTEMPTS.default), ge=1,
-                              description="Attempts per S3 request, the first included (AWS standard retry mode).")
-    timeout_seconds: float = Field(default=float(settings.S3_TIMEOUT_SECONDS.default), gt=0,
-                                   description="Connect and read timeout of each S3 request, in seconds.")
+    max_attempts: int = Field(
+        default=int(settings.S3_MAX_ATTEMPTS.default),
+        ge=1,
+        description="Attempts per S3 request, the first included (AWS standard retry mode).",
+    )
+    timeout_seconds: float = Field(
+        default=float(settings.S3_TIMEOUT_SECONDS.default),
+        gt=0,
+        description="Connect and read timeout of each S3 request, in seconds.",
+    )
 
     def get_client(self):
         """A boto3 S3 client with the retries and the timeouts (dagster-aws's own client has no timeouts)."""
@@ -27,10 +33,16 @@ class BoundedS3Resource(S3Resource):
 
         session = boto3.session.Session(profile_name=self.profile_name)
         client = session.client(
-            "s3", region_name=self.region_name, endpoint_url=self.endpoint_url, use_ssl=self.use_ssl,
-            verify=self.verify, aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key, aws_session_token=self.aws_session_token,
-            config=s3_options(self).botocore_config())
+            "s3",
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            use_ssl=self.use_ssl,
+            verify=self.verify,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+            config=s3_options(self).botocore_config(),
+        )
         if self.use_unsigned_session:
             from botocore.handlers import disable_signing
 
@@ -66,8 +78,9 @@ class WarehouseResource(dg.ConfigurableResource):
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                 raise
-            raise ValueError(f"warehouse bucket {bucket!r} of {self.uri} does not exist at "
-                             f"{self.s3.endpoint_url or 'AWS'}") from None
+            raise ValueError(
+                f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}"
+            ) from None
 
 
 def s3_options(s3: BoundedS3Resource) -> S3Options:

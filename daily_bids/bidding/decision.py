@@ -1,0 +1,318 @@
+"""The bid decision: from next-day predictions to a max CPC per keyword, by one of two policies.
+
+`fixed_margin`: bid = expected value per click × (1 − target margin), rounded down to the cent, capped at the max
+bid. It needs nothing but the predictions, and it ignores the auction.
+
+`profit_optimal`: the bid that maximizes expected clicks(bid) × (value per click − cost per click(bid)), from the
+bid landscape (`daily_bids.bidding.landscape`), within the caps, strictly below the value per click, within
+`max_bid_change` of the bid in force, and within each campaign's budget (`daily_bids.bidding.optimizer`). Where there is
+no landscape (the reports carry no max CPC, or bids never varied) or no bid in force for a keyword, that keyword is
+bid by the fixed margin, and the bids table says so in `bid_basis`.
+
+Either way a bid never reaches the expected value per click, and since the price paid per click is at most the bid
+(second-price auctions), every click is expected to earn more than it costs. Where even the minimum bid would not
+stay below it, the keyword gets no bid: it is listed as unprofitable rather than bid at a loss.
+
+Keywords with fewer than `min_history_days` days of history are bid from their cluster's value per click, or, for a
+keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's), with the wider
+`cold_start_margin`: a conservative default while the model has little to go on, under either policy.
+
+A share of keywords each day (`exploration_share`) has its bid moved by a random factor within
+±`exploration_spread`, drawn from (seed, day, keyword), then put back inside every rule: the bid variation that
+the landscape learns from. Those rows carry `exploration = true`. Only keywords whose bid in force the reports
+carry (`max_cpc`) are explored, and never cold starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from daily_bids.bidding.optimizer import BidRange, cents_down, explore, optimize
+from daily_bids.bidding.policy import BidPolicy
+from daily_bids.schema import DIMENSION_COLUMNS
+
+# What can decide a bid (the bids table's `bid_basis`).
+BID_BASES = ("profit_optimal", "fixed_margin", "cold_start", "configured_value")
+BID_COLUMNS: tuple[str, ...] = (
+    "date",
+    "effective_date",
+    "keyword_id",
+    *DIMENSION_COLUMNS,
+    "bid",
+    "expected_clicks",
+    "expected_value_per_click",
+    "expected_cost_per_click",
+    "expected_profit",
+    "bid_basis",
+    "exploration",
+    "model_version",
+)
+
+
+class CannotBidError(ValueError):
+    """Raised when no keyword has a value per click to bid from."""
+
+
+@dataclass(frozen=True)
+class BidDecision:
+    bids: pd.DataFrame  # BID_COLUMNS
+    unprofitable: pd.DataFrame  # the predictions of keywords that get no bid
+    # Totals (expected clicks, spend, value and profit) of the chosen bids and of the fixed-margin bids.
+    economics: pd.DataFrame
+    landscape_note: str  # why the landscape was, or was not, used
+    priced_by_landscape: int  # keywords whose clicks and costs the landscape priced (else costs are at most the bid)
+
+
+def decide_bids(
+    predictions: pd.DataFrame,
+    policy: BidPolicy,
+    landscape=None,
+    context: pd.DataFrame | None = None,
+    landscape_note: str = "",
+) -> BidDecision:
+    """Bids for `keyword_predictions` rows under `policy`.
+
+    `predictions` needs expected_clicks, expected_value_per_click (the model's), prior_value_per_click (the ad
+    group's), history_days and, optionally, cluster_value_per_click. `landscape` (a BidLandscape) and `context`
+    (`landscape.bid_context` of the partition day) give the response to the bid; without them, or for a keyword
+    without a bid in force, the fixed margin decides. `bid_basis` says what decided each bid: "profit_optimal",
+    "fixed_margin", "cold_start" or "configured_value" (reports without conversion value, valued at the policy's
+    value_per_click)."""
+    values = _values(predictions, policy)
+    in_force = np.full(len(predictions), np.nan)
+    if context is not None and len(context):
+        in_force = (
+            context.set_index("keyword_id")["bid_in_force"]
+            .reindex(predictions["keyword_id"].to_numpy())
+            .to_numpy(dtype="float64")
+        )
+    priced = _Pricing(predictions, landscape, context, values.cold_start, in_force)
+    fixed = priced.at(values.fixed_bid)
+    bid, basis = values.fixed_bid.copy(), values.basis.copy()
+    clicks, cost_per_click = fixed
+    ranges = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    budget_note = ""
+    if policy.policy == "profit_optimal" and len(priced.rows):
+        rows = priced.rows
+        chosen, ranges_today, budget_note = _profit_optimal(
+            values.value_per_click[rows], in_force[rows], policy, priced, predictions, clicks * cost_per_click
+        )
+        ok = np.isfinite(chosen.bid)
+        bid[rows[ok]], basis[rows[ok]] = chosen.bid[ok], "profit_optimal"
+        clicks, cost_per_click = clicks.copy(), cost_per_click.copy()
+        clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
+        ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+    bid, explored = _explore(bid, predictions, policy, values.cold_start, in_force, ranges)
+    if explored.any():
+        explored_clicks, explored_cost = priced.at(bid)
+        clicks, cost_per_click = (
+            np.where(explored, explored_clicks, clicks),
+            np.where(explored, explored_cost, cost_per_click),
+        )
+    table = predictions.assign(
+        bid=bid,
+        expected_clicks=clicks,
+        expected_value_per_click=values.value_per_click,
+        expected_cost_per_click=cost_per_click,
+        expected_profit=clicks * (values.value_per_click - cost_per_click),
+        bid_basis=basis,
+        exploration=explored,
+    )
+    profitable = (bid >= policy.min_bid) & (bid < values.value_per_click) & (bid <= policy.max_bid)
+    fixed_ok = (values.fixed_bid >= policy.min_bid) & (values.fixed_bid < values.value_per_click)
+    economics = pd.DataFrame(
+        {
+            "chosen": _totals(clicks, cost_per_click, values.value_per_click, profitable),
+            "fixed_margin": _totals(*fixed, values.value_per_click, fixed_ok),
+        }
+    ).T
+    note = (
+        landscape_note
+        or (
+            "the bid landscape priced every keyword with a bid in force"
+            if len(priced.rows)
+            else "no bid landscape: bids follow the fixed margin"
+        )
+    ) + budget_note
+    return BidDecision(
+        table.loc[profitable, list(BID_COLUMNS)].reset_index(drop=True),
+        table.loc[~profitable].reset_index(drop=True),
+        economics,
+        note,
+        len(priced.rows),
+    )
+
+
+@dataclass(frozen=True)
+class _Values:
+    value_per_click: np.ndarray  # the model's, the cluster's for cold starts, or the configured one
+    cold_start: np.ndarray
+    fixed_bid: np.ndarray  # the fixed margin's bid
+    basis: np.ndarray  # what the fixed margin's bid rests on
+
+
+def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
+    model_value = predictions["expected_value_per_click"].to_numpy(dtype="float64")
+    prior_value = predictions["prior_value_per_click"].to_numpy(dtype="float64")
+    if "cluster_value_per_click" in predictions.columns:  # the cluster's prior where the keyword has a cluster
+        cluster_value = predictions["cluster_value_per_click"].to_numpy(dtype="float64")
+        prior_value = np.where(np.isnan(cluster_value), prior_value, cluster_value)
+    value_unknown = np.isnan(model_value)
+    if len(predictions) and value_unknown.all() and policy.value_per_click is None:
+        raise CannotBidError(
+            "cannot bid: the keyword reports carry no conversion value, so no value per click can be predicted. "
+            "Set BIDS_VALUE_PER_CLICK (or the bid_policy resource's value_per_click) to the value of a click."
+        )
+    if policy.value_per_click is not None:
+        model_value = np.where(value_unknown, policy.value_per_click, model_value)
+        prior_value = np.where(np.isnan(prior_value), policy.value_per_click, prior_value)
+    cold_start = predictions["history_days"].to_numpy() < policy.min_history_days
+    value_per_click = np.where(cold_start, prior_value, model_value)
+    margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
+    fixed_bid = np.minimum(cents_down(value_per_click * (1.0 - margin)), policy.max_bid)
+    basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
+    return _Values(value_per_click, cold_start, fixed_bid, basis)
+
+
+class _Pricing:
+    """Expected clicks and cost per click at any bids: from the landscape for the keywords it can price (`rows`:
+    a bid in force, not a cold start), else the champion's clicks and the bid as the most a click can cost."""
+
+    def __init__(self, predictions, landscape, context, cold_start, in_force):
+        self.clicks = predictions["expected_clicks"].to_numpy(dtype="float64")
+        self.landscape = landscape
+        priceable = landscape is not None and context is not None
+        self.rows = np.flatnonzero(~cold_start & np.isfinite(in_force)) if priceable else np.zeros(0, dtype="int64")
+        if priceable:
+            ids = predictions["keyword_id"].to_numpy()[self.rows]
+            self.context = context.set_index("keyword_id").reindex(ids).reset_index()
+
+    def response(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, cost per click) of the priceable keywords at candidate bids (priceable keywords × candidates)."""
+        multiplier, cost_per_click = self.landscape.response(self.context, bids)
+        return self.clicks[self.rows, None] * multiplier, cost_per_click
+
+    # The optimizer's ExactResponse: the landscape's turning points make its candidates exact to the cent.
+    __call__ = response
+
+    def stationary_bids(self, value_per_click: np.ndarray) -> np.ndarray:
+        """Where the profit of each priceable keyword turns (priceable keywords × 3, NaN where it does not)."""
+        return self.landscape.stationary_bids(self.context, value_per_click)
+
+    def at(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, cost per click) of every keyword at one bid each."""
+        clicks, cost_per_click = self.clicks.copy(), np.asarray(bids, dtype="float64").copy()
+        if len(self.rows):
+            landscape_clicks, landscape_cost = self.response(cost_per_click[self.rows, None])
+            clicks[self.rows], cost_per_click[self.rows] = landscape_clicks[:, 0], landscape_cost[:, 0]
+        return clicks, np.minimum(cost_per_click, bids)
+
+
+def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Pricing, predictions, spend_at_fixed):
+    """The optimizer's bids for the priceable keywords, their ranges, and a note when a budget beat the change cap."""
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change)
+    budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
+    campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
+    chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
+    spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
+    over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
+    if not over:
+        return chosen, ranges, ""
+    # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
+    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
+    chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
+    return (
+        chosen,
+        ranges,
+        (
+            f"; the budgets of {', '.join(over)} could not be met within the "
+            f"{policy.max_bid_change:.0%} change cap, so their bids went lower"
+        ),
+    )
+
+
+def _explore(bid, predictions, policy: BidPolicy, cold_start, in_force, ranges: BidRange):
+    """(bids, explored): exploration only where the reports say which bid was in force (elsewhere an explored bid
+    could teach the landscape nothing), never for cold starts, and only downwards in a campaign with a budget."""
+    day = pd.Timestamp(predictions["date"].iloc[0]).date() if len(predictions) else dt.date.today()
+    exploring = np.where(cold_start | ~np.isfinite(in_force), np.nan, bid)
+    budgeted = predictions["campaign"].astype(str).isin(list(policy.campaign_budgets)).to_numpy()
+    explored_bid, explored = explore(
+        exploring,
+        predictions["keyword_id"].to_numpy(),
+        day,
+        policy.exploration_seed,
+        policy.exploration_share,
+        policy.exploration_spread,
+        ranges,
+        budgeted,
+    )
+    explored &= ranges.allowed
+    return np.where(explored, explored_bid, bid), explored
+
+
+def _put(values: np.ndarray, rows: np.ndarray, replacement: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out[rows] = replacement
+    return out
+
+
+def _totals(clicks, cost_per_click, value_per_click, keep) -> dict[str, float]:
+    spend = np.where(keep, clicks * cost_per_click, 0.0)
+    value = np.where(keep, clicks * value_per_click, 0.0)
+    return {
+        "expected_clicks": float(np.nansum(np.where(keep, clicks, 0.0))),
+        "expected_spend": float(np.nansum(spend)),
+        "expected_value": float(np.nansum(value)),
+        "expected_profit": float(np.nansum(value - spend)),
+    }
+
+
+def _remaining_budgets(
+    budgets: dict[str, float], predictions: pd.DataFrame, optimized_rows: np.ndarray, spend: np.ndarray
+) -> dict[str, float]:
+    """Each campaign's budget less the expected spend of its keywords the optimizer does not bid (cold starts)."""
+    if not budgets:
+        return {}
+    others = np.ones(len(predictions), dtype=bool)
+    others[optimized_rows] = False
+    fixed_spend = pd.Series(np.where(others, spend, 0.0)).groupby(predictions["campaign"].astype(str).to_numpy()).sum()
+    return {name: max(0.0, budget - float(fixed_spend.get(name, 0.0))) for name, budget in budgets.items()}
+
+
+def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> str:
+    """What decided the day's bids (how many bids each `bid_basis` decided, and how many were explored), in a
+    sentence per rule used; says plainly why bids are flat when they come from one configured value per click."""
+    notes = []
+    if basis.get("profit_optimal", 0):
+        notes.append(
+            f"{basis['profit_optimal']} keywords at the bid of highest expected profit on the bid landscape, "
+            f"below the value per click and within {policy.max_bid_change:.0%} of the bid in force"
+        )
+    if basis.get("fixed_margin", 0):
+        notes.append(
+            f"{basis['fixed_margin']} keywords at the predicted value per click x (1 - "
+            f"{policy.target_margin:g}), rounded down to the cent"
+        )
+    if basis.get("configured_value", 0):
+        flat = cents_down(policy.value_per_click * (1.0 - policy.target_margin))
+        notes.append(
+            f"the reports carry no conversion value, so every click is valued at value_per_click "
+            f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and {basis['configured_value']} keywords "
+            f"bid the same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
+            + (", but for the explored ones" if explored else "")
+        )
+        notes.insert(0, notes.pop())  # the reason the bids are flat comes first
+    if basis.get("cold_start", 0):
+        notes.append(
+            f"{basis['cold_start']} keywords with under {policy.min_history_days} days of history from their "
+            f"cluster's value per click x (1 - {max(policy.cold_start_margin, policy.target_margin):g})"
+        )
+    if explored:
+        notes.append(f"{explored} of them explored: moved by up to ±{policy.exploration_spread:.0%} within the rules")
+    return "; ".join(notes) or "no bids"

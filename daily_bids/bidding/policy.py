@@ -1,0 +1,71 @@
+"""The bid policy: margins, caps, the rule that chooses bids, and its limits on moves and exploration.
+
+It is also the `keyword_bids` asset's run configuration; `daily_bids.bidding.decision` applies it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class BidPolicy(BaseModel):
+    """Margin and caps. Also the `keyword_bids` asset's run configuration."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)  # inf and nan are never a setting
+
+    target_margin: float = Field(
+        0.3, gt=0.0, lt=1.0, description="Share of the expected value per click kept as margin."
+    )
+    min_bid: float = Field(0.05, gt=0.0, description="Lowest max CPC the ad platform accepts.")
+    max_bid: float = Field(20.0, gt=0.0, description="Highest max CPC the platform will ever set.")
+    min_history_days: int = Field(7, ge=1, le=28, description="Days of history below which a keyword is a cold start.")
+    cold_start_margin: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Margin for cold-start keywords (wider: less known)."
+    )
+    value_per_click: float | None = Field(
+        None,
+        gt=0.0,
+        description="Value of a click, for reports without conversion value (impressions and clicks only).",
+    )
+    max_daily_change: float = Field(
+        0.5, gt=0.0, description="A bid that moves by more than this share of yesterday's bid counts as a large move."
+    )
+    max_share_large_moves: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="The share of keywords with a large move "
+        "above which the day's bids are implausible and are not published.",
+    )
+    policy: Literal["fixed_margin", "profit_optimal"] = Field(
+        "profit_optimal",
+        description="How bids are chosen: `profit_optimal` (from the bid landscape, falling back to "
+        "the fixed margin where there is none) or `fixed_margin`.",
+    )
+    max_bid_change: float = Field(
+        0.3, gt=0.0, le=1.0, description="profit_optimal: the largest relative change from the bid in force in one day."
+    )
+    exploration_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        description="Share of keywords whose bid is perturbed each day, so the landscape sees bids vary.",
+    )
+    exploration_spread: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="An explored bid is multiplied by a factor within 1 ± this (then kept inside every rule).",
+    )
+    exploration_seed: int = Field(0, description="Seed of the exploration draws (with the day and keyword).")
+    campaign_budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description="Daily budget per campaign name (profit_optimal): expected spend stays within it.",
+    )
+
+    @model_validator(mode="after")
+    def _caps_in_order(self):
+        if self.min_bid > self.max_bid:
+            raise ValueError(f"min_bid {self.min_bid} is above max_bid {self.max_bid}")
+        return self

@@ -1,0 +1,80 @@
+"""Keyword features written to the warehouse a keyword shard at a time: what the `keyword_features` asset runs.
+
+Each shard of consecutive keyword_ids reads only its rows of the reports (Parquet filters, with row groups outside
+the range skipped), so a step holds the rolling state and lags of every keyword, which are compact, plus one
+shard's reports and features. That bounds memory by the shard size, not the account size: tens of millions of
+keywords fit in a few GB, a first run's 28-day rebuild included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from daily_bids.features.keyword_features import (
+    KEYWORDS_PER_SHARD,
+    STATE_TABLE,
+    KeywordRange,
+    RollingState,
+    keyword_shards,
+    roll_in_shards,
+)
+from daily_bids.storage.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class FeatureRun:
+    rows: int  # feature rows written, over every day
+    days: int
+    shards: int
+    state_reused: bool  # False: the state was rebuilt from the 28 report days before the first day
+
+
+def write_features(
+    store: Warehouse,
+    reports_table: str,
+    features_table: str,
+    days: list[dt.date],
+    history_start: dt.date,
+    log: Callable[[str], None] | None = None,
+    keywords_per_shard: int = KEYWORDS_PER_SHARD,
+) -> FeatureRun:
+    """Write the features and the rolling state of consecutive `days`, each day's partitions replaced atomically.
+    Reports before `history_start` (the account's first report day) are read as no rows."""
+    days = sorted(days)
+    previous = days[0] - dt.timedelta(days=1)
+    state_reused = store.partition_exists(STATE_TABLE, previous)
+
+    def read_report(day: dt.date, shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
+        return (
+            None if day < history_start else store.read_partitions(reports_table, [day], columns, keyword_range=shard)
+        )
+
+    def state_of(shard: KeywordRange) -> RollingState:
+        frame = store.read_partitions(STATE_TABLE, [previous], keyword_range=shard).drop(columns="date")
+        return RollingState.from_frame(previous, frame)
+
+    # Shard bounds from the keywords known today: the state's and the first day's report's (IDs only).
+    known = [read_report(days[0], (None, None), ["keyword_id"])]
+    if state_reused:
+        known.append(store.read_partitions(STATE_TABLE, [previous], ["keyword_id"]))
+    ids = np.concatenate([frame["keyword_id"].to_numpy() for frame in known if frame is not None] + [np.zeros(0)])
+    shards = keyword_shards(ids.astype("int64"), keywords_per_shard)
+    if log and not state_reused:
+        log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
+    rows = 0
+    for day, day_features in roll_in_shards(
+        days, read_report, shards, state_of if state_reused else None, log, history_start
+    ):
+        with store.partition_writer(features_table, day) as features_out:
+            for frame in day_features.features():
+                features_out.write(frame)
+        with store.partition_writer(STATE_TABLE, day) as state_out:
+            for state in day_features.states:
+                state_out.write(state.to_frame())
+        rows += features_out.rows
+    return FeatureRun(rows, len(days), len(shards), state_reused)

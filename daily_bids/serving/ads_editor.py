@@ -1,0 +1,51 @@
+"""The Ads Editor file: the day's bids in the layout Google Ads Editor imports, safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+
+from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
+
+# Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs
+# are what match the change to the keyword (a report without names is still applied by them); the names are there
+# for people reading the file, and empty where the report had none.
+ADS_EDITOR_COLUMNS: dict[str, str] = {
+    "Keyword ID": "keyword_id",
+    "Campaign ID": "campaign_id",
+    "Campaign": "campaign",
+    "Ad group ID": "ad_group_id",
+    "Ad group": "ad_group",
+    "Keyword": "keyword",
+    "Match type": "match_type",
+    "Max CPC": "bid",
+}
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV-injection list, tab and CR included,
+# since spreadsheets strip them and then read what follows).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True) -> bytes:
+    """The bids in the layout Google Ads Editor imports as keyword bid changes (without the header line, for the
+    batches after the first).
+
+    Text is written as reported, every field quoted (so commas, quotes, line breaks and Unicode line separators stay
+    inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
+    spreadsheet tools mark a cell as text. A name the report did not carry is an empty field, never a marker."""
+    sheet = pd.DataFrame({header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items()})
+    for header, column in ADS_EDITOR_COLUMNS.items():
+        if column in DIMENSION_COLUMNS:  # text as the report had it
+            sheet[header] = sheet[header].map(neutralize_formula)
+    sheet["Keyword ID"] = sheet["Keyword ID"].map(lambda value: str(int(value)))
+    sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
+    return sheet.to_csv(index=False, header=with_header, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
+
+
+def neutralize_formula(value) -> str:
+    """`value` as spreadsheet-safe text: empty for a null or the not-reported marker, `'` before a formula lead."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value == NOT_REPORTED:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_LEADS) else text

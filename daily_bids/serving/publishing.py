@@ -1,0 +1,108 @@
+"""Publishing bids: which partitions may move money, and what a publication changes.
+
+A partition's bids are published once, in order. Publishing is the only step that changes what the ad platform
+charges, so it refuses whatever could move money by accident:
+- bids for a day older than the newest published day (a backfill of past days never overwrites the live bids);
+- a day already published, unless a republish is asked for explicitly (re-running today's job after a fix).
+Everything else about a bid (below its value per click, inside the caps) is the blocking check's job, which runs
+before publishing in the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from daily_bids.quality.expectations import BATCH_ROWS
+from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
+from daily_bids.storage.warehouse import Warehouse
+
+# What the publication ledger keeps per keyword: enough to say later what was live and what it replaced.
+LEDGER_COLUMNS: tuple[str, ...] = ("keyword_id", "bid", "previous_bid")
+
+
+@dataclass(frozen=True)
+class PublicationDecision:
+    publish: bool
+    reason: str
+
+
+def decide_publication(day: dt.date, published_days: list[dt.date], republish: bool) -> PublicationDecision:
+    """Whether the bids of partition `day` may be published, given the partitions published before."""
+    later = [d for d in published_days if d > day]
+    if later:
+        return PublicationDecision(
+            False,
+            f"bids of a later partition ({max(later)}) are live; bids of past days are "
+            "never republished (a backfill leaves the live bids alone)",
+        )
+    if day in published_days and not republish:
+        return PublicationDecision(
+            False,
+            f"partition {day} was published already; set `republish: true` in the "
+            "published_bids config to publish it again",
+        )
+    return PublicationDecision(True, "republished on request" if day in published_days else "published")
+
+
+def ledger(bids: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Each published bid with the bid it replaced (null for a keyword bid for the first time)."""
+    previous_bid = (
+        previous.set_index("keyword_id")["bid"]
+        if previous is not None and len(previous)
+        else pd.Series(dtype="float64")
+    )
+    return pd.DataFrame(
+        {
+            "keyword_id": bids["keyword_id"].to_numpy(),
+            "bid": bids["bid"].to_numpy(dtype="float64"),
+            "previous_bid": previous_bid.reindex(bids["keyword_id"].to_numpy()).to_numpy(dtype="float64"),
+        }
+    )
+
+
+def change_summary(published: pd.DataFrame, keyword_text: pd.Series | None = None) -> dict[str, object]:
+    """Counts of changed, new and unchanged bids, and the largest moves up and down (from a `ledger` frame)."""
+    known = published.dropna(subset=["previous_bid"])
+    change = known["bid"] - known["previous_bid"]
+    changed = change.abs() >= 0.005  # bids are in cents: anything smaller is float noise
+
+    def describe(position) -> str:
+        row = known.loc[position]
+        name = f" ({keyword_text.get(row['keyword_id'])})" if keyword_text is not None else ""
+        return f"keyword {int(row['keyword_id'])}{name}: {row['previous_bid']:.2f} → {row['bid']:.2f}"
+
+    summary: dict[str, object] = {
+        "bids_changed": int(changed.sum()),
+        "bids_unchanged": int((~changed).sum()),
+        "bids_new": int(published["previous_bid"].isna().sum()),
+        "largest_increase": 0.0,
+        "largest_decrease": 0.0,
+        "largest_increase_keyword": "none",
+        "largest_decrease_keyword": "none",
+    }
+    if len(change) and change.max() > 0:
+        summary["largest_increase"] = round(float(change.max()), 2)
+        summary["largest_increase_keyword"] = describe(change.idxmax())
+    if len(change) and change.min() < 0:
+        summary["largest_decrease"] = round(float(change.min()), 2)
+        summary["largest_decrease_keyword"] = describe(change.idxmin())
+    return summary
+
+
+def latest_before(days: list[dt.date], day: dt.date) -> dt.date | None:
+    earlier = [d for d in days if d < day]
+    return max(earlier) if earlier else None
+
+
+def write_ads_editor_csv(
+    store: Warehouse, bids_table: str, day: dt.date, relative_path: str, batch_rows: int = BATCH_ROWS
+) -> None:
+    """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
+    held whole, and the file appears only once complete."""
+    with store.byte_writer(relative_path) as sheet:
+        batches = store.iter_partition(bids_table, day, batch_rows, list(ADS_EDITOR_COLUMNS.values()))
+        for number, batch in enumerate(batches):
+            sheet.write(ads_editor_csv(batch, with_header=number == 0))

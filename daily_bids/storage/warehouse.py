@@ -1,0 +1,454 @@
+"""The warehouse: partitioned Parquet tables under one root, on a local disk or on S3.
+
+Layout, Hive-style so that pyarrow, DuckDB and Spark read a whole table at once:
+
+    <root>/<table>/date=YYYY-MM-DD/data.parquet      a daily partition (the `date` column lives in the path)
+    <root>/<table>/data.parquet                      an unpartitioned table
+    <root>/charts/<table>/<name>.png                 a table's charts, outside its folder: Spark, DuckDB and
+                                                     pyarrow read a table's folder as Parquet and nothing else
+    <root>/<model>/...                               model bundles and pointers; exports/: the bid CSVs
+
+A partition is one file, replaced atomically: on a local disk it is written to a hidden temporary file in the same
+folder and renamed over the old one; on S3 a PUT replaces an object atomically. Readers (Hive partitioning included)
+skip names that start with `.`, so a write that dies half-way leaves nothing a reader would see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from daily_bids import settings
+from daily_bids.schema import as_day
+
+PARTITION_COLUMN = "date"
+DATA_FILE = "data.parquet"
+UPLOAD_CHUNK_BYTES = 8 << 20
+# On S3 a Parquet file up to this size is fetched in one GET and decoded in memory: pyarrow reading it in place asks
+# for each column chunk of each row group on its own (9 requests for a small partition, measured on moto). A larger
+# file is read in place, so that only the row groups and columns asked for travel.
+WHOLE_READ_BYTES = 64 << 20
+# A temporary file this old is left over from a killed write (a real write takes seconds to minutes).
+STALE_TEMPORARY_SECONDS = 3600
+
+
+class MissingPartitionsError(LookupError):
+    """Raised when a read asks for partitions that were never written."""
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How every S3 client of the platform connects: pyarrow's here, and boto3's (`botocore_config`) for the bucket
+    check and MLflow's artifacts. Empty keys: the AWS_* variables, a profile or an IAM role (the keys only ever come
+    from there; they are fields for tests that pass them explicitly)."""
+
+    endpoint_url: str = ""
+    region: str = settings.S3_REGION.default
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)  # never in a log line that prints the options
+    max_attempts: int = int(settings.S3_MAX_ATTEMPTS.default)
+    timeout_seconds: float = float(settings.S3_TIMEOUT_SECONDS.default)
+
+    def botocore_config(self):
+        """The same retries (standard mode: exponential backoff with jitter) and timeouts for a boto3 client."""
+        # Imported where used: boto3 is only needed on S3.
+        from botocore.config import Config
+
+        # total_max_attempts counts the first attempt, as pyarrow's max_attempts does; botocore's `max_attempts`
+        # would count retries only (one attempt more than asked).
+        return Config(
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
+            connect_timeout=self.timeout_seconds,
+            read_timeout=self.timeout_seconds,
+        )
+
+
+def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of a local folder or an `s3://bucket/prefix` URI."""
+    uri = uri.rstrip("/")
+    if uri.startswith("s3://"):
+        s3 = s3 or S3Options()
+        filesystem = pafs.S3FileSystem(
+            endpoint_override=s3.endpoint_url or None,
+            region=s3.region,
+            access_key=s3.access_key or None,
+            secret_key=s3.secret_key or None,
+            scheme="http" if s3.endpoint_url.startswith("http://") else "https",
+            # Bounded: a throttled, failing or stalled request is retried with backoff a few times, then the step
+            # fails (the writes are atomic, so a failed step leaves nothing half-written).
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=s3.max_attempts),
+            connect_timeout=s3.timeout_seconds,
+            request_timeout=s3.timeout_seconds,
+            # A small object is then one PutObject at close instead of a multipart upload's three requests.
+            allow_delayed_open=True,
+        )
+        return filesystem, uri[len("s3://") :]
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+
+
+CHARTS_FOLDER = "charts"
+
+
+def chart_path(table: str, name: str) -> str:
+    """Where a chart of `table` is kept (a relative path for `write_bytes` and `display_uri`)."""
+    return f"{CHARTS_FOLDER}/{table}/{name}"
+
+
+# Whose data the warehouse holds: the report source that first wrote to it.
+SOURCE_IDENTITY_FILE = "_deployment/source.json"
+
+
+class SourceMismatchError(ValueError):
+    """The warehouse holds another source's reports; the message says whose, and what to do."""
+
+
+class Warehouse:
+    def __init__(self, uri: str, s3: S3Options | None = None):
+        self.uri = uri.rstrip("/")
+        self.fs, self.root = filesystem_for(uri, s3)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def display_uri(self, *parts: str) -> str:
+        """The path as a user would type it: a local path or an s3:// URI."""
+        return self.path(*parts) if self.is_local else "s3://" + self.path(*parts)
+
+    def claim_for_source(self, identity: dict[str, object], settings_hint: str) -> None:
+        """Record `identity` (which report source this warehouse holds) on first use; afterwards refuse any other,
+        so that one account's keywords, features and champion never mix with another's."""
+        if not self.exists(SOURCE_IDENTITY_FILE):
+            self.write_bytes(SOURCE_IDENTITY_FILE, json.dumps(identity, indent=2, sort_keys=True).encode())
+            return
+        recorded = json.loads(self.read_bytes(SOURCE_IDENTITY_FILE))
+        if recorded != identity:
+            raise SourceMismatchError(
+                f"the warehouse {self.display_uri()} holds the reports of {describe_source(recorded)}, but this "
+                f"deployment reads {describe_source(identity)} ({settings_hint}). Give this account a warehouse of "
+                f"its own (a new BIDS_WAREHOUSE, and a new DAGSTER_HOME); if it is the same account's reports in a new "
+                f"place, delete {self.display_uri(SOURCE_IDENTITY_FILE)} and the next run records the new one."
+            )
+
+    # ---- daily partitions ---------------------------------------------------------------------------------------
+    def partition_path(self, table: str, day: dt.date) -> str:
+        return self.path(table, f"{PARTITION_COLUMN}={day.isoformat()}", DATA_FILE)
+
+    def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> str:
+        """Replace one day of `table` with `frame` (whose `date` column, if present, must all be `day`)."""
+        frame = _undated(frame, table, day)
+        path = self.partition_path(table, day)
+        self._write_parquet_atomically(path, frame)
+        return path
+
+    def write_partitions(self, table: str, days: Iterable[dt.date], frame: pd.DataFrame) -> list[str]:
+        """Split `frame` by its `date` column into the given days; every day is written, empty or not."""
+        days = list(days)
+        dates = as_day(frame[PARTITION_COLUMN])
+        outside = sorted(set(dates.dt.date) - set(days))
+        if outside:
+            raise ValueError(f"{table}: rows dated {outside[:3]} fall outside the partitions being written")
+        by_day = {key.date(): group for key, group in frame.groupby(dates.to_numpy(), sort=False)}
+        return [self.write_partition(table, day, by_day.get(day, frame.iloc[0:0])) for day in days]
+
+    def read_partitions(
+        self,
+        table: str,
+        days: Iterable[dt.date],
+        columns: list[str] | None = None,
+        keyword_ids: np.ndarray | None = None,
+        keyword_range: tuple[int | None, int | None] = (None, None),
+    ) -> pd.DataFrame:
+        """The given days of `table` with their `date` column; raises MissingPartitionsError naming absent days.
+        With `keyword_ids`, only those keywords' rows, and with `keyword_range` (low, high), only keyword_id in
+        [low, high), None for an open end: filtered while reading, day by day, so a sample or a shard of a large
+        table costs its own memory (and row groups outside a range are skipped by their statistics)."""
+        days = sorted(set(days))
+        files = self._partition_files(table)  # one listing, not a request per day
+        missing = [d for d in days if d not in files]
+        if missing:
+            raise MissingPartitionsError(
+                f"{table}: {len(missing)} partition(s) have not been materialized: "
+                f"{_day_ranges(missing)} (looked under {self.display_uri(table)})"
+            )
+        filters = _keyword_filters(keyword_ids, keyword_range)
+        frames = [_dated(to_pandas(self._read_parquet(files[day], columns, filters)), day) for day in days]
+        if not frames:
+            raise ValueError(f"{table}: no days were asked for")
+        return pd.concat(frames, ignore_index=True)
+
+    def iter_partition(
+        self, table: str, day: dt.date, batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """One day of `table` in frames of at most `batch_rows` rows, with their `date` column: memory stays bounded
+        by the batch, whatever the partition's size."""
+        if not self.partition_exists(table, day):
+            raise MissingPartitionsError(
+                f"{table}: partition {day} has not been materialized (looked under {self.display_uri(table)})"
+            )
+        with self.fs.open_input_file(self.partition_path(table, day)) as source:
+            parquet = pq.ParquetFile(source)
+            if parquet.metadata.num_rows == 0:  # no batch at all: hand over the empty table, with its columns
+                yield _dated(
+                    to_pandas(parquet.schema_arrow.empty_table().select(columns or parquet.schema_arrow.names)), day
+                )
+                return
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                yield _dated(to_pandas(pa.Table.from_batches([batch])), day)
+
+    def iter_partitions(
+        self, table: str, days: Iterable[dt.date], batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Several days of `table` in frames of about `batch_rows` rows: small days are grouped into one frame (one
+        validation judges a month of a small account at once) and big days come in batches."""
+        waiting: list[pd.DataFrame] = []
+        for day in days:
+            for batch in self.iter_partition(table, day, batch_rows, columns):
+                if waiting and sum(map(len, waiting)) + len(batch) > batch_rows:
+                    yield pd.concat(waiting, ignore_index=True)
+                    waiting = []
+                waiting.append(batch)
+        if waiting:
+            yield pd.concat(waiting, ignore_index=True)
+
+    @contextmanager
+    def partition_writer(self, table: str, day: dt.date) -> Iterator[PartitionWriter]:
+        """Write one day of `table` frame by frame; it replaces the old partition atomically once the block ends
+        without an error (a failure leaves the old one in place)."""
+        with self._atomic_output(self.partition_path(table, day)) as sink:
+            writer = PartitionWriter(table, day, sink)
+            try:
+                yield writer
+            except BaseException:
+                writer.abandon()  # before the temporary file closes and goes
+                raise
+            writer.close()
+
+    def partition_rows(self, table: str, day: dt.date) -> int:
+        """Row count of a partition, from the Parquet footer (no data is read)."""
+        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).metadata.num_rows
+
+    def partition_columns(self, table: str, day: dt.date) -> list[str]:
+        """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
+        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).schema_arrow.names
+
+    def partition_exists(self, table: str, day: dt.date) -> bool:
+        return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
+
+    def list_partitions(self, table: str) -> list[dt.date]:
+        """The days of `table` whose file is there."""
+        return sorted(self._partition_files(table))
+
+    def _partition_files(self, table: str) -> dict[dt.date, pafs.FileInfo]:
+        """Each day's file of `table`, from one recursive listing: on S3 a request per thousand files, where asking
+        after each day's file would cost a request per day."""
+        selector = pafs.FileSelector(self.path(table), allow_not_found=True, recursive=True)
+        prefix = self.path(table, PARTITION_COLUMN + "=")
+        files = {}
+        for info in self.fs.get_file_info(selector):
+            folder, _, name = info.path.rpartition("/")
+            day = folder[len(prefix) :]
+            if info.type == pafs.FileType.File and name == DATA_FILE and folder.startswith(prefix) and "/" not in day:
+                files[dt.date.fromisoformat(day)] = info
+        return files
+
+    def _read_parquet(self, file: pafs.FileInfo, columns: list[str] | None = None, filters=None) -> pa.Table:
+        if self.is_local or file.size > WHOLE_READ_BYTES:
+            return pq.read_table(file.path, filesystem=self.fs, columns=columns, filters=filters)
+        with self.fs.open_input_file(file.path) as source:
+            whole = source.read()
+        return pq.read_table(pa.BufferReader(whole), columns=columns, filters=filters)
+
+    # ---- unpartitioned tables and files --------------------------------------------------------------------------
+    def write_table(self, table: str, frame: pd.DataFrame) -> str:
+        path = self.path(table, DATA_FILE)
+        self._write_parquet_atomically(path, frame)
+        return path
+
+    def table_exists(self, table: str) -> bool:
+        return self.exists(f"{table}/{DATA_FILE}")
+
+    def read_table(self, table: str) -> pd.DataFrame:
+        file = self.fs.get_file_info(self.path(table, DATA_FILE))
+        if file.type != pafs.FileType.File:
+            raise MissingPartitionsError(f"{table} has not been materialized (no {self.display_uri(table, DATA_FILE)})")
+        return to_pandas(self._read_parquet(file))
+
+    @contextmanager
+    def byte_writer(self, relative_path: str) -> Iterator[pa.NativeFile]:
+        """A stream to write a file piece by piece; the file appears whole once the block ends without an error."""
+        with self._atomic_output(self.path(relative_path)) as sink:
+            yield sink
+
+    def write_bytes(self, relative_path: str, data: bytes) -> str:
+        path = self.path(relative_path)
+        self._write_atomically(path, lambda sink: sink.write(data))
+        return path
+
+    def read_bytes(self, relative_path: str) -> bytes:
+        path = self.path(relative_path)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            raise FileNotFoundError(f"no file at {self.display_uri(relative_path)}")
+        with self.fs.open_input_stream(path) as source:
+            return source.read()
+
+    def exists(self, relative_path: str) -> bool:
+        return self.fs.get_file_info(self.path(relative_path)).type == pafs.FileType.File
+
+    # ---- atomic writes -------------------------------------------------------------------------------------------
+    def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
+        table = to_arrow(frame)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        self._write_atomically(path, lambda sink: sink.write(buffer.getvalue()))
+
+    def _write_atomically(self, path: str, write) -> None:
+        with self._atomic_output(path) as sink:
+            write(sink)
+
+    @contextmanager
+    def _atomic_output(self, path: str) -> Iterator[pa.NativeFile]:
+        """A stream to `path` that readers see only once it is complete, and never if the writer fails."""
+        folder, name = path.rsplit("/", 1)
+        if not self.is_local:
+            # Spooled to a local file, then uploaded in one go (S3 replaces objects atomically): a writer that fails
+            # half-way uploads nothing, where a streamed upload would be completed with what it had.
+            with tempfile.TemporaryFile() as spool:
+                yield pa.PythonFile(spool, mode="w")
+                spool.seek(0)
+                with self.fs.open_output_stream(path) as sink:
+                    shutil.copyfileobj(spool, sink, UPLOAD_CHUNK_BYTES)
+            return
+        self.fs.create_dir(folder, recursive=True)  # S3 has no folders: creating one there costs requests only
+        self._remove_stale_temporaries(folder, name)
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with self.fs.open_output_stream(temporary) as sink:
+                yield sink
+            self.fs.move(temporary, path)  # rename(2): atomic replacement on one filesystem
+        finally:
+            if self.fs.get_file_info(temporary).type != pafs.FileType.NotFound:
+                self.fs.delete_file(temporary)
+
+    def _remove_stale_temporaries(self, folder: str, name: str) -> None:
+        """Temporary files of writes to `name` that a killed process left behind. Only old ones: a fresh one may
+        belong to a writer that is still running."""
+        cutoff = time.time_ns() - STALE_TEMPORARY_SECONDS * 1_000_000_000
+        for info in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+            if (
+                info.type == pafs.FileType.File
+                and info.base_name.startswith(f".{name}.")
+                and info.base_name.endswith(".tmp")
+                and (info.mtime_ns or 0) < cutoff
+            ):
+                self.fs.delete_file(info.path)
+
+
+class PartitionWriter:
+    """Appends frames to one partition's Parquet file, each as a row group, under the first frame's schema."""
+
+    def __init__(self, table: str, day: dt.date, sink):
+        self.table, self.day, self._sink = table, day, sink
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append `frame` (its `date` column, if any, must all be the partition's day); an empty frame still sets
+        the file's columns."""
+        frame = _undated(frame, self.table, self.day)
+        arrow = to_arrow(frame)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._sink, arrow.schema, compression="zstd")
+        elif arrow.schema != self._writer.schema:
+            arrow = arrow.cast(self._writer.schema)  # e.g. a column that was all null in the first frame
+        self._writer.write_table(arrow)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._writer is None:
+            raise ValueError(f"{self.table}: nothing was written to partition {self.day}, not even its columns")
+        self._writer.close()
+
+    def abandon(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _keyword_filters(keyword_ids: np.ndarray | None, keyword_range: tuple[int | None, int | None]) -> list | None:
+    low, high = keyword_range
+    filters = [("keyword_id", "in", keyword_ids)] if keyword_ids is not None else []
+    filters += [("keyword_id", ">=", low)] if low is not None else []
+    filters += [("keyword_id", "<", high)] if high is not None else []
+    return filters or None
+
+
+def _dated(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    frame.insert(0, PARTITION_COLUMN, as_day([day] * len(frame)).to_numpy())
+    return frame
+
+
+def _undated(frame: pd.DataFrame, table: str, day: dt.date) -> pd.DataFrame:
+    """`frame` without its `date` column, which lives in the partition's path; refuses rows of another day."""
+    if PARTITION_COLUMN not in frame.columns:
+        return frame
+    dates = as_day(frame[PARTITION_COLUMN])
+    stray = dates[dates != pd.Timestamp(day)]
+    if len(stray):
+        raise ValueError(f"{table}: rows dated {stray.iloc[0].date()} cannot be written to partition {day}")
+    return frame.drop(columns=[PARTITION_COLUMN])
+
+
+def to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """`frame` as the warehouse stores it. Days (naive timestamps at midnight, how frames hold a day) become Parquet
+    dates, and other timestamps microseconds: Spark rejects Parquet's nanosecond timestamps, pandas' default."""
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    for index, column in enumerate(table.schema):
+        if not pa.types.is_timestamp(column.type):
+            continue
+        values = frame[column.name]
+        is_day = column.type.tz is None and bool((values.dropna() == values.dropna().dt.normalize()).all())
+        wanted = pa.date32() if is_day else pa.timestamp("us", tz=column.type.tz)
+        table = table.set_column(index, column.name, table.column(index).cast(wanted))
+    return table
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A warehouse table as frames hold it: dates as midnight nanosecond timestamps, as `schema.as_day` makes them."""
+    return table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True)
+
+
+def describe_source(identity: dict[str, object]) -> str:
+    """A source identity as a person would say it, e.g. "the simulator (seed 7)"."""
+    if identity.get("source") == "simulator":
+        return f"the simulator (seed {identity.get('seed')})"
+    return f"the landing zone {identity.get('uri')}"
+
+
+def _day_ranges(days: list[dt.date]) -> str:
+    """`2025-01-01...2025-01-05, 2025-02-01` for a sorted list of days."""
+    spans: list[list[dt.date]] = []
+    for day in days:
+        if spans and (day - spans[-1][1]).days == 1:
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(a.isoformat() if a == b else f"{a.isoformat()}...{b.isoformat()}" for a, b in spans)

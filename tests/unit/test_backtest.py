@@ -1,0 +1,88 @@
+"""The closed-loop backtest and the bid landscape on the simulator, without Dagster."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from daily_bids.bidding.backtest import run_backtest
+from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day
+from daily_bids.bidding.policy import BidPolicy
+from daily_bids.simulator.market import auction
+from support.scenarios import START
+
+
+def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(account):
+    simulator, reports, _, _ = account
+    history = pd.concat(reports.values(), ignore_index=True)
+    last = max(reports)
+    landscape = landscape_for_day(history, last)
+    assert 0.2 < landscape.click_elasticity < 1.5 and 0.5 < landscape.cost_elasticity < 2.0
+    assert 0.8 < landscape.holdout_metrics["holdout_clicks_calibration"] < 1.25
+    assert 0.8 < landscape.holdout_metrics["holdout_cost_calibration"] < 1.25
+    context = bid_context(history, last)
+    bids = context["bid_in_force"].to_numpy()[:, None] * np.array([0.7, 1.0, 1.3])
+    clicks, cost_per_click = landscape.response(context, bids)
+    assert np.allclose(clicks[:, 1], 1.0)  # relative to the clicks at the bid in force
+    assert (np.diff(clicks, axis=1) >= 0).all() and (np.diff(cost_per_click, axis=1) >= 0).all()
+    assert (cost_per_click <= bids + 1e-12).all()  # second price: never above the bid
+    # Against the simulator's own curve: the learnt click response at +30% is close to the true one.
+    latent = simulator.latent
+    scale = latent["price_scale"][context["keyword_id"].to_numpy() - 100_001][:, None]
+    share, position, _ = auction(bids, scale)
+    true = share * position
+    assert abs(np.median(clicks[:, 2]) - np.median(true[:, 2] / true[:, 1])) < 0.08
+
+
+def test_no_landscape_from_bids_that_never_varied(account):
+    simulator, _, _, _ = account
+    unchanged = pd.concat([simulator.report(START + dt.timedelta(days=n)) for n in range(30)], ignore_index=True)
+    with pytest.raises(LandscapeUnavailable, match="bids have not varied enough"):
+        landscape_for_day(unchanged, START + dt.timedelta(days=29))
+    with pytest.raises(LandscapeUnavailable, match="no max_cpc"):
+        landscape_for_day(unchanged.drop(columns=["max_cpc"]), START + dt.timedelta(days=29))
+    with pytest.raises(LandscapeUnavailable, match="no max_cpc"):  # a validated report of an export without it
+        landscape_for_day(unchanged.assign(max_cpc=pd.NA), START + dt.timedelta(days=29))
+
+
+def test_a_short_closed_loop_profit_optimal_is_not_worse_than_the_fixed_margin(account):
+    simulator, reports, model, _ = account
+    history = pd.concat(reports.values(), ignore_index=True)
+    result = run_backtest(simulator, history, model, None, BidPolicy(), days=7, log=lambda message: None)
+    totals = result.totals.set_index("policy")
+    assert list(totals.index) == ["manual", "fixed_margin", "profit_optimal"]
+    assert len(result.daily) == 3 * 7
+    first = max(reports) + dt.timedelta(days=1)
+    assert result.daily["date"].min() == pd.Timestamp(first)
+    assert totals.loc["profit_optimal", "profit"] >= totals.loc["fixed_margin", "profit"]
+    assert totals.loc["profit_optimal", "profit"] > totals.loc["manual", "profit"]
+    assert (totals["bids_at_or_above_value"] == 0).all()
+    optimal = result.daily[result.daily["policy"] == "profit_optimal"]
+    assert optimal["landscape"].str.startswith("bid landscape").all()  # the advertiser's changes taught one
+    assert (optimal["explored"] > 0).all()
+    assert (result.daily.loc[result.daily["policy"] == "fixed_margin", "explored"] == 0).all()
+    # The same market for every policy: manual bids replayed give the simulator's own reports.
+    manual = result.daily[result.daily["policy"] == "manual"].iloc[0]
+    assert manual["clicks"] == int(simulator.report(first)["clicks"].sum())
+
+
+def test_the_context_averages_over_the_days_a_keyword_was_reported():
+    """A keyword seen on two days of the week: its impression share and bid are theirs, not diluted by absent days,
+    and its cost per click is measured against the bids that bought the clicks."""
+    reports = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-01-01", "2025-01-03"]),
+            "keyword_id": [1, 1],
+            "clicks": [1, 3],
+            "cost": [0.5, 3.0],
+            "max_cpc": [1.0, 2.0],
+            "search_impression_share": [0.6, 0.8],
+        }
+    )
+    (row,) = bid_context(reports, dt.date(2025, 1, 7)).to_dict("records")
+    assert row["base_impression_share"] == pytest.approx(0.7)
+    assert (row["reference_bid"], row["bid_in_force"]) == (1.5, 2.0)
+    assert row["paid_bid"] == pytest.approx((1 * 1.0 + 3 * 2.0) / 4)
+    assert row["base_cpc_to_bid"] == pytest.approx(3.5 / 4 / row["paid_bid"])
+    assert row["log1p_base_clicks"] == pytest.approx(np.log1p(4 / 7))

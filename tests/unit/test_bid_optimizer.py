@@ -1,0 +1,317 @@
+"""Property checks of the profit-optimal bidding math, budgets and exploration (no Dagster)."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daily_bids.bidding.decision import decide_bids
+from daily_bids.bidding.optimizer import BidRange, explore, optimize
+from daily_bids.bidding.policy import BidPolicy
+
+DAY = dt.date(2025, 3, 1)
+
+
+def _auction(volume, price_scale):
+    """An analytic landscape of the kind auctions give: win rate 1 − exp(−bid/scale), price rising with it."""
+
+    def response(bids):
+        share = 1.0 - np.exp(-bids / price_scale[:, None])
+        return volume[:, None] * share, bids * (0.4 + 0.5 * share)
+
+    return response
+
+
+def _profit(response, value, bids):
+    clicks, cost_per_click = response(bids)
+    return clicks * (value[:, None] - cost_per_click)
+
+
+keywords = st.lists(
+    st.tuples(st.floats(0.1, 20.0), st.floats(0.05, 15.0), st.floats(0.2, 3.0), st.floats(1.0, 500.0)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=keywords, max_change=st.floats(0.05, 1.0), caps=st.tuples(st.floats(0.01, 0.5), st.floats(0.5, 30.0)))
+def test_the_chosen_bid_obeys_every_rule_and_no_allowed_bid_earns_more(rows, max_change, caps):
+    value, in_force, scale_share, volume = map(np.array, zip(*rows))
+    min_bid, max_bid = caps
+    ranges = BidRange.of(value, in_force, min_bid, max_bid, max_change)
+    response = _auction(volume, value * scale_share)
+    chosen = optimize(value, ranges, response)
+    bid = chosen.bid[ranges.allowed]
+    assert np.all(bid < value[ranges.allowed]) and np.all((bid >= min_bid) & (bid <= max_bid))
+    # Within the change cap, except where the cap's window misses the caps and the invariant: then the nearest rule.
+    cap_ok = np.abs(bid / in_force[ranges.allowed] - 1.0) <= max_change + 0.01 / in_force[ranges.allowed] + 1e-9
+    rules_win = (in_force * (1 - max_change) > np.minimum(max_bid, value) - 0.01) | (
+        in_force * (1 + max_change) < min_bid
+    )
+    assert np.all(cap_ok | rules_win[ranges.allowed])
+    # A grid of every cent inside the allowed range finds no bid with more expected profit (within 1%).
+    for k in np.flatnonzero(ranges.allowed):
+        cents = np.arange(round(ranges.low[k] * 100), round(ranges.high[k] * 100) + 1) / 100.0
+        assert len(cents) >= 1
+        fine = _profit(
+            lambda b: tuple(x for x in response(np.broadcast_to(b, (len(value), len(cents))))),
+            value,
+            cents[None, :].repeat(len(value), axis=0),
+        )[k]
+        best = _profit(response, value, np.full((len(value), 1), chosen.bid[k]))[k, 0]
+        assert best >= fine.max() - 0.01 * abs(fine.max()) - 1e-9
+    # A keyword whose value is below the minimum bid gets none.
+    assert np.all(np.isnan(chosen.bid[~ranges.allowed]))
+
+
+def _exact_pricing(landscape, context):
+    """The landscape's pricing as decide_bids builds it: an ExactResponse over every keyword of `context`."""
+    from daily_bids.bidding.decision import _Pricing
+
+    n = len(context)
+    predictions = pd.DataFrame({"keyword_id": context["keyword_id"], "expected_clicks": np.linspace(0.5, 40.0, n)})
+    return _Pricing(predictions, landscape, context, np.zeros(n, dtype=bool), context["bid_in_force"].to_numpy())
+
+
+landscape_keywords = st.lists(
+    st.tuples(
+        st.floats(0.1, 20.0),
+        st.floats(0.05, 15.0),
+        st.floats(0.5, 2.0),  # value, bid in force, paid bid / bid in force
+        st.one_of(st.just(np.nan), st.floats(0.0, 1.2)),
+        st.one_of(st.just(np.nan), st.floats(0.0, 1.0)),  # cpc/bid, share
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=landscape_keywords,
+    elasticities=st.tuples(st.floats(-0.5, 3.5), st.floats(-2.0, 2.0), st.floats(-2.0, 2.0)),  # e0, e1, e2
+    cost=st.tuples(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 3.0)), st.floats(-0.5, 0.5)),  # f, c0
+    max_change=st.one_of(st.none(), st.floats(0.05, 1.0)),
+    caps=st.tuples(st.floats(0.01, 0.5), st.floats(0.5, 30.0)),
+)
+def test_on_a_landscape_the_bid_is_the_best_whole_cent_of_the_range(rows, elasticities, cost, max_change, caps):
+    from daily_bids.bidding.landscape import BidLandscape
+
+    value, in_force, paid_to_bid, cpc_to_bid, share = map(np.array, zip(*rows))
+    landscape = BidLandscape(
+        *elasticities,
+        mean_cpc_to_bid=0.8,
+        mean_impression_share=0.6,
+        cost_elasticity=cost[0],
+        cost_level=cost[1],
+        day_of_week_effects=(0.0,) * 7,
+        trained_through=DAY,
+        training_rows=1000,
+        varied_rows=500,
+    )
+    context = pd.DataFrame(
+        {
+            "keyword_id": np.arange(1, len(rows) + 1),
+            "bid_in_force": in_force,
+            "paid_bid": np.where(np.isnan(cpc_to_bid), np.nan, in_force * paid_to_bid),
+            "base_cpc_to_bid": cpc_to_bid,
+            "base_impression_share": share,
+        }
+    )
+    pricing = _exact_pricing(landscape, context)
+    ranges = BidRange.of(value, in_force, *caps, max_change)
+    chosen = optimize(value, ranges, pricing)
+    on_grid = optimize(value, ranges, pricing.response)  # a plain Response: the 25-bid grid
+    allowed = ranges.allowed
+    assert np.all(np.isnan(chosen.bid[~allowed]))
+    bid = chosen.bid[allowed]
+    assert np.all((bid >= ranges.low[allowed]) & (bid <= ranges.high[allowed]) & (bid < value[allowed]))
+    assert np.allclose(bid * 100, np.round(bid * 100), rtol=0, atol=1e-6)  # whole cents
+    # Every cent of each range, at once (rows padded with their low end).
+    counts = np.where(allowed, np.round((ranges.high - ranges.low) * 100).astype(int) + 1, 1)
+    steps = np.arange(counts.max())
+    cents = np.round(ranges.low[:, None] * 100 + np.minimum(steps, counts[:, None] - 1)) / 100.0
+    every_cent = _profit(pricing, value, cents).max(axis=1)[allowed]
+    exact = _profit(pricing, value, np.where(allowed, chosen.bid, ranges.low)[:, None])[allowed, 0]
+    grid = _profit(pricing, value, np.where(allowed, on_grid.bid, ranges.low)[:, None])[allowed, 0]
+    tolerance = 1e-9 * np.abs(every_cent) + 1e-12
+    assert np.all(np.abs(exact - every_cent) <= tolerance)
+    assert np.all(exact >= grid - tolerance)
+
+
+def test_budgets_are_met_and_beat_cutting_every_bid_alike():
+    rng = np.random.default_rng(3)
+    n = 400
+    value = rng.lognormal(np.log(2.0), 0.6, n)
+    volume = rng.lognormal(np.log(20.0), 1.0, n)
+    campaign = np.where(np.arange(n) < 200, "Hiking 001", "Camping 002")
+    response = _auction(volume, value * rng.lognormal(np.log(0.5), 0.35, n))
+    # Yesterday's bids scattered around the optimum; today's may move by ±30%.
+    in_force = np.round(
+        optimize(value, BidRange.of(value, np.full(n, np.nan), 0.05, 20.0, None), response).bid
+        * rng.uniform(0.8, 1.2, n),
+        2,
+    )
+    ranges = BidRange.of(value, in_force, 0.05, 20.0, 0.3)
+    free = optimize(value, ranges, response)
+    free_spend = pd.Series(free.expected_spend).groupby(campaign).sum()
+    budgets = {"Hiking 001": 0.75 * free_spend["Hiking 001"]}  # Camping has no budget
+    constrained = optimize(value, ranges, response, campaign, budgets)
+    spend = pd.Series(constrained.expected_spend).groupby(campaign).sum()
+    assert spend["Hiking 001"] <= budgets["Hiking 001"] + 1e-6
+    assert spend["Camping 002"] == pytest.approx(free_spend["Camping 002"])
+    # Equal scaling: every Hiking bid times one factor, the largest that meets the budget.
+    hiking = campaign == "Hiking 001"
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        factor = (low + high) / 2
+        clicks, cost = response(np.where(hiking, ranges.clip(free.bid * factor), free.bid)[:, None])
+        low, high = (
+            (factor, high) if (clicks[hiking, 0] * cost[hiking, 0]).sum() <= budgets["Hiking 001"] else (low, factor)
+        )
+    scaled = np.where(hiking, ranges.clip(free.bid * low), free.bid)[:, None]
+    scaled_profit = _profit(response, value, scaled)[hiking, 0].sum()
+    optimal_profit = _profit(response, value, constrained.bid[:, None])[hiking, 0].sum()
+    assert optimal_profit > scaled_profit
+
+
+def test_exploration_is_deterministic_bounded_and_independent_of_the_account():
+    ids = np.arange(100_001, 120_001)
+    bids = np.full(len(ids), 1.0)
+    ranges = BidRange(np.full(len(ids), 0.05), np.full(len(ids), 1.15))  # the rules allow up to 1.15 here
+    first, explored = explore(bids, ids, DAY, 7, 0.1, 0.2, ranges)
+    again, explored_again = explore(bids, ids, DAY, 7, 0.1, 0.2, ranges)
+    assert np.array_equal(first, again) and np.array_equal(explored, explored_again)
+    assert abs(explored.mean() - 0.1) < 0.01
+    assert np.all(first[~explored] == 1.0)
+    assert np.all((first[explored] >= 0.8) & (first[explored] <= 1.15))  # ±20%, then inside the rules
+    assert (first[explored] == 1.15).any() and (first[explored] < 1.0).any()
+    other_day, other_explored = explore(bids, ids, DAY + dt.timedelta(days=1), 7, 0.1, 0.2, ranges)
+    assert (explored != other_explored).mean() > 0.1
+    half, half_explored = explore(
+        bids[:5000], ids[:5000], DAY, 7, 0.1, 0.2, BidRange(ranges.low[:5000], ranges.high[:5000])
+    )
+    assert np.array_equal(half_explored, explored[:5000]) and np.array_equal(half, first[:5000])
+
+
+def _predictions(n: int, value: float = 2.0, history: int = 28) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.Timestamp(DAY),
+            "effective_date": pd.Timestamp(DAY + dt.timedelta(days=1)),
+            "keyword_id": np.arange(1, n + 1),
+            "campaign": "c",
+            "ad_group": "g",
+            "campaign_id": "1",
+            "ad_group_id": "2",
+            "keyword": [f"k{i}" for i in range(n)],
+            "match_type": "Exact",
+            "expected_clicks": 5.0,
+            "expected_value_per_click": value,
+            "prior_value_per_click": value,
+            "history_days": history,
+            "model_version": "test",
+        }
+    )
+
+
+def test_explored_bids_are_flagged_and_stay_below_value():
+    policy = BidPolicy(policy="fixed_margin", exploration_share=0.3, exploration_spread=0.5)
+    decision = decide_bids(_predictions(500), policy, context=_context(500))
+    bids = decision.bids
+    assert bids["exploration"].sum() > 100
+    assert (bids["bid"] < bids["expected_value_per_click"]).all()
+    assert set(bids.loc[~bids["exploration"], "bid"]) == {1.4}
+    assert bids.loc[bids["exploration"], "bid"].between(0.7, 1.99).all()
+    # Cold starts are never explored: they keep the conservative rule.
+    cold = decide_bids(_predictions(50, history=2), policy, context=_context(50)).bids
+    assert not cold["exploration"].any() and (cold["bid_basis"] == "cold_start").all()
+    # Without the bid in force in the reports (no max CPC), exploring would teach nothing: no keyword is explored.
+    assert not decide_bids(_predictions(500), policy).bids["exploration"].any()
+
+
+def _landscape():
+    from daily_bids.bidding.landscape import BidLandscape
+
+    return BidLandscape(
+        click_elasticity=0.7,
+        click_elasticity_by_position=0.0,
+        click_elasticity_by_share=-0.8,
+        mean_cpc_to_bid=0.8,
+        mean_impression_share=0.7,
+        cost_elasticity=1.2,
+        cost_level=0.0,
+        day_of_week_effects=(0.0,) * 7,
+        trained_through=DAY,
+        training_rows=1000,
+        varied_rows=500,
+    )
+
+
+def _context(n: int, bid_in_force: float = 1.4) -> pd.DataFrame:
+    share = np.linspace(0.4, 0.95, n)
+    return pd.DataFrame(
+        {
+            "keyword_id": np.arange(1, n + 1),
+            "bid_in_force": bid_in_force,
+            "reference_bid": bid_in_force,
+            "paid_bid": bid_in_force,
+            "base_cpc_to_bid": 0.8,
+            "base_impression_share": share,
+            "log1p_base_clicks": np.log1p(5.0),
+            "day_of_week": 5.0,
+        }
+    )
+
+
+def test_profit_optimal_bids_beat_the_fixed_margin_on_their_landscape_and_keep_to_the_budget():
+    predictions = _predictions(200).assign(campaign=np.where(np.arange(200) < 100, "Hiking 001", "Camping 002"))
+    policy = BidPolicy(exploration_share=0.0)
+    decision = decide_bids(predictions, policy, _landscape(), _context(200))
+    bids = decision.bids
+    assert (bids["bid_basis"] == "profit_optimal").all()
+    assert (bids["bid"] < bids["expected_value_per_click"]).all()
+    assert bids["bid"].between(1.4 * 0.7 - 1e-9, 1.4 * 1.3 + 1e-9).all()  # within 30% of the bid in force
+    economics = decision.economics
+    assert economics.loc["chosen", "expected_profit"] > economics.loc["fixed_margin", "expected_profit"]
+    assert bids["expected_profit"].sum() == pytest.approx(economics.loc["chosen", "expected_profit"])
+    # A budget on one campaign: its expected spend fits, the other campaign's bids do not change.
+    spend = (bids["expected_clicks"] * bids["expected_cost_per_click"]).groupby(bids["campaign"]).sum()
+    budget = 0.8 * spend["Hiking 001"]
+    limited = decide_bids(
+        predictions, policy.model_copy(update={"campaign_budgets": {"Hiking 001": budget}}), _landscape(), _context(200)
+    ).bids
+    limited_spend = (limited["expected_clicks"] * limited["expected_cost_per_click"]).groupby(limited["campaign"]).sum()
+    assert limited_spend["Hiking 001"] <= budget + 1e-6
+    camping = limited["campaign"] == "Camping 002"
+    assert np.array_equal(limited.loc[camping, "bid"], bids.loc[bids["campaign"] == "Camping 002", "bid"])
+
+
+def test_without_a_landscape_profit_optimal_falls_back_to_the_fixed_margin():
+    decision = decide_bids(_predictions(20), BidPolicy(exploration_share=0.0))
+    assert set(decision.bids["bid_basis"]) == {"fixed_margin"} and set(decision.bids["bid"]) == {1.4}
+    assert "fixed margin" in decision.landscape_note
+
+
+def test_campaign_budgets_file_errors_name_file_row_and_column(tmp_path):
+    from daily_bids.bidding.budgets import BudgetFileError, read_campaign_budgets
+
+    good = tmp_path / "budgets.csv"
+    good.write_text('campaign,budget\nHiking 001,250\n"Camping, 002","1,000.50"\n')
+    assert read_campaign_budgets(str(good)) == {"Hiking 001": 250.0, "Camping, 002": 1000.5}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("campaign,budget\nHiking 001,250\nCamping 002,lots\n")
+    with pytest.raises(BudgetFileError, match=r"bad.csv: row 3: column budget: 'lots' is not a number"):
+        read_campaign_budgets(str(bad))
+    (tmp_path / "twice.csv").write_text("campaign,budget\nA,1\nA,2\n")
+    with pytest.raises(BudgetFileError, match="row 3: campaign 'A' is listed twice"):
+        read_campaign_budgets(str(tmp_path / "twice.csv"))
+    (tmp_path / "columns.csv").write_text("name,amount\nA,1\n")
+    with pytest.raises(BudgetFileError, match=r"missing column\(s\) \['budget', 'campaign'\]"):
+        read_campaign_budgets(str(tmp_path / "columns.csv"))
+    with pytest.raises(BudgetFileError, match="cannot read"):
+        read_campaign_budgets(str(tmp_path / "absent.csv"))

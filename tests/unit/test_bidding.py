@@ -1,0 +1,126 @@
+"""Property checks of the bidding math."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from daily_bids.bidding.decision import BID_COLUMNS, decide_bids
+from daily_bids.bidding.policy import BidPolicy
+from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
+
+money = st.floats(min_value=0.0, max_value=500.0, allow_nan=False)
+policies = st.builds(
+    lambda margin, cold, low, span, history: BidPolicy(
+        target_margin=margin, cold_start_margin=cold, min_bid=low, max_bid=low + span, min_history_days=history
+    ),
+    st.floats(0.01, 0.95),
+    st.floats(0.01, 0.95),
+    st.floats(0.01, 2.0),
+    st.floats(0.0, 50.0),
+    st.integers(1, 28),
+)
+
+
+def compute_bids(predictions: pd.DataFrame, policy: BidPolicy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(bids, unprofitable) by the fixed margin without exploration: the rule every other policy falls back to."""
+    decision = decide_bids(predictions, policy.model_copy(update={"policy": "fixed_margin", "exploration_share": 0.0}))
+    return decision.bids, decision.unprofitable
+
+
+def _predictions(values, priors, history):
+    n = len(values)
+    return pd.DataFrame(
+        {
+            "date": pd.Timestamp("2025-03-01"),
+            "effective_date": pd.Timestamp("2025-03-02"),
+            "keyword_id": np.arange(n),
+            "campaign": "c",
+            "ad_group": "g",
+            "campaign_id": "31",
+            "ad_group_id": "32",
+            "keyword": [f"k{i}" for i in range(n)],
+            "match_type": "Exact",
+            "expected_clicks": 1.0,
+            "expected_value_per_click": values,
+            "prior_value_per_click": priors,
+            "history_days": history,
+            "model_version": "xgb-test",
+        }
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy=policies, rows=st.lists(st.tuples(money, money, st.integers(1, 28)), min_size=1, max_size=40))
+def test_every_bid_is_below_value_per_click_and_within_caps(policy, rows):
+    values, priors, history = map(list, zip(*rows))
+    bids, unprofitable = compute_bids(_predictions(values, priors, history), policy)
+    assert (bids["bid"] < bids["expected_value_per_click"]).all()
+    assert bids["bid"].between(policy.min_bid, policy.max_bid).all()
+    assert len(bids) + len(unprofitable) == len(rows)  # every keyword is either bid or listed as unprofitable
+    assert list(bids.columns) == list(BID_COLUMNS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policy=policies, value=st.floats(0.5, 500.0), history=st.integers(1, 28))
+def test_bid_keeps_at_least_the_margin_of_its_basis(policy, value, history):
+    bids, _ = compute_bids(_predictions([value], [value], [history]), policy)
+    margin = (
+        policy.target_margin
+        if history >= policy.min_history_days
+        else max(policy.target_margin, policy.cold_start_margin)
+    )
+    if len(bids):
+        assert bids["bid"].iloc[0] <= value * (1 - margin) + 1e-9
+
+
+def test_cold_start_keywords_bid_from_the_ad_group_with_the_wider_margin():
+    policy = BidPolicy(target_margin=0.2, cold_start_margin=0.5, min_history_days=7)
+    bids, _ = compute_bids(_predictions([4.0, 4.0], [2.0, 2.0], [28, 3]), policy)
+    established, cold = bids.iloc[0], bids.iloc[1]
+    assert (established["bid_basis"], established["bid"]) == ("fixed_margin", 3.2)
+    assert (cold["bid_basis"], cold["bid"], cold["expected_value_per_click"]) == ("cold_start", 1.0, 2.0)
+
+
+def test_keywords_whose_minimum_bid_would_lose_money_get_no_bid():
+    policy = BidPolicy(target_margin=0.3, min_bid=0.10)
+    bids, unprofitable = compute_bids(_predictions([0.12, 1.0], [0.12, 1.0], [28, 28]), policy)
+    assert list(bids["keyword_id"]) == [1]
+    assert list(unprofitable["keyword_id"]) == [0]
+
+
+def test_bids_are_capped_at_max_bid():
+    bids, _ = compute_bids(_predictions([1000.0], [1000.0], [28]), BidPolicy(max_bid=20.0))
+    assert bids["bid"].iloc[0] == 20.0
+
+
+@pytest.mark.parametrize("bad", [{"target_margin": 0.0}, {"target_margin": 1.0}, {"min_bid": 5.0, "max_bid": 1.0}])
+def test_policy_rejects_margins_and_caps_that_cannot_keep_bids_below_value(bad):
+    with pytest.raises(ValidationError):
+        BidPolicy(**bad)
+
+
+def test_ads_editor_csv_layout():
+    bids, _ = compute_bids(_predictions([2.0], [2.0], [28]), BidPolicy(target_margin=0.25))
+    text = ads_editor_csv(bids).decode()
+    assert text.splitlines() == [
+        ",".join(f'"{header}"' for header in ADS_EDITOR_COLUMNS),
+        '"0","31","c","32","g","k0","Exact","1.50"',
+    ]
+
+
+def test_an_ads_editor_csv_written_in_batches_is_the_whole_sheet():
+    bids, _ = compute_bids(_predictions([2.0, 3.0, 4.0, 5.0, 6.0], [2.0] * 5, [28] * 5), BidPolicy())
+    pieces = [ads_editor_csv(bids.iloc[start : start + 2], with_header=start == 0) for start in range(0, len(bids), 2)]
+    assert b"".join(pieces) == ads_editor_csv(bids)
+    assert len(b"".join(pieces).decode().splitlines()) == 1 + len(bids)
+
+
+def test_cold_start_keywords_bid_from_their_cluster_when_they_have_one():
+    policy = BidPolicy(target_margin=0.2, cold_start_margin=0.5, min_history_days=7)
+    predictions = _predictions([4.0, 4.0], [2.0, 2.0], [3, 3]).assign(cluster_value_per_click=[3.0, np.nan])
+    bids, _ = compute_bids(predictions, policy)
+    assert list(bids["expected_value_per_click"]) == [3.0, 2.0]  # the cluster's prior, else the ad group's
+    assert list(bids["bid"]) == [1.5, 1.0]

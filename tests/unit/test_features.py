@@ -1,0 +1,106 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from daily_bids.features.keyword_features import (
+    FEATURES,
+    FEATURES_BY_NAME,
+    compute_features,
+    feature_versions,
+    keyword_shards,
+    roll,
+)
+from daily_bids.features.writer import write_features
+from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage.warehouse import Warehouse
+
+DAYS = [dt.date(2025, 4, 1) + dt.timedelta(days=i) for i in range(45)]
+
+
+@pytest.fixture(scope="module")
+def history():
+    simulator = AdMarketSimulator(seed=5, keywords=400)
+    return pd.concat([simulator.report(day) for day in DAYS], ignore_index=True)
+
+
+def by_day(history: pd.DataFrame):
+    return {day: history[history["date"] == pd.Timestamp(day)].reset_index(drop=True) for day in DAYS}.get
+
+
+def test_features_of_a_day_ignore_later_report_days(history):
+    day = DAYS[35]
+    tampered = history.copy()
+    later = tampered["date"] > pd.Timestamp(day)
+    tampered.loc[later, ["impressions", "clicks", "cost", "conversions", "conversion_value"]] *= 7
+    tampered = pd.concat([tampered, tampered[later].assign(keyword_id=lambda f: f["keyword_id"] + 10_000)])
+    pd.testing.assert_frame_equal(compute_features(history, [day]), compute_features(tampered, [day]))
+
+
+def test_a_range_gives_the_same_features_as_day_by_day(history):
+    days = DAYS[28:40]
+    together = compute_features(history, days)
+    one_by_one = pd.concat([compute_features(history, [d]) for d in days], ignore_index=True)
+    pd.testing.assert_frame_equal(together, one_by_one)
+
+
+def test_a_day_without_a_row_counts_as_zero_activity(history):
+    day = DAYS[40]
+    keyword = history["keyword_id"].iloc[0]
+    without_today = history[~((history["keyword_id"] == keyword) & (history["date"] == pd.Timestamp(day)))]
+    row = compute_features(without_today, [day]).set_index("keyword_id").loc[keyword]
+    assert row["clicks_lag_1d"] == 0.0 and row["impressions_lag_1d"] == 0.0
+    dates = without_today["date"]
+    window = without_today[
+        (without_today["keyword_id"] == keyword)
+        & (dates > pd.Timestamp(day - dt.timedelta(days=7)))
+        & (dates <= pd.Timestamp(day))
+    ]
+    assert row["clicks_sum_7d"] == pytest.approx(np.log1p(window["clicks"].sum()))
+    assert row["clicks_mean_7d"] == pytest.approx(np.log1p(window["clicks"].sum() / 7))
+
+
+def test_smoothed_ratios_sit_between_the_keyword_and_its_ad_group(history):
+    features = compute_features(history, [DAYS[-1]])
+    window = history[history["date"] > pd.Timestamp(DAYS[-1] - dt.timedelta(days=28))]  # DAYS[-1] is the last day
+    totals = window.groupby("keyword_id")[["clicks", "impressions"]].sum()
+    joined = features.set_index("keyword_id").join(totals)
+    raw_ctr = joined["clicks"] / joined["impressions"]
+    low = np.minimum(raw_ctr, joined["ad_group_ctr_28d"]) - 1e-12
+    high = np.maximum(raw_ctr, joined["ad_group_ctr_28d"]) + 1e-12
+    assert joined["ctr_28d"].between(low, high).all()
+
+
+def test_feature_versions_change_with_the_definition():
+    feature = FEATURES_BY_NAME["ctr_28d"]
+    changed = type(feature)(**{**feature.__dict__, "prior_strength": feature.prior_strength + 1})
+    assert changed.version != feature.version
+    assert len(set(feature_versions().values())) == len(FEATURES)
+
+
+def test_keyword_shards_give_exactly_the_features_of_one_shard(history, tmp_path):
+    """A rebuild from 28 days and then incremental days, written 50 keywords at a time, equal the one-shard roll:
+    the ratio priors pool every shard's keywords, and no keyword is lost at a shard's edge."""
+    store = Warehouse(str(tmp_path / "warehouse"))
+    for day in DAYS:
+        store.write_partition("reports", day, history[history["date"] == pd.Timestamp(day)])
+    first_run, then = DAYS[30:32], DAYS[32:36]
+    for days, reused in ((first_run, False), (then, True)):
+        run = write_features(store, "reports", "features", days, history_start=DAYS[0], keywords_per_shard=50)
+        assert run.shards >= 8 and run.state_reused is reused
+    written = store.read_partitions("features", [*first_run, *then])
+    expected = pd.concat(
+        [frame for _, frame, _ in roll([*first_run, *then], by_day(history), history_start=DAYS[0])], ignore_index=True
+    )
+    assert len(written) == len(expected) > 0
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_every_keyword_falls_in_exactly_one_shard():
+    ids = np.array([5, 1, 9, 9, 3, 7, 2, 8])
+    shards = keyword_shards(ids, keywords_per_shard=3)
+    assert shards[0][0] is None and shards[-1][1] is None and len(shards) == 3
+    for keyword in (-(2**62), *ids, 2**62):  # unseen keywords below, between and above fall in one shard too
+        inside = [(low is None or keyword >= low) and (high is None or keyword < high) for low, high in shards]
+        assert sum(inside) == 1

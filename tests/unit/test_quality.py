@@ -1,0 +1,115 @@
+"""The great-expectations adapter judges a table batch by batch exactly as it judges it whole; volume and drift read
+each trailing day once for a whole range and judge each day as they would alone."""
+
+import datetime as dt
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from daily_bids.quality import expectations as quality
+from daily_bids.storage.warehouse import Warehouse
+
+SUITE = [
+    quality.unique_keys(),
+    quality.not_null("clicks"),
+    quality.at_least("clicks", 0),
+    quality.between("history_days", 1, 28),
+]
+
+
+def _table() -> pd.DataFrame:
+    rows = 1_000
+    table = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2025-03-01"),
+            "keyword_id": np.arange(rows),
+            "clicks": np.arange(rows, dtype="float64"),
+            "history_days": 7,
+        }
+    )
+    table.loc[[10, 620], "clicks"] = np.nan  # a null in two different batches
+    table.loc[[400, 401, 999], "clicks"] = -1.0
+    table.loc[5, "history_days"] = 40
+    table.loc[900, "keyword_id"] = 3  # a duplicate of a row in the first batch: only the batches together show it
+    return table
+
+
+def test_batches_give_the_outcomes_of_the_whole_table():
+    table = _table()
+    whole = quality.run_expectations(table, SUITE, "whole")
+    batched = quality.run_expectations_in_batches(
+        (table.iloc[i : i + 300] for i in range(0, len(table), 300)), SUITE, "batched"
+    )
+    assert [o.success for o in batched] == [o.success for o in whole] == [False, False, False, False]
+    assert [o.unexpected_count for o in batched] == [o.unexpected_count for o in whole] == [2, 2, 3, 1]
+    for ours, theirs in zip(batched, whole):
+        assert ours.unexpected_percent == pytest.approx(theirs.unexpected_percent)
+    # Samples name the failing rows, from whichever batch they were in.
+    assert sorted(row["keyword_id"] for row in batched[2].sample) == [400, 401, 999]
+    assert sorted(row["keyword_id"] for row in batched[0].sample) == [3, 3]
+
+
+def test_a_share_rule_is_not_judged_in_batches():
+    mostly = quality.Expectation(
+        "ExpectColumnValuesToNotBeNull", {"column": "clicks", "mostly": 0.9}, quality.WARN, "clicks mostly known"
+    )
+    with pytest.raises(ValueError, match="mostly"):
+        quality.run_expectations_in_batches((_table().iloc[i : i + 500] for i in (0, 500)), [mostly], "shares")
+
+
+class CountingWarehouse(Warehouse):
+    """A warehouse that counts the partitions it reads, by day."""
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        self.footers, self.reads = Counter(), Counter()
+
+    def partition_rows(self, table, day):
+        self.footers[day] += 1
+        return super().partition_rows(table, day)
+
+    def read_partitions(self, table, days, *args, **kwargs):
+        self.reads.update(days)
+        return super().read_partitions(table, days, *args, **kwargs)
+
+
+def test_a_range_reads_each_trailing_day_once_and_judges_each_day_as_alone(tmp_path):
+    first = dt.date(2025, 5, 1)
+    days = [first + dt.timedelta(days=n) for n in range(20)]
+    rng = np.random.default_rng(3)
+    store = CountingWarehouse(str(tmp_path))
+    for n, day in enumerate(days):
+        count = 50 + 5 * n
+        store.write_partition(
+            "raw",
+            day,
+            pd.DataFrame(
+                {
+                    "date": pd.Timestamp(day),
+                    "keyword_id": np.arange(count),
+                    **{column: rng.poisson(2 + n, count).astype("float64") for column in quality.DRIFT_COLUMNS},
+                }
+            ),
+        )
+    judged = days[8:]
+    frames = {day: store.read_partitions("raw", [day]) for day in judged}
+    store.footers.clear()
+    store.reads.clear()
+    trailing = quality.TrailingDays(store, "raw")
+    together = {day: (trailing.row_counts(day), trailing.drift_scores(frames[day], day)) for day in judged}
+    # Each trailing day was read once: the 7 before the first judged day, then one more for each later day.
+    assert set(store.footers.values()) == {1} and len(store.footers) == 7 + len(judged) - 1
+    assert set(store.reads.values()) == {1} and len(store.reads) == 7 + len(judged) - 1
+    assert len(trailing._samples) <= quality.TRAILING_DAYS  # samples no later day can use were let go
+    alone = {
+        day: (
+            quality.TrailingDays(store, "raw").row_counts(day),
+            quality.TrailingDays(store, "raw").drift_scores(frames[day], day),
+        )
+        for day in judged
+    }
+    assert together == alone
+    assert together[days[-1]][0] == [50 + 5 * n for n in range(18, 11, -1)]  # newest first
+    assert together[days[-1]][1][1] == days[-2:-9:-1]

@@ -1,0 +1,95 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from daily_bids.storage.warehouse import MissingPartitionsError, Warehouse
+
+D1, D2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
+
+
+def _frame(day, n):
+    return pd.DataFrame({"date": pd.Timestamp(day), "keyword_id": range(n), "clicks": [1.5] * n})
+
+
+def test_partitions_round_trip_with_their_date(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partitions("t", [D1, D2], pd.concat([_frame(D1, 3), _frame(D2, 2)]))
+    assert store.list_partitions("t") == [D1, D2]
+    back = store.read_partitions("t", [D1, D2])
+    assert list(back.groupby("date").size()) == [3, 2]
+    assert (tmp_path / "t" / "date=2025-03-01" / "data.parquet").is_file()
+
+
+def test_only_days_whose_file_is_there_are_partitions(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    # A day whose write was killed before its file was renamed into place, and a table's stray subfolder.
+    (tmp_path / "t" / "date=2025-03-02").mkdir()
+    (tmp_path / "t" / "date=2025-03-02" / ".data.parquet.0123abcd.tmp").write_bytes(b"PAR1 half")
+    (tmp_path / "t" / "date=2025-03-03" / "extra").mkdir(parents=True)
+    (tmp_path / "t" / "date=2025-03-03" / "extra" / "data.parquet").write_bytes(b"not the day's file")
+    assert store.list_partitions("t") == [D1]
+    assert store.list_partitions("never_written") == []
+    with pytest.raises(MissingPartitionsError, match="2025-03-02"):
+        store.read_partitions("t", [D1, D2])
+
+
+def test_rewriting_a_partition_replaces_it(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 5))
+    store.write_partition("t", D1, _frame(D1, 2))
+    assert len(store.read_partitions("t", [D1])) == 2
+    assert [p.name for p in (tmp_path / "t" / "date=2025-03-01").iterdir()] == ["data.parquet"]
+
+
+def test_a_failed_write_leaves_the_previous_partition_and_no_partial_file(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 4))
+
+    def explode(sink):
+        sink.write(b"PAR1 half a file")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        store._write_atomically(store.partition_path("t", D1), explode)
+    assert len(store.read_partitions("t", [D1])) == 4
+    assert [p.name for p in (tmp_path / "t" / "date=2025-03-01").iterdir()] == ["data.parquet"]
+
+
+def test_every_day_of_a_range_is_written_even_without_rows(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partitions("t", [D1, D2], _frame(D1, 3))
+    assert len(store.read_partitions("t", [D2])) == 0
+
+
+def test_rows_outside_the_partitions_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="outside the partitions"):
+        Warehouse(str(tmp_path)).write_partitions("t", [D1], _frame(D2, 1))
+
+
+def test_reading_missing_days_names_them(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    with pytest.raises(MissingPartitionsError, match=r"2025-03-02\.\.\.2025-03-03"):
+        store.read_partitions("t", [D1, D2, dt.date(2025, 3, 3)])
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    store = Warehouse(str(tmp_path / "warehouse"))
+    day = dt.date(2025, 1, 1)
+    path = store.write_partition("t", day, pd.DataFrame({"x": [1]}))
+    folder = os.path.dirname(path)
+    stale = os.path.join(folder, ".data.parquet.0123abcd.tmp")  # what a write killed half-way leaves
+    fresh = os.path.join(folder, ".data.parquet.4567ef01.tmp")  # a write still under way elsewhere
+    for leftover in (stale, fresh):
+        with open(leftover, "wb") as handle:
+            handle.write(b"half a parquet file")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    store.write_partition("t", day, pd.DataFrame({"x": [2]}))
+    assert sorted(os.listdir(folder)) == [".data.parquet.4567ef01.tmp", "data.parquet"]
+    assert store.read_partitions("t", [day])["x"].tolist() == [2]
