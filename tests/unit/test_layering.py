@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "monitoring": 5,
     # The application: the command line and the code location, above every domain package.
     "cli": 6,
+    "quiet": 6,
     "definitions": 6,
     "__main__": 6,
     "__init__": 6,
