@@ -1,8 +1,9 @@
-"""The README is true: its generated tables equal the code, and every shell command in it runs in a test, as written.
+"""The README and the docs are true: their generated tables equal the code, every shell command in them runs in a
+test, as written, and every relative link leads somewhere.
 
-`README_BLOCKS` names each ```bash block of the README by a phrase only it contains, and the test that runs it (or,
-for the two that cannot run inside the suite, why). A block added to the README without a line here fails
-`test_every_readme_command_is_run_by_a_test`.
+`DOC_BLOCKS` names each ```bash block of README.md and docs/*.md by a phrase only it contains, and the test that runs
+it (or, for the few that cannot run inside the suite, why). A block added to any of those pages without a line here
+fails `test_every_shell_block_is_claimed_by_one_runner`.
 """
 
 import contextlib
@@ -21,21 +22,27 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from daily_bids import settings
 from daily_bids.ingest.validation import quarantine_reasons_markdown
 from daily_bids.schema import contract_table_markdown
-from daily_bids.settings import settings_table_markdown
 from daily_bids.storage.warehouse import Warehouse
 from support.deployment import REPO_ROOT, deployment_env
 
+# The pages whose shell blocks and generated tables are checked: the README and every page of docs/.
+DOC_PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+# The pages whose relative links are checked: those, and the benchmark results they link to.
+LINKED_PAGES = [*DOC_PAGES, REPO_ROOT / "benchmarks" / "RESULTS.md"]
 README = (REPO_ROOT / "README.md").read_text()
 VENV_BIN = str(Path(sys.executable).parent)
 
-README_BLOCKS = {
-    "make run    #": "CI: .ci/run runs `make test` and then `make run` on a fresh clone",
+DOC_BLOCKS = {
+    "make run    #": "CI: .ci/run runs `make test` (which includes `make check`'s lint and unit lane) and then "
+    "`make run` on a fresh clone",
     "make ui     #": "a server that runs until stopped: test_served_ui.py::"
     "test_the_served_graph_has_every_asset_and_check_of_the_project starts the same webserver on the "
     "same workspace.yaml",
-    "make ui                                                         # then turn on landing_file_sensor": "the same server; test_landing_pipeline.py evaluates landing_file_sensor",
+    "make ui                                                         # then turn on landing_file_sensor": "the same "
+    "server; test_landing_pipeline.py evaluates landing_file_sensor",
     "features list": "test_readme.py::test_the_feature_catalog_commands",
     "models tune": "test_readme.py::test_the_model_lab_commands (with a smaller budget)",
     "models register-keras": "test_readme.py::test_the_model_lab_commands",
@@ -51,16 +58,32 @@ README_BLOCKS = {
     "docker compose -f platform/compose.yaml": "needs Docker with the compose plugin: untested here",
     "helm upgrade --install": "needs a Kubernetes cluster and helm: untested here",
 }
+README_BLOCKS = DOC_BLOCKS  # the name this table had when only the README was checked
+
+
+def blocks(language: str = "bash") -> list[tuple[Path, str]]:
+    """Every ```<language> block of the README and docs/*.md, with the page it is on."""
+    return [
+        (page, block)
+        for page in DOC_PAGES
+        for block in re.findall(rf"```{language}\n(.*?)```", page.read_text(), flags=re.DOTALL)
+    ]
 
 
 def bash_blocks() -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", README, flags=re.DOTALL)
+    return [block for _, block in blocks("bash")]
+
+
+def doc_block(phrase: str, language: str = "bash") -> str:
+    """The one ```<language> block, in README.md or docs/*.md, that contains `phrase`."""
+    found = [block for _, block in blocks(language) if phrase in block]
+    assert len(found) == 1, f"{len(found)} {language} blocks of the README and docs contain {phrase!r}"
+    return found[0]
 
 
 def readme_block(phrase: str) -> str:
-    """The one ```bash block of the README that contains `phrase`."""
-    (block,) = [b for b in bash_blocks() if phrase in b]
-    return block
+    """The one ```bash block of the README or docs/*.md that contains `phrase` (wherever the block now lives)."""
+    return doc_block(phrase)
 
 
 def run_block(block: str, env: dict, cwd: Path = REPO_ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -74,26 +97,56 @@ def run_block(block: str, env: dict, cwd: Path = REPO_ROOT, timeout: int = 900) 
 @pytest.mark.parametrize(
     "marker, generate",
     [
-        ("settings-table", settings_table_markdown),
+        ("settings-table", lambda: settings.settings_table_markdown()),
         ("contract-table", contract_table_markdown),
         ("quarantine-reasons", quarantine_reasons_markdown),
     ],
 )
-def test_readme_tables_are_the_ones_the_code_defines(marker, generate):
-    between = README.split(f"<!-- {marker} -->\n", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
-    assert between.strip() == generate()
+def test_doc_tables_are_the_ones_the_code_defines(marker, generate):
+    """A generated table lives on one page (README.md or docs/*.md), between its markers, and equals the code's."""
+    pages = [page for page in DOC_PAGES if f"<!-- {marker} -->\n" in page.read_text()]
+    assert len(pages) == 1, f"<!-- {marker} --> is on {len(pages)} pages, needs exactly one: {pages}"
+    between = pages[0].read_text().split(f"<!-- {marker} -->\n", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
+    assert between.strip() == generate(), f"regenerate the table in {pages[0].relative_to(REPO_ROOT)}"
 
 
-def test_every_readme_command_is_run_by_a_test():
-    for block in bash_blocks():
-        claimed = [phrase for phrase in README_BLOCKS if phrase in block]
-        assert len(claimed) == 1, (
-            f"README block claimed by {claimed}, needs exactly one line in README_BLOCKS:\n{block}"
-        )
-    for phrase, runner in README_BLOCKS.items():
-        assert any(phrase in block for block in bash_blocks()), f"no README block contains {phrase!r} any more"
-        for test in re.findall(r"(test_\w+\.py)::(test_\w+)", runner):  # named tests exist
-            assert f"def {test[1]}(" in (REPO_ROOT / "tests" / test[0]).read_text(), test
+def test_every_shell_block_is_claimed_by_one_runner():
+    for page, block in blocks("bash"):
+        claimed = [phrase for phrase in DOC_BLOCKS if phrase in block]
+        where = page.relative_to(REPO_ROOT)
+        assert len(claimed) == 1, f"{where}: block claimed by {claimed}, needs exactly one line in DOC_BLOCKS:\n{block}"
+    tests = {path.name: path for path in (REPO_ROOT / "tests").rglob("test_*.py")}
+    for phrase, runner in DOC_BLOCKS.items():
+        assert any(phrase in block for block in bash_blocks()), f"no README or docs block contains {phrase!r} any more"
+        for module, test in re.findall(r"(test_\w+\.py)::(test_\w+)", runner):  # named tests exist
+            assert module in tests, f"{runner}: no tests/**/{module}"
+            assert f"def {test}(" in tests[module].read_text(), (module, test)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    return {_anchor(heading) for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+
+
+def test_every_relative_link_in_the_docs_leads_to_a_file_and_heading_that_exist():
+    broken = []
+    for page in LINKED_PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
 
 
 def test_platform_folder_is_not_a_python_package():
@@ -216,8 +269,8 @@ def test_the_feature_catalog_commands(bootstrapped_now):
 
 
 def python_block(phrase: str) -> str:
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL) if phrase in b]
-    return block
+    """The one ```python block of the README or docs/*.md that contains `phrase`."""
+    return doc_block(phrase, "python")
 
 
 def test_the_model_lab_commands(bootstrapped_now):
