@@ -1,4 +1,5 @@
 """Alert sensors: every failed run, and every failed check, becomes an alert posted to `BIDS_ALERT_WEBHOOK`.
+`alert_sensors(settings)` builds them for a deployment (its webhook, and its UI's address for the run links).
 
 A failed run gets one run-failure alert; each failed check gets one check alert, whether its run failed (a blocking
 check at ERROR stops the run) or succeeded (WARN checks). Sending never raises: a lost alert is logged.
@@ -7,8 +8,8 @@ check at ERROR stops the run) or succeeded (WARN checks). Sending never raises: 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from daily_bids import settings
 from daily_bids.monitoring.alerts import Alert, run_url, send_alert
+from daily_bids.settings import Settings
 
 
 def _partition(run: dg.DagsterRun) -> str | None:
@@ -27,11 +28,11 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-def _send(context, alert: Alert) -> None:
-    send_alert(alert, settings.ALERT_WEBHOOK.read(), context.log.warning)
+def _send(context, alert: Alert, settings: Settings) -> None:
+    send_alert(alert, settings.alert_webhook, context.log.warning)
 
 
-def _alert_failed_checks(context: dg.RunStatusSensorContext) -> int:
+def _alert_failed_checks(context: dg.RunStatusSensorContext, settings: Settings) -> int:
     run = context.dagster_run
     failed = 0
     for entry in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
@@ -45,62 +46,65 @@ def _alert_failed_checks(context: dg.RunStatusSensorContext) -> int:
                 kind="check_failure",
                 job=run.job_name,
                 run_id=run.run_id,
-                run_url=run_url(settings.UI_URL.read(), run.run_id),
+                run_url=run_url(settings.ui_url, run.run_id),
                 message=evaluation.description or f"check {evaluation.check_name} failed",
                 assets=[evaluation.asset_key.to_user_string()],
                 partition=evaluation.partition or _partition(run),
                 check=evaluation.check_name,
                 severity=evaluation.severity.value,
             ),
+            settings,
         )
     return failed
 
 
-@dg.run_failure_sensor(
-    name="run_failure_alert_sensor",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts an alert for every failed run (and for each check that failed in it) to "
-    "BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
-)
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
-    run = context.dagster_run
-    # The run's own message only lists the failed steps; each step's error says what went wrong.
-    step_errors = [
-        f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
-        for event in context.get_step_failure_events()
-        if event.step_failure_data.error
-    ]
-    _send(
-        context,
-        Alert(
-            kind="run_failure",
-            job=run.job_name,
-            run_id=run.run_id,
-            run_url=run_url(settings.UI_URL.read(), run.run_id),
-            message=" | ".join([context.failure_event.message or "run failed", *step_errors])[:2000],
-            assets=sorted(
-                {
-                    entry.dagster_event.asset_key.to_user_string()
-                    for entry in context.instance.all_logs(
-                        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-                    )
-                }
-            ),
-            partition=_partition(run),
-        ),
+def alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """The run-failure and check-failure alert sensors of a deployment."""
+
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts an alert for every failed run (and for each check that failed in it) to "
+        "BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
     )
-    _alert_failed_checks(context)
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+        run = context.dagster_run
+        # The run's own message only lists the failed steps; each step's error says what went wrong.
+        step_errors = [
+            f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+            for event in context.get_step_failure_events()
+            if event.step_failure_data.error
+        ]
+        _send(
+            context,
+            Alert(
+                kind="run_failure",
+                job=run.job_name,
+                run_id=run.run_id,
+                run_url=run_url(settings.ui_url, run.run_id),
+                message=" | ".join([context.failure_event.message or "run failed", *step_errors])[:2000],
+                assets=sorted(
+                    {
+                        entry.dagster_event.asset_key.to_user_string()
+                        for entry in context.instance.all_logs(
+                            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                        )
+                    }
+                ),
+                partition=_partition(run),
+            ),
+            settings,
+        )
+        _alert_failed_checks(context, settings)
 
+    @dg.run_status_sensor(
+        name="check_failure_alert_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts an alert for every check that failed in a run that succeeded (WARN checks) "
+        "to BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
+    )
+    def check_failure_alert_sensor(context: dg.RunStatusSensorContext):
+        _alert_failed_checks(context, settings)
 
-@dg.run_status_sensor(
-    name="check_failure_alert_sensor",
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts an alert for every check that failed in a run that succeeded (WARN checks) "
-    "to BIDS_ALERT_WEBHOOK; logs it when no webhook is set.",
-)
-def check_failure_alert_sensor(context: dg.RunStatusSensorContext):
-    _alert_failed_checks(context)
-
-
-ALERT_SENSORS = [run_failure_alert_sensor, check_failure_alert_sensor]
+    return [run_failure_alert_sensor, check_failure_alert_sensor]

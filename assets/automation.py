@@ -15,15 +15,15 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets.alerts import ALERT_SENSORS
+from assets.alerts import alert_sensors
 from assets.features import feature_catalog, keyword_features
 from assets.model_lab import model_tuning, user_keras_model
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.monitoring import model_monitoring
-from assets.partitions import daily_partitions
+from assets.partitions import DEFAULT_SETTINGS, daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
 from assets.serving import bid_landscape, keyword_scores, published_bids
-from daily_bids import settings
+from daily_bids.settings import Settings
 from resources.ad_platform import LandingZoneSource, ReportSource
 
 REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
@@ -34,11 +34,18 @@ MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]
 # Run on demand (and tuning after a decline), not with every retraining.
 LAB_ASSETS = [model_tuning, user_keras_model]
 
-# Yesterday's partition of each daily table must exist by its deadline; the UI shows the verdicts.
-FRESHNESS_CHECKS = [
-    *dg.build_time_partition_freshness_checks(assets=REPORT_ASSETS, deadline_cron=settings.REPORT_DEADLINE.read()),
-    *dg.build_time_partition_freshness_checks(assets=SERVING_ASSETS, deadline_cron=settings.BIDS_DEADLINE.read()),
-]
+
+def freshness_checks(settings: Settings, report_assets=REPORT_ASSETS, serving_assets=SERVING_ASSETS) -> list:
+    """Yesterday's partition of each daily table must exist by its deadline (`BIDS_REPORT_DEADLINE`,
+    `BIDS_BIDS_DEADLINE`); the UI shows the verdicts. Built on the deployment's assets (its partitions)."""
+    return [
+        *dg.build_time_partition_freshness_checks(assets=report_assets, deadline_cron=settings.report_deadline),
+        *dg.build_time_partition_freshness_checks(assets=serving_assets, deadline_cron=settings.bids_deadline),
+    ]
+
+
+# The default deployment's; their keys (one `freshness_check` per daily asset) are every deployment's.
+FRESHNESS_CHECKS = freshness_checks(DEFAULT_SETTINGS)
 
 
 def _without_freshness_checks(assets) -> dg.AssetSelection:
@@ -92,18 +99,24 @@ retraining_sensor = dg.AutomationConditionSensorDefinition(
     use_user_code_server=True,
     description="Evaluates the models' retraining condition (see assets/retraining.py) and launches retraining.",
 )
-freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=FRESHNESS_CHECKS, default_status=dg.DefaultSensorStatus.RUNNING
-)
 
 
-@dg.sensor(
-    job=history_job,
-    minimum_interval_seconds=60,
-    description="Requests the reports and features of the days "
-    "covered by landing files that are new or changed since the sensor last looked.",
-)
-def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: ReportSource):
+def landing_file_sensor_for(partitions: dg.PartitionsDefinition) -> dg.SensorDefinition:
+    """The landing-file sensor of a deployment: it requests only days inside its partitions."""
+
+    @dg.sensor(
+        job=history_job,
+        minimum_interval_seconds=60,
+        description="Requests the reports and features of the days "
+        "covered by landing files that are new or changed since the sensor last looked.",
+    )
+    def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: ReportSource):
+        return _landing_run_request(context, ad_platform, partitions)
+
+    return landing_file_sensor
+
+
+def _landing_run_request(context: dg.SensorEvaluationContext, ad_platform: ReportSource, partitions):
     if not isinstance(ad_platform, LandingZoneSource):
         return dg.SkipReason(f"the report source is {type(ad_platform).__name__}, not a landing zone")
     seen = json.loads(context.cursor) if context.cursor else {}
@@ -113,7 +126,7 @@ def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: Report
     changed = [path for path, stamp in current.items() if seen.get(path) != stamp]
     if not changed:
         return dg.SkipReason("no new or changed landing files")
-    partition_keys = set(daily_partitions.get_partition_keys())
+    partition_keys = set(partitions.get_partition_keys())
     days = sorted({d.date().isoformat() for d in index[index["path"].isin(changed)]["date"].dropna()})
     outside = [d for d in days if d not in partition_keys]
     days = [d for d in days if d in partition_keys]
@@ -138,4 +151,20 @@ def landing_file_sensor(context: dg.SensorEvaluationContext, ad_platform: Report
 
 JOBS = [daily_bid_job, history_job, train_model_job, tune_models_job, register_keras_job]
 SCHEDULES = [daily_bid_schedule]
-SENSORS = [landing_file_sensor, retraining_sensor, freshness_checks_sensor, *ALERT_SENSORS]
+
+
+def build_sensors(settings: Settings, deployment_freshness_checks: list, partitions) -> list[dg.SensorDefinition]:
+    """Every sensor of a deployment: landing files, retraining, freshness checks and alerts."""
+    return [
+        landing_file_sensor_for(partitions),
+        retraining_sensor,
+        dg.build_sensor_for_freshness_checks(
+            freshness_checks=deployment_freshness_checks, default_status=dg.DefaultSensorStatus.RUNNING
+        ),
+        *alert_sensors(settings),
+    ]
+
+
+# The default deployment's sensors (`assets.build_asset_graph` builds any deployment's).
+SENSORS = build_sensors(DEFAULT_SETTINGS, FRESHNESS_CHECKS, daily_partitions)
+landing_file_sensor = SENSORS[0]

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.partitions import DAILY_ASSET_POLICIES, daily_partitions, partition_days
+from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from daily_bids.features import catalog
 from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
@@ -42,7 +42,8 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     # as no rows, and rolling means average over the days since. A day missing after it is still an error.
     reported = store.list_partitions(reports)
     history_start = max(
-        dt.date.fromisoformat(daily_partitions.get_first_partition_key()), reported[0] if reported else days[0]
+        dt.date.fromisoformat(context.assets_def.partitions_def.get_first_partition_key()),
+        reported[0] if reported else days[0],
     )
     if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
         context.log.info(f"report history starts on {history_start}: rolling means average over the days since")

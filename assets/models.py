@@ -14,6 +14,7 @@ from pydantic import Field
 
 from assets.features import keyword_features
 from assets.metadata import readable
+from assets.partitions import DEFAULT_SETTINGS
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, model_freshness_policy, retraining_condition, source_version
 from daily_bids.charts import png_markdown
@@ -41,9 +42,12 @@ FEATURES_TABLE, REPORTS_TABLE = keyword_features.key.path[-1], VALIDATED_REPORT.
 TRAINING_DEPS = [
     dg.AssetDep(key, partition_mapping=dg.LastPartitionMapping()) for key in (keyword_features.key, VALIDATED_REPORT)
 ]
-# Every model asset retrains under the same condition and carries the same freshness policy (see assets.retraining).
+# Every model asset retrains under the same condition and carries the same freshness policy (see assets.retraining);
+# written for the default freshness window, which `assets.build_asset_graph` replaces with the deployment's.
 MODEL_POLICIES = dict(
-    group_name="models", automation_condition=retraining_condition(), freshness_policy=model_freshness_policy()
+    group_name="models",
+    automation_condition=retraining_condition(DEFAULT_SETTINGS.model_max_age_days),
+    freshness_policy=model_freshness_policy(DEFAULT_SETTINGS.model_max_age_days),
 )
 
 

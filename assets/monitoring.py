@@ -12,16 +12,14 @@ from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, DECLINE_CHECK
 from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS, PREDICTIONS_TABLE
-from daily_bids import settings
 from daily_bids.charts import png_markdown
 from daily_bids.monitoring import outcomes as monitoring
+from daily_bids.settings import Settings
 from daily_bids.storage.warehouse import Warehouse, chart_path
 from resources.warehouse import WarehouseResource
 
 REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
 MONITORING_TABLE = "model_monitoring"
-# Read when the definitions load, so that a bad value fails at once.
-DECLINE_MARGIN = settings.float_setting(settings.DECLINE_MARGIN)
 # Partition D of the monitoring joins the report of D with what partition D-1 predicted and bid for D.
 _MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
@@ -94,7 +92,12 @@ def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.Dat
     "models' automation retrains them when this fails.",
     **CHECK_POLICY,
 )
-def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.DataFrame, warehouse: WarehouseResource):
+def model_decline(
+    context: dg.AssetCheckExecutionContext,
+    model_monitoring: pd.DataFrame,
+    warehouse: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
     store = warehouse.warehouse()
     champion = context.instance.get_latest_materialization_event(champion_model.key)
 
@@ -119,7 +122,9 @@ def model_decline(context: dg.AssetCheckExecutionContext, model_monitoring: pd.D
         )
         window = [d for d in store.list_partitions(MONITORING_TABLE) if start <= d <= days[-1]]
         history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
-        verdict = monitoring.rolling_decline(history[history["model_version"] == version], reference, DECLINE_MARGIN)
+        verdict = monitoring.rolling_decline(
+            history[history["model_version"] == version], reference, settings.decline_margin
+        )
         return dg.AssetCheckResult(
             passed=not verdict.declined,
             severity=dg.AssetCheckSeverity.WARN,

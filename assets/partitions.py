@@ -1,31 +1,52 @@
-"""The one partitions definition of the graph: partition D is the keyword report of day D (UTC)."""
+"""The one partitions definition of the graph: partition D is the keyword report of day D (UTC), from the
+deployment's first day (`BIDS_FIRST_DAY`).
+
+The asset and check definitions in this package are written once, against the default deployment's partitions
+(`daily_partitions`); `with_partitions` gives a definition another deployment's, which is how
+`assets.build_asset_graph(settings)` makes the graph of any deployment, several in one process if need be.
+"""
 
 import datetime as dt
 import warnings
 
 import dagster as dg
 
-from daily_bids import settings
+from daily_bids.settings import Settings
 
-# Single-run backfills, lookback windows over the partition start and partitioned checks are what the graph is built
-# on; Dagster still labels them beta or preview, which is not news worth a warning on every load.
-warnings.filterwarnings(
-    "ignore", category=dg.BetaWarning, message="Parameter `(backfill_policy|allow_nonexistent_upstream_partitions)`"
-)
-warnings.filterwarnings(
-    "ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec"
-)
-# Time-partition freshness checks are kept on purpose: a FreshnessPolicy does not see partitions, so a backfill of an
-# old day would make a daily table look fresh; these checks ask for yesterday's partition by a deadline.
-warnings.filterwarnings(
-    "ignore",
-    category=dg.SupersessionWarning,
-    message="Function `build_(time_partition_freshness_checks|sensor_for_freshness_checks)`",
-)
-# The retraining condition has Python conditions of its own, which Dagster evaluates only in the code location.
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `use_user_code_server`")
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.first_day().isoformat())
+def ignore_known_notices() -> None:
+    """Warning filters for what Dagster says of features the graph uses on purpose; set when this module loads, and
+    again while `assets.build_asset_graph` builds a deployment's graph (under pytest, which resets the filters)."""
+    # Single-run backfills, lookback windows over the partition start and partitioned checks are what the graph is built
+    # on; Dagster still labels them beta or preview, which is not news worth a warning on every load.
+    warnings.filterwarnings(
+        "ignore", category=dg.BetaWarning, message="Parameter `(backfill_policy|allow_nonexistent_upstream_partitions)`"
+    )
+    warnings.filterwarnings(
+        "ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec"
+    )
+    # Time-partition freshness checks are kept on purpose: a FreshnessPolicy does not see partitions, so a backfill of an
+    # old day would make a daily table look fresh; these checks ask for yesterday's partition by a deadline.
+    warnings.filterwarnings(
+        "ignore",
+        category=dg.SupersessionWarning,
+        message="Function `build_(time_partition_freshness_checks|sensor_for_freshness_checks)`",
+    )
+    # The retraining condition has Python conditions of its own, which Dagster evaluates only in the code location.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `use_user_code_server`")
+
+
+ignore_known_notices()
+
+
+def partitions_for(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """The daily partitions of a deployment: one a day from its first day."""
+    return dg.DailyPartitionsDefinition(start_date=settings.first_day.isoformat())
+
+
+# The deployment the definitions of this package are written against: every setting at its default.
+DEFAULT_SETTINGS = Settings.defaults()
+daily_partitions = partitions_for(DEFAULT_SETTINGS)
 
 # Every daily asset: a date range materializes in one run (what `--partition-range` needs).
 DAILY_ASSET_POLICIES = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
@@ -38,3 +59,32 @@ def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     return [start + dt.timedelta(days=offset) for offset in range((end - start).days)]
+
+
+def with_partitions(
+    definition: dg.AssetsDefinition, partitions: dg.PartitionsDefinition, **spec_attributes
+) -> dg.AssetsDefinition:
+    """`definition` (assets, checks or both) with `partitions` in place of its daily partitions, and any other asset
+    spec attributes replaced (e.g. `automation_condition`). Asset keys, check names, code and policies stay."""
+    specs = [
+        spec.replace_attributes(
+            partitions_def=partitions if spec.partitions_def is not None else None, **spec_attributes
+        )
+        for spec in definition.specs
+    ]
+    # Check specs carry their own partitions (a partitioned check); Dagster has no public way to replace them.
+    check_specs = {
+        output: spec._replace(partitions_def=partitions) if spec.partitions_def is not None else spec
+        for output, spec in definition.node_check_specs_by_output_name.items()
+    }
+    if isinstance(definition, dg.AssetChecksDefinition):
+        return dg.AssetChecksDefinition.create(
+            keys_by_input_name=definition.node_keys_by_input_name,
+            node_def=definition.node_def,
+            check_specs_by_output_name=check_specs,
+            can_subset=definition.can_subset,
+            resource_defs=definition.resource_defs,
+        )
+    return dg.AssetsDefinition.dagster_internal_init(
+        **{**definition.get_attributes_dict(), "specs": specs, "check_specs_by_output_name": check_specs}
+    )

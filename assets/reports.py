@@ -8,29 +8,25 @@ import pandas as pd
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
-from daily_bids import settings
 from daily_bids.features.keyword_features import STATE_TABLE
 from daily_bids.ingest.landing import LandingFileError
 from daily_bids.ingest.validation import Plausibility, validate_report
 from daily_bids.schema import METRIC_COLUMNS, numeric
+from daily_bids.settings import Settings
 from resources.ad_platform import ReportSource
 from resources.warehouse import WarehouseResource
 
 
-def _plausibility() -> Plausibility:
-    """The deployment's plausibility limits; read when the definitions load, so a bad setting fails at once."""
-    raw = settings.PLAUSIBLE_MAX.read()
+def plausibility(settings: Settings) -> Plausibility:
+    """The deployment's plausibility limits (`BIDS_PLAUSIBLE_MAX`, `BIDS_OUTLIER_FACTOR`) on the report contract's.
+    Also built when the definitions load (`assets.build_asset_graph`), so a bad setting fails at once."""
     try:
-        overrides = json.loads(raw) if raw else {}
-        return Plausibility.from_contract(overrides, settings.float_setting(settings.OUTLIER_FACTOR))
-    except (json.JSONDecodeError, ValueError, TypeError) as error:
-        raise ValueError(
-            f"{settings.PLAUSIBLE_MAX.env_var}={raw!r} / {settings.OUTLIER_FACTOR.env_var}="
-            f"{settings.OUTLIER_FACTOR.read()!r}: {error}"
-        ) from None
+        return Plausibility.from_contract(settings.plausible_max, settings.outlier_factor)
+    except (ValueError, TypeError) as error:
+        raw = json.dumps(settings.plausible_max) if settings.plausible_max else ""
+        factor = "" if settings.outlier_factor is None else f"{settings.outlier_factor:g}"
+        raise ValueError(f"BIDS_PLAUSIBLE_MAX={raw!r} / BIDS_OUTLIER_FACTOR={factor!r}: {error}") from None
 
-
-PLAUSIBILITY = _plausibility()
 
 VALIDATED_REPORT = dg.AssetKey("validated_keyword_report")
 QUARANTINE = dg.AssetKey("keyword_quarantine")
@@ -81,11 +77,14 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
     **DAILY_ASSET_POLICIES,
 )
 def validated_keyword_report(
-    context: dg.AssetExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    raw_keyword_report: pd.DataFrame,
+    warehouse: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     days = partition_days(context)
     result = validate_report(
-        raw_keyword_report, days, PLAUSIBILITY, _trailing_totals(warehouse, days[0] - dt.timedelta(days=1))
+        raw_keyword_report, days, plausibility(settings), _trailing_totals(warehouse, days[0] - dt.timedelta(days=1))
     )
     reasons = result.quarantine["reason"].value_counts().to_dict()
     if reasons:

@@ -21,8 +21,6 @@ from types import ModuleType
 
 import dagster as dg
 
-from daily_bids import settings
-
 CHAMPION = dg.AssetKey("champion_model")
 MODEL_KEYS = [dg.AssetKey(name) for name in ("keyword_clusters", "xgboost_model", "deep_model", "champion_model")]
 FEATURES = dg.AssetKey("keyword_features")
@@ -86,9 +84,9 @@ class ChampionDeclined(dg.AutomationCondition):
         return _all_or_nothing(context, not evaluation.passed and record.event.timestamp > champion.timestamp)
 
 
-def retraining_condition() -> dg.AutomationCondition:
-    """The automation condition of every model asset (see the module docstring)."""
-    max_age = settings.int_setting(settings.MODEL_MAX_AGE_DAYS, 1, 365)
+def retraining_condition(max_age_days: int) -> dg.AutomationCondition:
+    """The automation condition of every model asset (see the module docstring), for a freshness window of
+    `max_age_days` (`BIDS_MODEL_MAX_AGE_DAYS`)."""
     code_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.code_version_changed())
     for key in MODEL_KEYS:
         code_changed = code_changed | dg.AutomationCondition.asset_matches(
@@ -98,7 +96,7 @@ def retraining_condition() -> dg.AutomationCondition:
         dg.AutomationCondition.asset_matches(CHAMPION, dg.AutomationCondition.freshness_failed()).with_label(
             "champion's freshness policy failed"
         )
-        | ChampionBehindData(max_age)
+        | ChampionBehindData(max_age_days)
         | ChampionDeclined()
         | code_changed.since_last_handled().with_label("code version of a model or of the features changed")
     )
@@ -124,9 +122,10 @@ def source_version(*modules: ModuleType) -> str:
     return digest.hexdigest()[:12]
 
 
-def model_freshness_policy() -> dg.FreshnessPolicy:
-    """A model not retrained within `BIDS_MODEL_MAX_AGE_DAYS` days shows as stale (failed freshness) in the UI."""
-    max_age = dt.timedelta(days=settings.int_setting(settings.MODEL_MAX_AGE_DAYS, 1, 365))
+def model_freshness_policy(max_age_days: int) -> dg.FreshnessPolicy:
+    """A model not retrained within `max_age_days` days (`BIDS_MODEL_MAX_AGE_DAYS`) shows as stale (failed
+    freshness) in the UI."""
+    max_age = dt.timedelta(days=max_age_days)
     warn = max_age - dt.timedelta(days=1)
     return dg.FreshnessPolicy.time_window(fail_window=max_age, warn_window=warn if warn > dt.timedelta(0) else None)
 

@@ -47,7 +47,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 
-from daily_bids import settings
 from daily_bids.features.keyword_features import compute_features
 from daily_bids.features.windows import TrainingWindow, plan_training_window
 from daily_bids.ingest.landing import read_landing_file
@@ -60,6 +59,7 @@ from daily_bids.models.naive_model import naive_floors
 from daily_bids.models.refit import refit
 from daily_bids.models.tuning import TuningBudget, tune
 from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
+from daily_bids.settings import Settings
 
 FIRST_OUTCOME = dt.date(2013, 1, 31)
 LAST_OUTCOME = dt.date(2013, 3, 31)
@@ -223,7 +223,7 @@ def main() -> None:
         type=int,
         default=0,
         help="also rerun the whole pipeline every N days of the test period (the platform retrains "
-        f"when its model is {settings.MODEL_MAX_AGE_DAYS.read()} days old); 0: no",
+        f"when its model is {Settings().model_max_age_days} days old); 0: no",
     )
     parser.add_argument(
         "--seed",

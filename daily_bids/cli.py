@@ -127,16 +127,15 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     from daily_bids.storage.warehouse import SourceMismatchError
 
     try:
-        from daily_bids.definitions import defs
+        from daily_bids.definitions import SETTINGS, defs
     except ValueError as error:  # settings are checked when the definitions load, and name the variable
         raise CommandFailed(f"the deployment's settings are not valid: {error}") from error
-    from assets import daily_partitions
     from assets.features import feature_catalog, keyword_features
+    from assets.partitions import partitions_for
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
     from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS_TABLE, published_bids
     from daily_bids.models.store import CHAMPION, ModelStore
-    from daily_bids.settings import first_day
 
     instance = dg.DagsterInstance.get()
     source, warehouse = defs.resources["ad_platform"], defs.resources["warehouse"]
@@ -146,7 +145,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     except SourceMismatchError as error:
         raise CommandFailed(str(error)) from error
     day, source_start = _report_days(
-        source, day, dt.date.fromisoformat(daily_partitions.get_last_partition_key()), first_day()
+        source, day, dt.date.fromisoformat(partitions_for(SETTINGS).get_last_partition_key()), SETTINGS.first_day
     )
     try:
         plan = plan_history(source_start, day)
@@ -406,9 +405,12 @@ def features_command(args) -> int:
     import pandas as pd
 
     from daily_bids.features import catalog
+    from daily_bids.settings import Settings
     from resources.deployment import deployment_warehouse
 
-    store = deployment_warehouse().warehouse()  # the endpoint, retries and timeouts of every other S3 client
+    store = deployment_warehouse(
+        Settings.from_environment()
+    ).warehouse()  # the endpoint, retries and timeouts of every other S3 client
     days = store.list_partitions(catalog.CATALOG_TABLE)
     history = store.read_partitions(catalog.CATALOG_TABLE, days[-14:]) if days else pd.DataFrame()
     latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()

@@ -1,271 +1,409 @@
-"""Deployment settings, read once from `BIDS_*` environment variables.
+"""Deployment settings: one typed `Settings` object, read once from the `BIDS_*` environment variables.
 
 Every default is the embedded deployment: a local Parquet warehouse, the ad-market simulator as the report source and
-a local Dagster instance. The README's table of variables is generated from `SETTINGS` below, so the two cannot drift.
+a local Dagster instance. The README's table of variables is generated from the fields of `Settings`, so the two
+cannot drift. This is the only module that reads the environment: the code location builds its definitions from a
+`Settings` (`daily_bids.definitions.build_definitions`), and tests build one from a mapping of their own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import json
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+ENV_PREFIX = "BIDS_"
 
 
 @dataclass(frozen=True)
-class Setting:
-    env_var: str
-    default: str
-    description: str
+class S3Options:
+    """How every S3 client of the platform connects: pyarrow's (the warehouse, the landing zone), and boto3's
+    (`botocore_config`) for the bucket check and MLflow's artifacts. The one form of the S3 settings: `Settings.s3`
+    builds it from the `BIDS_S3_*` variables, whose defaults are these. Empty keys: the AWS_* variables, a profile or
+    an IAM role (the keys only ever come from there; they are fields for tests that pass them explicitly)."""
 
-    def read(self) -> str:
-        return os.environ.get(self.env_var, self.default)
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)  # never in a log line that prints the options
+    max_attempts: int = 5
+    timeout_seconds: float = 30.0
 
+    def botocore_config(self):
+        """The same retries (standard mode: exponential backoff with jitter) and timeouts for a boto3 client."""
+        # Imported where used: boto3 is only needed on S3.
+        from botocore.config import Config
 
-WAREHOUSE = Setting(
-    "BIDS_WAREHOUSE",
-    "warehouse",
-    "Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`.",
-)
-FIRST_DAY = Setting(
-    "BIDS_FIRST_DAY",
-    "2025-01-01",
-    "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1.",
-)
-SOURCE = Setting(
-    "BIDS_SOURCE",
-    "simulator",
-    "Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a folder).",
-)
-LANDING_URI = Setting(
-    "BIDS_LANDING_URI",
-    "landing",
-    "`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped.",
-)
-LANDING_COLUMN_MAP = Setting(
-    "BIDS_LANDING_COLUMN_MAP",
-    "",
-    '`landing` source: extra header → column mappings as JSON, e.g. `{"Impressions (all)": "impressions"}`.',
-)
-LANDING_DATE_FORMAT = Setting(
-    "BIDS_LANDING_DATE_FORMAT",
-    "",
-    "`landing` source: strftime format of the date column, for files whose dates are ambiguous.",
-)
-VALUE_PER_CLICK = Setting(
-    "BIDS_VALUE_PER_CLICK",
-    "",
-    "Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks only). "
-    "Empty: such reports get predictions but no bids.",
-)
-BID_POLICY = Setting(
-    "BIDS_BID_POLICY",
-    "profit_optimal",
-    "How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the fixed "
-    "margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3)).",
-)
-MAX_BID_CHANGE = Setting(
-    "BIDS_MAX_BID_CHANGE", "0.3", "`profit_optimal`: the largest relative change from the bid in force in one day."
-)
-EXPLORATION_SHARE = Setting(
-    "BIDS_EXPLORATION_SHARE",
-    "0.1",
-    "Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees "
-    "bids vary; 0 turns exploration off.",
-)
-CAMPAIGN_BUDGETS = Setting(
-    "BIDS_CAMPAIGN_BUDGETS",
-    "",
-    "Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. "
-    "`profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets.",
-)
-SCORING_ENGINE = Setting(
-    "BIDS_SCORING_ENGINE",
-    "local",
-    "Where predictions and bids are computed: `local` (this process, streaming the features in batches) or `spark` "
-    "(a Spark session through dagster-pyspark, started only then).",
-)
-SPARK_MASTER = Setting(
-    "BIDS_SPARK_MASTER",
-    "local[*]",
-    "`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores.",
-)
-SPARK_DRIVER_HOST = Setting(
-    "BIDS_SPARK_DRIVER_HOST",
-    "127.0.0.1",
-    "`spark` engine with a cluster master: the address the driver listens on and the executors connect back to. "
-    "The default keeps the driver on loopback (a cluster on this machine); for workers on other machines, this "
-    "machine's address on their network. A `local` master always binds to 127.0.0.1.",
-)
-SIM_KEYWORDS = Setting("BIDS_SIM_KEYWORDS", "2000", "Simulator: number of keywords in the account (300 to 10,000,000).")
-SIM_SEED = Setting("BIDS_SIM_SEED", "7", "Simulator: seed. The same seed and bids give the same reports.")
-S3_ENDPOINT_URL = Setting(
-    "BIDS_S3_ENDPOINT_URL",
-    "",
-    "S3 API endpoint of every `s3://` location (warehouse, landing zone, MLflow artifacts), for S3-compatible stores "
-    "(empty: AWS). Credentials: the usual AWS_* variables or an IAM role, never a setting.",
-)
-S3_REGION = Setting("BIDS_S3_REGION", "us-east-1", "Region of the S3 buckets.")
-S3_MAX_ATTEMPTS = Setting(
-    "BIDS_S3_MAX_ATTEMPTS",
-    "5",
-    "Attempts per S3 request, the first included, for every S3 client (warehouse, landing zone, MLflow artifacts): "
-    "throttling, 5xx errors and timeouts are retried with exponential backoff (AWS standard retry mode), then the "
-    "step fails.",
-)
-S3_TIMEOUT_SECONDS = Setting(
-    "BIDS_S3_TIMEOUT_SECONDS",
-    "30",
-    "Connect and read timeout of every S3 request, in seconds: a request that stalls longer is abandoned and retried.",
-)
-
-MLFLOW_TRACKING_URI = Setting(
-    "BIDS_MLFLOW_TRACKING_URI",
-    "sqlite:///mlflow.db",
-    "MLflow tracking store for every training run (default: a local SQLite file, artifacts in `mlruns/` beside it).",
-)
-MLFLOW_ARTIFACTS = Setting(
-    "BIDS_MLFLOW_ARTIFACTS",
-    "",
-    "Where the MLflow experiment keeps its artifacts (the model bundles): `s3://bucket/prefix` or a folder, set when "
-    "the experiment is created. Empty: beside a SQLite store, or where the tracking server decides.",
-)
-
-MODEL_MAX_AGE_DAYS = Setting(
-    "BIDS_MODEL_MAX_AGE_DAYS",
-    "7",
-    "Freshness window of the models: a model not retrained within this many days is stale, and the automation "
-    "retrains it.",
-)
-REPORT_DEADLINE = Setting(
-    "BIDS_REPORT_DEADLINE",
-    "0 5 * * *",
-    "Cron (UTC) by which yesterday's report partition must be materialized; later, its freshness check fails.",
-)
-BIDS_DEADLINE = Setting(
-    "BIDS_BIDS_DEADLINE",
-    "0 7 * * *",
-    "Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails.",
-)
-DECLINE_MARGIN = Setting(
-    "BIDS_DECLINE_MARGIN",
-    "0.10",
-    "How much worse than the champion's holdout deviance the rolling 7-day deviance of clicks may get before the "
-    "decline check fails and the automation retrains.",
-)
-ALERT_WEBHOOK = Setting(
-    "BIDS_ALERT_WEBHOOK",
-    "",
-    "URL that failed runs and failed checks are POSTed to as JSON (asset, partition, check, run link). Empty: alerts "
-    "are only logged.",
-)
-UI_URL = Setting("BIDS_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI, for the run links in alerts.")
-
-PLAUSIBLE_MAX = Setting(
-    "BIDS_PLAUSIBLE_MAX",
-    "",
-    "JSON of report column → the largest value one keyword can plausibly have in a day, overriding the contract's "
-    '(e.g. `{"conversion_value": 50000}`); rows above it are quarantined as `out_of_range`.',
-)
-OUTLIER_FACTOR = Setting(
-    "BIDS_OUTLIER_FACTOR",
-    "5",
-    "A keyword's daily value above this many times its own total of the previous 28 days (and above the column's "
-    "floor) is quarantined as `outlier_vs_history`; 0 turns the rule off.",
-)
-
-LANDING_MAX_FILE_MB = Setting(
-    "BIDS_LANDING_MAX_FILE_MB", "1024", "`landing` source: the largest file read, in MB (checked while reading)."
-)
-LANDING_MAX_UNCOMPRESSED_MB = Setting(
-    "BIDS_LANDING_MAX_UNCOMPRESSED_MB",
-    "4096",
-    "`landing` source: the most a file may decompress to, in MB (a gzip bomb stops there).",
-)
-LANDING_SETTLE_SECONDS = Setting(
-    "BIDS_LANDING_SETTLE_SECONDS",
-    "60",
-    "`landing` source: a file modified more recently than this is not read yet (it may still be being written).",
-)
-
-SETTINGS: tuple[Setting, ...] = (
-    WAREHOUSE,
-    FIRST_DAY,
-    SOURCE,
-    LANDING_URI,
-    LANDING_COLUMN_MAP,
-    LANDING_DATE_FORMAT,
-    VALUE_PER_CLICK,
-    BID_POLICY,
-    MAX_BID_CHANGE,
-    EXPLORATION_SHARE,
-    CAMPAIGN_BUDGETS,
-    SCORING_ENGINE,
-    SPARK_MASTER,
-    SPARK_DRIVER_HOST,
-    SIM_KEYWORDS,
-    SIM_SEED,
-    S3_ENDPOINT_URL,
-    S3_REGION,
-    S3_MAX_ATTEMPTS,
-    S3_TIMEOUT_SECONDS,
-    MLFLOW_TRACKING_URI,
-    MLFLOW_ARTIFACTS,
-    MODEL_MAX_AGE_DAYS,
-    REPORT_DEADLINE,
-    BIDS_DEADLINE,
-    DECLINE_MARGIN,
-    ALERT_WEBHOOK,
-    UI_URL,
-    PLAUSIBLE_MAX,
-    OUTLIER_FACTOR,
-    LANDING_MAX_FILE_MB,
-    LANDING_MAX_UNCOMPRESSED_MB,
-    LANDING_SETTLE_SECONDS,
-)
+        # total_max_attempts counts the first attempt, as pyarrow's max_attempts does; botocore's `max_attempts`
+        # would count retries only (one attempt more than asked).
+        return Config(
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
+            connect_timeout=self.timeout_seconds,
+            read_timeout=self.timeout_seconds,
+        )
 
 
-def first_day() -> dt.date:
-    raw = FIRST_DAY.read()
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError as error:
-        raise ValueError(f"{FIRST_DAY.env_var}={raw!r} is not a date of the form YYYY-MM-DD") from error
+# The environment `Settings.from_environment` reads: os.environ, or the mapping a caller gave.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("bids_environ", default=None)
 
 
-def int_setting(setting: Setting, minimum: int | None = None, maximum: int | None = None) -> int:
-    raw = setting.read()
-    try:
-        value = int(raw)
-    except ValueError as error:
-        raise ValueError(f"{setting.env_var}={raw!r} is not a whole number") from error
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{setting.env_var}={raw!r} is outside {minimum:,} to {maximum:,}")
-    return value
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(
+            os.environ if environ is None else environ,
+            self.case_sensitive,
+            self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
 
 
-def float_setting(setting: Setting) -> float | None:
-    """The setting as a finite number, or None when empty; inf and nan are refused (they would reach every bid)."""
-    raw = setting.read()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError as error:
-        raise ValueError(f"{setting.env_var}={raw!r} is not a number") from error
-    if not math.isfinite(value):
-        raise ValueError(f"{setting.env_var}={raw!r} is not a finite number")
-    return value
+# Integer settings: their (minimum, maximum), None where unbounded. BIDS_SIM_KEYWORDS's range is the simulator's
+# own, checked where the simulator is built (resources.deployment).
+INT_RANGES: dict[str, tuple[int | None, int | None]] = {
+    "sim_keywords": (None, None),
+    "sim_seed": (None, None),
+    "s3_max_attempts": (1, 20),
+    "model_max_age_days": (1, 365),
+    "landing_max_file_mb": (1, 10**7),
+    "landing_max_uncompressed_mb": (1, 10**7),
+    "landing_settle_seconds": (0, 86_400),
+}
+FLOAT_FIELDS = (
+    "value_per_click",
+    "max_bid_change",
+    "exploration_share",
+    "s3_timeout_seconds",
+    "decline_margin",
+    "outlier_factor",
+)
+SOURCES = ("simulator", "landing")
+SCORING_ENGINES = ("local", "spark")
+
+
+class Settings(BaseSettings):
+    """The deployment: every `BIDS_*` variable as a typed, validated field (`BIDS_` + the field's name in capitals).
+    A field's default is written as its variable would be set; a wrong value is refused naming the variable."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, validate_default=True, frozen=True)
+
+    warehouse: str = Field(
+        "warehouse",
+        description="Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`.",
+    )
+    first_day: dt.date = Field(
+        "2025-01-01",
+        description="First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1.",
+    )
+    source: str = Field(
+        "simulator",
+        description="Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a folder).",
+    )
+    landing_uri: str = Field(
+        "landing",
+        description="`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped.",
+    )
+    landing_column_map: Annotated[dict[str, str], NoDecode] = Field(
+        "",
+        description='`landing` source: extra header → column mappings as JSON, e.g. `{"Impressions (all)": "impressions"}`.',
+    )
+    landing_date_format: str = Field(
+        "", description="`landing` source: strftime format of the date column, for files whose dates are ambiguous."
+    )
+    value_per_click: float | None = Field(
+        "",
+        description="Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks only). Empty: such reports get predictions but no bids.",
+    )
+    bid_policy: str = Field(
+        "profit_optimal",
+        description="How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3)).",
+    )
+    max_bid_change: float | None = Field(
+        "0.3", description="`profit_optimal`: the largest relative change from the bid in force in one day."
+    )
+    exploration_share: float | None = Field(
+        "0.1",
+        description="Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees bids vary; 0 turns exploration off.",
+    )
+    campaign_budgets: str = Field(
+        "",
+        description="Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. `profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets.",
+    )
+    scoring_engine: str = Field(
+        "local",
+        description="Where predictions and bids are computed: `local` (this process, streaming the features in batches) or `spark` (a Spark session through dagster-pyspark, started only then).",
+    )
+    spark_master: str = Field(
+        "local[*]",
+        description="`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores.",
+    )
+    spark_driver_host: str = Field(
+        "127.0.0.1",
+        description="`spark` engine with a cluster master: the address the driver listens on and the executors connect back to. The default keeps the driver on loopback (a cluster on this machine); for workers on other machines, this machine's address on their network. A `local` master always binds to 127.0.0.1.",
+    )
+    sim_keywords: int = Field("2000", description="Simulator: number of keywords in the account (300 to 10,000,000).")
+    sim_seed: int = Field("7", description="Simulator: seed. The same seed and bids give the same reports.")
+    s3_endpoint_url: str = Field(
+        S3Options.endpoint_url,
+        description="S3 API endpoint of every `s3://` location (warehouse, landing zone, MLflow artifacts), for S3-compatible stores (empty: AWS). Credentials: the usual AWS_* variables or an IAM role, never a setting.",
+    )
+    s3_region: str = Field(S3Options.region, description="Region of the S3 buckets.")
+    s3_max_attempts: int = Field(
+        str(S3Options.max_attempts),
+        description="Attempts per S3 request, the first included, for every S3 client (warehouse, landing zone, MLflow artifacts): throttling, 5xx errors and timeouts are retried with exponential backoff (AWS standard retry mode), then the step fails.",
+    )
+    s3_timeout_seconds: float = Field(
+        f"{S3Options.timeout_seconds:g}",
+        description="Connect and read timeout of every S3 request, in seconds: a request that stalls longer is abandoned and retried.",
+    )
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="MLflow tracking store for every training run (default: a local SQLite file, artifacts in `mlruns/` beside it).",
+    )
+    mlflow_artifacts: str = Field(
+        "",
+        description="Where the MLflow experiment keeps its artifacts (the model bundles): `s3://bucket/prefix` or a folder, set when the experiment is created. Empty: beside a SQLite store, or where the tracking server decides.",
+    )
+    model_max_age_days: int = Field(
+        "7",
+        description="Freshness window of the models: a model not retrained within this many days is stale, and the automation retrains it.",
+    )
+    report_deadline: str = Field(
+        "0 5 * * *",
+        description="Cron (UTC) by which yesterday's report partition must be materialized; later, its freshness check fails.",
+    )
+    bids_deadline: str = Field(
+        "0 7 * * *",
+        description="Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails.",
+    )
+    decline_margin: float | None = Field(
+        "0.10",
+        description="How much worse than the champion's holdout deviance the rolling 7-day deviance of clicks may get before the decline check fails and the automation retrains.",
+    )
+    alert_webhook: str = Field(
+        "",
+        description="URL that failed runs and failed checks are POSTed to as JSON (asset, partition, check, run link). Empty: alerts are only logged.",
+    )
+    ui_url: str = Field("http://127.0.0.1:3000", description="Base URL of the Dagster UI, for the run links in alerts.")
+    plausible_max: Annotated[dict[str, object], NoDecode] = Field(
+        "",
+        description='JSON of report column → the largest value one keyword can plausibly have in a day, overriding the contract\'s (e.g. `{"conversion_value": 50000}`); rows above it are quarantined as `out_of_range`.',
+    )
+    outlier_factor: float | None = Field(
+        "5",
+        description="A keyword's daily value above this many times its own total of the previous 28 days (and above the column's floor) is quarantined as `outlier_vs_history`; 0 turns the rule off.",
+    )
+    landing_max_file_mb: int = Field(
+        "1024", description="`landing` source: the largest file read, in MB (checked while reading)."
+    )
+    landing_max_uncompressed_mb: int = Field(
+        "4096", description="`landing` source: the most a file may decompress to, in MB (a gzip bomb stops there)."
+    )
+    landing_settle_seconds: int = Field(
+        "60",
+        description="`landing` source: a file modified more recently than this is not read yet (it may still be being written).",
+    )
+
+    # ---- validation: every message names the variable, with the value as it was given ----------------------------
+    @staticmethod
+    def env_name(field_name: str) -> str:
+        return f"{ENV_PREFIX}{field_name.upper()}"
+
+    @field_validator("first_day", mode="before")
+    @classmethod
+    def _date(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(
+                f"{cls.env_name(info.field_name)}={value!r} is not a date of the form YYYY-MM-DD"
+            ) from None
+
+    @field_validator(*INT_RANGES, mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any, info: ValidationInfo) -> int:
+        raw, name = str(value), cls.env_name(info.field_name)
+        if isinstance(value, bool) or (not isinstance(value, int) and not isinstance(value, str)):
+            raise ValueError(f"{name}={raw!r} is not a whole number")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a whole number") from None
+        minimum, maximum = INT_RANGES[info.field_name]
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            raise ValueError(f"{name}={raw!r} is outside {minimum:,} to {maximum:,}")
+        return number
+
+    @field_validator(*FLOAT_FIELDS, mode="before")
+    @classmethod
+    def _finite_number(cls, value: Any, info: ValidationInfo) -> float | None:
+        """A finite number, or None when empty; inf and nan are refused (they would reach every bid)."""
+        raw, name = "" if value is None else str(value), cls.env_name(info.field_name)
+        if raw == "":
+            number = None
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}={raw!r} is not a number") from None
+            if not math.isfinite(number):
+                raise ValueError(f"{name}={raw!r} is not a finite number")
+        if info.field_name == "s3_timeout_seconds" and (number is None or number <= 0):
+            raise ValueError(f"{name}={raw!r} is not a positive number of seconds")
+        return number
+
+    @field_validator("landing_column_map", mode="before")
+    @classmethod
+    def _column_map(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            mapping = json.loads(value) if value else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"BIDS_LANDING_COLUMN_MAP is not JSON ({error}): {value!r}") from None
+        if not isinstance(mapping, dict):
+            raise ValueError(f"BIDS_LANDING_COLUMN_MAP must be a JSON object of header → column, got {value!r}")
+        return mapping
+
+    @field_validator("plausible_max", mode="before")
+    @classmethod
+    def _plausible_max(cls, value: Any) -> Any:
+        """JSON of column → number; which columns and numbers are plausible is the report contract's to say
+        (`assets.reports.plausibility`)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            overrides = json.loads(value) if value else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"BIDS_PLAUSIBLE_MAX={value!r}: {error}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError(f"BIDS_PLAUSIBLE_MAX={value!r}: expected a JSON object of column → largest value")
+        return overrides
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value not in SOURCES:
+            raise ValueError(f"BIDS_SOURCE={value!r} is not a report source; use simulator or landing")
+        return value
+
+    @field_validator("scoring_engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in SCORING_ENGINES:
+            raise ValueError(f"BIDS_SCORING_ENGINE={value!r} is not a scoring engine; use local or spark")
+        return value
+
+    @field_validator("spark_driver_host")
+    @classmethod
+    def _driver_host(cls, value: str) -> str:
+        if not value:
+            raise ValueError("BIDS_SPARK_DRIVER_HOST is empty; unset it to bind the Spark driver to 127.0.0.1")
+        return value
+
+    # ---- sources: the environment, or a given mapping, and nothing else ------------------------------------------
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return init_settings, _EnvironSource(settings_cls)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `environ` (default: this process's environment). A `BIDS_*` variable that is not a
+        setting is refused, naming the closest one: a misspelt variable would otherwise be ignored silently. Any
+        invalid value is refused with one line per variable."""
+        environ = os.environ if environ is None else environ
+        variables = {name: value for name, value in environ.items() if name.startswith(ENV_PREFIX)}
+        known = [cls.env_name(name) for name in cls.model_fields]
+        unknown = sorted(set(variables) - set(known))
+        if unknown:
+            raise SettingsError("; ".join(_unknown_variable(name, known) for name in unknown))
+        token = _ENVIRON.set(variables)
+        try:
+            return cls()
+        except ValidationError as error:
+            raise SettingsError(validation_messages(error)) from None
+        finally:
+            _ENVIRON.reset(token)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """The embedded deployment: every setting at its default, whatever the environment holds."""
+        return cls.from_environment({})
+
+    # ---- what the settings make ----------------------------------------------------------------------------------
+    @property
+    def s3(self) -> S3Options:
+        """The one S3 configuration of every `s3://` location. Credentials are not settings: boto3 and pyarrow find
+        them in the AWS_* variables, a profile or an IAM role, so they never reach a config file or a run's config."""
+        return S3Options(
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            max_attempts=self.s3_max_attempts,
+            timeout_seconds=self.s3_timeout_seconds,
+        )
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each variable at fault."""
+
+
+def _unknown_variable(name: str, known: list[str]) -> str:
+    closest = difflib.get_close_matches(name, known, n=1, cutoff=0.0)
+    hint = f"; did you mean {closest[0]}?" if closest else ""
+    return f"{name} is not a Daily Bids setting{hint} (`python -m daily_bids settings` lists them)"
+
+
+def validation_messages(error: ValidationError) -> str:
+    """One line per invalid field: the validator's own message (which names the variable), else the variable, the
+    value and pydantic's reason."""
+    lines = []
+    for item in error.errors():
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, ValueError):
+            lines.append(str(cause))
+        else:
+            field_name = str(item["loc"][0]) if item["loc"] else ""
+            lines.append(f"{Settings.env_name(field_name)}={item.get('input')!r}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def _default_text(field_name: str) -> str:
+    default = Settings.model_fields[field_name].default
+    return str(default) if default not in (None, "") else "(empty)"
 
 
 def settings_table_markdown(current: bool = False) -> str:
     """The README's table of environment variables; with `current`, a column of the values in force here (the
     variable's value where it is set, else its default)."""
+    fields = Settings.model_fields
     if not current:
         rows = ["| variable | default | meaning |", "|---|---|---|"]
-        return "\n".join(rows + [f"| `{s.env_var}` | `{s.default or '(empty)'}` | {s.description} |" for s in SETTINGS])
+        return "\n".join(
+            rows
+            + [
+                f"| `{Settings.env_name(name)}` | `{_default_text(name)}` | {info.description} |"
+                for name, info in fields.items()
+            ]
+        )
     rows = ["| variable | value here | default | meaning |", "|---|---|---|---|"]
-    for s in SETTINGS:
-        value = f"`{s.read()}` (set)" if s.env_var in os.environ else "(default)"
-        rows.append(f"| `{s.env_var}` | {value} | `{s.default or '(empty)'}` | {s.description} |")
+    for name, info in fields.items():
+        variable = Settings.env_name(name)
+        value = f"`{os.environ[variable]}` (set)" if variable in os.environ else "(default)"
+        rows.append(f"| `{variable}` | {value} | `{_default_text(name)}` | {info.description} |")
     return "\n".join(rows)

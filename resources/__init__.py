@@ -1,4 +1,4 @@
-"""Dagster resources and IO managers. `build_resources` picks them for the deployment from `BIDS_*` settings."""
+"""Dagster resources and IO managers. `build_resources(settings)` picks them for the deployment its `Settings` describe."""
 
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource

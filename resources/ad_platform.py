@@ -1,7 +1,6 @@
 """Where keyword reports come from and where bids go: the embedded simulator, or a landing zone of exported files."""
 
 import datetime as dt
-import json
 from collections.abc import Callable
 
 import dagster as dg
@@ -188,13 +187,3 @@ class LandingZoneSource(ReportSource):
 
     def publish_bids(self, effective_day, bids):
         return None  # exported reports have no API to push to: the Ads Editor CSV is what the user uploads
-
-
-def parse_column_map(raw: str) -> dict[str, str]:
-    try:
-        mapping = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as error:
-        raise ValueError(f"BIDS_LANDING_COLUMN_MAP is not JSON ({error}): {raw!r}") from error
-    if not isinstance(mapping, dict):
-        raise ValueError(f"BIDS_LANDING_COLUMN_MAP must be a JSON object of header → column, got {raw!r}")
-    return mapping

@@ -1,16 +1,18 @@
-"""The resource set of a deployment, chosen by `BIDS_*` environment variables.
+"""The resource set of a deployment, built from its `Settings` (the `BIDS_*` environment variables).
 
-Everything the variables say is checked here, when the definitions load, so a wrong setting fails in seconds with
-the variable's name, not forty seconds into a run with a field's name.
+The settings are validated when they are read (`daily_bids.settings`); what only the resources can judge (a
+writable warehouse folder, the simulator's account size, the bid policy's bounds) is checked here, when the
+definitions load, so a wrong setting fails in seconds with the variable's name, not forty seconds into a run with a
+field's name.
 """
 
 import pydantic
 
-from daily_bids import settings
 from daily_bids.bidding.budgets import read_campaign_budgets
+from daily_bids.settings import Settings
 from daily_bids.simulator.market import MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.storage.warehouse import Warehouse
-from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform, parse_column_map
+from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.scoring import ScoringEngineResource
@@ -18,81 +20,72 @@ from resources.tracking import ExperimentTracker
 from resources.warehouse import BoundedS3Resource, WarehouseResource
 
 
-def build_resources() -> dict[str, object]:
-    """The resources of this deployment, from the `BIDS_*` environment variables (see the README)."""
-    warehouse = deployment_warehouse()
+def build_resources(settings: Settings) -> dict[str, object]:
+    """The resources of the deployment `settings` describes (see the README's table of variables). `settings` is
+    one of them: the assets and checks that judge by a setting (plausibility limits, the decline margin) read it."""
+    warehouse = deployment_warehouse(settings)
     s3 = warehouse.s3
     if not warehouse.uri.startswith("s3://"):
         _require_writable(warehouse.uri)
-    bid_policy = _bid_policy()
+    bid_policy = _bid_policy(settings)
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
         "model_io_manager": ModelIOManager(warehouse=warehouse),
-        "ad_platform": _report_source(warehouse, s3),
+        "ad_platform": _report_source(settings, warehouse, s3),
         "bid_policy": bid_policy,
         "tracker": ExperimentTracker(
-            tracking_uri=settings.MLFLOW_TRACKING_URI.read(), artifact_location=settings.MLFLOW_ARTIFACTS.read(), s3=s3
+            tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifacts, s3=s3
         ),
-        "scoring": _scoring_engine(),
+        "scoring": ScoringEngineResource(
+            engine=settings.scoring_engine,
+            spark_master=settings.spark_master,
+            spark_driver_host=settings.spark_driver_host,
+        ),
+        "settings": settings,
     }
 
 
-def deployment_warehouse() -> WarehouseResource:
+def deployment_warehouse(settings: Settings) -> WarehouseResource:
     """The deployment's warehouse (`BIDS_WAREHOUSE`) with its S3 settings: what the resources and the CLI's reading
     commands open."""
-    return WarehouseResource(uri=settings.WAREHOUSE.read(), s3=_s3())
+    return WarehouseResource(uri=settings.warehouse, s3=BoundedS3Resource.from_options(settings.s3))
 
 
-def _s3() -> BoundedS3Resource:
-    """The one S3 configuration of every `s3://` location. Credentials are not settings: boto3 and pyarrow find them
-    in the AWS_* variables, a profile or an IAM role, so they never reach a config file or a run's recorded config."""
-    timeout = settings.float_setting(settings.S3_TIMEOUT_SECONDS)
-    if timeout is None or timeout <= 0:
-        raise ValueError(
-            f"{settings.S3_TIMEOUT_SECONDS.env_var}={settings.S3_TIMEOUT_SECONDS.read()!r} is not a "
-            "positive number of seconds"
-        )
-    return BoundedS3Resource(
-        endpoint_url=settings.S3_ENDPOINT_URL.read() or None,
-        region_name=settings.S3_REGION.read(),
-        max_attempts=settings.int_setting(settings.S3_MAX_ATTEMPTS, 1, 20),
-        timeout_seconds=timeout,
-    )
-
-
-def _scoring_engine() -> ScoringEngineResource:
-    engine = settings.SCORING_ENGINE.read()
-    if engine not in ("local", "spark"):
-        raise ValueError(f"{settings.SCORING_ENGINE.env_var}={engine!r} is not a scoring engine; use local or spark")
-    driver_host = settings.SPARK_DRIVER_HOST.read()
-    if not driver_host:
-        raise ValueError(
-            f"{settings.SPARK_DRIVER_HOST.env_var} is empty; unset it to bind the Spark driver to 127.0.0.1"
-        )
-    return ScoringEngineResource(
-        engine=engine, spark_master=settings.SPARK_MASTER.read(), spark_driver_host=driver_host
-    )
-
-
-def _bid_policy() -> BidPolicyResource:
+def _bid_policy(settings: Settings) -> BidPolicyResource:
     """The bid policy from its settings; an invalid one is refused naming the variable that set it."""
     from_settings = {
-        "value_per_click": (settings.VALUE_PER_CLICK, settings.float_setting(settings.VALUE_PER_CLICK)),
-        "policy": (settings.BID_POLICY, settings.BID_POLICY.read()),
-        "max_bid_change": (settings.MAX_BID_CHANGE, settings.float_setting(settings.MAX_BID_CHANGE)),
-        "exploration_share": (settings.EXPLORATION_SHARE, settings.float_setting(settings.EXPLORATION_SHARE)),
+        "value_per_click": settings.value_per_click,
+        "policy": settings.bid_policy,
+        "max_bid_change": settings.max_bid_change,
+        "exploration_share": settings.exploration_share,
     }
-    values = {field: value for field, (_, value) in from_settings.items() if value is not None}
-    if settings.CAMPAIGN_BUDGETS.read():
-        values["campaign_budgets"] = read_campaign_budgets(settings.CAMPAIGN_BUDGETS.read())
+    values = {field: value for field, value in from_settings.items() if value is not None}
+    if settings.campaign_budgets:
+        values["campaign_budgets"] = read_campaign_budgets(settings.campaign_budgets)
     try:
         return BidPolicyResource(**values)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        setting = from_settings[first["loc"][0]][0] if first["loc"] and first["loc"][0] in from_settings else None
-        named = f"{setting.env_var}={setting.read()!r}" if setting else "bid policy"
+        field = first["loc"][0] if first["loc"] and first["loc"][0] in from_settings else None
+        named = (
+            f"{Settings.env_name(_SETTING_OF[field])}={_as_given(from_settings[field])!r}" if field else "bid policy"
+        )
         raise ValueError(f"{named}: {first['msg']}") from None
+
+
+# The setting behind each bid policy field.
+_SETTING_OF = {
+    "value_per_click": "value_per_click",
+    "policy": "bid_policy",
+    "max_bid_change": "max_bid_change",
+    "exploration_share": "exploration_share",
+}
+
+
+def _as_given(value: object) -> str:
+    """A setting's value as it would be written in its variable: `-1`, not `-1.0`."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _require_writable(uri: str) -> None:
@@ -102,28 +95,23 @@ def _require_writable(uri: str) -> None:
         store.write_bytes(".write_probe", b"")
         store.fs.delete_file(store.path(".write_probe"))
     except OSError as error:
-        raise ValueError(
-            f"{settings.WAREHOUSE.env_var}={uri!r}: the warehouse folder is not writable ({error})"
-        ) from None
+        raise ValueError(f"BIDS_WAREHOUSE={uri!r}: the warehouse folder is not writable ({error})") from None
 
 
-def _report_source(warehouse: WarehouseResource, s3: BoundedS3Resource) -> ReportSource:
-    source = settings.SOURCE.read()
-    if source == "simulator":
-        return SimulatedAdPlatform(
-            warehouse=warehouse,
-            seed=settings.int_setting(settings.SIM_SEED),
-            keywords=settings.int_setting(settings.SIM_KEYWORDS, MIN_KEYWORDS, MAX_KEYWORDS),
-        )
-    if source == "landing":
-        return LandingZoneSource(
-            uri=settings.LANDING_URI.read(),
-            warehouse=warehouse,
-            s3=s3,
-            column_map=parse_column_map(settings.LANDING_COLUMN_MAP.read()),
-            date_format=settings.LANDING_DATE_FORMAT.read(),
-            max_file_mb=settings.int_setting(settings.LANDING_MAX_FILE_MB, 1, 10**7),
-            max_uncompressed_mb=settings.int_setting(settings.LANDING_MAX_UNCOMPRESSED_MB, 1, 10**7),
-            settle_seconds=settings.int_setting(settings.LANDING_SETTLE_SECONDS, 0, 86_400),
-        )
-    raise ValueError(f"{settings.SOURCE.env_var}={source!r} is not a report source; use simulator or landing")
+def _report_source(settings: Settings, warehouse: WarehouseResource, s3: BoundedS3Resource) -> ReportSource:
+    if settings.source == "simulator":
+        if not MIN_KEYWORDS <= settings.sim_keywords <= MAX_KEYWORDS:
+            raise ValueError(
+                f"BIDS_SIM_KEYWORDS={str(settings.sim_keywords)!r} is outside {MIN_KEYWORDS:,} to {MAX_KEYWORDS:,}"
+            )
+        return SimulatedAdPlatform(warehouse=warehouse, seed=settings.sim_seed, keywords=settings.sim_keywords)
+    return LandingZoneSource(
+        uri=settings.landing_uri,
+        warehouse=warehouse,
+        s3=s3,
+        column_map=settings.landing_column_map,
+        date_format=settings.landing_date_format,
+        max_file_mb=settings.landing_max_file_mb,
+        max_uncompressed_mb=settings.landing_max_uncompressed_mb,
+        settle_seconds=settings.landing_settle_seconds,
+    )

@@ -8,24 +8,34 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from daily_bids import settings
 from daily_bids.storage.warehouse import S3Options, Warehouse
 
 
 class BoundedS3Resource(S3Resource):
     """dagster-aws's S3 resource with a timeout as well as its bounded retries: every S3 client the platform makes
-    (pyarrow's, boto3's, MLflow's) is configured from it, through `s3_options`."""
+    (pyarrow's, boto3's, MLflow's) is configured from it, through `s3_options`. It carries an `S3Options` (the
+    deployment's: `from_options(settings.s3)`) as config, so its defaults are that type's."""
 
     max_attempts: int = Field(
-        default=int(settings.S3_MAX_ATTEMPTS.default),
+        default=S3Options.max_attempts,
         ge=1,
         description="Attempts per S3 request, the first included (AWS standard retry mode).",
     )
     timeout_seconds: float = Field(
-        default=float(settings.S3_TIMEOUT_SECONDS.default),
+        default=S3Options.timeout_seconds,
         gt=0,
         description="Connect and read timeout of each S3 request, in seconds.",
     )
+
+    @classmethod
+    def from_options(cls, options: S3Options) -> "BoundedS3Resource":
+        """The resource of these options (the keys stay with the AWS_* variables, a profile or an IAM role)."""
+        return cls(
+            endpoint_url=options.endpoint_url or None,
+            region_name=options.region,
+            max_attempts=options.max_attempts,
+            timeout_seconds=options.timeout_seconds,
+        )
 
     def get_client(self):
         """A boto3 S3 client with the retries and the timeouts (dagster-aws's own client has no timeouts)."""
@@ -87,7 +97,7 @@ def s3_options(s3: BoundedS3Resource) -> S3Options:
     """Every S3 client's settings from the S3 resource, so the endpoint, retries and timeout are set in one place."""
     return S3Options(
         endpoint_url=s3.endpoint_url or "",
-        region=s3.region_name or settings.S3_REGION.default,
+        region=s3.region_name or S3Options.region,
         access_key=s3.aws_access_key_id or "",
         secret_key=s3.aws_secret_access_key or "",
         max_attempts=s3.max_attempts,

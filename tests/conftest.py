@@ -16,6 +16,7 @@ import pytest
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
 from daily_bids.features.keyword_features import roll
 from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
+from daily_bids.settings import Settings
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage.warehouse import Warehouse
 from resources import build_resources
@@ -60,11 +61,7 @@ def graph(tmp_path_factory):
     """History backfilled in one run; clusters, both candidates and the champion gate; then the daily bid job for
     three consecutive days."""
     root = tmp_path_factory.mktemp("graph") / "warehouse"
-    with pytest.MonkeyPatch.context() as env:  # the deployment's settings are read when resources are built
-        env.setenv("BIDS_WAREHOUSE", str(root))
-        env.setenv("BIDS_SIM_KEYWORDS", "300")
-        env.setenv("BIDS_SIM_SEED", "11")
-        resources = build_resources()
+    resources = build_resources(Settings(warehouse=str(root), sim_keywords=300, sim_seed=11))
     instance = dg.DagsterInstance.ephemeral()
     history = materialize_range(
         [*ALL_ASSETS, *ALL_CHECKS], HISTORY_START, HISTORY_END, resources, instance=instance, selection=HISTORY_ASSETS

@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,8 +32,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from daily_bids import settings
 from daily_bids.schema import as_day
+from daily_bids.settings import S3Options  # the one form of the S3 settings; imported from here too
 
 PARTITION_COLUMN = "date"
 DATA_FILE = "data.parquet"
@@ -49,33 +48,6 @@ STALE_TEMPORARY_SECONDS = 3600
 
 class MissingPartitionsError(LookupError):
     """Raised when a read asks for partitions that were never written."""
-
-
-@dataclass(frozen=True)
-class S3Options:
-    """How every S3 client of the platform connects: pyarrow's here, and boto3's (`botocore_config`) for the bucket
-    check and MLflow's artifacts. Empty keys: the AWS_* variables, a profile or an IAM role (the keys only ever come
-    from there; they are fields for tests that pass them explicitly)."""
-
-    endpoint_url: str = ""
-    region: str = settings.S3_REGION.default
-    access_key: str = ""
-    secret_key: str = field(default="", repr=False)  # never in a log line that prints the options
-    max_attempts: int = int(settings.S3_MAX_ATTEMPTS.default)
-    timeout_seconds: float = float(settings.S3_TIMEOUT_SECONDS.default)
-
-    def botocore_config(self):
-        """The same retries (standard mode: exponential backoff with jitter) and timeouts for a boto3 client."""
-        # Imported where used: boto3 is only needed on S3.
-        from botocore.config import Config
-
-        # total_max_attempts counts the first attempt, as pyarrow's max_attempts does; botocore's `max_attempts`
-        # would count retries only (one attempt more than asked).
-        return Config(
-            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
-            connect_timeout=self.timeout_seconds,
-            read_timeout=self.timeout_seconds,
-        )
 
 
 def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSystem, str]:

@@ -24,6 +24,7 @@ from daily_bids.ingest.landing import (
     refresh_index,
     unreadable_files,
 )
+from daily_bids.settings import Settings
 from daily_bids.storage.warehouse import S3Options, filesystem_for
 from resources import build_resources
 from servers.s3_server import REGION, moto_server
@@ -171,7 +172,7 @@ def test_a_day_whose_export_was_cut_short_is_blocked(tmp_path, zone, monkeypatch
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         selection=[ALL_ASSETS[0], ALL_ASSETS[1]],
-        resources=build_resources(),
+        resources=build_resources(Settings()),
         partition_key=DAY.isoformat(),
         raise_on_error=False,
     )

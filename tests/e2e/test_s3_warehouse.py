@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from assets import HISTORY_ASSETS
+from daily_bids.settings import Settings
 from resources import build_resources
 from servers.s3_server import REGION, moto_server
 from support.deployment import materialize_range
@@ -33,7 +34,7 @@ def test_history_round_trips_through_an_s3_warehouse(s3_server, monkeypatch):
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="bids")
     monkeypatch.setenv("BIDS_WAREHOUSE", "s3://bids/prod")
     monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
-    resources = build_resources()
+    resources = build_resources(Settings())
     result = materialize_range(HISTORY_ASSETS, DAYS[0], DAYS[-1], resources)
     assert result.success
 
@@ -59,7 +60,7 @@ def test_history_round_trips_through_an_s3_warehouse(s3_server, monkeypatch):
 def test_a_missing_bucket_is_named(s3_server, monkeypatch):
     monkeypatch.setenv("BIDS_WAREHOUSE", "s3://no-such-bucket/x")
     with pytest.raises(ValueError, match="'no-such-bucket'.*does not exist"):
-        build_resources()["warehouse"].warehouse()
+        build_resources(Settings())["warehouse"].warehouse()
 
 
 def test_a_streamed_partition_that_fails_half_way_leaves_the_old_object(s3_server, monkeypatch):
@@ -98,7 +99,7 @@ def test_bounded_retries_ride_out_errors_and_stalls_then_give_up_leaving_the_old
             "BIDS_S3_MAX_ATTEMPTS": str(attempts),
         }.items():
             monkeypatch.setenv(name, value)
-        store = build_resources()["warehouse"].warehouse()  # boto3's HeadBucket, then pyarrow: both retry
+        store = build_resources(Settings())["warehouse"].warehouse()  # boto3's HeadBucket, then pyarrow: both retry
         frame = pd.DataFrame({"keyword_id": [1, 2], "bid": [0.5, 0.6]})
         for day in DAYS[:3]:
             store.write_partition("bids", day, frame)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from daily_bids.bidding.policy import BidPolicy
+from daily_bids.settings import Settings
 from resources import build_resources
 from resources.scoring import ScoringEngineResource
 from support.deployment import REPO_ROOT
@@ -212,15 +213,17 @@ def test_the_driver_host_setting_reaches_the_spark_configuration(tmp_path, monke
     monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
     monkeypatch.setenv("BIDS_SCORING_ENGINE", "spark")
     monkeypatch.setenv("BIDS_SPARK_MASTER", "spark://spark-master.example.internal:7077")
-    assert build_resources()["scoring"].spark_config()["spark.driver.bindAddress"] == "127.0.0.1"  # the default
+    assert (
+        build_resources(Settings())["scoring"].spark_config()["spark.driver.bindAddress"] == "127.0.0.1"
+    )  # the default
     monkeypatch.setenv("BIDS_SPARK_DRIVER_HOST", "10.0.0.5")
-    config = build_resources()["scoring"].spark_config()
+    config = build_resources(Settings())["scoring"].spark_config()
     assert config["spark.driver.host"] == config["spark.driver.bindAddress"] == "10.0.0.5"
     monkeypatch.setenv("BIDS_SPARK_MASTER", "local[2]")  # in-process Spark stays on loopback whatever the setting
-    assert build_resources()["scoring"].spark_config()["spark.driver.bindAddress"] == "127.0.0.1"
+    assert build_resources(Settings())["scoring"].spark_config()["spark.driver.bindAddress"] == "127.0.0.1"
     monkeypatch.setenv("BIDS_SPARK_DRIVER_HOST", "")
     with pytest.raises(ValueError, match="BIDS_SPARK_DRIVER_HOST is empty"):
-        build_resources()
+        build_resources(Settings())
 
 
 def test_the_example_spark_defaults_set_only_keys_this_spark_knows(spark):

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 
-from assets.alerts import check_failure_alert_sensor, run_failure_alert_sensor
+from assets.alerts import alert_sensors
 from daily_bids.monitoring.alerts import Alert, send_alert
+from daily_bids.settings import Settings
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
 
@@ -110,14 +111,14 @@ def steady_report_volume():
     return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="half the usual rows")
 
 
-def test_sensors_alert_on_a_failed_run_and_a_failed_check(monkeypatch):
+def test_sensors_alert_on_a_failed_run_and_a_failed_check():
     instance = dg.DagsterInstance.ephemeral()
     failed = dg.materialize([fragile_report], instance=instance, partition_key="2025-02-01", raise_on_error=False)
     warned = dg.materialize([steady_report, steady_report_volume], instance=instance, partition_key="2025-02-02")
     assert not failed.success and warned.success
     with Webhook() as webhook:
-        monkeypatch.setenv("BIDS_ALERT_WEBHOOK", webhook.url)
-        monkeypatch.setenv("BIDS_UI_URL", "http://127.0.0.1:3000")
+        deployment = Settings(alert_webhook=webhook.url, ui_url="http://127.0.0.1:3000")
+        run_failure_alert_sensor, check_failure_alert_sensor = alert_sensors(deployment)
         failure_event = failed.get_run_failure_event()
         run_failure_alert_sensor(
             dg.build_run_status_sensor_context(
@@ -153,7 +154,7 @@ def test_sensors_alert_on_a_failed_run_and_a_failed_check(monkeypatch):
 def test_a_sensor_with_its_webhook_down_does_not_fail(monkeypatch):
     instance = dg.DagsterInstance.ephemeral()
     failed = dg.materialize([fragile_report], instance=instance, partition_key="2025-02-01", raise_on_error=False)
-    monkeypatch.setenv("BIDS_ALERT_WEBHOOK", _closed_port_url())
+    run_failure_alert_sensor, _ = alert_sensors(Settings(alert_webhook=_closed_port_url()))
     monkeypatch.setattr("daily_bids.monitoring.alerts.time.sleep", lambda seconds: None)  # no real backoff in the test
     run_failure_alert_sensor(
         dg.build_run_status_sensor_context(

@@ -461,6 +461,7 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     from assets import ALL_ASSETS, ALL_CHECKS
     from assets.serving import BIDS, PREDICTIONS, keyword_scores
     from daily_bids.cli import materializations_of
+    from daily_bids.settings import Settings
     from resources import build_resources
 
     monkeypatch.setenv("BIDS_WAREHOUSE", warehouse_copy.root)
@@ -472,7 +473,7 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         selection=dg.AssetSelection.assets(keyword_scores),
-        resources=build_resources(),
+        resources=build_resources(Settings()),
         partition_key=DAY.isoformat(),
     )
     assert result.success

@@ -11,6 +11,7 @@ from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
 from assets.features import keyword_features
 from daily_bids.features.keyword_features import STATE_TABLE, feature_set_version
 from daily_bids.models.preprocessing import FeatureScaler
+from daily_bids.settings import Settings
 from resources import build_resources
 from support.deployment import materialize_range
 
@@ -22,7 +23,7 @@ FEATURE_STEP = [keyword_features]
 def _deployment(monkeypatch, root):
     monkeypatch.setenv("BIDS_WAREHOUSE", str(root))
     monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
-    return build_resources()
+    return build_resources(Settings())
 
 
 def test_a_one_run_backfill_gives_the_same_features_as_day_by_day_runs(tmp_path, monkeypatch):

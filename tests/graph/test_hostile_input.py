@@ -18,7 +18,9 @@ from daily_bids.features.keyword_features import roll
 from daily_bids.ingest.landing import read_landing_file
 from daily_bids.ingest.validation import Plausibility, validate_report
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
+from daily_bids.settings import Settings
 from daily_bids.simulator.market import AdMarketSimulator
+from support.deployment import build_definitions
 from support.landing_files import HOSTILE_KEYWORDS, ads_editor_keyword
 
 DAY = dt.date(2025, 4, 1)
@@ -223,42 +225,20 @@ def test_bid_policy_refuses_inf_and_nan(bad):
     ],
 )
 def test_settings_errors_name_the_variable_when_the_definitions_load(tmp_path, variable, value, message):
-    import subprocess
-    import sys
-    import textwrap
-
-    script = tmp_path / "load.py"
-    script.write_text(
-        textwrap.dedent("""
-        from daily_bids.definitions import defs
-    """)
-    )
-    import os
-
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("BIDS_")},
-        "BIDS_WAREHOUSE": str(tmp_path / "warehouse"),
-        variable: value,
-    }
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(__import__("conftest").REPO_ROOT),
-    )
-    assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
+    # The deployment of this environment alone (none of the shell's BIDS_* variables), built in this process.
+    environment = {"BIDS_WAREHOUSE": str(tmp_path / "warehouse"), variable: value}
+    with pytest.raises(ValueError) as refused:
+        build_definitions(Settings.from_environment(environment))
+    assert message in str(refused.value), str(refused.value)
 
 
-def test_an_unwritable_warehouse_fails_when_the_definitions_load(tmp_path, monkeypatch):
+def test_an_unwritable_warehouse_fails_when_the_definitions_load(tmp_path):
     from resources import build_resources
 
     not_a_folder = tmp_path / "a_file"
     not_a_folder.write_text("")  # nothing can be written below a file, not even by root
-    monkeypatch.setenv("BIDS_WAREHOUSE", str(not_a_folder / "warehouse"))
     with pytest.raises(ValueError, match="BIDS_WAREHOUSE=.*not writable"):
-        build_resources()
+        build_resources(Settings(warehouse=str(not_a_folder / "warehouse")))
 
 
 # ---- bids that move implausibly ------------------------------------------------------------------------------------

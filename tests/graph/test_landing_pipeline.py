@@ -12,6 +12,7 @@ import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, HISTORY_ASSETS, MODEL_ASSETS
 from assets.automation import landing_file_sensor
+from daily_bids.settings import Settings
 from resources import build_resources
 from support.deployment import REPO_ROOT, SHARED_DATA, deployment_env, materialize_range
 from support.landing_files import snake_case_rows, write_csv
@@ -35,7 +36,7 @@ def test_dropped_files_land_with_checks_and_a_quarantine_that_reconciles(landing
         "2025-01-26,1,kw 1,Camp 1,Group 1,Exact,99,9,7.2,0,0",
     ]
     write_csv(landing / "february.csv.gz", bad, gz=True)
-    resources = build_resources()
+    resources = build_resources(Settings())
     result = materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[-1], resources, selection=HISTORY_ASSETS)
     assert result.success
     store = resources["warehouse"].warehouse()
@@ -71,7 +72,7 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
     gap = DAYS[10]
     write_csv(landing / "with_gap.csv", snake_case_rows([d for d in DAYS[:12] if d != gap]))
     (landing / "empty.csv").write_bytes(b"")
-    resources = build_resources()
+    resources = build_resources(Settings())
     assert materialize_range(HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[9], resources, selection=HISTORY_ASSETS).success
     result = dg.materialize(
         EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=gap.isoformat(), raise_on_error=False
@@ -90,7 +91,7 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
 def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(landing):
     write_csv(landing / "no_clicks.csv", ["date,keyword_id,impressions", "2025-01-01,1,10"])
     write_csv(landing / "good.csv", snake_case_rows([DAYS[1]]))
-    resources = build_resources()
+    resources = build_resources(Settings())
     result = dg.materialize(
         EVERYTHING, selection=[ALL_ASSETS[0]], resources=resources, partition_key="2025-01-01", raise_on_error=False
     )
@@ -120,7 +121,7 @@ def _clicks_only(landing):
 
 def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(landing, monkeypatch):
     _clicks_only(landing)
-    resources = build_resources()
+    resources = build_resources(Settings())
     assert materialize_range(
         HISTORY_ASSETS + ALL_CHECKS, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS
     ).success
@@ -145,14 +146,16 @@ def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(
     assert "BIDS_VALUE_PER_CLICK" in failure.event_specific_data.error.cause.message
 
     monkeypatch.setenv("BIDS_VALUE_PER_CLICK", "0.80")
-    result = dg.materialize(EVERYTHING, selection=DAILY_ASSETS, resources=build_resources(), partition_key=last)
+    result = dg.materialize(
+        EVERYTHING, selection=DAILY_ASSETS, resources=build_resources(Settings()), partition_key=last
+    )
     bids = resources["warehouse"].warehouse().read_partitions("keyword_bids", [DAYS[-1]])
     assert len(bids) == 60 and set(bids["bid_basis"]) == {"configured_value"}
     assert (bids["bid"] == 0.56).all()  # 0.80 × (1 − 0.3)
 
 
 def test_sensor_requests_the_days_new_files_cover_once(landing):
-    resources = build_resources()
+    resources = build_resources(Settings())
     write_csv(landing / "week.csv", snake_case_rows(DAYS[:7]))
     with dg.build_sensor_context(resources=resources) as context:
         request = landing_file_sensor(context)
@@ -234,7 +237,7 @@ def test_the_outlier_attack_barely_moves_any_bid(landing):
     """A restated row with a conversion value of 10,000,000,000 (and one that parses to inf) once raised 999 of 1,000
     bids; now those rows are quarantined and the day's bids stay where they were."""
     write_csv(landing / "history.csv", _valued_rows(DAYS))
-    resources = build_resources()
+    resources = build_resources(Settings())
     assert materialize_range(EVERYTHING, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS).success
     assert dg.materialize(EVERYTHING, selection=MODEL_ASSETS, resources=resources, run_config=SHORT_TRAINING).success
     store = resources["warehouse"].warehouse()

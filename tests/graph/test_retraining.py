@@ -8,6 +8,7 @@ import pytest
 
 from assets.model_lab import tuning_condition
 from assets.retraining import retraining_condition
+from daily_bids.settings import Settings
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
 LATEST = dg.LastPartitionMapping()
@@ -29,7 +30,7 @@ def _graph(code_version: str = "1") -> list:
         @dg.asset(
             name=name,
             code_version=code_version,
-            automation_condition=retraining_condition(),
+            automation_condition=retraining_condition(Settings.defaults().model_max_age_days),
             deps=[dg.AssetDep(features, partition_mapping=LATEST), *upstream],
         )
         def _model(context: dg.AssetExecutionContext):

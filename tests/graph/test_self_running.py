@@ -20,6 +20,7 @@ from assets.checks import features_contract
 from assets.features import keyword_features
 from assets.retraining import reasons_held
 from daily_bids.features.keyword_features import DayOfFeatures
+from daily_bids.settings import Settings
 from resources import build_resources
 from support.deployment import materialize_range
 from support.scenarios import TRAINING as GRAPH_TRAINING
@@ -53,7 +54,7 @@ def fortnight(tmp_path_factory):
         env.setenv("BIDS_WAREHOUSE", str(root))
         env.setenv("BIDS_SIM_KEYWORDS", "300")
         env.setenv("BIDS_SIM_SEED", "11")
-        resources = build_resources()
+        resources = build_resources(Settings())
     resources["ad_platform"] = resources["ad_platform"].model_copy(
         update={"demand_shocks": {SHOCK_DAY.isoformat(): 3.0}}
     )

@@ -3,9 +3,11 @@
 import datetime as dt
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +29,19 @@ def deployment_env(folder: Path, instance_config: str = "dagster.yaml", **settin
         "BIDS_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
         **settings,
     }
+
+
+def build_definitions(settings) -> dg.Definitions:
+    """`daily_bids.definitions.build_definitions(settings)`. Importing that module builds its own `defs`, the
+    deployment of this process's environment; the first import here does it with none of the shell's BIDS_*
+    variables and a throw-away warehouse, so that it neither fails on them nor writes beside the tests."""
+    with pytest.MonkeyPatch.context() as env, tempfile.TemporaryDirectory(prefix="bids-ambient-") as folder:
+        for name in [name for name in os.environ if name.startswith("BIDS_")]:
+            env.delenv(name)
+        env.setenv("BIDS_WAREHOUSE", str(Path(folder) / "warehouse"))
+        from daily_bids.definitions import build_definitions as build
+
+    return build(settings)
 
 
 def materialize_range(assets, start: dt.date, end: dt.date, resources, **kwargs) -> dg.ExecuteInProcessResult:
