@@ -1,0 +1,86 @@
+"""The deployment's settings: one typed object, read from the environment in one module only, from which the
+definitions are built."""
+
+import ast
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from daily_bids.settings import Settings
+from support.deployment import REPO_ROOT, build_definitions
+
+# The one module that reads the environment.
+READER = "daily_bids/settings.py"
+# Modules that set variables for third-party libraries (Spark's Python workers, MLflow's S3 endpoint, TensorFlow's
+# and the libraries' logging), which read them themselves: writes, not settings.
+WRITERS = {"resources/scoring.py", "resources/tracking.py", "daily_bids/quiet.py", "daily_bids/__init__.py"}
+
+
+def _environment_reads(path) -> list[str]:
+    """Where a module reads the environment: `os.environ` anywhere but as the target of an assignment or of
+    `setdefault`, `os.getenv`, or `environ`/`getenv` imported from os."""
+    tree = ast.parse(path.read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    reads = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            reads += [f"line {node.lineno}: from os import {a.name}" for a in node.names if "env" in a.name]
+        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"):
+            continue
+        if node.attr in ("getenv", "getenvb", "environb"):
+            reads.append(f"line {node.lineno}: os.{node.attr}")
+        elif node.attr == "environ":
+            parent = parents.get(node)
+            assigned = isinstance(parent, ast.Subscript) and isinstance(parent.ctx, ast.Store)
+            set_default = isinstance(parent, ast.Attribute) and parent.attr == "setdefault"
+            if not ((assigned or set_default) and str(path.relative_to(REPO_ROOT)) in WRITERS):
+                reads.append(f"line {node.lineno}: os.environ")
+    return reads
+
+
+def test_only_the_settings_module_reads_the_environment():
+    modules = [path for folder in ("daily_bids", "assets", "resources") for path in (REPO_ROOT / folder).rglob("*.py")]
+    assert len(modules) > 30
+    reads = {
+        str(path.relative_to(REPO_ROOT)): found
+        for path in modules
+        if str(path.relative_to(REPO_ROOT)) != READER and (found := _environment_reads(path))
+    }
+    assert not reads, reads
+    assert _environment_reads(REPO_ROOT / READER)  # the check does see a read
+
+
+def test_an_unknown_variable_is_refused_naming_the_closest_setting():
+    with pytest.raises(ValueError, match="BIDS_BID_POLCY is not a Daily Bids setting; did you mean BIDS_BID_POLICY"):
+        Settings.from_environment({"BIDS_BID_POLCY": "fixed_margin"})
+    assert Settings.from_environment({"BIDS_BID_POLICY": "fixed_margin", "HOME": "/root"}).bid_policy == "fixed_margin"
+
+
+def test_values_are_typed_and_errors_name_the_variable():
+    settings = Settings.from_environment({"BIDS_FIRST_DAY": "2024-03-01", "BIDS_S3_MAX_ATTEMPTS": "3"})
+    assert settings.first_day == dt.date(2024, 3, 1) and settings.s3.max_attempts == 3
+    assert settings.value_per_click is None and settings.s3.timeout_seconds == 30.0
+    with pytest.raises(ValueError, match="BIDS_S3_TIMEOUT_SECONDS='inf' is not a finite number"):
+        Settings.from_environment({"BIDS_S3_TIMEOUT_SECONDS": "inf"})
+    with pytest.raises(ValueError, match="BIDS_FIRST_DAY='2024-02-30' is not a date of the form YYYY-MM-DD"):
+        Settings.from_environment({"BIDS_FIRST_DAY": "2024-02-30"})
+
+
+def test_two_deployments_build_two_definitions_in_one_process(tmp_path):
+    early, late = (
+        build_definitions(
+            Settings.from_environment({"BIDS_WAREHOUSE": str(tmp_path / first_day), "BIDS_FIRST_DAY": first_day})
+        )
+        for first_day in ("2024-03-01", "2025-02-01")
+    )
+    for defs, start in ((early, "2024-03-01"), (late, "2025-02-01")):
+        graph = defs.resolve_asset_graph()
+        partitioned_checks = [graph.get_check_spec(key).partitions_def for key in graph.asset_check_keys]
+        starts = {
+            defs.resolve_job_def("daily_bid_job").partitions_def.start,
+            graph.get(dg.AssetKey("keyword_features")).partitions_def.start,
+            *(partitions.start for partitions in partitioned_checks if partitions is not None),
+        }
+        assert {when.date().isoformat() for when in starts} == {start}
+        assert defs.resources["warehouse"].uri == str(tmp_path / start)
