@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # dagster is imported by the commands that run something, not
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daily_bids", description=__doc__.split("\n")[0])
+    parser.add_argument("--verbose", action="store_true", help="show third-party warnings and TensorFlow's C++ logs")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",
