@@ -1,6 +1,6 @@
 """The Spark scoring engine on a real standalone cluster: a master and one worker started from the pyspark
 distribution in the venv, on 127.0.0.1. Against `spark://` the engine gives the local engine's predictions and bids
-(tests/test_spark.py's parity test, run on this cluster), the application runs on the worker's executor, and the
+(tests/support/spark_parity.py's check, run on this cluster), the application runs on the worker's executor, and the
 driver listens on loopback only; the example platform/spark/spark-defaults.conf sets only keys this Spark knows."""
 
 import ipaddress
