@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
@@ -89,8 +89,6 @@ FLOAT_FIELDS = (
     "decline_margin",
     "outlier_factor",
 )
-SOURCES = ("simulator", "landing")
-SCORING_ENGINES = ("local", "spark")
 
 
 class Settings(BaseSettings):
@@ -101,109 +99,176 @@ class Settings(BaseSettings):
 
     warehouse: str = Field(
         "warehouse",
-        description="Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`.",
+        description=(
+            "Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`."
+        ),
     )
     first_day: dt.date = Field(
         "2025-01-01",
-        description="First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1.",
+        description=(
+            "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1."
+        ),
     )
-    source: str = Field(
+    source: Literal["simulator", "landing"] = Field(
         "simulator",
-        description="Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a folder).",
+        description=(
+            "Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a "
+            "folder)."
+        ),
     )
     landing_uri: str = Field(
         "landing",
-        description="`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped.",
+        description=(
+            "`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped."
+        ),
     )
     landing_column_map: Annotated[dict[str, str], NoDecode] = Field(
         "",
-        description='`landing` source: extra header → column mappings as JSON, e.g. `{"Impressions (all)": "impressions"}`.',
+        description=(
+            '`landing` source: extra header → column mappings as JSON, e.g. `{"Impressions (all)": "impressions"}`.'
+        ),
     )
     landing_date_format: str = Field(
         "", description="`landing` source: strftime format of the date column, for files whose dates are ambiguous."
     )
     value_per_click: float | None = Field(
         "",
-        description="Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks only). Empty: such reports get predictions but no bids.",
+        description=(
+            "Value of a click in account currency, for reports without conversion value (e.g. impressions and clicks "
+            "only). Empty: such reports get predictions but no bids."
+        ),
     )
     bid_policy: str = Field(
         "profit_optimal",
-        description="How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3)).",
+        description=(
+            "How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the "
+            "fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3))."
+        ),
     )
     max_bid_change: float | None = Field(
         "0.3", description="`profit_optimal`: the largest relative change from the bid in force in one day."
     )
     exploration_share: float | None = Field(
         "0.1",
-        description="Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees bids vary; 0 turns exploration off.",
+        description=(
+            "Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees "
+            "bids vary; 0 turns exploration off."
+        ),
     )
     campaign_budgets: str = Field(
         "",
-        description="Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. `profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets.",
+        description=(
+            "Path of a CSV with columns `campaign,budget`: each campaign's daily budget in account currency. "
+            "`profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets."
+        ),
     )
-    scoring_engine: str = Field(
+    scoring_engine: Literal["local", "spark"] = Field(
         "local",
-        description="Where predictions and bids are computed: `local` (this process, streaming the features in batches) or `spark` (a Spark session through dagster-pyspark, started only then).",
+        description=(
+            "Where predictions and bids are computed: `local` (this process, streaming the features in batches) or "
+            "`spark` (a Spark session through dagster-pyspark, started only then)."
+        ),
     )
     spark_master: str = Field(
         "local[*]",
-        description="`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores.",
+        description=(
+            "`spark` engine: the master URL, e.g. `spark://host:7077`; `local[*]` runs Spark in this machine's cores."
+        ),
     )
     spark_driver_host: str = Field(
         "127.0.0.1",
-        description="`spark` engine with a cluster master: the address the driver listens on and the executors connect back to. The default keeps the driver on loopback (a cluster on this machine); for workers on other machines, this machine's address on their network. A `local` master always binds to 127.0.0.1.",
+        description=(
+            "`spark` engine with a cluster master: the address the driver listens on and the executors connect back to. "
+            "The default keeps the driver on loopback (a cluster on this machine); for workers on other machines, this "
+            "machine's address on their network. A `local` master always binds to 127.0.0.1."
+        ),
     )
     sim_keywords: int = Field("2000", description="Simulator: number of keywords in the account (300 to 10,000,000).")
     sim_seed: int = Field("7", description="Simulator: seed. The same seed and bids give the same reports.")
     s3_endpoint_url: str = Field(
         S3Options.endpoint_url,
-        description="S3 API endpoint of every `s3://` location (warehouse, landing zone, MLflow artifacts), for S3-compatible stores (empty: AWS). Credentials: the usual AWS_* variables or an IAM role, never a setting.",
+        description=(
+            "S3 API endpoint of every `s3://` location (warehouse, landing zone, MLflow artifacts), for S3-compatible "
+            "stores (empty: AWS). Credentials: the usual AWS_* variables or an IAM role, never a setting."
+        ),
     )
     s3_region: str = Field(S3Options.region, description="Region of the S3 buckets.")
     s3_max_attempts: int = Field(
         str(S3Options.max_attempts),
-        description="Attempts per S3 request, the first included, for every S3 client (warehouse, landing zone, MLflow artifacts): throttling, 5xx errors and timeouts are retried with exponential backoff (AWS standard retry mode), then the step fails.",
+        description=(
+            "Attempts per S3 request, the first included, for every S3 client (warehouse, landing zone, MLflow "
+            "artifacts): throttling, 5xx errors and timeouts are retried with exponential backoff (AWS standard retry "
+            "mode), then the step fails."
+        ),
     )
     s3_timeout_seconds: float = Field(
         f"{S3Options.timeout_seconds:g}",
-        description="Connect and read timeout of every S3 request, in seconds: a request that stalls longer is abandoned and retried.",
+        description=(
+            "Connect and read timeout of every S3 request, in seconds: a request that stalls longer is abandoned and "
+            "retried."
+        ),
     )
     mlflow_tracking_uri: str = Field(
         "sqlite:///mlflow.db",
-        description="MLflow tracking store for every training run (default: a local SQLite file, artifacts in `mlruns/` beside it).",
+        description=(
+            "MLflow tracking store for every training run (default: a local SQLite file, artifacts in `mlruns/` beside "
+            "it)."
+        ),
     )
     mlflow_artifacts: str = Field(
         "",
-        description="Where the MLflow experiment keeps its artifacts (the model bundles): `s3://bucket/prefix` or a folder, set when the experiment is created. Empty: beside a SQLite store, or where the tracking server decides.",
+        description=(
+            "Where the MLflow experiment keeps its artifacts (the model bundles): `s3://bucket/prefix` or a folder, set "
+            "when the experiment is created. Empty: beside a SQLite store, or where the tracking server decides."
+        ),
     )
     model_max_age_days: int = Field(
         "7",
-        description="Freshness window of the models: a model not retrained within this many days is stale, and the automation retrains it.",
+        description=(
+            "Freshness window of the models: a model not retrained within this many days is stale, and the automation "
+            "retrains it."
+        ),
     )
     report_deadline: str = Field(
         "0 5 * * *",
-        description="Cron (UTC) by which yesterday's report partition must be materialized; later, its freshness check fails.",
+        description=(
+            "Cron (UTC) by which yesterday's report partition must be materialized; later, its freshness check fails."
+        ),
     )
     bids_deadline: str = Field(
         "0 7 * * *",
-        description="Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails.",
+        description=(
+            "Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails."
+        ),
     )
     decline_margin: float | None = Field(
         "0.10",
-        description="How much worse than the champion's holdout deviance the rolling 7-day deviance of clicks may get before the decline check fails and the automation retrains.",
+        description=(
+            "How much worse than the champion's holdout deviance the rolling 7-day deviance of clicks may get before the "
+            "decline check fails and the automation retrains."
+        ),
     )
     alert_webhook: str = Field(
         "",
-        description="URL that failed runs and failed checks are POSTed to as JSON (asset, partition, check, run link). Empty: alerts are only logged.",
+        description=(
+            "URL that failed runs and failed checks are POSTed to as JSON (asset, partition, check, run link). Empty: "
+            "alerts are only logged."
+        ),
     )
     ui_url: str = Field("http://127.0.0.1:3000", description="Base URL of the Dagster UI, for the run links in alerts.")
     plausible_max: Annotated[dict[str, object], NoDecode] = Field(
         "",
-        description='JSON of report column → the largest value one keyword can plausibly have in a day, overriding the contract\'s (e.g. `{"conversion_value": 50000}`); rows above it are quarantined as `out_of_range`.',
+        description=(
+            "JSON of report column → the largest value one keyword can plausibly have in a day, overriding the "
+            'contract\'s (e.g. `{"conversion_value": 50000}`); rows above it are quarantined as `out_of_range`.'
+        ),
     )
     outlier_factor: float | None = Field(
         "5",
-        description="A keyword's daily value above this many times its own total of the previous 28 days (and above the column's floor) is quarantined as `outlier_vs_history`; 0 turns the rule off.",
+        description=(
+            "A keyword's daily value above this many times its own total of the previous 28 days (and above the column's "
+            "floor) is quarantined as `outlier_vs_history`; 0 turns the rule off."
+        ),
     )
     landing_max_file_mb: int = Field(
         "1024", description="`landing` source: the largest file read, in MB (checked while reading)."
@@ -213,7 +278,9 @@ class Settings(BaseSettings):
     )
     landing_settle_seconds: int = Field(
         "60",
-        description="`landing` source: a file modified more recently than this is not read yet (it may still be being written).",
+        description=(
+            "`landing` source: a file modified more recently than this is not read yet (it may still be being written)."
+        ),
     )
 
     # ---- validation: every message names the variable, with the value as it was given ----------------------------
@@ -294,17 +361,17 @@ class Settings(BaseSettings):
             raise ValueError(f"BIDS_PLAUSIBLE_MAX={value!r}: expected a JSON object of column → largest value")
         return overrides
 
-    @field_validator("source")
+    @field_validator("source", mode="before")
     @classmethod
-    def _source(cls, value: str) -> str:
-        if value not in SOURCES:
+    def _source(cls, value: Any) -> Any:
+        if value not in get_args(cls.model_fields["source"].annotation):
             raise ValueError(f"BIDS_SOURCE={value!r} is not a report source; use simulator or landing")
         return value
 
-    @field_validator("scoring_engine")
+    @field_validator("scoring_engine", mode="before")
     @classmethod
-    def _engine(cls, value: str) -> str:
-        if value not in SCORING_ENGINES:
+    def _engine(cls, value: Any) -> Any:
+        if value not in get_args(cls.model_fields["scoring_engine"].annotation):
             raise ValueError(f"BIDS_SCORING_ENGINE={value!r} is not a scoring engine; use local or spark")
         return value
 
