@@ -7,12 +7,12 @@ import pandas as pd
 from pydantic import Field
 
 from assets.metadata import readable
-from assets.models import REPORTS_TABLE
 from assets.reports import VALIDATED_REPORT
 from daily_bids.bidding.backtest import BACKTEST_POLICIES, cumulative_profit_png, run_backtest
 from daily_bids.bidding.landscape import CONTEXT_DAYS, TRAINING_DAYS
 from daily_bids.charts import png_markdown
 from daily_bids.features.keyword_features import LOOKBACK_DAYS
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import chart_path
 from resources.ad_platform import ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
@@ -48,14 +48,15 @@ def bid_policy_backtest(
             allow_retries=False,
         )
     store = warehouse.warehouse()
-    available = store.list_partitions(REPORTS_TABLE)
+    available = store.list_partitions(tables.VALIDATED_REPORT)
     if not available:
         raise dg.Failure(
-            description=f"{REPORTS_TABLE} has no partitions yet: materialize the reports first", allow_retries=False
+            description=f"{tables.VALIDATED_REPORT} has no partitions yet: materialize the reports first",
+            allow_retries=False,
         )
     needed = TRAINING_DAYS + CONTEXT_DAYS + LOOKBACK_DAYS
     history_days = [d for d in available if d > available[-1] - dt.timedelta(days=needed)]
-    history = store.read_partitions(REPORTS_TABLE, history_days)
+    history = store.read_partitions(tables.VALIDATED_REPORT, history_days)
     policy = bid_policy.model_copy(update={"exploration_seed": config.seed})
     result = run_backtest(
         ad_platform.simulator,

@@ -26,13 +26,12 @@ from daily_bids.models.store import ModelStore
 from daily_bids.quality import expectations as quality
 from daily_bids.schema import as_day
 from daily_bids.serving import scoring as scoring_math
-from resources.ad_platform import LANDING_INDEX_TABLE
+from daily_bids.storage import tables
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
 from resources.warehouse import WarehouseResource
 
 CHECK_POLICY = dict(partitions_def=daily_partitions)
-RAW_TABLE, CLUSTERS_TABLE = raw_keyword_report.key.path[-1], keyword_clusters.key.path[-1]
 
 DayJudge = Callable[[list[dt.date], pd.DataFrame], dg.AssetCheckResult]
 
@@ -185,7 +184,7 @@ def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_repo
 def raw_report_volume(
     context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
 ):
-    trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
+    trailing = quality.TrailingDays(warehouse.warehouse(), tables.RAW_REPORT)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         per_day = rows.groupby("date").size()
@@ -216,7 +215,7 @@ def raw_report_complete(
     context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
 ):
     store = warehouse.warehouse()
-    if not store.table_exists(LANDING_INDEX_TABLE):
+    if not store.table_exists(tables.LANDING_INDEX):
         yield from each_day(
             context,
             raw_keyword_report,
@@ -225,7 +224,7 @@ def raw_report_complete(
             ),
         )
         return
-    index = store.read_table(LANDING_INDEX_TABLE)
+    index = store.read_table(tables.LANDING_INDEX)
     unreadable = landing.unreadable_files(index)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
@@ -256,7 +255,7 @@ def raw_report_complete(
 def raw_report_drift(
     context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
 ):
-    trailing = quality.TrailingDays(warehouse.warehouse(), RAW_TABLE)
+    trailing = quality.TrailingDays(warehouse.warehouse(), tables.RAW_REPORT)
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         scores, reference_days = trailing.drift_scores(rows, days[0])
@@ -421,7 +420,7 @@ def predictions_match_the_model(
 ):
     store = warehouse.warehouse()
     model = ModelStore(store, champion_model.key.path[-1]).current_or_fail()
-    clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
+    clusters = store.read_table(tables.CLUSTERS) if store.table_exists(tables.CLUSTERS) else None
     features_table, table = keyword_features.key.path[-1], context.check_specs[0].asset_key.path[-1]
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:

@@ -11,6 +11,7 @@ from daily_bids.features import catalog
 from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
 from daily_bids.features.writer import write_features
 from daily_bids.quality import expectations as quality
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 from resources.warehouse import WarehouseResource
 
@@ -59,20 +60,17 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     )
 
 
-FEATURES_TABLE = keyword_features.key.path[-1]
-
-
 def _feature_values(store: Warehouse, day: dt.date) -> catalog.FeatureValues:
     """A day's feature values by name: from the day read whole when it fits one batch (one read, not 45), and a
     column at a time otherwise, so memory stays at one feature's values on a big day."""
-    if store.partition_rows(FEATURES_TABLE, day) <= quality.BATCH_ROWS:
-        whole = store.read_partitions(FEATURES_TABLE, [day], [feature.name for feature in FEATURES])
+    if store.partition_rows(tables.FEATURES, day) <= quality.BATCH_ROWS:
+        whole = store.read_partitions(tables.FEATURES, [day], [feature.name for feature in FEATURES])
         return lambda name: whole[name].to_numpy()
-    return lambda name: store.read_partitions(FEATURES_TABLE, [day], [name])[name].to_numpy()
+    return lambda name: store.read_partitions(tables.FEATURES, [day], [name])[name].to_numpy()
 
 
 @dg.asset(
-    name=catalog.CATALOG_TABLE,
+    name=tables.FEATURE_CATALOG,
     group_name="features",
     kinds={"pandas", "parquet"},
     deps=[keyword_features],
@@ -85,11 +83,9 @@ def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     Search it with `python -m daily_bids features list | show NAME | search TERM`."""
     store = warehouse.warehouse()
     table = context.assets_def.key.path[-1]
-    registry = (
-        store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY) else pd.DataFrame()
-    )
+    registry = store.read_table(tables.MODEL_REGISTRY) if store.table_exists(tables.MODEL_REGISTRY) else pd.DataFrame()
     days = partition_days(context)
-    materialized = sorted(set(store.list_partitions(FEATURES_TABLE)) | set(days))
+    materialized = sorted(set(store.list_partitions(tables.FEATURES)) | set(days))
     catalogued = set(store.list_partitions(table))
     written: dict[dt.date, pd.DataFrame] = {}
     for day in days:

@@ -16,7 +16,6 @@ import pandas as pd
 from pydantic import Field
 
 from assets.models import (
-    FEATURES_TABLE,
     TRAINING_DEPS,
     DeepModelConfig,
     XGBoostModelConfig,
@@ -27,9 +26,9 @@ from assets.models import (
 from assets.retraining import ChampionDeclined, source_version
 from daily_bids.models import tuning
 from daily_bids.models.deep_model import DeepKeywordModel
-from daily_bids.models.store import USER_CHALLENGER
 from daily_bids.models.user_keras_model import load_user_keras
 from daily_bids.models.xgboost_model import KeywordModel
+from daily_bids.storage import tables
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
@@ -142,15 +141,15 @@ class UserKerasConfig(dg.Config):
     )
 
 
-@dg.asset(name=USER_CHALLENGER, group_name="models", kinds={"keras"}, io_manager_key="model_io_manager")
+@dg.asset(name=tables.USER_CHALLENGER, group_name="models", kinds={"keras"}, io_manager_key="model_io_manager")
 def user_keras_model(
     context: dg.AssetExecutionContext, config: UserKerasConfig, warehouse: WarehouseResource, tracker: ExperimentTracker
 ) -> dg.Output:
     """A user's Keras model, validated against the feature columns and run on the latest day's features, then
     tracked in MLflow. The champion gate judges it as a challenger on its next run."""
     store = warehouse.warehouse()
-    days = store.list_partitions(FEATURES_TABLE)
-    sample = store.read_partitions(FEATURES_TABLE, days[-1:]) if days else None
+    days = store.list_partitions(tables.FEATURES)
+    sample = store.read_partitions(tables.FEATURES, days[-1:]) if days else None
     model = load_user_keras(config.path, dt.date.fromisoformat(config.trained_through), sample)
     run_id = tracker.log_training(
         model, model.kind, {"source": config.path, "outputs": ",".join(model.outputs)}, f"...{model.trained_through}"

@@ -30,13 +30,13 @@ from daily_bids.models.clustering import KeywordClusters, behaviour_profiles, fi
 from daily_bids.models.deep_model import DeepKeywordModel, DeepParameters, train_deep
 from daily_bids.models.naive_model import NaiveModel, naive_floors
 from daily_bids.models.refit import refit
-from daily_bids.models.store import USER_CHALLENGER, ModelStore, ServedModel
+from daily_bids.models.store import ModelStore, ServedModel
 from daily_bids.models.xgboost_model import TARGET_OBJECTIVES, KeywordModel, TrainingParameters, train, training_frame
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse, chart_path
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
-FEATURES_TABLE, REPORTS_TABLE = keyword_features.key.path[-1], VALIDATED_REPORT.path[-1]
 # Read as rolling windows that end at the latest day, not loaded whole; the automation looks at the latest partitions
 # (present, blocking checks passed) before it retrains.
 TRAINING_DEPS = [
@@ -62,16 +62,16 @@ class WindowConfig(dg.Config):
 def _train_through(config: WindowConfig, store: Warehouse) -> dt.date:
     if config.train_through:
         return dt.date.fromisoformat(config.train_through)
-    available = store.list_partitions(FEATURES_TABLE)
+    available = store.list_partitions(tables.FEATURES)
     if not available:
-        raise ValueError(f"{FEATURES_TABLE} has no partitions yet: materialize the reports and features first")
+        raise ValueError(f"{tables.FEATURES} has no partitions yet: materialize the reports and features first")
     return available[-1]
 
 
 def features_with_outcomes(store: Warehouse, feature_days: list[dt.date]) -> pd.DataFrame:
     """Features of `feature_days` with next-day outcomes."""
-    features = store.read_partitions(FEATURES_TABLE, feature_days)
-    outcomes = store.read_partitions(REPORTS_TABLE, [d + dt.timedelta(days=1) for d in feature_days])
+    features = store.read_partitions(tables.FEATURES, feature_days)
+    outcomes = store.read_partitions(tables.VALIDATED_REPORT, [d + dt.timedelta(days=1) for d in feature_days])
     return training_frame(features, outcomes)
 
 
@@ -79,7 +79,7 @@ def training_window(config, store: Warehouse) -> TrainingWindow:
     """The window through the configured (or latest) day, sized to the features in the warehouse."""
     through = _train_through(config, store)  # says plainly when there are no features yet
     return plan_training_window(
-        store.list_partitions(FEATURES_TABLE)[0], through, config.training_days, config.validation_days
+        store.list_partitions(tables.FEATURES)[0], through, config.training_days, config.validation_days
     )
 
 
@@ -98,17 +98,19 @@ def keyword_clusters(
     store = warehouse.warehouse()
     through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
     window = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
-    reported = set(store.list_partitions(REPORTS_TABLE))
+    reported = set(store.list_partitions(tables.VALIDATED_REPORT))
     days = [d for d in window if d in reported]  # a young deployment has fewer days
     if len(days) < 7:
         raise ValueError(
             f"keyword clusters need at least 7 report days in {window[0]}...{window[-1]}, "
             f"found {len(days)}: materialize the report history first"
         )
-    clusters = fit_clusters(behaviour_profiles(store.read_partitions(REPORTS_TABLE, days)), k=config.k or None)
+    clusters = fit_clusters(
+        behaviour_profiles(store.read_partitions(tables.VALIDATED_REPORT, days)), k=config.k or None
+    )
     context.log.info(f"{clusters.k} clusters; silhouette by k: {clusters.silhouette_by_k}")
     png = profile_plot_png(clusters)
-    store.write_bytes(chart_path("keyword_clusters", "profiles.png"), png)
+    store.write_bytes(chart_path(tables.CLUSTERS, "profiles.png"), png)
     sizes = clusters.assignments["cluster"].value_counts().sort_index()
     return dg.Output(
         clusters.assignments,
@@ -119,9 +121,7 @@ def keyword_clusters(
             "cluster_sizes": dg.MetadataValue.json({str(c): int(n) for c, n in sizes.items()}),
             "profiles": dg.MetadataValue.md(clusters.centers.round(4).to_markdown()),
             "profile_plot": dg.MetadataValue.md(png_markdown(png, "cluster profiles")),
-            "profile_plot_png": dg.MetadataValue.path(
-                store.display_uri(chart_path("keyword_clusters", "profiles.png"))
-            ),
+            "profile_plot_png": dg.MetadataValue.path(store.display_uri(chart_path(tables.CLUSTERS, "profiles.png"))),
             DATA_THROUGH: _train_through(config, store).isoformat(),
         },
     )
@@ -322,7 +322,7 @@ def champion_model(
     png = evaluation.real_vs_predicted_png(
         holdout, {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()}, clusters
     )
-    store.write_bytes("champion_model/holdout.png", png)
+    store.write_bytes(f"{tables.CHAMPION}/holdout.png", png)
     metrics = verdict.metrics
     overall = metrics[(metrics["slice"] == "all")].round(4)
     holdout_days = window.holdout_feature_days
@@ -370,7 +370,7 @@ def champion_model(
 def _user_challenger(store: Warehouse, holdout: pd.DataFrame, first_outcome_day: dt.date):
     """(the registered Keras model, or None; why it is left out). A model that trained on the holdout's days, or
     that cannot score them, is not judged: the note says why."""
-    challenger = ModelStore(store, USER_CHALLENGER).current()
+    challenger = ModelStore(store, tables.USER_CHALLENGER).current()
     if challenger is None:
         return None, ""
     if challenger.trained_through >= first_outcome_day:

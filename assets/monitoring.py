@@ -11,15 +11,14 @@ from assets.models import champion_model, keyword_clusters
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from assets.retraining import DATA_THROUGH, DECLINE_CHECK
-from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS, PREDICTIONS_TABLE
+from assets.serving import BIDS, PREDICTIONS
 from daily_bids.charts import png_markdown
 from daily_bids.monitoring import outcomes as monitoring
 from daily_bids.settings import Settings
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse, chart_path
 from resources.warehouse import WarehouseResource
 
-REPORTS_TABLE, CLUSTERS_TABLE = VALIDATED_REPORT.path[-1], keyword_clusters.key.path[-1]
-MONITORING_TABLE = "model_monitoring"
 # Partition D of the monitoring joins the report of D with what partition D-1 predicted and bid for D.
 _MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
@@ -27,7 +26,7 @@ _MADE_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(
 
 
 @dg.asset(
-    name=MONITORING_TABLE,
+    name=tables.MONITORING,
     group_name="monitoring",
     kinds={"pandas", "parquet"},
     deps=[
@@ -44,19 +43,19 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     realized economics of the bids: spend, conversion value, profit, ROAS, and the share of keywords whose cost per
     click came out above their expected value per click. Days before any prediction was made have no rows."""
     store = warehouse.warehouse()
-    clusters = store.read_table(CLUSTERS_TABLE) if store.table_exists(CLUSTERS_TABLE) else None
+    clusters = store.read_table(tables.CLUSTERS) if store.table_exists(tables.CLUSTERS) else None
     frames = []
     for day in partition_days(context):
         made_on = day - dt.timedelta(days=1)
-        if not store.partition_exists(PREDICTIONS_TABLE, made_on):
-            context.log.info(f"{day}: no predictions were made for it (partition {made_on} of {PREDICTIONS_TABLE})")
+        if not store.partition_exists(tables.PREDICTIONS, made_on):
+            context.log.info(f"{day}: no predictions were made for it (partition {made_on} of {tables.PREDICTIONS})")
             continue
-        bids = store.read_partitions(BIDS_TABLE, [made_on]) if store.partition_exists(BIDS_TABLE, made_on) else None
+        bids = store.read_partitions(tables.BIDS, [made_on]) if store.partition_exists(tables.BIDS, made_on) else None
         frames.append(
             monitoring.monitor_day(
                 day,
-                store.read_partitions(REPORTS_TABLE, [day]),
-                store.read_partitions(PREDICTIONS_TABLE, [made_on]),
+                store.read_partitions(tables.VALIDATED_REPORT, [day]),
+                store.read_partitions(tables.PREDICTIONS, [made_on]),
                 bids,
                 clusters,
             )
@@ -66,12 +65,12 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     if frames:
         history = _history(store, partition_days(context)[0], rows)
         png = monitoring.real_vs_predicted_png(history)
-        store.write_bytes(chart_path(MONITORING_TABLE, "real_vs_predicted.png"), png)
+        store.write_bytes(chart_path(tables.MONITORING, "real_vs_predicted.png"), png)
         metadata |= {
             **monitoring.metadata_summary(rows),
             "real_vs_predicted_28d": dg.MetadataValue.md(png_markdown(png, "real vs predicted, last 28 days")),
             "real_vs_predicted_png": dg.MetadataValue.path(
-                store.display_uri(chart_path(MONITORING_TABLE, "real_vs_predicted.png"))
+                store.display_uri(chart_path(tables.MONITORING, "real_vs_predicted.png"))
             ),
         }
     return dg.Output(rows, metadata=readable(metadata))
@@ -79,8 +78,12 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
 def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.DataFrame:
     """The stored monitoring rows of the 28 days before `first_day`, then `rows`."""
-    earlier = [d for d in store.list_partitions(MONITORING_TABLE) if first_day - dt.timedelta(days=28) <= d < first_day]
-    return pd.concat([store.read_partitions(MONITORING_TABLE, earlier), rows] if earlier else [rows], ignore_index=True)
+    earlier = [
+        d for d in store.list_partitions(tables.MONITORING) if first_day - dt.timedelta(days=28) <= d < first_day
+    ]
+    return pd.concat(
+        [store.read_partitions(tables.MONITORING, earlier), rows] if earlier else [rows], ignore_index=True
+    )
 
 
 @dg.asset_check(
@@ -120,8 +123,8 @@ def model_decline(
         start = max(
             days[-1] - dt.timedelta(days=monitoring.DECLINE_WINDOW_DAYS - 1), judged_through + dt.timedelta(days=1)
         )
-        window = [d for d in store.list_partitions(MONITORING_TABLE) if start <= d <= days[-1]]
-        history = store.read_partitions(MONITORING_TABLE, window) if window else model_monitoring.iloc[0:0]
+        window = [d for d in store.list_partitions(tables.MONITORING) if start <= d <= days[-1]]
+        history = store.read_partitions(tables.MONITORING, window) if window else model_monitoring.iloc[0:0]
         verdict = monitoring.rolling_decline(
             history[history["model_version"] == version], reference, settings.decline_margin
         )

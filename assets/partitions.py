@@ -64,27 +64,32 @@ def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
 def with_partitions(
     definition: dg.AssetsDefinition, partitions: dg.PartitionsDefinition, **spec_attributes
 ) -> dg.AssetsDefinition:
-    """`definition` (assets, checks or both) with `partitions` in place of its daily partitions, and any other asset
-    spec attributes replaced (e.g. `automation_condition`). Asset keys, check names, code and policies stay."""
-    specs = [
-        spec.replace_attributes(
+    """`definition` (assets, or checks) with `partitions` in place of its daily partitions, and any other asset spec
+    attributes replaced (e.g. `automation_condition`). Asset keys, check names, code and policies stay."""
+    if isinstance(definition, dg.AssetChecksDefinition):
+        return _checks_with_partitions(definition, partitions)
+    if definition.node_check_specs_by_output_name:
+        raise ValueError(f"{definition.keys}: declare checks with @asset_check, not inside the asset")
+    return definition.map_asset_specs(
+        lambda spec: spec.replace_attributes(
             partitions_def=partitions if spec.partitions_def is not None else None, **spec_attributes
         )
-        for spec in definition.specs
-    ]
-    # Check specs carry their own partitions (a partitioned check); Dagster has no public way to replace them.
+    )
+
+
+def _checks_with_partitions(
+    checks: dg.AssetChecksDefinition, partitions: dg.PartitionsDefinition
+) -> dg.AssetChecksDefinition:
+    """A partitioned check with other partitions. Dagster has no public way to replace a check's partitions (it marks
+    partitioned checks as preview), so its check specs are rebuilt around the same node."""
     check_specs = {
         output: spec._replace(partitions_def=partitions) if spec.partitions_def is not None else spec
-        for output, spec in definition.node_check_specs_by_output_name.items()
+        for output, spec in checks.node_check_specs_by_output_name.items()
     }
-    if isinstance(definition, dg.AssetChecksDefinition):
-        return dg.AssetChecksDefinition.create(
-            keys_by_input_name=definition.node_keys_by_input_name,
-            node_def=definition.node_def,
-            check_specs_by_output_name=check_specs,
-            can_subset=definition.can_subset,
-            resource_defs=definition.resource_defs,
-        )
-    return dg.AssetsDefinition.dagster_internal_init(
-        **{**definition.get_attributes_dict(), "specs": specs, "check_specs_by_output_name": check_specs}
+    return dg.AssetChecksDefinition.create(
+        keys_by_input_name=checks.node_keys_by_input_name,
+        node_def=checks.node_def,
+        check_specs_by_output_name=check_specs,
+        can_subset=checks.can_subset,
+        resource_defs=checks.resource_defs,
     )

@@ -8,11 +8,11 @@ import pandas as pd
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
-from daily_bids.features.keyword_features import STATE_TABLE
 from daily_bids.ingest.landing import LandingFileError
 from daily_bids.ingest.validation import Plausibility, validate_report
 from daily_bids.schema import METRIC_COLUMNS, numeric
 from daily_bids.settings import Settings
+from daily_bids.storage import tables
 from resources.ad_platform import ReportSource
 from resources.warehouse import WarehouseResource
 
@@ -28,8 +28,8 @@ def plausibility(settings: Settings) -> Plausibility:
         raise ValueError(f"BIDS_PLAUSIBLE_MAX={raw!r} / BIDS_OUTLIER_FACTOR={factor!r}: {error}") from None
 
 
-VALIDATED_REPORT = dg.AssetKey("validated_keyword_report")
-QUARANTINE = dg.AssetKey("keyword_quarantine")
+VALIDATED_REPORT = dg.AssetKey(tables.VALIDATED_REPORT)
+QUARANTINE = dg.AssetKey(tables.QUARANTINE)
 
 
 @dg.asset(group_name="reports", kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY_POLICY, **DAILY_ASSET_POLICIES)
@@ -117,10 +117,10 @@ def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame
     """Each keyword's metric totals over the 28 days through `day`, from the features' rolling state (one partition,
     not 28 report days); None before the features have run, when the outlier rule has nothing to go by."""
     store = warehouse.warehouse()
-    if not store.partition_exists(STATE_TABLE, day):
+    if not store.partition_exists(tables.FEATURE_STATE, day):
         return None
     sums = {f"{m}_sum_28d": m for m in METRIC_COLUMNS}
-    return store.read_partitions(STATE_TABLE, [day], columns=["keyword_id", *sums]).rename(columns=sums)
+    return store.read_partitions(tables.FEATURE_STATE, [day], columns=["keyword_id", *sums]).rename(columns=sums)
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:

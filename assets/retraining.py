@@ -21,10 +21,12 @@ from types import ModuleType
 
 import dagster as dg
 
-CHAMPION = dg.AssetKey("champion_model")
-MODEL_KEYS = [dg.AssetKey(name) for name in ("keyword_clusters", "xgboost_model", "deep_model", "champion_model")]
-FEATURES = dg.AssetKey("keyword_features")
-DECLINE_CHECK = dg.AssetCheckKey(dg.AssetKey("model_monitoring"), "model_decline")
+from daily_bids.storage import tables
+
+CHAMPION = dg.AssetKey(tables.CHAMPION)
+MODEL_KEYS = [dg.AssetKey(name) for name in (tables.CLUSTERS, tables.XGBOOST_MODEL, tables.DEEP_MODEL, tables.CHAMPION)]
+FEATURES = dg.AssetKey(tables.FEATURES)
+DECLINE_CHECK = dg.AssetCheckKey(dg.AssetKey(tables.MONITORING), "model_decline")
 # Materialization metadata of every model: the last report day whose outcomes the training window (holdout
 # included) covered.
 DATA_THROUGH = "data_through"

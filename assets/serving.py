@@ -13,7 +13,7 @@ from pydantic import Field
 
 from assets.features import keyword_features
 from assets.metadata import readable
-from assets.models import REPORTS_TABLE, champion_model, keyword_clusters
+from assets.models import champion_model, keyword_clusters
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
 from daily_bids.bidding.decision import BID_BASES, CannotBidError, bid_rule_note
@@ -29,6 +29,7 @@ from daily_bids.bidding.landscape import (
 from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing
 from daily_bids.serving.scoring import BidTotals
+from daily_bids.storage import tables
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
@@ -36,7 +37,6 @@ from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
-PUBLISHED_TABLE = "published_bids"
 
 
 def ads_editor_export_path(effective_day: dt.date) -> str:
@@ -53,10 +53,12 @@ def _report_reader(store, columns: list[str], keyword_ids: np.ndarray | None = N
     only their rows), or None for a day without one."""
 
     def report_for(day: dt.date) -> pd.DataFrame | None:
-        if not store.partition_exists(REPORTS_TABLE, day):
+        if not store.partition_exists(tables.VALIDATED_REPORT, day):
             return None
-        carried = set(store.partition_columns(REPORTS_TABLE, day))
-        return store.read_partitions(REPORTS_TABLE, [day], [name for name in columns if name in carried], keyword_ids)
+        carried = set(store.partition_columns(tables.VALIDATED_REPORT, day))
+        return store.read_partitions(
+            tables.VALIDATED_REPORT, [day], [name for name in columns if name in carried], keyword_ids
+        )
 
     return report_for
 
@@ -81,7 +83,7 @@ def bid_landscape(
     store = warehouse.warehouse()
     days = partition_days(context)
     # A large account is learnt from a sample of its keywords: only their rows are read, day by day.
-    latest = store.read_partitions(REPORTS_TABLE, [days[-1]], ["keyword_id"])["keyword_id"].to_numpy()
+    latest = store.read_partitions(tables.VALIDATED_REPORT, [days[-1]], ["keyword_id"])["keyword_id"].to_numpy()
     reports = _reports_through(
         store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days), BID_HISTORY_COLUMNS, training_keywords(latest)
     )
@@ -100,7 +102,7 @@ def bid_landscape(
     latest = BidLandscape.from_row(rows[-1].iloc[0])
     run_id = tracker.log_run(
         f"bid_landscape {latest.version}",
-        "bid_landscape",
+        tables.LANDSCAPE,
         {
             "trained_through": latest.trained_through,
             "training_rows": latest.training_rows,
@@ -127,9 +129,7 @@ def bid_landscape(
     )
 
 
-PREDICTIONS, BIDS = dg.AssetKey("keyword_predictions"), dg.AssetKey("keyword_bids")
-PREDICTIONS_TABLE, BIDS_TABLE = PREDICTIONS.path[-1], BIDS.path[-1]
-FEATURES_TABLE, LANDSCAPE_TABLE = keyword_features.key.path[-1], bid_landscape.key.path[-1]
+PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
 
 
 @dg.multi_asset(
@@ -170,11 +170,11 @@ def keyword_scores(
     store = warehouse.warehouse()
     days = partition_days(context)
     with_bids = BIDS in context.selected_asset_keys
-    outputs = {"predictions": PREDICTIONS_TABLE, **({"bids": BIDS_TABLE} if with_bids else {})}
+    outputs = {"predictions": tables.PREDICTIONS, **({"bids": tables.BIDS} if with_bids else {})}
     # Each day's bids in force come from the CONTEXT_DAYS reports through it, read a day at a time.
     report_for = _report_reader(store, BID_HISTORY_COLUMNS)
     # Read here, not as an input: a run of the predictions alone needs no landscape.
-    landscapes = store.read_partitions(LANDSCAPE_TABLE, days) if with_bids else None
+    landscapes = store.read_partitions(tables.LANDSCAPE, days) if with_bids else None
     scores = {}
     for day in days:
         todays = landscapes[landscapes["date"] == pd.Timestamp(day)] if with_bids else landscapes
@@ -186,7 +186,7 @@ def keyword_scores(
         note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
         scores[day] = scoring.score_day(
             store,
-            FEATURES_TABLE,
+            tables.FEATURES,
             day,
             champion_model,
             keyword_clusters,
@@ -210,7 +210,7 @@ def keyword_scores(
                 "model_version": champion_model.version,
                 "engine": scoring.engine,
                 "rows_per_second": round(latest.rows_per_second),
-                "path": dg.MetadataValue.path(store.display_uri(PREDICTIONS_TABLE)),
+                "path": dg.MetadataValue.path(store.display_uri(tables.PREDICTIONS)),
             }
         ),
     )
@@ -251,7 +251,7 @@ def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, sto
         "expected_spend_at_most": round(totals.spend_at_most, 2),
         "mean_bid": round(totals.mean_bid, 4),
         "preview": dg.MetadataValue.md(totals.preview.to_markdown(index=False)),
-        "path": dg.MetadataValue.path(store.display_uri(BIDS_TABLE)),
+        "path": dg.MetadataValue.path(store.display_uri(tables.BIDS)),
     }
 
 
@@ -283,7 +283,7 @@ def published_bids(
         broken = [
             o
             for o in quality.run_expectations_in_batches(
-                store.iter_partition(BIDS_TABLE, day, quality.BATCH_ROWS), suite, "bids_to_publish"
+                store.iter_partition(tables.BIDS, day, quality.BATCH_ROWS), suite, "bids_to_publish"
             )
             if not o.success
         ]
@@ -293,7 +293,7 @@ def published_bids(
                 + "; ".join(f"{o.expectation.description} ({o.unexpected_count} rows)" for o in broken),
                 allow_retries=False,
             )
-    published_days = store.list_partitions(PUBLISHED_TABLE)
+    published_days = store.list_partitions(tables.PUBLISHED_BIDS)
     decisions, summary = {}, {}
     for day in days:
         decision = decisions[day.isoformat()] = publishing.decide_publication(day, published_days, config.republish)
@@ -301,14 +301,14 @@ def published_bids(
             context.log.info(f"{day}: not published: {decision.reason}")
             continue
         effective_day = day + dt.timedelta(days=1)
-        todays = store.read_partitions(BIDS_TABLE, [day], ["keyword_id", "keyword", "bid"])
+        todays = store.read_partitions(tables.BIDS, [day], ["keyword_id", "keyword", "bid"])
         previous_day = publishing.latest_before(published_days, day)
-        previous = store.read_partitions(PUBLISHED_TABLE, [previous_day]) if previous_day else None
+        previous = store.read_partitions(tables.PUBLISHED_BIDS, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
-        publishing.write_ads_editor_csv(store, BIDS_TABLE, day, ads_editor_export_path(effective_day))
+        publishing.write_ads_editor_csv(store, tables.BIDS, day, ads_editor_export_path(effective_day))
         ad_platform.publish_bids(effective_day, todays)
         # The ledger is written last: a partition counts as published only once the hand-off is done.
-        store.write_partition(PUBLISHED_TABLE, day, ledger)
+        store.write_partition(tables.PUBLISHED_BIDS, day, ledger)
         published_days = sorted({*published_days, day})
         summary = {
             "published_day": day.isoformat(),

@@ -27,6 +27,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 from daily_bids.models.tuning import SEARCH_SPACES  # light: optuna is imported only when a study runs
+from daily_bids.storage import tables
 
 if TYPE_CHECKING:  # dagster is imported by the commands that run something, not by `--help`
     import dagster as dg
@@ -135,8 +136,8 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     from assets.partitions import partitions_for
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
-    from assets.serving import BIDS, BIDS_TABLE, PREDICTIONS_TABLE, published_bids
-    from daily_bids.models.store import CHAMPION, ModelStore
+    from assets.serving import BIDS, published_bids
+    from daily_bids.models.store import ModelStore
 
     instance = dg.DagsterInstance.get()
     source, warehouse = defs.resources["ad_platform"], defs.resources["warehouse"]
@@ -193,7 +194,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         "feature history", [keyword_features, feature_catalog], keyword_features.key.path[-1], plan.feature_days
     )
 
-    current = ModelStore(store, CHAMPION).current()
+    current = ModelStore(store, tables.CHAMPION).current()
     if retrain or current is None:  # the instance may remember a champion that this warehouse does not hold
         reasons = ["--retrain"] if retrain else ["this warehouse holds no champion yet"]
     else:
@@ -206,11 +207,11 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         window = {"config": {"train_through": day.isoformat()}}
         trained = execute(
             "train_model_job",
-            run_config={"ops": {"keyword_clusters": window, "xgboost_model": window, "deep_model": window}},
+            run_config={"ops": {tables.CLUSTERS: window, tables.XGBOOST_MODEL: window, tables.DEEP_MODEL: window}},
         )
         if not trained.success:
             raise CommandFailed(f"training did not complete: {_failure_text(trained)}")
-        gate = trained.asset_materializations_for_node(CHAMPION)[0].metadata
+        gate = trained.asset_materializations_for_node(tables.CHAMPION)[0].metadata
         print(f"[daily-bids] champion gate: serving {gate['serving'].value} ({gate['model_version'].value})")
     else:
         print(f"[daily-bids] champion {current.version} (trained through {current.trained_through}) reused")
@@ -222,8 +223,8 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     warnings = [c for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.ERROR]
     bids_written = materializations_of(result, BIDS)
     if bids_written:
-        bids = store.read_partitions(BIDS_TABLE, [day])
-        predictions = store.read_partitions(PREDICTIONS_TABLE, [day])
+        bids = store.read_partitions(tables.BIDS, [day])
+        predictions = store.read_partitions(tables.PREDICTIONS, [day])
         metadata = bids_written[0].metadata
         published = result.asset_materializations_for_node(published_bids.key.path[-1])
         print(
@@ -412,12 +413,10 @@ def features_command(args) -> int:
     store = deployment_warehouse(
         Settings.from_environment()
     ).warehouse()  # the endpoint, retries and timeouts of every other S3 client
-    days = store.list_partitions(catalog.CATALOG_TABLE)
-    history = store.read_partitions(catalog.CATALOG_TABLE, days[-14:]) if days else pd.DataFrame()
+    days = store.list_partitions(tables.FEATURE_CATALOG)
+    history = store.read_partitions(tables.FEATURE_CATALOG, days[-14:]) if days else pd.DataFrame()
     latest = history[history["date"] == history["date"].max()].set_index("feature") if days else pd.DataFrame()
-    registry = (
-        store.read_table(catalog.MODEL_REGISTRY) if store.table_exists(catalog.MODEL_REGISTRY) else pd.DataFrame()
-    )
+    registry = store.read_table(tables.MODEL_REGISTRY) if store.table_exists(tables.MODEL_REGISTRY) else pd.DataFrame()
     definitions = catalog.definitions().set_index("feature")
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 70)

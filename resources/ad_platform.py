@@ -20,13 +20,12 @@ from daily_bids.ingest.landing import (
 )
 from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import filesystem_for
 from resources.warehouse import BoundedS3Resource, WarehouseResource, s3_options
 
 # The simulated platform's own state (the bids published to it), kept beside the product tables.
-BIDS_IN_FORCE_TABLE = "_ad_platform/bids_in_force"
 # What the landing source has seen: one row per (file, day) with the file's size and mtime.
-LANDING_INDEX_TABLE = "_landing_index"
 
 
 class ReportSource(dg.ConfigurableResource):
@@ -86,8 +85,8 @@ class SimulatedAdPlatform(ReportSource):
     def fetch_report(self, day: dt.date) -> pd.DataFrame:
         store = self.warehouse.warehouse()
         bids = None
-        if store.partition_exists(BIDS_IN_FORCE_TABLE, day):
-            bids = store.read_partitions(BIDS_IN_FORCE_TABLE, [day]).set_index("keyword_id")["bid"]
+        if store.partition_exists(tables.BIDS_IN_FORCE, day):
+            bids = store.read_partitions(tables.BIDS_IN_FORCE, [day]).set_index("keyword_id")["bid"]
         report = self.simulator.report(day, bids)
         return report.assign(
             source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1), parse_errors=pd.NA
@@ -114,7 +113,7 @@ class SimulatedAdPlatform(ReportSource):
 
     def publish_bids(self, effective_day, bids):
         store = self.warehouse.warehouse()
-        return store.write_partition(BIDS_IN_FORCE_TABLE, effective_day, bids[["keyword_id", "bid"]])
+        return store.write_partition(tables.BIDS_IN_FORCE, effective_day, bids[["keyword_id", "bid"]])
 
 
 class LandingZoneSource(ReportSource):
@@ -165,10 +164,10 @@ class LandingZoneSource(ReportSource):
         self.claim_warehouse(self.warehouse)
         filesystem, root = self._filesystem()
         store = self.warehouse.warehouse()
-        previous = store.read_table(LANDING_INDEX_TABLE) if store.table_exists(LANDING_INDEX_TABLE) else None
+        previous = store.read_table(tables.LANDING_INDEX) if store.table_exists(tables.LANDING_INDEX) else None
         index, changed = refresh_index(filesystem, root, previous, self.read_file, self.settle_seconds)
         if changed or previous is None or len(index) != len(previous):
-            store.write_table(LANDING_INDEX_TABLE, index)
+            store.write_table(tables.LANDING_INDEX, index)
         return index, changed
 
     def fetch_reports(self, days, log):

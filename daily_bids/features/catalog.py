@@ -12,8 +12,6 @@ import pandas as pd
 
 from daily_bids.features.keyword_features import FEATURES, FEATURES_BY_NAME
 
-CATALOG_TABLE = "feature_catalog"  # the asset's table in the warehouse
-MODEL_REGISTRY = "model_registry"  # one row per stored model, written by the model IO manager
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 DRIFT_WARN = 0.5  # standardized mean shift against the previous 7 days above which a feature counts as drifting
 STAT_COLUMNS = ("count", "nulls", "mean", "std", "min", *(f"p{int(q * 100):02d}" for q in QUANTILES), "max")

@@ -240,7 +240,6 @@ WINDOW_BITS = (1 << LOOKBACK_DAYS) - 1
 WEEK_BITS = (1 << 7) - 1
 # Priors cap each keyword's ratio at this quantile of the account's keyword ratios (robust to one wild keyword).
 PRIOR_CAP_QUANTILE = 0.99
-STATE_TABLE = "_keyword_feature_state"  # warehouse table of daily states, written beside keyword_features
 ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before the data starts (no rows, no error)
 # Keywords are computed in shards of consecutive keyword_id: [low, high), None for an open end.
 KeywordRange = tuple["int | None", "int | None"]

@@ -17,12 +17,12 @@ import pandas as pd
 
 from daily_bids.features.keyword_features import (
     KEYWORDS_PER_SHARD,
-    STATE_TABLE,
     KeywordRange,
     RollingState,
     keyword_shards,
     roll_in_shards,
 )
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
 
@@ -47,7 +47,7 @@ def write_features(
     Reports before `history_start` (the account's first report day) are read as no rows."""
     days = sorted(days)
     previous = days[0] - dt.timedelta(days=1)
-    state_reused = store.partition_exists(STATE_TABLE, previous)
+    state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
 
     def read_report(day: dt.date, shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
         return (
@@ -55,13 +55,13 @@ def write_features(
         )
 
     def state_of(shard: KeywordRange) -> RollingState:
-        frame = store.read_partitions(STATE_TABLE, [previous], keyword_range=shard).drop(columns="date")
+        frame = store.read_partitions(tables.FEATURE_STATE, [previous], keyword_range=shard).drop(columns="date")
         return RollingState.from_frame(previous, frame)
 
     # Shard bounds from the keywords known today: the state's and the first day's report's (IDs only).
     known = [read_report(days[0], (None, None), ["keyword_id"])]
     if state_reused:
-        known.append(store.read_partitions(STATE_TABLE, [previous], ["keyword_id"]))
+        known.append(store.read_partitions(tables.FEATURE_STATE, [previous], ["keyword_id"]))
     ids = np.concatenate([frame["keyword_id"].to_numpy() for frame in known if frame is not None] + [np.zeros(0)])
     shards = keyword_shards(ids.astype("int64"), keywords_per_shard)
     if log and not state_reused:
@@ -73,7 +73,7 @@ def write_features(
         with store.partition_writer(features_table, day) as features_out:
             for frame in day_features.features():
                 features_out.write(frame)
-        with store.partition_writer(STATE_TABLE, day) as state_out:
+        with store.partition_writer(tables.FEATURE_STATE, day) as state_out:
             for state in day_features.states:
                 state_out.write(state.to_frame())
         rows += features_out.rows

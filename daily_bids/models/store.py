@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from daily_bids.features.catalog import MODEL_REGISTRY
 from daily_bids.models.kinds import model_from_bundle
 from daily_bids.models.protocol import ServableModel
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
 # The stored names of the models the gate reads and writes (also the Dagster asset names).
-CHAMPION = "champion_model"
-USER_CHALLENGER = "user_keras_model"
 
 
 class ModelStore:
@@ -106,13 +104,13 @@ class ModelStore:
             **fields,
         }
         registry = (
-            self.warehouse.read_table(MODEL_REGISTRY)
-            if self.warehouse.table_exists(MODEL_REGISTRY)
+            self.warehouse.read_table(tables.MODEL_REGISTRY)
+            if self.warehouse.table_exists(tables.MODEL_REGISTRY)
             else pd.DataFrame(columns=list(entry))
         )
         same = (registry["asset"] == self.name) & (registry["version"] == model.version)  # a re-run replaces its row
         self.warehouse.write_table(
-            MODEL_REGISTRY, pd.concat([registry[~same], pd.DataFrame([entry])], ignore_index=True)
+            tables.MODEL_REGISTRY, pd.concat([registry[~same], pd.DataFrame([entry])], ignore_index=True)
         )
 
 

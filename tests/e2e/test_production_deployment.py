@@ -31,10 +31,10 @@ import pytest
 import yaml
 
 from assets import ALL_CHECKS
-from assets.serving import BIDS_TABLE, PUBLISHED_TABLE, ads_editor_export_path, published_bids
+from assets.serving import ads_editor_export_path, published_bids
 from daily_bids.features.windows import minimum_history_days
-from daily_bids.models.store import CHAMPION
 from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import S3Options, Warehouse
 from servers.fault_proxy import FaultProxy
 from servers.postgres_server import running_server
@@ -193,12 +193,12 @@ def test_the_daily_graph_runs_from_landed_reports_to_published_bids_through_s3_f
     print("faults:", dict(proxy.faults), "forwarded:", dict(proxy.forwarded))
     assert proxy.faults["500"] and proxy.faults["503"] and proxy.faults["stall"], proxy.faults
     assert store.list_partitions("validated_keyword_report") == HISTORY
-    bids = store.read_partitions(BIDS_TABLE, [day])
+    bids = store.read_partitions(tables.BIDS, [day])
     assert len(bids) > 250 and bids["bid"].gt(0).all()  # the keywords of the day's report
-    assert store.list_partitions(PUBLISHED_TABLE) == [day]
+    assert store.list_partitions(tables.PUBLISHED_BIDS) == [day]
     sheet = pd.read_csv(io.BytesIO(store.read_bytes(ads_editor_export_path(day + dt.timedelta(days=1)))))
     assert len(sheet) == len(bids)
-    champion = json.loads(store.read_bytes(f"{CHAMPION}/current.json"))
+    champion = json.loads(store.read_bytes(f"{tables.CHAMPION}/current.json"))
     assert day.strftime("%Y%m%d") in champion["version"], champion  # trained through the day
     _assert_nothing_half_written(deployment)
     # MLflow's artifacts are in their bucket, and come back through MLflow.
@@ -302,7 +302,7 @@ def test_the_tables_hold_the_runs_and_their_events(postgres, instance, first_run
 
 def test_a_run_that_loses_its_writes_half_way_fails_cleanly_and_its_rerun_succeeds(deployment, first_run):
     proxy, store = deployment["proxy"], deployment["store"]
-    champion_before = store.read_bytes(f"{CHAMPION}/current.json")
+    champion_before = store.read_bytes(f"{tables.CHAMPION}/current.json")
     pointer_before = store.read_bytes("xgboost_model/current.json")
     _land_report(deployment["client"], deployment["simulator"], NEXT_DAY)
     # The next day's report, then a retraining whose XGBoost bundle is stored but nothing after it: the pointer
@@ -315,15 +315,15 @@ def test_a_run_that_loses_its_writes_half_way_fails_cleanly_and_its_rerun_succee
     assert proxy.faults["write_failure"] >= ATTEMPTS
     assert any("/xgboost_model/versions/" in write for write in proxy.writes)  # the new bundle is stored, orphaned
     assert store.read_bytes("xgboost_model/current.json") == pointer_before
-    assert store.read_bytes(f"{CHAMPION}/current.json") == champion_before
+    assert store.read_bytes(f"{tables.CHAMPION}/current.json") == champion_before
     _assert_nothing_half_written(deployment)
-    assert NEXT_DAY not in store.list_partitions(BIDS_TABLE)
+    assert NEXT_DAY not in store.list_partitions(tables.BIDS)
 
     proxy.allow_writes()
     rerun = _run_cli(deployment)
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-4000:]
-    assert store.list_partitions(PUBLISHED_TABLE) == [HISTORY[-1], NEXT_DAY]
-    assert len(store.read_partitions(BIDS_TABLE, [NEXT_DAY])) > 250
+    assert store.list_partitions(tables.PUBLISHED_BIDS) == [HISTORY[-1], NEXT_DAY]
+    assert len(store.read_partitions(tables.BIDS, [NEXT_DAY])) > 250
     _assert_nothing_half_written(deployment)
 
 
@@ -472,7 +472,7 @@ def _assert_nothing_half_written(deployment) -> None:
     keys = set(_keys(client, WAREHOUSE))
     assert not [key for key in keys if "/." in key or key.endswith(".tmp")], keys
     pointers = [key for key in keys if key.endswith("/current.json")]
-    assert f"prod/{CHAMPION}/current.json" in pointers
+    assert f"prod/{tables.CHAMPION}/current.json" in pointers
     for key in pointers:
         pointer = json.loads(client.get_object(Bucket=WAREHOUSE, Key=key)["Body"].read())
         for named in (pointer, pointer.get("judged", pointer)):

@@ -87,6 +87,7 @@ def test_a_streamed_partition_that_fails_half_way_leaves_the_old_object(s3_serve
 
 def test_bounded_retries_ride_out_errors_and_stalls_then_give_up_leaving_the_old_object(s3_server, monkeypatch):
     import pandas as pd
+
     from servers.fault_proxy import FaultProxy
 
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="bids")

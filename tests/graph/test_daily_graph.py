@@ -27,7 +27,7 @@ from daily_bids.models.store import ModelStore
 from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS
 from daily_bids.simulator.market import AdMarketSimulator
-from resources.ad_platform import BIDS_IN_FORCE_TABLE
+from daily_bids.storage import tables
 from resources.scoring import ScoringEngineResource
 from support.deployment import materialize_range
 from support.scenarios import BID_DAYS, HISTORY_END, HISTORY_START
@@ -175,7 +175,7 @@ def test_published_bids_are_the_ones_in_force_in_the_next_days_report(graph):
     store = graph["store"]
     first, second = BID_DAYS[0], BID_DAYS[1]
     bids = store.read_partitions("keyword_bids", [first]).set_index("keyword_id")["bid"]
-    in_force = store.read_partitions(BIDS_IN_FORCE_TABLE, [second]).set_index("keyword_id")["bid"]
+    in_force = store.read_partitions(tables.BIDS_IN_FORCE, [second]).set_index("keyword_id")["bid"]
     pd.testing.assert_series_equal(bids.sort_index(), in_force.sort_index(), check_names=False)
     simulator = AdMarketSimulator(seed=11, keywords=300)
     report = store.read_partitions("raw_keyword_report", [second])[list(REPORT_COLUMN_NAMES)]
@@ -211,7 +211,7 @@ def test_a_bid_failing_its_check_is_never_published(graph, monkeypatch):
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
     assert run.asset_materializations_for_node("published_bids") == []
     assert not store.exists(f"exports/google_ads_editor/keyword_bids_{effective}.csv")
-    assert not store.partition_exists(BIDS_IN_FORCE_TABLE, effective)
+    assert not store.partition_exists(tables.BIDS_IN_FORCE, effective)
     assert not store.partition_exists("published_bids", day)
 
 
@@ -219,7 +219,10 @@ def test_a_backfill_of_past_days_never_republishes(graph):
     """The UI's backfill of past days rebuilds their bids but leaves the live ones alone."""
     store = graph["store"]
     live = f"exports/google_ads_editor/keyword_bids_{BID_DAYS[-1] + dt.timedelta(days=1)}.csv"
-    before = (store.read_bytes(live), store.read_partitions(BIDS_IN_FORCE_TABLE, [BID_DAYS[-1] + dt.timedelta(days=1)]))
+    before = (
+        store.read_bytes(live),
+        store.read_partitions(tables.BIDS_IN_FORCE, [BID_DAYS[-1] + dt.timedelta(days=1)]),
+    )
     run = materialize_range(
         [*ALL_ASSETS, *ALL_CHECKS],
         BID_DAYS[0],
@@ -237,7 +240,7 @@ def test_a_backfill_of_past_days_never_republishes(graph):
     )
     assert store.read_bytes(live) == before[0]
     pd.testing.assert_frame_equal(
-        store.read_partitions(BIDS_IN_FORCE_TABLE, [BID_DAYS[-1] + dt.timedelta(days=1)]), before[1]
+        store.read_partitions(tables.BIDS_IN_FORCE, [BID_DAYS[-1] + dt.timedelta(days=1)]), before[1]
     )
 
 
@@ -407,13 +410,13 @@ def spark():
 
 def _parquet_tables(root: Path) -> dict[str, bool]:
     """Every Parquet table under the warehouse root: name → whether it is partitioned by day."""
-    tables = {}
+    found = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         if any(folder.glob("date=*/data.parquet")):
-            tables[folder.name] = True
+            found[folder.name] = True
         elif (folder / "data.parquet").exists():
-            tables[folder.name] = False
-    return tables
+            found[folder.name] = False
+    return found
 
 
 @needs_java
@@ -421,7 +424,7 @@ def test_spark_duckdb_and_pyarrow_read_every_table_the_platform_writes(graph, sp
     import duckdb
     from pyspark.sql.types import DateType
 
-    tables = _parquet_tables(graph["root"])
+    found = _parquet_tables(graph["root"])
     assert {
         "raw_keyword_report",
         "keyword_features",
@@ -432,8 +435,8 @@ def test_spark_duckdb_and_pyarrow_read_every_table_the_platform_writes(graph, sp
         "model_monitoring",
         "keyword_clusters",
         "model_registry",
-    } <= set(tables)
-    for table, partitioned in tables.items():
+    } <= set(found)
+    for table, partitioned in found.items():
         # A partitioned table is its folder; an unpartitioned one is its data.parquet (charts and bundles sit beside it).
         path = str(graph["root"] / table) if partitioned else str(graph["root"] / table / "data.parquet")
         expected = ds.dataset(path, format="parquet", partitioning="hive").count_rows()

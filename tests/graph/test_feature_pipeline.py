@@ -9,9 +9,10 @@ import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
 from assets.features import keyword_features
-from daily_bids.features.keyword_features import STATE_TABLE, feature_set_version
+from daily_bids.features.keyword_features import feature_set_version
 from daily_bids.models.preprocessing import FeatureScaler
 from daily_bids.settings import Settings
+from daily_bids.storage import tables
 from resources import build_resources
 from support.deployment import materialize_range
 
@@ -34,7 +35,7 @@ def test_a_one_run_backfill_gives_the_same_features_as_day_by_day_runs(tmp_path,
         store = resources["warehouse"].warehouse()
         for day in RANGE:  # forget the features (and states) of the range, then recompute them
             (tmp_path / mode / "keyword_features" / f"date={day}" / "data.parquet").unlink()
-            (tmp_path / mode / STATE_TABLE / f"date={day}" / "data.parquet").unlink()
+            (tmp_path / mode / tables.FEATURE_STATE / f"date={day}" / "data.parquet").unlink()
         if mode == "backfill":
             result = materialize_range(
                 [*ALL_ASSETS, *ALL_CHECKS], RANGE[0], RANGE[-1], resources, selection=FEATURE_STEP
