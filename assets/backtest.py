@@ -74,7 +74,16 @@ def bid_policy_backtest(
     metrics = {
         f"{name}_{column}": float(totals.loc[name, column])
         for name in totals.index
-        for column in ("profit", "clicks", "spend", "conversion_value", "roas")
+        for column in (
+            "profit",
+            "clicks",
+            "spend",
+            "conversion_value",
+            "roas",
+            "true_profit",
+            "share_of_oracle",
+            "worst_day_losing_spend_share",
+        )
     }
     gains = {}
     if {"profit_optimal", "fixed_margin"} <= set(totals.index):

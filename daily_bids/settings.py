@@ -185,6 +185,14 @@ class Settings(BaseSettings):
     )
     sim_keywords: int = Field("2000", description="Simulator: number of keywords in the account (300 to 10,000,000).")
     sim_seed: int = Field("7", description="Simulator: seed. The same seed and bids give the same reports.")
+    sim_market: Literal["share_of_bid", "second_price"] = Field(
+        "share_of_bid",
+        description=(
+            "Simulator: the auction shape. `share_of_bid`: the price per click is a share of your own bid. "
+            "`second_price`: a generalized second-price auction, like Google's, where the competing bids below yours "
+            "set the price."
+        ),
+    )
     s3_endpoint_url: str = Field(
         S3Options.endpoint_url,
         description=(
@@ -366,6 +374,14 @@ class Settings(BaseSettings):
     def _source(cls, value: Any) -> Any:
         if value not in get_args(cls.model_fields["source"].annotation):
             raise ValueError(f"BIDS_SOURCE={value!r} is not a report source; use simulator or landing")
+        return value
+
+    @field_validator("sim_market", mode="before")
+    @classmethod
+    def _market(cls, value: Any) -> Any:
+        choices = get_args(cls.model_fields["sim_market"].annotation)
+        if value not in choices:
+            raise ValueError(f"BIDS_SIM_MARKET={value!r} is not an auction shape; use {' or '.join(choices)}")
         return value
 
     @field_validator("scoring_engine", mode="before")

@@ -68,6 +68,10 @@ class SimulatedAdPlatform(ReportSource):
     warehouse: WarehouseResource
     seed: int = 7
     keywords: int = 2000
+    market: str = Field(
+        "share_of_bid",
+        description="The auction shape the simulated market plays, one of daily_bids.simulator.auctions.MARKETS.",
+    )
     demand_shocks: dict[str, float] = Field(
         default_factory=dict,
         description="What-if: multiply search volume from a day on, e.g. {'2025-03-01': 3.0}; "
@@ -79,7 +83,9 @@ class SimulatedAdPlatform(ReportSource):
     def simulator(self) -> AdMarketSimulator:
         if self._simulator is None:
             shocks = {dt.date.fromisoformat(day): factor for day, factor in self.demand_shocks.items()}
-            self._simulator = AdMarketSimulator(seed=self.seed, keywords=self.keywords, demand_shocks=shocks)
+            self._simulator = AdMarketSimulator(
+                seed=self.seed, keywords=self.keywords, demand_shocks=shocks, market=self.market
+            )
         return self._simulator
 
     def fetch_report(self, day: dt.date) -> pd.DataFrame:

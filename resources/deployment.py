@@ -104,7 +104,9 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
             raise ValueError(
                 f"BIDS_SIM_KEYWORDS={str(settings.sim_keywords)!r} is outside {MIN_KEYWORDS:,} to {MAX_KEYWORDS:,}"
             )
-        return SimulatedAdPlatform(warehouse=warehouse, seed=settings.sim_seed, keywords=settings.sim_keywords)
+        return SimulatedAdPlatform(
+            warehouse=warehouse, seed=settings.sim_seed, keywords=settings.sim_keywords, market=settings.sim_market
+        )
     return LandingZoneSource(
         uri=settings.landing_uri,
         warehouse=warehouse,

@@ -8,6 +8,11 @@ the differences in profit are the policies'.
 
 Policies: `manual` keeps the advertiser's own bids; `fixed_margin` is the platform's margin rule as it was, without
 exploration; `profit_optimal` bids from the landscape, and pays for its own exploration.
+
+Each day is also judged against the simulator's truth, not the platform's own estimates: the expected profit of the
+bids in force at each keyword's true value per click and true curves (`true_profit`), the same for the oracle's bids,
+the best below each true value (`oracle_profit`), and the share of the expected spend that goes to keywords whose
+cost per click at their bid is at or above what a click truly earns (`losing_spend_share`).
 """
 
 from __future__ import annotations
@@ -66,6 +71,11 @@ def run_backtest(
         raise ValueError("the backtest needs report history to start from")
     start, history_start = max(by_day), min(by_day)
     _, features, state = next(roll([start], by_day.get, history_start=history_start))  # the same start for all
+    replayed = [start + dt.timedelta(days=number) for number in range(1, days + 1)]
+    oracle = {
+        day: float(simulator.expected_outcomes(day, simulator.oracle_bids(day))["expected_profit"].sum())
+        for day in replayed
+    }
     frames = []
     for policy in policies:
         log(f"backtest {policy}: {days} days from {start + dt.timedelta(days=1)}")
@@ -85,8 +95,14 @@ def run_backtest(
             )
         )
     daily = pd.concat(frames, ignore_index=True)
+    daily["oracle_profit"] = daily["date"].dt.date.map(oracle).astype("float64")
     totals = daily.groupby("policy", sort=False)[["clicks", "spend", "conversion_value", "profit"]].sum()
     totals["roas"] = totals["conversion_value"] / totals["spend"]
+    truth = daily.groupby("policy", sort=False)
+    totals["true_profit"] = truth["true_profit"].sum()
+    totals["share_of_oracle"] = totals["true_profit"] / truth["oracle_profit"].sum()
+    totals["worst_day_losing_spend_share"] = truth["losing_spend_share"].max()
+    totals["bids_at_or_above_true_value"] = truth["bids_at_or_above_true_value"].sum()
     totals["bids_at_or_above_value"] = daily.groupby("policy", sort=False)["bids_at_or_above_value"].sum()
     totals["days_over_budget"] = daily.groupby("policy", sort=False)["campaigns_over_budget"].apply(
         lambda s: int((s > 0).sum())
@@ -142,6 +158,7 @@ def _replay(
                 expected_profit=float(decision.economics.loc["chosen", "expected_profit"]),
                 landscape=note,
             )
+        summary.update(_truth(simulator.expected_outcomes(day, in_force)))
         report = simulator.report(day, in_force)
         reports[day] = report
         cost, value = numeric(report["cost"]).sum(), numeric(report["conversion_value"]).sum()
@@ -164,6 +181,17 @@ def _replay(
             done = pd.DataFrame(rows)
             log(f"backtest {policy}: day {number}/{days}, profit so far {done['profit'].sum():,.0f}")
     return pd.DataFrame(rows)
+
+
+def _truth(outcomes: pd.DataFrame) -> dict[str, float]:
+    """A day's bids in force judged at the simulator's true values and curves, in expectation."""
+    losing = outcomes["expected_cost_per_click"] >= outcomes["true_value_per_click"]
+    spend = outcomes["expected_spend"].sum()
+    return {
+        "true_profit": float(outcomes["expected_profit"].sum()),
+        "losing_spend_share": float(outcomes.loc[losing, "expected_spend"].sum() / spend) if spend else 0.0,
+        "bids_at_or_above_true_value": int((outcomes["bid"] >= outcomes["true_value_per_click"]).sum()),
+    }
 
 
 def _landscape(reports: dict[dt.date, pd.DataFrame], today: dt.date):

@@ -2,8 +2,13 @@
 
 Each keyword has latent daily search volume, click-through rate, conversion rate and order value. Volume follows a
 weekly and a yearly season per campaign theme and drifts slowly. The bid in force decides the share of auctions won:
-a higher bid wins more impressions and a better position (more clicks), and pays a higher cost per click, which the
-second-price rule keeps at or below the bid.
+a higher bid wins more impressions and a better position (more clicks), and pays a cost per click at or below the bid.
+How the price follows the bid is the market's auction shape (`daily_bids.simulator.auctions`): a share of your own bid,
+or a generalized second-price auction against competing bids.
+
+The simulator knows each keyword's truth: its value per click (conversion rate × order value) and its expected clicks
+and cost per click at any bid (`expected_outcomes`), so the platform's bids can be judged against the best bids below
+the true value (`oracle_bids`), not only against its own estimates.
 
 Everything is a pure function of (seed, day, bids in force), so a day's report can be produced for any day, in any
 order, and the same inputs always give the same report. Latent parameters depend on the seed and the keyword alone,
@@ -20,11 +25,14 @@ import numpy as np
 import pandas as pd
 
 from daily_bids.schema import MATCH_TYPES, conform_report
+from daily_bids.simulator.auctions import MARKETS, AuctionOutcome, second_price, share_of_bid
 
 # Day zero of the simulated market; fixed so that reports do not depend on deployment settings.
 EPOCH = dt.date(2024, 1, 1)
 MIN_KEYWORDS, MAX_KEYWORDS = 300, 10_000_000
 KEYWORDS_PER_AD_GROUP = 20
+# The lowest bid a second-price auction accepts, and the lowest bid the oracle considers (the platform's min_bid).
+RESERVE_PRICE = 0.05
 _LATENT_BLOCK = 50_000
 AD_GROUPS_PER_CAMPAIGN = 10
 
@@ -69,8 +77,17 @@ class AdMarketSimulator:
     day, and a factor of 0 gives a day without any report rows.
     """
 
-    def __init__(self, seed: int = 7, keywords: int = 2000, demand_shocks: dict[dt.date, float] | None = None):
+    def __init__(
+        self,
+        seed: int = 7,
+        keywords: int = 2000,
+        demand_shocks: dict[dt.date, float] | None = None,
+        market: str = "share_of_bid",
+    ):
         self.params = MarketParameters(seed=seed, keywords=keywords)
+        if market not in MARKETS:
+            raise ValueError(f"unknown market {market!r}: the simulator's auction shapes are {list(MARKETS)}")
+        self.market = market
         self.demand_shocks = dict(sorted((demand_shocks or {}).items()))
         if any(factor < 0 for factor in self.demand_shocks.values()):
             raise ValueError(f"demand shock factors must be 0 or more, got {self.demand_shocks}")
@@ -107,7 +124,15 @@ class AdMarketSimulator:
         # A keyword launched later than the epoch has no history before its launch: the cold-start case.
         launched_late = rng.random(size) < 0.08
         launch_day = np.where(launched_late, rng.integers(0, 900, size), -100_000)
+        # The second-price market's competition, from a stream of its own: the draws above stay as they were.
+        competition = np.random.default_rng([self.params.seed, 3, start])
         return {
+            # Ad quality (relevance, expected click-through) that multiplies the bid into an ad rank.
+            "quality": competition.lognormal(0.0, 0.3, size),
+            # The median best competing ad rank, and its spread from auction to auction: competitors value the
+            # keyword's clicks about as the advertiser does, some more, some less.
+            "competitor_rank": value_per_click * competition.lognormal(np.log(0.7), 0.5, size),
+            "competitor_spread": competition.uniform(0.2, 0.8, size),
             "match_type": match,
             "base_volume": rng.lognormal(np.log(30.0), 1.3, size) * volume_factor,
             "ctr": ctr,
@@ -168,6 +193,83 @@ class AdMarketSimulator:
             reports[start + dt.timedelta(days=number)] = self.report(start + dt.timedelta(days=number), bids)
         return reports
 
+    def searches(self, day: dt.date) -> np.ndarray:
+        """Each keyword's expected searches on `day`: its volume through the seasons, its drift, its launch and any
+        demand shock."""
+        lat = self.latent
+        t = (day - EPOCH).days
+        theme = lat["theme"]
+        day_of_year = day.timetuple().tm_yday
+        yearly = 1.0 + 0.45 * np.cos(2 * np.pi * (day_of_year - _PEAK_DAY_OF_YEAR[theme]) / 365.25)
+        weekly = _WEEKLY[theme, day.weekday()]
+        drift = np.exp(lat["drift_amplitude"] * np.sin(2 * np.pi * t / lat["drift_period"] + lat["drift_phase"]))
+        return lat["base_volume"] * yearly * weekly * drift * (lat["launch_day"] <= t) * self.demand_factor(day)
+
+    def auction_outcome(self, bid: np.ndarray, keywords: np.ndarray | slice = slice(None)) -> AuctionOutcome:
+        """The auction in expectation at `bid` for the `keywords` (positions in the account, or all of them), in
+        this market's shape."""
+        lat = self.latent
+        if self.market == "second_price":
+            return second_price(
+                bid,
+                lat["quality"][keywords],
+                lat["competitor_rank"][keywords],
+                lat["competitor_spread"][keywords],
+                RESERVE_PRICE,
+            )
+        return share_of_bid(bid, lat["price_scale"][keywords])
+
+    @property
+    def true_value_per_click(self) -> np.ndarray:
+        """What a click on each keyword really earns in expectation: its conversion rate × its order value."""
+        return self.latent["conversion_rate"] * self.latent["order_value"]
+
+    def expected_outcomes(self, day: dt.date, bids_in_force: pd.Series) -> pd.DataFrame:
+        """The truth of `day` at `bids_in_force` (keyword_id → bid, every keyword of the account), in expectation:
+        each keyword's clicks, cost per click, spend and profit at its true value per click."""
+        bid = bids_in_force.reindex(self.latent["keyword_id"]).to_numpy(dtype="float64")
+        if np.isnan(bid).any():
+            raise ValueError("expected outcomes need a bid for every keyword of the account")
+        clicks, cost_per_click = self._expected_clicks_and_price(day, bid)
+        value = self.true_value_per_click
+        return pd.DataFrame(
+            {
+                "keyword_id": self.latent["keyword_id"],
+                "bid": bid,
+                "true_value_per_click": value,
+                "expected_clicks": clicks,
+                "expected_cost_per_click": cost_per_click,
+                "expected_spend": clicks * cost_per_click,
+                "expected_profit": clicks * (value - cost_per_click),
+            }
+        )
+
+    def oracle_bids(self, day: dt.date, min_bid: float = RESERVE_PRICE, candidates: int = 400) -> pd.Series:
+        """The best bid of each keyword on `day` below its true value per click, with the true curves: the bid of
+        highest expected profit among whole-cent bids from `min_bid` up to the last cent below the value (on a
+        geometric grid of `candidates` bids). A keyword whose click is worth no more than `min_bid` is not worth
+        bidding on: its oracle bid is 0, which wins no auction."""
+        value = self.true_value_per_click
+        top = np.floor(value * 100.0 - 1e-9) / 100.0  # the last whole cent strictly below the value
+        worth_bidding = top >= min_bid
+        grid = np.geomspace(1.0, 1.0 / 1e3, candidates)[None, :]  # from the top cent down to 1/1000 of it
+        bids = np.floor(np.maximum(top[:, None] * grid, min_bid) * 100.0) / 100.0
+        searches = self.searches(day)
+        profits = np.empty_like(bids)
+        for column in range(candidates):  # a column at a time: memory stays at a few vectors per keyword
+            clicks, price = self._expected_clicks_and_price(day, bids[:, column], searches)
+            profits[:, column] = clicks * (value - price)
+        best = bids[np.arange(len(bids)), np.argmax(profits, axis=1)]
+        return pd.Series(np.where(worth_bidding, best, 0.0), index=self.latent["keyword_id"], name="bid")
+
+    def _expected_clicks_and_price(
+        self, day: dt.date, bid: np.ndarray, searches: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        outcome = self.auction_outcome(bid)
+        searches = self.searches(day) if searches is None else searches
+        click_rate = np.clip(self.latent["ctr"] * outcome.position_factor, 0.0, 0.9)
+        return searches * outcome.share * click_rate, bid * outcome.price_fraction
+
     def report(self, day: dt.date, bids_in_force: pd.Series | None = None) -> pd.DataFrame:
         """The keyword report of `day`. `bids_in_force` maps keyword_id to the max CPC in force that day."""
         lat = self.latent
@@ -181,18 +283,16 @@ class AdMarketSimulator:
 
         t = (day - EPOCH).days
         rng = np.random.default_rng([self.params.seed, 2, t + 1_000_000])
-        theme = lat["theme"]
-        day_of_year = day.timetuple().tm_yday
-        yearly = 1.0 + 0.45 * np.cos(2 * np.pi * (day_of_year - _PEAK_DAY_OF_YEAR[theme]) / 365.25)
-        weekly = _WEEKLY[theme, day.weekday()]
-        drift = np.exp(lat["drift_amplitude"] * np.sin(2 * np.pi * t / lat["drift_period"] + lat["drift_phase"]))
-        searches = lat["base_volume"] * yearly * weekly * drift * (lat["launch_day"] <= t) * self.demand_factor(day)
+        searches = self.searches(day)
 
-        auction_share, position_factor, mean_price_fraction = auction(bid, lat["price_scale"])
-        impressions = rng.poisson(searches * auction_share)
-        click_rate = np.clip(lat["ctr"] * position_factor, 0.0, 0.9)
+        outcome = self.auction_outcome(bid)
+        impressions = rng.poisson(searches * outcome.share)
+        click_rate = np.clip(lat["ctr"] * outcome.position_factor, 0.0, 0.9)
         clicks = rng.binomial(impressions, click_rate)
-        price_fraction = np.clip(mean_price_fraction + rng.normal(0.0, 0.03, bid.size), 0.3, 1.0)
+        mean_price_fraction = outcome.price_fraction
+        price_fraction = np.clip(
+            mean_price_fraction + rng.normal(0.0, 0.03, bid.size), np.minimum(0.3, mean_price_fraction), 1.0
+        )
         cost = np.floor(clicks * bid * price_fraction * 100.0) / 100.0
         conversions = rng.binomial(clicks, lat["conversion_rate"])
         value_shape = np.maximum(conversions, 1) * 4.0
@@ -210,14 +310,6 @@ class AdMarketSimulator:
         # Impressions won over the auctions the keyword was eligible for, as the ad platform estimates it.
         report["search_impression_share"] = np.round(np.minimum(impressions[shown] / searches[shown], 1.0), 4)
         return conform_report(report)
-
-
-def auction(bid: np.ndarray, price_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(share of auctions won, click-rate factor of the position won, mean price paid as a share of the bid) at
-    `bid`: a higher bid wins more auctions and a higher position, which is clicked more often; the second-price
-    auction charges a fraction of the bid, never more."""
-    share = 1.0 - np.exp(-bid / price_scale)
-    return share, 0.6 + 0.8 * share, 0.45 + 0.45 * share
 
 
 def _ids(indices: np.ndarray) -> pd.Categorical:

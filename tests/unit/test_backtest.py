@@ -9,7 +9,7 @@ import pytest
 from daily_bids.bidding.backtest import run_backtest
 from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day
 from daily_bids.bidding.policy import BidPolicy
-from daily_bids.simulator.market import auction
+from daily_bids.simulator.auctions import share_of_bid
 from support.scenarios import START
 
 
@@ -30,8 +30,7 @@ def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(acco
     # Against the simulator's own curve: the learnt click response at +30% is close to the true one.
     latent = simulator.latent
     scale = latent["price_scale"][context["keyword_id"].to_numpy() - 100_001][:, None]
-    share, position, _ = auction(bids, scale)
-    true = share * position
+    true = share_of_bid(bids, scale).click_factor
     assert abs(np.median(clicks[:, 2]) - np.median(true[:, 2] / true[:, 1])) < 0.08
 
 
