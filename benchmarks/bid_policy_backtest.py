@@ -1,4 +1,4 @@
-"""Benchmark: the closed-loop backtest of the three bid policies on the default simulated account, in each market.
+"""Benchmark: the closed-loop backtest of the bid policies on the default simulated account, in each market.
 
     .venv/bin/python benchmarks/bid_policy_backtest.py [--market both] [--keywords 2000] [--days 28] [--seed 7]
         [--exploration-seeds 5]
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from daily_bids.bidding.backtest import run_backtest
+from daily_bids.bidding.backtest import BACKTEST_POLICIES, EXPERIMENTAL_POLICIES, run_backtest
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.keyword_features import roll
 from daily_bids.models.clustering import behaviour_profiles, fit_clusters
@@ -70,7 +70,10 @@ def run(simulator: AdMarketSimulator, args: argparse.Namespace) -> None:
     clusters = fit_clusters(behaviour_profiles(history[history["date"] > pd.Timestamp(last - dt.timedelta(days=56))]))
 
     started = time.perf_counter()
-    result = run_backtest(simulator, history, model, clusters.assignments, BidPolicy(), days=args.days)
+    policies = (*BACKTEST_POLICIES, *EXPERIMENTAL_POLICIES)
+    result = run_backtest(
+        simulator, history, model, clusters.assignments, BidPolicy(), days=args.days, policies=policies
+    )
     seconds = time.perf_counter() - started
     totals = result.totals.set_index("policy")
     # Exploration draws decide which bids vary and so what the landscape learns: other seeds give the spread.
@@ -89,7 +92,7 @@ def run(simulator: AdMarketSimulator, args: argparse.Namespace) -> None:
         gains.append(float(other.totals["profit"].iloc[0] / totals.loc["fixed_margin", "profit"] - 1.0))
     print(
         f"\n{args.days} closed-loop days from {last + dt.timedelta(days=1)}, {args.keywords:,} keywords "
-        f"(seed {args.seed}), {seconds:.0f} s for the three policies\n"
+        f"(seed {args.seed}), {seconds:.0f} s for the {len(policies)} policies\n"
     )
     print(result.totals.round(3).to_markdown(index=False))
     truth = result.daily.groupby("policy", sort=False)

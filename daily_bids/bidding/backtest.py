@@ -7,7 +7,10 @@ landscape. The simulator's noise is a function of the seed and the day, so every
 the differences in profit are the policies'.
 
 Policies: `manual` keeps the advertiser's own bids; `fixed_margin` is the platform's margin rule as it was, without
-exploration; `profit_optimal` bids from the landscape, and pays for its own exploration.
+exploration; `profit_optimal` bids from the landscape, and pays for its own exploration. `pooled_value` is an
+experiment, not yet a policy of the product: `profit_optimal` from the pooled value per click
+(`daily_bids.models.value_per_click`, from each keyword's whole history to date), with every bid held below the value's
+conservative quantile.
 
 Each day is also judged against the simulator's truth, not the platform's own estimates: the expected profit of the
 bids in force at each keyword's true value per click and true curves (`true_profit`), the same for the oracle's bids,
@@ -32,13 +35,19 @@ from daily_bids.bidding.landscape import (
     bid_context,
     landscape_for_day,
 )
+from daily_bids.bidding.optimizer import cents_down
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.keyword_features import LOOKBACK_DAYS, roll
 from daily_bids.models.prediction import predict_next_day
+from daily_bids.models.value_per_click import estimate_value_per_click
 from daily_bids.schema import as_day, numeric
 from daily_bids.simulator.market import AdMarketSimulator
 
 BACKTEST_POLICIES = ("manual", "fixed_margin", "profit_optimal")
+# Policies the backtest can replay that the product does not offer yet.
+EXPERIMENTAL_POLICIES = ("pooled_value",)
+# The `pooled_value` experiment's conservative quantile of the value per click, which every bid stays below.
+POOLED_QUANTILE = 0.2
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,10 @@ def run_backtest(
     log: Callable[[str], None] = print,
 ) -> BacktestResult:
     """Replay `days` days after the last day of `history` (validated reports) for each of `policies`."""
-    unknown = set(policies) - set(BACKTEST_POLICIES)
+    known = (*BACKTEST_POLICIES, *EXPERIMENTAL_POLICIES)
+    unknown = set(policies) - set(known)
     if unknown:
-        raise ValueError(f"unknown backtest policies {sorted(unknown)}; choose from {list(BACKTEST_POLICIES)}")
+        raise ValueError(f"unknown backtest policies {sorted(unknown)}; choose from {list(known)}")
     by_day = {key.date(): frame.reset_index(drop=True) for key, frame in history.groupby(as_day(history["date"]))}
     if not by_day:
         raise ValueError("the backtest needs report history to start from")
@@ -127,8 +137,9 @@ def _replay(
     features, state = starting_point
     if policy == "fixed_margin":  # the rule as it was: no exploration
         bid_policy = bid_policy.model_copy(update={"policy": "fixed_margin", "exploration_share": 0.0})
-    elif policy == "profit_optimal":
+    elif policy in ("profit_optimal", "pooled_value"):
         bid_policy = bid_policy.model_copy(update={"policy": "profit_optimal"})
+    totals = _keyword_totals(simulator, reports.values()) if policy == "pooled_value" else None
     for number in range(1, days + 1):
         today = start + dt.timedelta(days=number - 1)
         day = today + dt.timedelta(days=1)
@@ -145,10 +156,17 @@ def _replay(
             window = {d: f for d, f in reports.items() if d > today - dt.timedelta(days=CONTEXT_DAYS)}
             context = bid_context(pd.concat(window.values(), ignore_index=True), today)
             landscape, note = None, "not used"
-            if policy == "profit_optimal":
+            if policy in ("profit_optimal", "pooled_value"):
                 landscape, note = _landscape(reports, today)
-            decision = decide_bids(predict_next_day(features, model, clusters), bid_policy, landscape, context, note)
+            predictions = predict_next_day(features, model, clusters)
+            if totals is not None:
+                estimates, _ = estimate_value_per_click(totals, quantile=POOLED_QUANTILE)
+                predictions = _with_pooled_value(predictions, estimates)
+            decision = decide_bids(predictions, bid_policy, landscape, context, note)
             bids = decision.bids
+            if totals is not None:  # the money rule on what we are sure of: below the conservative value
+                low = bids["keyword_id"].map(estimates.set_index("keyword_id")["value_per_click_low"])
+                bids = bids.assign(bid=np.maximum(np.minimum(bids["bid"], cents_down(low)), bid_policy.min_bid))
             in_force.loc[bids["keyword_id"].to_numpy()] = bids["bid"].to_numpy()
             summary.update(
                 bids=len(bids),
@@ -161,6 +179,8 @@ def _replay(
         summary.update(_truth(simulator.expected_outcomes(day, in_force)))
         report = simulator.report(day, in_force)
         reports[day] = report
+        if totals is not None:
+            totals = _keyword_totals(simulator, [report], totals)
         cost, value = numeric(report["cost"]).sum(), numeric(report["conversion_value"]).sum()
         rows.append(
             {
@@ -181,6 +201,28 @@ def _replay(
             done = pd.DataFrame(rows)
             log(f"backtest {policy}: day {number}/{days}, profit so far {done['profit'].sum():,.0f}")
     return pd.DataFrame(rows)
+
+
+def _keyword_totals(simulator: AdMarketSimulator, reports, totals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each keyword's clicks, conversions and conversion value over `reports`, added to `totals`; every keyword of
+    the account, with its campaign and ad group."""
+    columns = ["clicks", "conversions", "conversion_value"]
+    if totals is None:
+        totals = simulator.keyword_dimensions[["keyword_id", "campaign", "ad_group"]].assign(
+            **{column: 0.0 for column in columns}
+        )
+    sums = pd.concat([report[["keyword_id", *columns]] for report in reports], ignore_index=True)
+    sums = sums.groupby("keyword_id")[columns].sum().astype("float64")
+    added = totals.set_index("keyword_id")
+    added.loc[sums.index, columns] += sums[columns].to_numpy()
+    return added.reset_index()
+
+
+def _with_pooled_value(predictions: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
+    """The predictions with the pooled value per click in place of the model's ratio and of the cold-start priors."""
+    pooled = predictions["keyword_id"].map(estimates.set_index("keyword_id")["value_per_click"]).to_numpy()
+    columns = ["expected_value_per_click", "prior_value_per_click", "cluster_value_per_click"]
+    return predictions.assign(**{column: pooled for column in columns if column in predictions})
 
 
 def _truth(outcomes: pd.DataFrame) -> dict[str, float]:

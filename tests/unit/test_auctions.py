@@ -105,7 +105,7 @@ def test_the_markets_share_the_account_and_differ_only_in_the_auction():
         AdMarketSimulator(market="first_price")
 
 
-def test_the_backtest_judges_every_day_against_the_truth_in_a_second_price_market():
+def test_the_backtest_judges_every_policy_against_the_truth_in_a_second_price_market():
     simulator = AdMarketSimulator(seed=7, keywords=600, market="second_price")
     reports = simulator.reports_with_varied_bids(START, HISTORY_DAYS, VARIED_DAYS)
     features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=START)}
@@ -115,13 +115,18 @@ def test_the_backtest_judges_every_day_against_the_truth_in_a_second_price_marke
     )
     model = train(frame, days[-1], TrainingParameters(training_days=42), log=lambda message: None)
     history = pd.concat(reports.values(), ignore_index=True)
-    result = run_backtest(simulator, history, model, None, BidPolicy(), days=5, log=lambda message: None)
+    policies = ("manual", "profit_optimal", "pooled_value")
+    result = run_backtest(simulator, history, model, None, BidPolicy(), 5, policies, log=lambda message: None)
     daily, totals = result.daily, result.totals.set_index("policy")
     assert daily["oracle_profit"].notna().all() and (daily["true_profit"] <= daily["oracle_profit"] + 1e-6).all()
     assert ((daily["losing_spend_share"] >= 0) & (daily["losing_spend_share"] <= 1)).all()
     assert (totals["share_of_oracle"] > 0).all() and (totals["share_of_oracle"] <= 1).all()
     # The advertiser's manual bids are often above what a click truly earns, and the truth says so.
     assert totals.loc["manual", "bids_at_or_above_true_value"] > 0
+    # The pooled value per click, held below its conservative quantile, bids nearer the truth than the model's ratio.
+    assert totals.loc["pooled_value", "share_of_oracle"] > totals.loc["profit_optimal", "share_of_oracle"] + 0.1
+    at_or_above = totals["bids_at_or_above_true_value"]
+    assert at_or_above["pooled_value"] < 0.75 * at_or_above["profit_optimal"]
 
 
 def test_the_market_setting_offers_every_auction_shape_and_refuses_others():
