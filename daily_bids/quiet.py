@@ -2,7 +2,8 @@
 
 `python -m daily_bids` calls `quiet()` first, unless `--verbose` is given:
 - Python warnings that libraries raise about themselves are ignored (pyspark warns about pandas 3 when
-  great-expectations imports it, although no Spark runs), and MLflow's INFO lines about creating its tables go.
+  great-expectations imports it, although no Spark runs), and MLflow logs warnings and errors only (not its INFO
+  lines about creating its tables); a level the user set in MLFLOW_LOGGING_LEVEL wins.
 - TensorFlow's C++ runtime writes its logs straight to the process's stderr, before its own log level applies
   (`TF_CPP_MIN_LOG_LEVEL` does not reach them in TensorFlow 2.21), e.g. "NodeDef mentions attribute
   use_unbounded_threadpool" for every Keras `fit`. Those lines, and only those, are dropped from stderr: every
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import re
 import sys
@@ -23,8 +23,8 @@ import warnings
 LIBRARY_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (FutureWarning, r"PySpark does not yet fully support pandas"),
 )
-# Libraries whose INFO logs narrate their own set-up.
-CHATTY_LOGGERS = ("mlflow",)
+# Third-party settings read when each library is imported; a value the user set wins.
+LIBRARY_ENVIRONMENT = {"MLFLOW_LOGGING_LEVEL": "WARNING"}
 # A line of TensorFlow's C++ log (absl's format: severity and date, time, thread, file:line]) or absl's notice that
 # such lines go to stderr.
 NATIVE_LOG_LINE = re.compile(
@@ -35,8 +35,8 @@ NATIVE_LOG_LINE = re.compile(
 def quiet() -> None:
     for category, message in LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, value in LIBRARY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     _drop_native_log_lines()
 
 

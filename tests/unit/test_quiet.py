@@ -6,7 +6,8 @@ import sys
 import textwrap
 
 # Fits a tiny Keras network, which makes TensorFlow 2.21 log from C++ (absl's notice, then "oneDNN custom operations
-# are on"), raises the warning pyspark gives under pandas 3, then writes a line of its own and fails.
+# are on"), raises the warning pyspark gives under pandas 3, opens a new MLflow store (MLflow logs its set-up), then
+# writes a line of its own and fails.
 SCRIPT = textwrap.dedent(
     """
     import sys, warnings
@@ -20,6 +21,9 @@ SCRIPT = textwrap.dedent(
     network.fit(np.ones((64, 3)), np.ones(64), epochs=1, verbose=0)
     network.predict(np.ones((8, 3)), verbose=0)
     warnings.warn("PySpark does not yet fully support pandas >= 3.0.0.", FutureWarning)
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{sys.argv[2]}")  # a new store: MLflow logs that it creates its tables
+    mlflow.search_experiments()
     print("the platform's own line", file=sys.stderr)
     raise SystemExit("a failure still shows")
     """
@@ -29,7 +33,8 @@ SCRIPT = textwrap.dedent(
 def _stderr(mode: str, tmp_path) -> str:
     script = tmp_path / "noisy.py"
     script.write_text(SCRIPT)
-    done = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, timeout=300)
+    store = tmp_path / f"mlflow-{mode}.db"
+    done = subprocess.run([sys.executable, str(script), mode, str(store)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     return done.stderr
 
@@ -37,6 +42,9 @@ def _stderr(mode: str, tmp_path) -> str:
 def test_quiet_drops_native_logs_and_library_warnings_and_keeps_everything_else(tmp_path):
     loud, quiet = _stderr("verbose", tmp_path), _stderr("quiet", tmp_path)
     assert (
-        "port.cc" in loud and "absl::InitializeLog" in loud and "PySpark does not yet fully support" in loud
+        "port.cc" in loud
+        and "absl::InitializeLog" in loud
+        and "Creating initial MLflow database" in loud
+        and "PySpark does not yet fully support" in loud
     )  # the noise is real
     assert quiet.splitlines() == ["the platform's own line", "a failure still shows"]
