@@ -30,7 +30,7 @@ test: install lint
 
 # The edit-test loop: lint and the unit lane.
 check: install lint
-	$(BIN)/python -m pytest -n 2 -m unit tests/unit
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m unit tests/unit
 
 lint: install
 	$(BIN)/ruff check .

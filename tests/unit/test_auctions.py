@@ -17,7 +17,7 @@ from daily_bids.models.xgboost_model import TrainingParameters, train, training_
 from daily_bids.settings import Settings, SettingsError
 from daily_bids.simulator.auctions import MARKETS, second_price, share_of_bid
 from daily_bids.simulator.market import RESERVE_PRICE, AdMarketSimulator
-from support.scenarios import HISTORY_DAYS, START, VARIED_DAYS
+from support.scenarios import START
 
 DAY = dt.date(2025, 3, 1)
 positive = st.floats(0.05, 50.0, allow_nan=False)
@@ -106,17 +106,17 @@ def test_the_markets_share_the_account_and_differ_only_in_the_auction():
 
 
 def test_the_backtest_judges_every_policy_against_the_truth_in_a_second_price_market():
-    simulator = AdMarketSimulator(seed=7, keywords=600, market="second_price")
-    reports = simulator.reports_with_varied_bids(START, HISTORY_DAYS, VARIED_DAYS)
+    simulator = AdMarketSimulator(seed=7, keywords=300, market="second_price")
+    reports = simulator.reports_with_varied_bids(START, 56, 14)  # 8 weeks, bids varied in the last two
     features = {day: frame for day, frame, _ in roll(sorted(reports)[28:], reports.get, history_start=START)}
-    days = sorted(features)[-43:-1]
+    days = sorted(features)[-29:-1]
     frame = training_frame(
         pd.concat([features[d] for d in days]), pd.concat([reports[d + dt.timedelta(days=1)] for d in days])
     )
-    model = train(frame, days[-1], TrainingParameters(training_days=42), log=lambda message: None)
+    model = train(frame, days[-1], TrainingParameters(training_days=28), log=lambda message: None)
     history = pd.concat(reports.values(), ignore_index=True)
     policies = ("manual", "profit_optimal", "pooled_value")
-    result = run_backtest(simulator, history, model, None, BidPolicy(), 5, policies, log=lambda message: None)
+    result = run_backtest(simulator, history, model, None, BidPolicy(), 4, policies, log=lambda message: None)
     daily, totals = result.daily, result.totals.set_index("policy")
     assert daily["oracle_profit"].notna().all() and (daily["true_profit"] <= daily["oracle_profit"] + 1e-6).all()
     assert ((daily["losing_spend_share"] >= 0) & (daily["losing_spend_share"] <= 1)).all()
