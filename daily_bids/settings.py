@@ -90,6 +90,10 @@ FLOAT_FIELDS = (
     "outlier_factor",
 )
 
+# The settings that are one of a few words (a Literal type): what each word names, for the message that refuses
+# any other.
+CHOICES = {"source": "a report source", "scoring_engine": "a scoring engine", "sim_market": "an auction shape"}
+
 
 class Settings(BaseSettings):
     """The deployment: every `BIDS_*` variable as a typed, validated field (`BIDS_` + the field's name in capitals).
@@ -369,26 +373,14 @@ class Settings(BaseSettings):
             raise ValueError(f"BIDS_PLAUSIBLE_MAX={value!r}: expected a JSON object of column → largest value")
         return overrides
 
-    @field_validator("source", mode="before")
+    @field_validator(*CHOICES, mode="before")
     @classmethod
-    def _source(cls, value: Any) -> Any:
-        if value not in get_args(cls.model_fields["source"].annotation):
-            raise ValueError(f"BIDS_SOURCE={value!r} is not a report source; use simulator or landing")
-        return value
-
-    @field_validator("sim_market", mode="before")
-    @classmethod
-    def _market(cls, value: Any) -> Any:
-        choices = get_args(cls.model_fields["sim_market"].annotation)
+    def _one_of(cls, value: Any, info: ValidationInfo) -> Any:
+        choices = get_args(cls.model_fields[info.field_name].annotation)
         if value not in choices:
-            raise ValueError(f"BIDS_SIM_MARKET={value!r} is not an auction shape; use {' or '.join(choices)}")
-        return value
-
-    @field_validator("scoring_engine", mode="before")
-    @classmethod
-    def _engine(cls, value: Any) -> Any:
-        if value not in get_args(cls.model_fields["scoring_engine"].annotation):
-            raise ValueError(f"BIDS_SCORING_ENGINE={value!r} is not a scoring engine; use local or spark")
+            raise ValueError(
+                f"{cls.env_name(info.field_name)}={value!r} is not {CHOICES[info.field_name]}; use {' or '.join(choices)}"
+            )
         return value
 
     @field_validator("spark_driver_host")

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from daily_bids.settings import Settings
+from daily_bids.settings import Settings, SettingsError
 from support.deployment import REPO_ROOT, build_definitions
 
 # The one module that reads the environment.
@@ -84,3 +84,21 @@ def test_two_deployments_build_two_definitions_in_one_process(tmp_path):
         }
         assert {when.date().isoformat() for when in starts} == {start}
         assert defs.resources["warehouse"].uri == str(tmp_path / start)
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("BIDS_SOURCE", "ftp", "BIDS_SOURCE='ftp' is not a report source; use simulator or landing"),
+        ("BIDS_SCORING_ENGINE", "gpu", "BIDS_SCORING_ENGINE='gpu' is not a scoring engine; use local or spark"),
+        (
+            "BIDS_SIM_MARKET",
+            "dutch",
+            "BIDS_SIM_MARKET='dutch' is not an auction shape; use share_of_bid or second_price",
+        ),
+    ],
+)
+def test_a_setting_of_a_few_words_refuses_any_other_naming_the_choices(variable, value, message):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environment({variable: value})
+    assert str(refused.value) == message
