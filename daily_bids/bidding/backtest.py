@@ -161,11 +161,12 @@ def _replay(
             predictions = predict_next_day(features, model, clusters)
             if totals is not None:
                 estimates, _ = estimate_value_per_click(totals, quantile=POOLED_QUANTILE)
-                predictions = _with_pooled_value(predictions, estimates)
+                estimates = estimates.set_index("keyword_id")
+                predictions = _with_pooled_value(predictions, estimates["value_per_click"])
             decision = decide_bids(predictions, bid_policy, landscape, context, note)
             bids = decision.bids
             if totals is not None:  # the money rule on what we are sure of: below the conservative value
-                low = bids["keyword_id"].map(estimates.set_index("keyword_id")["value_per_click_low"])
+                low = bids["keyword_id"].map(estimates["value_per_click_low"])
                 bids = bids.assign(bid=np.maximum(np.minimum(bids["bid"], cents_down(low)), bid_policy.min_bid))
             in_force.loc[bids["keyword_id"].to_numpy()] = bids["bid"].to_numpy()
             summary.update(
@@ -218,9 +219,10 @@ def _keyword_totals(simulator: AdMarketSimulator, reports, totals: pd.DataFrame 
     return added.reset_index()
 
 
-def _with_pooled_value(predictions: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
-    """The predictions with the pooled value per click in place of the model's ratio and of the cold-start priors."""
-    pooled = predictions["keyword_id"].map(estimates.set_index("keyword_id")["value_per_click"]).to_numpy()
+def _with_pooled_value(predictions: pd.DataFrame, value_per_click: pd.Series) -> pd.DataFrame:
+    """The predictions with the pooled value per click (by keyword_id) in place of the model's ratio and of the
+    cold-start priors."""
+    pooled = predictions["keyword_id"].map(value_per_click).to_numpy()
     columns = ["expected_value_per_click", "prior_value_per_click", "cluster_value_per_click"]
     return predictions.assign(**{column: pooled for column in columns if column in predictions})
 
