@@ -69,6 +69,12 @@ def run(simulator: AdMarketSimulator, args: argparse.Namespace) -> None:
     model = train(frame, days[-1], TrainingParameters(training_days=56), log=lambda message: None)
     clusters = fit_clusters(behaviour_profiles(history[history["date"] > pd.Timestamp(last - dt.timedelta(days=56))]))
 
+    def profit_optimal_only(bid_policy: BidPolicy):
+        """`profit_optimal` alone replayed under another policy configuration, from the same state."""
+        return run_backtest(
+            simulator, history, model, clusters.assignments, bid_policy, args.days, ("profit_optimal",), lambda m: None
+        )
+
     started = time.perf_counter()
     policies = (*BACKTEST_POLICIES, *EXPERIMENTAL_POLICIES)
     result = run_backtest(
@@ -79,16 +85,7 @@ def run(simulator: AdMarketSimulator, args: argparse.Namespace) -> None:
     # Exploration draws decide which bids vary and so what the landscape learns: other seeds give the spread.
     gains = [result.gain("profit_optimal", "fixed_margin")]
     for seed in range(1, args.exploration_seeds):
-        other = run_backtest(
-            simulator,
-            history,
-            model,
-            clusters.assignments,
-            BidPolicy(exploration_seed=seed),
-            days=args.days,
-            policies=("profit_optimal",),
-            log=lambda message: None,
-        )
+        other = profit_optimal_only(BidPolicy(exploration_seed=seed))
         gains.append(float(other.totals["profit"].iloc[0] / totals.loc["fixed_margin", "profit"] - 1.0))
     print(
         f"\n{args.days} closed-loop days from {last + dt.timedelta(days=1)}, {args.keywords:,} keywords "
@@ -120,16 +117,7 @@ def run(simulator: AdMarketSimulator, args: argparse.Namespace) -> None:
     spend = result.daily[result.daily["policy"] == "fixed_margin"]["spend"].mean()
     campaign_share = (history.groupby("campaign", observed=True)["cost"].sum() / history["cost"].sum()).astype(float)
     budgets = {str(name): round(0.6 * spend * share, 2) for name, share in campaign_share.items()}
-    budgeted = run_backtest(
-        simulator,
-        history,
-        model,
-        clusters.assignments,
-        BidPolicy(campaign_budgets=budgets),
-        days=args.days,
-        policies=("profit_optimal",),
-        log=lambda message: None,
-    )
+    budgeted = profit_optimal_only(BidPolicy(campaign_budgets=budgets))
     ceiling = _ceiling(simulator)
     print(
         f"ceiling: the simulator's true optimum earns {ceiling - 1:+.1%} over the fixed margin in expectation, at "
