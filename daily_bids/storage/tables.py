@@ -12,6 +12,8 @@ QUARANTINE = "keyword_quarantine"
 FEATURES = "keyword_features"
 FEATURE_STATE = "_keyword_feature_state"
 FEATURE_CATALOG = "feature_catalog"
+# Each keyword's whole-history totals and the pooled posterior of its value per click.
+KEYWORD_VALUE = "keyword_value"
 # Models: the clusters, the candidates, the served champion, a user's Keras challenger, and the registry of versions.
 CLUSTERS = "keyword_clusters"
 XGBOOST_MODEL = "xgboost_model"
