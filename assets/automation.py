@@ -16,7 +16,7 @@ import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.alerts import alert_sensors
-from assets.features import feature_catalog, keyword_features
+from assets.features import feature_catalog, keyword_features, keyword_value
 from assets.model_lab import model_tuning, user_keras_model
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.monitoring import model_monitoring
@@ -26,7 +26,7 @@ from assets.serving import bid_landscape, keyword_scores, published_bids
 from daily_bids.settings import Settings
 from resources.ad_platform import LandingZoneSource, ReportSource
 
-REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, feature_catalog]
+REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, keyword_value, feature_catalog]
 SERVING_ASSETS = [model_monitoring, bid_landscape, keyword_scores, published_bids]
 DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS]
 HISTORY_ASSETS = REPORT_ASSETS

@@ -15,7 +15,7 @@ import pandas as pd
 # range run must carry (see _judged_materialization).
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from assets.features import keyword_features
+from assets.features import keyword_features, keyword_value
 from assets.models import champion_model, keyword_clusters
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
@@ -412,7 +412,7 @@ def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: Ware
     "re-scored here in one call on a sample of the day's keywords (the TalkingData check of Spark "
     "against the training framework): count, mean, p50, p99 and max of the element-wise relative "
     "difference; fails above the model's tolerance (1e-6 for XGBoost, 1e-4 for the deep model).",
-    additional_deps=[keyword_features, champion_model, keyword_clusters],
+    additional_deps=[keyword_features, keyword_value, champion_model, keyword_clusters],
     **CHECK_POLICY,
 )
 def predictions_match_the_model(
@@ -425,7 +425,9 @@ def predictions_match_the_model(
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         day = days[-1]
-        rescored = scoring_math.rescore_sample(store, features_table, day, model, clusters)
+        rescored = scoring_math.rescore_sample(
+            store, features_table, day, model, clusters, value_table=tables.KEYWORD_VALUE
+        )
         written = store.read_partitions(
             table, [day], ["keyword_id", *scoring_math.PARITY_COLUMNS], rescored["keyword_id"].to_numpy()
         )
@@ -450,8 +452,9 @@ def predictions_match_the_model(
 @dg.asset_check(
     asset=BIDS,
     blocking=True,
-    description="Every bid is below its expected value per click and "
-    "inside [min_bid, max_bid]; no keyword is bid twice for a day. Nothing is published unless it passes.",
+    description="Every bid is below its expected value per click, its expected cost per click is at or below the "
+    "keyword's conservative value per click (the money rule), and it is inside [min_bid, max_bid]; no keyword is bid "
+    "twice for a day. Nothing is published unless it passes.",
     **CHECK_POLICY,
 )
 def bids_are_profitable_and_capped(

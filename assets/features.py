@@ -10,6 +10,7 @@ from assets.reports import VALIDATED_REPORT
 from daily_bids.features import catalog
 from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
 from daily_bids.features.writer import write_features
+from daily_bids.models import value_per_click
 from daily_bids.quality import expectations as quality
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
@@ -58,6 +59,48 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "state_reused": run.state_reused,
         }
     )
+
+
+@dg.asset(
+    name=tables.KEYWORD_VALUE,
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    # Each day adds its report to the day before's totals, read from this table's previous partition; like the
+    # features, the dependency is declared day to day (see keyword_features).
+    deps=[VALIDATED_REPORT],
+    **DAILY_ASSET_POLICIES,
+)
+def keyword_value(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """What a click on each keyword is worth, as of the end of the partition day, with its uncertainty: the
+    posterior mean and coefficient of variation of its value per click, from its whole history of clicks,
+    conversions and conversion value, pooled towards its ad group, campaign and account with weights learnt from the
+    data (empirical Bayes: `daily_bids/models/value_per_click.py`). The bids hold each keyword's expected cost per
+    click at or below a conservative quantile of it (`BIDS_VALUE_QUANTILE`).
+
+    Incremental: a day adds its report to the day before's totals; without them (a first run, or after a gap) they
+    are rebuilt from every report day before. Restated reports: backfill from the first restated day on."""
+    store = warehouse.warehouse()
+    latest = None
+    for latest in value_per_click.value_days(
+        store, VALIDATED_REPORT.path[-1], tables.KEYWORD_VALUE, partition_days(context), context.log.info
+    ):
+        store.write_partition(tables.KEYWORD_VALUE, latest.day, latest.table)
+    table = latest.table
+    known = table["value_per_click"].notna()
+    metadata = {
+        "keywords": len(table),
+        "keywords_with_a_posterior": int(known.sum()),
+        "path": dg.MetadataValue.path(store.display_uri(tables.KEYWORD_VALUE)),
+    }
+    if latest.note:
+        metadata["no_posterior"] = latest.note
+    if known.any():
+        metadata.update(
+            median_value_per_click=round(float(table.loc[known, "value_per_click"].median()), 4),
+            median_value_per_click_cv=round(float(table.loc[known, "value_per_click_cv"].median()), 3),
+            pooling=dg.MetadataValue.md(value_per_click.pooling_table(latest.poolings).to_markdown(index=False)),
+        )
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _feature_values(store: Warehouse, day: dt.date) -> catalog.FeatureValues:

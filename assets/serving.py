@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from assets.features import keyword_features
+from assets.features import keyword_features, keyword_value
 from assets.metadata import readable
 from assets.models import champion_model, keyword_clusters
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
@@ -138,10 +138,10 @@ PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
             PREDICTIONS,
             group_name="serving",
             kinds={"pandas", "parquet"},
-            deps=[keyword_features, champion_model, keyword_clusters],
-            description="Expected clicks, conversions, value and value per click of each keyword on the day "
-            "after the partition, from the champion model, and each keyword's cluster-level value "
-            "per click (the cold-start prior).",
+            deps=[keyword_features, keyword_value, champion_model, keyword_clusters],
+            description="Expected clicks, conversions and value of each keyword on the day after the partition, "
+            "from the champion model, and its value per click with the spread of it (the pooled "
+            "posterior of `keyword_value`).",
         ),
         dg.AssetSpec(
             BIDS,
@@ -196,6 +196,7 @@ def keyword_scores(
             recent,
             note,
             context.log.info,
+            tables.KEYWORD_VALUE,
         )
         context.log.info(
             f"{day}: {scores[day].predictions.keywords:,} keywords scored at "

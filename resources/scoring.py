@@ -56,8 +56,11 @@ class ScoringEngineResource(dg.ConfigurableResource):
             self._spark = LazyPySparkResource(spark_config=self.spark_config())
         return self._spark.spark_session
 
-    def score_day(self, store, features_table, day, model, clusters, outputs, policy, landscape, context, note, log):
-        """One day's predictions (and bids, when `outputs` names them) on the configured engine."""
+    def score_day(
+        self, store, features_table, day, model, clusters, outputs, policy, landscape, context, note, log, value_table
+    ):
+        """One day's predictions (and bids, when `outputs` names them) on the configured engine; `value_table` is the
+        table of each keyword's pooled value per click."""
         if self.engine == "spark":
             from daily_bids.serving import spark_scoring
 
@@ -74,7 +77,20 @@ class ScoringEngineResource(dg.ConfigurableResource):
                 context,
                 note,
                 log,
+                value_table,
             )
         return scoring.score_day(
-            store, features_table, day, model, clusters, outputs, policy, landscape, context, note, self.batch_rows, log
+            store,
+            features_table,
+            day,
+            model,
+            clusters,
+            outputs,
+            policy,
+            landscape,
+            context,
+            note,
+            self.batch_rows,
+            log,
+            value_table,
         )

@@ -20,6 +20,7 @@ PREDICTION_TABLE_COLUMNS: tuple[str, ...] = (
     "expected_conversions",
     "expected_value",
     "expected_value_per_click",
+    "value_per_click_cv",
     "prior_value_per_click",
     "cluster_value_per_click",
     "history_days",
@@ -32,12 +33,21 @@ CLUSTER_VALUE_INPUTS = ("keyword_id", "clicks_sum_28d", "value_per_click_28d")
 
 
 def predict_next_day(
-    features: pd.DataFrame, model, clusters: pd.DataFrame | None = None, values_by_cluster: pd.Series | None = None
+    features: pd.DataFrame,
+    model,
+    clusters: pd.DataFrame | None = None,
+    values_by_cluster: pd.Series | None = None,
+    value_posterior: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Predictions for the day after each feature row's date, from any model with `predict` and `version`
     (the XGBoost or the deep model). With `clusters` (keyword_id, cluster), each keyword also gets its cluster's
     click-weighted value per click: the prior that cold-start bids use. Those values come from `values_by_cluster`
-    when given (`cluster_values` of the whole day, for a batch of it), else from `features`."""
+    when given (`cluster_values` of the whole day, for a batch of it), else from `features`.
+
+    `value_posterior` (indexed by keyword_id: `value_per_click` and `value_per_click_cv`, the `keyword_value`
+    table's) gives each keyword its pooled value per click and its spread. Where a keyword has one, it is the
+    expected value per click; elsewhere (no posterior: reports without conversions) it is the model's ratio of
+    expected value to expected clicks, shrunk towards the ad group's, and the spread is unknown (null)."""
     predicted = model.predict(features)
     prior = features["ad_group_value_per_click_28d"].to_numpy(dtype="float64")
     weight = VALUE_PER_CLICK_PRIOR_CLICKS
@@ -46,6 +56,12 @@ def predict_next_day(
     out.insert(1, "effective_date", out["date"] + pd.Timedelta(days=1))
     out = pd.concat([out, predicted], axis=1)
     out["expected_value_per_click"] = (out["expected_value"] + weight * prior) / (out["expected_clicks"] + weight)
+    out["value_per_click_cv"] = np.nan
+    if value_posterior is not None:
+        pooled = value_posterior.reindex(out["keyword_id"].to_numpy())
+        known = pooled["value_per_click"].notna().to_numpy()
+        out.loc[known, "expected_value_per_click"] = pooled["value_per_click"].to_numpy(dtype="float64")[known]
+        out["value_per_click_cv"] = pooled["value_per_click_cv"].to_numpy(dtype="float64")
     out["prior_value_per_click"] = prior
     if values_by_cluster is None:
         values_by_cluster = cluster_values(features, clusters)

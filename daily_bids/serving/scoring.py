@@ -23,7 +23,22 @@ import pandas as pd
 from daily_bids.bidding.decision import BidDecision, CannotBidError, decide_bids
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
+from daily_bids.models.value_per_click import POSTERIOR_COLUMNS
 from daily_bids.storage.warehouse import Warehouse
+
+# The columns of the `keyword_value` table a prediction takes: its value per click and the spread of it.
+VALUE_POSTERIOR_INPUTS = ["keyword_id", "value_per_click", "value_per_click_cv"]
+assert set(VALUE_POSTERIOR_INPUTS[1:]) <= set(POSTERIOR_COLUMNS)
+
+
+def value_posterior(store: Warehouse, value_table: str | None, day) -> pd.DataFrame | None:
+    """The day's pooled value per click and its spread, indexed by keyword_id, from `value_table` (the
+    `keyword_value` table, whose partition of the day must exist); None without a table: the model's ratio then."""
+    if value_table is None:
+        return None
+    posterior = store.read_partitions(value_table, [day], VALUE_POSTERIOR_INPUTS)
+    return posterior.drop(columns=["date"]).set_index("keyword_id")
+
 
 # Rows per batch: large enough that the model's per-call cost vanishes, small enough to keep a batch's frames
 # (features, predictions, bids, the optimizer's keywords × candidates grids) to a few hundred megabytes.
@@ -206,21 +221,24 @@ def score_day(
     landscape_note: str = "",
     batch_rows: int = BATCH_ROWS,
     log: Callable[[str], None] = print,
+    value_table: str | None = None,
 ) -> DayScores:
     """One day, locally: feature batches → predictions → bids, each batch written as soon as it is scored.
 
     `outputs` names the tables to write: "predictions" always, "bids" when the bids are wanted too. When no bid can
-    be made (no value per click: `CannotBidError`), the predictions are still written and `cannot_bid` says why."""
+    be made (no value per click: `CannotBidError`), the predictions are still written and `cannot_bid` says why.
+    `value_table` names the table of each keyword's pooled value per click (`value_posterior`)."""
     values_by_cluster = cluster_values(
         store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS)), clusters
     )
+    posterior = value_posterior(store, value_table, day)
     progress = Progress(f"scoring {day}", store.partition_rows(features_table, day), log)
     predicted, bid = PredictionTotals(), (BidTotals() if "bids" in outputs else None)
     with store.partition_writer(outputs["predictions"], day) as prediction_sink:
 
         def scored_batches() -> Iterator[pd.DataFrame]:
             for features in store.iter_partition(features_table, day, batch_rows):
-                predictions = predict_next_day(features, model, clusters, values_by_cluster)
+                predictions = predict_next_day(features, model, clusters, values_by_cluster, posterior)
                 prediction_sink.write(predictions)
                 predicted.add(predictions)
                 progress.advance(len(predictions))
@@ -249,7 +267,13 @@ PARITY_SAMPLE_ROWS = 5_000  # each model kind states its tolerance as `parity_to
 
 
 def rescore_sample(
-    store: Warehouse, features_table: str, day, model, clusters: pd.DataFrame | None, rows: int = PARITY_SAMPLE_ROWS
+    store: Warehouse,
+    features_table: str,
+    day,
+    model,
+    clusters: pd.DataFrame | None,
+    rows: int = PARITY_SAMPLE_ROWS,
+    value_table: str | None = None,
 ) -> pd.DataFrame:
     """Predictions of a sample of the day's keywords, scored here in one call of the model: what the parity check
     holds the written predictions to."""
@@ -257,7 +281,7 @@ def rescore_sample(
         store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS)), clusters
     )
     sample = next(store.iter_partition(features_table, day, rows))
-    return predict_next_day(sample, model, clusters, values_by_cluster)
+    return predict_next_day(sample, model, clusters, values_by_cluster, value_posterior(store, value_table, day))
 
 
 def parity_report(written: pd.DataFrame, rescored: pd.DataFrame) -> pd.DataFrame:

@@ -32,10 +32,19 @@ from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.kinds import model_from_bundle
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
 from daily_bids.schema import as_day
-from daily_bids.serving.scoring import BidTotals, DayScores, PredictionTotals, bid_batches
-from daily_bids.storage.warehouse import PARTITION_COLUMN, PartitionWriter, Warehouse, to_arrow, to_pandas
+from daily_bids.serving.scoring import VALUE_POSTERIOR_INPUTS, BidTotals, DayScores, PredictionTotals, bid_batches
+from daily_bids.storage.warehouse import (
+    PARTITION_COLUMN,
+    MissingPartitionsError,
+    PartitionWriter,
+    Warehouse,
+    to_arrow,
+    to_pandas,
+)
 
 STAGING_FOLDER = ".spark-staging"
+# The value posterior's columns as joined onto the features: prefixed, so that no feature's name is shadowed.
+POSTERIOR_PREFIX = "posterior__"
 
 
 class SparkWarehouseError(ValueError):
@@ -55,6 +64,7 @@ class ScoringTask:
     landscape: object
     landscape_note: str
     context_columns: tuple[str, ...]  # the context's columns joined onto the features ("" when no bids)
+    with_posterior: bool  # the value posterior's columns are joined onto the features (as POSTERIOR_PREFIX + name)
     staging: str
     day: dt.date
     with_bids: bool
@@ -84,6 +94,7 @@ def score_day(
     context: pd.DataFrame | None = None,
     landscape_note: str = "",
     log: Callable[[str], None] = print,
+    value_table: str | None = None,
 ) -> DayScores:
     """One day on Spark; the same result as `scoring.score_day` (see the parity check on keyword_predictions)."""
     if not store.is_local:
@@ -101,6 +112,13 @@ def score_day(
             store.path(features_table, f"{PARTITION_COLUMN}={day.isoformat()}")
         )
         with_bids = "bids" in outputs
+        if value_table is not None:  # each keyword's pooled value per click, joined to its features row
+            if not store.partition_exists(value_table, day):
+                raise MissingPartitionsError(f"{value_table}: the partition of {day} has not been materialized")
+            posterior = spark.read.parquet(store.partition_path(value_table, day)).selectExpr(
+                "keyword_id", *(f"{name} AS {POSTERIOR_PREFIX}{name}" for name in VALUE_POSTERIOR_INPUTS[1:])
+            )
+            features = features.join(posterior, on="keyword_id", how="left")
         context_columns: tuple[str, ...] = ()
         if with_bids and context is not None:
             context_file = f"{run_folder}/context.parquet"
@@ -121,6 +139,7 @@ def score_day(
             landscape,
             landscape_note,
             context_columns,
+            value_table is not None,
             run_folder,
             day,
             with_bids,
@@ -164,8 +183,17 @@ def _score_task(task: ScoringTask, batches: Iterator[pd.DataFrame]) -> Iterator[
     def scored() -> Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]:
         for batch in batches:
             batch[PARTITION_COLUMN] = as_day(batch[PARTITION_COLUMN]).to_numpy()
+            joined = [name for name in batch.columns if name.startswith(POSTERIOR_PREFIX)]
+            posterior = None
+            if task.with_posterior:
+                posterior = batch[joined].set_axis(batch["keyword_id"].to_numpy())
+                posterior.columns = [name.removeprefix(POSTERIOR_PREFIX) for name in joined]
             predictions = predict_next_day(
-                batch.drop(columns=list(task.context_columns)), model, task.clusters, task.values_by_cluster
+                batch.drop(columns=[*task.context_columns, *joined]),
+                model,
+                task.clusters,
+                task.values_by_cluster,
+                posterior,
             )
             writers["predictions"].write(predictions)
             predicted.add(predictions)

@@ -215,7 +215,7 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
             }
         ),
     )
-    run("--select", "keyword_predictions", "--partition", "2012-05-31")
+    run("--select", "keyword_value,keyword_predictions", "--partition", "2012-05-31")
 
     from daily_bids.storage.warehouse import Warehouse
 
@@ -228,6 +228,8 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
     predictions = store.read_partitions("keyword_predictions", [dt.date(2012, 5, 31)])
     assert predictions["keyword_id"].nunique() > 400
     assert (predictions["effective_date"] == pd.Timestamp("2012-06-01")).all()
+    # Impressions and clicks only: no conversions to value a click from, so no posterior and no spread.
+    assert predictions["value_per_click_cv"].isna().all()
     assert predictions["expected_clicks"].between(0, 1000).all()
     actual = store.read_partitions("validated_keyword_report", [dt.date(2012, 5, 31)])["clicks"].sum()
     assert 0.3 < predictions["expected_clicks"].sum() / actual < 3  # the right order of magnitude
