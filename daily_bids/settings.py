@@ -83,10 +83,13 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
 }
 FLOAT_FIELDS = (
     "value_per_click",
+    "target_margin",
+    "value_quantile",
     "max_bid_change",
     "exploration_share",
     "s3_timeout_seconds",
     "decline_margin",
+    "losing_spend_warn_share",
     "outlier_factor",
 )
 
@@ -147,6 +150,18 @@ class Settings(BaseSettings):
         description=(
             "How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the "
             "fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3))."
+        ),
+    )
+    target_margin: float | None = Field(
+        "0.3",
+        description="The fixed margin: the share of the value per click kept where a bid is not priced on the bid "
+        "landscape (`fixed_margin`, and every keyword before the landscape has learnt anything).",
+    )
+    value_quantile: float | None = Field(
+        "0.1",
+        description=(
+            "The money rule's conservative value: each bid's expected cost per click stays at or below this quantile of "
+            "the keyword's value per click (the posterior of `keyword_value`). Lower is more cautious."
         ),
     )
     max_bid_change: float | None = Field(
@@ -253,6 +268,14 @@ class Settings(BaseSettings):
             "Cron (UTC) by which yesterday's partition of bids must be published; later, its freshness check fails."
         ),
     )
+    losing_spend_warn_share: float | None = Field(
+        "0.3",
+        description=(
+            "The `losing_spend` check on `model_monitoring` warns when more than this share of the last 28 days' spend "
+            "went to keywords whose realized value per click was below their average cost per click. Chance alone "
+            "makes about 0.15 of it look lost, since most keywords convert a few times a month."
+        ),
+    )
     decline_margin: float | None = Field(
         "0.10",
         description=(
@@ -343,6 +366,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}={raw!r} is not a finite number")
         if info.field_name == "s3_timeout_seconds" and (number is None or number <= 0):
             raise ValueError(f"{name}={raw!r} is not a positive number of seconds")
+        if info.field_name == "losing_spend_warn_share" and (number is None or not 0 < number <= 1):
+            raise ValueError(f"{name}={raw!r} is not a share of spend above 0 and at most 1")
         return number
 
     @field_validator("landing_column_map", mode="before")

@@ -54,12 +54,7 @@ def deployment_warehouse(settings: Settings) -> WarehouseResource:
 
 def _bid_policy(settings: Settings) -> BidPolicyResource:
     """The bid policy from its settings; an invalid one is refused naming the variable that set it."""
-    from_settings = {
-        "value_per_click": settings.value_per_click,
-        "policy": settings.bid_policy,
-        "max_bid_change": settings.max_bid_change,
-        "exploration_share": settings.exploration_share,
-    }
+    from_settings = {field: getattr(settings, name) for field, name in _SETTING_OF.items()}
     values = {field: value for field, value in from_settings.items() if value is not None}
     if settings.campaign_budgets:
         values["campaign_budgets"] = read_campaign_budgets(settings.campaign_budgets)
@@ -74,10 +69,12 @@ def _bid_policy(settings: Settings) -> BidPolicyResource:
         raise ValueError(f"{named}: {first['msg']}") from None
 
 
-# The setting behind each bid policy field.
+# The setting behind each bid policy field that has one.
 _SETTING_OF = {
     "value_per_click": "value_per_click",
     "policy": "bid_policy",
+    "target_margin": "target_margin",
+    "value_quantile": "value_quantile",
     "max_bid_change": "max_bid_change",
     "exploration_share": "exploration_share",
 }

@@ -13,6 +13,13 @@ Either way a bid never reaches the expected value per click, and since the price
 (second-price auctions), every click is expected to earn more than it costs. Where even the minimum bid would not
 stay below it, the keyword gets no bid: it is listed as unprofitable rather than bid at a loss.
 
+The money rule holds on what we are sure of, not only on the estimate: where the value per click is a posterior
+(`value_per_click_cv`, from `daily_bids.models.value_per_click`), the expected cost per click at the bid stays at or
+below its conservative value, the `value_quantile` quantile. Priced by the landscape, that is the highest bid whose
+expected cost per click is at or below it (in a second-price auction a bid can sit above the price it pays);
+elsewhere the bid itself, since a click costs at most the bid. A keyword we know little about has a wide posterior
+and so a low conservative value: it cannot be bid to a loss on a lucky few conversions.
+
 Keywords with fewer than `min_history_days` days of history are bid from their cluster's value per click, or, for a
 keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's), with the wider
 `cold_start_margin`: a conservative default while the model has little to go on, under either policy.
@@ -33,6 +40,7 @@ import pandas as pd
 
 from daily_bids.bidding.optimizer import BidRange, cents_down, explore, optimize
 from daily_bids.bidding.policy import BidPolicy
+from daily_bids.models.value_per_click import conservative_value
 from daily_bids.schema import DIMENSION_COLUMNS
 
 # What can decide a bid (the bids table's `bid_basis`).
@@ -45,6 +53,7 @@ BID_COLUMNS: tuple[str, ...] = (
     "bid",
     "expected_clicks",
     "expected_value_per_click",
+    "conservative_value_per_click",
     "expected_cost_per_click",
     "expected_profit",
     "bid_basis",
@@ -94,12 +103,18 @@ def decide_bids(
     fixed = priced.at(values.fixed_bid)
     bid, basis = values.fixed_bid.copy(), values.basis.copy()
     clicks, cost_per_click = fixed
-    ranges = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    ranges = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None, values.conservative)
     budget_note = ""
     if policy.policy == "profit_optimal" and len(priced.rows):
         rows = priced.rows
         chosen, ranges_today, budget_note = _profit_optimal(
-            values.value_per_click[rows], in_force[rows], policy, priced, predictions, clicks * cost_per_click
+            values.value_per_click[rows],
+            values.conservative[rows],
+            in_force[rows],
+            policy,
+            priced,
+            predictions,
+            clicks * cost_per_click,
         )
         ok = np.isfinite(chosen.bid)
         bid[rows[ok]], basis[rows[ok]] = chosen.bid[ok], "profit_optimal"
@@ -117,12 +132,19 @@ def decide_bids(
         bid=bid,
         expected_clicks=clicks,
         expected_value_per_click=values.value_per_click,
+        # The money rule's limit on the expected cost per click; null where the value has no known spread.
+        conservative_value_per_click=np.where(np.isfinite(values.conservative), values.conservative, np.nan),
         expected_cost_per_click=cost_per_click,
         expected_profit=clicks * (values.value_per_click - cost_per_click),
         bid_basis=basis,
         exploration=explored,
     )
-    profitable = (bid >= policy.min_bid) & (bid < values.value_per_click) & (bid <= policy.max_bid)
+    profitable = (
+        (bid >= policy.min_bid)
+        & (bid < values.value_per_click)
+        & (bid <= policy.max_bid)
+        & (cost_per_click <= values.conservative)
+    )
     fixed_ok = (values.fixed_bid >= policy.min_bid) & (values.fixed_bid < values.value_per_click)
     economics = pd.DataFrame(
         {
@@ -149,7 +171,10 @@ def decide_bids(
 
 @dataclass(frozen=True)
 class _Values:
-    value_per_click: np.ndarray  # the model's, the cluster's for cold starts, or the configured one
+    value_per_click: (
+        np.ndarray
+    )  # the pooled posterior's; else the model's, the cluster's for cold starts, or the configured one
+    conservative: np.ndarray  # the money rule's limit on the expected cost per click (inf where the spread is unknown)
     cold_start: np.ndarray
     fixed_bid: np.ndarray  # the fixed margin's bid
     basis: np.ndarray  # what the fixed margin's bid rests on
@@ -170,12 +195,20 @@ def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
     if policy.value_per_click is not None:
         model_value = np.where(value_unknown, policy.value_per_click, model_value)
         prior_value = np.where(np.isnan(prior_value), policy.value_per_click, prior_value)
+    spread = (
+        predictions["value_per_click_cv"].to_numpy(dtype="float64")
+        if "value_per_click_cv" in predictions
+        else np.full(len(predictions), np.nan)
+    )
+    pooled = np.isfinite(spread) & ~value_unknown  # the pooled posterior already borrows from the ad group
     cold_start = predictions["history_days"].to_numpy() < policy.min_history_days
-    value_per_click = np.where(cold_start, prior_value, model_value)
+    value_per_click = np.where(cold_start & ~pooled, prior_value, model_value)
+    conservative = np.where(pooled, conservative_value(value_per_click, spread, policy.value_quantile), np.inf)
     margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
     fixed_bid = np.minimum(cents_down(value_per_click * (1.0 - margin)), policy.max_bid)
+    fixed_bid = np.minimum(fixed_bid, cents_down(conservative))
     basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
-    return _Values(value_per_click, cold_start, fixed_bid, basis)
+    return _Values(value_per_click, conservative, cold_start, fixed_bid, basis)
 
 
 class _Pricing:
@@ -203,6 +236,27 @@ class _Pricing:
         """Where the profit of each priceable keyword turns (priceable keywords × 3, NaN where it does not)."""
         return self.landscape.stationary_bids(self.context, value_per_click)
 
+    def highest_bid_costing_at_most(self, limit: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Per priceable keyword, the highest whole-cent bid at or below `high` whose expected cost per click is at
+        or below `limit` (0 where even a cent costs more): a bisection over cents, as the cost per click rises
+        with the bid."""
+        low_cents = np.zeros(len(limit))  # 0: a sentinel for "no bid", which costs nothing
+        high_cents = np.floor(np.round(np.where(np.isfinite(high), high, 0.0) * 100.0, 6))
+        fits = self._costs_at_most(high_cents, limit)
+        low_cents = np.where(fits, high_cents, low_cents)
+        high_cents = np.where(fits, high_cents + 1.0, high_cents)
+        while (open_ := high_cents - low_cents > 1.0).any():
+            middle = np.where(open_, np.floor((low_cents + high_cents) / 2.0), low_cents)
+            fits = self._costs_at_most(np.maximum(middle, 1.0), limit) & open_
+            low_cents = np.where(fits, middle, low_cents)
+            high_cents = np.where(open_ & ~fits, middle, high_cents)
+        return np.where(np.isfinite(limit), low_cents / 100.0, high)
+
+    def _costs_at_most(self, cents: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        bids = np.maximum(cents, 1.0) / 100.0
+        _, cost_per_click = self.response(bids[:, None])
+        return np.minimum(cost_per_click[:, 0], bids) <= limit + 1e-12
+
     def at(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks, cost per click) of every keyword at one bid each."""
         clicks, cost_per_click = self.clicks.copy(), np.asarray(bids, dtype="float64").copy()
@@ -212,9 +266,15 @@ class _Pricing:
         return clicks, np.minimum(cost_per_click, bids)
 
 
-def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Pricing, predictions, spend_at_fixed):
+def _profit_optimal(
+    value_per_click, conservative, in_force, policy: BidPolicy, priced: _Pricing, predictions, spend_at_fixed
+):
     """The optimizer's bids for the priceable keywords, their ranges, and a note when a budget beat the change cap."""
-    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change)
+    # The money rule as a ceiling on the bid: the highest bid whose expected cost per click stays at or below the
+    # conservative value.
+    highest = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None).high
+    ceiling = priced.highest_bid_costing_at_most(conservative, highest)
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change, ceiling)
     budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
     campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
@@ -223,7 +283,7 @@ def _profit_optimal(value_per_click, in_force, policy: BidPolicy, priced: _Prici
     if not over:
         return chosen, ranges, ""
     # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
-    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None)
+    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None, ceiling)
     ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     return (
@@ -315,4 +375,9 @@ def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> st
         )
     if explored:
         notes.append(f"{explored} of them explored: moved by up to ±{policy.exploration_spread:.0%} within the rules")
+    if notes and not basis.get("configured_value", 0):
+        notes.append(
+            f"every bid's expected cost per click at or below the {policy.value_quantile:.0%} quantile of its "
+            f"keyword's value per click: what a click is worth with {1 - policy.value_quantile:.0%} certainty"
+        )
     return "; ".join(notes) or "no bids"

@@ -69,13 +69,16 @@ class BidRange:
         min_bid: float,
         max_bid: float,
         max_change: float | None,
+        ceiling: np.ndarray | None = None,
     ) -> BidRange:
-        """Caps and the invariant (below the value per click) always; the change cap where a bid is in force. When
-        the bid in force is so far above today's value that the change cap would keep it there, the invariant
-        wins: the range is the highest bid below the value."""
+        """Caps and the invariant (below the value per click, and at or below `ceiling`, the money rule's highest
+        bid) always; the change cap where a bid is in force. When the bid in force is so far above today's value
+        that the change cap would keep it there, the invariant wins: the range is the highest bid below the value."""
         # Whole cents: the lowest at or above the minimum bid, the highest at or below the max and below the value.
         rules_low = np.full(len(value_per_click), cents_up(min_bid))
         rules_high = np.minimum(cents_down(max_bid), highest_bid_below(value_per_click))
+        if ceiling is not None:
+            rules_high = np.minimum(rules_high, cents_down(ceiling))
         if max_change is None:
             return cls(rules_low, rules_high)
         known = np.isfinite(bid_in_force) & (bid_in_force > 0)

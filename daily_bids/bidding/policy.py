@@ -23,6 +23,13 @@ class BidPolicy(BaseModel):
     cold_start_margin: float = Field(
         0.5, gt=0.0, lt=1.0, description="Margin for cold-start keywords (wider: less known)."
     )
+    value_quantile: float = Field(
+        0.1,
+        gt=0.0,
+        lt=0.5,
+        description="The money rule's conservative value: each bid's expected cost per click stays at or below this "
+        "quantile of the keyword's value per click (its posterior), so a keyword known little is bid cautiously.",
+    )
     value_per_click: float | None = Field(
         None,
         gt=0.0,

@@ -191,6 +191,16 @@ def strictly_below(smaller: str, larger: str) -> Expectation:
     )
 
 
+def at_or_below_where_known(smaller: str, larger: str) -> Expectation:
+    """`smaller` ≤ `larger` on every row where both are known."""
+    return Expectation(
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": larger, "column_B": smaller, "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+        ERROR,
+        f"{smaller} ≤ {larger} where known",
+    )
+
+
 def finite(column: str) -> Expectation:
     """Nulls pass (a quantity the source does not report); inf and -inf fail."""
     return Expectation(
@@ -202,12 +212,14 @@ def finite(column: str) -> Expectation:
 
 
 def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
-    """The rules every published bid obeys: one per keyword and day, below a finite expected value per click, inside
-    the caps. The blocking check on `keyword_bids` and the publishing step judge by this one suite."""
+    """The rules every published bid obeys: one per keyword and day, below a finite expected value per click, an
+    expected cost per click at or below the conservative value per click (where the value has a known spread),
+    inside the caps. The blocking check on `keyword_bids` and the publishing step judge by this one suite."""
     return [
         unique_keys(),
         finite("expected_value_per_click"),
         strictly_below("bid", "expected_value_per_click"),
+        at_or_below_where_known("expected_cost_per_click", "conservative_value_per_click"),
         between("bid", min_bid, max_bid),
     ]
 

@@ -315,3 +315,49 @@ def test_campaign_budgets_file_errors_name_file_row_and_column(tmp_path):
         read_campaign_budgets(str(tmp_path / "columns.csv"))
     with pytest.raises(BudgetFileError, match="cannot read"):
         read_campaign_budgets(str(tmp_path / "absent.csv"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0.1, 10.0), st.floats(0.0, 3.0), st.floats(0.1, 8.0)),  # value, its cv, bid in force
+        min_size=1,
+        max_size=40,
+    ),
+    quantile=st.floats(0.02, 0.45),
+    with_landscape=st.booleans(),
+    exploration=st.floats(0.0, 0.5),
+)
+def test_no_bid_expects_to_pay_more_than_the_conservative_value(rows, quantile, with_landscape, exploration):
+    """The money rule on what we are sure of: at every bid, explored ones included, the expected cost per click is
+    at or below the value's conservative quantile (and the bid below its mean)."""
+    from daily_bids.models.value_per_click import conservative_value
+
+    value, cv, in_force = map(np.array, zip(*rows))
+    n = len(rows)
+    predictions = _predictions(n).assign(expected_value_per_click=value, value_per_click_cv=cv)
+    policy = BidPolicy(value_quantile=quantile, exploration_share=exploration, exploration_spread=0.5)
+    context = _context(n).assign(bid_in_force=in_force, reference_bid=in_force, paid_bid=in_force)
+    decision = decide_bids(predictions, policy, _landscape() if with_landscape else None, context)
+    bids = decision.bids.set_index("keyword_id")
+    limit = pd.Series(conservative_value(value, cv, quantile), index=predictions["keyword_id"])[bids.index]
+    assert (bids["expected_cost_per_click"] <= limit + 1e-9).all()
+    assert (bids["bid"] < bids["expected_value_per_click"]).all()
+    # A keyword whose conservative value is below the minimum bid's cost gets no bid at all.
+    assert set(decision.unprofitable["keyword_id"]) | set(bids.index) == set(predictions["keyword_id"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(limits=st.lists(st.floats(0.001, 12.0), min_size=1, max_size=30), high=st.floats(0.05, 20.0))
+def test_the_money_rules_ceiling_is_the_highest_cent_that_keeps_to_it(limits, high):
+    limit = np.array(limits)
+    pricing = _exact_pricing(_landscape(), _context(len(limit)))
+    ceiling = pricing.highest_bid_costing_at_most(limit, np.full(len(limit), high))
+    _, cost = pricing.response(np.maximum(ceiling, 0.01)[:, None])
+    priced = ceiling > 0
+    assert np.all(np.minimum(cost[priced, 0], ceiling[priced]) <= limit[priced] + 1e-9)
+    assert np.all(ceiling <= high + 1e-9)
+    above = np.round(ceiling + 0.01, 2)
+    _, cost_above = pricing.response(above[:, None])
+    below_high = above <= high + 1e-9
+    assert np.all(np.minimum(cost_above[below_high, 0], above[below_high]) > limit[below_high])

@@ -113,3 +113,22 @@ def test_a_range_reads_each_trailing_day_once_and_judges_each_day_as_alone(tmp_p
     assert together == alone
     assert together[days[-1]][0] == [50 + 5 * n for n in range(18, 11, -1)]  # newest first
     assert together[days[-1]][1][1] == days[-2:-9:-1]
+
+
+def test_the_bid_suite_holds_each_bid_to_the_money_rule_where_the_value_has_a_spread():
+    bids = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2025-03-01"),
+            "keyword_id": [1, 2, 3],
+            "bid": [0.50, 0.50, 0.50],
+            "expected_value_per_click": [1.00, 1.00, 1.00],
+            # The second keyword's value has no known spread (a configured value): only the first rule judges it.
+            "conservative_value_per_click": [0.60, np.nan, 0.30],
+            "expected_cost_per_click": [0.50, 0.90, 0.40],
+        }
+    )
+    outcomes = {o.expectation.description: o for o in quality.run_expectations(bids, quality.bid_suite(0.05, 20), "b")}
+    money_rule = outcomes["expected_cost_per_click ≤ conservative_value_per_click where known"]
+    assert not money_rule.success and money_rule.unexpected_count == 1 and money_rule.judged_rows == 2
+    assert money_rule.sample[0]["keyword_id"] == 3
+    assert all(outcome.success for name, outcome in outcomes.items() if outcome is not money_rule)
