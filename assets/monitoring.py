@@ -1,4 +1,5 @@
-"""How yesterday's predictions and bids turned out: the model monitoring table and the decline check."""
+"""How yesterday's predictions and bids turned out: the model monitoring table, the decline check, and the value
+rule in truth (realized against predicted value per click, and the losing-spend check)."""
 
 import datetime as dt
 
@@ -14,6 +15,7 @@ from assets.retraining import DATA_THROUGH, DECLINE_CHECK
 from assets.serving import BIDS, PREDICTIONS
 from daily_bids.charts import png_markdown
 from daily_bids.monitoring import outcomes as monitoring
+from daily_bids.monitoring import value_rule
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse, chart_path
@@ -41,7 +43,11 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """Partition D: the report of D against the predictions and bids made for D (in partition D-1). Error of
     clicks, conversions and value (MAE, RMSE, mean Poisson deviance, calibration), overall and per cluster, and the
     realized economics of the bids: spend, conversion value, profit, ROAS, and the share of keywords whose cost per
-    click came out above their expected value per click. Days before any prediction was made have no rows."""
+    click came out above their expected value per click. Days before any prediction was made have no rows.
+
+    Its metadata also judges the value rule over the 28 report days ending at the (last) partition day: realized
+    against predicted value per click by decile of the prediction (a table and a chart), and the share of the spend
+    on bid keywords whose clicks earned less than they cost (`losing_spend_share`, judged by `losing_spend`)."""
     store = warehouse.warehouse()
     clusters = store.read_table(tables.CLUSTERS) if store.table_exists(tables.CLUSTERS) else None
     frames = []
@@ -72,8 +78,41 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "real_vs_predicted_png": dg.MetadataValue.path(
                 store.display_uri(chart_path(tables.MONITORING, "real_vs_predicted.png"))
             ),
+            **_value_rule_metadata(store, partition_days(context)[-1]),
         }
     return dg.Output(rows, metadata=readable(metadata))
+
+
+def _value_rule_metadata(store: Warehouse, day: dt.date) -> dict:
+    """The value rule over the 28 report days ending at `day`: the decile table and chart, and the losing spend."""
+    window = value_rule.read_keyword_days(store, day - dt.timedelta(days=value_rule.WINDOW_DAYS - 1), day)
+    if window.empty:
+        return {}
+    deciles = value_rule.value_per_click_deciles(window)
+    spend = value_rule.losing_spend(window)
+    png = value_rule.value_per_click_png(deciles)
+    path = chart_path(tables.MONITORING, "value_per_click_by_decile.png")
+    store.write_bytes(path, png)
+    metadata = {
+        "value_rule_days": spend.days,
+        "value_per_click_by_decile": dg.MetadataValue.md(value_rule.deciles_markdown(deciles)),
+        "value_per_click_by_decile_28d": dg.MetadataValue.md(
+            png_markdown(png, "realized vs predicted value per click by decile, last 28 days")
+        ),
+        "value_per_click_by_decile_png": dg.MetadataValue.path(store.display_uri(path)),
+    }
+    if spend.not_reported:
+        return metadata | {"losing_spend_note": f"the reports do not report {' or '.join(spend.not_reported)}"}
+    # losing_spend_share: the figure the `losing_spend` check judges (absent when there was no spend to judge).
+    return (
+        metadata
+        | {
+            name: value
+            for name, value in spend.metadata().items()
+            if name in ("losing_spend_share", "losing_spend", "losing_keywords")
+        }
+        | {"bid_spend_28d": spend.spend}
+    )
 
 
 def _history(store: Warehouse, first_day: dt.date, rows: pd.DataFrame) -> pd.DataFrame:
@@ -133,6 +172,42 @@ def model_decline(
             severity=dg.AssetCheckSeverity.WARN,
             description=verdict.explanation,
             metadata={**verdict.metadata(), "champion": version, "days_judged_from": start.isoformat()},
+        )
+
+    yield from each_day(context, model_monitoring, judge)
+
+
+@dg.asset_check(
+    asset=model_monitoring,
+    name="losing_spend",
+    blocking=False,
+    description="WARN when, over the last 28 report days, more than BIDS_LOSING_SPEND_WARN_SHARE (30%) of the spend "
+    "on keywords the platform bid on went to keywords whose realized value per click (conversion value / clicks) "
+    "was below their average cost per click: the bids were made below the predicted value of a click, so this "
+    "judges whether clicks really earned what the bids assumed. Passes with a note on fewer than 28 monitored days "
+    "or on reports without conversion value or cost.",
+    **CHECK_POLICY,
+)
+def losing_spend(
+    context: dg.AssetCheckExecutionContext,
+    model_monitoring: pd.DataFrame,
+    warehouse: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
+    store = warehouse.warehouse()
+    days = partition_days(context)
+    # One read for the whole run: every day's window is a slice of it.
+    history = value_rule.read_keyword_days(store, days[0] - dt.timedelta(days=value_rule.WINDOW_DAYS - 1), days[-1])
+
+    def judge(judged: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        verdict = value_rule.judge_losing_spend(
+            value_rule.trailing(history, judged[-1]), settings.losing_spend_warn_share
+        )
+        return dg.AssetCheckResult(
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=verdict.explanation,
+            metadata={**verdict.metadata, "window_ends": judged[-1].isoformat()},
         )
 
     yield from each_day(context, model_monitoring, judge)
