@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/real_data_models.py [--csv ../shared/data/adwords_keywords.csv.gz]
         [--validation-days 28] [--training-days 0] [--tune-trials 0] [--tune-timeout 300] [--retrain-every 0]
-        [--seed 0]
+        [--seed 0] [--unseen-keywords 0.3] [--split-seed 0]
 
 The test period is the last 60 days (outcome days 2013-01-31...2013-03-31), each day scored one day ahead from the
 actual history. Nothing that picks or fits a model sees it: the benchmark runs the champion pipeline of
@@ -35,6 +35,12 @@ parameters, tuned ones included, blend, gate against the serving champion as inc
 reruns through every Nth day of the test period, and each block of N test days is scored by the champion served the
 day before it. A champion that keeps serving is refit too, and judged as the platform judges it (a refit that saw
 the holdout's days by the model judged before it), as the platform does.
+
+`--unseen-keywords F` also splits by keyword: a seeded share F of the keywords (`--split-seed`) is held out of every
+step above (clustering, candidates, blend, gate, refit); their features are still computed from the account's
+reports, as they would be for a keyword added to a live account. Every model is then scored on the test days of the
+seen and of the unseen keywords separately, and the served champion's calibration on the unseen keywords is held to
+the same 1 ± 0.05.
 """
 
 import argparse
@@ -44,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
@@ -70,6 +77,13 @@ ALL_HISTORY = 10**6  # --training-days 0: every day there is (plan_training_wind
 COLUMNS = ["poisson_deviance", "mae", "rmse", "wape", "calibration"]
 DEVIANCE_BAR, CALIBRATION_BAR = 0.80, 0.05  # the bar the served champion is held to
 DEEP_EPOCHS, DEEP_PATIENCE = 40, 5  # the deep model's early-stopping budget, as before
+
+
+def split_keywords(keyword_ids, share: float, seed: int) -> set:
+    """A seeded `share` of the distinct `keyword_ids`: the keywords no step of the pipeline sees."""
+    distinct = np.sort(pd.unique(np.asarray(keyword_ids)))
+    count = int(round(len(distinct) * share))
+    return set(np.random.default_rng(seed).choice(distinct, size=count, replace=False).tolist()) if count else set()
 
 
 def log(message: str) -> None:
@@ -226,6 +240,14 @@ def main() -> None:
         f"when its model is {Settings().model_max_age_days} days old); 0: no",
     )
     parser.add_argument(
+        "--unseen-keywords",
+        type=float,
+        default=0.0,
+        help="share of keywords held out of every clustering, training, blending, gate and refit step, and scored "
+        "apart on the test days; 0: no keyword split",
+    )
+    parser.add_argument("--split-seed", type=int, default=0, help="the seed that picks the unseen keywords")
+    parser.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -239,7 +261,13 @@ def main() -> None:
     days = sorted(raw["date"].dt.date.unique())
     reports = validate_report(raw, days).valid
     frame = training_frame(compute_features(reports, days[:-1]), reports)
-    platform = Platform(frame, reports, days[0] + dt.timedelta(days=FULL_WINDOW_DAYS - 1), args)
+    unseen = split_keywords(reports["keyword_id"], args.unseen_keywords, args.split_seed)
+    platform = Platform(
+        frame[~frame["keyword_id"].isin(unseen)].reset_index(drop=True),
+        reports[~reports["keyword_id"].isin(unseen)].reset_index(drop=True),
+        days[0] + dt.timedelta(days=FULL_WINDOW_DAYS - 1),
+        args,
+    )
 
     # The platform run on 2013-01-30: holdout, then the candidates' training and validation days before it.
     through = FIRST_OUTCOME - dt.timedelta(days=1)
@@ -248,13 +276,19 @@ def main() -> None:
     )
     first = platform.run(through, budget=budget)
     window, verdict, served, clusters = first.window, first.verdict, first.served, first.clusters
-    feature_days = platform.feature_days
+    feature_days = frame["date"].dt.date
     test_rows = frame[(feature_days >= through) & (feature_days < LAST_OUTCOME)].reset_index(drop=True)
     print(
         f"{len(reports):,} report rows. Candidates: {window.describe()}, the last {window.validation_days} "
         f"validation days; {len(platform.rows(window.training_feature_days)):,} rows. "
         f"Refit: {window.serving().describe()}. "
         f"Test: outcomes {FIRST_OUTCOME}...{LAST_OUTCOME}, {len(test_rows):,} rows."
+        + (
+            f" Unseen keywords: {len(unseen)} of {reports['keyword_id'].nunique()} (split seed {args.split_seed}), "
+            "held out of every step and scored apart."
+            if unseen
+            else ""
+        )
     )
 
     # Every model scored on the test period.
@@ -274,6 +308,10 @@ def main() -> None:
     served_label = f"**champion as served** ({champion} {first.served_note})"
     predictions = {name: model.predict(test_rows) for name, model in scored.items()}
     predictions[served_label] = served.predict(test_rows)
+    for name, component in getattr(served, "components", {}).items():  # a served blend: each refit component alone
+        predictions[f"served {name} component (refit through {component.trained_through})"] = component.predict(
+            test_rows
+        )
     bar_rows = [served_label]
 
     if args.retrain_every:  # the platform moving on: each block of test days scored by the run the day before it
@@ -290,16 +328,15 @@ def main() -> None:
         predictions[walk_label] = walked
         bar_rows.append(walk_label)
 
-    test_clusters = clusters.cluster_of(test_rows["keyword_id"])
-    metrics = pd.concat(
-        [evaluation.evaluate(name, predicted, test_rows, test_clusters) for name, predicted in predictions.items()]
-    )
-    table = metrics[(metrics["slice"] == "all") & (metrics["target"] == "clicks")].set_index("model")[COLUMNS]
-    floor = table.loc["naive 28-day mean", "poisson_deviance"]
-    table["vs naive 28-day mean"] = (table["poisson_deviance"] / floor - 1).map(lambda v: f"{v:+.1%}")
-    table.index.name = f"test: outcomes {FIRST_OUTCOME}...{LAST_OUTCOME}"
-    print()
-    print(table.round(3).to_markdown())
+    is_unseen = test_rows["keyword_id"].isin(unseen).to_numpy()
+    groups = {"": np.ones(len(test_rows), dtype=bool)}
+    if unseen:
+        groups = {"seen keywords": ~is_unseen, "unseen keywords": is_unseen}
+    tables = {group: scored_table(predictions, test_rows, mask, clusters) for group, mask in groups.items()}
+    for group, group_table in tables.items():
+        group_table.index.name = f"test{', ' + group if group else ''}: outcomes {FIRST_OUTCOME}...{LAST_OUTCOME}"
+        print()
+        print(group_table.round(3).to_markdown())
 
     gate = verdict.metrics[(verdict.metrics["slice"] == "all") & (verdict.metrics["target"] == "clicks")]
     gate = gate.set_index("model")[["poisson_deviance", "calibration"]]
@@ -316,15 +353,37 @@ def main() -> None:
     print(f"served: {verdict.chosen.version} -> {served.version}")
     if args.retrain_every:
         print("retrained: " + "; ".join(walk_notes))
-    for label in bar_rows:
-        deviance, calibration = table.loc[label, ["poisson_deviance", "calibration"]]
-        met = deviance <= DEVIANCE_BAR and abs(calibration - 1) <= CALIBRATION_BAR
-        print(
-            f"bar ({label.strip('*').split('**')[0].strip()}): deviance ≤ {DEVIANCE_BAR} and calibration within "
-            f"1 ± {CALIBRATION_BAR}: {deviance:.3f}, {calibration:.3f}: {'met' if met else 'NOT met'} "
-            f"({deviance / floor - 1:+.1%} vs the naive 28-day mean)"
-        )
+    for group, table in tables.items():
+        floor = table.loc["naive 28-day mean", "poisson_deviance"]
+        for label in bar_rows:
+            deviance, calibration = table.loc[label, ["poisson_deviance", "calibration"]]
+            met = deviance <= DEVIANCE_BAR and abs(calibration - 1) <= CALIBRATION_BAR
+            print(
+                f"bar ({label.strip('*').split('**')[0].strip()}{', ' + group if group else ''}): deviance ≤ "
+                f"{DEVIANCE_BAR} and calibration within 1 ± {CALIBRATION_BAR}: {deviance:.3f}, {calibration:.3f}: "
+                f"{'met' if met else 'NOT met'} ({deviance / floor - 1:+.1%} vs the naive 28-day mean)"
+            )
     print(f"{time.perf_counter() - started:.0f} s")
+
+
+def scored_table(
+    predictions: dict, test_rows: pd.DataFrame, mask: np.ndarray, clusters: KeywordClusters
+) -> pd.DataFrame:
+    """Clicks metrics of every model on the test rows in `mask`, with each model's deviance against the naive
+    28-day mean's on the same rows."""
+    rows = test_rows[mask].reset_index(drop=True)
+    metrics = pd.concat(
+        [
+            evaluation.evaluate(
+                name, predicted[mask].reset_index(drop=True), rows, clusters.cluster_of(rows["keyword_id"])
+            )
+            for name, predicted in predictions.items()
+        ]
+    )
+    table = metrics[(metrics["slice"] == "all") & (metrics["target"] == "clicks")].set_index("model")[COLUMNS]
+    floor = table.loc["naive 28-day mean", "poisson_deviance"]
+    table["vs naive 28-day mean"] = (table["poisson_deviance"] / floor - 1).map(lambda v: f"{v:+.1%}")
+    return table
 
 
 if __name__ == "__main__":

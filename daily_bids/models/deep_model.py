@@ -37,6 +37,10 @@ from daily_bids.schema import MATCH_TYPES, as_day
 SCORING_BATCH = 65_536
 AD_GROUP_BUCKETS = 4_096
 HEADS = ("clicks", "conversions")
+# Embeddings of who a row is (not of what it is, like its match type or weekday): a keyword the model never saw
+# has no trained vector in them. UNKNOWN_IDENTITY_SHARE of the training rows see them as unknown (see build_network).
+IDENTITY_EMBEDDINGS = ("keyword", "ad_group", "cluster")
+UNKNOWN_IDENTITY_SHARE = 0.1
 
 
 class DeepParameters(BaseModel):
@@ -297,7 +301,15 @@ def build_network(n_numeric: int, n_clusters: int, parameters: DeepParameters, m
     embedded = []
     for name, (size, width) in categorical.items():
         inputs[name] = keras.Input((), dtype="int32", name=name)
-        embedded.append(layers.Embedding(size, width, name=f"{name}_embedding")(inputs[name]))
+        if name not in IDENTITY_EMBEDDINGS:
+            embedded.append(layers.Embedding(size, width, name=f"{name}_embedding")(inputs[name]))
+            continue
+        # An identity the network never trained on (a new keyword's hash bucket, a new ad group, the unknown
+        # cluster) keeps its initial vector: zeros, not random numbers that move its level at random. Whole
+        # vectors are dropped to zero on a share of the training rows, so zero means "an unknown keyword" and
+        # the network learns to predict one from its numeric features alone, at the level of the keywords it saw.
+        vector = layers.Embedding(size, width, embeddings_initializer="zeros", name=f"{name}_embedding")(inputs[name])
+        embedded.append(layers.Dropout(UNKNOWN_IDENTITY_SHARE, noise_shape=(None, 1), name=f"{name}_unknown")(vector))
     deep = layers.Concatenate()([numeric, *embedded])
     for units in parameters.hidden_units:
         deep = layers.Dense(units, activation="relu")(deep)
