@@ -6,11 +6,13 @@ the simulator plays the next day with those bids in force, and that report feeds
 landscape. The simulator's noise is a function of the seed and the day, so every policy meets the same market:
 the differences in profit are the policies'.
 
-Policies: `manual` keeps the advertiser's own bids; `fixed_margin` is the platform's margin rule as it was, without
-exploration; `profit_optimal` bids from the landscape, and pays for its own exploration. `pooled_value` is an
-experiment, not yet a policy of the product: `profit_optimal` from the pooled value per click
-(`daily_bids.models.value_per_click`, from each keyword's whole history to date), with every bid held below the value's
-conservative quantile.
+Policies: `manual` keeps the advertiser's own bids; `fixed_margin` is the platform's margin rule, without
+exploration; `profit_optimal` bids from the landscape, and pays for its own exploration. Both of the platform's
+policies value a click as the product does: the pooled posterior of each keyword's whole history to date
+(`daily_bids.models.value_per_click`), with the expected cost per click held at or below its conservative quantile.
+
+`Knowledge` replays a policy with part of the truth given to it (the true value per click), or part of its rules
+lifted (the change cap, exploration): the profit each one recovers is what it costs the platform.
 
 Each day is also judged against the simulator's truth, not the platform's own estimates: the expected profit of the
 bids in force at each keyword's true value per click and true curves (`true_profit`), the same for the oracle's bids,
@@ -35,19 +37,22 @@ from daily_bids.bidding.landscape import (
     bid_context,
     landscape_for_day,
 )
-from daily_bids.bidding.optimizer import cents_down
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.keyword_features import LOOKBACK_DAYS, roll
 from daily_bids.models.prediction import predict_next_day
-from daily_bids.models.value_per_click import estimate_value_per_click
+from daily_bids.models.value_per_click import add_reports, posterior
 from daily_bids.schema import as_day, numeric
 from daily_bids.simulator.market import AdMarketSimulator
 
 BACKTEST_POLICIES = ("manual", "fixed_margin", "profit_optimal")
-# Policies the backtest can replay that the product does not offer yet.
-EXPERIMENTAL_POLICIES = ("pooled_value",)
-# The `pooled_value` experiment's conservative quantile of the value per click, which every bid stays below.
-POOLED_QUANTILE = 0.2
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What a replay knows beyond the platform: `true_value` gives it each keyword's true value per click (with no
+    spread) in place of the pooled estimate."""
+
+    true_value: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,12 @@ def run_backtest(
     days: int = 28,
     policies: tuple[str, ...] = BACKTEST_POLICIES,
     log: Callable[[str], None] = print,
+    knowledge: Knowledge = Knowledge(),
 ) -> BacktestResult:
     """Replay `days` days after the last day of `history` (validated reports) for each of `policies`."""
-    known = (*BACKTEST_POLICIES, *EXPERIMENTAL_POLICIES)
-    unknown = set(policies) - set(known)
+    unknown = set(policies) - set(BACKTEST_POLICIES)
     if unknown:
-        raise ValueError(f"unknown backtest policies {sorted(unknown)}; choose from {list(known)}")
+        raise ValueError(f"unknown backtest policies {sorted(unknown)}; choose from {list(BACKTEST_POLICIES)}")
     by_day = {key.date(): frame.reset_index(drop=True) for key, frame in history.groupby(as_day(history["date"]))}
     if not by_day:
         raise ValueError("the backtest needs report history to start from")
@@ -102,6 +107,7 @@ def run_backtest(
                 bid_policy,
                 days,
                 log,
+                knowledge,
             )
         )
     daily = pd.concat(frames, ignore_index=True)
@@ -132,14 +138,15 @@ def _replay(
     bid_policy: BidPolicy,
     days: int,
     log,
+    knowledge: Knowledge,
 ) -> pd.DataFrame:
     rows = []
     features, state = starting_point
-    if policy == "fixed_margin":  # the rule as it was: no exploration
+    if policy == "fixed_margin":  # the margin rule alone: no exploration
         bid_policy = bid_policy.model_copy(update={"policy": "fixed_margin", "exploration_share": 0.0})
-    elif policy in ("profit_optimal", "pooled_value"):
+    elif policy == "profit_optimal":
         bid_policy = bid_policy.model_copy(update={"policy": "profit_optimal"})
-    totals = _keyword_totals(simulator, reports.values()) if policy == "pooled_value" else None
+    totals = add_reports(None, reports.values())
     for number in range(1, days + 1):
         today = start + dt.timedelta(days=number - 1)
         day = today + dt.timedelta(days=1)
@@ -156,18 +163,13 @@ def _replay(
             window = {d: f for d, f in reports.items() if d > today - dt.timedelta(days=CONTEXT_DAYS)}
             context = bid_context(pd.concat(window.values(), ignore_index=True), today)
             landscape, note = None, "not used"
-            if policy in ("profit_optimal", "pooled_value"):
+            if policy == "profit_optimal":
                 landscape, note = _landscape(reports, today)
-            predictions = predict_next_day(features, model, clusters)
-            if totals is not None:
-                estimates, _ = estimate_value_per_click(totals, quantile=POOLED_QUANTILE)
-                estimates = estimates.set_index("keyword_id")
-                predictions = _with_pooled_value(predictions, estimates["value_per_click"])
+            predictions = predict_next_day(
+                features, model, clusters, value_posterior=_value_posterior(simulator, totals, knowledge)
+            )
             decision = decide_bids(predictions, bid_policy, landscape, context, note)
             bids = decision.bids
-            if totals is not None:  # the money rule on what we are sure of: below the conservative value
-                low = bids["keyword_id"].map(estimates["value_per_click_low"])
-                bids = bids.assign(bid=np.maximum(np.minimum(bids["bid"], cents_down(low)), bid_policy.min_bid))
             in_force.loc[bids["keyword_id"].to_numpy()] = bids["bid"].to_numpy()
             summary.update(
                 bids=len(bids),
@@ -180,8 +182,7 @@ def _replay(
         summary.update(_truth(simulator.expected_outcomes(day, in_force)))
         report = simulator.report(day, in_force)
         reports[day] = report
-        if totals is not None:
-            totals = _keyword_totals(simulator, [report], totals)
+        totals = add_reports(totals, [report])
         cost, value = numeric(report["cost"]).sum(), numeric(report["conversion_value"]).sum()
         rows.append(
             {
@@ -204,27 +205,15 @@ def _replay(
     return pd.DataFrame(rows)
 
 
-def _keyword_totals(simulator: AdMarketSimulator, reports, totals: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each keyword's clicks, conversions and conversion value over `reports`, added to `totals`; every keyword of
-    the account, with its campaign and ad group."""
-    columns = ["clicks", "conversions", "conversion_value"]
-    if totals is None:
-        totals = simulator.keyword_dimensions[["keyword_id", "campaign", "ad_group"]].assign(
-            **{column: 0.0 for column in columns}
-        )
-    sums = pd.concat([report[["keyword_id", *columns]] for report in reports], ignore_index=True)
-    sums = sums.groupby("keyword_id")[columns].sum().astype("float64")
-    added = totals.set_index("keyword_id")
-    added.loc[sums.index, columns] += sums[columns].to_numpy()
-    return added.reset_index()
-
-
-def _with_pooled_value(predictions: pd.DataFrame, value_per_click: pd.Series) -> pd.DataFrame:
-    """The predictions with the pooled value per click (by keyword_id) in place of the model's ratio and of the
-    cold-start priors."""
-    pooled = predictions["keyword_id"].map(value_per_click).to_numpy()
-    columns = ["expected_value_per_click", "prior_value_per_click", "cluster_value_per_click"]
-    return predictions.assign(**{column: pooled for column in columns if column in predictions})
+def _value_posterior(simulator: AdMarketSimulator, totals: pd.DataFrame, knowledge: Knowledge) -> pd.DataFrame:
+    """Each keyword's value per click and its spread, by keyword_id: pooled from its totals to date, as the product's
+    `keyword_value`, or the truth with no spread."""
+    if knowledge.true_value:
+        ids = simulator.keyword_dimensions["keyword_id"].to_numpy()
+        truth = simulator.true_value_per_click
+        return pd.DataFrame({"value_per_click": truth, "value_per_click_cv": 0.0}, index=ids)
+    table, _ = posterior(totals)
+    return table.set_index("keyword_id")[["value_per_click", "value_per_click_cv"]]
 
 
 def _truth(outcomes: pd.DataFrame) -> dict[str, float]:

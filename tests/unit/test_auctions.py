@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daily_bids.bidding.backtest import run_backtest
+from daily_bids.bidding.backtest import Knowledge, run_backtest
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.keyword_features import roll
 from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
@@ -115,7 +115,7 @@ def test_the_backtest_judges_every_policy_against_the_truth_in_a_second_price_ma
     )
     model = train(frame, days[-1], TrainingParameters(training_days=28), log=lambda message: None)
     history = pd.concat(reports.values(), ignore_index=True)
-    policies = ("manual", "profit_optimal", "pooled_value")
+    policies = ("manual", "profit_optimal")
     result = run_backtest(simulator, history, model, None, BidPolicy(), 4, policies, log=lambda message: None)
     daily, totals = result.daily, result.totals.set_index("policy")
     assert daily["oracle_profit"].notna().all() and (daily["true_profit"] <= daily["oracle_profit"] + 1e-6).all()
@@ -123,10 +123,26 @@ def test_the_backtest_judges_every_policy_against_the_truth_in_a_second_price_ma
     assert (totals["share_of_oracle"] > 0).all() and (totals["share_of_oracle"] <= 1).all()
     # The advertiser's manual bids are often above what a click truly earns, and the truth says so.
     assert totals.loc["manual", "bids_at_or_above_true_value"] > 0
-    # The pooled value per click, held below its conservative quantile, bids nearer the truth than the model's ratio.
-    assert totals.loc["pooled_value", "share_of_oracle"] > totals.loc["profit_optimal", "share_of_oracle"] + 0.1
-    at_or_above = totals["bids_at_or_above_true_value"]
-    assert at_or_above["pooled_value"] < 0.75 * at_or_above["profit_optimal"]
+    # The platform's bids, held to the conservative value per click, put less of the spend on keywords that lose
+    # money than the advertiser's. (One near-break-even keyword can hold a fifth of a day's spend in an account this
+    # small, so the days are averaged. A bid above the value is no loss in itself here: the price is set below it.)
+    losing = daily.groupby("policy")["losing_spend_share"].mean()
+    assert losing["profit_optimal"] < losing["manual"]
+    # Given the true value per click instead of the estimate, the same bids earn more and lose nowhere: what the
+    # estimate costs is measurable.
+    knowing = run_backtest(
+        simulator,
+        history,
+        model,
+        None,
+        BidPolicy(),
+        4,
+        ("profit_optimal",),
+        lambda message: None,
+        Knowledge(true_value=True),
+    ).totals.iloc[0]
+    assert knowing["share_of_oracle"] > totals.loc["profit_optimal", "share_of_oracle"]
+    assert knowing["worst_day_losing_spend_share"] < 0.01
 
 
 def test_the_market_setting_offers_every_auction_shape_and_refuses_others():
