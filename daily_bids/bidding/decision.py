@@ -20,9 +20,10 @@ expected cost per click is at or below it (in a second-price auction a bid can s
 elsewhere the bid itself, since a click costs at most the bid. A keyword we know little about has a wide posterior
 and so a low conservative value: it cannot be bid to a loss on a lucky few conversions.
 
-Keywords with fewer than `min_history_days` days of history are bid from their cluster's value per click, or, for a
-keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's), with the wider
-`cold_start_margin`: a conservative default while the model has little to go on, under either policy.
+Keywords with fewer than `min_history_days` days of history are bid with the wider `cold_start_margin`, under either
+policy: a conservative default while the model has little to go on. Their value per click is the pooled posterior's
+(mostly their ad group's and campaign's, as they have little of their own); without a posterior, their cluster's, or
+for a keyword not yet in a cluster, their ad group's (which falls back to the campaign's and the account's).
 
 A share of keywords each day (`exploration_share`) has its bid moved by a random factor within
 ±`exploration_spread`, drawn from (seed, day, keyword), then put back inside every rule: the bid variation that
@@ -171,9 +172,8 @@ def decide_bids(
 
 @dataclass(frozen=True)
 class _Values:
-    value_per_click: (
-        np.ndarray
-    )  # the pooled posterior's; else the model's, the cluster's for cold starts, or the configured one
+    # The pooled posterior's mean; without one, the model's, the cluster's for cold starts, or the configured one.
+    value_per_click: np.ndarray
     conservative: np.ndarray  # the money rule's limit on the expected cost per click (inf where the spread is unknown)
     cold_start: np.ndarray
     fixed_bid: np.ndarray  # the fixed margin's bid
@@ -255,7 +255,7 @@ class _Pricing:
     def _costs_at_most(self, cents: np.ndarray, limit: np.ndarray) -> np.ndarray:
         bids = np.maximum(cents, 1.0) / 100.0
         _, cost_per_click = self.response(bids[:, None])
-        return np.minimum(cost_per_click[:, 0], bids) <= limit + 1e-12
+        return np.minimum(cost_per_click[:, 0], bids) <= limit
 
     def at(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks, cost per click) of every keyword at one bid each."""
