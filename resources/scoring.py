@@ -61,36 +61,22 @@ class ScoringEngineResource(dg.ConfigurableResource):
     ):
         """One day's predictions (and bids, when `outputs` names them) on the configured engine; `value_table` is the
         table of each keyword's pooled value per click."""
+        day_and_rules = dict(
+            store=store,
+            features_table=features_table,
+            day=day,
+            model=model,
+            clusters=clusters,
+            outputs=outputs,
+            policy=policy,
+            landscape=landscape,
+            context=context,
+            landscape_note=note,
+            log=log,
+            value_table=value_table,
+        )
         if self.engine == "spark":
             from daily_bids.serving import spark_scoring
 
-            return spark_scoring.score_day(
-                self.spark_session(),
-                store,
-                features_table,
-                day,
-                model,
-                clusters,
-                outputs,
-                policy,
-                landscape,
-                context,
-                note,
-                log,
-                value_table,
-            )
-        return scoring.score_day(
-            store,
-            features_table,
-            day,
-            model,
-            clusters,
-            outputs,
-            policy,
-            landscape,
-            context,
-            note,
-            self.batch_rows,
-            log,
-            value_table,
-        )
+            return spark_scoring.score_day(self.spark_session(), **day_and_rules)
+        return scoring.score_day(**day_and_rules, batch_rows=self.batch_rows)
