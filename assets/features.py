@@ -7,6 +7,7 @@ import pandas as pd
 
 from assets.partitions import DAILY_ASSET_POLICIES, partition_days
 from assets.reports import VALIDATED_REPORT
+from daily_bids.charts import png_markdown
 from daily_bids.features import catalog
 from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
 from daily_bids.features.writer import write_features
@@ -14,6 +15,7 @@ from daily_bids.models import value_per_click
 from daily_bids.quality import expectations as quality
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
+from resources.bid_policy import BidPolicyResource
 from resources.warehouse import WarehouseResource
 
 
@@ -70,7 +72,9 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     deps=[VALIDATED_REPORT],
     **DAILY_ASSET_POLICIES,
 )
-def keyword_value(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def keyword_value(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, bid_policy: BidPolicyResource
+) -> dg.MaterializeResult:
     """What a click on each keyword is worth, as of the end of the partition day, with its uncertainty: the
     posterior mean and coefficient of variation of its value per click, from its whole history of clicks,
     conversions and conversion value, pooled towards its ad group, campaign and account with weights learnt from the
@@ -95,10 +99,12 @@ def keyword_value(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     if latest.note:
         metadata["no_posterior"] = latest.note
     if known.any():
+        png = value_per_click.value_per_click_png(table, bid_policy.value_quantile)
         metadata.update(
             median_value_per_click=round(float(table.loc[known, "value_per_click"].median()), 4),
             median_value_per_click_cv=round(float(table.loc[known, "value_per_click_cv"].median()), 3),
             pooling=dg.MetadataValue.md(value_per_click.pooling_table(latest.poolings).to_markdown(index=False)),
+            value_per_click_chart=dg.MetadataValue.md(png_markdown(png, "value per click and its conservative value")),
         )
     return dg.MaterializeResult(metadata=metadata)
 

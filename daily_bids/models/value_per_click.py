@@ -329,3 +329,24 @@ def pooling_table(poolings: list[Pooling]) -> pd.DataFrame:
             ],
         }
     )
+
+
+def value_per_click_png(table: pd.DataFrame, quantile: float, most: int = 3_000) -> bytes:
+    """How sure the platform is of each keyword's value per click: its conservative value (the `quantile`) as a share
+    of its mean, against the clicks it has had. The more history, the nearer 1, and the closer a bid may come to what
+    a click earns. `most` keywords at most, drawn evenly."""
+    from daily_bids.charts import figure_png, pyplot
+
+    known = table[table["value_per_click"].notna() & (table["clicks"] > 0)]
+    shown = known.iloc[:: max(1, len(known) // most)]
+    share = conservative_value(1.0, shown["value_per_click_cv"], quantile)
+    figure, axis = pyplot().subplots(figsize=(7.5, 4.2))
+    points = axis.scatter(shown["clicks"], share, s=7, c=np.log10(shown["value_per_click"]), cmap="viridis")
+    figure.colorbar(points, ax=axis, label="value per click (log10)")
+    axis.set_xscale("log")
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("clicks to date (log)")
+    axis.set_ylabel(f"conservative value ({quantile:.0%} quantile) / mean")
+    axis.set_title("How sure the value per click is: the more clicks, the closer a bid may come to it", fontsize=10)
+    axis.grid(alpha=0.3)
+    return figure_png(figure)

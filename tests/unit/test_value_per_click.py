@@ -182,3 +182,12 @@ def test_how_much_one_conversions_value_varies_is_read_off_the_days_keywords_con
     totals = _totals(AdMarketSimulator(seed=5, keywords=2000), 60)
     within = _within_value_cv2(*(totals[column].to_numpy(dtype="float64") for column in TOTAL_COLUMNS[1:]))
     assert within == pytest.approx(0.25, rel=0.15)
+
+
+def test_the_value_chart_shows_each_keyword_and_its_conservative_value(tmp_path):
+    from daily_bids.models.value_per_click import posterior, value_per_click_png
+
+    table, _ = posterior(_totals(AdMarketSimulator(seed=5, keywords=300), 14))
+    png = value_per_click_png(table, 0.1)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    (tmp_path / "value.png").write_bytes(png)
