@@ -229,7 +229,8 @@ def keyword_scores(
 def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:
     if totals.unprofitable:
         context.log.info(
-            f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its value"
+            f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its value per "
+            "click, or would be expected to cost more than its conservative value"
         )
     economics = totals.economics.round(2)
     return {

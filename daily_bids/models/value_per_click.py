@@ -295,12 +295,12 @@ def value_days(
         totals = store.read_partitions(value_table, [previous], columns).drop(columns=["date"])
     else:
         earlier = [day for day in store.list_partitions(reports_table) if day < days[0]]
-        log(f"{value_table}: no totals for {previous}; adding up {len(earlier)} report days before {days[0]}")
+        log(f"no totals for {previous}; adding up {len(earlier)} report days before {days[0]}")
         totals = None
         for number, day in enumerate(earlier, start=1):  # a day at a time: memory holds the totals and one report
             totals = add_reports(totals, [_report_totals(store, reports_table, day)])
             if number % 30 == 0:
-                log(f"{value_table}: {number} of {len(earlier)} report days added up")
+                log(f"{number} of {len(earlier)} report days added up")
     for day in days:
         totals = add_reports(totals, [_report_totals(store, reports_table, day)])
         try:
