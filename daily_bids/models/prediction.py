@@ -46,8 +46,9 @@ def predict_next_day(
 
     `value_posterior` (indexed by keyword_id: `value_per_click` and `value_per_click_cv`, the `keyword_value`
     table's) gives each keyword its pooled value per click and its spread. Where a keyword has one, it is the
-    expected value per click, and the expected value is the expected clicks at it; elsewhere (no posterior: reports without conversions) it is the model's ratio of
-    expected value to expected clicks, shrunk towards the ad group's, and the spread is unknown (null)."""
+    expected value per click, and the expected value is the expected clicks at it. Elsewhere (no posterior: reports
+    without conversions) the value per click is the model's ratio of expected value to expected clicks, shrunk
+    towards the ad group's, and the spread is unknown (null)."""
     predicted = model.predict(features)
     prior = features["ad_group_value_per_click_28d"].to_numpy(dtype="float64")
     weight = VALUE_PER_CLICK_PRIOR_CLICKS
