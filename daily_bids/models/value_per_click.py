@@ -2,17 +2,21 @@
 
 Most keywords convert a few times a month, so a keyword's own ratio of value to clicks is mostly noise. Each keyword's
 value per click is estimated from its whole history of clicks, conversions and conversion value, pooled towards its
-ad group, which is pooled towards its campaign, which is pooled towards the account (`POOLING_LEVELS`). How strongly
-each level pools is learnt from the data (method of moments), never a fixed prior weight.
+ad group, which is pooled towards its campaign, then its match type, then the account (`POOLING_LEVELS`). How
+strongly each level pools is learnt from the data (method of moments, `_level_spreads`), never a fixed prior weight.
 
 - The conversion rate is beta-binomial: a unit's rate is drawn around its parent's with an intra-class correlation
-  `rho` estimated from how much more the units' observed rates spread than their clicks alone explain. The prior
-  strength is 1/rho - 1 clicks; the posterior is Beta(prior + conversions, prior + clicks - conversions).
+  `rho`. The prior strength is 1/rho - 1 clicks; the posterior is Beta(prior + conversions, prior + clicks -
+  conversions).
 - The value of a conversion is gamma: each conversion's value varies around its keyword's mean with a squared
   coefficient of variation `within`, read off the days each keyword converted on (their spread around the keyword's
-  mean, `value_square_per_conversion`), and units' means vary around their parent's with `between`, what is left of
-  the units' spread once `within` is accounted for. A unit's mean is shrunk towards its parent's with the weight of
-  `within / between` conversions.
+  mean, `value_square_per_conversion`), and units' means vary around their parent's with `between`. A unit's mean is
+  shrunk towards its parent's with the weight of `within / between` conversions.
+- The spreads are learnt from the keywords up. An ad group's rate differs from its campaign's partly because its
+  keywords differ from each other, the more so when one keyword holds most of its clicks; only what is left is the
+  ad group's own spread. For the same reason a group's clicks count for less than their number when its posterior is
+  formed (`_effective`). Without this, a level that explains nothing (ad groups whose keywords were grouped by name)
+  would look informative, and keywords would be pulled towards a few noisy neighbours.
 
 The value per click is the product of the two posterior means. Its spread combines theirs, each with the uncertainty
 of the parent it was shrunk towards (a keyword with no history of its own is as uncertain as its ad group's mean, not
@@ -44,8 +48,10 @@ MIN_BETWEEN = 1e-3
 # value that varies about as much as its mean.
 DEFAULT_WITHIN = 1.0
 
-# The report's columns a keyword is pooled by, outermost first (the keyword itself is the last level).
-POOLING_LEVELS = ("campaign", "ad_group")
+# The report's columns a keyword is pooled by, outermost first (the keyword itself is the last level). The match
+# type comes first: how well a click converts depends on it across the whole account (an exact match's searcher
+# wants what the keyword says more often than a broad match's), where campaigns and ad groups only group keywords.
+POOLING_LEVELS = ("match_type", "campaign", "ad_group")
 # Each keyword's whole-history totals the estimate reads: its clicks, conversions and conversion value, the days it
 # converted on, and the sum over those days of value² / conversions (how a day's value spreads around the mean).
 TOTAL_COLUMNS = ("clicks", "conversions", "conversion_value", "conversion_days", "value_square_per_conversion")
@@ -87,32 +93,42 @@ def estimate_value_per_click(
             "no conversions in the keyword totals: a value per click cannot be estimated from them"
         )
     within = _within_value_cv2(conversions, value, conversion_days, value_square)
+    keys = [totals[column].astype(str).to_numpy() for column in levels] + [totals["keyword_id"].to_numpy()]
+    # Per depth (outermost first, the keyword last), a code per row for its unit at that depth.
+    units = [_unit_codes(keys[: depth + 1]) for depth in range(len(keys))]
+    # How far units spread around their parents, learnt from the keywords up: a unit's own mean is noisy by its
+    # clicks and by how its keywords (and groups) differ, and only the rest is the level's own spread.
+    click_shares, conversion_shares = _herfindahls(units, clicks), _herfindahls(units, conversions)
+    rate_spreads = _level_spreads(
+        units, clicks, conversions, click_shares, lambda mean: mean * (1.0 - mean), 1.0, RHO_BOUNDS
+    )
+    value_spreads = _level_spreads(
+        units, conversions, value, conversion_shares, np.square, within, (MIN_BETWEEN, np.inf)
+    )
     # Per row, its parent's pooled sums (its mean is numerator / denominator) and the variance of that mean: the
-    # rate's, and the value's relative to within (the account's to begin with). A unit is compared with its parent
-    # without itself (leave one out), so that a unit with much data does not pull its parent's mean onto its own and
-    # hide how far units truly spread.
+    # rate's, and the value's relative to within (the account's to begin with).
     account_rate = conversions.sum() / clicks.sum()
     rate_sums = (np.full(len(totals), conversions.sum()), np.full(len(totals), clicks.sum()))
     value_sums = (np.full(len(totals), value.sum()), np.full(len(totals), conversions.sum()))
     rate_variance = np.full(len(totals), account_rate * (1.0 - account_rate) / clicks.sum())
     value_variance = np.full(len(totals), 1.0 / conversions.sum())  # × within: the squared CV of the mean
     poolings = []
-    keys = [totals[column].astype(str).to_numpy() for column in levels] + [totals["keyword_id"].to_numpy()]
     for depth, name in enumerate([*levels, "keyword"]):
-        unit = _unit_codes(keys[: depth + 1])
-        unit_clicks, unit_conversions, unit_value = (np.bincount(unit, weights=w) for w in (clicks, conversions, value))
+        unit = units[depth]
+        rho, between = rate_spreads[depth], value_spreads[depth]
+        prior_clicks, prior_conversions = 1.0 / rho - 1.0, within / between
+        poolings.append(Pooling(name, prior_clicks, prior_conversions))
+        # What the unit's own sums are worth: fewer clicks than it has when they come from keywords that differ.
+        unit_clicks, unit_conversions = _effective(units, depth, clicks, conversions, click_shares, rate_spreads, 1.0)
+        unit_value_conversions, unit_value = _effective(
+            units, depth, conversions, value, conversion_shares, value_spreads, within
+        )
         rate_num, rate_den = (_first_of_each(unit, s) for s in rate_sums)
         value_num, value_den = (_first_of_each(unit, s) for s in value_sums)
         parent_rate_variance, parent_value_variance = (_first_of_each(unit, v) for v in (rate_variance, value_variance))
-        prior_clicks = _rate_prior_clicks(
-            unit_clicks, unit_conversions, *_without(rate_num, rate_den, unit_conversions, unit_clicks)
-        )
-        prior_conversions = _value_prior_conversions(
-            unit_conversions, unit_value, *_without(value_num, value_den, unit_value, unit_conversions), within
-        )
-        poolings.append(Pooling(name, prior_clicks, prior_conversions))
         parent_rate, parent_value = rate_num / rate_den, value_num / value_den
-        rate_weight, value_weight = prior_clicks + unit_clicks, prior_conversions + unit_conversions
+        rate_weight = prior_clicks + unit_clicks
+        value_weight = prior_conversions + unit_value_conversions
         unit_rate = (prior_clicks * parent_rate + unit_conversions) / rate_weight
         rate_sums = ((prior_clicks * parent_rate + unit_conversions)[unit], rate_weight[unit])
         value_sums = ((prior_conversions * parent_value + unit_value)[unit], value_weight[unit])
@@ -187,17 +203,6 @@ def _unit_codes(keys: list[np.ndarray]) -> np.ndarray:
     return frame.groupby(list(frame.columns), sort=False, observed=True).ngroup().to_numpy()
 
 
-def _without(
-    numerator: np.ndarray, denominator: np.ndarray, own: np.ndarray, own_weight: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """A parent's pooled mean without one unit's own sums, and the weight (clicks or conversions) it rests on; the
-    whole parent's where nothing else is left."""
-    rest = denominator - own_weight
-    left = rest > 1e-9
-    mean = np.where(left, (numerator - own) / np.where(left, rest, 1.0), numerator / denominator)
-    return mean, np.where(left, rest, denominator)
-
-
 def _first_of_each(unit: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per unit, the value its rows carry (every row of a unit has its parent's, the same)."""
     out = np.empty(unit.max() + 1 if len(unit) else 0)
@@ -205,42 +210,96 @@ def _first_of_each(unit: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rate_prior_clicks(
-    clicks: np.ndarray, conversions: np.ndarray, parent_rate: np.ndarray, parent_clicks: np.ndarray
-) -> float:
-    """The units' prior strength in clicks, 1/rho - 1, from the beta-binomial's method of moments: the observed
-    rates' squared deviations from their parents' rates, less what their clicks alone explain, relative to the most
-    they could spread."""
-    seen = clicks >= 2
-    if not seen.any():
-        return 1.0 / RHO_BOUNDS[0] - 1.0
-    n, x, m, w = clicks[seen], conversions[seen], parent_rate[seen], parent_clicks[seen]
-    bernoulli = m * (1.0 - m)
-    # What the unit's clicks explain, and what the noise of its parent's own estimate does.
-    excess = ((x / n - m) ** 2 - bernoulli / n - bernoulli / w) * n
-    possible = bernoulli * (n - 1.0)
-    rho = float(np.clip(excess.sum() / max(possible.sum(), 1e-12), *RHO_BOUNDS))
-    return 1.0 / rho - 1.0
+def _herfindahls(units: list[np.ndarray], weight: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """For each depth and each deeper one, per unit at the depth, Σ w_s² / w² over its sub-units s at the deeper
+    depth (w: clicks or conversions): how far the unit's mean rests on a few of them, and so carries their own
+    differences."""
+    herfindahls = {}
+    for depth in range(len(units)):
+        total = np.bincount(units[depth], weights=weight)
+        for deeper in range(depth + 1, len(units)):
+            sub_weight = np.bincount(units[deeper], weights=weight)
+            parent_of_sub = _first_of_each(units[deeper], units[depth]).astype(np.int64)
+            squares = np.bincount(parent_of_sub, weights=sub_weight**2, minlength=len(total))
+            herfindahls[depth, deeper] = np.divide(squares, total**2, out=np.zeros_like(total), where=total > 0)
+    return herfindahls
 
 
-def _value_prior_conversions(
-    conversions: np.ndarray,
-    value: np.ndarray,
-    parent_value: np.ndarray,
-    parent_conversions: np.ndarray,
-    within: float,
-) -> float:
-    """The units' prior strength in conversions, within / between. A unit's mean value per conversion deviates from
-    its parent's by between, plus within per conversion of its own and of its parent's; between is what the squared
-    relative deviations hold beyond that noise (weighted by conversions: a unit with more is the surer measure)."""
-    seen = (conversions >= 1) & (parent_value > 0)
-    if not seen.any():
-        return within / MIN_BETWEEN
-    c = conversions[seen]
-    deviation = (value[seen] / c / parent_value[seen] - 1.0) ** 2
-    noise = within * (1.0 / c + 1.0 / parent_conversions[seen])
-    between = max(float(np.sum(c * (deviation - noise)) / np.sum(c)), MIN_BETWEEN)
-    return within / between
+def _level_spreads(
+    units: list[np.ndarray],
+    weight: np.ndarray,
+    amount: np.ndarray,
+    herfindahls: dict[tuple[int, int], np.ndarray],
+    scale: Callable[[np.ndarray], np.ndarray],
+    noise_per_weight: float,
+    bounds: tuple[float, float],
+) -> list[float]:
+    """Per depth, how much units' true means spread around their parent's, relative to `scale(mean)`: the rate's
+    intra-class correlation (weight: clicks, amount: conversions, scale m(1 - m), noise 1 per click) or the squared
+    CV of the value per conversion (weight: conversions, amount: value, scale m², noise `within` per conversion), m
+    being the mean of the unit's outermost level (the account's, for that level itself).
+
+    Method of moments, from the keywords up. A unit is compared with its parent's mean without it (so that a unit
+    with much data does not pull that mean onto its own). The squared deviation holds the level's spread, the noise
+    of the unit's own mean, and the noise of the parent's: its weight's, and its sub-units' spreads already learnt
+    below (a group of keywords differs from its campaign partly because its keywords differ). Units weigh by the
+    inverse square of what they are expected to deviate, so that neither tiny nor huge units decide alone."""
+    spreads = [0.0] * len(units)
+    for depth in reversed(range(len(units))):
+        unit = units[depth]
+        own, own_amount = np.bincount(unit, weights=weight), np.bincount(unit, weights=amount)
+        seen = own > 0
+        noise = np.where(seen, noise_per_weight / np.where(seen, own, 1.0), 0.0)
+        for deeper in range(depth + 1, len(units)):
+            noise = noise + spreads[deeper] * herfindahls[depth, deeper]
+        parent = _first_of_each(unit, units[depth - 1]).astype(np.int64) if depth else np.zeros(len(own), np.int64)
+        parent_weight, parent_amount = (np.bincount(parent, weights=w) for w in (own, own_amount))
+        parent_squares, parent_noise = (np.bincount(parent, weights=own**2 * w) for w in (np.ones_like(own), noise))
+        rest = parent_weight[parent] - own
+        usable = seen & (rest > 1e-9)
+        rest = np.where(usable, rest, 1.0)
+        mean = (parent_amount[parent] - own_amount) / rest
+        # Scaled by the outermost unit's mean, not the parent's: a small parent's mean is too noisy to divide by.
+        outermost = _first_of_each(unit, units[0]).astype(np.int64) if depth else np.zeros(len(own), np.int64)
+        variance_scale = scale(
+            (np.bincount(outermost, weights=own_amount) / np.bincount(outermost, weights=own))[outermost]
+        )
+        usable &= variance_scale > 0
+        if not usable.any():
+            spreads[depth] = bounds[0]
+            continue
+        deviation = (own_amount / np.where(seen, own, 1.0) - mean) ** 2 / np.where(usable, variance_scale, 1.0)
+        coefficient = 1.0 + (parent_squares[parent] - own**2) / rest**2
+        expected_noise = noise + (parent_noise[parent] - own**2 * noise) / rest**2
+        deviation, coefficient, expected_noise = (a[usable] for a in (deviation, coefficient, expected_noise))
+        spread = float(np.clip(np.mean(deviation - expected_noise) / np.mean(coefficient), *bounds))
+        for _ in range(4):  # the weights depend on the spread: a few rounds settle it
+            weights = 1.0 / (spread * coefficient + expected_noise) ** 2
+            spread = float(
+                np.clip(np.sum(weights * (deviation - expected_noise)) / np.sum(weights * coefficient), *bounds)
+            )
+        spreads[depth] = spread
+    return spreads
+
+
+def _effective(
+    units: list[np.ndarray],
+    depth: int,
+    weight: np.ndarray,
+    amount: np.ndarray,
+    herfindahls: dict[tuple[int, int], np.ndarray],
+    spreads: list[float],
+    noise_per_weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit at `depth`, the weight (clicks or conversions) its own mean is worth, and the amount that goes with
+    it: as many as would give its mean the noise it has, which is more than its weight alone says when its
+    sub-units differ. A keyword's are its own."""
+    own, own_amount = (np.bincount(units[depth], weights=w) for w in (weight, amount))
+    extra = np.zeros_like(own)
+    for deeper in range(depth + 1, len(units)):
+        extra = extra + spreads[deeper] * herfindahls[depth, deeper]
+    effective = own / (1.0 + own * extra / noise_per_weight)
+    return effective, np.divide(own_amount * effective, own, out=np.zeros_like(own), where=own > 0)
 
 
 def _within_value_cv2(
@@ -291,7 +350,10 @@ def value_days(
     totals are rebuilt from every report day before the first."""
     columns = ["keyword_id", *POOLING_LEVELS, *TOTAL_COLUMNS]
     previous = days[0] - dt.timedelta(days=1)
-    if store.partition_exists(value_table, previous):
+    # A partition written before a pooling level was added lacks its column: rebuilt, not read.
+    if store.partition_exists(value_table, previous) and set(columns) <= set(
+        store.partition_columns(value_table, previous)
+    ):
         totals = store.read_partitions(value_table, [previous], columns).drop(columns=["date"])
     else:
         earlier = [day for day in store.list_partitions(reports_table) if day < days[0]]

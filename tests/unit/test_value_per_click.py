@@ -79,6 +79,7 @@ def _synthetic(keyword_spread: float, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "keyword_id": np.arange(2000),
+            "match_type": "exact",
             "campaign": "one",
             "ad_group": np.arange(2000) // 5,
             "clicks": clicks,
@@ -97,6 +98,35 @@ def test_how_strongly_keywords_pool_is_learnt_from_how_much_they_differ():
     assert alike[-1].level == "keyword"
     assert alike_clicks > 2_000  # keywords that never differ: their ad group says it all
     assert different_clicks < 100  # keywords that differ a lot: their own clicks say most
+
+
+def test_a_level_that_explains_nothing_is_learnt_as_such_when_its_keywords_differ():
+    """Ad groups drawn with no effect of their own, whose keywords differ and one of which holds most of the group's
+    clicks: the group's rate then differs from the campaign's by its keywords' differences alone, and the ad group
+    level must not be taken for an informative one (which would pull each keyword towards its few neighbours)."""
+    rng = np.random.default_rng(4)
+    rate = np.clip(0.03 * rng.lognormal(0.0, 0.7, 2000), 0, 1)
+    clicks = np.where(np.arange(2000) % 5 == 0, 2_000.0, 50.0)  # the first keyword of each group dominates it
+    conversions = rng.binomial(clicks.astype(int), rate).astype("float64")
+    totals = _synthetic(0.0).assign(
+        clicks=clicks,
+        conversions=conversions,
+        conversion_value=conversions * 50.0,
+        conversion_days=conversions,
+        value_square_per_conversion=conversions * 50.0**2,
+    )
+    estimates, poolings = estimate_value_per_click(totals)
+    by_level = {pooling.level: pooling.rate_prior_clicks for pooling in poolings}
+    assert by_level["ad_group"] > 5 * by_level["keyword"]  # groups pool far more than keywords do
+    small = clicks == 50.0
+    pooled_error = np.abs(np.log(estimates["conversion_rate"].to_numpy()[small] / rate[small]))
+    # The small keywords are pulled towards the account's rate, not towards the big keyword beside them: that
+    # neighbour says nothing of them here.
+    neighbour = np.repeat(conversions[::5] / clicks[::5], 5)[small]
+    account = conversions.sum() / clicks.sum()
+    assert np.median(pooled_error) < np.median(np.abs(np.log(np.clip(neighbour, 1e-4, 1) / rate[small])))
+    assert np.corrcoef(estimates["conversion_rate"].to_numpy()[small], neighbour)[0, 1] < 0.3
+    assert 0.5 * account < np.median(estimates["conversion_rate"].to_numpy()[small]) < 2 * account
 
 
 def test_bad_totals_are_refused():
