@@ -6,6 +6,8 @@ window is sized to the features there are (see `daily_bids.features.windows`), s
 """
 
 import datetime as dt
+import json
+import time
 
 import dagster as dg
 import numpy as np
@@ -111,6 +113,7 @@ def keyword_clusters(
     context.log.info(f"{clusters.k} clusters; silhouette by k: {clusters.silhouette_by_k}")
     png = profile_plot_png(clusters)
     store.write_bytes(chart_path(tables.CLUSTERS, "profiles.png"), png)
+    store.write_bytes(CLUSTER_NAMES_PATH, json.dumps(clusters.names()).encode())
     sizes = clusters.assignments["cluster"].value_counts().sort_index()
     return dg.Output(
         clusters.assignments,
@@ -118,13 +121,24 @@ def keyword_clusters(
             "k": clusters.k,
             "silhouette_by_k": dg.MetadataValue.json({str(k): v for k, v in clusters.silhouette_by_k.items()}),
             "profile_window": f"{days[0]}...{days[-1]}",
-            "cluster_sizes": dg.MetadataValue.json({str(c): int(n) for c, n in sizes.items()}),
+            "cluster_sizes": dg.MetadataValue.json({clusters.names()[c]: int(n) for c, n in sizes.items()}),
             "profiles": dg.MetadataValue.md(clusters.centers.round(4).to_markdown()),
             "profile_plot": dg.MetadataValue.md(png_markdown(png, "cluster profiles")),
             "profile_plot_png": dg.MetadataValue.path(store.display_uri(chart_path(tables.CLUSTERS, "profiles.png"))),
             DATA_THROUGH: _train_through(config, store).isoformat(),
         },
     )
+
+
+# What each cluster is ("2: high volume, low CTR"), beside the profile chart: the charts of later steps name them.
+CLUSTER_NAMES_PATH = chart_path(tables.CLUSTERS, "names.json")
+
+
+def stored_cluster_names(store: Warehouse) -> dict[int, str]:
+    """The names the latest clustering gave its clusters; none (numbers only) before it ran."""
+    if not store.exists(CLUSTER_NAMES_PATH):
+        return {}
+    return {int(cluster): name for cluster, name in json.loads(store.read_bytes(CLUSTER_NAMES_PATH)).items()}
 
 
 def clusters_from(assignments: pd.DataFrame) -> KeywordClusters:
@@ -160,6 +174,7 @@ def xgboost_model(
 ) -> dg.Output[KeywordModel]:
     """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
     conversion value, early-stopped on the last days of its window."""
+    started_at = time.time()
     store = warehouse.warehouse()
     window = training_window(config, store)
     context.log.info(window.describe())
@@ -170,7 +185,11 @@ def xgboost_model(
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
     untrained = unreported_targets_of(frame)
     run_id = tracker.log_training(
-        model, model.kind, {**parameters.model_dump(), "untrained_targets": untrained}, window.span()
+        model,
+        model.kind,
+        {**parameters.model_dump(), "untrained_targets": untrained},
+        window.span(),
+        started_at=started_at,
     )
     return dg.Output(model, metadata=_model_metadata(model, store, window, run_id, tuned, untrained))
 
@@ -215,6 +234,7 @@ def deep_model(
 ):
     """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
     beside the scaled features) with Poisson heads for clicks and conversions."""
+    started_at = time.time()
     store = warehouse.warehouse()
     window = training_window(config, store)
     context.log.info(window.describe())
@@ -226,7 +246,11 @@ def deep_model(
     store.write_bytes(f"preprocessing/{model.scaler.version}.json", model.scaler.to_json().encode())
     untrained = unreported_targets_of(frame)
     run_id = tracker.log_training(
-        model, model.kind, {**parameters.model_dump(), "untrained_targets": untrained}, window.span()
+        model,
+        model.kind,
+        {**parameters.model_dump(), "untrained_targets": untrained},
+        window.span(),
+        started_at=started_at,
     )
     return dg.Output(model, metadata=_model_metadata(model, store, window, run_id, tuned, untrained))
 
@@ -295,6 +319,7 @@ def champion_model(
     holdout = features_with_outcomes(store, window.holdout_feature_days)
     clusters = clusters_from(keyword_clusters).cluster_of(holdout["keyword_id"])
     learned = {"xgboost": xgboost_model, "deep": deep_model}
+    blend_started_at = time.time()
     blend = fit_blend(learned, features_with_outcomes(store, window.validation_feature_days))
     validation_days = window.validation_feature_days
     tracker.log_training(
@@ -302,6 +327,7 @@ def champion_model(
         blend.kind,
         {"weights": blend.weights, "components": list(learned)},
         f"{validation_days[0]}...{validation_days[-1]}",
+        started_at=blend_started_at,
     )
     candidates = {**learned, "blend": blend}
     first_outcome_day = window.holdout_feature_days[0] + dt.timedelta(days=1)
@@ -320,7 +346,10 @@ def champion_model(
     alias_version = tracker.set_champion(served.version)
     predictions = verdict.predictions
     png = evaluation.real_vs_predicted_png(
-        holdout, {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()}, clusters
+        holdout,
+        {n: p["expected_clicks"].to_numpy() for n, p in predictions.items()},
+        clusters,
+        stored_cluster_names(store),
     )
     store.write_bytes(f"{tables.CHAMPION}/holdout.png", png)
     metrics = verdict.metrics
@@ -416,6 +445,7 @@ def _serve(
         feature_days = TrainingWindow(serving.train_through, days, holdout_days=0).training_feature_days
         return features_with_outcomes(store, feature_days)
 
+    refit_started_at = time.time()
     refitted = refit(chosen, training_frame, serving.train_through, log=context.log.info)
     if refitted is None:
         served = current if kept else chosen
@@ -423,7 +453,11 @@ def _serve(
     parameters = getattr(chosen, "parameters", {})  # a blend or a floor has none of its own
     days = TrainingWindow(serving.train_through, parameters.get("training_days", serving.training_days), holdout_days=0)
     tracker.log_training(
-        refitted, refitted.kind, {"refit_of": chosen.version, "judged_on": window.span(), **parameters}, days.span()
+        refitted,
+        refitted.kind,
+        {"refit_of": chosen.version, "judged_on": window.span(), **parameters},
+        days.span(),
+        started_at=refit_started_at,
     )
     what = "the champion's judged model " if kept else ""
     return refitted, f"{what}{chosen.version} refit on {days.span()} as {refitted.version}", days.span()

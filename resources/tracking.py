@@ -13,6 +13,9 @@ from resources.warehouse import BoundedS3Resource, s3_options
 
 REGISTERED_MODEL = "daily_bids_keyword_model"
 CHAMPION_ALIAS = "champion"
+# MLflow's UI opens an experiment on what its kind says; without it, MLflow 3 opens on GenAI traces, which this
+# platform has none of.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 class ExperimentTracker(dg.ConfigurableResource):
@@ -32,8 +35,18 @@ class ExperimentTracker(dg.ConfigurableResource):
         mlflow.set_tracking_uri(self.tracking_uri)
         experiment = mlflow.get_experiment_by_name(self.experiment)
         if experiment is None:
-            mlflow.create_experiment(self.experiment, artifact_location=self._artifact_location())
-        elif self.artifact_location and experiment.artifact_location != self._artifact_location():
+            mlflow.create_experiment(
+                self.experiment,
+                artifact_location=self._artifact_location(),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        elif experiment.tags.get(EXPERIMENT_KIND_TAG) is None:  # made by an earlier version: opened on its traces
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        if (
+            experiment is not None
+            and self.artifact_location
+            and experiment.artifact_location != self._artifact_location()
+        ):
             # MLflow fixes the location when it creates an experiment; writing elsewhere silently would lose models.
             raise ValueError(
                 f"BIDS_MLFLOW_ARTIFACTS={self.artifact_location!r}, but the MLflow experiment "
@@ -69,11 +82,21 @@ class ExperimentTracker(dg.ConfigurableResource):
             return (database.parent / "mlruns").as_uri()
         return None  # a tracking server decides
 
-    def log_training(self, model, kind: str, params: dict, window: str, extra_metrics: dict | None = None) -> str:
+    def log_training(
+        self,
+        model,
+        kind: str,
+        params: dict,
+        window: str,
+        extra_metrics: dict | None = None,
+        started_at: float | None = None,
+    ) -> str:
         """One MLflow run for one trained model: params, metrics, data window, feature versions, git sha and the
-        model bundle; the bundle is registered as a new version of the keyword model. Returns the run id."""
+        model bundle; the bundle is registered as a new version of the keyword model. `started_at` (seconds since
+        the epoch) is when the training began, so that the run lasts as long as it did. Returns the run id."""
         mlflow = self._client()
-        with mlflow.start_run(run_name=f"{kind} {model.version}") as run:
+        experiment_id = mlflow.get_experiment_by_name(self.experiment).experiment_id
+        with _run(mlflow, experiment_id, f"{kind} {model.version}", started_at) as run:
             mlflow.set_tags(
                 {
                     "model_kind": kind,
@@ -145,6 +168,15 @@ class ExperimentTracker(dg.ConfigurableResource):
             raise LookupError(f"{model_version} is not registered in MLflow at {self.tracking_uri}")
         client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, found[0].version)
         return str(found[0].version)
+
+
+def _run(mlflow, experiment_id: str, name: str, started_at: float | None):
+    """An active MLflow run named `name`, in the experiment, that began at `started_at` (now, if None): a run
+    logged once the work is done still shows how long the work took."""
+    if started_at is None:
+        return mlflow.start_run(run_name=name)
+    created = mlflow.MlflowClient().create_run(experiment_id, start_time=int(started_at * 1000), run_name=name)
+    return mlflow.start_run(run_id=created.info.run_id)
 
 
 def _git_sha() -> str:

@@ -27,6 +27,10 @@ class KeywordClusters:
     k: int
     silhouette_by_k: dict[int, float]
 
+    def names(self) -> dict[int, str]:
+        """Each cluster's number and what it is, e.g. "2: high volume, low CTR" (see `cluster_names`)."""
+        return cluster_names(self.centers)
+
     def cluster_of(self, keyword_ids) -> np.ndarray:
         lookup = pd.Series(self.assignments["cluster"].to_numpy(), index=self.assignments["keyword_id"].to_numpy())
         return lookup.reindex(np.asarray(keyword_ids)).fillna(UNKNOWN_CLUSTER).to_numpy(dtype="int64")
@@ -83,6 +87,38 @@ def fit_clusters(profiles: pd.DataFrame, k: int | None = None, k_range=range(3, 
     return KeywordClusters(assignments, centers, int(k), silhouettes)
 
 
+# The profile columns a cluster is named by, and the word for each.
+_NAMED_BY = {"log_volume": "volume", "ctr": "CTR", "conversion_rate": "conversion rate"}
+# How far, in standard deviations of the clusters' centers, a cluster's center stands out to be named by it.
+_STANDS_OUT = 0.75
+# A week's share of weekend days in a flat week, and how far from it a cluster must be to be named by it.
+_WEEKEND_SHARE, _WEEKEND_MARGIN = 2 / 7, 0.05
+
+
+def cluster_names(centers: pd.DataFrame) -> dict[int, str]:
+    """A name per cluster from its profile against the other clusters': "high" or "low" volume, CTR and conversion
+    rate where its center stands out from theirs (by more than `_STANDS_OUT` standard deviations of the clusters'
+    centers), and its week where most of its impressions fall on weekdays or weekends. People read
+    "2: high volume, low CTR" where they could not read "2"."""
+    named = centers[list(_NAMED_BY)]
+    spread = named.std(ddof=0).replace(0.0, np.inf)  # a column all clusters share names none of them
+    scores = (named - named.mean()) / spread
+    names = {}
+    for cluster, row in centers.iterrows():
+        words = [
+            f"{'high' if scores.loc[cluster, column] > 0 else 'low'} {word}"
+            for column, word in _NAMED_BY.items()
+            if abs(scores.loc[cluster, column]) > _STANDS_OUT
+        ]
+        weekend = row.get("share_sat", 0.0) + row.get("share_sun", 0.0)
+        if weekend > _WEEKEND_SHARE + _WEEKEND_MARGIN:
+            words.append("weekend-heavy")
+        elif 0 < weekend < _WEEKEND_SHARE - _WEEKEND_MARGIN:
+            words.append("weekday-heavy")
+        names[int(cluster)] = f"{cluster}: {', '.join(words) or 'typical'}"
+    return names
+
+
 def profile_plot_png(clusters: KeywordClusters) -> bytes:
     """Cluster profiles: volume, CTR and conversion rate, and the weekly shape of each cluster."""
     figure, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
@@ -92,9 +128,12 @@ def profile_plot_png(clusters: KeywordClusters) -> bytes:
     normalized = summary / summary.abs().max().replace(0, 1)
     normalized.plot.bar(ax=left)
     left.set_title("cluster profiles (scaled to the largest)")
-    left.set_xticklabels([f"{c}\n({sizes[c]} kw)" for c in centers.index], rotation=0)
+    names = clusters.names()
+    left.set_xticklabels(
+        [f"{names[c]}\n({sizes[c]} kw)".replace(", ", "\n") for c in centers.index], fontsize=7, rotation=0
+    )
     for cluster, row in centers[[f"share_{d}" for d in WEEKDAYS]].iterrows():
-        right.plot(WEEKDAYS, row.to_numpy(), marker="o", label=f"cluster {cluster}")
+        right.plot(WEEKDAYS, row.to_numpy(), marker="o", label=names[cluster])
     right.set_title("weekly shape (share of impressions)")
     right.legend(fontsize=8)
     return figure_png(figure)

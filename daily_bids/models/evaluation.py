@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from daily_bids.charts import figure_png, pyplot
+from daily_bids.models.clustering import UNKNOWN_CLUSTER
 from daily_bids.models.naive_model import FLOOR_NAMES, NaiveModel, floor_name
 from daily_bids.models.xgboost_model import regression_metrics
 
@@ -180,8 +181,14 @@ def run_gate(
     return GateVerdict(decision, models[decision.champion], incumbent_name, metrics, predictions)
 
 
-def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarray], clusters: np.ndarray) -> bytes:
-    """Daily real vs predicted clicks over the holdout, and mean residual by cluster, for each model."""
+def real_vs_predicted_png(
+    holdout: pd.DataFrame,
+    predictions: dict[str, np.ndarray],
+    clusters: np.ndarray,
+    cluster_names: dict[int, str] | None = None,
+) -> bytes:
+    """Daily real vs predicted clicks over the holdout, and mean residual by cluster (named by `cluster_names`,
+    from `KeywordClusters.names`), for each model."""
     figure, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
     days = holdout["date"].to_numpy()
     actual = holdout["clicks"].to_numpy(dtype="float64")
@@ -195,7 +202,9 @@ def real_vs_predicted_png(holdout: pd.DataFrame, predictions: dict[str, np.ndarr
     left.set_title("clicks per day on the holdout: real vs predicted")
     left.legend(fontsize=8)
     left.tick_params(axis="x", labelrotation=45)
-    right.set_xticks(np.arange(len(cluster_ids)) + 0.4 - width / 2, [str(c) for c in cluster_ids])
+    names = {UNKNOWN_CLUSTER: f"{UNKNOWN_CLUSTER}: new keywords", **(cluster_names or {})}
+    labels = [names.get(int(c), str(c)).replace(", ", "\n") for c in cluster_ids]
+    right.set_xticks(np.arange(len(cluster_ids)) + 0.4 - width / 2, labels, fontsize=7)
     right.axhline(0, color="black", linewidth=0.8)
     right.set_title("mean residual (real − predicted) by cluster")
     right.legend(fontsize=8)

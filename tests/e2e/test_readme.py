@@ -361,7 +361,9 @@ def test_mlflow_ui_serves_the_tracked_runs(bootstrapped_now):
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None, "mlflow ui did not start"
                 time.sleep(1)
-        assert "daily-bids" in {e["name"] for e in experiments}
+        (daily_bids,) = [e for e in experiments if e["name"] == "daily-bids"]
+        # What MLflow's UI reads to open the experiment on its training runs rather than on GenAI traces.
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in daily_bids["tags"]
         page = urllib.request.urlopen("http://127.0.0.1:5000/", timeout=10).read().decode()
         assert "MLflow" in page
     finally:

@@ -388,6 +388,14 @@ def test_champion_serves_predictions_with_reasons_and_mlflow_records_every_run(g
     assert set(ours["tags.model_kind"]) == {"xgboost", "deep"}
     assert ours["tags.data_window"].notna().all() and ours["tags.git_sha"].notna().all()
     assert ours["metrics.clicks_poisson_deviance"].notna().all()
+    # Each run lasts as long as its training did (logged afterwards, it used to last a few hundred milliseconds;
+    # the deep model's training alone loads TensorFlow), and the experiment opens on its runs, not on traces.
+    deep_run = ours[ours["tags.model_kind"] == "deep"].iloc[0]
+    assert (deep_run["end_time"] - deep_run["start_time"]).total_seconds() > 2.0
+    clustered = graph["training"].asset_materializations_for_node("keyword_clusters")[0].metadata
+    assert all(re.fullmatch(r"\d+: [a-zA-Z ,-]+", name) for name in clustered["cluster_sizes"].value)
+    experiment = mlflow.get_experiment_by_name("daily-bids")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     blends = set(runs.loc[runs["tags.model_kind"] == "blend", "tags.model_version"])
     assert judged in candidates | blends  # the gate judged a candidate or their blend ...
     refit = runs[runs["tags.model_version"] == served]

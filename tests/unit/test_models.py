@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from daily_bids.features.keyword_features import compute_features
-from daily_bids.models.clustering import behaviour_profiles, fit_clusters
+from daily_bids.models.clustering import behaviour_profiles, cluster_names, fit_clusters
 from daily_bids.models.deep_model import DeepKeywordModel, DeepParameters, train_deep
 from daily_bids.models.evaluation import GatePolicy, decide
 from daily_bids.models.xgboost_model import TrainingParameters, train, training_frame
@@ -33,6 +33,27 @@ def test_clusters_separate_behaviour_and_choose_k_by_silhouette(data):
     assert clusters.assignments["keyword_id"].is_unique and clusters.assignments["cluster"].nunique() == clusters.k
     assert clusters.cluster_of([reports["keyword_id"].iloc[0], -5])[1] == -1  # unseen keywords: unknown cluster
     assert fit_clusters(behaviour_profiles(reports), k=4).k == 4
+
+
+def test_clusters_are_named_by_what_stands_out_in_their_profile(data):
+    centers = pd.DataFrame(
+        {
+            "log_volume": [4.0, 2.0, 2.1, 2.0],
+            "ctr": [0.03, 0.10, 0.04, 0.04],
+            "conversion_rate": [0.02, 0.02, 0.02, 0.02],  # the same everywhere: names no cluster
+            **{f"share_{day}": [1 / 7] * 4 for day in ("mon", "tue", "wed", "thu", "fri")},
+            "share_sat": [1 / 7, 1 / 7, 0.25, 1 / 7],
+            "share_sun": [1 / 7, 1 / 7, 0.25, 1 / 7],
+        }
+    )
+    names = cluster_names(centers)
+    assert names[0] == "0: high volume, low CTR"
+    assert names[1] == "1: high CTR"
+    assert names[2] == "2: weekend-heavy"
+    assert names[3] == "3: typical"
+    reports, _ = data
+    clusters = fit_clusters(behaviour_profiles(reports), k=4)
+    assert sorted(clusters.names()) == sorted(clusters.centers.index)
 
 
 def test_same_data_and_config_give_the_same_models(data):
