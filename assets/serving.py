@@ -133,6 +133,25 @@ def bid_landscape(
 PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
 
 
+def _require_stored_predictions(store, days: list[dt.date]) -> None:
+    """Refuses, before anything is written, a run of the bids alone over days whose predictions were never stored."""
+    try:
+        store.require_partitions(tables.PREDICTIONS, days)
+    except MissingPartitionsError as missing:
+        raise dg.Failure(
+            description=f"{tables.BIDS} was selected without {tables.PREDICTIONS}, so its bids are made from the "
+            f"stored predictions, and there are none to bid from ({missing}). Materialize {tables.PREDICTIONS} for "
+            f"these days first, or both assets together (`--select keyword_predictions,keyword_bids`).",
+            allow_retries=False,
+        ) from None
+
+
+def _stored_predictions_note(store, days: list[dt.date]) -> str:
+    """Which models made the stored predictions a run of the bids alone bid from."""
+    versions = store.read_partitions(tables.PREDICTIONS, days, ["model_version"])["model_version"].unique()
+    return f"stored predictions of {days[0]}...{days[-1]}, made by {', '.join(sorted(map(str, versions)))}"
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -251,29 +270,10 @@ def keyword_scores(
                 reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
             )
         staged.publish(tables.BIDS)
-        predictions_used = {} if with_predictions else {"predictions": _stored_predictions_note(store, days)}
+        predictions_used = {} if with_predictions else {"predictions_used": _stored_predictions_note(store, days)}
         yield dg.MaterializeResult(
             asset_key=BIDS, metadata={**_bid_metadata(context, latest.bids, bid_policy, store), **predictions_used}
         )
-
-
-def _require_stored_predictions(store, days: list[dt.date]) -> None:
-    """Refuses, before anything is written, a run of the bids alone over days whose predictions were never stored."""
-    try:
-        store.require_partitions(tables.PREDICTIONS, days)
-    except MissingPartitionsError as missing:
-        raise dg.Failure(
-            description=f"{tables.BIDS} was selected without {tables.PREDICTIONS}, so its bids are made from the "
-            f"stored predictions, and there are none to bid from ({missing}). Materialize {tables.PREDICTIONS} for "
-            f"these days first, or both assets together (`--select keyword_predictions keyword_bids`).",
-            allow_retries=False,
-        ) from None
-
-
-def _stored_predictions_note(store, days: list[dt.date]) -> str:
-    """Which models made the stored predictions a run of the bids alone bid from."""
-    versions = store.read_partitions(tables.PREDICTIONS, days, ["model_version"])["model_version"].unique()
-    return f"stored predictions of {days[0]}...{days[-1]}, made by {', '.join(sorted(map(str, versions)))}"
 
 
 def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:

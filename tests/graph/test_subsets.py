@@ -117,7 +117,7 @@ def test_the_bids_alone_bid_from_the_stored_predictions_and_leave_them_as_they_w
     assert alone.success
     assert materializations_of(alone, PREDICTIONS) == []
     (bids,) = materializations_of(alone, BIDS)
-    assert bids.metadata["predictions"].value.endswith(f"made by {NaiveModel(7, LAST).version}")
+    assert bids.metadata["predictions_used"].value.endswith(f"made by {NaiveModel(7, LAST).version}")
     assert _checks(alone) == {"bids_are_profitable_and_capped": True, "bids_move_plausibly": True}
     assert _files(root, f"{tables.PREDICTIONS}/date={BIDS_ALONE}") == predictions  # read, never rewritten
     pd.testing.assert_frame_equal(store.read_partitions(tables.BIDS, [BIDS_ALONE]), bids_of_both)
