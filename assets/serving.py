@@ -30,6 +30,7 @@ from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing
 from daily_bids.serving.scoring import BidTotals
 from daily_bids.storage import tables
+from daily_bids.storage.warehouse import MissingPartitionsError
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
@@ -132,6 +133,25 @@ def bid_landscape(
 PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
 
 
+def _require_stored_predictions(store, days: list[dt.date]) -> None:
+    """Refuses, before anything is written, a run of the bids alone over days whose predictions were never stored."""
+    try:
+        store.require_partitions(tables.PREDICTIONS, days)
+    except MissingPartitionsError as missing:
+        raise dg.Failure(
+            description=f"{tables.BIDS} was selected without {tables.PREDICTIONS}, so its bids are made from the "
+            f"stored predictions, and there are none to bid from ({missing}). Materialize {tables.PREDICTIONS} for "
+            f"these days first, or both assets together (`--select keyword_predictions,keyword_bids`).",
+            allow_retries=False,
+        ) from None
+
+
+def _stored_predictions_note(store, days: list[dt.date]) -> str:
+    """Which models made the stored predictions a run of the bids alone bid from."""
+    versions = store.read_partitions(tables.PREDICTIONS, days, ["model_version"])["model_version"].unique()
+    return f"stored predictions of {days[0]}...{days[-1]}, made by {', '.join(sorted(map(str, versions)))}"
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -166,64 +186,94 @@ def keyword_scores(
     warehouse: WarehouseResource,
 ):
     """Predictions and bids in one pass over the features, batch by batch (`daily_bids.serving.scoring`), on the engine
-    `BIDS_SCORING_ENGINE` names: this process, or Spark. The model is loaded once for the run."""
+    `BIDS_SCORING_ENGINE` names: this process, or Spark. The model is loaded once for the run.
+
+    Either asset runs alone too. The bids alone are made from the stored predictions of their days, which are read and
+    never rewritten; without them the run is refused before anything is written. Every partition is staged, and a
+    table's days replace the stored ones only once all of them are made: a run that fails part-way leaves the stored
+    partitions of a table it did not finish as they were."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    with_bids = BIDS in context.selected_asset_keys
-    outputs = {"predictions": tables.PREDICTIONS, **({"bids": tables.BIDS} if with_bids else {})}
+    with_predictions, with_bids = PREDICTIONS in context.selected_asset_keys, BIDS in context.selected_asset_keys
+    if not with_predictions:
+        _require_stored_predictions(store, days)
     # Each day's bids in force come from the CONTEXT_DAYS reports through it, read a day at a time.
     report_for = _report_reader(store, BID_HISTORY_COLUMNS)
     # Read here, not as an input: a run of the predictions alone needs no landscape.
     landscapes = store.read_partitions(tables.LANDSCAPE, days) if with_bids else None
     scores = {}
-    for day in days:
-        todays = landscapes[landscapes["date"] == pd.Timestamp(day)] if with_bids else landscapes
-        landscape = BidLandscape.from_row(todays.iloc[0]) if todays is not None and len(todays) else None
-        try:
-            recent = bid_context(report_for, day) if with_bids else None
-        except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
-            recent = None
-        note = landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
-        scores[day] = scoring.score_day(
-            store,
-            tables.FEATURES,
-            day,
-            champion_model,
-            keyword_clusters,
-            outputs,
-            bid_policy,
-            landscape,
-            recent,
-            note,
-            context.log.info,
-            tables.KEYWORD_VALUE,
+    with store.staging() as staged:
+        for day in days:
+            todays = landscapes[landscapes["date"] == pd.Timestamp(day)] if with_bids else landscapes
+            landscape = BidLandscape.from_row(todays.iloc[0]) if todays is not None and len(todays) else None
+            try:
+                recent = bid_context(report_for, day) if with_bids else None
+            except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
+                recent = None
+            note = (
+                landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
+            )
+            if with_predictions:
+                outputs = {"predictions": tables.PREDICTIONS, **({"bids": tables.BIDS} if with_bids else {})}
+                scores[day] = scoring.score_day(
+                    store,
+                    tables.FEATURES,
+                    day,
+                    champion_model,
+                    keyword_clusters,
+                    outputs,
+                    bid_policy,
+                    landscape,
+                    recent,
+                    note,
+                    context.log.info,
+                    tables.KEYWORD_VALUE,
+                    sink=staged,
+                )
+                done = f"scored at {scores[day].rows_per_second:,.0f} rows/s on the {scoring.engine} engine"
+            else:
+                scores[day] = scoring.bid_day(
+                    store,
+                    tables.PREDICTIONS,
+                    tables.BIDS,
+                    day,
+                    bid_policy,
+                    landscape,
+                    recent,
+                    note,
+                    context.log.info,
+                    sink=staged,
+                )
+                done = "bid from their stored predictions"
+            context.log.info(f"{day}: {scores[day].predictions.keywords:,} keywords {done}")
+        latest = scores[days[-1]]
+        if with_predictions:
+            staged.publish(tables.PREDICTIONS)
+            yield dg.MaterializeResult(
+                asset_key=PREDICTIONS,
+                metadata=readable(
+                    {
+                        **latest.predictions.summary(),
+                        "model_version": champion_model.version,
+                        "engine": scoring.engine,
+                        "rows_per_second": round(latest.rows_per_second),
+                        "path": dg.MetadataValue.path(store.display_uri(tables.PREDICTIONS)),
+                    }
+                ),
+            )
+        if not with_bids:
+            return
+        refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}
+        if refused:  # no day's bids replace the stored ones, and the run fails saying why
+            reasons = set(refused.values())
+            raise CannotBidError(
+                reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
+            )
+        staged.publish(tables.BIDS)
+        predictions_used = {} if with_predictions else {"predictions_used": _stored_predictions_note(store, days)}
+        yield dg.MaterializeResult(
+            asset_key=BIDS, metadata={**_bid_metadata(context, latest.bids, bid_policy, store), **predictions_used}
         )
-        context.log.info(
-            f"{day}: {scores[day].predictions.keywords:,} keywords scored at "
-            f"{scores[day].rows_per_second:,.0f} rows/s on the {scoring.engine} engine"
-        )
-    latest = scores[days[-1]]
-    yield dg.MaterializeResult(
-        asset_key=PREDICTIONS,
-        metadata=readable(
-            {
-                **latest.predictions.summary(),
-                "model_version": champion_model.version,
-                "engine": scoring.engine,
-                "rows_per_second": round(latest.rows_per_second),
-                "path": dg.MetadataValue.path(store.display_uri(tables.PREDICTIONS)),
-            }
-        ),
-    )
-    if not with_bids:
-        return
-    refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}
-    if refused:  # the predictions are written; the bids are not, and the run fails saying why
-        reasons = set(refused.values())
-        raise CannotBidError(
-            reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
-        )
-    yield dg.MaterializeResult(asset_key=BIDS, metadata=_bid_metadata(context, latest.bids, bid_policy, store))
 
 
 def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:

@@ -57,11 +57,25 @@ class ScoringEngineResource(dg.ConfigurableResource):
         return self._spark.spark_session
 
     def score_day(
-        self, store, features_table, day, model, clusters, outputs, policy, landscape, context, note, log, value_table
+        self,
+        store,
+        features_table,
+        day,
+        model,
+        clusters,
+        outputs,
+        policy,
+        landscape,
+        context,
+        note,
+        log,
+        value_table,
+        sink=None,
     ):
         """One day's predictions (and bids, when `outputs` names them) on the configured engine; `value_table` is the
-        table of each keyword's pooled value per click."""
+        table of each keyword's pooled value per click. Written to `sink` (a step's staging), or into `store`."""
         day_and_rules = dict(
+            sink=sink,
             store=store,
             features_table=features_table,
             day=day,
@@ -80,3 +94,20 @@ class ScoringEngineResource(dg.ConfigurableResource):
 
             return spark_scoring.score_day(self.spark_session(), **day_and_rules)
         return scoring.score_day(**day_and_rules, batch_rows=self.batch_rows)
+
+    def bid_day(self, store, predictions_table, bids_table, day, policy, landscape, context, note, log, sink=None):
+        """One day's bids from its stored predictions, in this process on either engine: bidding needs no model,
+        and reads the predictions batch by batch, so memory stays bounded by the batch."""
+        return scoring.bid_day(
+            store,
+            predictions_table,
+            bids_table,
+            day,
+            policy,
+            landscape,
+            context,
+            note,
+            batch_rows=self.batch_rows,
+            log=log,
+            sink=sink,
+        )

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from daily_bids.bidding.decision import BidDecision, CannotBidError, decide_bids
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
 from daily_bids.models.value_per_click import POSTERIOR_COLUMNS
-from daily_bids.storage.warehouse import Warehouse
+from daily_bids.storage.warehouse import PartitionWriter, Warehouse
 
 # The columns of the `keyword_value` table a prediction takes: its value per click and the spread of it.
 VALUE_POSTERIOR_INPUTS = ["keyword_id", "value_per_click", "value_per_click_cv"]
@@ -208,6 +210,12 @@ class DayScores:
     cannot_bid: str = ""  # why no bids were made (CannotBidError), though the predictions were
 
 
+class PartitionSink(Protocol):
+    """Where a step writes its partitions: the warehouse itself, or a step's staging (`Warehouse.staging`)."""
+
+    def partition_writer(self, table: str, day) -> AbstractContextManager[PartitionWriter]: ...
+
+
 def score_day(
     store: Warehouse,
     features_table: str,
@@ -222,19 +230,22 @@ def score_day(
     batch_rows: int = BATCH_ROWS,
     log: Callable[[str], None] = print,
     value_table: str | None = None,
+    sink: PartitionSink | None = None,
 ) -> DayScores:
     """One day, locally: feature batches → predictions → bids, each batch written as soon as it is scored.
 
     `outputs` names the tables to write: "predictions" always, "bids" when the bids are wanted too. When no bid can
     be made (no value per click: `CannotBidError`), the predictions are still written and `cannot_bid` says why.
-    `value_table` names the table of each keyword's pooled value per click (`value_posterior`)."""
+    `value_table` names the table of each keyword's pooled value per click (`value_posterior`). The partitions are
+    written to `sink` (a step's staging), or straight into `store`."""
+    sink = sink or store
     values_by_cluster = cluster_values(
         store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS)), clusters
     )
     posterior = value_posterior(store, value_table, day)
     progress = Progress(f"scoring {day}", store.partition_rows(features_table, day), log)
     predicted, bid = PredictionTotals(), (BidTotals() if "bids" in outputs else None)
-    with store.partition_writer(outputs["predictions"], day) as prediction_sink:
+    with sink.partition_writer(outputs["predictions"], day) as prediction_sink:
 
         def scored_batches() -> Iterator[pd.DataFrame]:
             for features in store.iter_partition(features_table, day, batch_rows):
@@ -246,18 +257,69 @@ def score_day(
 
         batches, cannot_bid = scored_batches(), ""
         if bid is not None:
-            try:
-                lookup = ContextLookup(context)
-                paired = ((predictions, lookup(predictions)) for predictions in batches)
-                with store.partition_writer(outputs["bids"], day) as bid_sink:
-                    for decision in bid_batches(paired, policy, landscape, landscape_note):
-                        bid_sink.write(decision.bids)
-                        bid.add(decision)
-            except CannotBidError as error:
-                cannot_bid, bid = str(error), None
+            cannot_bid = _write_bids(
+                batches, sink, outputs["bids"], day, bid, policy, landscape, context, landscape_note
+            )
+            bid = None if cannot_bid else bid
         for _ in batches:  # the rest of the predictions, when there are no bids to make
             pass
     return DayScores(predicted, bid, progress.rows_per_second, cannot_bid)
+
+
+def bid_day(
+    store: Warehouse,
+    predictions_table: str,
+    bids_table: str,
+    day,
+    policy: BidPolicy,
+    landscape=None,
+    context: pd.DataFrame | None = None,
+    landscape_note: str = "",
+    batch_rows: int = BATCH_ROWS,
+    log: Callable[[str], None] = print,
+    sink: PartitionSink | None = None,
+) -> DayScores:
+    """One day's bids from its stored predictions, batch by batch as `score_day` bids them: what a run of the bids
+    without the predictions does (`--select keyword_bids`). The predictions are read, never rewritten; a day whose
+    predictions are missing raises `MissingPartitionsError`."""
+    progress = Progress(f"bidding {day}", store.partition_rows(predictions_table, day), log)
+    predicted, bid = PredictionTotals(), BidTotals()
+
+    def stored_batches() -> Iterator[pd.DataFrame]:
+        for predictions in store.iter_partition(predictions_table, day, batch_rows):
+            predicted.add(predictions)
+            progress.advance(len(predictions))
+            yield predictions
+
+    cannot_bid = _write_bids(
+        stored_batches(), sink or store, bids_table, day, bid, policy, landscape, context, landscape_note
+    )
+    return DayScores(predicted, None if cannot_bid else bid, progress.rows_per_second, cannot_bid)
+
+
+def _write_bids(
+    predictions: Iterator[pd.DataFrame],
+    sink: PartitionSink,
+    bids_table: str,
+    day,
+    totals: BidTotals,
+    policy: BidPolicy,
+    landscape,
+    context: pd.DataFrame | None,
+    landscape_note: str,
+) -> str:
+    """Bid each batch of `predictions` and write the bids; returns why no bid could be made (the day's partition is
+    then not written), or "" when every batch was bid."""
+    lookup = ContextLookup(context)
+    paired = ((batch, lookup(batch)) for batch in predictions)
+    try:
+        with sink.partition_writer(bids_table, day) as bid_sink:
+            for decision in bid_batches(paired, policy, landscape, landscape_note):
+                bid_sink.write(decision.bids)
+                totals.add(decision)
+    except CannotBidError as error:
+        return str(error)
+    return ""
 
 
 # The predictions the parity check compares, and the largest relative difference it allows by model kind: trees give

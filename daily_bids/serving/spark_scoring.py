@@ -32,7 +32,14 @@ from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.kinds import model_from_bundle
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
 from daily_bids.schema import as_day
-from daily_bids.serving.scoring import VALUE_POSTERIOR_INPUTS, BidTotals, DayScores, PredictionTotals, bid_batches
+from daily_bids.serving.scoring import (
+    VALUE_POSTERIOR_INPUTS,
+    BidTotals,
+    DayScores,
+    PartitionSink,
+    PredictionTotals,
+    bid_batches,
+)
 from daily_bids.storage.warehouse import (
     PARTITION_COLUMN,
     MissingPartitionsError,
@@ -95,8 +102,10 @@ def score_day(
     landscape_note: str = "",
     log: Callable[[str], None] = print,
     value_table: str | None = None,
+    sink: PartitionSink | None = None,
 ) -> DayScores:
-    """One day on Spark; the same result as `scoring.score_day` (see the parity check on keyword_predictions)."""
+    """One day on Spark; the same result as `scoring.score_day` (see the parity check on keyword_predictions). The
+    partitions are written to `sink` (a step's staging), or straight into `store`."""
     if not store.is_local:
         raise SparkWarehouseError(
             f"the spark scoring engine reads and writes the warehouse as files, and {store.display_uri()} is on S3; "
@@ -159,9 +168,9 @@ def score_day(
                 cannot_bid = failure
             elif bid is not None:
                 bid.merge(bid_part)
-        _adopt(store, outputs["predictions"], day, [row["predictions"] for row in results])
+        _adopt(store, sink or store, outputs["predictions"], day, [row["predictions"] for row in results])
         if with_bids and not cannot_bid:
-            _adopt(store, outputs["bids"], day, [row["bids"] for row in results])
+            _adopt(store, sink or store, outputs["bids"], day, [row["bids"] for row in results])
         rows_per_second = predicted.keywords / max(time.perf_counter() - started, 1e-9)
         return DayScores(predicted, None if cannot_bid else bid, rows_per_second, cannot_bid)
     finally:
@@ -243,12 +252,13 @@ class _StagedFile:
             self._sink.close()
 
 
-def _adopt(store: Warehouse, table: str, day, staged: list[str]) -> None:
-    """Write `table`'s partition from the tasks' staged files, in task order (a task with no rows wrote none)."""
+def _adopt(store: Warehouse, sink: PartitionSink, table: str, day, staged: list[str]) -> None:
+    """Write `table`'s partition to `sink` from the tasks' staged files, in task order (a task with no rows wrote
+    none)."""
     files = sorted(path for path in staged if store.fs.get_file_info(path).type == pafs.FileType.File)
-    with store.partition_writer(table, day) as sink:
+    with sink.partition_writer(table, day) as writer:
         for path in files:
             for batch in pq.ParquetFile(path).iter_batches():
-                sink.write(to_pandas(pa.Table.from_batches([batch])))
+                writer.write(to_pandas(pa.Table.from_batches([batch])))
         if not files:
             raise ValueError(f"{table}: the Spark tasks wrote no rows for {day}")

@@ -11,6 +11,10 @@ Layout, Hive-style so that pyarrow, DuckDB and Spark read a whole table at once:
 A partition is one file, replaced atomically: on a local disk it is written to a hidden temporary file in the same
 folder and renamed over the old one; on S3 a PUT replaces an object atomically. Readers (Hive partitioning included)
 skip names that start with `.`, so a write that dies half-way leaves nothing a reader would see.
+
+A step that writes several partitions (a range, or two tables) stages them (`Warehouse.staging`): they are written
+under `<root>/.staging/<id>/` and moved over the warehouse's only once the step has made all of them, so a step that
+fails part-way leaves every stored partition as it was.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ UPLOAD_CHUNK_BYTES = 8 << 20
 WHOLE_READ_BYTES = 64 << 20
 # A temporary file this old is left over from a killed write (a real write takes seconds to minutes).
 STALE_TEMPORARY_SECONDS = 3600
+# Where a step's partitions wait until the step has written all of them (hidden from readers by its leading dot).
+STAGING_FOLDER = ".staging"
 
 
 class MissingPartitionsError(LookupError):
@@ -139,7 +145,10 @@ class Warehouse:
         if outside:
             raise ValueError(f"{table}: rows dated {outside[:3]} fall outside the partitions being written")
         by_day = {key.date(): group for key, group in frame.groupby(dates.to_numpy(), sort=False)}
-        return [self.write_partition(table, day, by_day.get(day, frame.iloc[0:0])) for day in days]
+        with self.staging() as staged:  # all days or none: a failure on one day leaves every stored day as it was
+            for day in days:
+                staged.write_partition(table, day, by_day.get(day, frame.iloc[0:0]))
+            return staged.publish(table)
 
     def read_partitions(
         self,
@@ -154,18 +163,23 @@ class Warehouse:
         [low, high), None for an open end: filtered while reading, day by day, so a sample or a shard of a large
         table costs its own memory (and row groups outside a range are skipped by their statistics)."""
         days = sorted(set(days))
-        files = self._partition_files(table)  # one listing, not a request per day
-        missing = [d for d in days if d not in files]
-        if missing:
-            raise MissingPartitionsError(
-                f"{table}: {len(missing)} partition(s) have not been materialized: "
-                f"{_day_ranges(missing)} (looked under {self.display_uri(table)})"
-            )
+        files = self.require_partitions(table, days)
         filters = _keyword_filters(keyword_ids, keyword_range)
         frames = [_dated(to_pandas(self._read_parquet(files[day], columns, filters)), day) for day in days]
         if not frames:
             raise ValueError(f"{table}: no days were asked for")
         return pd.concat(frames, ignore_index=True)
+
+    def require_partitions(self, table: str, days: Iterable[dt.date]) -> dict[dt.date, pafs.FileInfo]:
+        """The files of the given days of `table`; raises MissingPartitionsError naming the days that have none."""
+        files = self._partition_files(table)  # one listing, not a request per day
+        missing = sorted(d for d in set(days) if d not in files)
+        if missing:
+            raise MissingPartitionsError(
+                f"{table}: {len(missing)} partition(s) have not been materialized: "
+                f"{_day_ranges(missing)} (looked under {self.display_uri(table)})"
+            )
+        return files
 
     def iter_partition(
         self, table: str, day: dt.date, batch_rows: int, columns: list[str] | None = None
@@ -205,7 +219,12 @@ class Warehouse:
     def partition_writer(self, table: str, day: dt.date) -> Iterator[PartitionWriter]:
         """Write one day of `table` frame by frame; it replaces the old partition atomically once the block ends
         without an error (a failure leaves the old one in place)."""
-        with self._atomic_output(self.partition_path(table, day)) as sink:
+        with self._partition_writer_at(self.partition_path(table, day), table, day) as writer:
+            yield writer
+
+    @contextmanager
+    def _partition_writer_at(self, path: str, table: str, day: dt.date) -> Iterator[PartitionWriter]:
+        with self._atomic_output(path) as sink:
             writer = PartitionWriter(table, day, sink)
             try:
                 yield writer
@@ -213,6 +232,28 @@ class Warehouse:
                 writer.abandon()  # before the temporary file closes and goes
                 raise
             writer.close()
+
+    @contextmanager
+    def staging(self) -> Iterator[StagedPartitions]:
+        """Partitions written aside, which replace the stored ones only when `publish`ed; whatever is not published
+        when the block ends (by an error, or a table the step refused to finish) is thrown away."""
+        self._remove_stale_staging()
+        staged = StagedPartitions(self, self.path(STAGING_FOLDER, uuid.uuid4().hex))
+        try:
+            yield staged
+        finally:
+            staged.discard()
+
+    def _remove_stale_staging(self) -> None:
+        """Staging folders a killed step left behind: only those whose every file is old (a fresh one may belong to
+        a step still running)."""
+        cutoff = time.time_ns() - STALE_TEMPORARY_SECONDS * 1_000_000_000
+        for folder in self.fs.get_file_info(pafs.FileSelector(self.path(STAGING_FOLDER), allow_not_found=True)):
+            if folder.type != pafs.FileType.Directory:
+                continue
+            files = self.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))
+            if all((info.mtime_ns or 0) < cutoff for info in files if info.type == pafs.FileType.File):
+                self.fs.delete_dir(folder.path)
 
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""
@@ -332,6 +373,52 @@ class Warehouse:
                 and (info.mtime_ns or 0) < cutoff
             ):
                 self.fs.delete_file(info.path)
+
+
+class StagedPartitions:
+    """A step's partitions, written under its own staging folder and moved into the warehouse table by table with
+    `publish`, once the step knows the table is complete. A locally staged file is renamed over the stored one (one
+    filesystem: atomic); on S3 each object is copied over its target, which S3 also replaces atomically."""
+
+    def __init__(self, warehouse: Warehouse, folder: str):
+        self.warehouse, self.folder = warehouse, folder
+        self._staged: dict[str, dict[dt.date, str]] = {}  # table → day → staged file
+
+    def staged_path(self, table: str, day: dt.date) -> str:
+        return "/".join([self.folder, table, f"{PARTITION_COLUMN}={day.isoformat()}", DATA_FILE])
+
+    @contextmanager
+    def partition_writer(self, table: str, day: dt.date) -> Iterator[PartitionWriter]:
+        """As `Warehouse.partition_writer`, into the staging folder: a failure leaves nothing staged for the day."""
+        path = self.staged_path(table, day)
+        with self.warehouse._partition_writer_at(path, table, day) as writer:
+            yield writer
+        self._staged.setdefault(table, {})[day] = path
+
+    def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> None:
+        path = self.staged_path(table, day)
+        self.warehouse._write_parquet_atomically(path, _undated(frame, table, day))
+        self._staged.setdefault(table, {})[day] = path
+
+    def days(self, table: str) -> list[dt.date]:
+        """The days of `table` staged so far."""
+        return sorted(self._staged.get(table, {}))
+
+    def publish(self, table: str) -> list[str]:
+        """Move every staged day of `table` over the stored one; returns the partitions' paths."""
+        published = []
+        for day, staged in sorted(self._staged.pop(table, {}).items()):
+            target = self.warehouse.partition_path(table, day)
+            self.warehouse.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            self.warehouse.fs.move(staged, target)
+            published.append(target)
+        return published
+
+    def discard(self) -> None:
+        """Throw away whatever was staged and not published."""
+        self._staged.clear()
+        if self.warehouse.fs.get_file_info(self.folder).type != pafs.FileType.NotFound:
+            self.warehouse.fs.delete_dir(self.folder)
 
 
 class PartitionWriter:

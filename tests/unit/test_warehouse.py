@@ -93,3 +93,71 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
     store.write_partition("t", day, pd.DataFrame({"x": [2]}))
     assert sorted(os.listdir(folder)) == [".data.parquet.4567ef01.tmp", "data.parquet"]
     assert store.read_partitions("t", [day])["x"].tolist() == [2]
+
+
+def _stored_files(root) -> dict[str, bytes]:
+    """Every file under the warehouse root, hidden ones included, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_range_that_fails_on_a_later_day_leaves_every_stored_day_unchanged(tmp_path, monkeypatch):
+    store = Warehouse(str(tmp_path))
+    store.write_partitions("t", [D1, D2], pd.concat([_frame(D1, 3), _frame(D2, 2)]))
+    before = _stored_files(tmp_path)
+    honest = Warehouse._write_parquet_atomically
+
+    def fail_on_the_second_day(self, path, frame):
+        if "2025-03-02" in path:
+            raise OSError("disk full")
+        honest(self, path, frame)
+
+    monkeypatch.setattr(Warehouse, "_write_parquet_atomically", fail_on_the_second_day)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_partitions("t", [D1, D2], pd.concat([_frame(D1, 7), _frame(D2, 7)]))
+    assert _stored_files(tmp_path) == before  # the first day was not replaced, and nothing staged is left
+
+
+def test_staged_partitions_replace_the_stored_ones_only_when_published(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    with store.staging() as staged:
+        staged.write_partition("t", D1, _frame(D1, 4))
+        with staged.partition_writer("u", D2) as writer:
+            writer.write(_frame(D2, 2))
+        assert staged.days("t") == [D1] and staged.days("u") == [D2]
+        assert len(store.read_partitions("t", [D1])) == 1  # readers still see the stored day
+        assert store.list_partitions("u") == []
+        assert store.list_partitions(".staging") == []  # hidden from listings too
+        staged.publish("t")
+    assert len(store.read_partitions("t", [D1])) == 4
+    assert store.list_partitions("u") == []  # never published: thrown away with the staging folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging", "t"]
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+
+def test_a_staged_day_that_fails_half_way_is_not_staged(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 3))
+    with store.staging() as staged:
+        with pytest.raises(RuntimeError, match="half-way"), staged.partition_writer("t", D1) as writer:
+            writer.write(_frame(D1, 9))
+            raise RuntimeError("scoring died half-way")
+        assert staged.days("t") == []
+        staged.publish("t")
+    assert len(store.read_partitions("t", [D1])) == 3
+
+
+def test_a_killed_steps_staging_folder_is_removed_by_the_next_staging(tmp_path):
+    import os
+    import time
+
+    store = Warehouse(str(tmp_path))
+    stale, fresh = tmp_path / ".staging" / "killed", tmp_path / ".staging" / "running"
+    for folder in (stale, fresh):
+        (folder / "t" / "date=2025-03-01").mkdir(parents=True)
+        (folder / "t" / "date=2025-03-01" / "data.parquet").write_bytes(b"PAR1")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale / "t" / "date=2025-03-01" / "data.parquet", (two_hours_ago, two_hours_ago))
+    with store.staging():
+        pass
+    assert sorted(p.name for p in (tmp_path / ".staging").iterdir()) == ["running"]
