@@ -77,18 +77,20 @@ def keyword_value(
 ) -> dg.MaterializeResult:
     """What a click on each keyword is worth, as of the end of the partition day, with its uncertainty: the
     posterior mean and coefficient of variation of its value per click, from its whole history of clicks,
-    conversions and conversion value, pooled towards its ad group, campaign and account with weights learnt from the
-    data (empirical Bayes: `daily_bids/models/value_per_click.py`). The bids hold each keyword's expected cost per
-    click at or below a conservative quantile of it (`BIDS_VALUE_QUANTILE`).
+    conversions and conversion value, pooled towards its ad group, campaign, match type and account with weights
+    learnt from the data (empirical Bayes: `daily_bids/models/value_per_click.py`). The bids hold each keyword's
+    expected cost per click at or below a conservative quantile of it (`BIDS_VALUE_QUANTILE`).
 
     Incremental: a day adds its report to the day before's totals; without them (a first run, or after a gap) they
     are rebuilt from every report day before. Restated reports: backfill from the first restated day on."""
     store = warehouse.warehouse()
     latest = None
-    for latest in value_per_click.value_days(
-        store, VALIDATED_REPORT.path[-1], tables.KEYWORD_VALUE, partition_days(context), context.log.info
-    ):
-        store.write_partition(tables.KEYWORD_VALUE, latest.day, latest.table)
+    with store.staging() as staged:  # a range that fails on a later day replaces none of its days
+        for latest in value_per_click.value_days(
+            store, VALIDATED_REPORT.path[-1], tables.KEYWORD_VALUE, partition_days(context), context.log.info
+        ):
+            staged.write_partition(tables.KEYWORD_VALUE, latest.day, latest.table)
+        staged.publish(tables.KEYWORD_VALUE)
     table = latest.table
     known = table["value_per_click"].notna()
     metadata = {

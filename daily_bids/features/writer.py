@@ -43,7 +43,8 @@ def write_features(
     log: Callable[[str], None] | None = None,
     keywords_per_shard: int = KEYWORDS_PER_SHARD,
 ) -> FeatureRun:
-    """Write the features and the rolling state of consecutive `days`, each day's partitions replaced atomically.
+    """Write the features and the rolling state of consecutive `days`: staged, and replacing the stored days only
+    once every day is written.
     Reports before `history_start` (the account's first report day) are read as no rows."""
     days = sorted(days)
     previous = days[0] - dt.timedelta(days=1)
@@ -67,14 +68,18 @@ def write_features(
     if log and not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0
-    for day, day_features in roll_in_shards(
-        days, read_report, shards, state_of if state_reused else None, log, history_start
-    ):
-        with store.partition_writer(features_table, day) as features_out:
-            for frame in day_features.features():
-                features_out.write(frame)
-        with store.partition_writer(tables.FEATURE_STATE, day) as state_out:
-            for state in day_features.states:
-                state_out.write(state.to_frame())
-        rows += features_out.rows
+    with store.staging() as staged:
+        for day, day_features in roll_in_shards(
+            days, read_report, shards, state_of if state_reused else None, log, history_start
+        ):
+            with staged.partition_writer(features_table, day) as features_out:
+                for frame in day_features.features():
+                    features_out.write(frame)
+            with staged.partition_writer(tables.FEATURE_STATE, day) as state_out:
+                for state in day_features.states:
+                    state_out.write(state.to_frame())
+            rows += features_out.rows
+        # Published once every day is written: a range that fails on a later day replaces none of its days.
+        staged.publish(features_table)
+        staged.publish(tables.FEATURE_STATE)
     return FeatureRun(rows, len(days), len(shards), state_reused)

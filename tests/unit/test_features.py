@@ -14,7 +14,7 @@ from daily_bids.features.keyword_features import (
 )
 from daily_bids.features.writer import write_features
 from daily_bids.simulator.market import AdMarketSimulator
-from daily_bids.storage.warehouse import Warehouse
+from daily_bids.storage.warehouse import MissingPartitionsError, Warehouse
 
 DAYS = [dt.date(2025, 4, 1) + dt.timedelta(days=i) for i in range(45)]
 
@@ -95,6 +95,26 @@ def test_keyword_shards_give_exactly_the_features_of_one_shard(history, tmp_path
     )
     assert len(written) == len(expected) > 0
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_a_range_that_fails_on_a_later_day_replaces_none_of_its_days(history, tmp_path):
+    """Features and their rolling state are staged and replace the stored days only once every day is written."""
+    root = tmp_path / "warehouse"
+    store = Warehouse(str(root))
+    for day in DAYS[:33]:
+        store.write_partition("reports", day, history[history["date"] == pd.Timestamp(day)])
+    write_features(store, "reports", "features", DAYS[30:32], history_start=DAYS[0])
+    (root / "reports" / f"date={DAYS[32].isoformat()}").rename(tmp_path / "the third day's report, gone")
+
+    def files():  # a rewritten file has a new inode, even with the same bytes
+        return {
+            path: (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) for path in root.rglob("*.parquet")
+        }
+
+    stored = files()
+    with pytest.raises(MissingPartitionsError, match=str(DAYS[32])):
+        write_features(store, "reports", "features", DAYS[30:33], history_start=DAYS[0])
+    assert files() == stored  # nothing replaced, and nothing staged left behind
 
 
 def test_every_keyword_falls_in_exactly_one_shard():
