@@ -474,3 +474,37 @@ def test_without_a_landscape_the_economics_say_clicks_are_assumed_unchanged():
     everywhere = decide_bids(predictions.iloc[:15], policy, _landscape(), _context(20)).economics
     assert gain(priced.economics) == pytest.approx(gain(everywhere)) and gain(everywhere) > 0
     assert clicks_note(everywhere) == "respond to the bid (bid landscape)"
+
+
+def test_keyword_bids_metadata_says_what_the_clicks_assume_and_counts_the_capped_bids(tmp_path):
+    """The metadata of `keyword_bids` (`_bid_metadata`), from a day's decision as scoring totals it."""
+    import logging
+    from types import SimpleNamespace
+
+    from assets.serving import _bid_metadata
+    from daily_bids.serving.scoring import BidTotals
+    from daily_bids.storage.warehouse import Warehouse
+    from resources.bid_policy import BidPolicyResource
+
+    policy = BidPolicyResource(exploration_share=0.0)
+    context = SimpleNamespace(log=logging.getLogger("test"))
+    store = Warehouse(str(tmp_path))
+
+    def metadata(landscape, in_force):
+        totals = BidTotals()
+        totals.add(decide_bids(_predictions(20), policy, landscape, _context(20).assign(bid_in_force=in_force)))
+        return _bid_metadata(context, totals, policy, store)
+
+    # No landscape; manual bids of 5.0, far above the value of 2.0: every bid lowered to its ceiling, 1.99.
+    flat = metadata(None, 5.0)
+    assert flat["clicks"].startswith("clicks assumed unchanged:") and flat["keywords_clicks_assumed_unchanged"] == 20
+    assert "clicks assumed unchanged" in flat["bid_rule"] and "20 lowered further" in flat["bid_rule"]
+    assert (
+        "not comparable between margins" in flat["economics"].value and "fixed_margin |" not in flat["economics"].value
+    )
+    assert "fixed_margin_expected_profit" not in flat and flat["lowered_to_ceiling_bids"] == 20
+    # On the landscape, within the cap of bids in force of 1.0: the fixed margin's bids (1.40) are held at 1.30.
+    priced = metadata(_landscape(), 1.0)
+    assert priced["clicks"] == "respond to the bid (bid landscape)" and priced["keywords_clicks_assumed_unchanged"] == 0
+    assert "fixed_margin" in priced["economics"].value and "fixed_margin_expected_profit" in priced
+    assert priced["change_cap"] == "30% of the bid in force" and priced["lowered_to_ceiling_bids"] == 0
