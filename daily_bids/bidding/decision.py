@@ -71,6 +71,11 @@ BID_COLUMNS: tuple[str, ...] = (
     "lowered_to_ceiling",  # below the change cap: the money rule's ceiling (or max_bid) is under the cap's window
     "model_version",
 )
+# What a profit at clicks assumed unchanged cannot tell: the notes on the bids and their economics say it this way.
+WHY_CLICKS_ARE_ASSUMED_UNCHANGED = (
+    "without a bid landscape a keyword's expected clicks are the same at any bid, so its expected profit cannot say "
+    "whether another bid or margin would earn more"
+)
 # The economics' counts (keywords by what limited or priced their bid) beside its money totals.
 ECONOMICS_COUNTS = ("keywords", "clicks_assumed_unchanged", "change_capped", "lowered_to_ceiling")
 
@@ -256,8 +261,9 @@ def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
 
 @dataclass(frozen=True)
 class _Limits:
-    """The change cap around each bid in force (`window`, unbounded where none is known or the cap is off) and the
-    rules' range without it (`rules`: the caps and the money rule's ceiling): together, the range a bid may take."""
+    """The change cap around each bid in force (`window`, unbounded where none is known or the cap is off), the rules'
+    range without it (`rules`: the caps and the money rule's ceiling), and the range a bid may take (`capped`: both,
+    the rules winning where they miss the window)."""
 
     window: BidRange
     rules: BidRange
@@ -487,8 +493,7 @@ def bid_rule_note(
                 else f"clicks assumed unchanged for "
                 f"{clicks_assumed_unchanged} keywords the bid landscape does not price"
             )
-            + ": without a bid landscape a keyword's expected clicks are the same at any bid, so its expected "
-            "profit cannot say whether another bid or margin would earn more"
+            + f": {WHY_CLICKS_ARE_ASSUMED_UNCHANGED}"
         )
     if notes and not basis.get("configured_value", 0):
         notes.append(
@@ -520,8 +525,7 @@ def clicks_note(economics: pd.DataFrame) -> str:
     return (
         "clicks assumed unchanged"
         + ("" if assumed >= bids else f" for {assumed:,} of {bids:,} keywords (no bid landscape price)")
-        + ": a keyword's expected clicks are the same at any bid, so its expected profit does not say whether "
-        "another bid or margin would earn more"
+        + f": {WHY_CLICKS_ARE_ASSUMED_UNCHANGED}"
     )
 
 
