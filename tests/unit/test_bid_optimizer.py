@@ -375,7 +375,7 @@ capped_keywords = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     rows=capped_keywords,
     policy_name=st.sampled_from(["profit_optimal", "fixed_margin"]),
