@@ -20,11 +20,12 @@ from assets.models import champion_model, keyword_clusters
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import BIDS, PREDICTIONS
-from daily_bids.bidding.moves import bid_moves
+from daily_bids.bidding.moves import bid_moves, bids_in_force
 from daily_bids.ingest import landing
 from daily_bids.models.store import ModelStore
 from daily_bids.quality import expectations as quality
 from daily_bids.schema import as_day
+from daily_bids.serving import publishing
 from daily_bids.serving import scoring as scoring_math
 from daily_bids.storage import tables
 from resources.bid_policy import BidPolicyResource
@@ -468,9 +469,10 @@ def bids_are_profitable_and_capped(
 @dg.asset_check(
     asset=BIDS,
     blocking=True,
-    description="Bids move plausibly against the day before: ERROR when "
-    "more than `max_share_large_moves` (25%) of the keywords bid both days moved by more than "
-    "`max_daily_change` (50%); the metadata names the keywords that moved most.",
+    description="Bids move plausibly against the bids in force (the day's report's max CPC, else the bids published "
+    "last): ERROR when more than `max_share_large_moves` (25%) of the keywords with a bid in force move by more than "
+    "`max_daily_change` (50%); the metadata names the keywords that moved most. The money rule cutting the "
+    "advertiser's own bids past the change cap is counted apart: it is what a first day against manual bids does.",
     **CHECK_POLICY,
 )
 def bids_move_plausibly(
@@ -480,26 +482,47 @@ def bids_move_plausibly(
     warehouse: WarehouseResource,
 ):
     store = warehouse.warehouse()
-    table = context.check_specs[0].asset_key.path[-1]
 
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         day = days[-1]
-        previous_day = day - dt.timedelta(days=1)
-        previous = store.read_partitions(table, [previous_day]) if store.partition_exists(table, previous_day) else None
-        moves = bid_moves(rows[rows["date"] == pd.Timestamp(day)], previous, bid_policy)
+        todays = rows[rows["date"] == pd.Timestamp(day)]
+        in_force, compared_with = _bids_in_force_on(store, day)
+        moves = bid_moves(todays, in_force, bid_policy)
         return dg.AssetCheckResult(
             passed=not moves.implausible(bid_policy),
             metadata={
+                "compared_with": compared_with,
                 "keywords_compared": moves.compared,
                 "large_moves": len(moves.large),
                 "share_large_moves": round(moves.share_large, 4),
                 "largest_moves": dg.MetadataValue.md(moves.large.head(20).round(4).to_markdown(index=False))
                 if len(moves.large)
                 else "none",
+                # Not counted: the money rule cutting the advertiser's own bids, above what a click is worth.
+                "advertiser_bids_cut_by_the_money_rule": len(moves.advertiser_bids_cut),
             },
         )
 
     yield from each_day(context, keyword_bids, judge)
+
+
+def _bids_in_force_on(store, day: dt.date) -> tuple[pd.DataFrame, str]:
+    """The bids in force on `day` (`bids_in_force`: the day's report's max CPC, else the bids published last), and
+    where they came from, in words."""
+    reported = None
+    if store.partition_exists(tables.VALIDATED_REPORT, day):
+        if "max_cpc" in store.partition_columns(tables.VALIDATED_REPORT, day):
+            reported = store.read_partitions(tables.VALIDATED_REPORT, [day], ["keyword_id", "max_cpc"])
+    published_day = publishing.latest_before(store.list_partitions(tables.PUBLISHED_BIDS), day)
+    published = (
+        store.read_partitions(tables.PUBLISHED_BIDS, [published_day], ["keyword_id", "bid"]) if published_day else None
+    )
+    sources = [
+        f"the max CPC of the {day} report" if reported is not None else "",
+        f"the bids published for {published_day + dt.timedelta(days=1)}" if published_day else "",
+    ]
+    named = " else ".join(source for source in sources if source) or "nothing: no bid in force is known"
+    return bids_in_force(reported, published), named
 
 
 ALL_CHECKS = [

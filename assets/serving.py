@@ -277,28 +277,52 @@ def keyword_scores(
 
 
 def _bid_metadata(context, totals: BidTotals, bid_policy: BidPolicyResource, store) -> dict:
+    from daily_bids.bidding.decision import clicks_note, economics_view
+
     if totals.unprofitable:
         context.log.info(
             f"{totals.unprofitable} keywords get no bid: even the minimum bid would not stay below its value per "
             "click, or would be expected to cost more than its conservative value"
         )
-    economics = totals.economics.round(2)
+    economics, economics_note = economics_view(totals.economics)
+    chosen = economics.loc["chosen"]
+    cap = bid_policy.change_cap
     return {
         "bids": totals.bids,
         "policy": bid_policy.policy,
         "keywords_not_bid_unprofitable": totals.unprofitable,
         **{f"{name}_bids": totals.basis.get(name, 0) for name in BID_BASES},
         "explored_bids": totals.explored,
+        "change_cap": f"{cap:.0%} of the bid in force" if cap is not None else "off (max_bid_change 0)",
+        "change_capped_bids": int(chosen["change_capped"]),
+        # Bids that fell further than the cap allows: at the cap they would break the money rule (or max_bid).
+        "lowered_to_ceiling_bids": int(chosen["lowered_to_ceiling"]),
         # Without the landscape a click's cost is known only to be at most the bid: spend is then an upper bound.
         "keywords_priced_by_landscape": totals.priced_by_landscape,
-        "bid_rule": bid_rule_note(totals.basis, totals.explored, bid_policy),
+        "clicks": clicks_note(totals.economics),
+        "keywords_clicks_assumed_unchanged": int(chosen["clicks_assumed_unchanged"]),
+        "bid_rule": bid_rule_note(
+            totals.basis,
+            totals.explored,
+            bid_policy,
+            int(chosen["change_capped"]),
+            int(chosen["lowered_to_ceiling"]),
+            int(chosen["clicks_assumed_unchanged"]),
+        ),
         "landscape": totals.landscape_note,
-        # The chosen bids and the fixed-margin rule side by side (the latest day of the run).
-        "economics": dg.MetadataValue.md(economics.rename_axis("bids").to_markdown()),
-        "expected_clicks": float(economics.loc["chosen", "expected_clicks"]),
-        "expected_spend": float(economics.loc["chosen", "expected_spend"]),
-        "expected_profit": float(economics.loc["chosen", "expected_profit"]),
-        "fixed_margin_expected_profit": float(economics.loc["fixed_margin", "expected_profit"]),
+        # The chosen bids and, where clicks respond to the bid, the fixed margin's (the latest day of the run).
+        "economics": dg.MetadataValue.md(
+            economics.rename_axis("bids").to_markdown() + (f"\n\n{economics_note}" if economics_note else "")
+        ),
+        "expected_clicks": float(chosen["expected_clicks"]),
+        "expected_spend": float(chosen["expected_spend"]),
+        "expected_profit": float(chosen["expected_profit"]),
+        # Only where the fixed margin's bids can be compared by profit (the landscape priced some keyword).
+        **(
+            {"fixed_margin_expected_profit": round(float(totals.economics.loc["fixed_margin", "expected_profit"]), 2)}
+            if "fixed_margin" in economics.index or totals.priced_by_landscape
+            else {}
+        ),
         "expected_value": round(totals.expected_value, 2),
         "expected_spend_at_most": round(totals.spend_at_most, 2),
         "mean_bid": round(totals.mean_bid, 4),

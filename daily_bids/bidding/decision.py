@@ -4,10 +4,17 @@
 bid. It needs nothing but the predictions, and it ignores the auction.
 
 `profit_optimal`: the bid that maximizes expected clicks(bid) × (value per click − cost per click(bid)), from the
-bid landscape (`daily_bids.bidding.landscape`), within the caps, strictly below the value per click, within
-`max_bid_change` of the bid in force, and within each campaign's budget (`daily_bids.bidding.optimizer`). Where there is
-no landscape (the reports carry no max CPC, or bids never varied) or no bid in force for a keyword, that keyword is
-bid by the fixed margin, and the bids table says so in `bid_basis`.
+bid landscape (`daily_bids.bidding.landscape`), within the caps, strictly below the value per click, and within each
+campaign's budget (`daily_bids.bidding.optimizer`). Where there is no landscape (the reports carry no max CPC, or bids
+never varied) or no bid in force for a keyword, that keyword is bid by the fixed margin, and the bids table says so in
+`bid_basis`. Without the landscape a keyword's clicks do not respond to its bid: its expected clicks are the
+champion's at any bid, so its expected profit says nothing about which bid or margin is better
+(`clicks_assumed_unchanged` in the economics).
+
+Under every policy a bid moves at most `max_bid_change` from the bid in force (the reports' latest max CPC), so no
+day, the first included, swings the account: the change cap. The money rule outranks it: where even the lowest bid
+the cap allows would break it, the bid is lowered to the keyword's ceiling (`lowered_to_ceiling`). `max_bid_change`
+0 turns the cap off.
 
 Either way a bid never reaches the expected value per click, and since the price paid per click is at most the bid
 (second-price auctions), every click is expected to earn more than it costs. Where even the minimum bid would not
@@ -39,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from daily_bids.bidding.optimizer import BidRange, cents_down, explore, optimize
+from daily_bids.bidding.optimizer import BidRange, cents_down, change_window, explore, optimize
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.value_per_click import conservative_value
 from daily_bids.schema import DIMENSION_COLUMNS
@@ -59,8 +66,18 @@ BID_COLUMNS: tuple[str, ...] = (
     "expected_profit",
     "bid_basis",
     "exploration",
+    "bid_in_force",  # the reports' latest max CPC, which the change cap is measured from; null where unknown
+    "change_capped",  # held at the edge of the change cap: the rule's own bid lay further from the bid in force
+    "lowered_to_ceiling",  # below the change cap: the money rule's ceiling (or max_bid) is under the cap's window
     "model_version",
 )
+# What a profit at clicks assumed unchanged cannot tell: the notes on the bids and their economics say it this way.
+WHY_CLICKS_ARE_ASSUMED_UNCHANGED = (
+    "without a bid landscape a keyword's expected clicks are the same at any bid, so its expected profit cannot say "
+    "whether another bid or margin would earn more"
+)
+# The economics' counts (keywords by what limited or priced their bid) beside its money totals.
+ECONOMICS_COUNTS = ("keywords", "clicks_assumed_unchanged", "change_capped", "lowered_to_ceiling")
 
 
 class CannotBidError(ValueError):
@@ -71,7 +88,9 @@ class CannotBidError(ValueError):
 class BidDecision:
     bids: pd.DataFrame  # BID_COLUMNS
     unprofitable: pd.DataFrame  # the predictions of keywords that get no bid
-    # Totals (expected clicks, spend, value and profit) of the chosen bids and of the fixed-margin bids.
+    # Rows `chosen` (the bids) and `fixed_margin` (the fixed margin's bids where the landscape prices the keyword, the
+    # same bids elsewhere: where clicks do not respond to the bid, profits at two bids cannot be compared); columns
+    # ECONOMICS_COUNTS and the expected clicks, spend, value and profit. Sums over batches add up.
     economics: pd.DataFrame
     landscape_note: str  # why the landscape was, or was not, used
     priced_by_landscape: int  # keywords whose clicks and costs the landscape priced (else costs are at most the bid)
@@ -101,14 +120,16 @@ def decide_bids(
             .to_numpy(dtype="float64")
         )
     priced = _Pricing(predictions, landscape, context, values.cold_start, in_force)
-    fixed = priced.at(values.fixed_bid)
-    bid, basis = values.fixed_bid.copy(), values.basis.copy()
+    limits = _Limits.of(values, in_force, policy)
+    fixed_bid = limits.hold(values.fixed_bid)  # the fixed margin's bids, within the change cap
+    fixed = priced.at(fixed_bid)
+    bid, basis = fixed_bid.copy(), values.basis.copy()
     clicks, cost_per_click = fixed
-    ranges = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None, values.conservative)
+    ranges = limits.capped
     budget_note = ""
     if policy.policy == "profit_optimal" and len(priced.rows):
         rows = priced.rows
-        chosen, ranges_today, budget_note = _profit_optimal(
+        chosen, ranges_today, uncapped_today, budget_note = _profit_optimal(
             values.value_per_click[rows],
             values.conservative[rows],
             in_force[rows],
@@ -122,6 +143,7 @@ def decide_bids(
         clicks, cost_per_click = clicks.copy(), cost_per_click.copy()
         clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
         ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+        limits = limits.with_rules(rows, uncapped_today)
     bid, explored = _explore(bid, predictions, policy, values.cold_start, in_force, ranges)
     if explored.any():
         explored_clicks, explored_cost = priced.at(bid)
@@ -129,6 +151,7 @@ def decide_bids(
             np.where(explored, explored_clicks, clicks),
             np.where(explored, explored_cost, cost_per_click),
         )
+    held, lowered = limits.flags(bid)
     table = predictions.assign(
         bid=bid,
         expected_clicks=clicks,
@@ -139,18 +162,33 @@ def decide_bids(
         expected_profit=clicks * (values.value_per_click - cost_per_click),
         bid_basis=basis,
         exploration=explored,
+        bid_in_force=np.where(in_force > 0, in_force, np.nan),
+        change_capped=held,
+        lowered_to_ceiling=lowered,
     )
-    profitable = (
-        (bid >= policy.min_bid)
-        & (bid < values.value_per_click)
-        & (bid <= policy.max_bid)
-        & (cost_per_click <= values.conservative)
+    profitable = _keeps_the_rules(bid, cost_per_click, values, policy)
+    # The fixed margin beside the chosen bids, where the landscape says how clicks respond to the bid; elsewhere
+    # both sides hold the chosen bids, so the comparison is the landscape's alone.
+    by_landscape = np.zeros(len(predictions), dtype=bool)
+    by_landscape[priced.rows] = True
+    compared_bid = np.where(by_landscape, fixed_bid, bid)
+    compared_clicks, compared_cost = (
+        np.where(by_landscape, fixed[0], clicks),
+        np.where(by_landscape, fixed[1], cost_per_click),
     )
-    fixed_ok = (values.fixed_bid >= policy.min_bid) & (values.fixed_bid < values.value_per_click)
+    compared_held, compared_lowered = limits.flags(compared_bid)
     economics = pd.DataFrame(
         {
-            "chosen": _totals(clicks, cost_per_click, values.value_per_click, profitable),
-            "fixed_margin": _totals(*fixed, values.value_per_click, fixed_ok),
+            "chosen": _totals(clicks, cost_per_click, values.value_per_click, profitable, by_landscape, held, lowered),
+            "fixed_margin": _totals(
+                compared_clicks,
+                compared_cost,
+                values.value_per_click,
+                _keeps_the_rules(compared_bid, compared_cost, values, policy),
+                by_landscape,
+                compared_held,
+                compared_lowered,
+            ),
         }
     ).T
     note = (
@@ -158,7 +196,7 @@ def decide_bids(
         or (
             "the bid landscape priced every keyword with a bid in force"
             if len(priced.rows)
-            else "no bid landscape: bids follow the fixed margin"
+            else "no bid landscape: bids follow the fixed margin, and clicks are assumed unchanged at any bid"
         )
     ) + budget_note
     return BidDecision(
@@ -167,6 +205,16 @@ def decide_bids(
         economics,
         note,
         len(priced.rows),
+    )
+
+
+def _keeps_the_rules(bid, cost_per_click, values: _Values, policy: BidPolicy) -> np.ndarray:
+    """Whether each bid may be placed: inside the caps, below the value per click, and keeping the money rule."""
+    return (
+        (bid >= policy.min_bid)
+        & (bid < values.value_per_click)
+        & (bid <= policy.max_bid)
+        & (cost_per_click <= values.conservative)
     )
 
 
@@ -209,6 +257,50 @@ def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
     fixed_bid = np.minimum(fixed_bid, cents_down(conservative))
     basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
     return _Values(value_per_click, conservative, cold_start, fixed_bid, basis)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The change cap around each bid in force (`window`, unbounded where none is known or the cap is off), the rules'
+    range without it (`rules`: the caps and the money rule's ceiling), and the range a bid may take (`capped`: both,
+    the rules winning where they miss the window)."""
+
+    window: BidRange
+    rules: BidRange
+    capped: BidRange
+
+    @classmethod
+    def of(cls, values: _Values, in_force: np.ndarray, policy: BidPolicy) -> _Limits:
+        # Without the landscape a click costs at most the bid: the money rule's ceiling is the conservative value.
+        rules = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None, values.conservative)
+        cap = policy.change_cap
+        unbounded = np.full(len(in_force), np.inf)
+        window = BidRange(*change_window(in_force, cap)) if cap is not None else BidRange(-unbounded, unbounded)
+        capped = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, cap, values.conservative)
+        return cls(window, rules, capped)
+
+    def hold(self, bids: np.ndarray) -> np.ndarray:
+        """`bids` put inside the change cap (and the rules) where a bid is in force; elsewhere left as they are."""
+        inside = self.capped.allowed & np.isfinite(bids) & np.isfinite(self.window.low)
+        return np.where(inside, self.capped.clip(np.where(inside, bids, 0.0)), bids)
+
+    def with_rules(self, rows: np.ndarray, rules: BidRange) -> _Limits:
+        """The same limits with `rules` for `rows` (the optimizer's money rule, priced on the landscape)."""
+        return _Limits(
+            self.window,
+            BidRange(_put(self.rules.low, rows, rules.low), _put(self.rules.high, rows, rules.high)),
+            self.capped,
+        )
+
+    def flags(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(held, lowered) per bid: held at an edge of the change cap while the rules allowed a bid beyond it, or
+        below the cap's window because the rules' ceiling is under it (the money rule wins)."""
+        low, high = self.window.low, self.window.high
+        with np.errstate(invalid="ignore"):
+            at_high = np.isclose(bids, high) & (self.rules.high > high + 1e-9)
+            at_low = np.isclose(bids, low) & (self.rules.low < low - 1e-9)
+            lowered = (bids < low - 1e-9) & (self.rules.high < low - 1e-9)
+        return at_high | at_low, lowered
 
 
 class _Pricing:
@@ -269,26 +361,28 @@ class _Pricing:
 def _profit_optimal(
     value_per_click, conservative, in_force, policy: BidPolicy, priced: _Pricing, predictions, spend_at_fixed
 ):
-    """The optimizer's bids for the priceable keywords, their ranges, and a note when a budget beat the change cap."""
+    """The optimizer's bids for the priceable keywords, their ranges with and without the change cap, and a note
+    when a budget beat the change cap."""
     # The money rule as a ceiling on the bid: the highest bid whose expected cost per click stays at or below the
     # conservative value.
     highest = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None).high
     ceiling = priced.highest_bid_costing_at_most(conservative, highest)
-    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.max_bid_change, ceiling)
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.change_cap, ceiling)
     budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
     campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
     over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
-    if not over:
-        return chosen, ranges, ""
-    # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
     uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None, ceiling)
+    if not over:
+        return chosen, ranges, uncapped, ""
+    # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
     ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     return (
         chosen,
         ranges,
+        uncapped,
         (
             f"; the budgets of {', '.join(over)} could not be met within the "
             f"{policy.max_bid_change:.0%} change cap, so their bids went lower"
@@ -322,10 +416,14 @@ def _put(values: np.ndarray, rows: np.ndarray, replacement: np.ndarray) -> np.nd
     return out
 
 
-def _totals(clicks, cost_per_click, value_per_click, keep) -> dict[str, float]:
+def _totals(clicks, cost_per_click, value_per_click, keep, by_landscape, held, lowered) -> dict[str, float]:
     spend = np.where(keep, clicks * cost_per_click, 0.0)
     value = np.where(keep, clicks * value_per_click, 0.0)
     return {
+        "keywords": float(keep.sum()),
+        "clicks_assumed_unchanged": float((keep & ~by_landscape).sum()),
+        "change_capped": float((keep & held).sum()),
+        "lowered_to_ceiling": float((keep & lowered).sum()),
         "expected_clicks": float(np.nansum(np.where(keep, clicks, 0.0))),
         "expected_spend": float(np.nansum(spend)),
         "expected_value": float(np.nansum(value)),
@@ -345,14 +443,22 @@ def _remaining_budgets(
     return {name: max(0.0, budget - float(fixed_spend.get(name, 0.0))) for name, budget in budgets.items()}
 
 
-def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> str:
-    """What decided the day's bids (how many bids each `bid_basis` decided, and how many were explored), in a
-    sentence per rule used; says plainly why bids are flat when they come from one configured value per click."""
+def bid_rule_note(
+    basis: dict[str, int],
+    explored: int,
+    policy: BidPolicy,
+    change_capped: int = 0,
+    lowered_to_ceiling: int = 0,
+    clicks_assumed_unchanged: int = 0,
+) -> str:
+    """What decided the day's bids (how many bids each `bid_basis` decided, how many were explored, held by the change
+    cap or lowered past it, and whose clicks are assumed not to respond to the bid), in a sentence per rule used;
+    says plainly why bids are flat when they come from one configured value per click."""
     notes = []
     if basis.get("profit_optimal", 0):
         notes.append(
             f"{basis['profit_optimal']} keywords at the bid of highest expected profit on the bid landscape, "
-            f"below the value per click and within {policy.max_bid_change:.0%} of the bid in force"
+            "below the value per click"
         )
     if basis.get("fixed_margin", 0):
         notes.append(
@@ -361,11 +467,12 @@ def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> st
         )
     if basis.get("configured_value", 0):
         flat = cents_down(policy.value_per_click * (1.0 - policy.target_margin))
+        exceptions = [name for name, count in (("explored", explored), ("capped", change_capped)) if count]
         notes.append(
             f"the reports carry no conversion value, so every click is valued at value_per_click "
             f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and {basis['configured_value']} keywords "
             f"bid the same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
-            + (", but for the explored ones" if explored else "")
+            + (f", but for the {' and '.join(exceptions)} ones" if exceptions else "")
         )
         notes.insert(0, notes.pop())  # the reason the bids are flat comes first
     if basis.get("cold_start", 0):
@@ -375,9 +482,68 @@ def bid_rule_note(basis: dict[str, int], explored: int, policy: BidPolicy) -> st
         )
     if explored:
         notes.append(f"{explored} of them explored: moved by up to ±{policy.exploration_spread:.0%} within the rules")
+    if notes:
+        notes.append(_cap_note(policy, change_capped, lowered_to_ceiling))
+    bids = sum(basis.values())
+    if clicks_assumed_unchanged:
+        notes.append(
+            (
+                "clicks assumed unchanged"
+                if clicks_assumed_unchanged >= bids
+                else f"clicks assumed unchanged for "
+                f"{clicks_assumed_unchanged} keywords the bid landscape does not price"
+            )
+            + f": {WHY_CLICKS_ARE_ASSUMED_UNCHANGED}"
+        )
     if notes and not basis.get("configured_value", 0):
         notes.append(
             f"every bid's expected cost per click at or below the {policy.value_quantile:.0%} quantile of its "
             f"keyword's value per click: what a click is worth with {1 - policy.value_quantile:.0%} certainty"
         )
     return "; ".join(notes) or "no bids"
+
+
+def _cap_note(policy: BidPolicy, change_capped: int, lowered_to_ceiling: int) -> str:
+    if policy.change_cap is None:
+        return "no change cap (max_bid_change 0): a bid may move any distance from the bid in force"
+    held = [
+        f"{change_capped} held at that limit" if change_capped else "",
+        f"{lowered_to_ceiling} lowered further, to the highest bid that keeps the money rule"
+        if lowered_to_ceiling
+        else "",
+    ]
+    return f"every bid within {policy.change_cap:.0%} of the bid in force (the reports' max CPC) where one is known" + (
+        ": " + ", ".join(part for part in held if part) if any(held) else ""
+    )
+
+
+def clicks_note(economics: pd.DataFrame) -> str:
+    """Whether the chosen bids' clicks respond to the bid, from `BidDecision.economics` (of a batch or a day)."""
+    assumed, bids = (int(economics.loc["chosen", name]) for name in ("clicks_assumed_unchanged", "keywords"))
+    if not assumed:
+        return "respond to the bid (bid landscape)"
+    return (
+        "clicks assumed unchanged"
+        + ("" if assumed >= bids else f" for {assumed:,} of {bids:,} keywords (no bid landscape price)")
+        + f": {WHY_CLICKS_ARE_ASSUMED_UNCHANGED}"
+    )
+
+
+def economics_view(economics: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """`BidDecision.economics` as users read it, and a note under it: counts whole, money to the cent, and the fixed
+    margin's row only where the landscape prices some keyword (elsewhere it holds the chosen bids: nothing to
+    compare, as clicks assumed unchanged would make the higher margin look better every time)."""
+    counts = economics[list(ECONOMICS_COUNTS)].astype(int)
+    table = pd.concat([counts, economics.drop(columns=list(ECONOMICS_COUNTS)).round(2)], axis=1)
+    assumed, bids = counts.loc["chosen", "clicks_assumed_unchanged"], counts.loc["chosen", "keywords"]
+    if assumed and assumed >= bids:
+        return table.loc[["chosen"]], (
+            "Clicks assumed unchanged (no bid landscape): expected_profit holds every keyword's clicks at the "
+            "champion's prediction, so it is not comparable between margins or with the fixed margin's."
+        )
+    if assumed:
+        return table, (
+            "fixed_margin: the fixed margin's bids where the bid landscape prices the keyword, and the chosen bids "
+            f"for the {assumed:,} keywords whose clicks are assumed unchanged, which cannot compare two bids."
+        )
+    return table, ""

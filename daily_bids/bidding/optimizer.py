@@ -54,6 +54,15 @@ def highest_bid_below(value_per_click: np.ndarray) -> np.ndarray:
     return np.ceil(np.round(np.asarray(value_per_click, dtype="float64") * 100.0, 6)) / 100.0 - 0.01
 
 
+def change_window(bid_in_force: np.ndarray, max_change: float) -> tuple[np.ndarray, np.ndarray]:
+    """The whole-cent bids within `max_change` of each bid in force, (low, high); unbounded where none is known."""
+    known = np.isfinite(bid_in_force) & (bid_in_force > 0)
+    with np.errstate(invalid="ignore"):
+        low = np.where(known, cents_up(bid_in_force * (1 - max_change)), -np.inf)
+        high = np.where(known, cents_down(bid_in_force * (1 + max_change)), np.inf)
+    return low, high
+
+
 @dataclass(frozen=True)
 class BidRange:
     """The bids the rules allow each keyword today: [low, high]; empty (low > high) where none is allowed."""
@@ -81,9 +90,7 @@ class BidRange:
             rules_high = np.minimum(rules_high, cents_down(ceiling))
         if max_change is None:
             return cls(rules_low, rules_high)
-        known = np.isfinite(bid_in_force) & (bid_in_force > 0)
-        cap_low = np.where(known, cents_up(bid_in_force * (1 - max_change)), -np.inf)
-        cap_high = np.where(known, cents_down(bid_in_force * (1 + max_change)), np.inf)
+        cap_low, cap_high = change_window(bid_in_force, max_change)
         low, high = np.maximum(rules_low, cap_low), np.minimum(rules_high, cap_high)
         # Where the change cap's window misses the rules' window, the rules win: the allowed bid nearest the cap.
         nearest = np.where(cap_low > rules_high, rules_high, rules_low)

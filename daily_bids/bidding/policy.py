@@ -51,7 +51,12 @@ class BidPolicy(BaseModel):
         "the fixed margin where there is none) or `fixed_margin`.",
     )
     max_bid_change: float = Field(
-        0.3, gt=0.0, le=1.0, description="profit_optimal: the largest relative change from the bid in force in one day."
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="The largest relative change from the bid in force (the reports' max CPC) in one day, under "
+        "every policy; the money rule still wins, lowering a bid further where the capped one would lose money. "
+        "0 turns the cap off.",
     )
     exploration_share: float = Field(
         0.1,
@@ -70,6 +75,11 @@ class BidPolicy(BaseModel):
         default_factory=dict,
         description="Daily budget per campaign name (profit_optimal): expected spend stays within it.",
     )
+
+    @property
+    def change_cap(self) -> float | None:
+        """The change cap, or None where it is turned off (`max_bid_change` 0)."""
+        return self.max_bid_change or None
 
     @model_validator(mode="after")
     def _caps_in_order(self):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daily_bids.bidding.decision import decide_bids
+from daily_bids.bidding.decision import bid_rule_note, clicks_note, decide_bids, economics_view
 from daily_bids.bidding.optimizer import BidRange, explore, optimize
 from daily_bids.bidding.policy import BidPolicy
 
@@ -361,3 +361,150 @@ def test_the_money_rules_ceiling_is_the_highest_cent_that_keeps_to_it(limits, hi
     _, cost_above = pricing.response(above[:, None])
     below_high = above <= high + 1e-9
     assert np.all(np.minimum(cost_above[below_high, 0], above[below_high]) > limit[below_high])
+
+
+capped_keywords = st.lists(
+    st.tuples(
+        st.floats(0.1, 10.0),  # value per click
+        st.one_of(st.just(np.nan), st.floats(0.0, 3.0)),  # its spread (cv), unknown for some
+        st.floats(0.01, 30.0),  # the bid in force
+        st.integers(1, 28),  # days of history: some cold starts
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=capped_keywords,
+    policy_name=st.sampled_from(["profit_optimal", "fixed_margin"]),
+    with_landscape=st.booleans(),
+    cap=st.floats(0.05, 1.0),
+    margin=st.floats(0.05, 0.9),
+    exploration=st.floats(0.0, 0.5),
+)
+def test_under_every_policy_no_bid_moves_past_the_change_cap_unless_the_money_rule_forces_it_down(
+    rows, policy_name, with_landscape, cap, margin, exploration
+):
+    """profit_optimal with and without a landscape, fixed_margin and cold starts: every bid stays within the cap of
+    the bid in force, except where the cap's lowest bid would break the money rule (or max_bid), which lowers it to
+    the keyword's ceiling, or where the cap's highest bid is under min_bid. The money rule holds throughout."""
+    from daily_bids.models.value_per_click import conservative_value
+
+    value, cv, in_force, history = map(np.array, zip(*rows))
+    n = len(rows)
+    predictions = _predictions(n).assign(expected_value_per_click=value, value_per_click_cv=cv, history_days=history)
+    policy = BidPolicy(
+        policy=policy_name,
+        max_bid_change=cap,
+        target_margin=margin,
+        exploration_share=exploration,
+        exploration_spread=0.5,
+    )
+    context = _context(n).assign(bid_in_force=in_force, reference_bid=in_force, paid_bid=in_force)
+    decision = decide_bids(predictions, policy, _landscape() if with_landscape else None, context)
+    bids = decision.bids.set_index("keyword_id")
+    ids = predictions["keyword_id"]
+    # A cold start without a posterior is valued at its ad group's prior (2.0 in `_predictions`).
+    value = np.where((history < policy.min_history_days) & np.isnan(cv), 2.0, value)
+    limit = pd.Series(np.where(np.isnan(cv), np.inf, conservative_value(value, cv, 0.1)), index=ids)[bids.index]
+    value, in_force = pd.Series(value, index=ids)[bids.index], pd.Series(in_force, index=ids)[bids.index]
+    bid = bids["bid"]
+    # The money rule.
+    assert (bid < value).all() and (bids["expected_cost_per_click"] <= limit + 1e-9).all()
+    assert np.allclose(bids["bid_in_force"], in_force)
+    # The cap, with the two ways out.
+    lowest, highest = in_force * (1 - cap), in_force * (1 + cap)
+    below, above = bid < lowest - 1e-9, bid > highest + 1e-9
+    lowest_cent = np.ceil(np.round(lowest * 100, 6)) / 100
+    breaks_money_rule = (lowest_cent >= value) | (lowest_cent > policy.max_bid) | (lowest_cent > limit + 1e-9)
+    assert (breaks_money_rule[below]).all()
+    assert (bids["lowered_to_ceiling"] == below).all()
+    assert (bid[above] == policy.min_bid).all() and (highest[above] < policy.min_bid).all()
+    # Lowered to the ceiling, not below it: where no landscape priced the keyword, the highest cent the rules allow.
+    unpriced = below & (bids["bid_basis"] != "profit_optimal")
+    ceiling = np.minimum(np.minimum(np.ceil(np.round(value * 100, 6)) / 100 - 0.01, policy.max_bid), limit)
+    assert np.allclose(bid[unpriced], np.floor(np.round(ceiling[unpriced] * 100, 6)) / 100)
+    # Every keyword is bid or listed unprofitable.
+    assert len(bids) + len(decision.unprofitable) == n
+
+
+def test_the_change_cap_holds_the_fixed_margin_to_the_bid_in_force_unless_turned_off():
+    """Day one against manual bids: a 44-fold rise and a fall by more than half are held to the cap; a manual bid
+    far above the value falls to the highest bid the money rule allows; `max_bid_change` 0 lets the margin decide."""
+    predictions = _predictions(3).assign(expected_value_per_click=[2.2 / 0.7, 1.42, 1.0])
+    context = _context(3).assign(bid_in_force=[0.05, 2.0, 5.0])
+    policy = BidPolicy(policy="fixed_margin", exploration_share=0.0)
+    bids = decide_bids(predictions, policy, context=context).bids
+    assert list(bids["bid"]) == [0.06, 1.4, 0.99]  # +30% of 0.05 (to the cent); −30%, not −50.5%; below 1.0
+    assert list(bids["change_capped"]) == [True, True, False]
+    assert list(bids["lowered_to_ceiling"]) == [False, False, True]
+    assert "1 lowered further, to the highest bid that keeps the money rule" in bid_rule_note(
+        bids["bid_basis"].value_counts().to_dict(), 0, policy, 2, 1
+    )
+    uncapped = decide_bids(predictions, policy.model_copy(update={"max_bid_change": 0.0}), context=context).bids
+    assert list(uncapped["bid"]) == [2.2, 0.99, 0.7] and not uncapped["change_capped"].any()
+    assert "no change cap" in bid_rule_note({"fixed_margin": 3}, 0, policy.model_copy(update={"max_bid_change": 0.0}))
+
+
+def test_without_a_landscape_the_economics_say_clicks_are_assumed_unchanged():
+    """No landscape: clicks do not respond to the bid, so the economics say so and do not set the fixed margin's
+    profit beside the chosen bids'; with one, the keywords it cannot price (cold starts) are counted."""
+    predictions = _predictions(20).assign(history_days=[28] * 15 + [2] * 5)
+    policy = BidPolicy(exploration_share=0.0)
+    flat = decide_bids(predictions, policy, context=_context(20))
+    assert flat.economics.loc["chosen", "clicks_assumed_unchanged"] == len(flat.bids) == 20
+    table, note = economics_view(flat.economics)
+    assert list(table.index) == ["chosen"] and "Clicks assumed unchanged" in note and "not comparable" in note
+    assert clicks_note(flat.economics).startswith("clicks assumed unchanged:")
+    basis = flat.bids["bid_basis"].value_counts().to_dict()
+    assert "clicks assumed unchanged" in bid_rule_note(basis, 0, policy, 0, 0, 20)
+    priced = decide_bids(predictions, policy, _landscape(), _context(20))
+    assert priced.economics.loc["chosen", "clicks_assumed_unchanged"] == 5  # the cold starts
+    table, note = economics_view(priced.economics)
+    assert list(table.index) == ["chosen", "fixed_margin"] and "5 keywords whose clicks are assumed unchanged" in note
+    assert clicks_note(priced.economics).startswith("clicks assumed unchanged for 5 of 20 keywords")
+
+    # The comparison is the landscape's alone: the cold starts hold the same bids on both sides, so the gain over
+    # the fixed margin is the one of the 15 keywords the landscape priced, decided alone.
+    def gain(economics):
+        return economics.loc["chosen", "expected_profit"] - economics.loc["fixed_margin", "expected_profit"]
+
+    everywhere = decide_bids(predictions.iloc[:15], policy, _landscape(), _context(20)).economics
+    assert gain(priced.economics) == pytest.approx(gain(everywhere)) and gain(everywhere) > 0
+    assert clicks_note(everywhere) == "respond to the bid (bid landscape)"
+
+
+def test_keyword_bids_metadata_says_what_the_clicks_assume_and_counts_the_capped_bids(tmp_path):
+    """The metadata of `keyword_bids` (`_bid_metadata`), from a day's decision as scoring totals it."""
+    import logging
+    from types import SimpleNamespace
+
+    from assets.serving import _bid_metadata
+    from daily_bids.serving.scoring import BidTotals
+    from daily_bids.storage.warehouse import Warehouse
+    from resources.bid_policy import BidPolicyResource
+
+    policy = BidPolicyResource(exploration_share=0.0)
+    context = SimpleNamespace(log=logging.getLogger("test"))
+    store = Warehouse(str(tmp_path))
+
+    def metadata(landscape, in_force):
+        totals = BidTotals()
+        totals.add(decide_bids(_predictions(20), policy, landscape, _context(20).assign(bid_in_force=in_force)))
+        return _bid_metadata(context, totals, policy, store)
+
+    # No landscape; manual bids of 5.0, far above the value of 2.0: every bid lowered to its ceiling, 1.99.
+    flat = metadata(None, 5.0)
+    assert flat["clicks"].startswith("clicks assumed unchanged:") and flat["keywords_clicks_assumed_unchanged"] == 20
+    assert "clicks assumed unchanged" in flat["bid_rule"] and "20 lowered further" in flat["bid_rule"]
+    assert (
+        "not comparable between margins" in flat["economics"].value and "fixed_margin |" not in flat["economics"].value
+    )
+    assert "fixed_margin_expected_profit" not in flat and flat["lowered_to_ceiling_bids"] == 20
+    # On the landscape, within the cap of bids in force of 1.0: the fixed margin's bids (1.40) are held at 1.30.
+    priced = metadata(_landscape(), 1.0)
+    assert priced["clicks"] == "respond to the bid (bid landscape)" and priced["keywords_clicks_assumed_unchanged"] == 0
+    assert "fixed_margin" in priced["economics"].value and "fixed_margin_expected_profit" in priced
+    assert priced["change_cap"] == "30% of the bid in force" and priced["lowered_to_ceiling_bids"] == 0
