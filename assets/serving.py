@@ -26,6 +26,7 @@ from daily_bids.bidding.landscape import (
     landscape_for_day,
     training_keywords,
 )
+from daily_bids.bidding.moves import with_todays_bids_in_force
 from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing
 from daily_bids.serving.scoring import BidTotals
@@ -133,6 +134,14 @@ def bid_landscape(
 PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
 
 
+def _published_before(store, day: dt.date) -> pd.DataFrame | None:
+    """The bids published last before `day` (in force on it), or None."""
+    published_day = publishing.latest_before(store.list_partitions(tables.PUBLISHED_BIDS), day)
+    return (
+        store.read_partitions(tables.PUBLISHED_BIDS, [published_day], ["keyword_id", "bid"]) if published_day else None
+    )
+
+
 def _require_stored_predictions(store, days: list[dt.date]) -> None:
     """Refuses, before anything is written, a run of the bids alone over days whose predictions were never stored."""
     try:
@@ -210,6 +219,8 @@ def keyword_scores(
                 recent = bid_context(report_for, day) if with_bids else None
             except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
                 recent = None
+            if recent is not None:  # a keyword without a row today has the bid we published last in force
+                recent = with_todays_bids_in_force(recent, report_for(day), _published_before(store, day))
             note = (
                 landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
             )

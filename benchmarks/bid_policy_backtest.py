@@ -93,7 +93,7 @@ def replay(simulator: AdMarketSimulator, days: int, first_seed: bool, attributio
     if first_seed and attribution:
         variants = {
             "profit_optimal, true value": (BidPolicy(), Knowledge(true_value=True)),
-            "profit_optimal, no change cap": (BidPolicy(max_bid_change=1.0), Knowledge()),
+            "profit_optimal, no change cap": (BidPolicy(max_bid_change=0.0), Knowledge()),
             "profit_optimal, no exploration": (BidPolicy(exploration_share=0.0), Knowledge()),
         }
         for name, (policy, knowledge) in variants.items():

@@ -49,6 +49,17 @@ def bids_in_force(reported: pd.DataFrame | None, published: pd.DataFrame | None)
     return in_force.assign(ours=np.abs(in_force["bid"].to_numpy(dtype="float64") - ours) < PUBLISHED_CENT)
 
 
+def with_todays_bids_in_force(
+    context: pd.DataFrame, reported: pd.DataFrame | None, published: pd.DataFrame | None
+) -> pd.DataFrame:
+    """`context` (`landscape.bid_context`'s frame) with each keyword's `bid_in_force` as `bids_in_force` gives it
+    for the day: a keyword missing from the day's report keeps the bid we published last, not the older max CPC its
+    last report row showed. Keywords known to neither keep the context's."""
+    in_force = bids_in_force(reported, published).set_index("keyword_id")["bid"]
+    today = in_force.reindex(context["keyword_id"].to_numpy()).to_numpy(dtype="float64")
+    return context.assign(bid_in_force=np.where(np.isnan(today), context["bid_in_force"].to_numpy(), today))
+
+
 def bid_moves(bids: pd.DataFrame, in_force: pd.DataFrame | None, policy: BidPolicy) -> BidMoves:
     """How today's bids move against the bids in force (`keyword_id`, `bid`, and `ours` where known), keyword by
     keyword: a model or data fault shows as many large moves at once, while a healthy day moves few bids far.

@@ -166,3 +166,17 @@ def test_bid_moves_compare_with_the_bids_in_force_the_report_first_then_our_last
     moves = bid_moves(todays, in_force, policy)
     assert moves.compared == 5 and list(moves.large["keyword_id"]) == [1, 5, 2] and moves.share_large == 3 / 5
     assert moves.advertiser_bids_cut.empty
+
+
+def test_a_keyword_missing_from_todays_report_has_the_bid_we_published_last_in_force():
+    """bid_context carries a keyword's last max CPC forward over days without a row; the bid we published since is
+    the one the ad platform has, and the change cap must start from it."""
+    from daily_bids.bidding.moves import with_todays_bids_in_force
+
+    context = pd.DataFrame({"keyword_id": [1, 2, 3], "bid_in_force": [0.70, 1.00, 2.00], "reference_bid": 0.5})
+    reported = pd.DataFrame({"keyword_id": [2], "max_cpc": [1.10]})  # only keyword 2 had a row today
+    published = pd.DataFrame({"keyword_id": [1, 2], "bid": [0.26, 0.95]})
+    today = with_todays_bids_in_force(context, reported, published)
+    assert list(today["bid_in_force"]) == [0.26, 1.10, 2.00]  # ours; the report's; the reports' last, unknown else
+    assert list(today["reference_bid"]) == [0.5] * 3  # the landscape's inputs stay as the reports give them
+    assert list(with_todays_bids_in_force(context, None, None)["bid_in_force"]) == [0.70, 1.00, 2.00]
