@@ -8,8 +8,9 @@ Partition D is read on the morning of D+1, once the bids made in partition D are
   actuals and against keeping the bids in force;
 - the same per campaign, the largest bid moves with what decided them, and the checks that warned or failed.
 
-Where clicks are not priced by a bid landscape, they are assumed not to respond to the bid, and a click is assumed to
-cost its whole bid (the most it can cost): the report says "clicks assumed unchanged" there.
+Where no bid landscape priced a bid, its clicks are assumed not to respond to the bid, and a click is assumed to cost
+its whole bid (the most it can cost): the report says "clicks assumed unchanged" there. Keeping the bids in force is
+priced only where the landscape priced it: at unchanged clicks any lower bid would look more profitable.
 
 Money is in the account's currency. The keyword reports carry no currency (`cost` and `conversion_value` are "in
 account currency"), so it is named once here: `ACCOUNT_CURRENCY`.
@@ -158,30 +159,30 @@ class KeptPricing:
     cost_per_click: pd.Series
 
 
-def kept_figures(
-    bids: pd.DataFrame, predictions: pd.DataFrame, in_force: BidsInForce, pricing: KeptPricing | None = None
-) -> pd.DataFrame:
-    """Per campaign, today's keywords had they kept their bid in force: the champion's clicks (`predictions` of D,
-    which are at the bid in force) and a click's cost at most that bid, or the landscape's clicks and cost at it
-    (`pricing`) where it priced the keyword. A keyword without a known bid in force counts as bid as today."""
+def kept_figures(bids: pd.DataFrame, in_force: BidsInForce, pricing: KeptPricing | None) -> tuple[pd.DataFrame, int]:
+    """Per campaign, today's keywords had they kept their bid in force, and how many bids that could be priced.
+
+    Only the bid landscape says what another bid would bring (`pricing`: its clicks and cost per click at the bid in
+    force). Elsewhere clicks are assumed unchanged, so a lower bid would always look more profitable: such a keyword
+    counts as bid as today, and with no keyword priced every figure is unknown (NaN)."""
     ids = bids["keyword_id"].to_numpy()
-    old = in_force.bids.reindex(ids).to_numpy(dtype="float64")
-    known = np.isfinite(old)
-    value_per_click = bids["expected_value_per_click"].to_numpy(dtype="float64")
     clicks = bids["expected_clicks"].to_numpy(dtype="float64").copy()
     cost_per_click = bids["expected_cost_per_click"].to_numpy(dtype="float64").copy()
-    champion = predictions.set_index("keyword_id")["expected_clicks"].reindex(ids).to_numpy(dtype="float64")
-    unchanged = known & np.isfinite(champion)
-    clicks[unchanged], cost_per_click[unchanged] = champion[unchanged], old[unchanged]
+    old = in_force.bids.reindex(ids).to_numpy(dtype="float64")
+    priced = np.zeros(len(bids), dtype=bool)
     if pricing is not None:
         priced_clicks = pricing.clicks.reindex(ids).to_numpy(dtype="float64")
         priced_cost = pricing.cost_per_click.reindex(ids).to_numpy(dtype="float64")
-        priced = known & np.isfinite(priced_clicks) & np.isfinite(priced_cost)
+        priced = np.isfinite(old) & np.isfinite(priced_clicks) & np.isfinite(priced_cost)
+        # A click costs at most the bid (second-price auctions), as the bids' own pricing has it.
         clicks[priced], cost_per_click[priced] = priced_clicks[priced], np.minimum(priced_cost, old)[priced]
-    return _per_campaign(
-        bids["campaign"],
-        {"clicks": clicks, "value": clicks * value_per_click, "spend": clicks * cost_per_click},
+    if not priced.any():
+        clicks[:], cost_per_click[:] = np.nan, np.nan
+    value_per_click = bids["expected_value_per_click"].to_numpy(dtype="float64")
+    figures = _per_campaign(
+        bids["campaign"], {"clicks": clicks, "value": clicks * value_per_click, "spend": clicks * cost_per_click}
     )
+    return figures, int(priced.sum())
 
 
 def with_ratios(figures: pd.DataFrame) -> pd.DataFrame:
@@ -242,6 +243,7 @@ class MorningReport:
     move_counts: dict[str, int]
     checks: list[CheckOutcome]
     bids_in_force_source: str
+    kept_priced: int  # today's bids whose bid in force the landscape priced: what "keeping the bids" rests on
     notes: list[str] = field(default_factory=list)
     currency: str = ACCOUNT_CURRENCY
 
@@ -294,6 +296,8 @@ class MorningReport:
                 _difference(name, account.loc[name, "expected"], account.loc[name, against], self.currency)
                 for name in FIGURES
             ]
+        if not self.kept_priced:
+            view[[SCENARIOS["kept"], "today vs keeping the bids"]] = f"not priced: {CLICKS_ASSUMED_UNCHANGED}"
         return view.rename_axis(f"amounts in {self.currency}")
 
     def campaign_view(self) -> pd.DataFrame:
@@ -308,7 +312,8 @@ class MorningReport:
                 "expected spend": [self.money(v) for v in c["expected_spend"]],
                 "expected profit": [self.money(v) for v in c["expected_profit"]],
                 "profit vs keeping the bids": [
-                    _signed_money(e - k, self.currency) for e, k in zip(c["expected_profit"], c["kept_profit"])
+                    _signed_money(e - k, self.currency) if self.kept_priced else CLICKS_ASSUMED_UNCHANGED
+                    for e, k in zip(c["expected_profit"], c["kept_profit"])
                 ],
             },
             index=c.index,
@@ -348,9 +353,14 @@ class MorningReport:
             f"Yesterday ({self.day}) the account spent {self.money(account.loc['spend', 'actual'])} for "
             f"{self.money(account.loc['value', 'actual'])} of value: a profit of "
             f"{self.money(account.loc['profit', 'actual'])}.",
-            f"Today ({self.effective_day}) the new bids are expected to make {self.money(account.loc['profit', 'expected'])}"
-            f" ({_signed_money(account.loc['profit', 'expected'] - account.loc['profit', 'kept'], self.currency)} "
-            "against keeping the bids in force).",
+            f"Today ({self.effective_day}) the new bids are expected to make "
+            f"{self.money(account.loc['profit', 'expected'])}"
+            + (
+                f" ({_signed_money(account.loc['profit', 'expected'] - account.loc['profit', 'kept'], self.currency)}"
+                " against keeping the bids in force)."
+                if self.kept_priced
+                else "."
+            ),
             f"{counts['raised']:,} bids raised, {counts['lowered']:,} lowered, {counts['unchanged']:,} unchanged, "
             f"{counts['no_bid_in_force']:,} without a known bid in force.",
             *self.notes,
@@ -412,7 +422,7 @@ class MorningReport:
     def chart_png(self) -> bytes:
         """Spend, value and profit of the account yesterday and today; profit by campaign, yesterday and today."""
         account = self.account()
-        figure, (left, right) = pyplot().subplots(1, 2, figsize=(12, 4))
+        figure, (left, right) = pyplot().subplots(1, 2, figsize=(12, 4.5))
         positions = np.arange(len(MONEY))
         width = 0.8 / len(SCENARIOS)
         for n, (scenario, label) in enumerate(SCENARIOS.items()):
@@ -421,7 +431,7 @@ class MorningReport:
         left.set_ylabel(self.currency)
         left.set_title("the account")
         left.axhline(0, color="black", linewidth=0.5)
-        left.legend(fontsize=8)
+        left.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1))
         top = self.campaigns.sort_values("actual_spend", ascending=False).head(10)
         rows = np.arange(len(top))
         right.barh(rows - 0.2, top["actual_profit"].fillna(0.0), 0.4, label="yesterday, actual")
@@ -462,8 +472,8 @@ def build_report(
             else pd.DataFrame(columns=["clicks", "spend", "value"], dtype="float64")
         ),
         "expected": expected_figures(bids),
-        "kept": kept_figures(bids, predictions, in_force, pricing),
     }
+    views["kept"], kept_priced = kept_figures(bids, in_force, pricing)
     campaigns = sorted(set().union(*(frame.index for frame in views.values())))
     columns = {
         f"{scenario}_{name}": values
@@ -490,7 +500,17 @@ def build_report(
             f"{not_bid:,} keywords get no bid today: even the lowest allowed bid would not stay below what a click "
             "on them is worth."
         )
-    return MorningReport(day, table, moves, counts, checks, in_force.source, notes, currency)
+    if kept_priced == 0:
+        notes.append(
+            f"Keeping the bids in force is not priced: no bid landscape says what another bid would bring "
+            f"({CLICKS_ASSUMED_UNCHANGED}, so any lower bid would look more profitable)."
+        )
+    elif kept_priced < len(bids):
+        notes.append(
+            f"Keeping the bids in force is priced by the bid landscape for {kept_priced:,} of {len(bids):,} bids; "
+            f"the others count as bid as today ({CLICKS_ASSUMED_UNCHANGED})."
+        )
+    return MorningReport(day, table, moves, counts, checks, in_force.source, kept_priced, notes, currency)
 
 
 def format_money(amount: float, currency: str = ACCOUNT_CURRENCY) -> str:

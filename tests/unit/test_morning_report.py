@@ -105,7 +105,7 @@ def test_predicted_uses_our_bids_where_they_were_in_force_and_the_predictions_el
     assert shoes["predicted_profit"] == pytest.approx(18.5)
 
 
-def test_todays_expected_figures_and_keeping_the_bids_in_force():
+def test_todays_expected_figures_against_yesterday():
     report = _build()
     account = report.account()
     # Today: 11 × 2.00 and 11 × 0.55 for keyword 1; 1 × 0.50 and 1 × 0.15 for keyword 3.
@@ -113,22 +113,37 @@ def test_todays_expected_figures_and_keeping_the_bids_in_force():
     assert account.loc["spend", "expected"] == pytest.approx(6.05 + 0.15)
     assert account.loc["value", "expected"] == pytest.approx(22.5)
     assert account.loc["profit", "expected"] == pytest.approx(16.3)
-    # Kept: the champion's clicks (10 and 1) at the bid in force (0.60 and 0.30), each click costing its whole bid.
-    assert account.loc["clicks", "kept"] == 11.0
-    assert account.loc["spend", "kept"] == pytest.approx(6.0 + 0.3)
-    assert account.loc["profit", "kept"] == pytest.approx(20.5 - 6.3)
     view = report.account_view()
-    assert view.loc["profit", "today vs keeping the bids"] == "+2.10 USD"
-    assert view.loc["profit", "today vs yesterday"] == "+3.30 USD"
+    assert view.loc["profit", "today vs yesterday"] == "+3.30 USD"  # 16.30 against 13.00
     assert view.loc["clicks", "today vs yesterday"] == f"{12 / 14 - 1:+.1%}"
+    assert view.loc["ROAS", "today vs yesterday"] == f"{22.5 / 6.2 - 22 / 9:+.2f}"
 
 
-def test_the_landscape_prices_keeping_a_bid_where_it_priced_todays():
-    pricing = morning.KeptPricing(clicks=pd.Series({1: 10.5}), cost_per_click=pd.Series({1: 0.58}))
-    shoes = _build(pricing=pricing).campaigns.loc["Shoes"]
-    assert shoes["kept_clicks"] == 10.5
-    assert shoes["kept_spend"] == pytest.approx(10.5 * 0.58)
-    assert shoes["kept_value"] == pytest.approx(21.0)
+# The landscape's clicks and cost per click of keyword 1 at its bid in force (0.60).
+KEYWORD_1_AT_ITS_BID_IN_FORCE = morning.KeptPricing(clicks=pd.Series({1: 10.5}), cost_per_click=pd.Series({1: 0.58}))
+
+
+def test_keeping_the_bids_in_force_is_priced_by_the_landscape_only():
+    report = _build(pricing=KEYWORD_1_AT_ITS_BID_IN_FORCE)
+    account = report.account()
+    # Keyword 1: 10.5 clicks worth 2.00 at 0.58; keyword 3, which no landscape priced, counts as bid as today.
+    assert account.loc["clicks", "kept"] == pytest.approx(10.5 + 1.0)
+    assert account.loc["spend", "kept"] == pytest.approx(10.5 * 0.58 + 0.15)
+    assert account.loc["profit", "kept"] == pytest.approx(21.0 + 0.5 - 6.09 - 0.15)
+    assert report.kept_priced == 1
+    assert report.account_view().loc["profit", "today vs keeping the bids"] == "+1.04 USD"  # 16.30 against 15.26
+    assert report.campaign_view().loc["Shoes", "profit vs keeping the bids"] == "+1.04 USD"
+    assert "priced by the bid landscape for 1 of 2 bids" in report.markdown()
+
+
+def test_without_a_landscape_keeping_the_bids_is_not_priced():
+    """Clicks assumed unchanged, a lower bid would always look more profitable: no such comparison is made."""
+    report = _build()
+    assert report.kept_priced == 0 and np.isnan(report.account().loc["profit", "kept"])
+    view = report.account_view()
+    assert view.loc["profit", "today vs keeping the bids"] == f"not priced: {morning.CLICKS_ASSUMED_UNCHANGED}"
+    assert report.campaign_view().loc["Shoes", "profit vs keeping the bids"] == morning.CLICKS_ASSUMED_UNCHANGED
+    assert "against keeping" not in report.summary_lines()[2]
 
 
 def test_bids_in_force_take_the_reports_max_cpc_then_our_published_bids():
@@ -198,7 +213,7 @@ def test_money_carries_the_currency():
     assert morning.format_money(float("nan")) == "—"
     report = _build()
     assert report.account_view().loc["spend", "yesterday, actual"] == "9.00 USD"
-    assert report.campaign_view().loc["Shoes", "profit vs keeping the bids"] == "+1.95 USD"
+    assert report.campaign_view().loc["Shoes", "expected spend"] == "6.05 USD"
 
 
 def test_the_mailable_page_holds_every_section_and_the_chart():
