@@ -23,8 +23,8 @@ from daily_bids.storage.warehouse import Warehouse, chart_path
 from resources.warehouse import WarehouseResource
 
 MORNING_REPORTS = "exports/morning_report"
-# The report columns the bids in force and the landscape's context are read from.
-REPORT_COLUMNS = ["keyword_id", "campaign", "clicks", "cost", "conversion_value", "max_cpc", "search_impression_share"]
+# The report's columns: the morning report's, and those the landscape's context is read from.
+REPORT_COLUMNS = [*morning.REPORT_INPUTS, "search_impression_share"]
 
 
 def morning_report_path(effective_day: dt.date) -> str:
@@ -96,21 +96,15 @@ def _report_of(context: dg.AssetExecutionContext, store: Warehouse, day: dt.date
                 allow_retries=False,
             )
     report = _read_report(store, day)
-    published_before = (
-        store.read_partitions(tables.PUBLISHED_BIDS, [before])
-        if store.partition_exists(tables.PUBLISHED_BIDS, before)
-        else None
-    )
-    bids = store.read_partitions(tables.BIDS, [day])
-    predictions = store.read_partitions(tables.PREDICTIONS, [day])
+    published_before = _read(store, tables.PUBLISHED_BIDS, before, ("keyword_id", "bid"))
+    bids = _read(store, tables.BIDS, day, morning.BID_INPUTS)
+    predictions = _read(store, tables.PREDICTIONS, day, morning.PREDICTION_INPUTS)
     in_force = morning.bids_in_force(report, published_before, day)
     return morning.build_report(
         day,
         report,
-        store.read_partitions(tables.PREDICTIONS, [before])
-        if store.partition_exists(tables.PREDICTIONS, before)
-        else None,
-        store.read_partitions(tables.BIDS, [before]) if published_before is not None else None,
+        _read(store, tables.PREDICTIONS, before, morning.PREDICTION_INPUTS),
+        _read(store, tables.BIDS, before, morning.BID_INPUTS) if published_before is not None else None,
         bids,
         predictions,
         in_force,
@@ -119,12 +113,16 @@ def _report_of(context: dg.AssetExecutionContext, store: Warehouse, day: dt.date
     )
 
 
-def _read_report(store: Warehouse, day: dt.date) -> pd.DataFrame | None:
-    """The columns of REPORT_COLUMNS the validated report of `day` carries, or None without a report."""
-    if not store.partition_exists(tables.VALIDATED_REPORT, day):
+def _read(store: Warehouse, table: str, day: dt.date, columns) -> pd.DataFrame | None:
+    """The `columns` that partition `day` of `table` carries, or None where the partition does not exist."""
+    if not store.partition_exists(table, day):
         return None
-    carried = set(store.partition_columns(tables.VALIDATED_REPORT, day))
-    return store.read_partitions(tables.VALIDATED_REPORT, [day], [c for c in REPORT_COLUMNS if c in carried])
+    carried = set(store.partition_columns(table, day))
+    return store.read_partitions(table, [day], [name for name in columns if name in carried])
+
+
+def _read_report(store: Warehouse, day: dt.date) -> pd.DataFrame | None:
+    return _read(store, tables.VALIDATED_REPORT, day, REPORT_COLUMNS)
 
 
 def _kept_pricing(

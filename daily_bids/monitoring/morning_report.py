@@ -59,6 +59,22 @@ FLAG_REASONS = {
     "unprofitable": "unprofitable at any allowed bid",
 }
 
+# The columns the report reads of each input, where the table carries them: a large account's partitions are read
+# for these only.
+REPORT_INPUTS = ("keyword_id", "campaign", "clicks", "cost", "conversion_value", "max_cpc")
+PREDICTION_INPUTS = ("keyword_id", "campaign", "expected_clicks", "expected_value")
+BID_INPUTS = (
+    "keyword_id",
+    "keyword",
+    "campaign",
+    "bid",
+    "expected_clicks",
+    "expected_value_per_click",
+    "expected_cost_per_click",
+    "bid_basis",
+    *FLAG_REASONS,
+)
+
 
 @dataclass(frozen=True)
 class CheckOutcome:

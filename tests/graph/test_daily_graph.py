@@ -163,7 +163,18 @@ def test_the_morning_report_sets_yesterday_against_today_for_each_day(graph):
     are the bids', the checks are the day's, and each day has a page to mail."""
     from assets.morning import morning_report, morning_report_path
 
-    store, first, last = graph["store"], BID_DAYS[0], BID_DAYS[-1]
+    store, first, middle, last = graph["store"], *BID_DAYS
+    # A warning on the middle day, reported after its run (as a check run on its own would): its report lists it.
+    graph["instance"].report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("model_monitoring"),
+            check_name="losing_spend",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="42% of the spend went to keywords whose clicks earned less than they cost",
+            partition=middle.isoformat(),
+        )
+    )
     run = materialize_range(
         [*ALL_ASSETS, *ALL_CHECKS],
         first,
@@ -194,6 +205,8 @@ def test_the_morning_report_sets_yesterday_against_today_for_each_day(graph):
     page = Path(metadata["report_html"].value).read_text()
     assert metadata["report_html"].value.endswith(morning_report_path(last + dt.timedelta(days=1)))
     assert "Largest bid moves" in page and "data:image/png;base64," in page
+    middle_page = store.read_bytes(morning_report_path(middle + dt.timedelta(days=1))).decode()
+    assert "<td>losing_spend</td>" in middle_page and "42% of the spend went to keywords" in middle_page
     # Day one: nothing was predicted for it, and with no landscape yet every bid assumes clicks do not move.
     day_one = store.read_bytes(morning_report_path(first + dt.timedelta(days=1))).decode()
     assert f"No predictions were made for {first}" in day_one
