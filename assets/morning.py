@@ -64,6 +64,9 @@ def morning_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in latest.summary_lines())),
             "account": dg.MetadataValue.md(latest.account_view().to_markdown()),
             "chart": dg.MetadataValue.md(png_markdown(png, "the account, yesterday and today")),
+            "chart_png": dg.MetadataValue.path(
+                store.display_uri(chart_path(tables.MORNING_REPORT, "morning_report.png"))
+            ),
             "by_campaign": dg.MetadataValue.md(latest.campaign_view().to_markdown()),
             "largest_moves": dg.MetadataValue.md(
                 latest.moves_view().to_markdown(index=False) if len(latest.moves) else "No bid moved."
