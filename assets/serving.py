@@ -381,7 +381,7 @@ def published_bids(
                 allow_retries=False,
             )
     published_days = store.list_partitions(tables.PUBLISHED_BIDS)
-    decisions, summary = {}, {}
+    decisions = {}
     for day in days:
         decision = decisions[day.isoformat()] = publishing.decide_publication(day, published_days, config.republish)
         if not decision.publish:
@@ -397,12 +397,24 @@ def published_bids(
         # The ledger is written last: a partition counts as published only once the hand-off is done.
         store.write_partition(tables.PUBLISHED_BIDS, day, ledger)
         published_days = sorted({*published_days, day})
+    # The latest publication of the run's days, read back from its ledger: a re-run that publishes nothing (the day
+    # was published already) still shows the day's CSV and changes, not only "published already".
+    summary = {}
+    shown = max((day for day in days if day in published_days), default=None)
+    if shown is not None:
+        effective_day = shown + dt.timedelta(days=1)
+        ledger = store.read_partitions(tables.PUBLISHED_BIDS, [shown], list(publishing.LEDGER_COLUMNS))
+        keyword_text = store.read_partitions(tables.BIDS, [shown], ["keyword_id", "keyword"])
+        csv_path = ads_editor_export_path(effective_day)
         summary = {
-            "published_day": day.isoformat(),
+            "published_day": shown.isoformat(),
             "effective_day": effective_day.isoformat(),
-            "bids_published": len(todays),
-            "ads_editor_csv": dg.MetadataValue.path(store.display_uri(ads_editor_export_path(effective_day))),
-            **publishing.change_summary(ledger, todays.set_index("keyword_id")["keyword"]),
+            "published_by_this_run": decisions[shown.isoformat()].publish,
+            "bids_published": len(ledger),
+            **(
+                {"ads_editor_csv": dg.MetadataValue.path(store.display_uri(csv_path))} if store.exists(csv_path) else {}
+            ),
+            **publishing.change_summary(ledger, keyword_text.set_index("keyword_id")["keyword"]),
         }
     published = sum(decision.publish for decision in decisions.values())
     return dg.MaterializeResult(

@@ -27,6 +27,8 @@ PREDICTIONS = "keyword_predictions"
 BIDS = "keyword_bids"
 PUBLISHED_BIDS = "published_bids"
 MONITORING = "model_monitoring"
+# The morning report: each day's business view, a row per campaign (its HTML file sits under exports/).
+MORNING_REPORT = "morning_report"
 # The ad platform's side: the bids in force (the simulator's), and the index of the landing zone's files.
 BIDS_IN_FORCE = "_ad_platform/bids_in_force"
 LANDING_INDEX = "_landing_index"

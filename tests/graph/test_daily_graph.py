@@ -137,6 +137,82 @@ def test_publication_metadata_counts_changed_bids_against_the_day_before(graph):
     assert metadata["largest_decrease"].value == pytest.approx(min(moved.min(), 0.0))
 
 
+def test_a_second_publication_run_on_the_same_day_keeps_the_days_summary(graph):
+    """Re-running the publication finds the day published already: it says so, and still shows the day's CSV and
+    changes, read back from the ledger."""
+    from assets.serving import published_bids
+
+    first = graph["daily"][-1].asset_materializations_for_node("published_bids")[0].metadata
+    again = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=[published_bids],
+        resources=graph["resources"],
+        instance=graph["instance"],
+        partition_key=BID_DAYS[-1].isoformat(),
+    )
+    metadata = again.asset_materializations_for_node("published_bids")[0].metadata
+    assert metadata["days_published"].value == 0 and "published already" in str(metadata["decisions"].value)
+    assert first["published_by_this_run"].value and not metadata["published_by_this_run"].value
+    for name in ("published_day", "ads_editor_csv", "bids_published", "bids_changed", "bids_new", "largest_decrease"):
+        assert metadata[name].value == first[name].value, name
+    assert metadata["largest_decrease_keyword"].value == first["largest_decrease_keyword"].value
+
+
+def test_the_morning_report_sets_yesterday_against_today_for_each_day(graph):
+    """The morning report over the bid days in one run: yesterday's actuals are the report's, today's expected figures
+    are the bids', the checks are the day's, and each day has a page to mail."""
+    from assets.morning import morning_report, morning_report_path
+
+    store, first, middle, last = graph["store"], *BID_DAYS
+    # A warning on the middle day, reported after its run (as a check run on its own would): its report lists it.
+    graph["instance"].report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("model_monitoring"),
+            check_name="losing_spend",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="42% of the spend went to keywords whose clicks earned less than they cost",
+            partition=middle.isoformat(),
+        )
+    )
+    run = materialize_range(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        first,
+        last,
+        graph["resources"],
+        instance=graph["instance"],
+        selection=[morning_report],
+    )
+    assert run.success
+    metadata = run.asset_materializations_for_node("morning_report")[0].metadata
+    table = store.read_partitions("morning_report", [last])
+    report = store.read_partitions("validated_keyword_report", [last])
+    bids = store.read_partitions("keyword_bids", [last])
+    assert table["campaign"].tolist() == sorted(report["campaign"].unique())
+    assert table["actual_clicks"].sum() == report["clicks"].sum()
+    assert table["actual_spend"].sum() == pytest.approx(report["cost"].sum())
+    assert metadata["actual_spend"].value == pytest.approx(report["cost"].sum(), abs=0.01)
+    assert table["expected_clicks"].sum() == pytest.approx(bids["expected_clicks"].sum())
+    assert metadata["expected_profit"].value == pytest.approx(bids["expected_profit"].sum(), abs=0.01)
+    assert "kept_profit" in metadata and "USD" in metadata["account"].value
+    assert "data:image/png;base64" in metadata["chart"].value
+    # The checks' verdicts on the day are the daily run's: every check judged it, and the same ones warned.
+    day_run = graph["daily"][-1].get_asset_check_evaluations()
+    assert metadata["checks_judged"].value == len({e.check_name for e in day_run})
+    warned = {e.check_name for e in day_run if not e.passed}
+    assert metadata["checks_warned_or_failed_count"].value == len(warned)
+    assert all(name in metadata["checks_warned_or_failed"].value for name in warned)
+    page = Path(metadata["report_html"].value).read_text()
+    assert metadata["report_html"].value.endswith(morning_report_path(last + dt.timedelta(days=1)))
+    assert "Largest bid moves" in page and "data:image/png;base64," in page
+    middle_page = store.read_bytes(morning_report_path(middle + dt.timedelta(days=1))).decode()
+    assert "<td>losing_spend</td>" in middle_page and "42% of the spend went to keywords" in middle_page
+    # Day one: nothing was predicted for it, and with no landscape yet every bid assumes clicks do not move.
+    day_one = store.read_bytes(morning_report_path(first + dt.timedelta(days=1))).decode()
+    assert f"No predictions were made for {first}" in day_one
+    assert "clicks assumed unchanged" in day_one
+
+
 def test_history_range_records_every_check_for_every_day(graph):
     evaluations = graph["history"].get_asset_check_evaluations()
     days = {(HISTORY_START + dt.timedelta(days=n)).isoformat() for n in range((HISTORY_END - HISTORY_START).days + 1)}
