@@ -55,8 +55,8 @@ BASIS_REASONS = {
 # Yes/no columns of keyword_bids that explain a bid, where the table carries them.
 FLAG_REASONS = {
     "exploration": "explored (moved at random within the rules, to learn the landscape)",
-    "capped": "held at the daily change cap from the bid in force",
-    "unprofitable": "unprofitable at any allowed bid",
+    "change_capped": "held at the daily change cap from the bid in force",
+    "lowered_to_ceiling": "lowered past the change cap to what a click is surely worth (the money rule)",
 }
 
 # The columns the report reads of each input, where the table carries them: a large account's partitions are read

@@ -170,8 +170,8 @@ def test_largest_moves_come_first_with_their_reasons():
 
 
 def test_a_capped_column_adds_its_reason():
-    row = pd.Series({"bid_basis": "fixed_margin", "exploration": False, "capped": True})
-    assert morning.bid_reason(row).endswith(morning.FLAG_REASONS["capped"])
+    row = pd.Series({"bid_basis": "fixed_margin", "exploration": False, "change_capped": True})
+    assert morning.bid_reason(row).endswith(morning.FLAG_REASONS["change_capped"])
 
 
 def test_only_checks_that_warned_or_failed_are_listed():
