@@ -80,6 +80,7 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
     "landing_max_file_mb": (1, 10**7),
     "landing_max_uncompressed_mb": (1, 10**7),
     "landing_settle_seconds": (0, 86_400),
+    "min_history_days": (None, None),  # the bid policy's own bounds apply (resources.deployment names the variable)
 }
 FLOAT_FIELDS = (
     "value_per_click",
@@ -87,6 +88,12 @@ FLOAT_FIELDS = (
     "value_quantile",
     "max_bid_change",
     "exploration_share",
+    "cold_start_margin",
+    "min_bid",
+    "max_bid",
+    "exploration_spread",
+    "max_daily_change",
+    "max_share_large_moves",
     "s3_timeout_seconds",
     "decline_margin",
     "losing_spend_warn_share",
@@ -149,13 +156,28 @@ class Settings(BaseSettings):
         "profit_optimal",
         description=(
             "How bids are chosen: `profit_optimal` (the bid of highest expected profit on the learnt bid landscape; the "
-            "fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − 0.3))."
+            "fixed margin wherever there is no landscape yet) or `fixed_margin` (value per click × (1 − `BIDS_TARGET_MARGIN`))."
         ),
     )
     target_margin: float | None = Field(
         "0.3",
         description="The fixed margin: the share of the value per click kept where a bid is not priced on the bid "
         "landscape (`fixed_margin`, and every keyword before the landscape has learnt anything).",
+    )
+    cold_start_margin: float | None = Field(
+        "0.5",
+        description="The margin of a cold-start keyword (one with fewer than `BIDS_MIN_HISTORY_DAYS` days of history): "
+        "wider than the target margin, since less is known of it.",
+    )
+    min_history_days: int = Field(
+        "7",
+        description="Days of history (1 to 28) below which a keyword is a cold start and bid with the wider margin.",
+    )
+    min_bid: float | None = Field(
+        "0.05", description="The lowest bid (max CPC) ever set, in account currency: the ad platform's minimum."
+    )
+    max_bid: float | None = Field(
+        "20.0", description="The highest bid (max CPC) ever set, in account currency, whatever a keyword seems worth."
     )
     value_quantile: float | None = Field(
         "0.1",
@@ -170,9 +192,22 @@ class Settings(BaseSettings):
     exploration_share: float | None = Field(
         "0.1",
         description=(
-            "Share of keywords whose bid is moved by up to ±20% each day (within every rule), so the bid landscape sees "
-            "bids vary; 0 turns exploration off."
+            "Share of keywords whose bid is moved by up to ±`BIDS_EXPLORATION_SPREAD` each day (within every rule), so "
+            "the bid landscape sees bids vary; 0 turns exploration off."
         ),
+    )
+    exploration_spread: float | None = Field(
+        "0.2", description="How far an explored bid moves: a factor within 1 ± this (0.2: ±20%), then every rule."
+    )
+    max_daily_change: float | None = Field(
+        "0.5",
+        description="The `bids_move_plausibly` check: a bid that moves by more than this share of the previous bid "
+        "counts as a large move.",
+    )
+    max_share_large_moves: float | None = Field(
+        "0.25",
+        description="The `bids_move_plausibly` check: above this share of keywords with a large move, the day's bids "
+        "are judged implausible and are not published.",
     )
     campaign_budgets: str = Field(
         "",

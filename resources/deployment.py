@@ -6,9 +6,12 @@ definitions load, so a wrong setting fails in seconds with the variable's name, 
 field's name.
 """
 
+import re
+
 import pydantic
 
 from daily_bids.bidding.budgets import read_campaign_budgets
+from daily_bids.bidding.policy import BidPolicy
 from daily_bids.settings import Settings
 from daily_bids.simulator.market import MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.storage.warehouse import Warehouse
@@ -54,7 +57,7 @@ def deployment_warehouse(settings: Settings) -> WarehouseResource:
 
 def _bid_policy(settings: Settings) -> BidPolicyResource:
     """The bid policy from its settings; an invalid one is refused naming the variable that set it."""
-    from_settings = {field: getattr(settings, name) for field, name in _SETTING_OF.items()}
+    from_settings = {field: getattr(settings, name) for field, name in BID_POLICY_SETTINGS.items()}
     values = {field: value for field, value in from_settings.items() if value is not None}
     if settings.campaign_budgets:
         values["campaign_budgets"] = read_campaign_budgets(settings.campaign_budgets)
@@ -63,20 +66,32 @@ def _bid_policy(settings: Settings) -> BidPolicyResource:
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         field = first["loc"][0] if first["loc"] and first["loc"][0] in from_settings else None
-        named = (
-            f"{Settings.env_name(_SETTING_OF[field])}={_as_given(from_settings[field])!r}" if field else "bid policy"
-        )
-        raise ValueError(f"{named}: {first['msg']}") from None
+        if field:
+            raise ValueError(
+                f"{Settings.env_name(BID_POLICY_SETTINGS[field])}={_as_given(from_settings[field])!r}: {first['msg']}"
+            ) from None
+        # A rule between fields (min_bid above max_bid): its message names the fields, shown as their variables.
+        message = str((first.get("ctx") or {}).get("error") or first["msg"])
+        for policy_field in sorted(BID_POLICY_SETTINGS, key=len, reverse=True):
+            message = re.sub(rf"\b{policy_field}\b", Settings.env_name(BID_POLICY_SETTINGS[policy_field]), message)
+        raise ValueError(f"bid policy: {message}") from None
 
 
-# The setting behind each bid policy field that has one.
-_SETTING_OF = {
-    "value_per_click": "value_per_click",
-    "policy": "bid_policy",
-    "target_margin": "target_margin",
-    "value_quantile": "value_quantile",
-    "max_bid_change": "max_bid_change",
-    "exploration_share": "exploration_share",
+# Bid policy fields that are no setting: the budgets are read from the file BIDS_CAMPAIGN_BUDGETS names, and the
+# exploration's seed only makes a day's draws repeatable.
+FIELDS_NOT_SET_DIRECTLY = {"campaign_budgets", "exploration_seed"}
+
+
+def _setting_name(policy_field: str) -> str:
+    """The setting of a bid policy field: the field's own name, but BIDS_BID_POLICY for `policy`."""
+    return "bid_policy" if policy_field == "policy" else policy_field
+
+
+# The setting behind each bid policy field, derived from the two models so that a field added to one is not missed.
+BID_POLICY_SETTINGS = {
+    field: _setting_name(field)
+    for field in BidPolicy.model_fields
+    if field not in FIELDS_NOT_SET_DIRECTLY and _setting_name(field) in Settings.model_fields
 }
 
 

@@ -7,7 +7,9 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from daily_bids.bidding.policy import BidPolicy
 from daily_bids.settings import Settings, SettingsError
+from resources.deployment import BID_POLICY_SETTINGS, FIELDS_NOT_SET_DIRECTLY, build_resources
 from support.deployment import REPO_ROOT, build_definitions
 
 # The one module that reads the environment.
@@ -102,3 +104,36 @@ def test_a_setting_of_a_few_words_refuses_any_other_naming_the_choices(variable,
     with pytest.raises(SettingsError) as refused:
         Settings.from_environment({variable: value})
     assert str(refused.value) == message
+
+
+def test_every_bid_policy_field_a_user_changes_is_a_setting_with_the_policy_default():
+    settings = Settings.defaults()
+    assert set(BidPolicy.model_fields) - set(BID_POLICY_SETTINGS) == FIELDS_NOT_SET_DIRECTLY
+    assert {"min_bid", "max_bid", "min_history_days", "cold_start_margin", "max_daily_change"} <= set(
+        BID_POLICY_SETTINGS
+    )
+    for policy_field, setting in BID_POLICY_SETTINGS.items():
+        default = BidPolicy.model_fields[policy_field].default
+        assert getattr(settings, setting) == default, f"{Settings.env_name(setting)}'s default is not BidPolicy's"
+
+
+def test_bid_policy_settings_reach_the_bid_policy_and_bad_ones_name_their_variable(tmp_path):
+    def policy(**variables):
+        return build_resources(Settings.from_environment({"BIDS_WAREHOUSE": str(tmp_path), **variables}))["bid_policy"]
+
+    chosen = policy(
+        BIDS_MIN_BID="0.1", BIDS_MAX_BID="4", BIDS_MIN_HISTORY_DAYS="3", BIDS_COLD_START_MARGIN="0.6",
+        BIDS_MAX_DAILY_CHANGE="0.4", BIDS_MAX_SHARE_LARGE_MOVES="0.5", BIDS_EXPLORATION_SPREAD="0.1",
+    )  # fmt: skip
+    assert (chosen.min_bid, chosen.max_bid, chosen.min_history_days, chosen.cold_start_margin) == (0.1, 4.0, 3, 0.6)
+    assert (chosen.max_daily_change, chosen.max_share_large_moves, chosen.exploration_spread) == (0.4, 0.5, 0.1)
+    with pytest.raises(ValueError, match=r"^BIDS_MIN_HISTORY_DAYS='40': Input should be less than or equal to 28$"):
+        policy(BIDS_MIN_HISTORY_DAYS="40")
+    with pytest.raises(ValueError, match=r"^BIDS_COLD_START_MARGIN='1.5': Input should be less than 1$"):
+        policy(BIDS_COLD_START_MARGIN="1.5")
+    with pytest.raises(ValueError, match=r"^bid policy: BIDS_MIN_BID 5.0 is above BIDS_MAX_BID 1.0$"):
+        policy(BIDS_MIN_BID="5", BIDS_MAX_BID="1")
+    with pytest.raises(SettingsError, match=r"^BIDS_MAX_BID='lots' is not a number$"):
+        policy(BIDS_MAX_BID="lots")
+    with pytest.raises(SettingsError, match="BIDS_MIN_BIDS is not a Daily Bids setting; did you mean BIDS_MIN_BID?"):
+        policy(BIDS_MIN_BIDS="0.1")
