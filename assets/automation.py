@@ -17,6 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets.alerts import alert_sensors
 from assets.features import feature_catalog, keyword_features, keyword_value
+from assets.freshness import daily_freshness_checks
 from assets.model_lab import model_tuning, user_keras_model
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.monitoring import model_monitoring
@@ -36,11 +37,12 @@ LAB_ASSETS = [model_tuning, user_keras_model]
 
 
 def freshness_checks(settings: Settings, report_assets=REPORT_ASSETS, serving_assets=SERVING_ASSETS) -> list:
-    """Yesterday's partition of each daily table must exist by its deadline (`BIDS_REPORT_DEADLINE`,
-    `BIDS_BIDS_DEADLINE`); the UI shows the verdicts. Built on the deployment's assets (its partitions)."""
+    """Yesterday's partition (or a newer one) of each daily table must exist by its deadline
+    (`BIDS_REPORT_DEADLINE`, `BIDS_BIDS_DEADLINE`); the UI shows the verdicts (`assets.freshness`). Built on the
+    deployment's assets (its partitions)."""
     return [
-        *dg.build_time_partition_freshness_checks(assets=report_assets, deadline_cron=settings.report_deadline),
-        *dg.build_time_partition_freshness_checks(assets=serving_assets, deadline_cron=settings.bids_deadline),
+        daily_freshness_checks("report_freshness", report_assets, settings.report_deadline),
+        daily_freshness_checks("bids_freshness", serving_assets, settings.bids_deadline),
     ]
 
 

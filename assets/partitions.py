@@ -25,12 +25,10 @@ def ignore_known_notices() -> None:
     warnings.filterwarnings(
         "ignore", category=dg.PreviewWarning, message="Specifying a partitions_def on an AssetCheckSpec"
     )
-    # Time-partition freshness checks are kept on purpose: a FreshnessPolicy does not see partitions, so a backfill of an
-    # old day would make a daily table look fresh; these checks ask for yesterday's partition by a deadline.
+    # Partition freshness checks are kept on purpose (assets.freshness): a FreshnessPolicy does not see partitions, so a
+    # backfill of an old day would make a daily table look fresh. Dagster's sensor still evaluates them on time.
     warnings.filterwarnings(
-        "ignore",
-        category=dg.SupersessionWarning,
-        message="Function `build_(time_partition_freshness_checks|sensor_for_freshness_checks)`",
+        "ignore", category=dg.SupersessionWarning, message="Function `build_sensor_for_freshness_checks`"
     )
     # The retraining condition has Python conditions of its own, which Dagster evaluates only in the code location.
     warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `use_user_code_server`")

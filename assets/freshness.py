@@ -1,0 +1,116 @@
+"""Freshness of the daily tables: yesterday's partition, or a newer one, must exist by a deadline.
+
+A `FreshnessPolicy` judges the time of the last materialization, so a backfill of an old day would make a daily
+table look fresh; these checks judge partitions. Dagster's `build_time_partition_freshness_checks` does too, but it
+asks for exactly one partition: a table whose next day is already there (the first morning's `make run` bids from
+yesterday's report before the day-before's deadline has moved on) was reported overdue, and one with partitions
+starting after the deadline could not be judged at all. Here:
+
+- the partition due is the last day that ended by the latest tick of the deadline cron (UTC);
+- it is fresh when that day *or a newer one* is materialized;
+- nothing is due before the table's first partition, nor before its first materialization (the daily schedule's
+  first run makes it; a run that fails is alerted as a failed run).
+
+The verdict carries Dagster's `dagster/fresh_until_timestamp`, which `build_sensor_for_freshness_checks` reads to
+evaluate the check again once the next deadline has passed.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+
+import dagster as dg
+
+FRESHNESS_CHECK = "freshness_check"  # the check's name on every daily table
+# Read by Dagster's freshness sensor: after this moment the check can be overdue again.
+FRESH_UNTIL = "dagster/fresh_until_timestamp"
+_TICK_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def _deadline_ticks(deadline_cron: str) -> dg.TimeWindowPartitionsDefinition:
+    """The deadline cron's ticks as time windows (UTC): the window holding a moment starts at the latest tick."""
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule=deadline_cron, start=dt.datetime(2000, 1, 1), fmt=_TICK_FORMAT, timezone="UTC"
+    )
+
+
+def judge_freshness(
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey,
+    first_day: dt.date,
+    deadline_cron: str,
+    now: dt.datetime,
+) -> dg.AssetCheckResult:
+    """The freshness verdict of one daily table at `now` (see the module's docstring)."""
+    ticks = _deadline_ticks(deadline_cron)
+    window = ticks.time_window_for_partition_key(ticks.get_partition_key_for_timestamp(now.timestamp()))
+    deadline, next_deadline = window.start, window.end
+    due = deadline.date() - dt.timedelta(days=1)  # day D ends at D+1 00:00 UTC
+    metadata = {
+        "due_partition": dg.MetadataValue.text(due.isoformat()),
+        "deadline": dg.MetadataValue.timestamp(deadline),
+        FRESH_UNTIL: dg.MetadataValue.timestamp(next_deadline),
+    }
+
+    def verdict(passed: bool, description: str) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=FRESHNESS_CHECK,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=description,
+            metadata=metadata,
+        )
+
+    if due < first_day:
+        first_due = f"{first_day} is due by the first deadline after {first_day + dt.timedelta(days=1)} 00:00 UTC"
+        return verdict(True, f"No partition is due yet: the first, {first_due}.")
+    latest = instance.get_latest_materialization_event(asset_key)
+    if latest is None:
+        return verdict(
+            True,
+            f"Not materialized yet, so not late: partition {due} would be due, and freshness is judged from the first "
+            "materialization on (the daily schedule's first run makes it; a failed run is alerted on its own).",
+        )
+    last_day = max(due, now.date())
+    fresh_enough = [(due + dt.timedelta(days=n)).isoformat() for n in range((last_day - due).days + 1)]
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=fresh_enough), limit=1
+    ).records
+    if records:
+        metadata["latest_partition"] = dg.MetadataValue.text(str(records[0].partition_key))
+        return verdict(True, f"Fresh: partition {records[0].partition_key} is materialized ({due} or newer was due).")
+    latest_partition = latest.dagster_event.partition if latest.dagster_event else None
+    return verdict(
+        False,
+        f"Overdue: partition {due} (or a newer one) was due by {deadline:%Y-%m-%d %H:%M} UTC; the latest "
+        f"materialization is of {latest_partition}.",
+    )
+
+
+def daily_freshness_checks(
+    name: str, assets: Sequence[dg.AssetsDefinition], deadline_cron: str
+) -> dg.AssetChecksDefinition:
+    """One `freshness_check` per table of `assets` (daily partitioned), judged against `deadline_cron`."""
+    first_day_of = {
+        key: dt.date.fromisoformat(asset.partitions_def.get_first_partition_key())
+        for asset in assets
+        for key in asset.keys
+    }
+    specs = [
+        dg.AssetCheckSpec(
+            FRESHNESS_CHECK,
+            asset=key,
+            description=f"Yesterday's partition, or a newer one, is materialized by the deadline `{deadline_cron}` "
+            "(cron, UTC). Nothing is due before the first partition or the first materialization.",
+        )
+        for key in first_day_of
+    ]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
+    def freshness(context: dg.AssetCheckExecutionContext):
+        now = dt.datetime.now(dt.UTC)
+        for check_key in context.selected_asset_check_keys:
+            key = check_key.asset_key
+            yield judge_freshness(context.instance, key, first_day_of[key], deadline_cron, now)
+
+    return freshness
