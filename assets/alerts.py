@@ -2,7 +2,8 @@
 `alert_sensors(settings)` builds them for a deployment (its webhook, and its UI's address for the run links).
 
 A failed run gets one run-failure alert; each failed check gets one check alert, whether its run failed (a blocking
-check at ERROR stops the run) or succeeded (WARN checks). Sending never raises: a lost alert is logged.
+check at ERROR stops the run) or succeeded (WARN checks). Sending never raises: a lost alert is logged. A run whose
+checks failed is tagged `daily_bids/failed_checks`, so the Runs page shows it even when the run is green.
 """
 
 import dagster as dg
@@ -28,18 +29,59 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
+# The run tag that names the checks a run saw fail: the Runs page shows it on a run that is otherwise green.
+FAILED_CHECKS_TAG = "daily_bids/failed_checks"
+_TAG_LENGTH = 500  # the Runs page shows the start; the run's page lists every check
+
+
+def _failed_checks(instance: dg.DagsterInstance, run_id: str) -> list:
+    """The check evaluations of a run that did not pass."""
+    return [
+        entry.dagster_event.asset_check_evaluation_data
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        if not entry.dagster_event.asset_check_evaluation_data.passed
+    ]
+
+
+def tag_failed_checks(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Tag the run with the checks that failed in it (`asset.check (SEVERITY)`), so they show on the Runs page;
+    nothing when none failed. Idempotent: the tag is rewritten with every failed check so far."""
+    failed = _failed_checks(instance, run_id)
+    if not failed:
+        return
+    names = sorted({f"{e.asset_key.to_user_string()}.{e.check_name} ({e.severity.value})" for e in failed})
+    text = f"{len(names)}: " + ", ".join(names)
+    instance.add_run_tags(
+        run_id, {FAILED_CHECKS_TAG: text if len(text) <= _TAG_LENGTH else text[: _TAG_LENGTH - 1] + "…"}
+    )
+
+
+@dg.success_hook(name="tag_failed_checks_on_success")
+def _tag_after_a_step(context: dg.HookContext) -> None:
+    tag_failed_checks(context.instance, context.run_id)
+
+
+@dg.failure_hook(name="tag_failed_checks_on_failure")
+def _tag_after_a_failed_step(context: dg.HookContext) -> None:
+    tag_failed_checks(context.instance, context.run_id)
+
+
+# On the jobs of the project: a run started anywhere (the schedule, the UI, `python -m daily_bids run`) is tagged as
+# its checks fail. Runs of other selections (a freshness check, an asset materialized from its page) are tagged by
+# the alert sensors.
+FAILED_CHECK_HOOKS = {_tag_after_a_step, _tag_after_a_failed_step}
+
+
 def _send(context, alert: Alert, settings: Settings) -> None:
     send_alert(alert, settings.alert_webhook, context.log.warning)
 
 
 def _alert_failed_checks(context: dg.RunStatusSensorContext, settings: Settings) -> int:
     run = context.dagster_run
-    failed = 0
-    for entry in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = entry.dagster_event.asset_check_evaluation_data
-        if evaluation.passed:
-            continue
-        failed += 1
+    failed = _failed_checks(context.instance, run.run_id)
+    if failed:
+        tag_failed_checks(context.instance, run.run_id)
+    for evaluation in failed:
         _send(
             context,
             Alert(
@@ -55,7 +97,7 @@ def _alert_failed_checks(context: dg.RunStatusSensorContext, settings: Settings)
             ),
             settings,
         )
-    return failed
+    return len(failed)
 
 
 def alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets.alerts import alert_sensors
+from assets.alerts import FAILED_CHECK_HOOKS, alert_sensors
 from assets.features import feature_catalog, keyword_features, keyword_value
 from assets.freshness import daily_freshness_checks
 from assets.model_lab import model_tuning, user_keras_model
@@ -57,6 +57,7 @@ def _without_freshness_checks(assets) -> dg.AssetSelection:
 
 daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
+    hooks=FAILED_CHECK_HOOKS,
     selection=_without_freshness_checks(DAILY_ASSETS),
     description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
     "monitoring of the bids made for yesterday → predictions and the bid landscape → bids → published "
@@ -66,23 +67,27 @@ daily_bid_job = dg.define_asset_job(
 )
 history_job = dg.define_asset_job(
     "history_job",
+    hooks=FAILED_CHECK_HOOKS,
     selection=_without_freshness_checks(HISTORY_ASSETS),
     description="Reports and features only: for backfilling the history that models train on.",
 )
 train_model_job = dg.define_asset_job(
     "train_model_job",
+    hooks=FAILED_CHECK_HOOKS,
     selection=dg.AssetSelection.assets(*MODEL_ASSETS),
     description="Retrain by hand: clusters, both candidate models, then the champion gate. The retraining sensor "
     "does the same when the models' automation condition asks for it.",
 )
 tune_models_job = dg.define_asset_job(
     "tune_models_job",
+    hooks=FAILED_CHECK_HOOKS,
     selection=dg.AssetSelection.assets(model_tuning),
     description="An Optuna study per candidate kind (`python -m daily_bids models tune`); the next training uses "
     "the best parameters. The retraining sensor runs it after a failed decline check.",
 )
 register_keras_job = dg.define_asset_job(
     "register_keras_job",
+    hooks=FAILED_CHECK_HOOKS,
     selection=dg.AssetSelection.assets(user_keras_model),
     description="Register a .keras file as a challenger (`python -m daily_bids models register-keras PATH`); the "
     "champion gate judges it on its next run.",
