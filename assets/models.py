@@ -96,7 +96,11 @@ class ClusterConfig(WindowConfig):
 def keyword_clusters(
     context: dg.AssetExecutionContext, config: ClusterConfig, warehouse: WarehouseResource
 ) -> dg.Output[pd.DataFrame]:
-    """Keyword segments from behaviour profiles (scaled volume, CTR, conversion rate, weekly shape), by k-means."""
+    """Keyword segments from behaviour profiles (scaled volume, CTR, conversion rate, weekly shape), by k-means.
+
+    *Unsynced* in the UI minutes after training is expected: Dagster marks a model so as soon as the daily run writes a
+    newer partition of the features or the report it trained on. Whether it retrains is the retraining condition's
+    decision (its age, the decline check, a code change: assets/retraining.py), not this flag's."""
     store = warehouse.warehouse()
     through = _train_through(config, store) - dt.timedelta(days=HOLDOUT_DAYS)
     window = [through - dt.timedelta(days=n) for n in range(config.profile_days - 1, -1, -1)]
@@ -173,7 +177,11 @@ def xgboost_model(
     tracker: ExperimentTracker,
 ) -> dg.Output[KeywordModel]:
     """Candidate: gradient-boosted Poisson models of next-day clicks and conversions and a Tweedie model of
-    conversion value, early-stopped on the last days of its window."""
+    conversion value, early-stopped on the last days of its window.
+
+    *Unsynced* in the UI minutes after training is expected: Dagster marks a model so as soon as the daily run writes a
+    newer partition of the features or the report it trained on. Whether it retrains is the retraining condition's
+    decision (its age, the decline check, a code change: assets/retraining.py), not this flag's."""
     started_at = time.time()
     store = warehouse.warehouse()
     window = training_window(config, store)
@@ -233,7 +241,11 @@ def deep_model(
     tracker: ExperimentTracker,
 ):
     """Candidate: a wide & deep Keras network (embeddings of keyword, ad group, match type, cluster and day of week
-    beside the scaled features) with Poisson heads for clicks and conversions."""
+    beside the scaled features) with Poisson heads for clicks and conversions.
+
+    *Unsynced* in the UI minutes after training is expected: Dagster marks a model so as soon as the daily run writes a
+    newer partition of the features or the report it trained on. Whether it retrains is the retraining condition's
+    decision (its age, the decline check, a code change: assets/retraining.py), not this flag's."""
     started_at = time.time()
     store = warehouse.warehouse()
     window = training_window(config, store)
@@ -313,7 +325,11 @@ def champion_model(
     champion only if it beats the champion and the naive floor by the configured margin and is not worse on
     calibration or on any cluster beyond tolerance. When no learned candidate passes, the better naive floor serves
     if it passes against the champion, or if there is none yet. Otherwise the champion keeps serving.
-    A new winner is then refit on the window through the latest day, and that refit serves."""
+    A new winner is then refit on the window through the latest day, and that refit serves.
+
+    *Unsynced* in the UI minutes after training is expected: Dagster marks a model so as soon as the daily run writes a
+    newer partition of the features or the report it trained on. Whether it retrains is the retraining condition's
+    decision (its age, the decline check, a code change: assets/retraining.py), not this flag's."""
     store = warehouse.warehouse()
     window = _gate_window(xgboost_model, deep_model)
     holdout = features_with_outcomes(store, window.holdout_feature_days)

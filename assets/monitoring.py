@@ -43,7 +43,8 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """Partition D: the report of D against the predictions and bids made for D (in partition D-1). Error of
     clicks, conversions and value (MAE, RMSE, mean Poisson deviance, calibration), overall and per cluster, and the
     realized economics of the bids: spend, conversion value, profit, ROAS, and the share of keywords whose cost per
-    click came out above their expected value per click. Days before any prediction was made have no rows.
+    click came out above their expected value per click. Days before any prediction was made have no rows: on a new
+    deployment the first daily run monitors nothing yet (its `why_empty` metadata says from which partition it fills).
 
     Its metadata also judges the value rule over the 28 report days ending at the (last) partition day: realized
     against predicted value per click by decile of the prediction (a table and a chart), and the share of the spend
@@ -68,6 +69,9 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         )
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(monitoring.MONITORING_COLUMNS))
     metadata = {"days_monitored": len(frames), "rows": len(rows)}
+    if not frames:
+        metadata["why_empty"] = why_empty(store, partition_days(context))
+        context.log.info(metadata["why_empty"])
     if frames:
         history = _history(store, partition_days(context)[0], rows)
         png = monitoring.real_vs_predicted_png(history)
@@ -81,6 +85,26 @@ def model_monitoring(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             **_value_rule_metadata(store, partition_days(context)[-1]),
         }
     return dg.Output(rows, metadata=readable(metadata))
+
+
+def why_empty(store: Warehouse, days: list[dt.date]) -> str:
+    """Why the monitoring of `days` has no rows, and from which partition it fills: it judges report D against the
+    predictions made the day before (partition D-1), so a deployment's first predictions are judged the next day."""
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]}...{days[-1]}"
+    made = [d for d in store.list_partitions(tables.PREDICTIONS) if d >= days[0] - dt.timedelta(days=1)]
+    reason = (
+        f"Empty: no predictions were made for {span} (monitoring judges report D against the predictions made the "
+        f"day before, partition D-1 of {tables.PREDICTIONS})."
+    )
+    if made:
+        first = made[0] + dt.timedelta(days=1)
+        return (
+            f"{reason} The first predictions after it are of partition {made[0]}: monitoring has rows from {first} on."
+        )
+    return (
+        f"{reason} No predictions are stored yet: the first daily run makes them (partition D of "
+        f"{tables.PREDICTIONS}), and the next day's run fills partition D+1 of the monitoring."
+    )
 
 
 def _value_rule_metadata(store: Warehouse, day: dt.date) -> dict:
