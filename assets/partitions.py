@@ -1,5 +1,5 @@
 """The one partitions definition of the graph: partition D is the keyword report of day D (UTC), from the
-deployment's first day (`BIDS_FIRST_DAY`).
+deployment's first day (`BIDS_FIRST_DAY`, or where the account's history starts).
 
 The asset and check definitions in this package are written once, against the default deployment's partitions
 (`daily_partitions`); `with_partitions` gives a definition another deployment's, which is how
@@ -12,6 +12,7 @@ import warnings
 import dagster as dg
 
 from daily_bids.settings import Settings
+from resources.deployment import first_report_day
 
 
 def ignore_known_notices() -> None:
@@ -38,13 +39,16 @@ ignore_known_notices()
 
 
 def partitions_for(settings: Settings) -> dg.DailyPartitionsDefinition:
-    """The daily partitions of a deployment: one a day from its first day."""
-    return dg.DailyPartitionsDefinition(start_date=settings.first_day.isoformat())
+    """The daily partitions of a deployment: one a day from its first day (`BIDS_FIRST_DAY`, or where the account's
+    history starts: `resources.deployment.first_report_day`)."""
+    return dg.DailyPartitionsDefinition(start_date=first_report_day(settings).isoformat())
 
 
-# The deployment the definitions of this package are written against: every setting at its default.
+# The deployment the definitions of this package are written against: every setting at its default, with partitions
+# from a fixed day (a deployment's own start from its history is given to its graph by `assets.build_asset_graph`).
 DEFAULT_SETTINGS = Settings.defaults()
-daily_partitions = partitions_for(DEFAULT_SETTINGS)
+TEMPLATE_FIRST_DAY = dt.date(2025, 1, 1)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=TEMPLATE_FIRST_DAY.isoformat())
 
 # Every daily asset: a date range materializes in one run (what `--partition-range` needs).
 DAILY_ASSET_POLICIES = dict(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())

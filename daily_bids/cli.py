@@ -129,11 +129,10 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     from daily_bids.storage.warehouse import SourceMismatchError
 
     try:
-        from daily_bids.definitions import SETTINGS, defs
+        from daily_bids.definitions import defs
     except ValueError as error:  # settings are checked when the definitions load, and name the variable
         raise CommandFailed(f"the deployment's settings are not valid: {error}") from error
     from assets.features import feature_catalog, keyword_features
-    from assets.partitions import partitions_for
     from assets.reports import VALIDATED_REPORT, raw_keyword_report, validated_keyword_report
     from assets.retraining import retraining_reasons
     from assets.serving import BIDS, published_bids
@@ -146,8 +145,12 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         source.claim_warehouse(warehouse)
     except SourceMismatchError as error:
         raise CommandFailed(str(error)) from error
+    partitions = defs.resolve_job_def("daily_bid_job").partitions_def  # from BIDS_FIRST_DAY or the history's start
     day, source_start = _report_days(
-        source, day, dt.date.fromisoformat(partitions_for(SETTINGS).get_last_partition_key()), SETTINGS.first_day
+        source,
+        day,
+        dt.date.fromisoformat(partitions.get_last_partition_key()),
+        dt.date.fromisoformat(partitions.get_first_partition_key()),
     )
     try:
         plan = plan_history(source_start, day)

@@ -117,10 +117,13 @@ class Settings(BaseSettings):
             "Where every table is written: a local folder (relative to the working directory) or `s3://bucket/prefix`."
         ),
     )
-    first_day: dt.date = Field(
-        "2025-01-01",
+    first_day: dt.date | None = Field(
+        "",
         description=(
-            "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1."
+            "First day of the daily partitions (YYYY-MM-DD). Partition D is the report of day D; its bids apply to D+1. "
+            "Empty: where the account's history starts, found when the definitions load: the earliest report in the "
+            "warehouse or, for a landing zone, the earliest day its files cover; before the simulator's first run, the "
+            "first day that run fetches (90 days before yesterday)."
         ),
     )
     source: Literal["simulator", "landing"] = Field(
@@ -363,8 +366,8 @@ class Settings(BaseSettings):
     @field_validator("first_day", mode="before")
     @classmethod
     def _date(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, dt.date):
-            return value
+        if isinstance(value, dt.date) or value in ("", None):
+            return value or None
         try:
             return dt.date.fromisoformat(str(value))
         except ValueError:

@@ -6,15 +6,18 @@ definitions load, so a wrong setting fails in seconds with the variable's name, 
 field's name.
 """
 
+import datetime as dt
 import re
 
 import pydantic
 
 from daily_bids.bidding.budgets import read_campaign_budgets
 from daily_bids.bidding.policy import BidPolicy
+from daily_bids.features.windows import plan_history
 from daily_bids.settings import Settings
-from daily_bids.simulator.market import MAX_KEYWORDS, MIN_KEYWORDS
-from daily_bids.storage.warehouse import Warehouse
+from daily_bids.simulator.market import EPOCH, MAX_KEYWORDS, MIN_KEYWORDS
+from daily_bids.storage import tables
+from daily_bids.storage.warehouse import SourceMismatchError, Warehouse
 from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
@@ -53,6 +56,34 @@ def deployment_warehouse(settings: Settings) -> WarehouseResource:
     """The deployment's warehouse (`BIDS_WAREHOUSE`) with its S3 settings: what the resources and the CLI's reading
     commands open."""
     return WarehouseResource(uri=settings.warehouse, s3=BoundedS3Resource.from_options(settings.s3))
+
+
+def first_report_day(settings: Settings, today: dt.date | None = None) -> dt.date:
+    """The first day of the deployment's partitions: `BIDS_FIRST_DAY`, or where the account's history starts.
+
+    That is the earliest report in the warehouse, and for a landing zone also the earliest day its files cover
+    (the landing index is brought up to date, as a run would). With neither, the first day a first `run` fetches
+    for yesterday's bids (the simulator has every day; a landing zone without files has none to show)."""
+    if settings.first_day is not None:
+        return settings.first_day
+    warehouse = deployment_warehouse(settings)
+    known = warehouse.warehouse().list_partitions(tables.RAW_REPORT)[:1]
+    if settings.source == "landing":
+        known += _landing_days(settings, warehouse)[:1]
+    if known:
+        return min(known)
+    yesterday = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+    return plan_history(EPOCH, yesterday).report_days[0]
+
+
+def _landing_days(settings: Settings, warehouse: WarehouseResource) -> list[dt.date]:
+    """The days the landing zone's files cover; none when the warehouse holds another source's reports (the run
+    refuses that with its own message)."""
+    source = _report_source(settings, warehouse, warehouse.s3)
+    try:
+        return source.covered_days()
+    except SourceMismatchError:
+        return []
 
 
 def _bid_policy(settings: Settings) -> BidPolicyResource:

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from test_readme import readme_block, run_block
 
-from daily_bids.features.windows import minimum_history_days
+from daily_bids.features.windows import minimum_history_days, plan_history
+from daily_bids.simulator.market import EPOCH
 from support.deployment import REPO_ROOT, SHARED_DATA, deployment_env
 from support.landing_files import google_ads_account_export
 
@@ -152,7 +153,11 @@ def test_an_empty_landing_zone_and_a_day_it_does_not_cover_are_explained(account
     folder, env = account
     done = _run(env)
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
-    assert "has no reports of days from 2025-01-01 (BIDS_FIRST_DAY)" in done.stderr
+    # With no report anywhere, the partitions start where a first run's history would: 90 days before yesterday.
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    assert (
+        f"has no reports of days from {plan_history(EPOCH, yesterday).report_days[0]} (BIDS_FIRST_DAY)" in done.stderr
+    )
     google_ads_account_export(folder / "landing" / "keyword_report.csv", _days(25), keywords=50)
     done = _run(env, "--day", "2025-06-15")
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr

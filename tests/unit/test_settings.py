@@ -3,14 +3,20 @@ definitions are built."""
 
 import ast
 import datetime as dt
+import os
+import time
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.settings import Settings, SettingsError
-from resources.deployment import BID_POLICY_SETTINGS, FIELDS_NOT_SET_DIRECTLY, build_resources
+from daily_bids.storage import tables
+from daily_bids.storage.warehouse import Warehouse
+from resources.deployment import BID_POLICY_SETTINGS, FIELDS_NOT_SET_DIRECTLY, build_resources, first_report_day
 from support.deployment import REPO_ROOT, build_definitions
+from support.landing_files import google_ads_account_export
 
 # The one module that reads the environment.
 READER = "daily_bids/settings.py"
@@ -137,3 +143,32 @@ def test_bid_policy_settings_reach_the_bid_policy_and_bad_ones_name_their_variab
         policy(BIDS_MAX_BID="lots")
     with pytest.raises(SettingsError, match="BIDS_MIN_BIDS is not a Daily Bids setting; did you mean BIDS_MIN_BID?"):
         policy(BIDS_MIN_BIDS="0.1")
+
+
+def test_the_partitions_start_where_the_account_history_starts(tmp_path):
+    today = dt.date(2026, 12, 6)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    simulator = Settings.from_environment({"BIDS_WAREHOUSE": str(tmp_path / "simulated")})
+    zone = Settings.from_environment(
+        {"BIDS_WAREHOUSE": str(tmp_path / "account"), "BIDS_SOURCE": "landing", "BIDS_LANDING_URI": str(landing)}
+    )
+    # Before any report: the first day a first run fetches, as BIDS_FIRST_DAY's description says.
+    assert first_report_day(simulator, today) == dt.date(2026, 12, 5) - dt.timedelta(days=90)
+    assert first_report_day(zone, today) == dt.date(2026, 12, 5) - dt.timedelta(days=90)
+    # A landing zone: the earliest day its files cover; the setting always wins.
+    _settled(google_ads_account_export(landing / "report.csv", [dt.date(2025, 5, 1), dt.date(2025, 5, 2)], keywords=3))
+    assert first_report_day(zone, today) == dt.date(2025, 5, 1)
+    assert first_report_day(zone.model_copy(update={"first_day": dt.date(2025, 5, 2)}), today) == dt.date(2025, 5, 2)
+    # Once the warehouse holds reports, the earliest of them.
+    Warehouse(str(tmp_path / "simulated")).write_partition(
+        tables.RAW_REPORT, dt.date(2026, 9, 1), pd.DataFrame({"keyword_id": [1]})
+    )
+    assert first_report_day(simulator, today) == dt.date(2026, 9, 1)
+
+
+def _settled(path):
+    """A file older than the landing zone's settle time."""
+    moment = time.time() - 120
+    os.utime(path, (moment, moment))
+    return path
