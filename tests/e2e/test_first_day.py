@@ -11,16 +11,24 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import pandas as pd
 import pytest
 from test_readme import readme_block, run_block
 
+from assets import DAILY_ASSETS
+from assets.alerts import FAILED_CHECKS_TAG
+from assets.features import keyword_features
+from assets.freshness import FRESHNESS_CHECK
+from assets.reports import raw_keyword_report, validated_keyword_report
 from daily_bids.features.windows import minimum_history_days, plan_history
+from daily_bids.settings import Settings
 from daily_bids.simulator.market import EPOCH
-from support.deployment import REPO_ROOT, SHARED_DATA, deployment_env
+from support.deployment import REPO_ROOT, SHARED_DATA, build_definitions, deployment_env
 from support.landing_files import google_ads_account_export
 
-LAST_DAY = dt.date(2025, 5, 30)
+# The export ends yesterday (UTC), as a user's download of this morning does: the first morning is judged as such.
+LAST_DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def _days(count: int) -> list[dt.date]:
@@ -89,6 +97,8 @@ def test_the_readme_first_day_with_a_google_ads_export(tmp_path):
     model = next(line for line in out.splitlines() if line.strip().startswith("model "))
     assert ("naive floor" in serving) == ("naive" in model)
 
+    _assert_an_honest_first_morning(tmp_path / "bids-acme", first_report=LAST_DAY - dt.timedelta(days=29))
+
     # The same warehouse, pointed at another source by mistake: refused in one line, nothing mixed.
     mixed = subprocess.run(
         [sys.executable, "-m", "daily_bids", "run"],
@@ -102,6 +112,54 @@ def test_the_readme_first_day_with_a_google_ads_export(tmp_path):
     (line,) = mixed.stderr.strip().splitlines()
     assert f"holds the reports of the landing zone {tmp_path / 'bids-acme' / 'landing'}" in line
     assert "reads the simulator (seed 7)" in line and "BIDS_WAREHOUSE" in line
+
+
+def _assert_an_honest_first_morning(account, first_report: dt.date) -> None:
+    """What the UI shows after the first `run`, read from the same definitions and Dagster instance: the partitions
+    start at the first report (none "missing" before the history), every history partition is there, no freshness
+    check fails (so the alert sensor has none to send), and the runs name any check that failed."""
+    settings = Settings.from_environment(
+        {
+            "BIDS_SOURCE": "landing",
+            "BIDS_LANDING_URI": str(account / "landing"),
+            "BIDS_WAREHOUSE": str(account / "warehouse"),
+        }
+    )
+    defs = build_definitions(settings)
+    partitions = defs.resolve_job_def("daily_bid_job").partitions_def
+    assert partitions.get_first_partition_key() == first_report.isoformat()
+    history = {(first_report + dt.timedelta(days=n)).isoformat() for n in range((LAST_DAY - first_report).days + 1)}
+    instance = dg.DagsterInstance.from_config(str(account / "dagster_home"))
+    # The report and feature history a first run makes: every day of it (later tables begin on the bid day).
+    for key in (
+        key for asset in (raw_keyword_report, validated_keyword_report, keyword_features) for key in asset.keys
+    ):
+        assert history - instance.get_materialized_partitions(key) == set(), f"{key.to_user_string()} misses days"
+    graph = defs.resolve_asset_graph()
+    freshness = [key for key in graph.asset_check_keys if key.name == FRESHNESS_CHECK]
+    assert len(freshness) == len([key for asset in DAILY_ASSETS for key in asset.keys])
+    # Evaluated now, as freshness_checks_sensor would launch them.
+    evaluate = dg.define_asset_job("freshness_now", selection=dg.AssetSelection.checks(*freshness))
+    checked = (
+        dg.Definitions.merge(defs, dg.Definitions(jobs=[evaluate]))
+        .resolve_job_def(evaluate.name)
+        .execute_in_process(instance=instance)
+    )
+    verdicts = checked.get_asset_check_evaluations()
+    assert len(verdicts) == len(freshness) and [v.description for v in verdicts if not v.passed] == []
+    # The first monitoring partition is empty, and says why.
+    monitoring = instance.get_latest_materialization_event(dg.AssetKey("model_monitoring")).asset_materialization
+    assert monitoring.partition == LAST_DAY.isoformat() and monitoring.metadata["rows"].value == 0
+    assert monitoring.metadata["why_empty"].value.startswith(f"Empty: no predictions were made for {LAST_DAY} ")
+    for record in instance.get_run_records():  # green or not, a run says which checks failed in it
+        failed = [
+            entry.dagster_event.asset_check_evaluation_data
+            for entry in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+            if not entry.dagster_event.asset_check_evaluation_data.passed
+        ]
+        assert (FAILED_CHECKS_TAG in record.dagster_run.tags) == bool(failed), record.dagster_run.job_name
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the real AdWords sample is not at {SHARED_DATA}")
