@@ -14,6 +14,7 @@ import pydantic
 from daily_bids.bidding.budgets import read_campaign_budgets
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.windows import plan_history
+from daily_bids.ingest.landing import covered_days
 from daily_bids.settings import Settings
 from daily_bids.simulator.market import EPOCH, MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.storage import tables
@@ -61,27 +62,31 @@ def deployment_warehouse(settings: Settings) -> WarehouseResource:
 def first_report_day(settings: Settings, today: dt.date | None = None) -> dt.date:
     """The first day of the deployment's partitions: `BIDS_FIRST_DAY`, or where the account's history starts.
 
-    That is the earliest report in the warehouse, and for a landing zone also the earliest day its files cover
-    (the landing index is brought up to date, as a run would). With neither, the first day a first `run` fetches
-    for yesterday's bids (the simulator has every day; a landing zone without files has none to show)."""
+    That is the earliest report in the warehouse, and for a landing zone also the earliest day its files cover (its
+    index as the runs keep it; before the first run, brought up to date as a run would). With neither, the first day
+    a first `run` fetches for yesterday's bids (the simulator has every day; a landing zone without files has none
+    to show). Fixed when the definitions load: reload the code location after dropping files of earlier days."""
     if settings.first_day is not None:
         return settings.first_day
     warehouse = deployment_warehouse(settings)
     known = warehouse.warehouse().list_partitions(tables.RAW_REPORT)[:1]
     if settings.source == "landing":
-        known += _landing_days(settings, warehouse)[:1]
+        known += _landing_days(settings, warehouse, refresh=not known)[:1]
     if known:
         return min(known)
     yesterday = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
     return plan_history(EPOCH, yesterday).report_days[0]
 
 
-def _landing_days(settings: Settings, warehouse: WarehouseResource) -> list[dt.date]:
-    """The days the landing zone's files cover; none when the warehouse holds another source's reports (the run
-    refuses that with its own message)."""
-    source = _report_source(settings, warehouse, warehouse.s3)
+def _landing_days(settings: Settings, warehouse: WarehouseResource, refresh: bool) -> list[dt.date]:
+    """The days the landing zone's files cover: from its index as the runs keep it, or (`refresh`, before the
+    first run) brought up to date now. None when the warehouse holds another source's reports: the run refuses that
+    with its own message."""
+    if not refresh:
+        store = warehouse.warehouse()
+        return covered_days(store.read_table(tables.LANDING_INDEX)) if store.table_exists(tables.LANDING_INDEX) else []
     try:
-        return source.covered_days()
+        return _report_source(settings, warehouse, warehouse.s3).covered_days()
     except SourceMismatchError:
         return []
 

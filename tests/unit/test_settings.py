@@ -160,7 +160,11 @@ def test_the_partitions_start_where_the_account_history_starts(tmp_path):
     _settled(google_ads_account_export(landing / "report.csv", [dt.date(2025, 5, 1), dt.date(2025, 5, 2)], keywords=3))
     assert first_report_day(zone, today) == dt.date(2025, 5, 1)
     assert first_report_day(zone.model_copy(update={"first_day": dt.date(2025, 5, 2)}), today) == dt.date(2025, 5, 2)
-    # Once the warehouse holds reports, the earliest of them.
+    # Once the warehouse holds reports, the earliest of them, or of the landing index the runs keep.
+    Warehouse(str(tmp_path / "account")).write_partition(
+        tables.RAW_REPORT, dt.date(2025, 5, 2), pd.DataFrame({"keyword_id": [1]})
+    )
+    assert first_report_day(zone, today) == dt.date(2025, 5, 1)
     Warehouse(str(tmp_path / "simulated")).write_partition(
         tables.RAW_REPORT, dt.date(2026, 9, 1), pd.DataFrame({"keyword_id": [1]})
     )
