@@ -28,15 +28,12 @@ from assets.automation import (
 from assets.backtest import bid_policy_backtest
 from assets.checks import ALL_CHECKS as DATA_CHECKS
 from assets.monitoring import losing_spend, model_decline
-from assets.morning import morning_report
 from assets.partitions import daily_partitions, ignore_known_notices, partitions_for, with_partitions
 from assets.reports import plausibility
 from assets.retraining import model_freshness_policy, retraining_condition
 from daily_bids.settings import Settings
 
-# Read each morning, after the daily chain has published the bids.
-MORNING_ASSETS = [morning_report]
-ALL_ASSETS = [*DAILY_ASSETS, *MORNING_ASSETS, *MODEL_ASSETS, *LAB_ASSETS, bid_policy_backtest]
+ALL_ASSETS = [*DAILY_ASSETS, *MODEL_ASSETS, *LAB_ASSETS, bid_policy_backtest]
 # The checks that run inside the runs of their assets; the freshness checks run from their own sensor.
 ALL_CHECKS = [*DATA_CHECKS, model_decline, losing_spend]
 
@@ -94,7 +91,6 @@ __all__ = [
     "HISTORY_ASSETS",
     "JOBS",
     "MODEL_ASSETS",
-    "MORNING_ASSETS",
     "SCHEDULES",
     "SENSORS",
     "AssetGraph",

@@ -21,6 +21,7 @@ from assets.freshness import daily_freshness_checks
 from assets.model_lab import model_tuning, user_keras_model
 from assets.models import champion_model, deep_model, keyword_clusters, xgboost_model
 from assets.monitoring import model_monitoring
+from assets.morning import morning_report
 from assets.partitions import DEFAULT_SETTINGS, daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
 from assets.serving import bid_landscape, keyword_scores, published_bids
@@ -29,7 +30,8 @@ from resources.ad_platform import LandingZoneSource, ReportSource
 
 REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, keyword_value, feature_catalog]
 SERVING_ASSETS = [model_monitoring, bid_landscape, keyword_scores, published_bids]
-DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS]
+# The morning report closes the daily run; it has no freshness check of its own (the tables it reads have theirs).
+DAILY_ASSETS = [*REPORT_ASSETS, *SERVING_ASSETS, morning_report]
 HISTORY_ASSETS = REPORT_ASSETS
 MODEL_ASSETS = [keyword_clusters, xgboost_model, deep_model, champion_model]
 # Run on demand (and tuning after a decline), not with every retraining.
