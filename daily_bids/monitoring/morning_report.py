@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from daily_bids.bidding import moves
 from daily_bids.charts import figure_png, pyplot
 from daily_bids.schema import numeric
 
@@ -97,21 +98,16 @@ class BidsInForce:
 
 def bids_in_force(report: pd.DataFrame, published_before: pd.DataFrame | None, day: dt.date) -> BidsInForce:
     """The report's max CPC of day D where it has one, else the bid we published for D (the `published_bids` ledger
-    of partition D-1)."""
-    reported = pd.Series(dtype="float64")
-    if "max_cpc" in report.columns:
-        reported = pd.Series(numeric(report["max_cpc"]), index=report["keyword_id"].to_numpy()).dropna()
-    ours = (
-        pd.Series(published_before["bid"].to_numpy(dtype="float64"), index=published_before["keyword_id"].to_numpy())
-        if published_before is not None and len(published_before)
-        else pd.Series(dtype="float64")
-    )
-    bids = reported.combine_first(ours)
+    of partition D-1): `daily_bids.bidding.moves.bids_in_force`, which the bids and their checks use too."""
+    reported = report if "max_cpc" in report.columns else None
+    in_force = moves.bids_in_force(reported, published_before)
+    bids = pd.Series(in_force["bid"].to_numpy(dtype="float64"), index=in_force["keyword_id"].to_numpy())
+    from_report = int((numeric(reported["max_cpc"]) > 0).sum()) if reported is not None else 0
     parts = []
-    if len(reported):
-        parts.append(f"the max CPC of the {day} report ({len(reported):,} keywords)")
-    if len(ours):
-        parts.append(f"the bids published for {day} ({len(ours):,} keywords)")
+    if from_report:
+        parts.append(f"the max CPC of the {day} report ({from_report:,} keywords)")
+    if published_before is not None and len(published_before):
+        parts.append(f"the bids published for {day} ({len(published_before):,} keywords)")
     source = " where known, else ".join(parts) if parts else "not known (the reports carry no max CPC)"
     return BidsInForce(bids.rename_axis("keyword_id"), source)
 
