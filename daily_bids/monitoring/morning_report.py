@@ -509,8 +509,8 @@ def build_report(
     not_bid = len(set(predictions["keyword_id"]) - set(bids["keyword_id"]))
     if not_bid:
         notes.append(
-            f"{not_bid:,} keywords get no bid today: even the lowest allowed bid would not stay below what a click "
-            "on them is worth."
+            f"{not_bid:,} {'keyword gets' if not_bid == 1 else 'keywords get'} no bid today: even the lowest allowed "
+            "bid would not stay below what a click on them is worth."
         )
     if kept_priced == 0:
         notes.append(

@@ -303,12 +303,13 @@ def test_the_asset_graph_page_shows_every_asset(page, served):
     nodes = page.locator("svg foreignObject")
     nodes.first.wait_for()
     page.keyboard.press("Alt+KeyE")  # the graph's shortcut: expand all groups
-    page.get_by_text(PUBLISHED, exact=True).last.wait_for()
+    page.get_by_text("raw_keyword_report", exact=True).last.wait_for()  # the graph's root, drawn top left
     page.get_by_role("button", name="panel_show_right", exact=True).click()  # hide the asset tree beside the graph
     viewport = page.viewport_size
-    for _ in range(6):  # zoom out until every asset's node is on screen
+    for _ in range(8):  # zoom out until every asset's node is on screen (nodes off screen are not drawn at all)
         boxes = [nodes.nth(n).bounding_box() for n in range(nodes.count())]
-        if all(
+        drawn = "\n".join(nodes.all_text_contents())
+        if all(_shown(name, drawn) for name in ASSET_NAMES) and all(
             0 <= box["x"]
             and box["x"] + box["width"] <= viewport["width"]
             and 0 <= box["y"]
@@ -355,6 +356,34 @@ def test_the_published_bids_page_shows_its_checks(page, served, daily_run, days)
     _screenshot(page, "keyword-bids-checks")
     text = page.inner_text("body")
     assert [name for name in checks if name not in text] == []
+
+
+STATS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path }
+    partitionStats { numMaterialized numPartitions numFailed } } }"""
+
+
+@needs_chromium
+def test_the_first_morning_has_every_history_day_and_a_morning_report_to_read(page, served, daily_run, days):
+    """The first morning as a new user finds it: no daily partition missing from the account's first report day on,
+    and the morning report of the day, in the UI and as the page to mail."""
+    assert daily_run["status"] == "SUCCESS", served.run_errors(daily_run["runId"])
+    history = ["raw_keyword_report", "validated_keyword_report", "keyword_features"]
+    nodes = served.graphql(STATS, {"keys": [{"path": [name]} for name in history]})["assetNodes"]
+    every_day = (days["bid"] - days["first"]).days + 1
+    assert {node["assetKey"]["path"][0]: node["partitionStats"] for node in nodes} == {
+        name: {"numMaterialized": every_day, "numPartitions": every_day, "numFailed": 0} for name in history
+    }
+    results = served.graphql(RESULTS, {"keys": [{"path": ["morning_report"]}], "day": days["bid"].isoformat()})
+    (report,) = results["assetNodes"][0]["assetMaterializations"]
+    assert report["runId"] == daily_run["runId"]  # the daily job's last step
+    (html_path,) = [entry["path"] for entry in report["metadataEntries"] if entry["label"] == "report_html"]
+    assert f"Morning report: bids for {days['bid'] + dt.timedelta(days=1)}" in Path(html_path).read_text()
+    page.goto("/assets/morning_report")
+    page.get_by_text("Latest materialization").wait_for()
+    page.get_by_text(days["bid"].isoformat()).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "morning-report")
+    assert "morning_report" in page.inner_text("body")
 
 
 @needs_chromium

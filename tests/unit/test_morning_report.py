@@ -196,7 +196,7 @@ def test_only_checks_that_warned_or_failed_are_listed():
 def test_the_report_says_where_clicks_are_assumed_unchanged_and_which_keywords_get_no_bid():
     text = _build().markdown()
     assert f"No bid landscape priced 1 of 2 bids: {morning.CLICKS_ASSUMED_UNCHANGED}" in text
-    assert "1 keywords get no bid today" in text
+    assert "1 keyword gets no bid today" in text
     assert "Bids in force on 2025-03-10: the max CPC of the 2025-03-10 report (3 keywords)" in text
 
 
