@@ -368,10 +368,12 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
         f"  bid rule               {metadata['bid_rule'].value}",
     ]
-    if publication is not None and "ads_editor_csv" in publication:
-        lines.append(f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}")
-    elif publication is not None:
-        lines.append(f"  not published          {publication['decisions'].value[day.isoformat()]}")
+    if publication is not None:
+        # A re-run keeps the day's publication in its metadata (the CSV of the run that published it).
+        if not ("published_by_this_run" in publication and publication["published_by_this_run"].value):
+            lines.append(f"  not published          {publication['decisions'].value[day.isoformat()]}")
+        if "ads_editor_csv" in publication:
+            lines.append(f"  bid CSV (Ads Editor)   {publication['ads_editor_csv'].value}")
     else:
         lines.append("  not published          a blocking check failed (below)")
     for check in errors:

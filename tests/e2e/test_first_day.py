@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from test_readme import readme_block, run_block
 
-from assets import DAILY_ASSETS
+from assets import REPORT_ASSETS, SERVING_ASSETS
 from assets.alerts import FAILED_CHECKS_TAG
 from assets.features import keyword_features
 from assets.freshness import FRESHNESS_CHECK
@@ -137,7 +137,7 @@ def _assert_an_honest_first_morning(account, first_report: dt.date) -> None:
         assert history - instance.get_materialized_partitions(key) == set(), f"{key.to_user_string()} misses days"
     graph = defs.resolve_asset_graph()
     freshness = [key for key in graph.asset_check_keys if key.name == FRESHNESS_CHECK]
-    assert len(freshness) == len([key for asset in DAILY_ASSETS for key in asset.keys])
+    assert len(freshness) == len([key for asset in (*REPORT_ASSETS, *SERVING_ASSETS) for key in asset.keys])
     # Evaluated now, as freshness_checks_sensor would launch them.
     evaluate = dg.define_asset_job("freshness_now", selection=dg.AssetSelection.checks(*freshness))
     checked = (
