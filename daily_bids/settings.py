@@ -190,7 +190,9 @@ class Settings(BaseSettings):
         ),
     )
     max_bid_change: float | None = Field(
-        "0.3", description="`profit_optimal`: the largest relative change from the bid in force in one day."
+        "0.3",
+        description="The largest relative change of a bid from the bid in force in one day, under every policy and "
+        "from the first publication on (the money rule may still lower a bid further); 0 turns the cap off.",
     )
     exploration_share: float | None = Field(
         "0.1",
