@@ -20,7 +20,7 @@ from assets.models import champion_model, keyword_clusters
 from assets.partitions import daily_partitions, partition_days
 from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import BIDS, PREDICTIONS
-from daily_bids.bidding.moves import bid_moves, bids_in_force
+from daily_bids.bidding.moves import bid_moves
 from daily_bids.ingest import landing
 from daily_bids.models.store import ModelStore
 from daily_bids.quality import expectations as quality
@@ -43,12 +43,14 @@ def passed(result: dg.AssetCheckResult) -> bool:
 
 def each_day(
     context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
     frame: pd.DataFrame,
     judge: DayJudge,
     vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] | None = None,
     rows_of_day: Callable[[pd.DataFrame], int] = len,
 ) -> Iterator:
-    """A check's verdict for every day of its run.
+    """A check's verdict for every day of its run; a blocking check that blocks nothing (it passed, or only warns)
+    then lets the partitions held for it replace the stored ones (`WarehouseResource.release_checked`).
 
     A one-day run yields the day's result as usual. A range run (a single-run backfill) records one evaluation per
     day, so the UI shows each day's verdict rather than one result for the whole range: `judge(days, rows)` is asked
@@ -56,13 +58,17 @@ def each_day(
     counts: `passed`), give `vouches_for_each_day`: the range is judged once, and day by day only when it cannot;
     `rows_of_day` counts a day's rows for such a vouched verdict, from that day's rows of `frame`.
     """
+    spec = context.check_specs[0]
     days = partition_days(context)
     if len(days) == 1:
-        yield judge(days, frame)
+        verdict = judge(days, frame)
+        if spec.blocking and not _blocks(verdict):
+            warehouse.release_checked(context)
+        yield verdict
         return
     whole_passed = vouches_for_each_day is not None and vouches_for_each_day(judge(days, frame))
-    spec = context.check_specs[0]
     dates = as_day(frame["date"])
+    blocked = False
     for day in days:
         rows = frame[(dates == pd.Timestamp(day)).to_numpy()]
         verdict = (
@@ -72,6 +78,7 @@ def each_day(
                 passed=True, metadata={"rows": rows_of_day(rows), "judged_with_range": f"{days[0]}...{days[-1]}"}
             )
         )
+        blocked = blocked or _blocks(verdict)
         yield dg.AssetCheckEvaluation(
             asset_key=spec.asset_key,
             check_name=spec.name,
@@ -83,8 +90,15 @@ def each_day(
             partition=day.isoformat(),
             target_materialization_data=_judged_materialization(context, spec, day),
         )
+    if spec.blocking and not blocked:
+        warehouse.release_checked(context)
     # The check's own output: what lets the steps downstream of a blocking check run (or be skipped).
     yield dg.Output(None, output_name=context.op_execution_context.op_def.output_defs[0].name)
+
+
+def _blocks(verdict: dg.AssetCheckResult) -> bool:
+    """Whether a blocking check's verdict stops what depends on it: a failure of ERROR severity (a WARN only shows)."""
+    return not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
 
 
 def _judged_materialization(context, spec, day: dt.date) -> AssetCheckEvaluationTargetMaterializationData | None:
@@ -150,13 +164,13 @@ def _result(
     )
 
 
-def _report_contract(layer: str, frame: pd.DataFrame, context) -> Iterator:
+def _report_contract(layer: str, frame: pd.DataFrame, context, warehouse: WarehouseResource) -> Iterator:
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         outcomes = quality.run_expectations(rows, quality.report_suite(layer, days), f"{layer}_report")
         return _result(outcomes, quality.dtype_mismatches(rows, quality.layer_dtypes(layer)), rows=len(rows))
 
     # No rule found a single row over the whole range: then no day can fail, whatever its share of nulls.
-    return each_day(context, frame, judge, _found_no_row)
+    return each_day(context, warehouse, frame, judge, _found_no_row)
 
 
 def _found_no_row(result: dg.AssetCheckResult) -> bool:
@@ -171,8 +185,10 @@ def _found_no_row(result: dg.AssetCheckResult) -> bool:
     "rows are quarantined downstream).",
     **CHECK_POLICY,
 )
-def raw_report_contract(context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame):
-    yield from _report_contract("raw", raw_keyword_report, context)
+def raw_report_contract(
+    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
+    yield from _report_contract("raw", raw_keyword_report, context, warehouse)
 
 
 @dg.asset_check(
@@ -200,7 +216,7 @@ def raw_report_volume(
             metadata={"rows": len(rows), "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()})},
         )
 
-    yield from each_day(context, raw_keyword_report, judge, vouches_for_each_day=passed)
+    yield from each_day(context, warehouse, raw_keyword_report, judge, vouches_for_each_day=passed)
 
 
 @dg.asset_check(
@@ -219,6 +235,7 @@ def raw_report_complete(
     if not store.table_exists(tables.LANDING_INDEX):
         yield from each_day(
             context,
+            warehouse,
             raw_keyword_report,
             lambda days, rows: dg.AssetCheckResult(
                 passed=True, metadata={"note": "no landing files (the report source keeps no index)"}
@@ -243,7 +260,7 @@ def raw_report_complete(
             },
         )
 
-    yield from each_day(context, raw_keyword_report, judge)
+    yield from each_day(context, warehouse, raw_keyword_report, judge)
 
 
 @dg.asset_check(
@@ -281,7 +298,7 @@ def raw_report_drift(
             },
         )
 
-    yield from each_day(context, raw_keyword_report, judge)
+    yield from each_day(context, warehouse, raw_keyword_report, judge)
 
 
 @dg.asset_check(
@@ -290,8 +307,10 @@ def raw_report_drift(
     description="Validated report against the data contract; every rule is ERROR here.",
     **CHECK_POLICY,
 )
-def validated_report_contract(context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame):
-    yield from _report_contract("validated", validated_keyword_report, context)
+def validated_report_contract(
+    context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+):
+    yield from _report_contract("validated", validated_keyword_report, context, warehouse)
 
 
 @dg.asset_check(
@@ -353,7 +372,7 @@ def quarantine_reconciles(
             },
         )
 
-    yield from each_day(context, counts, judge, vouches_for_each_day=passed)
+    yield from each_day(context, warehouse, counts, judge, vouches_for_each_day=passed)
 
 
 def _stored_expectations(
@@ -370,7 +389,12 @@ def _stored_expectations(
         return _result(quality.run_expectations_in_batches(batches, suite, name), rows=int(rows_of_days["rows"].sum()))
 
     return each_day(
-        context, stored_rows, judge, vouches_for_each_day=passed, rows_of_day=lambda rows: int(rows["rows"].sum())
+        context,
+        warehouse,
+        stored_rows,
+        judge,
+        vouches_for_each_day=passed,
+        rows_of_day=lambda rows: int(rows["rows"].sum()),
     )
 
 
@@ -447,7 +471,7 @@ def predictions_match_the_model(
         )
 
     days = partition_days(context)
-    yield from each_day(context, pd.DataFrame({"date": pd.Series(as_day(days))}), judge)
+    yield from each_day(context, warehouse, pd.DataFrame({"date": pd.Series(as_day(days))}), judge)
 
 
 @dg.asset_check(
@@ -486,7 +510,7 @@ def bids_move_plausibly(
     def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
         day = days[-1]
         todays = rows[rows["date"] == pd.Timestamp(day)]
-        in_force, compared_with = _bids_in_force_on(store, day)
+        in_force, compared_with = publishing.bids_in_force_on(store, day)
         moves = bid_moves(todays, in_force, bid_policy)
         return dg.AssetCheckResult(
             passed=not moves.implausible(bid_policy),
@@ -503,26 +527,7 @@ def bids_move_plausibly(
             },
         )
 
-    yield from each_day(context, keyword_bids, judge)
-
-
-def _bids_in_force_on(store, day: dt.date) -> tuple[pd.DataFrame, str]:
-    """The bids in force on `day` (`bids_in_force`: the day's report's max CPC, else the bids published last), and
-    where they came from, in words."""
-    reported = None
-    if store.partition_exists(tables.VALIDATED_REPORT, day):
-        if "max_cpc" in store.partition_columns(tables.VALIDATED_REPORT, day):
-            reported = store.read_partitions(tables.VALIDATED_REPORT, [day], ["keyword_id", "max_cpc"])
-    published_day = publishing.latest_before(store.list_partitions(tables.PUBLISHED_BIDS), day)
-    published = (
-        store.read_partitions(tables.PUBLISHED_BIDS, [published_day], ["keyword_id", "bid"]) if published_day else None
-    )
-    sources = [
-        f"the max CPC of the {day} report" if reported is not None else "",
-        f"the bids published for {published_day + dt.timedelta(days=1)}" if published_day else "",
-    ]
-    named = " else ".join(source for source in sources if source) or "nothing: no bid in force is known"
-    return bids_in_force(reported, published), named
+    yield from each_day(context, warehouse, keyword_bids, judge)
 
 
 ALL_CHECKS = [

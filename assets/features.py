@@ -16,7 +16,7 @@ from daily_bids.quality import expectations as quality
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 from resources.bid_policy import BidPolicyResource
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, held_metadata
 
 
 @dg.asset(
@@ -39,7 +39,7 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     the number of keywords. Without the previous day's state (the first run, or after a gap) the state is rebuilt
     from the 28 report days before the range. Written a shard of a million keywords at a time, so memory stays
     bounded however large the account. Restated reports: backfill features from the first restated day on."""
-    store = warehouse.warehouse()
+    store = warehouse.for_step(context)
     days = partition_days(context)
     reports = VALIDATED_REPORT.path[-1]
     # The account's history starts at its first report (a landing zone's first export day): days before it are read
@@ -59,6 +59,7 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "days": run.days,
             "keyword_shards": run.shards,
             "state_reused": run.state_reused,
+            **held_metadata(store, context.assets_def.key.path[-1]),
         }
     )
 
@@ -83,7 +84,7 @@ def keyword_value(
 
     Incremental: a day adds its report to the day before's totals; without them (a first run, or after a gap) they
     are rebuilt from every report day before. Restated reports: backfill from the first restated day on."""
-    store = warehouse.warehouse()
+    store = warehouse.for_step(context)
     latest = None
     with store.staging() as staged:  # a range that fails on a later day replaces none of its days
         for latest in value_per_click.value_days(
@@ -97,6 +98,7 @@ def keyword_value(
         "keywords": len(table),
         "keywords_with_a_posterior": int(known.sum()),
         "path": dg.MetadataValue.path(store.display_uri(tables.KEYWORD_VALUE)),
+        **held_metadata(store, tables.KEYWORD_VALUE),
     }
     if latest.note:
         metadata["no_posterior"] = latest.note

@@ -198,7 +198,7 @@ def model_decline(
             metadata={**verdict.metadata(), "champion": version, "days_judged_from": start.isoformat()},
         )
 
-    yield from each_day(context, model_monitoring, judge)
+    yield from each_day(context, warehouse, model_monitoring, judge)
 
 
 @dg.asset_check(
@@ -234,4 +234,4 @@ def losing_spend(
             metadata={**verdict.metadata, "window_ends": judged[-1].isoformat()},
         )
 
-    yield from each_day(context, model_monitoring, judge)
+    yield from each_day(context, warehouse, model_monitoring, judge)

@@ -36,7 +36,7 @@ from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
 from resources.tracking import ExperimentTracker
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, held_metadata
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
 
@@ -134,14 +134,6 @@ def bid_landscape(
 PREDICTIONS, BIDS = dg.AssetKey(tables.PREDICTIONS), dg.AssetKey(tables.BIDS)
 
 
-def _published_before(store, day: dt.date) -> pd.DataFrame | None:
-    """The bids published last before `day` (in force on it), or None."""
-    published_day = publishing.latest_before(store.list_partitions(tables.PUBLISHED_BIDS), day)
-    return (
-        store.read_partitions(tables.PUBLISHED_BIDS, [published_day], ["keyword_id", "bid"]) if published_day else None
-    )
-
-
 def _require_stored_predictions(store, days: list[dt.date]) -> None:
     """Refuses, before anything is written, a run of the bids alone over days whose predictions were never stored."""
     try:
@@ -199,9 +191,9 @@ def keyword_scores(
 
     Either asset runs alone too. The bids alone are made from the stored predictions of their days, which are read and
     never rewritten; without them the run is refused before anything is written. Every partition is staged, and a
-    table's days replace the stored ones only once all of them are made: a run that fails part-way leaves the stored
-    partitions of a table it did not finish as they were."""
-    store = warehouse.warehouse()
+    table's days replace the stored ones only once all of them are made and the table's blocking checks have passed:
+    a run that fails part-way, or whose checks fail, leaves the stored partitions as they were."""
+    store = warehouse.for_step(context)
     days = partition_days(context)
     with_predictions, with_bids = PREDICTIONS in context.selected_asset_keys, BIDS in context.selected_asset_keys
     if not with_predictions:
@@ -220,7 +212,7 @@ def keyword_scores(
             except LandscapeUnavailable:  # no max CPC in the reports: nothing is known of the bids in force
                 recent = None
             if recent is not None:  # a keyword without a row today has the bid we published last in force
-                recent = with_todays_bids_in_force(recent, report_for(day), _published_before(store, day))
+                recent = with_todays_bids_in_force(recent, report_for(day), publishing.published_before(store, day)[1])
             note = (
                 landscape.describe() if landscape else "no bid landscape for this day (see bid_landscape): fixed margin"
             )
@@ -257,6 +249,12 @@ def keyword_scores(
                 )
                 done = "bid from their stored predictions"
             context.log.info(f"{day}: {scores[day].predictions.keywords:,} keywords {done}")
+        refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid} if with_bids else {}
+        if refused:  # the step fails saying why, and what it wrote is thrown away: no table changes
+            reasons = set(refused.values())
+            raise CannotBidError(
+                reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
+            )
         latest = scores[days[-1]]
         if with_predictions:
             staged.publish(tables.PREDICTIONS)
@@ -269,21 +267,21 @@ def keyword_scores(
                         "engine": scoring.engine,
                         "rows_per_second": round(latest.rows_per_second),
                         "path": dg.MetadataValue.path(store.display_uri(tables.PREDICTIONS)),
+                        **held_metadata(store, tables.PREDICTIONS),
                     }
                 ),
             )
         if not with_bids:
             return
-        refused = {day: score.cannot_bid for day, score in scores.items() if score.cannot_bid}
-        if refused:  # no day's bids replace the stored ones, and the run fails saying why
-            reasons = set(refused.values())
-            raise CannotBidError(
-                reasons.pop() if len(reasons) == 1 else "; ".join(f"{day}: {reason}" for day, reason in refused.items())
-            )
         staged.publish(tables.BIDS)
         predictions_used = {} if with_predictions else {"predictions_used": _stored_predictions_note(store, days)}
         yield dg.MaterializeResult(
-            asset_key=BIDS, metadata={**_bid_metadata(context, latest.bids, bid_policy, store), **predictions_used}
+            asset_key=BIDS,
+            metadata={
+                **_bid_metadata(context, latest.bids, bid_policy, store),
+                **predictions_used,
+                **held_metadata(store, tables.BIDS),
+            },
         )
 
 

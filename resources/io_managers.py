@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from daily_bids.models.store import ModelStore, ServedModel
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, held_metadata
 
 
 def _days(partition_keys) -> list[dt.date]:
@@ -26,19 +26,25 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores DataFrames, got {type(obj)}")
-        store = self.warehouse.warehouse()
+        store = self.warehouse.for_step(context)
         table = context.asset_key.path[-1]
         if context.has_asset_partitions:
             days = _days(context.asset_partition_keys)
             store.write_partitions(table, days, obj)
             location = store.display_uri(table)
-            context.add_output_metadata({"path": dg.MetadataValue.path(location), "partitions_written": len(days)})
+            context.add_output_metadata(
+                {
+                    "path": dg.MetadataValue.path(location),
+                    "partitions_written": len(days),
+                    **held_metadata(store, table),
+                }
+            )
         else:
             store.write_table(table, obj)
             context.add_output_metadata({"path": dg.MetadataValue.path(store.display_uri(table))})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        store = self.warehouse.warehouse()
+        store = self.warehouse.warehouse(context.step_context.run_id)
         table = context.asset_key.path[-1]
         if context.has_asset_partitions:
             return store.read_partitions(table, _days(context.asset_partition_keys))

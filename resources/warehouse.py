@@ -66,17 +66,45 @@ class WarehouseResource(dg.ConfigurableResource):
     uri: str
     s3: BoundedS3Resource = BoundedS3Resource()
     _warehouse: Warehouse | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
 
-    def warehouse(self) -> Warehouse:
-        """The warehouse, built once: IO managers and sources call this for every read and write, and an S3
-        warehouse would otherwise open a new filesystem each time."""
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_id = context.run.run_id if context.run is not None else None
+
+    def warehouse(self, run_id: str | None = None) -> Warehouse:
+        """The warehouse as the run sees it (the partitions it holds for their checks in place of the stored ones).
+        Built once: IO managers and sources call this for every read and write, and an S3 warehouse would otherwise
+        open a new filesystem each time. `run_id` names the run where the resource was not set up for one (inside an
+        IO manager)."""
         if self._warehouse is None:
             if self.uri.startswith("s3://"):
                 self._require_bucket()
                 self._warehouse = Warehouse(self.uri, s3_options(self.s3))
             else:
                 self._warehouse = Warehouse(self.uri)
-        return self._warehouse
+        run_id = run_id or self._run_id
+        return self._warehouse.seen_by_run(run_id) if run_id else self._warehouse
+
+    def for_step(self, context: dg.AssetExecutionContext | dg.OutputContext) -> Warehouse:
+        """The warehouse a step writes its partitions through. While blocking checks on the step's assets are in the
+        run, what it writes is held until all of them have passed (`Warehouse.holding`), then replaces the stored
+        partitions (`release_checked`): a table is never replaced by data its checks failed. A run that leaves the
+        checks out on purpose (a selection without them) writes straight into the tables."""
+        if isinstance(context, dg.OutputContext):
+            step, asset_key = context.step_context, context.asset_key
+        else:
+            step, asset_key = context, next(iter(context.assets_def.keys))
+        checks = blocking_checks_on_step(step.job_def.asset_layer.asset_graph, asset_key)
+        return self.warehouse(context.run_id).holding(context.run_id, checks)
+
+    def release_checked(self, context: dg.AssetCheckExecutionContext) -> list[str]:
+        """Called by a blocking check that passed: the tables held for it whose every check has now passed replace
+        the stored ones. Returns them."""
+        run_id = context.run.run_id
+        released = self.warehouse(run_id).release_if_checked(context.check_specs[0].key.to_user_string())
+        if released:
+            context.log.info(f"every blocking check passed: {', '.join(released)} replaced the stored partitions")
+        return released
 
     def _require_bucket(self) -> None:
         """HeadBucket, not ListBuckets: it needs no permission beyond the bucket's own."""
@@ -91,6 +119,22 @@ class WarehouseResource(dg.ConfigurableResource):
             raise ValueError(
                 f"warehouse bucket {bucket!r} of {self.uri} does not exist at {self.s3.endpoint_url or 'AWS'}"
             ) from None
+
+
+def blocking_checks_on_step(asset_graph, asset_key: dg.AssetKey) -> dict[str, list[str]]:
+    """The blocking checks of a run's `asset_graph` on each asset (by table) made in the same step as `asset_key`."""
+    step_assets = asset_graph.assets_def_for_key(asset_key).keys
+    checks = {key.path[-1]: [] for key in step_assets}
+    for key in asset_graph.asset_check_keys:
+        if key.asset_key in step_assets and asset_graph.get_check_spec(key).blocking:
+            checks[key.asset_key.path[-1]].append(key.to_user_string())
+    return checks
+
+
+def held_metadata(store: Warehouse, table: str) -> dict[str, str]:
+    """What a materialization's partitions wait for, when they are held for their checks."""
+    checks = store.checks_holding(table)
+    return {"replaces_the_stored_partitions_once_passed": ", ".join(checks)} if checks else {}
 
 
 def s3_options(s3: BoundedS3Resource) -> S3Options:

@@ -15,10 +15,16 @@ skip names that start with `.`, so a write that dies half-way leaves nothing a r
 A step that writes several partitions (a range, or two tables) stages them (`Warehouse.staging`): they are written
 under `<root>/.staging/<id>/` and moved over the warehouse's only once the step has made all of them, so a step that
 fails part-way leaves every stored partition as it was.
+
+A table with blocking checks is held a step longer (`Warehouse.holding`): a run writes its partitions under
+`<root>/.staging/run-<run id>/`, where that run's readers (its checks) see them in place of the stored ones, and they
+replace the stored ones only once every blocking check on them has passed (`release_if_checked`). Other runs and
+other readers see the stored partitions until then, and a check that fails leaves them as they were.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
@@ -27,7 +33,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -50,6 +56,9 @@ WHOLE_READ_BYTES = 64 << 20
 STALE_TEMPORARY_SECONDS = 3600
 # Where a step's partitions wait until the step has written all of them (hidden from readers by its leading dot).
 STAGING_FOLDER = ".staging"
+# A run's partitions held for their blocking checks: `<staging>/run-<run id>/<table>/date=…`, beside what each held
+# table waits for (`_tables/<table>.json`: the checks' names) and the checks that passed (`_passed/<check>`).
+HELD_PREFIX, HELD_TABLES, HELD_PASSES = "run-", "_tables", "_passed"
 
 
 class MissingPartitionsError(LookupError):
@@ -99,6 +108,51 @@ class Warehouse:
     def __init__(self, uri: str, s3: S3Options | None = None):
         self.uri = uri.rstrip("/")
         self.fs, self.root = filesystem_for(uri, s3)
+        # The run whose held partitions this view reads in place of the stored ones, and the checks its partition
+        # writes are held for (empty: written straight into the tables). See `seen_by_run` and `holding`.
+        self.run_id: str | None = None
+        self.held_checks: dict[str, tuple[str, ...]] = {}
+        self._held_written: set[str] = set()
+
+    def seen_by_run(self, run_id: str) -> Warehouse:
+        """The warehouse as the run `run_id` sees it: its own held partitions in place of the stored ones."""
+        view = copy.copy(self)
+        view.run_id, view.held_checks, view._held_written = run_id, {}, set()
+        return view
+
+    def holding(self, run_id: str, checks_by_table: Mapping[str, Iterable[str]]) -> Warehouse:
+        """The warehouse a step of `run_id` writes through, when blocking checks judge what it writes (the names of
+        each of the step's tables' own checks): its partition writes are held under the run's folder until the checks
+        have passed (`release_if_checked`). A table is held for its own checks; one without any (a by-product, or an
+        output no check looks at) for every check of the step. With no checks at all, partitions are written straight
+        into the tables."""
+        view = self.seen_by_run(run_id)
+        view.held_checks = {table: tuple(sorted(checks)) for table, checks in checks_by_table.items()}
+        return view
+
+    def checks_holding(self, table: str) -> tuple[str, ...]:
+        """The checks `table`'s partitions written through this view wait for (none: written straight in)."""
+        return self.held_checks.get(table) or tuple(sorted({c for checks in self.held_checks.values() for c in checks}))
+
+    def discard_held(self) -> None:
+        """Throw away the partitions this view held (its step failed): the stored ones stay as they were."""
+        if not self._held_written:
+            return
+        for table in sorted(self._held_written):
+            self.fs.delete_dir_contents(self._held_folder(table), missing_dir_ok=True)
+            manifest = self._held_folder(HELD_TABLES, f"{table}.json")
+            if self.fs.get_file_info(manifest).type == pafs.FileType.File:
+                self.fs.delete_file(manifest)
+        self._held_written.clear()
+        if not self.held_tables():
+            self.fs.delete_dir_contents(self._held_folder(), missing_dir_ok=True)
+            self.fs.delete_dir(self._held_folder())
+
+    def _held_folder(self, *parts: str) -> str:
+        return self.path(STAGING_FOLDER, f"{HELD_PREFIX}{self.run_id}", *parts)
+
+    def _held_partition_path(self, table: str, day: dt.date) -> str:
+        return self._held_folder(table, f"{PARTITION_COLUMN}={day.isoformat()}", DATA_FILE)
 
     @property
     def is_local(self) -> bool:
@@ -133,9 +187,29 @@ class Warehouse:
     def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> str:
         """Replace one day of `table` with `frame` (whose `date` column, if present, must all be `day`)."""
         frame = _undated(frame, table, day)
-        path = self.partition_path(table, day)
+        path = self._written_partition_path(table, day)
         self._write_parquet_atomically(path, frame)
         return path
+
+    def _written_partition_path(self, table: str, day: dt.date) -> str:
+        """Where a write of `table`'s day goes: the table, or the run's held folder (noting what the table waits
+        for, once per table)."""
+        checks = self.checks_holding(table)
+        if not checks:
+            return self.partition_path(table, day)
+        self._held_written.add(table)
+        manifest = self._held_folder(HELD_TABLES, f"{table}.json")
+        if self.fs.get_file_info(manifest).type == pafs.FileType.NotFound:
+            self._write_atomically(manifest, lambda sink: sink.write(json.dumps(list(checks)).encode()))
+        return self._held_partition_path(table, day)
+
+    def stored_partition_path(self, table: str, day: dt.date) -> str:
+        """The file a reader of `table`'s day reads: this run's held partition if there is one, else the table's."""
+        if self.run_id is not None:
+            held = self._held_partition_path(table, day)
+            if self.fs.get_file_info(held).type == pafs.FileType.File:
+                return held
+        return self.partition_path(table, day)
 
     def write_partitions(self, table: str, days: Iterable[dt.date], frame: pd.DataFrame) -> list[str]:
         """Split `frame` by its `date` column into the given days; every day is written, empty or not."""
@@ -190,7 +264,7 @@ class Warehouse:
             raise MissingPartitionsError(
                 f"{table}: partition {day} has not been materialized (looked under {self.display_uri(table)})"
             )
-        with self.fs.open_input_file(self.partition_path(table, day)) as source:
+        with self.fs.open_input_file(self.stored_partition_path(table, day)) as source:
             parquet = pq.ParquetFile(source)
             if parquet.metadata.num_rows == 0:  # no batch at all: hand over the empty table, with its columns
                 yield _dated(
@@ -219,7 +293,7 @@ class Warehouse:
     def partition_writer(self, table: str, day: dt.date) -> Iterator[PartitionWriter]:
         """Write one day of `table` frame by frame; it replaces the old partition atomically once the block ends
         without an error (a failure leaves the old one in place)."""
-        with self._partition_writer_at(self.partition_path(table, day), table, day) as writer:
+        with self._partition_writer_at(self._written_partition_path(table, day), table, day) as writer:
             yield writer
 
     @contextmanager
@@ -236,11 +310,15 @@ class Warehouse:
     @contextmanager
     def staging(self) -> Iterator[StagedPartitions]:
         """Partitions written aside, which replace the stored ones only when `publish`ed; whatever is not published
-        when the block ends (by an error, or a table the step refused to finish) is thrown away."""
+        when the block ends (by an error, or a table the step refused to finish) is thrown away, and so is what this
+        view held for its checks if the block fails."""
         self._remove_stale_staging()
         staged = StagedPartitions(self, self.path(STAGING_FOLDER, uuid.uuid4().hex))
         try:
             yield staged
+        except BaseException:
+            self.discard_held()
+            raise
         finally:
             staged.discard()
 
@@ -257,31 +335,69 @@ class Warehouse:
 
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""
-        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).metadata.num_rows
+        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_rows
 
     def partition_columns(self, table: str, day: dt.date) -> list[str]:
         """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
-        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs).schema_arrow.names
+        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow.names
 
     def partition_exists(self, table: str, day: dt.date) -> bool:
-        return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
+        return self.fs.get_file_info(self.stored_partition_path(table, day)).type == pafs.FileType.File
 
     def list_partitions(self, table: str) -> list[dt.date]:
         """The days of `table` whose file is there."""
         return sorted(self._partition_files(table))
 
     def _partition_files(self, table: str) -> dict[dt.date, pafs.FileInfo]:
-        """Each day's file of `table`, from one recursive listing: on S3 a request per thousand files, where asking
-        after each day's file would cost a request per day."""
-        selector = pafs.FileSelector(self.path(table), allow_not_found=True, recursive=True)
-        prefix = self.path(table, PARTITION_COLUMN + "=")
-        files = {}
-        for info in self.fs.get_file_info(selector):
-            folder, _, name = info.path.rpartition("/")
-            day = folder[len(prefix) :]
-            if info.type == pafs.FileType.File and name == DATA_FILE and folder.startswith(prefix) and "/" not in day:
-                files[dt.date.fromisoformat(day)] = info
+        """Each day's file of `table` (this run's held ones in place of the stored ones), from one recursive listing
+        each: on S3 a request per thousand files, where asking after each day's file would cost a request per day."""
+        files = _day_files(self.fs, self.path(table))
+        if self.run_id is not None:
+            files.update(_day_files(self.fs, self._held_folder(table)))
         return files
+
+    # ---- partitions held for their checks --------------------------------------------------------------------------
+    def release_if_checked(self, passed_check: str) -> list[str]:
+        """Record that `passed_check` passed in this run, and move every held table all of whose checks have now
+        passed over the stored one; returns the tables released. Checks run in parallel: each records its pass
+        before it looks at the others', so the last one to pass sees every pass and releases."""
+        self.write_bytes(self._relative(self._held_folder(HELD_PASSES, passed_check)), b"")
+        passes = {info.base_name for info in self._listing(self._held_folder(HELD_PASSES))}
+        released = []
+        for manifest in self._listing(self._held_folder(HELD_TABLES)):
+            try:
+                with self.fs.open_input_stream(manifest.path) as source:
+                    waits_for = set(json.loads(source.read()))
+                if waits_for <= passes:
+                    released.append(self._release(manifest))
+            except FileNotFoundError:  # another check of the run saw every pass too, and released it first
+                continue
+        if not self.held_tables():  # nothing left to wait for: the run's folder goes (a failed check's stays a while)
+            self.fs.delete_dir(self._held_folder())
+        return released
+
+    def _release(self, manifest: pafs.FileInfo) -> str:
+        table = manifest.base_name.removesuffix(".json")
+        for day, held in sorted(_day_files(self.fs, self._held_folder(table)).items()):
+            target = self.partition_path(table, day)
+            self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            self.fs.move(held.path, target)
+        self.fs.delete_file(manifest.path)
+        return table
+
+    def held_tables(self) -> list[str]:
+        """The tables this run holds, waiting for their checks."""
+        return sorted(info.base_name.removesuffix(".json") for info in self._listing(self._held_folder(HELD_TABLES)))
+
+    def _listing(self, folder: str) -> list[pafs.FileInfo]:
+        return [
+            info
+            for info in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+            if info.type == pafs.FileType.File
+        ]
+
+    def _relative(self, path: str) -> str:
+        return path[len(self.root) + 1 :]
 
     def _read_parquet(self, file: pafs.FileInfo, columns: list[str] | None = None, filters=None) -> pa.Table:
         if self.is_local or file.size > WHOLE_READ_BYTES:
@@ -405,10 +521,11 @@ class StagedPartitions:
         return sorted(self._staged.get(table, {}))
 
     def publish(self, table: str) -> list[str]:
-        """Move every staged day of `table` over the stored one; returns the partitions' paths."""
+        """Move every staged day of `table` over the stored one (or over the run's held one, when the warehouse holds
+        the table for its checks); returns the partitions' paths."""
         published = []
         for day, staged in sorted(self._staged.pop(table, {}).items()):
-            target = self.warehouse.partition_path(table, day)
+            target = self.warehouse._written_partition_path(table, day)
             self.warehouse.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
             self.warehouse.fs.move(staged, target)
             published.append(target)
@@ -450,6 +567,18 @@ class PartitionWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _day_files(fs: pafs.FileSystem, table_folder: str) -> dict[dt.date, pafs.FileInfo]:
+    """Each day's file under a table's folder, from one recursive listing."""
+    prefix = f"{table_folder}/{PARTITION_COLUMN}="
+    files = {}
+    for info in fs.get_file_info(pafs.FileSelector(table_folder, allow_not_found=True, recursive=True)):
+        folder, _, name = info.path.rpartition("/")
+        day = folder[len(prefix) :]
+        if info.type == pafs.FileType.File and name == DATA_FILE and folder.startswith(prefix) and "/" not in day:
+            files[dt.date.fromisoformat(day)] = info
+    return files
 
 
 def _keyword_filters(keyword_ids: np.ndarray | None, keyword_range: tuple[int | None, int | None]) -> list | None:

@@ -137,18 +137,20 @@ def test_impressions_and_clicks_only_predicts_clicks_and_says_why_it_cannot_bid(
     result = dg.materialize(
         EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=last, raise_on_error=False
     )
-    predictions = resources["warehouse"].warehouse().read_partitions("keyword_predictions", [DAYS[-1]])
-    assert len(predictions) == 60 and (predictions["expected_clicks"] > 0).all()
-    assert predictions["expected_value_per_click"].isna().all()
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_key == "keyword_scores"
     assert "no conversion value" in failure.event_specific_data.error.cause.message
     assert "BIDS_VALUE_PER_CLICK" in failure.event_specific_data.error.cause.message
+    # The step failed: the predictions it made never replace the stored ones (their checks could not run).
+    assert not resources["warehouse"].warehouse().partition_exists("keyword_predictions", DAYS[-1])
 
     monkeypatch.setenv("BIDS_VALUE_PER_CLICK", "0.80")
     result = dg.materialize(
         EVERYTHING, selection=DAILY_ASSETS, resources=build_resources(Settings()), partition_key=last
     )
+    predictions = resources["warehouse"].warehouse().read_partitions("keyword_predictions", [DAYS[-1]])
+    assert len(predictions) == 60 and (predictions["expected_clicks"] > 0).all()
+    assert predictions["expected_value_per_click"].isna().all()  # clicks only: the value is the configured one
     bids = resources["warehouse"].warehouse().read_partitions("keyword_bids", [DAYS[-1]])
     assert len(bids) == 60 and set(bids["bid_basis"]) == {"configured_value"}
     assert (bids["bid"] == 0.56).all()  # 0.80 × (1 − 0.3)

@@ -7,6 +7,7 @@ tables a step writes, not what a model predicts."""
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -173,20 +174,42 @@ def test_a_range_that_fails_on_its_second_day_changes_no_table(account, scored_r
     assert _nothing_staged(account["root"])
 
 
-def test_bids_refused_on_the_second_day_replace_no_days_bids(account, scored_range, monkeypatch):
-    """The predictions are complete and recorded; no day's bids are replaced, though the first day's were made."""
+def test_bids_refused_on_the_second_day_change_no_table(account, scored_range, monkeypatch):
+    """No day's bids are replaced, though the first day's were made; nor are the predictions, complete as they are:
+    the step failed, so their checks never ran."""
     import daily_bids.serving.scoring
 
     honest = daily_bids.serving.scoring.decide_bids
     refusal = CannotBidError("no value per click for this day")
     monkeypatch.setattr(daily_bids.serving.scoring, "decide_bids", _fails_on(RANGE[1], honest, refusal))
     run = _run(account, [PREDICTIONS, BIDS], days=RANGE)
-    assert not run.success
-    assert {m.partition for m in materializations_of(run, PREDICTIONS)} == {day.isoformat() for day in RANGE}
-    assert materializations_of(run, BIDS) == []
-    after = _files(account["root"], tables.BIDS)
-    assert after == {path: file for path, file in scored_range.items() if path.startswith(f"{tables.BIDS}/")}
+    assert not run.success and run.get_asset_materialization_events() == []
+    assert _files(account["root"], tables.PREDICTIONS, tables.BIDS) == scored_range
     assert _nothing_staged(account["root"])
+
+
+def test_bids_whose_blocking_check_fails_replace_nothing_and_the_predictions_that_passed_do(
+    account, scored_range, monkeypatch
+):
+    from daily_bids.bidding.moves import BidMoves
+
+    monkeypatch.setattr(BidMoves, "implausible", lambda moves, policy: True)
+    run = _run(account, [PREDICTIONS, BIDS], RANGE[1])
+    assert _checks(run) == {
+        "predictions_contract": True,
+        "predictions_match_the_model": True,
+        "bids_are_profitable_and_capped": True,
+        "bids_move_plausibly": False,
+    }
+    root = account["root"]
+    bids = {path: file for path, file in scored_range.items() if path.startswith(f"{tables.BIDS}/")}
+    assert _files(root, tables.BIDS) == bids  # the refused bids never replaced the stored ones
+    replaced = f"{tables.PREDICTIONS}/date={RANGE[1]}/data.parquet"
+    assert _files(root, tables.PREDICTIONS)[replaced][1] > scored_range[replaced][1]
+    # The refused day waits in the run's folder, for a look, until the next staging an hour on clears it.
+    (held,) = (root / STAGING_FOLDER).glob(f"run-{run.run_id}/{tables.BIDS}/date={RANGE[1]}/data.parquet")
+    assert len(pd.read_parquet(held)) == account["store"].partition_rows(tables.BIDS, RANGE[1])
+    shutil.rmtree(root / STAGING_FOLDER / f"run-{run.run_id}")  # the other tests here find no staging left
 
 
 def test_the_bids_alone_failing_on_the_second_day_change_no_table(account, scored_range, monkeypatch):

@@ -161,3 +161,42 @@ def test_a_killed_steps_staging_folder_is_removed_by_the_next_staging(tmp_path):
     with store.staging():
         pass
     assert sorted(p.name for p in (tmp_path / ".staging").iterdir()) == ["running"]
+
+
+def test_held_partitions_replace_the_stored_ones_once_every_check_on_them_passed(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    step = store.holding("run-a", {"t": ["t:contract", "t:volume"], "u": []})
+    step.write_partition("t", D1, _frame(D1, 5))
+    step.write_partitions("u", [D2], _frame(D2, 2))  # a by-product of the step: it waits for every check
+    assert len(store.read_partitions("t", [D1])) == 1 and store.list_partitions("u") == []  # what others see
+    the_run = store.seen_by_run("run-a")
+    assert len(the_run.read_partitions("t", [D1])) == 5 and the_run.partition_rows("u", D2) == 2  # what its checks see
+    assert len(store.seen_by_run("run-b").read_partitions("t", [D1])) == 1  # another run's view
+    assert the_run.held_tables() == ["t", "u"]
+
+    assert store.seen_by_run("run-a").release_if_checked("t:contract") == []
+    assert len(store.read_partitions("t", [D1])) == 1
+    assert sorted(store.seen_by_run("run-a").release_if_checked("t:volume")) == ["t", "u"]
+    assert len(store.read_partitions("t", [D1])) == 5 and store.list_partitions("u") == [D2]
+    assert list((tmp_path / ".staging").iterdir()) == []  # nothing left waiting: the run's folder is gone
+
+
+def test_a_step_that_fails_throws_away_what_it_held(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.write_partition("t", D1, _frame(D1, 1))
+    step = store.holding("run-a", {"t": ["t:contract"]})
+    with pytest.raises(RuntimeError, match="scoring died"), step.staging() as staged:
+        staged.write_partition("t", D1, _frame(D1, 4))
+        staged.publish("t")
+        assert store.seen_by_run("run-a").partition_rows("t", D1) == 4
+        raise RuntimeError("scoring died")
+    assert store.seen_by_run("run-a").held_tables() == []
+    assert store.seen_by_run("run-a").release_if_checked("t:contract") == []
+    assert len(store.read_partitions("t", [D1])) == 1
+
+
+def test_a_step_without_checks_writes_straight_into_its_tables(tmp_path):
+    store = Warehouse(str(tmp_path))
+    store.holding("run-a", {"t": []}).write_partition("t", D1, _frame(D1, 3))
+    assert len(store.read_partitions("t", [D1])) == 3 and not (tmp_path / ".staging").exists()
