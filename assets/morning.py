@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 # Dagster has no public API yet that reads checks' verdicts by partition; the instance's storage takes this filter.
+# Not exported by dagster: the only way to ask for a check's latest verdict on one partition.
 from dagster._core.event_api import PartitionKeyFilter
 
 from assets.monitoring import model_monitoring

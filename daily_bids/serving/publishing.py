@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from daily_bids.bidding.moves import bids_in_force
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
 # What the publication ledger keeps per keyword: enough to say later what was live and what it replaced.
@@ -95,6 +97,31 @@ def change_summary(published: pd.DataFrame, keyword_text: pd.Series | None = Non
 def latest_before(days: list[dt.date], day: dt.date) -> dt.date | None:
     earlier = [d for d in days if d < day]
     return max(earlier) if earlier else None
+
+
+def published_before(store: Warehouse, day: dt.date) -> tuple[dt.date | None, pd.DataFrame | None]:
+    """The partition day of the bids published last before `day` (the bids in force on it), and their keyword_id and
+    bid; (None, None) before the first publication."""
+    published_day = latest_before(store.list_partitions(tables.PUBLISHED_BIDS), day)
+    if published_day is None:
+        return None, None
+    return published_day, store.read_partitions(tables.PUBLISHED_BIDS, [published_day], ["keyword_id", "bid"])
+
+
+def bids_in_force_on(store: Warehouse, day: dt.date) -> tuple[pd.DataFrame, str]:
+    """The bids in force on `day` (`bids_in_force`: the day's report's max CPC, else the bids published last), and
+    where they came from, in words."""
+    reported = None
+    if store.partition_exists(tables.VALIDATED_REPORT, day):
+        if "max_cpc" in store.partition_columns(tables.VALIDATED_REPORT, day):
+            reported = store.read_partitions(tables.VALIDATED_REPORT, [day], ["keyword_id", "max_cpc"])
+    published_day, published = published_before(store, day)
+    sources = [
+        f"the max CPC of the {day} report" if reported is not None else "",
+        f"the bids published for {published_day + dt.timedelta(days=1)}" if published_day else "",
+    ]
+    named = " else ".join(source for source in sources if source) or "nothing: no bid in force is known"
+    return bids_in_force(reported, published), named
 
 
 def write_ads_editor_csv(

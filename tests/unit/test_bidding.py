@@ -132,8 +132,8 @@ def test_bid_moves_compare_with_the_bids_in_force_the_report_first_then_our_last
     advertiser's bids does not count as a large move; cutting our own does."""
     import datetime as dt
 
-    from assets.checks import _bids_in_force_on
     from daily_bids.bidding.moves import bid_moves
+    from daily_bids.serving.publishing import bids_in_force_on
     from daily_bids.storage import tables
     from daily_bids.storage.warehouse import Warehouse
 
@@ -144,13 +144,13 @@ def test_bid_moves_compare_with_the_bids_in_force_the_report_first_then_our_last
         {"keyword_id": [1, 2, 3, 4, 5], "bid": [2.2, 0.9, 1.0, 0.5, 0.3], "lowered_to_ceiling": [False] * 4 + [True]}
     )
     # Nothing known: nothing to compare with.
-    in_force, named = _bids_in_force_on(store, day)
+    in_force, named = bids_in_force_on(store, day)
     assert bid_moves(todays, in_force, policy).compared == 0 and named.startswith("nothing")
     # Day one: the advertiser's bids. Keyword 1 was bid 0.05 and rises 44-fold, 2 falls by more than half; the
     # money rule cut 5 from 3.0, which is not counted.
     report = pd.DataFrame({"date": pd.Timestamp(day), "keyword_id": [1, 2, 3, 5], "max_cpc": [0.05, 2.0, np.nan, 3.0]})
     store.write_partition(tables.VALIDATED_REPORT, day, report)
-    in_force, named = _bids_in_force_on(store, day)
+    in_force, named = bids_in_force_on(store, day)
     moves = bid_moves(todays, in_force, policy)
     assert (moves.compared, list(moves.large["keyword_id"]), moves.share_large) == (3, [1, 2], 2 / 3)
     assert list(moves.advertiser_bids_cut["keyword_id"]) == [5] and moves.implausible(policy)
@@ -159,7 +159,7 @@ def test_bid_moves_compare_with_the_bids_in_force_the_report_first_then_our_last
     # our own bid (5 was ours: the report shows what we published) counts.
     published = pd.DataFrame({"keyword_id": [1, 3, 4, 5], "bid": [9.9, 1.1, 0.45, 3.0], "previous_bid": np.nan})
     store.write_partition(tables.PUBLISHED_BIDS, day - dt.timedelta(days=1), published)
-    in_force, named = _bids_in_force_on(store, day)
+    in_force, named = bids_in_force_on(store, day)
     assert in_force.set_index("keyword_id")["bid"].to_dict() == {1: 0.05, 2: 2.0, 3: 1.1, 4: 0.45, 5: 3.0}
     assert list(in_force.set_index("keyword_id")["ours"]) == [False, False, True, True, True]
     assert named == f"the max CPC of the {day} report else the bids published for {day}"
