@@ -338,6 +338,18 @@ class TestCertificates:
     server_chain_pem: bytes
 
 
+_CERTIFICATE_DIRECTORY: tempfile.TemporaryDirectory | None = None
+
+
+@functools.cache
+def process_certificates() -> TestCertificates:
+    """One test CA per process: gRPC reads its default roots once per process, so every emulator of a process must be
+    signed by the CA it read. Removed when the process exits."""
+    global _CERTIFICATE_DIRECTORY
+    _CERTIFICATE_DIRECTORY = tempfile.TemporaryDirectory(prefix="google-ads-emulator-")
+    return make_certificates(Path(_CERTIFICATE_DIRECTORY.name))
+
+
 def make_certificates(directory: Path) -> TestCertificates:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -397,6 +409,18 @@ class Call:
     request: object  # the request protobuf
 
 
+@dataclasses.dataclass(frozen=True)
+class _OperationProblem:
+    error: tuple[str, str, str]  # (error_code field, enum value name, message)
+    location: list[tuple[str, int | None]]  # field path elements: (field name, index)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BidUpdate:
+    criterion: Criterion
+    cpc_bid_micros: int
+
+
 class _Abort(Exception):
     """Ends a call with a status and, when Google would send one, a GoogleAdsFailure."""
 
@@ -417,8 +441,7 @@ class GoogleAdsEmulator:
         self.calls: list[Call] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._directory = tempfile.TemporaryDirectory(prefix="google-ads-emulator-")
-        self.certificates = make_certificates(Path(self._directory.name))
+        self.certificates = process_certificates()
         self._types = import_module(f"google.ads.googleads.{self.version}.errors.types.errors")
         self._server: grpc.Server | None = None
         self.port: int | None = None
@@ -430,8 +453,23 @@ class GoogleAdsEmulator:
         return f"localhost:{self.port}"
 
     def client_environment(self) -> dict[str, str]:
-        """The environment the client process needs: gRPC reads its default roots once per process, from here."""
+        """The environment a client process needs to trust the emulator: the google-ads client builds its channel
+        with gRPC's default roots and has no option for others, and gRPC takes its default roots from here."""
         return {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(self.certificates.ca_path)}
+
+    def check_trusted(self, timeout_seconds: float = 5.0) -> None:
+        """Raises unless a TLS channel with gRPC's default roots (as the client builds it) reaches the emulator.
+
+        gRPC loads its default roots once per process: a process that opened a TLS channel before
+        `client_environment()` was set trusts only the system's CAs, and every call would fail as UNAVAILABLE."""
+        with grpc.secure_channel(self.endpoint, grpc.ssl_channel_credentials()) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(
+                    f"no TLS connection to the emulator at {self.endpoint} with gRPC's default roots: set "
+                    f"{self.client_environment()} before the process opens its first TLS gRPC channel"
+                ) from None
 
     def start(self) -> GoogleAdsEmulator:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -465,7 +503,6 @@ class GoogleAdsEmulator:
         if self._server is not None:
             self._server.stop(grace=None).wait()
             self._server = None
-        self._directory.cleanup()
 
     def __enter__(self) -> GoogleAdsEmulator:
         return self.start()
@@ -660,12 +697,12 @@ class GoogleAdsEmulator:
                 "MutateAdGroupCriteria"
             ]
             checked = [self._check_operation(index, op) for index, op in enumerate(request.operations)]
-            failed = [problem for problem in checked if isinstance(problem, tuple)]
+            failed = [outcome for outcome in checked if isinstance(outcome, _OperationProblem)]
             if failed and not request.partial_failure:
                 raise _Abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     "Request contains an invalid argument.",
-                    [error for error, _location in failed],
+                    [problem.error for problem in failed],
                 )
         except _Abort as abort:
             # An atomic request that fails applies nothing; its errors point at their operations.
@@ -678,11 +715,11 @@ class GoogleAdsEmulator:
             return response
         with_resource = _enum_name(request, "response_content_type") == "MUTABLE_RESOURCE"
         with self._lock:
-            for problem_or_update in checked:
+            for outcome in checked:
                 result = response.results.add()
-                if isinstance(problem_or_update, tuple):
+                if isinstance(outcome, _OperationProblem):
                     continue  # a failed operation's result is empty, as Google returns it
-                criterion, new_bid = problem_or_update
+                criterion, new_bid = outcome.criterion, outcome.cpc_bid_micros
                 resource_name = self.account.resource_name(criterion.ad_group_id, criterion.criterion_id)
                 self.account.bid_changes.append(BidChange(resource_name, criterion.cpc_bid_micros, new_bid, request_id))
                 criterion.cpc_bid_micros = new_bid
@@ -696,7 +733,7 @@ class GoogleAdsEmulator:
 
     def _abort_with_locations(self, context, abort: _Abort, request_id: str, failed) -> None:
         if failed and abort.code == grpc.StatusCode.INVALID_ARGUMENT:
-            failure = self._failure(abort.errors, request_id, [location for _error, location in failed])
+            failure = self._failure(abort.errors, request_id, [problem.location for problem in failed])
             metadata = (
                 ("request-id", request_id),
                 (f"google.ads.googleads.{self.version}.errors.googleadsfailure-bin", failure),
@@ -709,18 +746,18 @@ class GoogleAdsEmulator:
         """Google's partial failure: a google.rpc.Status whose details hold one GoogleAdsFailure for all failed
         operations, each error located at its operation's index."""
         failure = self._types.GoogleAdsFailure.pb().FromString(
-            self._failure([error for error, _location in failed], request_id, [location for _error, location in failed])
+            self._failure([problem.error for problem in failed], request_id, [problem.location for problem in failed])
         )
         status = response.partial_failure_error
         status.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        status.message = "Multiple errors in 'details'. First error: " + failed[0][0][2]
+        status.message = "Multiple errors in 'details'. First error: " + failed[0].error[2]
         status.details.add().Pack(failure)
 
     def _check_operation(self, index: int, operation):
-        """(criterion, new bid) for an operation the emulator applies, else ((error), location) for its failure."""
+        """The update an operation asks for, or why Google would refuse it."""
 
         def problem(field: str, name: str, message: str, *path: str):
-            return (field, name, message), [("operations", index), *((p, None) for p in path)]
+            return _OperationProblem((field, name, message), [("operations", index), *((p, None) for p in path)])
 
         if operation.WhichOneof("operation") != "update":
             return problem("mutate_error", "MUTATE_NOT_ALLOWED", "The emulator only updates criteria.")
@@ -764,7 +801,7 @@ class GoogleAdsEmulator:
                 "update",
                 "cpc_bid_micros",
             )
-        return criterion, bid
+        return _BidUpdate(criterion, bid)
 
 
 def _set_field(message, path: str, value) -> None:
