@@ -12,7 +12,7 @@ import grpc
 import pandas as pd
 import pytest
 
-from daily_bids.google_ads.reports import GoogleAdsReportError, RetryPolicy, read_keyword_report
+from daily_bids.google_ads.reports import GoogleAdsReportError, RetryPolicy, micros_to_units, read_keyword_report
 from support.google_ads_emulator import (
     ACCESS_TOKEN,
     DEVELOPER_TOKEN,
@@ -41,7 +41,7 @@ def emulator(monkeypatch):
         yield running
 
 
-def google_ads_client(emulator, developer_token=DEVELOPER_TOKEN, login_customer_id=MANAGER):
+def google_ads_client(emulator, developer_token=DEVELOPER_TOKEN, login_customer_id=MANAGER, use_proto_plus=False):
     from google.ads.googleads.client import GoogleAdsClient
     from google.oauth2.credentials import Credentials
 
@@ -58,7 +58,7 @@ def google_ads_client(emulator, developer_token=DEVELOPER_TOKEN, login_customer_
         developer_token=developer_token,
         endpoint=emulator.endpoint,
         login_customer_id=login_customer_id,
-        use_proto_plus=False,
+        use_proto_plus=use_proto_plus,
     )
 
 
@@ -131,6 +131,8 @@ def test_two_days_are_read_exactly(emulator):
         assert decimal_of(max_cpc) == Decimal(int(bid_micros)) / 1_000_000
     account_micros = sum(d.cost_micros for d in emulator.account.days if d.date in TWO_DAYS)
     assert sum(decimal_of(c) for c in frame["cost"]) == Decimal(account_micros) / 1_000_000
+    # Yen costs are whole units; the conversion itself is exact to the micro at any size.
+    assert micros_to_units(123_456_789_012_345_678) == Decimal("123456789012.345678")
     # The landing zone's spelling of the match type, and the contract's dtypes for its columns.
     assert set(frame["match_type"]) <= {"Exact", "Phrase", "Broad"}
     assert frame["date"].dtype == "datetime64[ns]" and frame["keyword_id"].dtype == "int64"
@@ -138,14 +140,21 @@ def test_two_days_are_read_exactly(emulator):
     # Two consecutive days are one stream; the manager was logged in through; the refresh token never left.
     searches = [call for call in emulator.calls if call.method == "SearchStream"]
     keyword_queries = [c.request.query for c in searches if "keyword_view" in c.request.query]
-    assert (
-        keyword_queries == [keyword_queries[0]]
-        and "segments.date BETWEEN '2026-03-01' AND '2026-03-02'" in (keyword_queries[0])
-    )
+    assert len(keyword_queries) == 1
+    assert keyword_queries[0].endswith("FROM keyword_view WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-02'")
     assert {c.metadata["login-customer-id"] for c in searches} == {MANAGER}
     assert all(c.metadata["developer-token"] == DEVELOPER_TOKEN for c in searches)
     sent = " ".join(value for call in emulator.calls for value in call.metadata.values())
     assert REFRESH_TOKEN not in sent and CLIENT_SECRET not in sent
+
+
+def test_days_apart_are_separate_streams_with_either_message_flavour(emulator):
+    apart = [SAMPLE_DAYS[0], SAMPLE_DAYS[2]]
+    frame = read_keyword_report(google_ads_client(emulator, use_proto_plus=True), CUSTOMER, apart, retry=QUICK)
+
+    assert read_rows(frame) == expected_rows(emulator.account, apart)
+    queries = [c.request.query for c in emulator.calls if "keyword_view" in c.request.query]
+    assert [q.split("WHERE ")[1] for q in queries] == ["segments.date = '2026-03-01'", "segments.date = '2026-03-03'"]
 
 
 def test_a_criterion_in_two_ad_groups_is_two_keywords(emulator):

@@ -184,60 +184,39 @@ _DATE_EQUALS = re.compile(r"^segments\.date\s*=\s*'(\d{4}-\d{2}-\d{2})'$", re.I)
 _DATE_BETWEEN = re.compile(r"^segments\.date\s+BETWEEN\s+'(\d{4}-\d{2}-\d{2})'\s+AND\s+'(\d{4}-\d{2}-\d{2})'$", re.I)
 
 
-def _keyword_view_value(field: str, account: Account, criterion: Criterion, day: KeywordDay):
-    values = {
-        "segments.date": lambda: day.date.isoformat(),
-        "keyword_view.resource_name": lambda: (
-            f"customers/{account.customer_id}/keywordViews/{criterion.ad_group_id}~{criterion.criterion_id}"
-        ),
-        "campaign.id": lambda: criterion.campaign_id,
-        "campaign.name": lambda: criterion.campaign_name,
-        "ad_group.id": lambda: criterion.ad_group_id,
-        "ad_group.name": lambda: criterion.ad_group_name,
-        "ad_group_criterion.resource_name": lambda: account.resource_name(
-            criterion.ad_group_id, criterion.criterion_id
-        ),
-        "ad_group_criterion.criterion_id": lambda: criterion.criterion_id,
-        "ad_group_criterion.keyword.text": lambda: criterion.text,
-        "ad_group_criterion.keyword.match_type": lambda: criterion.match_type,
-        "ad_group_criterion.status": lambda: criterion.status,
-        # An attribute, not a metric: today's bid on every day's row, as Google reports it.
-        "ad_group_criterion.cpc_bid_micros": lambda: criterion.cpc_bid_micros,
-        "metrics.impressions": lambda: day.impressions,
-        "metrics.clicks": lambda: day.clicks,
-        "metrics.cost_micros": lambda: day.cost_micros,
-        "metrics.conversions": lambda: day.conversions,
-        "metrics.conversions_value": lambda: day.conversions_value,
-        "metrics.search_impression_share": lambda: day.search_impression_share,
-    }
-    return values[field]()
-
-
-_KEYWORD_VIEW_FIELDS = frozenset(
-    {
-        "segments.date",
-        "keyword_view.resource_name",
-        "campaign.id",
-        "campaign.name",
-        "ad_group.id",
-        "ad_group.name",
-        "ad_group_criterion.resource_name",
-        "ad_group_criterion.criterion_id",
-        "ad_group_criterion.keyword.text",
-        "ad_group_criterion.keyword.match_type",
-        "ad_group_criterion.status",
-        "ad_group_criterion.cpc_bid_micros",
-        "metrics.impressions",
-        "metrics.clicks",
-        "metrics.cost_micros",
-        "metrics.conversions",
-        "metrics.conversions_value",
-        "metrics.search_impression_share",
-    }
-)
-_CUSTOMER_FIELDS = frozenset(
-    {"customer.id", "customer.resource_name", "customer.currency_code", "customer.time_zone", "customer.manager"}
-)
+# What each keyword_view field reads, from (account, criterion, day).
+_KEYWORD_VIEW_VALUES = {
+    "segments.date": lambda account, criterion, day: day.date.isoformat(),
+    "keyword_view.resource_name": lambda account, criterion, day: (
+        f"customers/{account.customer_id}/keywordViews/{criterion.ad_group_id}~{criterion.criterion_id}"
+    ),
+    "campaign.id": lambda account, criterion, day: criterion.campaign_id,
+    "campaign.name": lambda account, criterion, day: criterion.campaign_name,
+    "ad_group.id": lambda account, criterion, day: criterion.ad_group_id,
+    "ad_group.name": lambda account, criterion, day: criterion.ad_group_name,
+    "ad_group_criterion.resource_name": lambda account, criterion, day: account.resource_name(
+        criterion.ad_group_id, criterion.criterion_id
+    ),
+    "ad_group_criterion.criterion_id": lambda account, criterion, day: criterion.criterion_id,
+    "ad_group_criterion.keyword.text": lambda account, criterion, day: criterion.text,
+    "ad_group_criterion.keyword.match_type": lambda account, criterion, day: criterion.match_type,
+    "ad_group_criterion.status": lambda account, criterion, day: criterion.status,
+    # An attribute, not a metric: today's bid on every day's row, as Google reports it.
+    "ad_group_criterion.cpc_bid_micros": lambda account, criterion, day: criterion.cpc_bid_micros,
+    "metrics.impressions": lambda account, criterion, day: day.impressions,
+    "metrics.clicks": lambda account, criterion, day: day.clicks,
+    "metrics.cost_micros": lambda account, criterion, day: day.cost_micros,
+    "metrics.conversions": lambda account, criterion, day: day.conversions,
+    "metrics.conversions_value": lambda account, criterion, day: day.conversions_value,
+    "metrics.search_impression_share": lambda account, criterion, day: day.search_impression_share,
+}
+_CUSTOMER_VALUES = {
+    "customer.id": lambda account: int(account.customer_id),
+    "customer.resource_name": lambda account: f"customers/{account.customer_id}",
+    "customer.currency_code": lambda account: account.currency_code,
+    "customer.time_zone": lambda account: account.time_zone,
+    "customer.manager": lambda account: False,
+}
 # The metrics a summary row adds up (a share is not additive, so Google leaves it out of a sum).
 _ADDITIVE_METRICS = ("impressions", "clicks", "cost_micros", "conversions", "conversions_value")
 
@@ -248,7 +227,7 @@ def parse_query(text: str) -> Query:
         raise QueryProblem("QUERY_ERROR", f"the emulator cannot parse this query: {text!r}")
     fields = tuple(f.strip() for f in match["fields"].split(","))
     resource = match["resource"].lower()
-    known = {"keyword_view": _KEYWORD_VIEW_FIELDS, "customer": _CUSTOMER_FIELDS}.get(resource)
+    known = {"keyword_view": _KEYWORD_VIEW_VALUES, "customer": _CUSTOMER_VALUES}.get(resource)
     if known is None:
         raise QueryProblem("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", f"the emulator does not serve FROM {resource}")
     unknown = [f for f in fields if f not in known]
@@ -266,6 +245,9 @@ def parse_query(text: str) -> Query:
             raise QueryProblem("QUERY_ERROR", f"the emulator only filters on segments.date: {condition!r}")
     if "segments.date" in fields and days is None:
         raise QueryProblem("EXPECTED_FILTERS_ON_DATE_RANGE", "segments.date is selected without a finite date range")
+    if resource == "keyword_view" and ("segments.date" not in fields or days is None):
+        # Without segments.date Google sums over the range; the emulator only serves rows by day.
+        raise QueryProblem("QUERY_ERROR", "the emulator serves keyword_view by day: select and filter segments.date")
     return Query(fields, resource, days)
 
 
@@ -424,10 +406,17 @@ class _BidUpdate:
 class _Abort(Exception):
     """Ends a call with a status and, when Google would send one, a GoogleAdsFailure."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, errors: list[tuple[str, str, str]] = ()):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        errors: list[tuple[str, str, str]] = (),
+        locations: list[list[tuple[str, int | None]]] | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.errors = errors  # (error_code oneof field, enum value name, message)
+        self.locations = locations  # each error's field path, when it has one
 
 
 class GoogleAdsEmulator:
@@ -592,7 +581,7 @@ class GoogleAdsEmulator:
     def _abort(self, context: grpc.ServicerContext, abort: _Abort, request_id: str) -> None:
         metadata = [("request-id", request_id)]
         if abort.errors:
-            failure = self._failure(abort.errors, request_id)
+            failure = self._failure(abort.errors, request_id, abort.locations)
             metadata.append((f"google.ads.googleads.{self.version}.errors.googleadsfailure-bin", failure))
         context.set_trailing_metadata(tuple(metadata))
         context.abort(abort.code, str(abort))
@@ -656,25 +645,15 @@ class GoogleAdsEmulator:
     def _rows(self, query: Query) -> list:
         row_type = self._row_type()
         if query.resource == "customer":
-            account = self.account
-            values = {
-                "customer.id": int(account.customer_id),
-                "customer.resource_name": f"customers/{account.customer_id}",
-                "customer.currency_code": account.currency_code,
-                "customer.time_zone": account.time_zone,
-                "customer.manager": False,
-            }
             row = row_type()
             for field in query.fields:
-                _set_field(row, field, values[field])
+                _set_field(row, field, _CUSTOMER_VALUES[field](self.account))
             return [row]
-        # Google reads a range it was not asked to bound as all time; the emulator's data is a few days.
-        days = query.days if query.days is not None else {d.date for d in self.account.days}
         rows = []
-        for criterion, day in self.account.rows_on(days):
+        for criterion, day in self.account.rows_on(query.days):
             row = row_type()
             for field in query.fields:
-                value = _keyword_view_value(field, self.account, criterion, day)
+                value = _KEYWORD_VIEW_VALUES[field](self.account, criterion, day)
                 if value is not None:
                     _set_field(row, field, value)
             rows.append(row)
@@ -690,7 +669,7 @@ class GoogleAdsEmulator:
     # -- AdGroupCriterionService.MutateAdGroupCriteria
 
     def _mutate_ad_group_criteria(self, request, context: grpc.ServicerContext):
-        request_id, failed = _new_request_id(), None
+        request_id = _new_request_id()
         try:
             self._begin("MutateAdGroupCriteria", request, context, request_id)
             _path, _request_type, response_type = service_methods("AdGroupCriterionService", self.version)[
@@ -703,10 +682,11 @@ class GoogleAdsEmulator:
                     grpc.StatusCode.INVALID_ARGUMENT,
                     "Request contains an invalid argument.",
                     [problem.error for problem in failed],
+                    [problem.location for problem in failed],
                 )
         except _Abort as abort:
             # An atomic request that fails applies nothing; its errors point at their operations.
-            self._abort_with_locations(context, abort, request_id, failed)
+            self._abort(context, abort, request_id)
             return None
         response = response_type()
         if failed:
@@ -730,17 +710,6 @@ class GoogleAdsEmulator:
                     result.ad_group_criterion.cpc_bid_micros = new_bid
                     _set_field(result, "ad_group_criterion.status", criterion.status)
         return response
-
-    def _abort_with_locations(self, context, abort: _Abort, request_id: str, failed) -> None:
-        if failed and abort.code == grpc.StatusCode.INVALID_ARGUMENT:
-            failure = self._failure(abort.errors, request_id, [problem.location for problem in failed])
-            metadata = (
-                ("request-id", request_id),
-                (f"google.ads.googleads.{self.version}.errors.googleadsfailure-bin", failure),
-            )
-            context.set_trailing_metadata(metadata)
-            context.abort(abort.code, str(abort))
-        self._abort(context, abort, request_id)
 
     def _partial_failure(self, response, failed, request_id: str) -> None:
         """Google's partial failure: a google.rpc.Status whose details hold one GoogleAdsFailure for all failed
