@@ -1,0 +1,792 @@
+"""An emulator of the Google Ads API on loopback, for tests that drive Google's own `google-ads` client library.
+
+Google's service cannot be reached from here, so this serves the two calls the platform makes, over gRPC with TLS:
+`GoogleAdsService.SearchStream` (GAQL over `keyword_view` and `customer`) and
+`AdGroupCriterionService.MutateAdGroupCriteria` (bid updates). The method paths and message classes come from the
+`google-ads` package itself (its GAPIC transports), so the emulator speaks exactly the client's wire format. google-ads
+ships no `*_pb2_grpc` servicers (it is generated with proto-plus), hence the small recording channel below.
+
+It behaves like Google where the platform depends on it: credentials in the call metadata are checked (developer token,
+OAuth bearer token, and a manager's `login-customer-id` for a client account), errors carry a `GoogleAdsFailure` in the
+trailing metadata (so the client raises `GoogleAdsException`), attributes such as `cpc_bid_micros` are today's values
+on every day's row, a bid must be a whole number of the currency's billable unit, a removed criterion cannot be
+updated, and a request is atomic unless `partial_failure` is set.
+
+Faults are injected per call: a status on the next call(s) (`fail_next`) or a stream cut after N rows (`cut_next_stream`).
+
+The client trusts the emulator through gRPC's `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (see `client_environment`): the
+client library builds its channel with gRPC's default roots, and has no option for others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import inspect
+import ipaddress
+import random
+import re
+import tempfile
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent import futures
+from importlib import import_module
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+DEVELOPER_TOKEN = "emulator-developer-token"
+ACCESS_TOKEN = "emulator-access-token"
+# A currency's billable unit in micros: bids must be whole multiples of it (JPY has no cents).
+BILLABLE_UNIT_MICROS = {"JPY": 1_000_000, "KRW": 1_000_000, "USD": 10_000, "EUR": 10_000}
+
+
+def api_version() -> str:
+    """The API version the installed client library calls by default (e.g. "v26")."""
+    from google.ads.googleads.client import GoogleAdsClient
+
+    return inspect.signature(GoogleAdsClient.get_service).parameters["version"].default
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The account
+
+
+@dataclasses.dataclass
+class Criterion:
+    """A keyword in one ad group: `customers/{c}/adGroupCriteria/{ad_group_id}~{criterion_id}`."""
+
+    campaign_id: int
+    campaign_name: str
+    ad_group_id: int
+    ad_group_name: str
+    criterion_id: int
+    text: str
+    match_type: str  # KeywordMatchType: EXACT, PHRASE, BROAD
+    status: str  # AdGroupCriterionStatus: ENABLED, PAUSED, REMOVED
+    cpc_bid_micros: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeywordDay:
+    """One criterion's metrics on one day (the account's time zone). Days without impressions have no row."""
+
+    date: dt.date
+    ad_group_id: int
+    criterion_id: int
+    impressions: int
+    clicks: int
+    cost_micros: int
+    conversions: float
+    conversions_value: float
+    search_impression_share: float | None  # absent when Google does not state it
+
+
+@dataclasses.dataclass(frozen=True)
+class BidChange:
+    resource_name: str
+    old_cpc_bid_micros: int
+    new_cpc_bid_micros: int
+    request_id: str
+
+
+@dataclasses.dataclass
+class Account:
+    customer_id: str
+    manager_customer_id: str | None  # when set, calls must log in through it (login-customer-id)
+    currency_code: str
+    time_zone: str
+    criteria: dict[tuple[int, int], Criterion]  # by (ad_group_id, criterion_id)
+    days: list[KeywordDay]
+    bid_changes: list[BidChange] = dataclasses.field(default_factory=list)  # applied updates, in order
+
+    def resource_name(self, ad_group_id: int, criterion_id: int) -> str:
+        return f"customers/{self.customer_id}/adGroupCriteria/{ad_group_id}~{criterion_id}"
+
+    def rows_on(self, days: set[dt.date]) -> list[tuple[Criterion, KeywordDay]]:
+        return [(self.criteria[(d.ad_group_id, d.criterion_id)], d) for d in self.days if d.date in days]
+
+
+SAMPLE_DAYS = (dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3))
+SHARED_CRITERION_ID = 700001  # "running shoes" (exact) in two ad groups: one criterion ID, two keywords
+REMOVED_KEYWORD = (22002, 700009)
+PAUSED_KEYWORD = (33001, 700010)
+
+
+def sample_account(seed: int = 29) -> Account:
+    """A client account under a manager, in yen and New York time: three campaigns, five ad groups, one criterion ID
+    in two ad groups, a removed keyword (traffic on the first day only) and a paused one (no traffic after day one)."""
+    yen = 1_000_000
+    layout = [
+        # campaign, ad group, criterion, text, match type, status, bid in yen
+        ((111, "Brand"), (11001, "Brand - core"), 700100, "acme shoes", "EXACT", "ENABLED", 120),
+        ((111, "Brand"), (11001, "Brand - core"), 700101, "acme", "PHRASE", "ENABLED", 95),
+        ((222, "Generic"), (22001, "Shoes"), SHARED_CRITERION_ID, "running shoes", "EXACT", "ENABLED", 80),
+        ((222, "Generic"), (22001, "Shoes"), 700002, "trail shoes", "BROAD", "ENABLED", 60),
+        ((222, "Generic"), (22002, "Running"), SHARED_CRITERION_ID, "running shoes", "EXACT", "ENABLED", 70),
+        ((222, "Generic"), (22002, "Running"), 700009, "cheap running shoes", "PHRASE", "REMOVED", 40),
+        ((333, "Competitors"), (33001, "Rivals"), 700010, "rival shoes", "BROAD", "PAUSED", 55),
+        ((333, "Competitors"), (33001, "Rivals"), 700011, "rival sneakers", "PHRASE", "ENABLED", 45),
+        ((333, "Competitors"), (33002, "Rivals - exact"), 700012, "rival trainers", "EXACT", "ENABLED", 50),
+    ]
+    criteria = {
+        (ad_group[0], criterion_id): Criterion(
+            campaign[0], campaign[1], ad_group[0], ad_group[1], criterion_id, text, match, status, bid * yen
+        )
+        for campaign, ad_group, criterion_id, text, match, status, bid in layout
+    }
+    rng = random.Random(seed)
+    days: list[KeywordDay] = []
+    for day_index, date in enumerate(SAMPLE_DAYS):
+        for key, criterion in criteria.items():
+            stopped = key in (REMOVED_KEYWORD, PAUSED_KEYWORD) and day_index > 0
+            impressions = 0 if stopped else rng.randint(0, 900)
+            if impressions == 0:
+                continue
+            clicks = rng.randint(0, impressions // 10)
+            # Each click costs a whole number of yen, at most the bid.
+            cost_micros = sum(rng.randint(1, criterion.cpc_bid_micros // yen) for _ in range(clicks)) * yen
+            conversions = rng.randint(0, clicks) / 2  # data-driven attribution gives fractions
+            share = rng.choice([None, 0.0999, round(rng.uniform(0.1, 0.9), 4)])
+            value = round(conversions * rng.uniform(800, 4000), 2)
+            days.append(KeywordDay(date, *key, impressions, clicks, cost_micros, conversions, value, share))
+    return Account("1234567890", "9876543210", "JPY", "America/New_York", criteria, days)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# GAQL: just enough for `SELECT fields FROM resource [WHERE segments.date = 'd' | BETWEEN 'd1' AND 'd2']`
+
+
+class QueryProblem(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code  # a QueryErrorEnum name
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    fields: tuple[str, ...]
+    resource: str
+    days: frozenset[dt.date] | None  # None: no date filter
+
+
+_QUERY = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<resource>\w+)(?:\s+WHERE\s+(?P<where>.+?))?\s*$", re.I | re.S
+)
+_DATE_EQUALS = re.compile(r"^segments\.date\s*=\s*'(\d{4}-\d{2}-\d{2})'$", re.I)
+_DATE_BETWEEN = re.compile(r"^segments\.date\s+BETWEEN\s+'(\d{4}-\d{2}-\d{2})'\s+AND\s+'(\d{4}-\d{2}-\d{2})'$", re.I)
+
+
+# What each keyword_view field reads, from (account, criterion, day).
+_KEYWORD_VIEW_VALUES = {
+    "segments.date": lambda account, criterion, day: day.date.isoformat(),
+    "keyword_view.resource_name": lambda account, criterion, day: (
+        f"customers/{account.customer_id}/keywordViews/{criterion.ad_group_id}~{criterion.criterion_id}"
+    ),
+    "campaign.id": lambda account, criterion, day: criterion.campaign_id,
+    "campaign.name": lambda account, criterion, day: criterion.campaign_name,
+    "ad_group.id": lambda account, criterion, day: criterion.ad_group_id,
+    "ad_group.name": lambda account, criterion, day: criterion.ad_group_name,
+    "ad_group_criterion.resource_name": lambda account, criterion, day: account.resource_name(
+        criterion.ad_group_id, criterion.criterion_id
+    ),
+    "ad_group_criterion.criterion_id": lambda account, criterion, day: criterion.criterion_id,
+    "ad_group_criterion.keyword.text": lambda account, criterion, day: criterion.text,
+    "ad_group_criterion.keyword.match_type": lambda account, criterion, day: criterion.match_type,
+    "ad_group_criterion.status": lambda account, criterion, day: criterion.status,
+    # An attribute, not a metric: today's bid on every day's row, as Google reports it.
+    "ad_group_criterion.cpc_bid_micros": lambda account, criterion, day: criterion.cpc_bid_micros,
+    "metrics.impressions": lambda account, criterion, day: day.impressions,
+    "metrics.clicks": lambda account, criterion, day: day.clicks,
+    "metrics.cost_micros": lambda account, criterion, day: day.cost_micros,
+    "metrics.conversions": lambda account, criterion, day: day.conversions,
+    "metrics.conversions_value": lambda account, criterion, day: day.conversions_value,
+    "metrics.search_impression_share": lambda account, criterion, day: day.search_impression_share,
+}
+_CUSTOMER_VALUES = {
+    "customer.id": lambda account: int(account.customer_id),
+    "customer.resource_name": lambda account: f"customers/{account.customer_id}",
+    "customer.currency_code": lambda account: account.currency_code,
+    "customer.time_zone": lambda account: account.time_zone,
+    "customer.manager": lambda account: False,
+}
+# The metrics a summary row adds up (a share is not additive, so Google leaves it out of a sum).
+_ADDITIVE_METRICS = ("impressions", "clicks", "cost_micros", "conversions", "conversions_value")
+
+
+def parse_query(text: str) -> Query:
+    match = _QUERY.match(text)
+    if match is None:
+        raise QueryProblem("QUERY_ERROR", f"the emulator cannot parse this query: {text!r}")
+    fields = tuple(f.strip() for f in match["fields"].split(","))
+    resource = match["resource"].lower()
+    known = {"keyword_view": _KEYWORD_VIEW_VALUES, "customer": _CUSTOMER_VALUES}.get(resource)
+    if known is None:
+        raise QueryProblem("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", f"the emulator does not serve FROM {resource}")
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise QueryProblem("UNRECOGNIZED_FIELD", f"unrecognized field(s) for {resource}: {unknown}")
+    days = None
+    if match["where"]:
+        condition = match["where"].strip()
+        if equals := _DATE_EQUALS.match(condition):
+            days = frozenset({dt.date.fromisoformat(equals[1])})
+        elif between := _DATE_BETWEEN.match(condition):
+            first, last = dt.date.fromisoformat(between[1]), dt.date.fromisoformat(between[2])
+            days = frozenset(first + dt.timedelta(n) for n in range((last - first).days + 1))
+        else:
+            raise QueryProblem("QUERY_ERROR", f"the emulator only filters on segments.date: {condition!r}")
+    if "segments.date" in fields and days is None:
+        raise QueryProblem("EXPECTED_FILTERS_ON_DATE_RANGE", "segments.date is selected without a finite date range")
+    if resource == "keyword_view" and ("segments.date" not in fields or days is None):
+        # Without segments.date Google sums over the range; the emulator only serves rows by day.
+        raise QueryProblem("QUERY_ERROR", "the emulator serves keyword_view by day: select and filter segments.date")
+    return Query(fields, resource, days)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The package's own service definitions
+
+
+class _RecordingChannel(grpc.Channel):
+    """Stands in for a channel while a GAPIC transport builds its stubs: records each method's path and messages."""
+
+    def __init__(self):
+        self.methods: dict[str, tuple[type, type]] = {}
+
+    def _record(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        # proto-plus's `serialize`/`deserialize` are bound to the message class.
+        self.methods[method] = (request_serializer.__self__, response_deserializer.__self__)
+
+        def never_called(*args, **kwargs):
+            raise RuntimeError(f"{method} was only recorded, not served")
+
+        return never_called
+
+    unary_unary = unary_stream = stream_unary = stream_stream = _record
+
+    def subscribe(self, callback, try_to_connect=False):
+        pass
+
+    def unsubscribe(self, callback):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@functools.cache
+def service_methods(service: str, version: str) -> dict[str, tuple[str, type, type]]:
+    """`{"SearchStream": (path, request proto class, response proto class)}` from the package's transport for
+    `service` (e.g. "GoogleAdsService")."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", service).lower()
+    module = import_module(f"google.ads.googleads.{version}.services.services.{snake}.transports.grpc")
+    transport = getattr(module, f"{service}GrpcTransport")(channel=_RecordingChannel())
+    recorder = _RecordingChannel()
+    # The transport wraps its channel in a logging interceptor that defers stub creation; build the stubs again
+    # straight on the recorder.
+    transport._logged_channel = recorder
+    transport._stubs = {}
+    for name, member in inspect.getmembers(type(transport)):
+        if isinstance(member, property) and name not in ("grpc_channel", "kind", "host"):
+            getattr(transport, name)
+    return {
+        path.rsplit("/", 1)[1]: (path, request.pb(), response.pb())
+        for path, (request, response) in recorder.methods.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# TLS from a test CA
+
+
+@dataclasses.dataclass(frozen=True)
+class TestCertificates:
+    ca_path: Path
+    server_key_pem: bytes
+    server_chain_pem: bytes
+
+
+_CERTIFICATE_DIRECTORY: tempfile.TemporaryDirectory | None = None
+
+
+@functools.cache
+def process_certificates() -> TestCertificates:
+    """One test CA per process: gRPC reads its default roots once per process, so every emulator of a process must be
+    signed by the CA it read. Removed when the process exits."""
+    global _CERTIFICATE_DIRECTORY
+    _CERTIFICATE_DIRECTORY = tempfile.TemporaryDirectory(prefix="google-ads-emulator-")
+    return make_certificates(Path(_CERTIFICATE_DIRECTORY.name))
+
+
+def make_certificates(directory: Path) -> TestCertificates:
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Daily Bids test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )  # certificate and CRL signing only
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    ca_path = directory / "test-ca.pem"
+    ca_path.write_bytes(ca_cert.public_bytes(pem))
+    key_pem = server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return TestCertificates(ca_path, key_pem, server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The server
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    method: str | None  # "SearchStream", "MutateAdGroupCriteria", or None for whichever comes next
+    code: grpc.StatusCode | None  # the status the call ends with; None: a stream that ends cleanly but early
+    after_rows: int | None = None  # a stream cut: rows sent before it
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    method: str
+    metadata: dict[str, str]
+    request: object  # the request protobuf
+
+
+@dataclasses.dataclass(frozen=True)
+class _OperationProblem:
+    error: tuple[str, str, str]  # (error_code field, enum value name, message)
+    location: list[tuple[str, int | None]]  # field path elements: (field name, index)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BidUpdate:
+    criterion: Criterion
+    cpc_bid_micros: int
+
+
+class _Abort(Exception):
+    """Ends a call with a status and, when Google would send one, a GoogleAdsFailure."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        errors: list[tuple[str, str, str]] = (),
+        locations: list[list[tuple[str, int | None]]] | None = None,
+    ):
+        super().__init__(message)
+        self.code = code
+        self.errors = errors  # (error_code oneof field, enum value name, message)
+        self.locations = locations  # each error's field path, when it has one
+
+
+class GoogleAdsEmulator:
+    """Start with `with GoogleAdsEmulator() as emulator:`; point the client at `emulator.endpoint` (see
+    `client_environment` for the CA)."""
+
+    def __init__(self, account: Account | None = None, rows_per_response: int = 10_000):
+        self.account = account or sample_account()
+        self.version = api_version()
+        self.rows_per_response = rows_per_response
+        self.calls: list[Call] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self.certificates = process_certificates()
+        self._types = import_module(f"google.ads.googleads.{self.version}.errors.types.errors")
+        self._server: grpc.Server | None = None
+        self.port: int | None = None
+
+    # -- lifecycle
+
+    @property
+    def endpoint(self) -> str:
+        return f"localhost:{self.port}"
+
+    def client_environment(self) -> dict[str, str]:
+        """The environment a client process needs to trust the emulator: the google-ads client builds its channel
+        with gRPC's default roots and has no option for others, and gRPC takes its default roots from here."""
+        return {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(self.certificates.ca_path)}
+
+    def check_trusted(self, timeout_seconds: float = 5.0) -> None:
+        """Raises unless a TLS channel with gRPC's default roots (as the client builds it) reaches the emulator.
+
+        gRPC loads its default roots once per process: a process that opened a TLS channel before
+        `client_environment()` was set trusts only the system's CAs, and every call would fail as UNAVAILABLE."""
+        with grpc.secure_channel(self.endpoint, grpc.ssl_channel_credentials()) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(
+                    f"no TLS connection to the emulator at {self.endpoint} with gRPC's default roots: set "
+                    f"{self.client_environment()} before the process opens its first TLS gRPC channel"
+                ) from None
+
+    def start(self) -> GoogleAdsEmulator:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        handlers = {
+            "GoogleAdsService": {"SearchStream": (grpc.unary_stream_rpc_method_handler, self._search_stream)},
+            "AdGroupCriterionService": {
+                "MutateAdGroupCriteria": (grpc.unary_unary_rpc_method_handler, self._mutate_ad_group_criteria)
+            },
+        }
+        for service, methods in handlers.items():
+            definitions = service_methods(service, self.version)
+            rpc_handlers = {}
+            for name, (make_handler, behaviour) in methods.items():
+                path, request_type, _response_type = definitions[name]
+                rpc_handlers[name] = make_handler(
+                    behaviour,
+                    request_deserializer=request_type.FromString,
+                    response_serializer=lambda message: message.SerializeToString(),
+                )
+            service_name = path.split("/")[1]
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, rpc_handlers),))
+        credentials = grpc.ssl_server_credentials(
+            [(self.certificates.server_key_pem, self.certificates.server_chain_pem)]
+        )
+        self.port = server.add_secure_port("localhost:0", credentials)
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait()
+            self._server = None
+
+    def __enter__(self) -> GoogleAdsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- fault injection
+
+    def fail_next(self, code: grpc.StatusCode, times: int = 1, method: str | None = None) -> None:
+        """The next `times` calls (of `method`, or of any) end with `code` before doing anything."""
+        with self._lock:
+            self._faults.extend(Fault(method, code) for _ in range(times))
+
+    def cut_next_stream(self, after_rows: int, code: grpc.StatusCode | None = grpc.StatusCode.INTERNAL) -> None:
+        """The next SearchStream sends `after_rows` rows, then ends with `code` (a reset connection reads as INTERNAL
+        or UNAVAILABLE), or with None ends cleanly, as if the day had no more rows."""
+        with self._lock:
+            self._faults.append(Fault("SearchStream", code, after_rows))
+
+    def _take_fault(self, method: str, stream_rows: int | None = None) -> Fault | None:
+        """The first pending fault for this call. A stream cut waits for a stream longer than its cut."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.after_rows is None and stream_rows is None and fault.method in (None, method):
+                    self._faults.remove(fault)
+                    return fault
+                if fault.after_rows is not None and stream_rows is not None and stream_rows > fault.after_rows:
+                    self._faults.remove(fault)
+                    return fault
+        return None
+
+    # -- common checks
+
+    def _begin(self, method: str, request, context: grpc.ServicerContext, request_id: str) -> None:
+        """Records the call, then refuses it as Google would (credentials, customer) or with an injected status."""
+        metadata = {key: value for key, value in context.invocation_metadata() if not key.endswith("-bin")}
+        with self._lock:
+            self.calls.append(Call(method, metadata, request))
+        context.set_trailing_metadata((("request-id", request_id),))
+        if metadata.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+            raise _Abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "Request is missing required authentication credential.",
+                [("authentication_error", "OAUTH_TOKEN_INVALID", "The OAuth access token is missing or invalid.")],
+            )
+        if metadata.get("developer-token") != DEVELOPER_TOKEN:
+            raise _Abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "The developer token is missing or invalid.",
+                [("authentication_error", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.")],
+            )
+        if request.customer_id != self.account.customer_id:
+            raise _Abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "The caller does not have permission",
+                [
+                    (
+                        "authorization_error",
+                        "USER_PERMISSION_DENIED",
+                        f"User doesn't have permission to access customer {request.customer_id}.",
+                    )
+                ],
+            )
+        login = metadata.get("login-customer-id")
+        manager = self.account.manager_customer_id
+        if manager is not None and login != manager:
+            raise _Abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "The caller does not have permission",
+                [
+                    (
+                        "authorization_error",
+                        "USER_PERMISSION_DENIED",
+                        "User doesn't have permission to access customer. Note: If you're accessing a client "
+                        "customer, the manager's customer id must be set in the 'login-customer-id' header.",
+                    )
+                ],
+            )
+        fault = self._take_fault(method)
+        if fault is not None:
+            errors = []
+            if fault.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                errors = [("quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", "Too many requests. Retry in 1 second.")]
+            raise _Abort(fault.code, f"injected fault: {fault.code.name}", errors)
+
+    def _abort(self, context: grpc.ServicerContext, abort: _Abort, request_id: str) -> None:
+        metadata = [("request-id", request_id)]
+        if abort.errors:
+            failure = self._failure(abort.errors, request_id, abort.locations)
+            metadata.append((f"google.ads.googleads.{self.version}.errors.googleadsfailure-bin", failure))
+        context.set_trailing_metadata(tuple(metadata))
+        context.abort(abort.code, str(abort))
+
+    def _failure(self, errors, request_id: str, locations: list[list[tuple[str, int | None]]] | None = None) -> bytes:
+        """A serialized GoogleAdsFailure: `errors` as (error_code field, enum name, message)."""
+        failure = self._types.GoogleAdsFailure.pb()(request_id=request_id)
+        for index, (field, name, message) in enumerate(errors):
+            error = failure.errors.add(message=message)
+            enum_field = error.error_code.DESCRIPTOR.fields_by_name[field]
+            setattr(error.error_code, field, enum_field.enum_type.values_by_name[name].number)
+            for element_name, element_index in (locations or [[]] * len(errors))[index]:
+                element = error.location.field_path_elements.add(field_name=element_name)
+                if element_index is not None:
+                    element.index = element_index
+        return failure.SerializeToString()
+
+    # -- GoogleAdsService.SearchStream
+
+    def _search_stream(self, request, context: grpc.ServicerContext) -> Iterator:
+        request_id = _new_request_id()
+        try:
+            self._begin("SearchStream", request, context, request_id)
+            try:
+                query = parse_query(request.query)
+            except QueryProblem as problem:
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, str(problem), [("query_error", problem.code, str(problem))]
+                )
+            rows = self._rows(query)
+            summary_setting = _enum_name(request, "summary_row_setting")
+            summary = self._summary(query, rows) if summary_setting.startswith("SUMMARY_ROW") else None
+            if summary_setting == "SUMMARY_ROW_ONLY":
+                rows = []
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return
+        _path, _request_type, response_type = service_methods("GoogleAdsService", self.version)["SearchStream"]
+        fault = self._take_fault("SearchStream", stream_rows=len(rows))
+        cut_at = fault.after_rows if fault is not None else None
+        sent = 0
+        batches = [rows[i : i + self.rows_per_response] for i in range(0, len(rows), self.rows_per_response)] or [[]]
+        for number, batch in enumerate(batches):
+            if cut_at is not None and sent + len(batch) > cut_at:
+                batch = batch[: cut_at - sent]
+                if batch:
+                    yield response_type(results=batch, request_id=request_id)
+                if fault.code is not None:
+                    context.abort(fault.code, f"stream cut after {cut_at} rows")
+                return
+            response = response_type(results=batch, request_id=request_id)
+            response.field_mask.paths.extend(query.fields)
+            if summary is not None and number == len(batches) - 1:
+                response.summary_row.CopyFrom(summary)
+            sent += len(batch)
+            yield response
+
+    def _row_type(self):
+        return import_module(f"google.ads.googleads.{self.version}.services.types.google_ads_service").GoogleAdsRow.pb()
+
+    def _rows(self, query: Query) -> list:
+        row_type = self._row_type()
+        if query.resource == "customer":
+            row = row_type()
+            for field in query.fields:
+                _set_field(row, field, _CUSTOMER_VALUES[field](self.account))
+            return [row]
+        rows = []
+        for criterion, day in self.account.rows_on(query.days):
+            row = row_type()
+            for field in query.fields:
+                value = _KEYWORD_VIEW_VALUES[field](self.account, criterion, day)
+                if value is not None:
+                    _set_field(row, field, value)
+            rows.append(row)
+        return rows
+
+    def _summary(self, query: Query, rows: list):
+        summary = self._row_type()()
+        for metric in _ADDITIVE_METRICS:
+            if f"metrics.{metric}" in query.fields:
+                setattr(summary.metrics, metric, sum(getattr(row.metrics, metric) for row in rows))
+        return summary
+
+    # -- AdGroupCriterionService.MutateAdGroupCriteria
+
+    def _mutate_ad_group_criteria(self, request, context: grpc.ServicerContext):
+        request_id = _new_request_id()
+        try:
+            self._begin("MutateAdGroupCriteria", request, context, request_id)
+            _path, _request_type, response_type = service_methods("AdGroupCriterionService", self.version)[
+                "MutateAdGroupCriteria"
+            ]
+            checked = [self._check_operation(index, op) for index, op in enumerate(request.operations)]
+            failed = [outcome for outcome in checked if isinstance(outcome, _OperationProblem)]
+            if failed and not request.partial_failure:
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "Request contains an invalid argument.",
+                    [problem.error for problem in failed],
+                    [problem.location for problem in failed],
+                )
+        except _Abort as abort:
+            # An atomic request that fails applies nothing; its errors point at their operations.
+            self._abort(context, abort, request_id)
+            return None
+        response = response_type()
+        if failed:
+            self._partial_failure(response, failed, request_id)
+        if request.validate_only:
+            return response
+        with_resource = _enum_name(request, "response_content_type") == "MUTABLE_RESOURCE"
+        with self._lock:
+            for outcome in checked:
+                result = response.results.add()
+                if isinstance(outcome, _OperationProblem):
+                    continue  # a failed operation's result is empty, as Google returns it
+                criterion, new_bid = outcome.criterion, outcome.cpc_bid_micros
+                resource_name = self.account.resource_name(criterion.ad_group_id, criterion.criterion_id)
+                self.account.bid_changes.append(BidChange(resource_name, criterion.cpc_bid_micros, new_bid, request_id))
+                criterion.cpc_bid_micros = new_bid
+                result.resource_name = resource_name
+                if with_resource:
+                    result.ad_group_criterion.resource_name = resource_name
+                    result.ad_group_criterion.criterion_id = criterion.criterion_id
+                    result.ad_group_criterion.cpc_bid_micros = new_bid
+                    _set_field(result, "ad_group_criterion.status", criterion.status)
+        return response
+
+    def _partial_failure(self, response, failed, request_id: str) -> None:
+        """Google's partial failure: a google.rpc.Status whose details hold one GoogleAdsFailure for all failed
+        operations, each error located at its operation's index."""
+        failure = self._types.GoogleAdsFailure.pb().FromString(
+            self._failure([problem.error for problem in failed], request_id, [problem.location for problem in failed])
+        )
+        status = response.partial_failure_error
+        status.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        status.message = "Multiple errors in 'details'. First error: " + failed[0].error[2]
+        status.details.add().Pack(failure)
+
+    def _check_operation(self, index: int, operation):
+        """The update an operation asks for, or why Google would refuse it."""
+
+        def problem(field: str, name: str, message: str, *path: str):
+            return _OperationProblem((field, name, message), [("operations", index), *((p, None) for p in path)])
+
+        if operation.WhichOneof("operation") != "update":
+            return problem("mutate_error", "MUTATE_NOT_ALLOWED", "The emulator only updates criteria.")
+        mask = list(operation.update_mask.paths)
+        if not mask:
+            return problem("field_mask_error", "FIELD_MASK_MISSING", "The field mask is missing.", "update_mask")
+        if mask != ["cpc_bid_micros"]:
+            return problem(
+                "mutate_error",
+                "MUTATE_NOT_ALLOWED",
+                f"The emulator only updates cpc_bid_micros, not {mask}.",
+                "update_mask",
+            )
+        match = re.fullmatch(r"customers/(\d+)/adGroupCriteria/(\d+)~(\d+)", operation.update.resource_name)
+        key = (int(match[2]), int(match[3])) if match and match[1] == self.account.customer_id else None
+        criterion = self.account.criteria.get(key) if key else None
+        if criterion is None:
+            return problem(
+                "mutate_error",
+                "RESOURCE_NOT_FOUND",
+                f"Resource was not found: {operation.update.resource_name!r}.",
+                "update",
+                "resource_name",
+            )
+        if criterion.status == "REMOVED":
+            return problem(
+                "context_error",
+                "OPERATION_NOT_PERMITTED_FOR_REMOVED_RESOURCE",
+                "The operation is not allowed for removed resources.",
+                "update",
+            )
+        bid = operation.update.cpc_bid_micros
+        unit = BILLABLE_UNIT_MICROS[self.account.currency_code]
+        if bid < unit:
+            return problem("bidding_error", "BID_TOO_SMALL", "Bid is below the minimum.", "update", "cpc_bid_micros")
+        if bid % unit:
+            return problem(
+                "bidding_error",
+                "BID_TOO_MANY_FRACTIONAL_DIGITS",
+                f"Bid is not a multiple of the billable unit of {self.account.currency_code}.",
+                "update",
+                "cpc_bid_micros",
+            )
+        return _BidUpdate(criterion, bid)
+
+
+def _set_field(message, path: str, value) -> None:
+    """Sets a dotted field on a protobuf message; enum values are given by name, as GAQL spells them."""
+    *parents, leaf = path.split(".")
+    for name in parents:
+        message = getattr(message, name)
+    field = message.DESCRIPTOR.fields_by_name[leaf]
+    if field.enum_type is not None and isinstance(value, str):
+        value = field.enum_type.values_by_name[value].number
+    setattr(message, leaf, value)
+
+
+def _enum_name(message, field: str) -> str:
+    return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex[:22]
