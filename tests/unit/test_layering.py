@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "storage": 1,
     "simulator": 1,
     "ingest": 2,
+    "google_ads": 2,  # the Google Ads API as a report source, beside the landing zone
     "features": 2,
     "quality": 3,
     "models": 3,
