@@ -181,7 +181,7 @@ def test_sensor_requests_the_days_new_files_cover_once(landing):
 def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
     """Real Google AdWords data (impressions and clicks only) through the CLI, as a user would run it."""
     env = deployment_env(
-        tmp_path, BIDS_SOURCE="landing", BIDS_LANDING_URI=str(SHARED_DATA.parent), BIDS_FIRST_DAY="2012-04-01"
+        tmp_path, BIDS_SOURCE="landing", BIDS_LANDING_URI=str(SHARED_DATA.parent), BIDS_FIRST_DAY="2012-04-15"
     )
     dagster = str(Path(sys.executable).with_name("dagster"))
 
@@ -200,7 +200,7 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
         "--select",
         "raw_keyword_report,validated_keyword_report,keyword_quarantine,keyword_features",
         "--partition-range",
-        "2012-04-01...2012-05-31",
+        "2012-04-15...2012-05-31",  # the 28 training days, and 19 more so the features run on a full window
     )
     window = {"train_through": "2012-05-30"}
     run(
