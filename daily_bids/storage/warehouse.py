@@ -372,7 +372,9 @@ class Warehouse:
                     released.append(self._release(manifest))
             except FileNotFoundError:  # another check of the run saw every pass too, and released it first
                 continue
-        if not self.held_tables():  # nothing left to wait for: the run's folder goes (a failed check's stays a while)
+        # Nothing left to wait for: the run's folder goes (a failed check's stays a while). Safe because a step that
+        # holds partitions starts only after the blocking checks on its inputs, the releases, are done.
+        if not self.held_tables():
             self.fs.delete_dir(self._held_folder())
         return released
 
