@@ -88,9 +88,10 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
     assert failed == ["raw_keyword_report_raw_report_volume"] and not result.success
 
 
-def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(landing):
+def test_a_file_missing_a_required_column_or_of_another_format_is_named_and_its_day_gets_no_bids(landing):
     write_csv(landing / "no_clicks.csv", ["date,keyword_id,impressions", "2025-01-01,1,10"])
     write_csv(landing / "good.csv", snake_case_rows([DAYS[1]]))
+    (landing / "report.pdf").write_bytes(b"%PDF-1.7 the same report, printed")  # a format the zone does not read
     resources = build_resources(Settings())
     result = dg.materialize(
         EVERYTHING, selection=[ALL_ASSETS[0]], resources=resources, partition_key="2025-01-01", raise_on_error=False
@@ -100,6 +101,10 @@ def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(land
     named = _check(result, "raw_report_complete")  # and the file is named, with what is wrong with it
     message = named.metadata["unreadable_files"].value[str(landing / "no_clicks.csv")]
     assert "['clicks']" in message and "expected" in message.lower()
+    assert (
+        "not a format the landing zone reads (.pdf)"
+        in named.metadata["unreadable_files"].value[str(landing / "report.pdf")]
+    )
     other_day = dg.materialize(
         EVERYTHING,
         selection=[ALL_ASSETS[0]],
