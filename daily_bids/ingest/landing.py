@@ -265,6 +265,8 @@ def _xlsx_cells(
             )
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
+            if not workbook.worksheets:
+                raise LandingFileError(f"{path}: an Excel workbook without a worksheet")
             sheet = workbook.worksheets[0]
             rows = [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
             first_row = sheet.min_row or 1
