@@ -24,9 +24,11 @@ from daily_bids.bidding.moves import bid_moves
 from daily_bids.ingest import landing
 from daily_bids.models.store import ModelStore
 from daily_bids.quality import expectations as quality
+from daily_bids.quality.quarantine_share import quarantined_share
 from daily_bids.schema import as_day
 from daily_bids.serving import publishing
 from daily_bids.serving import scoring as scoring_math
+from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from resources.bid_policy import BidPolicyResource
 from resources.scoring import ScoringEngineResource
@@ -375,6 +377,68 @@ def quarantine_reconciles(
     yield from each_day(context, warehouse, counts, judge, vouches_for_each_day=passed)
 
 
+@dg.asset_check(
+    asset=VALIDATED_REPORT,
+    blocking=True,
+    description="A day is not bid on from what is left of it: ERROR when more than BIDS_MAX_QUARANTINED_SHARE (20%) "
+    "of its rows are quarantined (rows superseded by a restatement aside), as when a file's columns are swapped or a "
+    "unit changed. The metadata names the top reasons with their counts and an example row of each (file and line). "
+    "Fix or re-export the file, drop it in the landing zone and run the day again; if the day really is that bad "
+    "and its remaining rows are right, raise BIDS_MAX_QUARANTINED_SHARE.",
+    **CHECK_POLICY,
+)
+def quarantine_stays_small(
+    context: dg.AssetCheckExecutionContext,
+    validated_keyword_report: pd.DataFrame,
+    warehouse: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
+    # Read from the warehouse, as quarantine_reconciles does: this run's quarantine is held there beside the report.
+    store = warehouse.warehouse()
+    days = partition_days(context)
+    materialized = set(store.list_partitions(QUARANTINE.path[-1]))
+    stored = [d for d in days if d in materialized]
+    columns = ["reason", "detail", "source_file", "source_row"]
+    quarantine = store.read_partitions(QUARANTINE.path[-1], stored, columns=columns) if stored else None
+    validated_per_day = validated_keyword_report.groupby("date").size()
+    counts = pd.DataFrame(
+        {"date": as_day(days), "validated": [int(validated_per_day.get(pd.Timestamp(d), 0)) for d in days]}
+    )
+    maximum = settings.max_quarantined_share
+
+    def judge(judged: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+        if not set(judged) <= materialized:
+            return dg.AssetCheckResult(
+                passed=True, metadata={"note": "keyword_quarantine is not materialized: quarantine_reconciles fails"}
+            )
+        of_days = quarantine[as_day(quarantine["date"]).isin(as_day(judged)).to_numpy()]
+        day = quarantined_share(of_days, int(rows["validated"].sum()))
+        too_many = day.exceeds(maximum)
+        mostly = ", ".join(f"{reason} ({count:,})" for reason, count in day.top_reasons.items())
+        return dg.AssetCheckResult(
+            passed=not too_many,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(
+                f"{day.share:.0%} of the day's rows are quarantined ({day.quarantined:,} of {day.rows:,}), above "
+                f"BIDS_MAX_QUARANTINED_SHARE ({maximum:.0%}): {mostly}. No bids are made from the rest. See the "
+                "examples for the file and line; fix or re-export the file and run the day again."
+                if too_many
+                else None
+            ),
+            metadata={
+                "rows": day.rows,
+                "quarantined_rows": day.quarantined,
+                "quarantined_share": round(day.share, 4),
+                "max_quarantined_share": maximum,
+                "superseded_rows": day.superseded,
+                "top_reasons": dg.MetadataValue.json(day.top_reasons),
+                "examples": dg.MetadataValue.md(day.examples.to_markdown(index=False)) if day.quarantined else "none",
+            },
+        )
+
+    yield from each_day(context, warehouse, counts, judge)
+
+
 def _stored_expectations(
     context, warehouse: WarehouseResource, suite: list[quality.Expectation], name: str
 ) -> Iterator:
@@ -537,6 +601,7 @@ ALL_CHECKS = [
     raw_report_drift,
     validated_report_contract,
     quarantine_reconciles,
+    quarantine_stays_small,
     features_contract,
     predictions_contract,
     predictions_match_the_model,

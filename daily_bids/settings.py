@@ -98,6 +98,7 @@ FLOAT_FIELDS = (
     "decline_margin",
     "losing_spend_warn_share",
     "outlier_factor",
+    "max_quarantined_share",
 )
 
 # The settings that are one of a few words (a Literal type): what each word names, for the message that refuses
@@ -136,7 +137,8 @@ class Settings(BaseSettings):
     landing_uri: str = Field(
         "landing",
         description=(
-            "`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet) are dropped."
+            "`landing` source: folder or `s3://bucket/prefix` where report files (CSV, CSV.gz, Parquet, Excel .xlsx) "
+            "are dropped."
         ),
     )
     landing_column_map: Annotated[dict[str, str], NoDecode] = Field(
@@ -347,6 +349,14 @@ class Settings(BaseSettings):
             "floor) is quarantined as `outlier_vs_history`; 0 turns the rule off."
         ),
     )
+    max_quarantined_share: float | None = Field(
+        "0.2",
+        description=(
+            "The `quarantine_stays_small` check on `validated_keyword_report`: above this share of a day's rows "
+            "quarantined (rows superseded by a restatement aside), the day is judged broken (columns swapped, a unit "
+            "changed) and its bids are not made. From 0 to 1; 1 turns the check off."
+        ),
+    )
     landing_max_file_mb: int = Field(
         "1024", description="`landing` source: the largest file read, in MB (checked while reading)."
     )
@@ -410,6 +420,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{name}={raw!r} is not a positive number of seconds")
         if info.field_name == "losing_spend_warn_share" and (number is None or not 0 < number <= 1):
             raise ValueError(f"{name}={raw!r} is not a share of spend above 0 and at most 1")
+        if info.field_name == "max_quarantined_share" and (number is None or not 0 <= number <= 1):
+            raise ValueError(f"{name}={raw!r} is not a share of rows from 0 to 1")
         return number
 
     @field_validator("landing_column_map", mode="before")

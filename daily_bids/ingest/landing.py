@@ -1,9 +1,10 @@
-"""Keyword reports dropped into a landing zone (a folder or an S3 prefix) as CSV, CSV.gz or Parquet.
+"""Keyword reports dropped into a landing zone (a folder or an S3 prefix) as CSV, CSV.gz, Parquet or Excel (.xlsx).
 
 A file may hold one day or many; rows are split by date. Headers are matched to the contract's columns by name or
 alias (case and spacing ignored), so both Google Ads UI exports ("Day", "Keyword ID", "Impr.", "Conv. value", with a
 report-title preamble above the header, thousands separators and currency symbols) and plain snake_case files load.
-Files are only ever read: never modified, moved or deleted.
+Files are only ever read: never modified, moved or deleted. A file of any other format is listed as refused, never
+skipped silently.
 
 Errors name the file, and the row and column where there is one. A row whose number cannot be read is kept, with the
 problem in `parse_errors`, and validation quarantines it; a date that cannot be read, or dates in more than one format
@@ -18,8 +19,10 @@ import io
 import os
 import re
 import time
+import zipfile
 import zlib
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -37,7 +40,7 @@ from daily_bids.schema import (
     empty_raw,
 )
 
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")
 MB = 1024 * 1024
 HEADER_SEARCH_LINES = 30  # a preamble longer than this is not a report export
 # Formats tried for the date column, one per file. Google Ads exports use ISO dates; spreadsheets use the others.
@@ -91,21 +94,23 @@ def header_map(extra_aliases: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def list_landing_files(fs: pafs.FileSystem, root: str) -> list[LandingFile]:
-    """Report files under `root`, oldest first (later files restate earlier ones); hidden files are skipped. On a
-    local disk, a file that is a symbolic link, or resolves outside `root`, is listed as refused: the landing zone
+    """Files under `root`, oldest first (later files restate earlier ones); hidden files (`.`, `_`) are skipped. A
+    file of a format the landing zone does not read is listed as refused, so that it is named rather than skipped.
+    On a local disk, a file that is a symbolic link, or resolves outside `root`, is refused too: the landing zone
     must not become a way to read any file the service can read."""
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     files = [
         LandingFile(info.path, info.size, info.mtime_ns or 0, _refusal(fs, root, info.path))
         for info in infos
-        if info.type == pafs.FileType.File
-        and info.base_name.lower().endswith(SUFFIXES)
-        and not info.base_name.startswith((".", "_"))
+        if info.type == pafs.FileType.File and not info.base_name.startswith((".", "_"))
     ]
     return sorted(files, key=lambda f: (f.mtime_ns, f.path))
 
 
 def _refusal(fs: pafs.FileSystem, root: str, path: str) -> str:
+    if not path.lower().endswith(SUFFIXES):
+        suffix = "".join(PurePosixPath(path).suffixes) or "no extension"
+        return f"{path}: not a format the landing zone reads ({suffix}); drop reports as {', '.join(SUFFIXES)}"
     if not isinstance(fs, pafs.LocalFileSystem):
         return ""  # object stores have no links
     if os.path.islink(path):
@@ -138,6 +143,8 @@ def read_landing_file(
     data = _read_bytes(fs, path, limits)
     if path.lower().endswith(".parquet"):
         cells, first_lines, totals = _parquet_cells(path, data, limits), None, False
+    elif path.lower().endswith(".xlsx"):
+        cells, first_lines, totals = _xlsx_cells(path, data, extra_aliases, limits)
     else:
         cells, first_lines, totals = _csv_cells(path, data, extra_aliases)
     if cells is None:
@@ -195,7 +202,7 @@ def _gunzip(path: str, data: bytes, limit: int) -> bytes:
 
 def _csv_cells(
     path: str, data: bytes, extra_aliases
-) -> tuple[pd.DataFrame | None, np.ndarray | None, dict | None | bool]:
+) -> tuple[pd.DataFrame | None, np.ndarray | None, list[StatedTotal] | None | bool]:
     """All cells as strings, from the header row down; the file line on which each row starts; and the totals the
     file states about itself (see `_completeness`)."""
     if not data.strip():
@@ -206,33 +213,104 @@ def _csv_cells(
     line_starts = [0] + [match.end() for match in _LINE_END.finditer(text)]
     lines = _LINE_END.split(text)
     known = header_map(extra_aliases)
-    header_index, best = None, (0, None, [])
-    for index, line in enumerate(lines[:HEADER_SEARCH_LINES]):
-        fields = next(csv.reader([line], delimiter=_delimiter(line)), [])
-        mapped = {known[normalize_header(f)] for f in fields if normalize_header(f) in known}
-        if set(REQUIRED_COLUMNS) <= mapped:
-            header_index = index
-            break
-        if len(mapped) > best[0]:
-            best = (len(mapped), index, fields)
-    if header_index is None:
-        if best[0] >= 2:  # a header row, short of required columns
-            missing = sorted(
-                set(REQUIRED_COLUMNS) - {known[normalize_header(f)] for f in best[2] if normalize_header(f) in known}
-            )
-            raise LandingFileError(
-                f"{path}: line {best[1] + 1} looks like the header but lacks required column(s) {missing}; "
-                f"found {best[2]}. Expected schema:\n{contract_table_markdown()}"
-            )
-        raise LandingFileError(
-            f"{path}: no header row with the required columns {list(REQUIRED_COLUMNS)} in the first "
-            f"{HEADER_SEARCH_LINES} lines; is it a keyword report? Expected schema:\n{contract_table_markdown()}"
-        )
+    candidates = [next(csv.reader([line], delimiter=_delimiter(line)), []) for line in lines[:HEADER_SEARCH_LINES]]
+    header_index = _header_index(path, candidates, known, "line")
     body = text[line_starts[header_index] :]  # the text as written: line breaks inside quoted fields are kept
     cells, starts = _records(path, body, _delimiter(lines[header_index]), first_line=header_index + 1)
     # Google Ads UI exports have a title above the header and end with "Total: …" lines; plain files have neither.
     totals = _stated_totals(cells, known) if header_index > 0 else False
     return cells, starts, totals
+
+
+def _header_index(path: str, candidates: list[list[str]], known: dict[str, str], unit: str) -> int:
+    """Which of the first rows (`candidates`, as fields) is the header: the first with every required column."""
+    best = (0, None, [])
+    for index, fields in enumerate(candidates[:HEADER_SEARCH_LINES]):
+        mapped = {known[normalize_header(f)] for f in fields if normalize_header(f) in known}
+        if set(REQUIRED_COLUMNS) <= mapped:
+            return index
+        if len(mapped) > best[0]:
+            best = (len(mapped), index, fields)
+    if best[0] >= 2:  # a header row, short of required columns
+        missing = sorted(
+            set(REQUIRED_COLUMNS) - {known[normalize_header(f)] for f in best[2] if normalize_header(f) in known}
+        )
+        raise LandingFileError(
+            f"{path}: {unit} {best[1] + 1} looks like the header but lacks required column(s) {missing}; "
+            f"found {best[2]}. Expected schema:\n{contract_table_markdown()}"
+        )
+    raise LandingFileError(
+        f"{path}: no header row with the required columns {list(REQUIRED_COLUMNS)} in the first "
+        f"{HEADER_SEARCH_LINES} {unit}s; is it a keyword report? Expected schema:\n{contract_table_markdown()}"
+    )
+
+
+def _xlsx_cells(
+    path: str, data: bytes, extra_aliases, limits: ReadLimits
+) -> tuple[pd.DataFrame | None, np.ndarray | None, list[StatedTotal] | None | bool]:
+    """An Excel download (the first sheet) as `_csv_cells` gives a CSV: string cells from the header down, the sheet
+    row of each record, and the totals the export states. Read in openpyxl's read-only mode, row by row."""
+    # Imported here: only a landing zone with Excel files needs it.
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            # The sizes the archive declares; zipfile stops at them (and fails the CRC) if a member inflates further.
+            unpacked = sum(member.file_size for member in archive.infolist())
+        if unpacked > limits.max_uncompressed_bytes:
+            raise LandingFileError(
+                f"{path}: decompresses to more than {limits.max_uncompressed_bytes // MB:,} MB "
+                "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read"
+            )
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            if not workbook.worksheets:
+                raise LandingFileError(f"{path}: an Excel workbook without a worksheet")
+            sheet = workbook.worksheets[0]
+            rows = [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+            first_row = sheet.min_row or 1
+        finally:
+            workbook.close()
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
+        raise LandingFileError(
+            f"{path}: not a readable Excel (.xlsx) file ({type(error).__name__}: {error})"
+        ) from error
+    if not any(any(field.strip() for field in row) for row in rows):
+        return None, None, False  # an empty sheet covers no day, like an empty CSV
+    known = header_map(extra_aliases)
+    header_index = _header_index(path, rows[:HEADER_SEARCH_LINES], known, "row")
+    header = rows[header_index]
+    while header and not header[-1].strip():  # a sheet's rows are as wide as its widest one
+        header = header[:-1]
+    records, starts = [], []
+    for number, row in enumerate(rows[header_index + 1 :], start=first_row + header_index + 1):
+        if not any(field.strip() for field in row):
+            continue
+        if any(field.strip() for field in row[len(header) :]):
+            raise LandingFileError(
+                f"{path}: row {number}: a value beyond the {len(header)} columns of the header on row "
+                f"{first_row + header_index}"
+            )
+        records.append(row[: len(header)] + [""] * (len(header) - len(row)))
+        starts.append(number)
+    cells = pd.DataFrame(records, columns=header, dtype=str)
+    starts = np.asarray(starts, dtype="int64")
+    totals = _stated_totals(cells, known) if header_index > 0 else False
+    return cells, starts, totals
+
+
+def _cell_text(value) -> str:
+    """A spreadsheet cell as the CSV export writes it: ISO dates, numbers in full (no exponent), empty for none."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return np.format_float_positional(value, trim="-")
+    return str(value)
 
 
 def _records(path: str, body: str, delimiter: str, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -270,36 +348,67 @@ def _decode(path: str, data: bytes) -> str:
         raise LandingFileError(f"{path}: not UTF-8 or UTF-16 text (byte {error.start}: {error.reason})") from error
 
 
-def _stated_totals(cells: pd.DataFrame, known: dict[str, str]) -> dict | None:
-    """The impressions and clicks the export's account "Total" line (or its first Total line) states, where it
-    states them; None when the export has no Total line, which for a Google Ads export means it was cut short."""
+@dataclass(frozen=True)
+class StatedTotal:
+    """A "Total: …" line of an export: what it states of the rows it totals, and how the rows must compare with it."""
+
+    label: str  # as written, e.g. "Total: Keywords"
+    values: dict[str, float]  # the impressions and clicks it states (a "--" states nothing)
+    exact: bool  # True: the rows must add up to it; False: they may fall short of it but never pass it
+
+
+def _stated_totals(cells: pd.DataFrame, known: dict[str, str]) -> list[StatedTotal] | None:
+    """The totals a Google Ads export states about its keyword rows; None when it has no Total line at all, which
+    for an export means it was cut short.
+
+    The keyword-level total ("Total: Keywords", or "Total: Filtered keywords" when the view was filtered) totals
+    exactly the rows, so they must add up to it; with a filtered total, the unfiltered one is a bound. "Total: Account"
+    also counts other campaign types and removed keywords: the rows may fall short of it, never pass it. Campaign-type
+    totals ("Total: Search", "Total: Display", …) total other rows than these, so they say nothing about them."""
     first = cells.iloc[:, 0].astype(str) if len(cells.columns) else pd.Series(dtype=str)
-    total_rows = cells[first.str.match(_SUMMARY_ROW).to_numpy()]
-    if total_rows.empty:
+    is_total = first.str.match(_SUMMARY_ROW).to_numpy()
+    if not is_total.any():
         return None
-    account = total_rows[total_rows.iloc[:, 0].str.contains("account", case=False)]
-    row = (account if len(account) else total_rows).iloc[0]
-    stated = {}
-    for header, value in row.items():
-        column = known.get(normalize_header(header))
-        if column in ("impressions", "clicks"):
-            number, bad = _parse_numbers(pd.Series([value]), integral=True)
-            if not bad[0] and pd.notna(number.iloc[0]):
-                stated[column] = float(number.iloc[0])
-    return stated
+    lines = cells[is_total]
+    levels = [_total_level(label) for label in lines.iloc[:, 0]]
+    exact_level = "filtered keywords" if "filtered keywords" in levels else "keywords"
+    totals = []
+    for level, (_, values) in zip(levels, lines.iterrows()):
+        if level is None:
+            continue
+        stated = {}
+        for header, value in values.items():
+            column = known.get(normalize_header(header))
+            if column in ("impressions", "clicks"):
+                number, bad = _parse_numbers(pd.Series([value]), integral=True)
+                if not bad[0] and pd.notna(number.iloc[0]):
+                    stated[column] = float(number.iloc[0])
+        totals.append(StatedTotal(str(values.iloc[0]).strip(), stated, exact=level == exact_level))
+    return totals
 
 
-def _completeness(raw: pd.DataFrame, totals: dict | None | bool) -> str:
+def _total_level(label: str) -> str | None:
+    """What a Total line totals: "filtered keywords", "keywords", "account" (a bare "Total" too: it cannot be less
+    than the rows above it), or None (a campaign type)."""
+    what = _SUMMARY_ROW.sub("", normalize_header(label)).strip(" :")
+    if "keyword" in what:
+        return "filtered keywords" if "filter" in what else "keywords"
+    return "account" if what in ("", "account") else None
+
+
+def _completeness(raw: pd.DataFrame, totals: list[StatedTotal] | None | bool) -> str:
     """Empty when the file agrees with itself; else what is wrong. `totals` is False for files that state none
-    (plain CSV, Parquet), None for an export without its Total line, else the totals its Total line states."""
+    (plain CSV, Parquet), None for an export without its Total lines, else the totals its Total lines state."""
     if totals is False:
         return ""
     if totals is None:
         return "a Google Ads export without its Total line: cut short, or still being written"
-    for column, stated in totals.items():
-        rows = float(pd.to_numeric(raw[column], errors="coerce").sum())
-        if abs(rows - stated) > 0.5:
-            return f"its Total line states {stated:,.0f} {column} but its rows sum to {rows:,.0f}"
+    for total in totals:
+        for column, stated in total.values.items():
+            rows = float(pd.to_numeric(raw[column], errors="coerce").sum())
+            # A keyword-level total must be met exactly; the account's may exceed the rows, but never fall short.
+            if (abs(rows - stated) > 0.5) if total.exact else (rows > stated + 0.5):
+                return f"its Total line states {stated:,.0f} {column} but its rows sum to {rows:,.0f}"
     return ""
 
 

@@ -33,6 +33,8 @@ from daily_bids.schema import (
     numeric,
 )
 
+# The reason of a row replaced by a later row of its keyword and day: set aside, but the keyword's day is not lost.
+SUPERSEDED = "duplicate_superseded"
 # Reason codes of quarantined rows, in the order they are tested: a row's reason is the first it meets.
 QUARANTINE_REASONS: dict[str, str] = {
     "unparseable_value": "a value could not be read as a number or date (detail names the column and value)",
@@ -45,7 +47,7 @@ QUARANTINE_REASONS: dict[str, str] = {
     "invalid_match_type": f"match type other than {', '.join(MATCH_TYPES)}",
     "outlier_vs_history": "a metric above `BIDS_OUTLIER_FACTOR` (5) times the keyword's own total of the previous 28 "
     "days, and above the column's floor",
-    "duplicate_superseded": "an earlier row of the same (date, keyword_id); the last one delivered is kept",
+    SUPERSEDED: "an earlier row of the same (date, keyword_id); the last one delivered is kept",
 }
 QUARANTINE_COLUMNS: tuple[str, ...] = (*RAW_COLUMN_NAMES, "reason", "detail")
 
@@ -162,7 +164,7 @@ def validate_report(
     candidates = raw[reason.isna().to_numpy()]
     superseded = candidates.duplicated(list(KEY_COLUMNS), keep="last")
     superseded_index = candidates.index[superseded.to_numpy()]
-    flag("duplicate_superseded", raw.index.isin(superseded_index), "a later row of the same date and keyword_id")
+    flag(SUPERSEDED, raw.index.isin(superseded_index), "a later row of the same date and keyword_id")
 
     kept = raw[reason.isna().to_numpy()].copy()
     for name in DIMENSION_COLUMNS:

@@ -1,4 +1,5 @@
 """Data quality: expectation suites built from the data contract and the feature definitions, and their evaluation.
 
-Imports the foundation modules, `daily_bids.storage` and `daily_bids.features`.
+Imports the foundation modules, `daily_bids.storage`, `daily_bids.features` and `daily_bids.ingest` (the quarantine's
+reason codes).
 """

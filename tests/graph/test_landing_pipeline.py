@@ -88,9 +88,10 @@ def test_a_day_without_data_fails_its_check_and_blocks_everything_downstream(lan
     assert failed == ["raw_keyword_report_raw_report_volume"] and not result.success
 
 
-def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(landing):
+def test_a_file_missing_a_required_column_or_of_another_format_is_named_and_its_day_gets_no_bids(landing):
     write_csv(landing / "no_clicks.csv", ["date,keyword_id,impressions", "2025-01-01,1,10"])
     write_csv(landing / "good.csv", snake_case_rows([DAYS[1]]))
+    (landing / "report.pdf").write_bytes(b"%PDF-1.7 the same report, printed")  # a format the zone does not read
     resources = build_resources(Settings())
     result = dg.materialize(
         EVERYTHING, selection=[ALL_ASSETS[0]], resources=resources, partition_key="2025-01-01", raise_on_error=False
@@ -100,6 +101,10 @@ def test_a_file_missing_a_required_column_is_named_and_its_day_gets_no_bids(land
     named = _check(result, "raw_report_complete")  # and the file is named, with what is wrong with it
     message = named.metadata["unreadable_files"].value[str(landing / "no_clicks.csv")]
     assert "['clicks']" in message and "expected" in message.lower()
+    assert (
+        "not a format the landing zone reads (.pdf)"
+        in named.metadata["unreadable_files"].value[str(landing / "report.pdf")]
+    )
     other_day = dg.materialize(
         EVERYTHING,
         selection=[ALL_ASSETS[0]],
@@ -237,10 +242,12 @@ def test_real_adwords_data_lands_checks_run_and_clicks_are_predicted(tmp_path):
     assert 0.3 < predictions["expected_clicks"].sum() / actual < 3  # the right order of magnitude
 
 
-def test_the_outlier_attack_barely_moves_any_bid(landing):
+def test_the_outlier_attack_barely_moves_any_bid_and_a_day_with_swapped_columns_makes_none(landing):
     """A restated row with a conversion value of 10,000,000,000 (and one that parses to inf) once raised 999 of 1,000
-    bids; now those rows are quarantined and the day's bids stay where they were."""
-    write_csv(landing / "history.csv", _valued_rows(DAYS))
+    bids; now those rows are quarantined and the day's bids stay where they were. Then the bid day is re-exported
+    with its Impr. and Clicks columns swapped: 80% of its rows are quarantined, and no bids are made from the rest."""
+    write_csv(landing / "history.csv", _valued_rows(DAYS[:-1]))
+    write_csv(landing / "last_day.csv", _valued_rows(DAYS[-1:]))
     resources = build_resources(Settings())
     assert materialize_range(EVERYTHING, DAYS[0], DAYS[-2], resources, selection=HISTORY_ASSETS).success
     assert dg.materialize(EVERYTHING, selection=MODEL_ASSETS, resources=resources, run_config=SHORT_TRAINING).success
@@ -273,6 +280,33 @@ def test_the_outlier_attack_barely_moves_any_bid(landing):
     assert abs(attacked.median() / honest.median() - 1) < 0.01
     assert (attacked.reindex(honest.index) - honest).abs().max() <= 0.01  # no bid moved more than a cent
     assert (attacked >= resources["bid_policy"].max_bid).sum() == 0
+
+    # The bid day's file re-exported with Impr. and Clicks swapped, and 15 keywords without traffic (which a swap
+    # leaves valid): 60 of its 75 rows now have more clicks than impressions.
+    header, *rows = _valued_rows([bid_day])
+    swapped = header.replace("impressions,clicks", "clicks,impressions")
+    idle = [f"{bid_day},{k},kw {k},Camp 0,Group 0,Exact,0,0,0.00,0,0" for k in range(61, 76)]
+    write_csv(landing / "last_day.csv", [swapped, *rows, *idle])
+    validated_before = store.read_partitions("validated_keyword_report", [bid_day])
+    result = dg.materialize(
+        EVERYTHING, selection=DAILY_ASSETS, resources=resources, partition_key=bid_day.isoformat(), raise_on_error=False
+    )
+    verdict = _check(result, "quarantine_stays_small")
+    assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
+    assert verdict.metadata["quarantined_share"].value == 0.8
+    assert verdict.metadata["top_reasons"].value == {"clicks_above_impressions": 60}
+    assert "80% of the day's rows are quarantined (60 of 75)" in verdict.description
+    assert str(landing / "last_day.csv") in verdict.metadata["examples"].value
+    # It was the only check to block: the day's bids are not made, and the stored report stays the one checked.
+    errors = [e for e in result.get_asset_check_evaluations() if e.severity == dg.AssetCheckSeverity.ERROR]
+    blocked = [e.check_name for e in errors if not e.passed]
+    assert blocked == ["quarantine_stays_small"]
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert not started & {"keyword_features", "keyword_scores"}
+    pd.testing.assert_frame_equal(store.read_partitions("validated_keyword_report", [bid_day]), validated_before)
+    pd.testing.assert_series_equal(
+        store.read_partitions("keyword_bids", [bid_day]).set_index("keyword_id")["bid"], attacked
+    )
 
 
 SHORT_TRAINING = {

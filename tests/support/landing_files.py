@@ -1,6 +1,7 @@
 """Landing files as users drop them, written by the tests themselves."""
 
 import gzip
+import re
 import zlib
 from pathlib import Path
 
@@ -35,17 +36,53 @@ def ads_editor_keyword(keyword: str) -> str:
 GOOGLE_ADS_HEADER = "Day,Keyword ID,Keyword,Campaign,Ad group,Match type,Impr.,Clicks,Cost,Conversions,Conv. value"
 
 
-def google_ads_export(path: Path, rows: list[str], title: str = "Keyword report", total: str | None = None) -> Path:
-    """A Google Ads UI export: a title and a date-range line above the header, a total line below the rows (pass
-    `total` as the impressions and clicks cells, e.g. '"1,234",56', for the totals the rows add up to)."""
+def google_ads_export(
+    path: Path,
+    rows: list[str],
+    title: str = "Keyword report",
+    total: str | None = None,
+    totals: dict[str, str] | None = None,
+) -> Path:
+    """A Google Ads UI export: a title and a date-range line above the header, total lines below the rows (pass
+    `total` as the impressions and clicks cells of the "Total: Account" line, e.g. '"1,234",56'; or `totals` as
+    label → those cells, in order, for the lines a real download has: "Total: Keywords", "Total: Search", …).
+    A path ending in .xlsx gets the same export as Google's Excel download."""
+    totals = totals or {"Total: Account": total or "--,--"}
     lines = [
         title,
         "April 1, 2025 - April 30, 2025",
         GOOGLE_ADS_HEADER,
         *rows,
-        f'Total: Account,--,--,--,--,--,{total or "--,--"},"$9,999.00",99,"$99,999.00"',
+        *(f'{label},--,--,--,--,--,{cells},"$9,999.00",99,"$99,999.00"' for label, cells in totals.items()),
     ]
+    if path.suffix == ".xlsx":
+        return _xlsx(path, lines)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _xlsx(path: Path, lines: list[str]) -> Path:
+    """The lines of a CSV export as an Excel download holds them: numbers as numbers, days as dates, "--" as text."""
+    import csv
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    def cell(text: str):
+        plain = text.replace(",", "").replace("$", "").strip()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", plain):
+            return dt.date.fromisoformat(plain)
+        if re.fullmatch(r"-?\d+", plain):
+            return int(plain)
+        if re.fullmatch(r"-?\d*\.\d+", plain):
+            return float(plain)
+        return text
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for number, record in enumerate(csv.reader(lines)):
+        sheet.append([cell(text) if number > 2 else text for text in record])  # the title lines stay text
+    workbook.save(path)
     return path
 
 

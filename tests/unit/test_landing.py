@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from daily_bids.ingest.landing import LandingFileError, read_landing_file
+from daily_bids.ingest.landing import LandingFileError, read_landing_file, refresh_index, unreadable_files
 from daily_bids.ingest.validation import validate_report
 from support.landing_files import google_ads_export, snake_case_rows, write_csv
 
@@ -21,15 +21,16 @@ def read(path, **kwargs):
     return read_landing_file(FS, str(path), **kwargs)
 
 
+# Three keyword rows of a Google Ads export: 3,244 impressions and 117 clicks.
+EXPORT_ROWS = [
+    '2025-04-01,123,hiking boots,Hiking,Boots,Exact match,"1,234",56,$78.90,2,"$1,200.00"',
+    "2025-04-01,124,tent,Camping,Tents,Phrase match,10,1,€ 0.50,0,--",
+    '2025-04-02,123,hiking boots,Hiking,Boots,Exact match,"2,000",60,$80.10,1,$99.00',
+]
+
+
 def test_google_ads_ui_export_with_preamble_and_formatted_numbers_round_trips(tmp_path):
-    path = google_ads_export(
-        tmp_path / "export.csv",
-        [
-            '2025-04-01,123,hiking boots,Hiking,Boots,Exact match,"1,234",56,$78.90,2,"$1,200.00"',
-            "2025-04-01,124,tent,Camping,Tents,Phrase match,10,1,€ 0.50,0,--",
-            '2025-04-02,123,hiking boots,Hiking,Boots,Exact match,"2,000",60,$80.10,1,$99.00',
-        ],
-    )
+    path = google_ads_export(tmp_path / "export.csv", EXPORT_ROWS)
     raw = read(path)
     assert list(raw["keyword_id"]) == [123, 124, 123]  # the "Total: Account" line is not a row
     first = raw.iloc[0]
@@ -102,6 +103,7 @@ def test_missing_required_column_names_the_file_column_and_expected_schema(tmp_p
         ("garbage.csv", bytes(range(256)) * 20),
         ("garbage.csv.gz", b"\x1f\x8b not really gzip"),
         ("garbage.parquet", b"PAR1 definitely not parquet"),
+        ("garbage.xlsx", b"PK\x03\x04 not really a workbook"),
         ("prose.csv", b"Dear team,\nplease find attached the numbers.\nBest\n"),
     ],
 )
@@ -200,3 +202,72 @@ def test_reading_never_changes_the_input_file(tmp_path):
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
     assert gzip.decompress(before[0]).startswith(b"date,")
     assert np.all(read(path)["clicks"] == 3)
+
+
+@pytest.mark.parametrize(
+    "totals",
+    [
+        # A real download: the keywords' total, then campaign types and the account, which hold more than these rows
+        # (display and shopping campaigns, removed keywords).
+        {"Total: Keywords": '"3,244",117', "Total: Search": '"5,000",150', "Total: Account": '"9,000",400'},
+        # A filtered view: its own total matches the rows; the unfiltered keywords' total is larger.
+        {"Total: Filtered keywords": '"3,244",117', "Total: Keywords": '"4,000",130', "Total: Account": '"9,000",400'},
+        # The account's total alone may be larger; a campaign type's total may be smaller (it totals other rows).
+        {"Total: Display": "100,2", "Total: Account": '"9,000",400'},
+        {"Total: Account": '"3,244",117'},
+    ],
+)
+def test_an_export_is_whole_when_its_keyword_total_matches_and_the_account_holds_more(tmp_path, totals):
+    raw = read(google_ads_export(tmp_path / "whole.csv", EXPORT_ROWS, totals=totals))
+    assert len(raw) == 3 and raw.attrs["completeness"] == ""
+
+
+@pytest.mark.parametrize(
+    "totals, problem",
+    [
+        # The keywords' total disagrees with the rows, though the account's is larger: rows are missing.
+        (
+            {"Total: Keywords": '"3,244",120', "Total: Account": '"9,000",400'},
+            "its Total line states 120 clicks but its rows sum to 117",
+        ),
+        (
+            {"Total: Filtered keywords": '"3,000",117'},
+            "its Total line states 3,000 impressions but its rows sum to 3,244",
+        ),
+        # No keywords' total, and rows above the account's: impossible (a row counted twice, or another account's).
+        ({"Total: Account": '"3,000",400'}, "its Total line states 3,000 impressions but its rows sum to 3,244"),
+        ({}, "a Google Ads export without its Total line: cut short, or still being written"),
+    ],
+)
+def test_an_export_whose_keyword_total_disagrees_or_that_is_cut_short_is_incomplete(tmp_path, totals, problem):
+    path = google_ads_export(tmp_path / "partial.csv", EXPORT_ROWS, totals=totals or {"Total: Account": "--,--"})
+    if not totals:  # cut short before its Total lines
+        path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
+    assert read(path).attrs["completeness"] == problem
+
+
+def test_an_excel_download_reads_to_the_same_rows_as_the_csv_download(tmp_path):
+    totals = {"Total: Keywords": '"3,244",117', "Total: Account": '"9,000",400'}
+    from_csv = read(google_ads_export(tmp_path / "export.csv", EXPORT_ROWS, totals=totals))
+    from_excel = read(google_ads_export(tmp_path / "export.xlsx", EXPORT_ROWS, totals=totals))
+    pd.testing.assert_frame_equal(from_excel.drop(columns="source_file"), from_csv.drop(columns="source_file"))
+    assert list(from_excel["source_row"]) == [4, 5, 6]  # rows of the sheet, as lines of the CSV
+    assert from_excel.attrs["completeness"] == ""
+    short = read(google_ads_export(tmp_path / "short.xlsx", EXPORT_ROWS[:2], totals=totals))
+    assert short.attrs["completeness"] == "its Total line states 3,244 impressions but its rows sum to 1,244"
+
+
+def test_a_file_the_landing_zone_cannot_read_is_named_not_skipped(tmp_path):
+    write_csv(tmp_path / "good.csv", snake_case_rows([D1]))
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 a keyword report, printed")
+    (tmp_path / "notes").write_text("no extension")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")  # hidden files are not reports
+    index, _ = refresh_index(FS, str(tmp_path), None, lambda path: read(path))
+    refused = unreadable_files(index)
+    assert sorted(refused) == [str(tmp_path / "notes"), str(tmp_path / "report.pdf")]
+    assert refused[str(tmp_path / "report.pdf")] == (
+        f"{tmp_path / 'report.pdf'}: not a format the landing zone reads (.pdf); "
+        "drop reports as .csv, .csv.gz, .parquet, .xlsx"
+    )
+    assert "(no extension)" in refused[str(tmp_path / "notes")]
+    assert int(index.loc[index["path"] == str(tmp_path / "good.csv"), "rows"].sum()) == 40

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from daily_bids.quality import expectations as quality
+from daily_bids.quality.quarantine_share import quarantined_share
 from daily_bids.storage.warehouse import Warehouse
 
 SUITE = [
@@ -132,3 +133,37 @@ def test_the_bid_suite_holds_each_bid_to_the_money_rule_where_the_value_has_a_sp
     assert not money_rule.success and money_rule.unexpected_count == 1 and money_rule.judged_rows == 2
     assert money_rule.sample[0]["keyword_id"] == 3
     assert all(outcome.success for name, outcome in outcomes.items() if outcome is not money_rule)
+
+
+def test_the_quarantined_share_of_a_day_leaves_superseded_rows_aside_and_names_the_top_reasons():
+    reasons = ["clicks_above_impressions"] * 6 + ["missing_value"] * 2 + ["duplicate_superseded"] * 5
+    quarantine = pd.DataFrame(
+        {
+            "reason": reasons,
+            "detail": ["clicks > impressions"] * 6 + ["cost is empty"] * 2 + ["a later row"] * 5,
+            "source_file": "swapped.csv",
+            "source_row": range(2, 2 + len(reasons)),
+        }
+    )
+    day = quarantined_share(quarantine, validated_rows=2)
+    assert (day.rows, day.quarantined, day.superseded) == (10, 8, 5)  # 2 validated + 8 lost; restatements aside
+    assert day.share == 0.8 and day.exceeds(0.2) and not day.exceeds(0.8)
+    assert day.top_reasons == {"clicks_above_impressions": 6, "missing_value": 2}
+    assert day.examples.to_dict("records") == [
+        {
+            "reason": "clicks_above_impressions",
+            "detail": "clicks > impressions",
+            "source_file": "swapped.csv",
+            "source_row": 2,
+        },
+        {"reason": "missing_value", "detail": "cost is empty", "source_file": "swapped.csv", "source_row": 8},
+    ]
+    assert list(quarantined_share(quarantine, 0, top=1).top_reasons) == ["clicks_above_impressions"]
+
+
+def test_a_day_restated_in_full_or_without_quarantine_is_not_quarantined():
+    restated = pd.DataFrame({"reason": ["duplicate_superseded"] * 40})
+    assert quarantined_share(restated, validated_rows=40).share == 0.0  # a whole day exported twice
+    empty = pd.DataFrame({"reason": pd.Series(dtype="string")})
+    day = quarantined_share(empty, validated_rows=0)
+    assert (day.share, day.top_reasons, len(day.examples)) == (0.0, {}, 0)

@@ -176,3 +176,11 @@ def _settled(path):
     moment = time.time() - 120
     os.utime(path, (moment, moment))
     return path
+
+
+def test_the_largest_quarantined_share_is_a_share_of_rows():
+    assert Settings.defaults().max_quarantined_share == 0.2
+    assert Settings.from_environment({"BIDS_MAX_QUARANTINED_SHARE": "1"}).max_quarantined_share == 1.0  # check off
+    for bad in ("1.5", "-0.1", "", "nan"):
+        with pytest.raises(SettingsError, match=f"BIDS_MAX_QUARANTINED_SHARE={bad!r} is not a"):
+            Settings.from_environment({"BIDS_MAX_QUARANTINED_SHARE": bad})
