@@ -274,7 +274,7 @@ def _report_days(
     if not covered:
         raise CommandFailed(
             f"{source.where()} has no reports of days from {first_partition} (BIDS_FIRST_DAY) to "
-            f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz or Parquet) there"
+            f"{last_partition}: drop Google Ads keyword report exports (CSV, CSV.gz, Parquet or Excel .xlsx) there"
         )
     day = day or covered[-1]
     if day not in covered:

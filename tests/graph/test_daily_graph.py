@@ -226,6 +226,7 @@ def test_history_range_records_every_check_for_every_day(graph):
         "raw_report_drift",
         "validated_report_contract",
         "quarantine_reconciles",
+        "quarantine_stays_small",
         "features_contract",
     }
     assert all(partitions == days for partitions in by_check.values())  # one result per day, none unpartitioned
