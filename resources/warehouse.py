@@ -91,11 +91,11 @@ class WarehouseResource(dg.ConfigurableResource):
         partitions (`release_checked`): a table is never replaced by data its checks failed. A run that leaves the
         checks out on purpose (a selection without them) writes straight into the tables."""
         if isinstance(context, dg.OutputContext):
-            step, asset_key = context.step_context, context.asset_key
+            step, asset_key, run_id = context.step_context, context.asset_key, context.run_id
         else:
-            step, asset_key = context, next(iter(context.assets_def.keys))
+            step, asset_key, run_id = context, next(iter(context.assets_def.keys)), context.run.run_id
         checks = blocking_checks_on_step(step.job_def.asset_layer.asset_graph, asset_key)
-        return self.warehouse(context.run_id).holding(context.run_id, checks)
+        return self.warehouse(run_id).holding(run_id, checks)
 
     def release_checked(self, context: dg.AssetCheckExecutionContext) -> list[str]:
         """Called by a blocking check that passed: the tables held for it whose every check has now passed replace
