@@ -9,7 +9,11 @@ starting after the deadline could not be judged at all. Here:
 - the partition due is the last day that ended by the latest tick of the deadline cron (UTC);
 - it is fresh when that day *or a newer one* is materialized;
 - nothing is due before the table's first partition, nor before its first materialization (the daily schedule's
-  first run makes it; a run that fails is alerted as a failed run).
+  first run makes it; a run that fails is alerted as a failed run);
+- a run of past partitions only (a history backfill, which Dagster runs with the checks of its assets) judges
+  nothing: it says nothing of today's table, and a backfill launched after the deadline, before the day's run, would
+  report the table overdue, and alert, while it is being set up. Its verdict says so and is fresh only until then,
+  so the freshness sensor judges the table on its next tick.
 
 The verdict carries Dagster's `dagster/fresh_until_timestamp`, which `build_sensor_for_freshness_checks` reads to
 evaluate the check again once the next deadline has passed.
@@ -19,6 +23,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG
 
 FRESHNESS_CHECK = "freshness_check"  # the check's name on every daily table
 # Read by Dagster's freshness sensor: after this moment the check can be overdue again.
@@ -33,6 +38,13 @@ def _deadline_ticks(deadline_cron: str) -> dg.TimeWindowPartitionsDefinition:
     )
 
 
+def due_partition(deadline_cron: str, now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
+    """The partition due at `now`, the deadline it was due by (the latest tick of `deadline_cron`), and the next."""
+    ticks = _deadline_ticks(deadline_cron)
+    window = ticks.time_window_for_partition_key(ticks.get_partition_key_for_timestamp(now.timestamp()))
+    return window.start.date() - dt.timedelta(days=1), window.start, window.end  # day D ends at D+1 00:00 UTC
+
+
 def judge_freshness(
     instance: dg.DagsterInstance,
     asset_key: dg.AssetKey,
@@ -41,10 +53,7 @@ def judge_freshness(
     now: dt.datetime,
 ) -> dg.AssetCheckResult:
     """The freshness verdict of one daily table at `now` (see the module's docstring)."""
-    ticks = _deadline_ticks(deadline_cron)
-    window = ticks.time_window_for_partition_key(ticks.get_partition_key_for_timestamp(now.timestamp()))
-    deadline, next_deadline = window.start, window.end
-    due = deadline.date() - dt.timedelta(days=1)  # day D ends at D+1 00:00 UTC
+    due, deadline, next_deadline = due_partition(deadline_cron, now)
     metadata = {
         "due_partition": dg.MetadataValue.text(due.isoformat()),
         "deadline": dg.MetadataValue.timestamp(deadline),
@@ -87,6 +96,32 @@ def judge_freshness(
     )
 
 
+def not_judged_in_a_backfill(
+    asset_key: dg.AssetKey, last_partition: dt.date, due: dt.date, now: dt.datetime
+) -> dg.AssetCheckResult:
+    """The verdict of a run of past partitions: not a judgement. It is fresh only until `now`, so the freshness
+    sensor judges the table on its next tick (a check that never completes would stop the sensor from judging it)."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=FRESHNESS_CHECK,
+        passed=True,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"Not judged in a run of past partitions (through {last_partition}; {due} is due): the freshness "
+        "sensor judges the table on its next tick.",
+        metadata={
+            "due_partition": dg.MetadataValue.text(due.isoformat()),
+            FRESH_UNTIL: dg.MetadataValue.timestamp(now),
+        },
+    )
+
+
+def last_partition_of(run: dg.DagsterRun) -> dt.date | None:
+    """The last day a run materializes (its partition, or the end of its range), or None for a run of no partition
+    (the freshness sensor's)."""
+    last = run.tags.get("dagster/partition") or run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return dt.date.fromisoformat(last) if last else None
+
+
 def daily_freshness_checks(
     name: str, assets: Sequence[dg.AssetsDefinition], deadline_cron: str
 ) -> dg.AssetChecksDefinition:
@@ -109,6 +144,12 @@ def daily_freshness_checks(
     @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
     def freshness(context: dg.AssetCheckExecutionContext):
         now = dt.datetime.now(dt.UTC)
+        due, _, _ = due_partition(deadline_cron, now)
+        last_partition = last_partition_of(context.run)
+        if last_partition is not None and last_partition < due:
+            for check_key in context.selected_asset_check_keys:
+                yield not_judged_in_a_backfill(check_key.asset_key, last_partition, due, now)
+            return
         for check_key in context.selected_asset_check_keys:
             key = check_key.asset_key
             yield judge_freshness(context.instance, key, first_day_of[key], deadline_cron, now)

@@ -1,54 +1,17 @@
 """Alerts against a real HTTP server on 127.0.0.1 that the test starts: delivery, retries, and that a failed alert
 never fails anything."""
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 
 from assets.alerts import alert_sensors
 from daily_bids.monitoring.alerts import Alert, send_alert
 from daily_bids.settings import Settings
+from support.webhook import Webhook
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
-
-
-class Webhook:
-    """A webhook receiver: records every JSON body, and answers 503 to the first `failures` requests."""
-
-    def __init__(self, failures: int = 0):
-        self.bodies: list[dict] = []
-        self.failures = failures
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if webhook.failures > 0:
-                    webhook.failures -= 1
-                    self.send_response(503)
-                else:
-                    webhook.bodies.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):  # keep the test output quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _closed_port_url() -> str:

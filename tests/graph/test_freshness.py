@@ -72,3 +72,25 @@ def test_the_checks_run_in_a_dagster_run_one_per_table(instance):
     )
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.description.startswith("Fresh: partition ")
+
+
+def test_a_backfill_of_past_days_judges_nothing(instance):
+    """A history backfill runs the checks of its assets: launched after the deadline and before the day's run, it
+    would report tables overdue that are being set up. It leaves them to the freshness sensor."""
+
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat()), name=BIDS.path[-1])
+    def published_bids():
+        return None
+
+    check = daily_freshness_checks("bids_freshness", [published_bids], DEADLINE)
+    long_ago = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)
+    result = dg.materialize([published_bids, check], instance=instance, partition_key=long_ago.isoformat())
+    (not_judged,) = result.get_asset_check_evaluations()
+    assert not_judged.passed and not_judged.description.startswith("Not judged in a run of past partitions")
+    # Fresh only until now: the sensor's next tick judges it.
+    assert not_judged.metadata[FRESH_UNTIL].value <= dt.datetime.now(dt.UTC).timestamp()
+    # The sensor's own run (no partition) judges it, and finds it overdue.
+    (evaluation,) = dg.materialize(
+        [published_bids, check], instance=instance, selection=dg.AssetSelection.checks(check)
+    ).get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.description.startswith("Overdue")
