@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +27,7 @@ from daily_bids.features.windows import minimum_history_days
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS
 from servers.ui_server import ServedDeployment, free_port
 from support.deployment import REPO_ROOT, deployment_env
+from support.webhook import Webhook
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,6 +64,17 @@ INSTIGATORS = """{ repositoriesOrError { __typename ... on RepositoryConnection 
     sensors { name sensorState { id status } } schedules { name scheduleState { id status } } } } } }"""
 STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename
     ... on StopSensorMutationResult { instigationState { status } } ... on Error { message } } }"""
+START_SENSOR = """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename
+    ... on Sensor { sensorState { status } } ... on Error { message } } }"""
+SENSOR_TICKS = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
+    ... on Sensor { sensorState { ticks(limit: 1) { status timestamp } } } } }"""
+RUNS_OF_SENSOR = """query($name: String!) { runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: $name}]}) {
+    __typename ... on Runs { results { runId status endTime } } } }"""
+CHECK_EXECUTIONS = """query($key: AssetKeyInput!, $name: String!) {
+    assetCheckExecutions(assetKey: $key, checkName: $name, limit: 1) { runId status evaluation { description } } }"""
+# They launch no runs (they post alerts), so they stay on while everything else is switched off.
+ALERT_SENSORS = ("run_failure_alert_sensor", "check_failure_alert_sensor")
+FRESHNESS_SENSOR = "freshness_checks_sensor"  # dagster's build_sensor_for_freshness_checks
 STOP_SCHEDULE = """mutation($id: String!) { stopRunningSchedule(id: $id) { __typename
     ... on ScheduleStateResult { scheduleState { status } } ... on Error { message } } }"""
 GRAPH = """{ assetNodes { assetKey { path } groupName jobNames isPartitioned
@@ -84,11 +97,20 @@ def days() -> dict[str, dt.date]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, days):
+def webhook():
+    """Where the alert sensors post (BIDS_ALERT_WEBHOOK): every alert of the module's runs lands here."""
+    with Webhook() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, days, webhook):
     """The webserver on a free loopback port over a fresh instance (platform/dagster.yaml) and warehouse, with every
-    sensor and schedule stopped through the API before the daemon starts."""
+    sensor and schedule but the alert sensors stopped through the API before the daemon starts."""
     root = tmp_path_factory.mktemp("served_ui")
-    env = deployment_env(root, BIDS_SIM_KEYWORDS=str(KEYWORDS), BIDS_FIRST_DAY=days["first"].isoformat())
+    env = deployment_env(
+        root, BIDS_SIM_KEYWORDS=str(KEYWORDS), BIDS_FIRST_DAY=days["first"].isoformat(), BIDS_ALERT_WEBHOOK=webhook.url
+    )
     deployment = ServedDeployment(REPO_ROOT, env, logs=root, port=free_port())
     try:
         deployment.start_webserver()
@@ -96,7 +118,7 @@ def served(tmp_path_factory, days):
         # launch runs of their own beside the test's.
         (repository,) = deployment.graphql(INSTIGATORS)["repositoriesOrError"]["nodes"]
         for sensor in repository["sensors"]:
-            if sensor["sensorState"]["status"] == "RUNNING":
+            if sensor["sensorState"]["status"] == "RUNNING" and sensor["name"] not in ALERT_SENSORS:
                 stopped = deployment.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})["stopSensor"]
                 assert stopped["instigationState"]["status"] == "STOPPED", (sensor["name"], stopped)
         for schedule in repository["schedules"]:
@@ -104,7 +126,9 @@ def served(tmp_path_factory, days):
                 stopped = deployment.graphql(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
                 assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", (schedule, stopped)
         (repository,) = deployment.graphql(INSTIGATORS)["repositoriesOrError"]["nodes"]
-        assert {s["sensorState"]["status"] for s in repository["sensors"]} == {"STOPPED"}
+        assert {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]} == {
+            s["name"]: "RUNNING" if s["name"] in ALERT_SENSORS else "STOPPED" for s in repository["sensors"]
+        }
         assert {s["scheduleState"]["status"] for s in repository["schedules"]} == {"STOPPED"}
         deployment.start_daemon()
         yield deployment
@@ -384,6 +408,45 @@ def test_the_first_morning_has_every_history_day_and_a_morning_report_to_read(pa
     page.wait_for_load_state("networkidle")
     _screenshot(page, "morning-report")
     assert "morning_report" in page.inner_text("body")
+    # The monitoring has nothing to compare yet, and says so where the user looks.
+    page.goto("/assets/model_monitoring")
+    page.get_by_text("why_empty").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "model-monitoring")
+    assert "Empty: no predictions were made" in page.inner_text("body")
+    # The Runs page lists the morning's runs, the daily one among them.
+    page.goto("/runs")
+    page.get_by_text(daily_run["runId"][:8]).first.wait_for()
+    _screenshot(page, "runs")
+
+
+def test_the_first_morning_finds_every_table_fresh_and_raises_no_alert(served, daily_run, webhook):
+    """The freshness sensor, switched on once the day's run is done, as the daemon runs it: every freshness check
+    passes. The alert sensors, on all along, have posted nothing for any run of the first morning."""
+    assert daily_run["status"] == "SUCCESS", served.run_errors(daily_run["runId"])
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+    started = served.graphql(START_SENSOR, {"selector": {**selector, "sensorName": FRESHNESS_SENSOR}})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (runs := served.graphql(RUNS_OF_SENSOR, {"name": FRESHNESS_SENSOR})["runsOrError"]["results"]):
+        assert time.monotonic() < deadline, f"the freshness sensor launched no run\n{served.log_tails()}"
+        time.sleep(2)
+    freshness_run = served.assert_run_succeeds(runs[0]["runId"], RUN_TIMEOUT)  # the newest first
+    for asset, name in sorted(FRESHNESS):
+        (execution,) = served.graphql(CHECK_EXECUTIONS, {"key": {"path": [asset]}, "name": name})[
+            "assetCheckExecutions"
+        ]
+        assert execution["status"] == "SUCCEEDED", (asset, name, execution)
+    # The alert sensors' first tick after the freshness run ended has seen every run of the morning.
+    for sensor in ALERT_SENSORS:
+        while True:
+            ticks = served.graphql(SENSOR_TICKS, {"selector": {**selector, "sensorName": sensor}})["sensorOrError"]
+            latest = ticks["sensorState"]["ticks"]
+            if latest and latest[0]["timestamp"] > freshness_run["endTime"]:
+                break
+            assert time.monotonic() < deadline, f"{sensor} did not tick after the freshness run: {latest}"
+            time.sleep(2)
+    assert webhook.bodies == []
 
 
 @needs_chromium

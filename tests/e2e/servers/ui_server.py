@@ -29,7 +29,7 @@ BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: 
     ... on PartitionBackfill { id status numPartitions runs(limit: 100) { runId status } } ... on Error { message } } }"""
 TERMINAL_BACKFILL_STATUSES = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
 RUN = """query($id: ID!) { runOrError(runId: $id) { __typename
-    ... on Run { runId status jobName tags { key value } } ... on Error { message } } }"""
+    ... on Run { runId status jobName endTime tags { key value } } ... on Error { message } } }"""
 # Everything a failed run said at ERROR level, with the errors' messages and the end of their stacks.
 RUN_ERRORS = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) { __typename
     ... on EventConnection { events { __typename
