@@ -328,18 +328,9 @@ def quarantine_reconciles(
     raw: pd.DataFrame,
     warehouse: WarehouseResource,
 ):
-    # The quarantine is read from the warehouse rather than as an input, so that a day whose quarantine was never
-    # materialized (the validated report selected alone) fails this check with a plain reason, not a load error.
-    store = warehouse.warehouse()
     days = partition_days(context)
-    quarantined = set(store.list_partitions(QUARANTINE.path[-1]))
+    quarantine, quarantined = _stored_quarantine(warehouse, days, ["source_row"])
     missing = [d for d in days if d not in quarantined]
-    stored = [d for d in days if d in quarantined]
-    quarantine = (
-        store.read_partitions(QUARANTINE.path[-1], stored, columns=["source_row"])
-        if stored
-        else pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
-    )
     counts = (
         pd.DataFrame(
             {
@@ -393,13 +384,8 @@ def quarantine_stays_small(
     warehouse: WarehouseResource,
     settings: dg.ResourceParam[Settings],
 ):
-    # Read from the warehouse, as quarantine_reconciles does: this run's quarantine is held there beside the report.
-    store = warehouse.warehouse()
     days = partition_days(context)
-    materialized = set(store.list_partitions(QUARANTINE.path[-1]))
-    stored = [d for d in days if d in materialized]
-    columns = ["reason", "detail", "source_file", "source_row"]
-    quarantine = store.read_partitions(QUARANTINE.path[-1], stored, columns=columns) if stored else None
+    quarantine, materialized = _stored_quarantine(warehouse, days, ["reason", "detail", "source_file", "source_row"])
     validated_per_day = validated_keyword_report.groupby("date").size()
     counts = pd.DataFrame(
         {"date": as_day(days), "validated": [int(validated_per_day.get(pd.Timestamp(d), 0)) for d in days]}
@@ -437,6 +423,20 @@ def quarantine_stays_small(
         )
 
     yield from each_day(context, warehouse, counts, judge)
+
+
+def _stored_quarantine(
+    warehouse: WarehouseResource, days: list[dt.date], columns: list[str]
+) -> tuple[pd.DataFrame, set[dt.date]]:
+    """The quarantined rows of those of `days` whose quarantine is materialized, and those days. Read from the
+    warehouse rather than as an input: a day whose quarantine was never materialized (the validated report selected
+    alone) then fails `quarantine_reconciles` with a plain reason, not a load error; this run's quarantine, held
+    beside the report until the report's checks pass, is read in place of the stored one."""
+    store = warehouse.warehouse()
+    materialized = set(store.list_partitions(QUARANTINE.path[-1])) & set(days)
+    if not materialized:
+        return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), **{c: pd.Series() for c in columns}}), set()
+    return store.read_partitions(QUARANTINE.path[-1], sorted(materialized), columns=columns), materialized
 
 
 def _stored_expectations(
