@@ -260,11 +260,12 @@ class Warehouse:
     ) -> Iterator[pd.DataFrame]:
         """One day of `table` in frames of at most `batch_rows` rows, with their `date` column: memory stays bounded
         by the batch, whatever the partition's size."""
-        if not self.partition_exists(table, day):
+        path = self.stored_partition_path(table, day)  # resolved once: on S3 each lookup is a request
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
             raise MissingPartitionsError(
                 f"{table}: partition {day} has not been materialized (looked under {self.display_uri(table)})"
             )
-        with self.fs.open_input_file(self.stored_partition_path(table, day)) as source:
+        with self.fs.open_input_file(path) as source:
             parquet = pq.ParquetFile(source)
             if parquet.metadata.num_rows == 0:  # no batch at all: hand over the empty table, with its columns
                 yield _dated(
