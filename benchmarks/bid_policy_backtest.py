@@ -1,7 +1,7 @@
 """Benchmark: the closed-loop backtest of the bid policies on the default simulated account, against the truth.
 
     .venv/bin/python benchmarks/bid_policy_backtest.py [--market both] [--seeds 7,8,9,10,11] [--keywords 2000]
-        [--days 28] [--no-attribution]
+        [--days 28] [--no-attribution] [--frontier 0.05,0.1,0.2,0.3,0.4]
 
 For each market (`--market`: the simulator's auction shape, `share_of_bid`, `second_price` or `both`) and each market
 seed: 90 days of reports under the advertiser's manual bids (2025-01-01...2025-03-31), the features, keyword clusters
@@ -11,11 +11,20 @@ replays the next `--days` days in a closed loop (`daily_bids.bidding.backtest`),
 
 Every day is judged against the simulator's truth: the expected profit of the bids in force at each keyword's true
 value per click and true curves, as a share of the oracle's (the best bid below each true value), and the share of the
-day's expected spend on keywords whose cost per click at their bid is at or above what a click truly earns.
+day's expected spend on keywords whose cost per click at their bid is at or above what a click truly earns: at the
+policy's bids, and apart from it on keywords the policy did not bid that day, which keep the advertiser's bid (a
+keyword launched that morning that no report has shown yet).
 
 Attribution (the first seed of each market): `profit_optimal` replayed again with the true value per click in place of
 the estimate, without the change cap, and without exploration. What each recovers is what it costs; what is left
-once the true value is given is the landscape's (and whole-cent rounding's).
+once the true value is given is the landscape's (and whole-cent rounding's). It is also replayed with the posterior a
+Bayesian who knew the simulated market's priors would form from the same history
+(`daily_bids.simulator.ideal_estimate`): what that recovers is what a better estimator could still gain, and the
+rest of the value estimate's cost is the data's.
+
+Frontier (`--frontier`, the first seed of each market): `profit_optimal` replayed at each of the given quantiles of
+the money rule (`BIDS_VALUE_QUANTILE`), to show what a surer bid costs in profit and what a bolder one costs in spend
+on losing keywords; the chart goes to `--frontier-chart`.
 
 The share-of-bid market's first seed also replays `profit_optimal` with a daily budget on every campaign (60% of its
 share of the fixed margin's mean daily spend), to show the budgets hold.
@@ -24,6 +33,7 @@ share of the fixed margin's mean daily spend), to show the budgets hold.
 import argparse
 import datetime as dt
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -46,14 +56,19 @@ def main() -> None:
     parser.add_argument("--keywords", type=int, default=2000)
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--no-attribution", action="store_true")
+    parser.add_argument("--frontier", default="", help="money-rule quantiles to replay on the first seed, e.g. 0.1,0.3")
+    parser.add_argument("--frontier-chart", default="docs/images/value-quantile-frontier.png")
     args = parser.parse_args()
+    frontier = [float(quantile) for quantile in args.frontier.split(",") if quantile]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     started, rows = time.perf_counter(), []
     for market in MARKETS if args.market == "both" else (args.market,):
         for number, seed in enumerate(seeds):
             simulator = AdMarketSimulator(seed=seed, keywords=args.keywords, market=market)
             print(f"\n## {market}, seed {seed}", flush=True)
-            rows += replay(simulator, args.days, first_seed=number == 0, attribution=not args.no_attribution)
+            rows += replay(
+                simulator, args.days, first_seed=number == 0, attribution=not args.no_attribution, frontier=frontier
+            )
     table = pd.DataFrame(rows)
     print(
         f"\n{len(seeds)} seeds, {args.days} days, {args.keywords:,} keywords, {time.perf_counter() - started:.0f} s\n"
@@ -64,12 +79,21 @@ def main() -> None:
         share_after_first_week=("share_after_first_week", "mean"),
         share_after_first_week_lowest_seed=("share_after_first_week", "min"),
         worst_day_losing_spend=("worst_day_losing_spend", "max"),
+        worst_day_losing_spend_elsewhere=("worst_day_losing_spend_elsewhere", "max"),
         seeds=("seed", "nunique"),
     )
     print(summary.reset_index().to_markdown(index=False, floatfmt=".3f"))
+    if frontier:
+        points = table[table["policy"].str.startswith("profit_optimal, quantile ")]
+        print("\n" + points.drop(columns=["profit"]).to_markdown(index=False, floatfmt=".3f"))
+        Path(args.frontier_chart).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.frontier_chart).write_bytes(frontier_png(points))
+        print(f"chart: {args.frontier_chart}")
 
 
-def replay(simulator: AdMarketSimulator, days: int, first_seed: bool, attribution: bool) -> list[dict]:
+def replay(
+    simulator: AdMarketSimulator, days: int, first_seed: bool, attribution: bool, frontier: list[float]
+) -> list[dict]:
     reports = {
         FIRST + dt.timedelta(days=n): simulator.report(FIRST + dt.timedelta(days=n))
         for n in range((LAST - FIRST).days + 1)
@@ -93,16 +117,25 @@ def replay(simulator: AdMarketSimulator, days: int, first_seed: bool, attributio
     if first_seed and attribution:
         variants = {
             "profit_optimal, true value": (BidPolicy(), Knowledge(true_value=True)),
+            "profit_optimal, the best posterior the data allow": (BidPolicy(), Knowledge(ideal_posterior=True)),
             "profit_optimal, no change cap": (BidPolicy(max_bid_change=0.0), Knowledge()),
             "profit_optimal, no exploration": (BidPolicy(exploration_share=0.0), Knowledge()),
         }
         for name, (policy, knowledge) in variants.items():
             rows.append(_judged(simulator, name, backtest(policy, ("profit_optimal",), knowledge).daily))
+    if first_seed:
+        for quantile in frontier:
+            replayed = backtest(BidPolicy(value_quantile=quantile), ("profit_optimal",)).daily
+            rows.append(
+                {**_judged(simulator, f"profit_optimal, quantile {quantile:g}", replayed), "quantile": quantile}
+            )
     for row in rows:
         print(
             f"  {row['policy']:>32}: {row['share_of_oracle']:.1%} of the oracle's profit "
             f"({row['share_after_first_week']:.1%} after the first week), losing spend up to "
-            f"{row['worst_day_losing_spend']:.1%} of a day's; realized profit {row['profit']:,.0f}",
+            f"{row['worst_day_losing_spend']:.1%} of a day's at its bids (and "
+            f"{row['worst_day_losing_spend_elsewhere']:.1%} on keywords it did not bid); realized profit "
+            f"{row['profit']:,.0f}",
             flush=True,
         )
     if first_seed and simulator.market == "share_of_bid":
@@ -119,7 +152,8 @@ def _judged(simulator: AdMarketSimulator, policy: str, daily: pd.DataFrame) -> d
         "profit": float(daily["profit"].sum()),
         "share_of_oracle": float(daily["true_profit"].sum() / daily["oracle_profit"].sum()),
         "share_after_first_week": float(later["true_profit"].sum() / later["oracle_profit"].sum()),
-        "worst_day_losing_spend": float(daily["losing_spend_share"].max()),
+        "worst_day_losing_spend": float(daily["losing_spend_share_at_policy_bids"].max()),
+        "worst_day_losing_spend_elsewhere": float(daily["losing_spend_share_elsewhere"].max()),
         "bids_at_or_above_true_value": int(daily["bids_at_or_above_true_value"].sum()),
     }
 
@@ -137,6 +171,31 @@ def _budgets(result, history: pd.DataFrame, backtest, days: int) -> None:
         f"budgeted; campaigns whose expected spend was over budget, by day: {' '.join(str(n) for n in over)} "
         f"(of {len(budgets)})"
     )
+
+
+def frontier_png(points: pd.DataFrame) -> bytes:
+    """Per market, the share of the oracle's profit against the worst day's losing spend, a point per quantile."""
+    from daily_bids.charts import figure_png, pyplot
+
+    figure, axis = pyplot().subplots(figsize=(7, 4.5))
+    for market, rows in points.groupby("market", sort=False):
+        rows = rows.sort_values("quantile")
+        axis.plot(100 * rows["worst_day_losing_spend"], 100 * rows["share_of_oracle"], marker="o", label=market)
+        for _, row in rows.iterrows():
+            axis.annotate(
+                f"{row['quantile']:g}",
+                (100 * row["worst_day_losing_spend"], 100 * row["share_of_oracle"]),
+                textcoords="offset points",
+                xytext=(5, -10),
+            )
+    axis.axvline(5.0, color="grey", linestyle=":", label="5% of a day's spend")
+    axis.axhline(90.0, color="grey", linestyle="--", label="90% of the oracle's profit")
+    axis.set_xlabel("spend on keywords losing money at their bid, worst day (%)")
+    axis.set_ylabel("profit, share of the oracle's (%)")
+    axis.set_title("The money rule's quantile: profit against spend at a loss")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return figure_png(figure)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,17 @@ exploration; `profit_optimal` bids from the landscape, and pays for its own expl
 policies value a click as the product does: the pooled posterior of each keyword's whole history to date
 (`daily_bids.models.value_per_click`), with the expected cost per click held at or below its conservative quantile.
 
-`Knowledge` replays a policy with part of the truth given to it (the true value per click), or part of its rules
-lifted (the change cap, exploration): the profit each one recovers is what it costs the platform.
+`Knowledge` replays a policy with part of the truth given to it (the true value per click, or the posterior a
+Bayesian who knew the market's priors would form: `daily_bids.simulator.ideal_estimate`), or part of its rules lifted
+(the change cap, exploration): the profit each one recovers is what it costs the platform.
 
 Each day is also judged against the simulator's truth, not the platform's own estimates: the expected profit of the
 bids in force at each keyword's true value per click and true curves (`true_profit`), the same for the oracle's bids,
 the best below each true value (`oracle_profit`), and the share of the expected spend that goes to keywords whose
-cost per click at their bid is at or above what a click truly earns (`losing_spend_share`).
+cost per click at their bid is at or above what a click truly earns (`losing_spend_share`). That share is split by
+whose bid it was: the policy's (`losing_spend_share_at_policy_bids`), or the advertiser's bid still in force on a
+keyword the policy did not bid that day (`losing_spend_share_elsewhere`): a keyword launched that morning, which no
+report has shown yet, or one the policy found no profitable bid for and so left as it was.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from daily_bids.features.keyword_features import LOOKBACK_DAYS, roll
 from daily_bids.models.prediction import predict_next_day
 from daily_bids.models.value_per_click import add_reports, posterior
 from daily_bids.schema import as_day, numeric
+from daily_bids.simulator.ideal_estimate import ideal_value_posterior
 from daily_bids.simulator.market import AdMarketSimulator
 
 BACKTEST_POLICIES = ("manual", "fixed_margin", "profit_optimal")
@@ -50,9 +55,11 @@ BACKTEST_POLICIES = ("manual", "fixed_margin", "profit_optimal")
 @dataclass(frozen=True)
 class Knowledge:
     """What a replay knows beyond the platform: `true_value` gives it each keyword's true value per click (with no
-    spread) in place of the pooled estimate."""
+    spread) in place of the pooled estimate; `ideal_posterior` the posterior of each keyword's history under the
+    simulator's own priors, the best any estimator from the same data can do."""
 
     true_value: bool = False
+    ideal_posterior: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ def run_backtest(
     totals["true_profit"] = truth["true_profit"].sum()
     totals["share_of_oracle"] = totals["true_profit"] / truth["oracle_profit"].sum()
     totals["worst_day_losing_spend_share"] = truth["losing_spend_share"].max()
+    totals["worst_day_losing_spend_share_at_policy_bids"] = truth["losing_spend_share_at_policy_bids"].max()
     totals["bids_at_or_above_true_value"] = truth["bids_at_or_above_true_value"].sum()
     totals["bids_at_or_above_value"] = daily.groupby("policy", sort=False)["bids_at_or_above_value"].sum()
     totals["days_over_budget"] = daily.groupby("policy", sort=False)["campaigns_over_budget"].apply(
@@ -151,6 +159,7 @@ def _replay(
         today = start + dt.timedelta(days=number - 1)
         day = today + dt.timedelta(days=1)
         in_force = simulator.manual_bids()
+        bid_by_policy = pd.Series(policy != "manual", index=in_force.index)  # manual: the advertiser's bids are its own
         summary = {
             "bids": 0,
             "explored": 0,
@@ -171,6 +180,7 @@ def _replay(
             decision = decide_bids(predictions, bid_policy, landscape, context, note)
             bids = decision.bids
             in_force.loc[bids["keyword_id"].to_numpy()] = bids["bid"].to_numpy()
+            bid_by_policy = pd.Series(in_force.index.isin(bids["keyword_id"].to_numpy()), index=in_force.index)
             summary.update(
                 bids=len(bids),
                 explored=int(bids["exploration"].sum()),
@@ -179,7 +189,8 @@ def _replay(
                 expected_profit=float(decision.economics.loc["chosen", "expected_profit"]),
                 landscape=note,
             )
-        summary.update(_truth(simulator.expected_outcomes(day, in_force)))
+        outcomes = simulator.expected_outcomes(day, in_force)
+        summary.update(_truth(outcomes, bid_by_policy.reindex(outcomes["keyword_id"]).to_numpy(dtype=bool)))
         report = simulator.report(day, in_force)
         reports[day] = report
         totals = add_reports(totals, [report])
@@ -212,17 +223,27 @@ def _value_posterior(simulator: AdMarketSimulator, totals: pd.DataFrame, knowled
         ids = simulator.keyword_dimensions["keyword_id"].to_numpy()
         truth = simulator.true_value_per_click
         return pd.DataFrame({"value_per_click": truth, "value_per_click_cv": 0.0}, index=ids)
+    if knowledge.ideal_posterior:
+        match_type = pd.Series(simulator.latent["match_type"], index=simulator.latent["keyword_id"])
+        return ideal_value_posterior(totals, match_type.reindex(totals["keyword_id"].to_numpy()).to_numpy())
     table, _ = posterior(totals)
     return table.set_index("keyword_id")[["value_per_click", "value_per_click_cv"]]
 
 
-def _truth(outcomes: pd.DataFrame) -> dict[str, float]:
-    """A day's bids in force judged at the simulator's true values and curves, in expectation."""
-    losing = outcomes["expected_cost_per_click"] >= outcomes["true_value_per_click"]
-    spend = outcomes["expected_spend"].sum()
+def _truth(outcomes: pd.DataFrame, bid_by_policy: np.ndarray) -> dict[str, float]:
+    """A day's bids in force judged at the simulator's true values and curves, in expectation. `bid_by_policy` says,
+    row by row, whether the policy set that keyword's bid that day."""
+    losing = (outcomes["expected_cost_per_click"] >= outcomes["true_value_per_click"]).to_numpy()
+    spend = outcomes["expected_spend"].to_numpy()
+
+    def share(rows: np.ndarray) -> float:
+        return float(spend[rows].sum() / spend.sum()) if spend.sum() else 0.0
+
     return {
         "true_profit": float(outcomes["expected_profit"].sum()),
-        "losing_spend_share": float(outcomes.loc[losing, "expected_spend"].sum() / spend) if spend else 0.0,
+        "losing_spend_share": share(losing),
+        "losing_spend_share_at_policy_bids": share(losing & bid_by_policy),
+        "losing_spend_share_elsewhere": share(losing & ~bid_by_policy),
         "bids_at_or_above_true_value": int((outcomes["bid"] >= outcomes["true_value_per_click"]).sum()),
     }
 
