@@ -159,7 +159,7 @@ def _replay(
         today = start + dt.timedelta(days=number - 1)
         day = today + dt.timedelta(days=1)
         in_force = simulator.manual_bids()
-        bid_by_policy = pd.Series(policy != "manual", index=in_force.index)  # manual: the advertiser's bids are its own
+        bid_by_policy = pd.Series(policy == "manual", index=in_force.index)  # manual: the advertiser's bids are its own
         summary = {
             "bids": 0,
             "explored": 0,

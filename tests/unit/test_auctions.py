@@ -120,6 +120,12 @@ def test_the_backtest_judges_every_policy_against_the_truth_in_a_second_price_ma
     daily, totals = result.daily, result.totals.set_index("policy")
     assert daily["oracle_profit"].notna().all() and (daily["true_profit"] <= daily["oracle_profit"] + 1e-6).all()
     assert ((daily["losing_spend_share"] >= 0) & (daily["losing_spend_share"] <= 1)).all()
+    # The losing spend splits by whose bid it was: the advertiser's own bids are all the manual policy's, and under
+    # the platform a keyword it did not bid keeps the advertiser's bid.
+    parts = daily["losing_spend_share_at_policy_bids"] + daily["losing_spend_share_elsewhere"]
+    np.testing.assert_allclose(parts, daily["losing_spend_share"], atol=1e-12)
+    manual = daily[daily["policy"] == "manual"]
+    assert (manual["losing_spend_share_elsewhere"] == 0).all() and (manual["losing_spend_share"] > 0).any()
     assert (totals["share_of_oracle"] > 0).all() and (totals["share_of_oracle"] <= 1).all()
     # The advertiser's manual bids are often above what a click truly earns, and the truth says so.
     assert totals.loc["manual", "bids_at_or_above_true_value"] > 0
