@@ -30,6 +30,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -64,6 +65,11 @@ _SUMMARY_ROW = re.compile(r"^\s*total\b", re.IGNORECASE)  # Google Ads appends "
 _CURRENCY_PREFIX = r"^([-+]?)\s*(?:[$€£¥]|[A-Z]{3}\s)\s*"
 _CURRENCY_SUFFIX = r"\s*(?:[$€£¥%]|\s[A-Z]{3})$"
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+# The same three for text of printable ASCII and currency signs only (`_PLAIN_TEXT`), in RE2 for Arrow.
+_PLAIN_TEXT = r"^[ -~€£¥]*$"
+_PLAIN_CURRENCY_PREFIX = r"^([-+]?) *(?:[$€£¥]|[A-Z]{3} ) *"
+_PLAIN_CURRENCY_SUFFIX = r" *(?:[$€£¥%]| [A-Z]{3})$"
+_PLAIN_NUMBER = r"^[-+]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?$"
 _LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
 # How a file streams in. Memory holds the rows read so far, as typed columns, and about one chunk of text.
 CHUNK_BYTES = 16 * MB  # text parsed at once
@@ -74,6 +80,7 @@ MAX_RECORD_CHUNKS = 4  # a record (quoted line breaks and all) longer than this 
 PYTHON_CHUNK_ROWS = 100_000  # rows per chunk when Python's csv module reads
 MAX_LINE_CHARS = 16 * MB  # no report has a line this long; Python's csv module would hold it whole
 PARQUET_BATCH_ROWS = 256 * 1024
+GZIP_RATIO_FLOOR = 16 * MB  # a small file may inflate as much as it likes: it stays small
 
 
 class LandingFileError(ValueError):
@@ -140,6 +147,8 @@ class ReadLimits:
 
     max_file_bytes: int = 1024 * MB
     max_uncompressed_bytes: int = 4096 * MB
+    # Report CSV gzips about 10:1; a gzip bomb over 100:1 (up to 1,032:1). Checked past GZIP_RATIO_FLOOR out.
+    max_gzip_ratio: int = 100
 
 
 def read_landing_file(
@@ -215,9 +224,23 @@ def _read_bytes(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> bytes:
 
 
 def _gunzipped(path: str, blocks: Iterator[bytes], limits: ReadLimits) -> Iterator[bytes]:
-    """Gzip undone as the blocks arrive (members one after another), at most READ_BYTES out at a time, stopping as
-    soon as the output passes the limit: a gzip bomb is refused after inflating no more than that."""
-    size, inflater = 0, None
+    """Gzip undone as the blocks arrive (members one after another), at most READ_BYTES out at a time. It stops as
+    soon as the output passes the limit, or inflates far more than any report does (a bomb of repeated rows would
+    otherwise be parsed into a frame up to the limit)."""
+    out, used, inflater = 0, 0, None
+
+    def counted(piece: bytes) -> bytes:
+        nonlocal out
+        out += len(piece)
+        if out > limits.max_uncompressed_bytes:
+            raise _too_unpacked(path, limits)
+        if out > GZIP_RATIO_FLOOR and out > limits.max_gzip_ratio * used:
+            raise LandingFileError(
+                f"{path}: inflates more than {limits.max_gzip_ratio:,} times over ({out // MB:,} MB from "
+                f"{used / MB:,.2f} MB), as a gzip bomb does and no report does; not read"
+            )
+        return piece
+
     try:
         for block in blocks:
             pending = block
@@ -228,24 +251,19 @@ def _gunzipped(path: str, blocks: Iterator[bytes], limits: ReadLimits) -> Iterat
                         break
                     inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
                 piece = inflater.decompress(pending, READ_BYTES)
-                size += len(piece)
-                if size > limits.max_uncompressed_bytes:
-                    raise _too_unpacked(path, limits)
+                rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                used += len(pending) - len(rest)
                 if piece:
-                    yield piece
-                pending = inflater.unconsumed_tail
+                    yield counted(piece)
+                # Input used up but the output cut at READ_BYTES: zlib may hold more, so it is asked again.
+                while not rest and not inflater.eof and len(piece) == READ_BYTES:
+                    piece = inflater.decompress(b"", READ_BYTES)
+                    if piece:
+                        yield counted(piece)
+                    rest = inflater.unused_data if inflater.eof else b""
+                pending = rest
                 if inflater.eof:
-                    pending, inflater = inflater.unused_data, None
-                elif not pending and len(piece) == READ_BYTES:
-                    # Input used up but the output was cut at the limit: zlib may hold more, so ask again.
-                    pending = b""
-                    while piece := inflater.decompress(b"", READ_BYTES):
-                        size += len(piece)
-                        if size > limits.max_uncompressed_bytes:
-                            raise _too_unpacked(path, limits)
-                        yield piece
-                    if inflater.eof:
-                        pending, inflater = inflater.unused_data, None
+                    inflater = None
     except zlib.error as error:
         raise LandingFileError(f"{path}: not a readable gzip file ({error})") from error
     if inflater is not None:
@@ -456,7 +474,7 @@ def _arrow_chunk(
         return None
     # A record of blank fields only is skipped like a blank line (it has no ASCII letter or digit, so few are looked at).
     keep = np.ones(len(starts), dtype=bool)
-    for index in np.flatnonzero(_maybe_blank(scan.raw, starts, stops, delimiter)):
+    for index in np.flatnonzero(_maybe_blank(scan.raw[:stop], starts, delimiter)):
         text = chunk[starts[index] : stops[index]].decode("utf-8")
         keep[index] = any(
             field.strip() for field in next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -468,13 +486,15 @@ def _arrow_chunk(
     return cells, lines.astype("int64"), len(ends)
 
 
-def _maybe_blank(raw: np.ndarray, starts: np.ndarray, stops: np.ndarray, delimiter: str) -> np.ndarray:
-    """Records with no ASCII byte other than the delimiter, quotes and whitespace: the only ones that can be blank."""
+def _maybe_blank(raw: np.ndarray, starts: np.ndarray, delimiter: str) -> np.ndarray:
+    """Records (from each start to the next) with no ASCII byte other than the delimiter, quotes and whitespace:
+    the only ones that can be blank."""
     filler = np.zeros(256, dtype=bool)
     filler[[ord(delimiter), ord('"'), 9, 10, 11, 12, 13, 32]] = True
     filler[128:] = True  # non-ASCII whitespace (a no-break space) is blank to str.strip()
-    solid = np.concatenate(([0], np.cumsum(~filler[raw])))
-    return solid[stops] == solid[starts]
+    if not len(starts):
+        return np.zeros(0, dtype=bool)
+    return ~np.logical_or.reduceat(~filler[raw], starts)
 
 
 def _python_chunks(
@@ -576,13 +596,9 @@ class _RawBuilder:
     def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
         """Cells (columns named by their position in the file) and the file row of each."""
         rows = np.asarray(rows, dtype="int64")
-        first = cells[0].astype(str)
-        self.totals.append(cells.loc[first.str.match(_SUMMARY_ROW).to_numpy(), self.positions])
+        self.totals.append(cells.loc[_is_summary(cells[0]), self.positions])
         frame = cells[list(self.columns)].set_axis(list(self.columns.values()), axis=1)
-        summary = (
-            frame.iloc[:, 0].astype(str).str.match(_SUMMARY_ROW).to_numpy()
-            | frame["date"].astype(str).str.match(_SUMMARY_ROW).to_numpy()
-        )
+        summary = _is_summary(frame.iloc[:, 0]) | _is_summary(frame["date"])
         if summary.any():
             frame, rows = frame.loc[~summary].reset_index(drop=True), rows[~summary]
         self.parts["date"].append(self._date_codes(frame["date"], rows))
@@ -605,7 +621,12 @@ class _RawBuilder:
             if bad.any():
                 problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
         self.parts["source_row"].append(rows)
-        self.parts["parse_errors"].append(problems.str.rstrip("; ").replace("", None).astype("string").array)
+        errors = problems != ""
+        if errors.any():
+            problems = problems.str.rstrip("; ").where(errors, None)
+        else:  # the usual chunk: nothing to join
+            problems = pd.Series(pd.NA, index=frame.index, dtype=object)
+        self.parts["parse_errors"].append(problems.astype("string").array)
 
     def _date_codes(self, values: pd.Series, rows: np.ndarray) -> np.ndarray:
         codes, distinct = pd.factorize(values, use_na_sentinel=False)
@@ -836,6 +857,33 @@ def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.nda
         return parsed, np.zeros(len(values), dtype=bool)
     text = values.astype(str).str.strip()
     is_null = text.str.lower().isin(_NULL_TOKENS).to_numpy(dtype=bool)
+    arrow = pa.array(text)
+    # Arrow's RE2 reads printable ASCII and currency signs as Python's re does (there `\s` is a space and `\d` a
+    # digit); the rest (tabs, Unicode spaces or digits) goes through Python's re.
+    number, well_formed = _arrow_numbers(arrow)
+    other = np.flatnonzero(~pc.match_substring_regex(arrow, _PLAIN_TEXT).to_numpy(zero_copy_only=False))
+    if len(other):
+        number[other], well_formed[other] = _python_numbers(text.iloc[other])
+    if integral:
+        fractional = well_formed & (number != np.round(number))
+        well_formed &= ~fractional
+    bad = ~is_null & ~well_formed
+    return pd.Series(np.where(well_formed, number, np.nan), index=values.index).astype("Float64"), bad
+
+
+def _arrow_numbers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the number, whether the text is one) for text of printable ASCII and currency signs."""
+    cleaned = pc.replace_substring_regex(text, _PLAIN_CURRENCY_PREFIX, r"\1")
+    cleaned = pc.replace_substring(pc.replace_substring_regex(cleaned, _PLAIN_CURRENCY_SUFFIX, ""), " ", "")
+    well_formed = pc.match_substring_regex(cleaned, _PLAIN_NUMBER)
+    # Only well-formed text is cast (a sign, digits, a point), which Arrow reads as Python's float() does.
+    digits = pc.replace_substring(pc.if_else(well_formed, cleaned, pa.scalar(None, cleaned.type)), ",", "")
+    number = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    return np.array(number, dtype="float64"), np.array(well_formed.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _python_numbers(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """As `_arrow_numbers`, with Python's re, for any text."""
     # Only currency symbols or codes and a percent sign are stripped; "1O" (a letter O) must stay an error.
     cleaned = (
         text.str.replace(_CURRENCY_PREFIX, r"\1", regex=True)
@@ -844,12 +892,7 @@ def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.nda
     )
     well_formed = cleaned.str.match(_NUMBER).to_numpy(dtype=bool, na_value=False).copy()
     parsed = pd.to_numeric(cleaned.where(well_formed).str.replace(",", "", regex=False), errors="coerce")
-    if integral:
-        number = parsed.to_numpy(dtype="float64", na_value=np.nan)
-        fractional = well_formed & (number != np.round(number))
-        well_formed &= ~fractional
-    bad = ~is_null & ~well_formed
-    return pd.Series(np.where(well_formed, parsed, np.nan), index=values.index).astype("Float64"), bad
+    return parsed.to_numpy(dtype="float64", na_value=np.nan), well_formed
 
 
 def _parse_share(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -859,8 +902,19 @@ def _parse_share(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         return _parse_numbers(values, integral=False)
     text = values.astype(str).str.strip()
     percent = text.str.endswith("%").to_numpy()
-    parsed, bad = _parse_numbers(text.str.replace(r"^[<>]\s*", "", regex=True), integral=False)
+    # The spaces after the bound go with the strip in `_parse_numbers`.
+    parsed, bad = _parse_numbers(text.str.replace(r"^[<>]", "", regex=True), integral=False)
     return parsed.mask(percent, parsed / 100.0), bad
+
+
+def _is_summary(values: pd.Series) -> np.ndarray:
+    """Which cells start a Total line; Python's re reads only the few that hold "total" at all."""
+    text = values.astype(str)
+    summary = text.str.contains("total", case=False, regex=False).to_numpy(dtype=bool).copy()
+    if summary.any():
+        maybe = np.flatnonzero(summary)
+        summary[maybe] = text.iloc[maybe].str.match(_SUMMARY_ROW).to_numpy(dtype=bool)
+    return summary
 
 
 def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: str | None, counts=None) -> pd.Series:
