@@ -374,6 +374,7 @@ def _csv_chunks(
                 pending.append(block)
                 size += len(block)
         buffer = b"".join(pending)
+        pending.clear()  # the blocks are in the buffer now
         if not buffer and not more:
             return
         scan = _Scan(buffer, delimiter)
@@ -381,7 +382,9 @@ def _csv_chunks(
         if cut == 0 and more and target < MAX_RECORD_CHUNKS * chunk_bytes:
             target += chunk_bytes  # a record longer than a chunk (or a stray quote): read on to its end
             continue
-        parsed = _arrow_chunk(buffer[:cut], scan, delimiter, len(header), positions, line) if cut else None
+        chunk = memoryview(buffer)[:cut]  # not a copy
+        parsed = _arrow_chunk(chunk, scan, delimiter, len(header), positions, line) if cut else None
+        del chunk
         if parsed is None:
             rest = itertools.chain([buffer], blocks)
             yield from _python_chunks(path, rest, delimiter, header, positions, header_line, line)
@@ -391,6 +394,7 @@ def _csv_chunks(
             yield cells, starts
         line += lines
         pending, size, target = [buffer[cut:]], len(buffer) - cut, chunk_bytes
+        del buffer, scan  # before the next chunk is read, not after
         if not more and not size:
             return
 
@@ -402,13 +406,12 @@ class _Scan:
 
     def __init__(self, data: bytes, delimiter: str):
         self.data = data
+        # One byte mask at a time, each let go once its positions are taken: a chunk's worth, not several.
         raw = np.frombuffer(data, dtype=np.uint8)
-        lf, cr = raw == 10, raw == 13
-        alone = cr.copy()
-        alone[:-1] &= ~lf[1:]  # a CR ends a line on its own unless an LF follows
-        self.ends = np.flatnonzero(lf | alone)  # the last byte of each line end
-        crlf = np.zeros(len(self.ends), dtype=bool)
-        crlf[self.ends > 0] = lf[self.ends[self.ends > 0]] & cr[self.ends[self.ends > 0] - 1]
+        lf, cr = np.flatnonzero(raw == 10), np.flatnonzero(raw == 13)
+        lone = cr[raw[np.minimum(cr + 1, len(raw) - 1)] != 10] if len(cr) else cr  # a CR at the end reads itself
+        self.ends = np.sort(np.concatenate((lf, lone))) if len(lone) else lf  # the last byte of each line end
+        crlf = (self.ends > 0) & (raw[self.ends] == 10) & (raw[np.maximum(self.ends - 1, 0)] == 13)
         self.end_starts = self.ends - crlf  # the first byte of each line end
         self.quotes = np.flatnonzero(raw == ord('"'))
         self.outside = np.searchsorted(self.quotes, self.ends) % 2 == 0  # line ends outside quotes end records
@@ -442,7 +445,7 @@ class _Scan:
 
 
 def _arrow_chunk(
-    chunk: bytes, scan: _Scan, delimiter: str, width: int, positions: list[int], first_line: int
+    chunk: memoryview, scan: _Scan, delimiter: str, width: int, positions: list[int], first_line: int
 ) -> tuple[pd.DataFrame, np.ndarray, int] | None:
     """A chunk of whole records parsed by Arrow: (cells, the line each record starts on, the lines in the chunk),
     or None when Arrow would not read it as Python's csv module does."""
@@ -475,7 +478,7 @@ def _arrow_chunk(
     # A record of blank fields only is skipped like a blank line (it has no ASCII letter or digit, so few are looked at).
     keep = np.ones(len(starts), dtype=bool)
     for index in np.flatnonzero(_maybe_blank(scan.raw[:stop], starts, delimiter)):
-        text = chunk[starts[index] : stops[index]].decode("utf-8")
+        text = bytes(chunk[starts[index] : stops[index]]).decode("utf-8")
         keep[index] = any(
             field.strip() for field in next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         )
@@ -494,7 +497,7 @@ def _maybe_blank(raw: np.ndarray, starts: np.ndarray, delimiter: str) -> np.ndar
     filler[128:] = True  # non-ASCII whitespace (a no-break space) is blank to str.strip()
     if not len(starts):
         return np.zeros(0, dtype=bool)
-    return ~np.logical_or.reduceat(~filler[raw], starts)
+    return np.logical_and.reduceat(filler[raw], starts)
 
 
 def _python_chunks(
