@@ -16,6 +16,7 @@ over: it needs about 10× the file in memory).
 import argparse
 import gzip
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ HEADER = (
 )
 ROWS_PER_BLOCK = 200_000
 MB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_export(path: Path, rows: int, seed: int = 7) -> tuple[int, int]:
@@ -121,7 +123,9 @@ def measure(path: Path, chunk_mb: float, reader_file: Path | None = None) -> dic
     command = [sys.executable, __file__, "--child", str(path), "--chunk-mb", str(chunk_mb)]
     if reader_file:
         command += ["--reader-file", str(reader_file)]
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    # The child reads with this checkout's reader, whatever else the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if process.returncode:
         return {"failed": process.returncode, "stderr": process.stderr[-2000:]}
     return json.loads(process.stdout.strip().splitlines()[-1])
@@ -159,7 +163,7 @@ def main() -> None:
                 capture_output=True,
                 text=True,
                 check=True,
-                cwd=Path(__file__).resolve().parents[1],
+                cwd=REPO,
             ).stdout
             old.write_text(source)
             print(f"read by the reader at {args.baseline_ref}: {json.dumps(measure(export, 0, old))}", flush=True)
