@@ -3,8 +3,8 @@
 A file may hold one day or many; rows are split by date. Headers are matched to the contract's columns by name or
 alias (case and spacing ignored), so both Google Ads UI exports ("Day", "Keyword ID", "Impr.", "Conv. value", with a
 report-title preamble above the header, thousands separators and currency symbols) and plain snake_case files load.
-Files are only ever read: never modified, moved or deleted. A file of any other format is listed as refused, never
-skipped silently.
+Files are only ever read: never modified, moved or deleted, and never held whole: they stream in a chunk at a time
+(see `read_landing_file`). A file of any other format is listed as refused, never skipped silently.
 
 Errors name the file, and the row and column where there is one. A row whose number cannot be read is kept, with the
 problem in `parse_errors`, and validation quarantines it; a date that cannot be read, or dates in more than one format
@@ -724,7 +724,7 @@ def _header_index(path: str, candidates: list[list[str]], known: dict[str, str],
 def _xlsx_cells(
     path: str, data: bytes, known: dict[str, str], limits: ReadLimits
 ) -> tuple[pd.DataFrame | None, np.ndarray | None, list[StatedTotal] | None | bool]:
-    """An Excel download (the first sheet) as `_csv_cells` gives a CSV: string cells from the header down, the sheet
+    """An Excel download (the first sheet) as a CSV's records are read: string cells from the header down, the sheet
     row of each record, and the totals the export states. Read in openpyxl's read-only mode, row by row."""
     # Imported here: only a landing zone with Excel files needs it.
     from openpyxl import load_workbook
