@@ -659,7 +659,8 @@ class _RawBuilder:
                 codes = np.concatenate(self.parts["date"]) if self.parts["date"] else np.zeros(0, dtype="int64")
                 column = pd.Series(days[codes], dtype=dtype)
             elif name == "source_file":
-                column = pd.Series(pd.arrays.ArrowStringArray(pa.repeat(self.path, size).cast(pa.large_string())))
+                # Built as the large_string pandas keeps, so that it is not built twice.
+                column = pd.Series(pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(self.path, pa.large_string()), size)))
             elif self.parts[name]:
                 column = pd.concat([pd.Series(part) for part in self.parts[name]], ignore_index=True)
             else:
