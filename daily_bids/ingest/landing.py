@@ -604,7 +604,9 @@ class _RawBuilder:
         summary = _is_summary(frame.iloc[:, 0]) | _is_summary(frame["date"])
         if summary.any():
             frame, rows = frame.loc[~summary].reset_index(drop=True), rows[~summary]
-        self.parts["date"].append(self._date_codes(frame["date"], rows))
+        # What is kept of a chunk is kept in Arrow's memory pool, which gives it back once the frame is joined; the C
+        # heap, where each chunk's short-lived arrays come and go, would keep it (600 MB for a 10M-row file).
+        self.parts["date"].append(_pooled(self._date_codes(frame["date"], rows)))
         problems = pd.Series("", index=frame.index, dtype=object)
         for column in REPORT_COLUMNS:
             if column.name == "date" or column.name not in frame.columns:
@@ -620,10 +622,10 @@ class _RawBuilder:
                 parsed, bad = _parse_share(values)
             else:
                 parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
-            self.parts[column.name].append(parsed.array)
+            self.parts[column.name].append(_pooled(parsed.array))
             if bad.any():
                 problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
-        self.parts["source_row"].append(rows)
+        self.parts["source_row"].append(_pooled(rows))
         errors = problems != ""
         if errors.any():
             problems = problems.str.rstrip("; ").where(errors, None)
@@ -655,17 +657,23 @@ class _RawBuilder:
         size = sum(len(part) for part in self.parts["source_row"])
         out = {}
         for name, dtype in raw_dtypes().items():
-            if name == "date":
-                codes = np.concatenate(self.parts["date"]) if self.parts["date"] else np.zeros(0, dtype="int64")
-                column = pd.Series(days[codes], dtype=dtype)
+            parts = self.parts.pop(name, [])
+            if name in ("date", "source_row"):
+                values = pa.chunked_array(parts, pa.int64()).to_numpy()
+                column = pd.Series(days[values] if name == "date" else values, dtype=dtype)
             elif name == "source_file":
                 # Built as the large_string pandas keeps, so that it is not built twice.
                 column = pd.Series(pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(self.path, pa.large_string()), size)))
-            elif self.parts[name]:
-                column = pd.concat([pd.Series(part) for part in self.parts[name]], ignore_index=True)
-            else:
+            elif not parts:
                 column = pd.Series(pd.NA, index=range(size), dtype=dtype)
-            self.parts.pop(name, None)
+            elif dtype == "Float64":
+                joined = pa.chunked_array(parts, pa.float64())
+                mask = joined.is_null().to_numpy(zero_copy_only=False)
+                column = pd.Series(pd.arrays.FloatingArray(joined.fill_null(0.0).to_numpy(), mask))
+            else:  # text: Arrow's chunks joined without a copy
+                column = pd.concat([pd.Series(part) for part in parts], ignore_index=True)
+            del parts
+            pa.default_memory_pool().release_unused()  # the column's chunks, given back before the next is joined
             out[name] = column if column.dtype == dtype else column.astype(dtype)
         return pd.DataFrame(out, copy=False)
 
@@ -673,6 +681,12 @@ class _RawBuilder:
         lines = pd.concat(self.totals) if self.totals else pd.DataFrame(columns=list(self.columns))
         header = [self.header[p] for p in lines.columns]
         return _stated_totals(lines.set_axis(header, axis=1), self.known)
+
+
+def _pooled(values) -> pa.Array:
+    """`values` copied into Arrow's memory pool (pa.array alone wraps a NumPy buffer where it lies)."""
+    array = pa.array(values)
+    return pa.concat_arrays([array, pa.array([], type=array.type)])
 
 
 def _read_parquet(
