@@ -3,8 +3,8 @@
 A file may hold one day or many; rows are split by date. Headers are matched to the contract's columns by name or
 alias (case and spacing ignored), so both Google Ads UI exports ("Day", "Keyword ID", "Impr.", "Conv. value", with a
 report-title preamble above the header, thousands separators and currency symbols) and plain snake_case files load.
-Files are only ever read: never modified, moved or deleted. A file of any other format is listed as refused, never
-skipped silently.
+Files are only ever read: never modified, moved or deleted, and never held whole: they stream in a chunk at a time
+(see `read_landing_file`). A file of any other format is listed as refused, never skipped silently.
 
 Errors name the file, and the row and column where there is one. A row whose number cannot be read is kept, with the
 problem in `parse_errors`, and validation quarantines it; a date that cannot be read, or dates in more than one format
@@ -13,20 +13,25 @@ within a file, fail the read, since the row cannot be placed in a partition with
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import os
 import re
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -35,9 +40,9 @@ from daily_bids.schema import (
     REPORT_COLUMNS,
     REQUIRED_COLUMNS,
     as_day,
-    conform_raw,
     contract_table_markdown,
     empty_raw,
+    raw_dtypes,
 )
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")
@@ -60,7 +65,22 @@ _SUMMARY_ROW = re.compile(r"^\s*total\b", re.IGNORECASE)  # Google Ads appends "
 _CURRENCY_PREFIX = r"^([-+]?)\s*(?:[$€£¥]|[A-Z]{3}\s)\s*"
 _CURRENCY_SUFFIX = r"\s*(?:[$€£¥%]|\s[A-Z]{3})$"
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
-_LINE_END = re.compile(r"\r\n|\n|\r")
+# The same three for text of printable ASCII and currency signs only (`_PLAIN_TEXT`), in RE2 for Arrow.
+_PLAIN_TEXT = r"^[ -~€£¥]*$"
+_PLAIN_CURRENCY_PREFIX = r"^([-+]?) *(?:[$€£¥]|[A-Z]{3} ) *"
+_PLAIN_CURRENCY_SUFFIX = r" *(?:[$€£¥%]| [A-Z]{3})$"
+_PLAIN_NUMBER = r"^[-+]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?$"
+_LINE_END_BYTES = re.compile(rb"\r\n|\n|\r")
+# How a file streams in. Memory holds the rows read so far, as typed columns, and about one chunk of text.
+CHUNK_BYTES = 16 * MB  # text parsed at once
+READ_BYTES = MB  # read from storage, and out of gzip, at once
+ARROW_BLOCK_BYTES = 4 * MB  # Arrow parses a chunk in blocks of this size, on as many threads as there are cores
+HEAD_BYTES = 4 * MB  # the header is looked for in no more than this
+MAX_RECORD_CHUNKS = 4  # a record (quoted line breaks and all) longer than this many chunks goes to Python's csv
+PYTHON_CHUNK_ROWS = 100_000  # rows per chunk when Python's csv module reads
+MAX_LINE_CHARS = 16 * MB  # no report has a line this long; Python's csv module would hold it whole
+PARQUET_BATCH_ROWS = 256 * 1024
+GZIP_RATIO_FLOOR = 16 * MB  # a small file may inflate as much as it likes: it stays small
 
 
 class LandingFileError(ValueError):
@@ -127,6 +147,8 @@ class ReadLimits:
 
     max_file_bytes: int = 1024 * MB
     max_uncompressed_bytes: int = 4096 * MB
+    # Report CSV gzips about 10:1; a gzip bomb over 100:1 (up to 1,032:1). Checked past GZIP_RATIO_FLOOR out.
+    max_gzip_ratio: int = 100
 
 
 def read_landing_file(
@@ -135,91 +157,560 @@ def read_landing_file(
     extra_aliases: dict[str, str] | None = None,
     date_format: str | None = None,
     limits: ReadLimits = ReadLimits(),
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> pd.DataFrame:
     """One landing file as raw report rows (contract columns plus source_file, source_row and parse_errors).
 
+    The file streams in: CSV a chunk of `chunk_bytes` at a time, Parquet a batch at a time, so that memory holds the
+    rows read so far (as typed columns) and one chunk, never the file's text.
+
     `frame.attrs["completeness"]` says what the file's own totals say about it: empty when they match the rows (or
     the file has none to compare), else the problem, e.g. a Google Ads export cut short before its Total line."""
-    data = _read_bytes(fs, path, limits)
-    if path.lower().endswith(".parquet"):
-        cells, first_lines, totals = _parquet_cells(path, data, limits), None, False
-    elif path.lower().endswith(".xlsx"):
-        cells, first_lines, totals = _xlsx_cells(path, data, extra_aliases, limits)
+    known = header_map(extra_aliases)
+    lower = path.lower()
+    if lower.endswith(".parquet"):
+        raw, totals = _read_parquet(fs, path, known, date_format, limits), False
+    elif lower.endswith(".xlsx"):
+        cells, starts, totals = _xlsx_cells(path, _read_bytes(fs, path, limits), known, limits)
+        if cells is None:
+            return empty_raw()
+        builder = _RawBuilder(path, list(cells.columns), known, date_format)
+        builder.add(cells.set_axis(range(cells.shape[1]), axis=1), starts)
+        raw = builder.finish()
     else:
-        cells, first_lines, totals = _csv_cells(path, data, extra_aliases)
-    if cells is None:
+        stored = _stored_blocks(fs, path, limits)
+        text = _utf8_blocks(path, _gunzipped(path, stored, limits) if lower.endswith(".gz") else stored)
+        try:
+            raw, totals = _read_csv(path, text, known, date_format, chunk_bytes)
+        finally:
+            text.close()  # closes the file too when reading stops early
+    if raw is None:
         return empty_raw()
-    raw = _to_raw(path, cells, first_lines, extra_aliases, date_format)
     raw.attrs["completeness"] = _completeness(raw, totals)
     return raw
 
 
-def _read_bytes(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> bytes:
-    """The file's bytes, gzip undone, counting as they arrive so that an oversized file is refused early."""
-    chunks, size = [], 0
+def _stored_blocks(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> Iterator[bytes]:
+    """The file's bytes as stored, a block at a time, refused as soon as they pass the file size limit."""
+    size = 0
     try:
-        # compression=None: the bytes as stored; gzip is undone below, where its errors can name the file.
+        # compression=None: the bytes as stored; gzip is undone in `_gunzipped`, where its errors can name the file.
         with fs.open_input_stream(path, compression=None) as source:
-            while chunk := source.read(MB):
-                size += len(chunk)
+            while block := source.read(READ_BYTES):
+                size += len(block)
                 if size > limits.max_file_bytes:
-                    raise LandingFileError(
-                        f"{path}: larger than {limits.max_file_bytes // MB:,} MB (BIDS_LANDING_MAX_FILE_MB); not read"
-                    )
-                chunks.append(chunk)
+                    raise _too_large(path, limits)
+                yield block
     except OSError as error:
         raise LandingFileError(f"{path}: cannot be read ({error})") from error
-    data = b"".join(chunks)
-    return _gunzip(path, data, limits.max_uncompressed_bytes) if path.lower().endswith(".gz") else data
 
 
-def _gunzip(path: str, data: bytes, limit: int) -> bytes:
-    """Decompress piece by piece (members one after another), stopping as soon as the output passes `limit`."""
-    out, size, rest = [], 0, data
+def _too_large(path: str, limits: ReadLimits) -> LandingFileError:
+    return LandingFileError(
+        f"{path}: larger than {limits.max_file_bytes // MB:,} MB (BIDS_LANDING_MAX_FILE_MB); not read"
+    )
+
+
+def _too_unpacked(path: str, limits: ReadLimits) -> LandingFileError:
+    return LandingFileError(
+        f"{path}: decompresses to more than {limits.max_uncompressed_bytes // MB:,} MB "
+        "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read"
+    )
+
+
+def _read_bytes(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> bytes:
+    """The whole file (an Excel workbook is a zip archive, read from its end), within the file size limit."""
+    return b"".join(_stored_blocks(fs, path, limits))
+
+
+def _gunzipped(path: str, blocks: Iterator[bytes], limits: ReadLimits) -> Iterator[bytes]:
+    """Gzip undone as the blocks arrive (members one after another), at most READ_BYTES out at a time. It stops as
+    soon as the output passes the limit, or inflates far more than any report does (a bomb of repeated rows would
+    otherwise be parsed into a frame up to the limit)."""
+    out, used, inflater = 0, 0, None
+
+    def counted(piece: bytes) -> bytes:
+        nonlocal out
+        out += len(piece)
+        if out > limits.max_uncompressed_bytes:
+            raise _too_unpacked(path, limits)
+        if out > GZIP_RATIO_FLOOR and out > limits.max_gzip_ratio * used:
+            raise LandingFileError(
+                f"{path}: inflates more than {limits.max_gzip_ratio:,} times over ({out // MB:,} MB from "
+                f"{used / MB:,.2f} MB), as a gzip bomb does and no report does; not read"
+            )
+        return piece
+
     try:
-        while rest:
-            inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-            pending = rest
-            while not inflater.eof:
-                # At most 1 MB out per call; zlib may still hold output after the input is used up, so an empty
-                # `pending` is fed again until nothing more comes.
-                piece = inflater.decompress(pending, MB)
-                if not piece and not pending:
-                    raise LandingFileError(f"{path}: not a readable gzip file (it ends before its data does)")
-                size += len(piece)
-                if size > limit:
-                    raise LandingFileError(
-                        f"{path}: decompresses to more than {limit // MB:,} MB "
-                        "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read"
-                    )
-                out.append(piece)
-                pending = inflater.unconsumed_tail
-            rest = inflater.unused_data.lstrip(b"\x00")
+        for block in blocks:
+            pending = block
+            while pending:
+                if inflater is None:
+                    pending = pending.lstrip(b"\x00")  # padding after the last member
+                    if not pending:
+                        break
+                    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                piece = inflater.decompress(pending, READ_BYTES)
+                rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+                used += len(pending) - len(rest)
+                if piece:
+                    yield counted(piece)
+                # Input used up but the output cut at READ_BYTES: zlib may hold more, so it is asked again.
+                while not rest and not inflater.eof and len(piece) == READ_BYTES:
+                    piece = inflater.decompress(b"", READ_BYTES)
+                    if piece:
+                        yield counted(piece)
+                    rest = inflater.unused_data if inflater.eof else b""
+                pending = rest
+                if inflater.eof:
+                    inflater = None
     except zlib.error as error:
         raise LandingFileError(f"{path}: not a readable gzip file ({error})") from error
-    return b"".join(out)
+    if inflater is not None:
+        raise LandingFileError(f"{path}: not a readable gzip file (it ends before its data does)")
 
 
-def _csv_cells(
-    path: str, data: bytes, extra_aliases
-) -> tuple[pd.DataFrame | None, np.ndarray | None, list[StatedTotal] | None | bool]:
-    """All cells as strings, from the header row down; the file line on which each row starts; and the totals the
-    file states about itself (see `_completeness`)."""
-    if not data.strip():
-        return None, None, False  # an empty file covers no day; the day's volume check reports the gap
-    text = _decode(path, data)
+def _utf8_blocks(path: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The text as UTF-8 bytes, a block at a time. UTF-16 (Google Ads "CSV (Excel)" exports) is transcoded as it
+    streams; anything else must be UTF-8 (a byte-order mark is dropped), checked as it streams."""
+    blocks = iter(blocks)
+    first = b""
+    for block in blocks:  # enough to see a byte-order mark and whether the file is binary
+        first += block
+        if len(first) >= 4096:
+            break
+    rest = itertools.chain([first], blocks)
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        decoder = codecs.getincrementaldecoder("utf-16")()
+        try:
+            for block in rest:
+                yield decoder.decode(block).encode("utf-8")
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise LandingFileError(f"{path}: not readable UTF-16 text ({error.reason})") from error
+        return
+    if b"\x00" in first[:4096]:
+        raise LandingFileError(f"{path}: binary content where a CSV report was expected")
+    offset = 0
+    if first.startswith(codecs.BOM_UTF8):
+        first, offset = first[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        rest = itertools.chain([first], blocks)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for block in rest:
+        held = len(decoder.getstate()[0])  # bytes of a character cut at the previous block's end
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as error:
+            raise LandingFileError(
+                f"{path}: not UTF-8 or UTF-16 text (byte {offset - held + error.start}: {error.reason})"
+            ) from error
+        offset += len(block)
+        yield block
+    if decoder.getstate()[0]:
+        raise LandingFileError(f"{path}: not UTF-8 or UTF-16 text (byte {offset}: the text ends inside a character)")
+
+
+def _read_csv(
+    path: str, blocks: Iterator[bytes], known: dict[str, str], date_format: str | None, chunk_bytes: int
+) -> tuple[pd.DataFrame | None, list[StatedTotal] | None | bool]:
+    """A CSV's rows and the totals it states about itself (see `_completeness`), from its UTF-8 blocks: the header is
+    looked for in the first lines, then the records below it are parsed a chunk at a time."""
+    head, more = _head(blocks)
+    if not head.strip() and not (more and any(block.strip() for block in blocks)):
+        return None, False  # an empty file covers no day; the day's volume check reports the gap
     # Lines end only at CR, LF or CRLF: str.splitlines() would also break at U+2028, U+0085 and other separators
-    # that are valid inside a CSV field.
-    line_starts = [0] + [match.end() for match in _LINE_END.finditer(text)]
-    lines = _LINE_END.split(text)
-    known = header_map(extra_aliases)
+    # that are valid inside a CSV field (their UTF-8 bytes hold no CR or LF).
+    line_ends = [match.end() for match in _LINE_END_BYTES.finditer(head)]
+    lines = [line.decode("utf-8") for line in _LINE_END_BYTES.split(head)[: len(line_ends) + (not more)]]
     candidates = [next(csv.reader([line], delimiter=_delimiter(line)), []) for line in lines[:HEADER_SEARCH_LINES]]
     header_index = _header_index(path, candidates, known, "line")
-    body = text[line_starts[header_index] :]  # the text as written: line breaks inside quoted fields are kept
-    cells, starts = _records(path, body, _delimiter(lines[header_index]), first_line=header_index + 1)
+    header, delimiter = candidates[header_index], _delimiter(lines[header_index])
+    body = head[line_ends[header_index] :] if header_index < len(line_ends) else b""
+    builder = _RawBuilder(path, header, known, date_format)
+    for cells, starts in _csv_chunks(
+        path, itertools.chain([body], blocks), delimiter, header, builder.positions, header_index + 1, chunk_bytes
+    ):
+        builder.add(cells, starts)
+    raw = builder.finish()
     # Google Ads UI exports have a title above the header and end with "Total: …" lines; plain files have neither.
-    totals = _stated_totals(cells, known) if header_index > 0 else False
-    return cells, starts, totals
+    return raw, builder.stated_totals() if header_index > 0 else False
+
+
+def _head(blocks: Iterator[bytes]) -> tuple[bytes, bool]:
+    """The first bytes of the text, enough for HEADER_SEARCH_LINES whole lines (or HEAD_BYTES), and whether there
+    is more."""
+    head = b""
+    while len(_LINE_END_BYTES.findall(head)) <= HEADER_SEARCH_LINES or head.endswith(b"\r"):
+        if len(head) >= HEAD_BYTES:
+            return head, True
+        block = next(blocks, None)
+        if block is None:
+            return head, False
+        head += block
+    return head, True
+
+
+def _csv_chunks(
+    path: str,
+    blocks: Iterator[bytes],
+    delimiter: str,
+    header: list[str],
+    positions: list[int],
+    header_line: int,
+    chunk_bytes: int,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The records below the header, as (string cells of the columns at `positions`, the file line each record
+    starts on), a chunk of about `chunk_bytes` at a time. Chunks end between records, found by counting quotes;
+    Arrow's CSV parser reads each chunk. A chunk that is not plain RFC 4180 (a stray quote, a ragged row), and every
+    chunk after it, is read by Python's csv module instead, which reads such files as the landing zone always has."""
+    blocks = iter(blocks)
+    pending, size, more, line, target = [], 0, True, header_line + 1, chunk_bytes
+    while True:
+        while more and size < target:
+            block = next(blocks, None)
+            if block is None:
+                more = False
+            else:
+                pending.append(block)
+                size += len(block)
+        buffer = b"".join(pending)
+        pending.clear()  # the blocks are in the buffer now
+        if not buffer and not more:
+            return
+        scan = _Scan(buffer, delimiter)
+        cut = scan.record_cut(target, at_end=not more)
+        if cut == 0 and more and target < MAX_RECORD_CHUNKS * chunk_bytes:
+            target += chunk_bytes  # a record longer than a chunk (or a stray quote): read on to its end
+            continue
+        chunk = memoryview(buffer)[:cut]  # not a copy
+        parsed = _arrow_chunk(chunk, scan, delimiter, len(header), positions, line) if cut else None
+        del chunk
+        if parsed is None:
+            rest = itertools.chain([buffer], blocks)
+            yield from _python_chunks(path, rest, delimiter, header, positions, header_line, line)
+            return
+        cells, starts, lines = parsed
+        if len(cells):
+            yield cells, starts
+        line += lines
+        pending, size, target = [buffer[cut:]], len(buffer) - cut, chunk_bytes
+        del buffer, scan  # before the next chunk is read, not after
+        if not more and not size:
+            return
+
+
+class _Scan:
+    """Where a buffer's lines end and which quotes open a field, as arrays, so that records are found without
+    parsing: a line end outside quotes ends a record. That holds for RFC 4180 CSV (quotes open a field, close it
+    or are doubled), which `rfc4180` checks; anything else goes to Python's csv module."""
+
+    def __init__(self, data: bytes, delimiter: str):
+        self.data = data
+        # One byte mask at a time, each let go once its positions are taken: a chunk's worth, not several.
+        raw = np.frombuffer(data, dtype=np.uint8)
+        lf, cr = np.flatnonzero(raw == 10), np.flatnonzero(raw == 13)
+        lone = cr[raw[np.minimum(cr + 1, len(raw) - 1)] != 10] if len(cr) else cr  # a CR at the end reads itself
+        self.ends = np.sort(np.concatenate((lf, lone))) if len(lone) else lf  # the last byte of each line end
+        crlf = (self.ends > 0) & (raw[self.ends] == 10) & (raw[np.maximum(self.ends - 1, 0)] == 13)
+        self.end_starts = self.ends - crlf  # the first byte of each line end
+        self.quotes = np.flatnonzero(raw == ord('"'))
+        self.outside = np.searchsorted(self.quotes, self.ends) % 2 == 0  # line ends outside quotes end records
+        self.raw, self.delimiter = raw, ord(delimiter)
+
+    def record_cut(self, target: int, at_end: bool) -> int:
+        """Where a chunk of about `target` bytes ends: after the last whole record that ends within it, else after
+        the first that ends at all; at the end of the text, the rest if it fits. 0 if no record ends yet."""
+        ends = self.ends[self.outside]
+        if not at_end and len(ends) and ends[-1] == len(self.data) - 1 and self.data.endswith(b"\r"):
+            ends = ends[:-1]  # a CR at the very end may be the first half of a CRLF
+        if at_end and len(self.data) <= target:
+            return len(self.data)
+        within = ends[ends < target]
+        if len(within) or len(ends):
+            return int(within[-1] if len(within) else ends[0]) + 1
+        return len(self.data) if at_end else 0
+
+    def rfc4180(self, stop: int) -> bool:
+        """Whether every quote before `stop` opens a field (at its start), closes it (at its end) or is doubled."""
+        quotes = self.quotes[self.quotes < stop]
+        if len(quotes) % 2:
+            return False  # a quoted field left open
+        bounds = np.array([self.delimiter, 10, 13, ord('"')], dtype=np.uint8)
+        opening, closing = quotes[0::2], quotes[1::2]
+        before = self.raw[np.maximum(opening - 1, 0)]
+        after = self.raw[np.minimum(closing + 1, stop - 1)]
+        return bool(
+            (np.isin(before, bounds) | (opening == 0)).all() and (np.isin(after, bounds) | (closing == stop - 1)).all()
+        )
+
+
+def _arrow_chunk(
+    chunk: memoryview, scan: _Scan, delimiter: str, width: int, positions: list[int], first_line: int
+) -> tuple[pd.DataFrame, np.ndarray, int] | None:
+    """A chunk of whole records parsed by Arrow: (cells, the line each record starts on, the lines in the chunk),
+    or None when Arrow would not read it as Python's csv module does."""
+    stop = len(chunk)
+    if not scan.rfc4180(stop):
+        return None
+    inside = scan.ends < stop
+    ends, end_starts, outside = scan.ends[inside], scan.end_starts[inside], scan.outside[inside]
+    starts = np.concatenate(([0], ends[outside] + 1))
+    stops = np.concatenate((end_starts[outside], [stop]))
+    nonempty = stops > starts  # Arrow skips empty lines; they still count as lines
+    starts, stops = starts[nonempty], stops[nonempty]
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=ARROW_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=bool((~outside).any()), ignore_empty_lines=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                include_columns=[names[p] for p in positions],
+            ),
+        )
+    except pa.ArrowInvalid:  # a row of another width, or text Arrow splits otherwise: Python's csv module decides
+        return None
+    if table.num_rows != len(starts):
+        return None
+    # A record of blank fields only is skipped like a blank line (it has no ASCII letter or digit, so few are looked at).
+    keep = np.ones(len(starts), dtype=bool)
+    for index in np.flatnonzero(_maybe_blank(scan.raw[:stop], starts, delimiter)):
+        text = bytes(chunk[starts[index] : stops[index]]).decode("utf-8")
+        keep[index] = any(
+            field.strip() for field in next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        )
+    if not keep.all():
+        table, starts = table.filter(pa.array(keep)), starts[keep]
+    lines = first_line + np.searchsorted(ends, starts)
+    cells = table.to_pandas().set_axis(positions, axis=1)
+    return cells, lines.astype("int64"), len(ends)
+
+
+def _maybe_blank(raw: np.ndarray, starts: np.ndarray, delimiter: str) -> np.ndarray:
+    """Records (from each start to the next) with no ASCII byte other than the delimiter, quotes and whitespace:
+    the only ones that can be blank."""
+    filler = np.zeros(256, dtype=bool)
+    filler[[ord(delimiter), ord('"'), 9, 10, 11, 12, 13, 32]] = True
+    filler[128:] = True  # non-ASCII whitespace (a no-break space) is blank to str.strip()
+    if not len(starts):
+        return np.zeros(0, dtype=bool)
+    return np.logical_and.reduceat(filler[raw], starts)
+
+
+def _python_chunks(
+    path: str,
+    blocks: Iterator[bytes],
+    delimiter: str,
+    header: list[str],
+    positions: list[int],
+    header_line: int,
+    first_line: int,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The records from `first_line` on, read by Python's csv module line by line, PYTHON_CHUNK_ROWS at a time.
+    It reads quoted fields that span lines (CR included), pads short rows, skips blank ones and refuses a row wider
+    than the header."""
+    text = io.TextIOWrapper(io.BufferedReader(_BlockReader(blocks)), encoding="utf-8", newline="")
+
+    def lines():
+        while line := text.readline(MAX_LINE_CHARS):
+            if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                raise LandingFileError(f"{path}: a line longer than {MAX_LINE_CHARS // MB} MB: not a keyword report")
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    records, starts, line, width = [], [], 0, len(header)
+    try:
+        for record in reader:
+            if any(field.strip() for field in record):  # blank lines are skipped, but still counted
+                if len(record) > width:
+                    raise LandingFileError(
+                        f"{path}: line {first_line + line}: {len(record)} fields where the header "
+                        f"on line {header_line} has {width}"
+                    )
+                records.append([(record[p] if p < len(record) else "") for p in positions])
+                starts.append(first_line + line)
+                if len(records) == PYTHON_CHUNK_ROWS:
+                    yield _cells(records, positions), np.asarray(starts, dtype="int64")
+                    records, starts = [], []
+            line = reader.line_num
+    except csv.Error as error:
+        raise LandingFileError(
+            f"{path}: not a well-formed CSV below the header on line {header_line} ({error})"
+        ) from error
+    if records:
+        yield _cells(records, positions), np.asarray(starts, dtype="int64")
+
+
+def _cells(records: list[list[str]], positions: list[int]) -> pd.DataFrame:
+    columns = zip(*records) if records else [()] * len(positions)
+    return pd.DataFrame({p: pd.Series(list(values), dtype="str") for p, values in zip(positions, columns)})
+
+
+class _BlockReader(io.RawIOBase):
+    """Blocks of bytes as a binary stream, for io.TextIOWrapper."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self._blocks, self._block, self._offset = blocks, memoryview(b""), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._offset == len(self._block):
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._block, self._offset = memoryview(block), 0
+        size = min(len(buffer), len(self._block) - self._offset)
+        buffer[:size] = self._block[self._offset : self._offset + size]
+        self._offset += size
+        return size
+
+
+class _RawBuilder:
+    """Raw rows built a chunk at a time: each chunk's cells are parsed into typed columns as it arrives and only
+    those are kept. The day column is kept as codes of its distinct values, read at the end, since a file must use
+    one date format throughout; the Total lines are kept aside for `_stated_totals`."""
+
+    def __init__(self, path: str, header: list[str], known: dict[str, str], date_format: str | None):
+        self.path, self.header, self.known, self.date_format = path, header, known, date_format
+        self.columns: dict[int, str] = {}  # position in the file → contract column (its first header)
+        for position, name in enumerate(header):
+            column = known.get(normalize_header(name))
+            if column is not None and column not in self.columns.values():
+                self.columns[position] = column
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.columns.values()]
+        if missing:
+            raise LandingFileError(
+                f"{path}: missing required column(s) {missing}; found {list(header)}. "
+                f"Expected schema:\n{contract_table_markdown()}"
+            )
+        # The first column is read too: a Total line is one whose first cell says so.
+        self.positions = sorted({0, *self.columns})
+        self.parts: dict[str, list] = {name: [] for name in raw_dtypes() if name != "source_file"}
+        self.totals: list[pd.DataFrame] = []
+        self.dates: dict = {}  # distinct value of the date column → its code
+        self.date_rows: list[int] = []  # the row on which each distinct date first appears
+        self.date_counts: list[int] = []
+
+    def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
+        """Cells (columns named by their position in the file) and the file row of each."""
+        rows = np.asarray(rows, dtype="int64")
+        self.totals.append(cells.loc[_is_summary(cells[0]), self.positions])
+        frame = cells[list(self.columns)].set_axis(list(self.columns.values()), axis=1)
+        summary = _is_summary(frame.iloc[:, 0]) | _is_summary(frame["date"])
+        if summary.any():
+            frame, rows = frame.loc[~summary].reset_index(drop=True), rows[~summary]
+        # What is kept of a chunk is kept in Arrow's memory pool, which gives it back once the frame is joined; the C
+        # heap, where each chunk's short-lived arrays come and go, would keep it (600 MB for a 10M-row file).
+        self.parts["date"].append(_pooled(self._date_codes(frame["date"], rows)))
+        problems = pd.Series("", index=frame.index, dtype=object)
+        for column in REPORT_COLUMNS:
+            if column.name == "date" or column.name not in frame.columns:
+                continue
+            values = frame[column.name]
+            if column.kind == "text":
+                # Kept exactly as reported ("none", "NA", "-" and surrounding spaces included); only an empty field is
+                # missing text. Google's "--" placeholder stands for an empty cell, not for a keyword.
+                text = values.astype("string")
+                self.parts[column.name].append(text.mask(text.isin(["", "--"])).array)
+                continue
+            if column.kind == "share":
+                parsed, bad = _parse_share(values)
+            else:
+                parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
+            self.parts[column.name].append(_pooled(parsed.array))
+            if bad.any():
+                problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
+        self.parts["source_row"].append(_pooled(rows))
+        errors = problems != ""
+        if errors.any():
+            problems = problems.str.rstrip("; ").where(errors, None)
+        else:  # the usual chunk: nothing to join
+            problems = pd.Series(pd.NA, index=frame.index, dtype=object)
+        self.parts["parse_errors"].append(problems.astype("string").array)
+
+    def _date_codes(self, values: pd.Series, rows: np.ndarray) -> np.ndarray:
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+        _, first = np.unique(codes, return_index=True)
+        counts = np.bincount(codes, minlength=len(distinct))
+        known = np.empty(len(distinct), dtype="int64")
+        for index, value in enumerate(distinct):
+            code = self.dates.setdefault(value, len(self.dates))
+            if code == len(self.date_rows):
+                self.date_rows.append(int(rows[first[index]]))
+                self.date_counts.append(0)
+            self.date_counts[code] += int(counts[index])
+            known[index] = code
+        return known[codes]
+
+    def finish(self) -> pd.DataFrame:
+        """The rows as one frame with the raw dtypes, each column joined from its chunks (and the chunks let go) in
+        turn, so that the peak is the frame and a column's chunks, not two frames."""
+        distinct = pd.Series(list(self.dates), dtype=None if self.dates else str)
+        days = _parse_dates(
+            self.path, distinct, np.asarray(self.date_rows, dtype="int64"), self.date_format, self.date_counts
+        ).to_numpy()
+        size = sum(len(part) for part in self.parts["source_row"])
+        out = {}
+        for name, dtype in raw_dtypes().items():
+            parts = self.parts.pop(name, [])
+            if name in ("date", "source_row"):
+                values = pa.chunked_array(parts, pa.int64()).to_numpy()
+                column = pd.Series(days[values] if name == "date" else values, dtype=dtype)
+            elif name == "source_file":
+                # Built as the large_string pandas keeps, so that it is not built twice.
+                column = pd.Series(pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(self.path, pa.large_string()), size)))
+            elif not parts:
+                column = pd.Series(pd.NA, index=range(size), dtype=dtype)
+            elif dtype == "Float64":
+                joined = pa.chunked_array(parts, pa.float64())
+                mask = joined.is_null().to_numpy(zero_copy_only=False)
+                column = pd.Series(pd.arrays.FloatingArray(joined.fill_null(0.0).to_numpy(), mask))
+            else:  # text: Arrow's chunks joined without a copy
+                column = pd.concat([pd.Series(part) for part in parts], ignore_index=True)
+            del parts
+            pa.default_memory_pool().release_unused()  # the column's chunks, given back before the next is joined
+            out[name] = column if column.dtype == dtype else column.astype(dtype)
+        return pd.DataFrame(out, copy=False)
+
+    def stated_totals(self) -> list[StatedTotal] | None:
+        lines = pd.concat(self.totals) if self.totals else pd.DataFrame(columns=list(self.columns))
+        header = [self.header[p] for p in lines.columns]
+        return _stated_totals(lines.set_axis(header, axis=1), self.known)
+
+
+def _pooled(values) -> pa.Array:
+    """`values` copied into Arrow's memory pool (pa.array alone wraps a NumPy buffer where it lies)."""
+    array = pa.array(values)
+    return pa.concat_arrays([array, pa.array([], type=array.type)])
+
+
+def _read_parquet(
+    fs: pafs.FileSystem, path: str, known: dict[str, str], date_format: str | None, limits: ReadLimits
+) -> pd.DataFrame:
+    """A Parquet file, a batch of rows at a time (Parquet is typed: numbers and days need no parsing)."""
+    try:
+        with fs.open_input_file(path) as source:
+            if source.size() > limits.max_file_bytes:
+                raise _too_large(path, limits)
+            parquet = pq.ParquetFile(source)
+            metadata = parquet.metadata
+            unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            if unpacked > limits.max_uncompressed_bytes:
+                raise _too_unpacked(path, limits)
+            builder = _RawBuilder(path, parquet.schema_arrow.names, known, date_format)
+            row = 1
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                cells = batch.to_pandas().set_axis(range(batch.num_columns), axis=1)
+                builder.add(cells[builder.positions], np.arange(row, row + batch.num_rows))
+                row += batch.num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise LandingFileError(f"{path}: not a readable Parquet file ({type(error).__name__}: {error})") from error
+    return builder.finish()
 
 
 def _header_index(path: str, candidates: list[list[str]], known: dict[str, str], unit: str) -> int:
@@ -246,9 +737,9 @@ def _header_index(path: str, candidates: list[list[str]], known: dict[str, str],
 
 
 def _xlsx_cells(
-    path: str, data: bytes, extra_aliases, limits: ReadLimits
+    path: str, data: bytes, known: dict[str, str], limits: ReadLimits
 ) -> tuple[pd.DataFrame | None, np.ndarray | None, list[StatedTotal] | None | bool]:
-    """An Excel download (the first sheet) as `_csv_cells` gives a CSV: string cells from the header down, the sheet
+    """An Excel download (the first sheet) as a CSV's records are read: string cells from the header down, the sheet
     row of each record, and the totals the export states. Read in openpyxl's read-only mode, row by row."""
     # Imported here: only a landing zone with Excel files needs it.
     from openpyxl import load_workbook
@@ -259,10 +750,7 @@ def _xlsx_cells(
             # The sizes the archive declares; zipfile stops at them (and fails the CRC) if a member inflates further.
             unpacked = sum(member.file_size for member in archive.infolist())
         if unpacked > limits.max_uncompressed_bytes:
-            raise LandingFileError(
-                f"{path}: decompresses to more than {limits.max_uncompressed_bytes // MB:,} MB "
-                "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read"
-            )
+            raise _too_unpacked(path, limits)
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             if not workbook.worksheets:
@@ -278,7 +766,6 @@ def _xlsx_cells(
         ) from error
     if not any(any(field.strip() for field in row) for row in rows):
         return None, None, False  # an empty sheet covers no day, like an empty CSV
-    known = header_map(extra_aliases)
     header_index = _header_index(path, rows[:HEADER_SEARCH_LINES], known, "row")
     header = rows[header_index]
     while header and not header[-1].strip():  # a sheet's rows are as wide as its widest one
@@ -311,41 +798,6 @@ def _cell_text(value) -> str:
     if isinstance(value, float):
         return np.format_float_positional(value, trim="-")
     return str(value)
-
-
-def _records(path: str, body: str, delimiter: str, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The header and the non-blank records of `body` as string cells, and the file line each record starts on
-    (`first_line` is the header's). Python's csv module reads quoted fields that span lines, CR included."""
-    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-        records, starts, line = [], [], reader.line_num
-        for record in reader:
-            if any(field.strip() for field in record):  # blank lines are skipped, but still counted
-                if len(record) > len(header):
-                    raise LandingFileError(
-                        f"{path}: line {first_line + line}: {len(record)} fields where the header "
-                        f"on line {first_line} has {len(header)}"
-                    )
-                records.append(record + [""] * (len(header) - len(record)))
-                starts.append(first_line + line)
-            line = reader.line_num
-    except csv.Error as error:
-        raise LandingFileError(
-            f"{path}: not a well-formed CSV below the header on line {first_line} ({error})"
-        ) from error
-    return pd.DataFrame(records, columns=header, dtype=str), np.asarray(starts, dtype="int64")
-
-
-def _decode(path: str, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Google Ads "CSV (Excel)" exports are UTF-16
-        return data.decode("utf-16")
-    if b"\x00" in data[:4096]:
-        raise LandingFileError(f"{path}: binary content where a CSV report was expected")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise LandingFileError(f"{path}: not UTF-8 or UTF-16 text (byte {error.start}: {error.reason})") from error
 
 
 @dataclass(frozen=True)
@@ -416,70 +868,6 @@ def _delimiter(line: str) -> str:
     return "\t" if line.count("\t") > line.count(",") else ","
 
 
-def _parquet_cells(path: str, data: bytes, limits: ReadLimits) -> pd.DataFrame:
-    try:
-        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
-        unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-        if unpacked > limits.max_uncompressed_bytes:
-            raise LandingFileError(
-                f"{path}: decompresses to more than {limits.max_uncompressed_bytes // MB:,} MB "
-                "(BIDS_LANDING_MAX_UNCOMPRESSED_MB); not read"
-            )
-        frame = pq.read_table(io.BytesIO(data)).to_pandas()
-    except (pa.ArrowException, OSError) as error:
-        raise LandingFileError(f"{path}: not a readable Parquet file ({type(error).__name__}: {error})") from error
-    return frame
-
-
-def _to_raw(path: str, cells: pd.DataFrame, first_lines: np.ndarray | None, extra_aliases, date_format) -> pd.DataFrame:
-    known = header_map(extra_aliases)
-    columns: dict[str, str] = {}
-    for header in cells.columns:
-        column = known.get(normalize_header(header))
-        if column is not None and column not in columns.values():
-            columns[header] = column
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns.values()]
-    if missing:
-        raise LandingFileError(
-            f"{path}: missing required column(s) {missing}; found {list(cells.columns)}. "
-            f"Expected schema:\n{contract_table_markdown()}"
-        )
-    frame = cells.rename(columns=columns)[list(columns.values())]
-    rows = np.arange(len(frame)) + 1 if first_lines is None else np.asarray(first_lines)
-    first_cell = frame.iloc[:, 0].astype(str) if len(frame.columns) else pd.Series(dtype=str)
-    summary = (
-        first_cell.str.match(_SUMMARY_ROW).to_numpy() | frame["date"].astype(str).str.match(_SUMMARY_ROW).to_numpy()
-    )
-    frame, rows = frame.loc[~summary].reset_index(drop=True), rows[~summary]
-
-    out = pd.DataFrame({"date": _parse_dates(path, frame["date"], rows, date_format)})
-    problems = pd.Series("", index=frame.index, dtype=object)
-    for column in REPORT_COLUMNS:
-        if column.name == "date":
-            continue
-        if column.name not in frame.columns:
-            out[column.name] = pd.NA
-            continue
-        values = frame[column.name]
-        if column.kind == "text":
-            # Kept exactly as reported ("none", "NA", "-" and surrounding spaces included); only an empty field is
-            # missing text. Google's "--" placeholder stands for an empty cell, not for a keyword.
-            text = values.astype("string")
-            out[column.name] = text.mask(text.isin(["", "--"]))
-        else:
-            if column.kind == "share":
-                parsed, bad = _parse_share(values)
-            else:
-                parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
-            out[column.name] = parsed
-            problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
-    out["source_file"] = path
-    out["source_row"] = rows
-    problems = problems.str.rstrip("; ").replace("", None)
-    out["parse_errors"] = problems
-    return conform_raw(out)
-
-
 def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.ndarray]:
     """Numbers from strings like `1,234`, `$1,234.56`, `€ 12.50`, `EUR 3.10`, `12%`; nulls for `--` and blanks."""
     if pd.api.types.is_numeric_dtype(values):  # Parquet: already typed
@@ -487,6 +875,33 @@ def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.nda
         return parsed, np.zeros(len(values), dtype=bool)
     text = values.astype(str).str.strip()
     is_null = text.str.lower().isin(_NULL_TOKENS).to_numpy(dtype=bool)
+    arrow = pa.array(text)
+    # Arrow's RE2 reads printable ASCII and currency signs as Python's re does (there `\s` is a space and `\d` a
+    # digit); the rest (tabs, Unicode spaces or digits) goes through Python's re.
+    number, well_formed = _arrow_numbers(arrow)
+    other = np.flatnonzero(~pc.match_substring_regex(arrow, _PLAIN_TEXT).to_numpy(zero_copy_only=False))
+    if len(other):
+        number[other], well_formed[other] = _python_numbers(text.iloc[other])
+    if integral:
+        fractional = well_formed & (number != np.round(number))
+        well_formed &= ~fractional
+    bad = ~is_null & ~well_formed
+    return pd.Series(np.where(well_formed, number, np.nan), index=values.index).astype("Float64"), bad
+
+
+def _arrow_numbers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the number, whether the text is one) for text of printable ASCII and currency signs."""
+    cleaned = pc.replace_substring_regex(text, _PLAIN_CURRENCY_PREFIX, r"\1")
+    cleaned = pc.replace_substring(pc.replace_substring_regex(cleaned, _PLAIN_CURRENCY_SUFFIX, ""), " ", "")
+    well_formed = pc.match_substring_regex(cleaned, _PLAIN_NUMBER)
+    # Only well-formed text is cast (a sign, digits, a point), which Arrow reads as Python's float() does.
+    digits = pc.replace_substring(pc.if_else(well_formed, cleaned, pa.scalar(None, cleaned.type)), ",", "")
+    number = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    return np.array(number, dtype="float64"), np.array(well_formed.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _python_numbers(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """As `_arrow_numbers`, with Python's re, for any text."""
     # Only currency symbols or codes and a percent sign are stripped; "1O" (a letter O) must stay an error.
     cleaned = (
         text.str.replace(_CURRENCY_PREFIX, r"\1", regex=True)
@@ -495,12 +910,7 @@ def _parse_numbers(values: pd.Series, integral: bool) -> tuple[pd.Series, np.nda
     )
     well_formed = cleaned.str.match(_NUMBER).to_numpy(dtype=bool, na_value=False).copy()
     parsed = pd.to_numeric(cleaned.where(well_formed).str.replace(",", "", regex=False), errors="coerce")
-    if integral:
-        number = parsed.to_numpy(dtype="float64", na_value=np.nan)
-        fractional = well_formed & (number != np.round(number))
-        well_formed &= ~fractional
-    bad = ~is_null & ~well_formed
-    return pd.Series(np.where(well_formed, parsed, np.nan), index=values.index).astype("Float64"), bad
+    return parsed.to_numpy(dtype="float64", na_value=np.nan), well_formed
 
 
 def _parse_share(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -510,11 +920,25 @@ def _parse_share(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         return _parse_numbers(values, integral=False)
     text = values.astype(str).str.strip()
     percent = text.str.endswith("%").to_numpy()
-    parsed, bad = _parse_numbers(text.str.replace(r"^[<>]\s*", "", regex=True), integral=False)
+    # The spaces after the bound go with the strip in `_parse_numbers`.
+    parsed, bad = _parse_numbers(text.str.replace(r"^[<>]", "", regex=True), integral=False)
     return parsed.mask(percent, parsed / 100.0), bad
 
 
-def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: str | None) -> pd.Series:
+def _is_summary(values: pd.Series) -> np.ndarray:
+    """Which cells start a Total line; Python's re reads only the few that hold "total" at all."""
+    text = values.astype(str)
+    summary = text.str.contains("total", case=False, regex=False).to_numpy(dtype=bool).copy()
+    if summary.any():
+        maybe = np.flatnonzero(summary)
+        summary[maybe] = text.iloc[maybe].str.match(_SUMMARY_ROW).to_numpy(dtype=bool)
+    return summary
+
+
+def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: str | None, counts=None) -> pd.Series:
+    """The day of each value; `rows` the file row of each, `counts` how many rows hold each (the values may be a
+    file's distinct dates, each with the row it first appears on)."""
+    counts = np.ones(len(values), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
     if pd.api.types.is_datetime64_any_dtype(values):
         return as_day(values)
     if len(values) and isinstance(values.iloc[0], dt.date):
@@ -542,7 +966,7 @@ def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: st
             f"{path}: row {rows[first]}: column date: {text.iloc[first]!r} is not a date in any known format {formats}"
         )
     examples = []
-    for f, ok in sorted(readable.items(), key=lambda item: -item[1].sum())[:2]:
+    for f, ok in sorted(readable.items(), key=lambda item: -counts[item[1]].sum())[:2]:
         first = int(np.argmax(ok))
         examples.append(f"row {rows[first]} {text.iloc[first]!r} ({f})")
     raise LandingFileError(

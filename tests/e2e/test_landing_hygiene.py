@@ -97,6 +97,19 @@ def test_a_gzip_bomb_is_stopped_while_it_decompresses(tmp_path, zone):
     assert peak < 64 * MB  # stopped at the cap, not after inflating 200 MB
 
 
+def test_a_gzip_bomb_of_valid_rows_is_stopped_before_its_rows_pile_up(tmp_path, zone):
+    # Under the decompression cap, 12M rows would be parsed into a frame before the cap stopped them; a report
+    # never gzips 100:1, so the ratio stops it once 16 MB are out, on a folder and an object store alike.
+    bomb = tmp_path / "rows.csv.gz"
+    rows = b"date,keyword_id,impressions,clicks\n" + b"2025-04-01,1,10,1\n" * (12 * 1024 * 1024)
+    bomb.write_bytes(gzip.compress(rows, compresslevel=9))
+    path = zone.drop(bomb)
+    with pytest.raises(LandingFileError, match=r"rows.csv.gz: inflates more than 100 times over \(\d+ MB from"):
+        zone.read(path)
+    index, _ = zone.index()
+    assert "inflates more than 100 times over" in unreadable_files(index)[path]  # named, and no day is covered
+
+
 def test_an_oversized_file_is_refused_while_it_streams(tmp_path, zone):
     big = write_csv(tmp_path / "big.csv", snake_case_rows([DAY], keywords=range(1, 40_001)))
     assert big.stat().st_size > 2 * MB

@@ -1,6 +1,8 @@
 """Landing files as users drop them, written by the tests themselves."""
 
+import csv
 import gzip
+import io
 import re
 import zlib
 from pathlib import Path
@@ -63,7 +65,6 @@ def google_ads_export(
 
 def _xlsx(path: Path, lines: list[str]) -> Path:
     """The lines of a CSV export as an Excel download holds them: numbers as numbers, days as dates, "--" as text."""
-    import csv
     import datetime as dt
 
     from openpyxl import Workbook
@@ -119,9 +120,6 @@ def google_ads_account_export(path: Path, days, keywords: int = 50, seed: int = 
     lines, IDs of campaign, ad group and keyword, "Exact match" spelled out, currency and thousands separators, and
     the Total line at the bottom. The numbers come from the simulator (its first
     `keywords` keywords, under their manual bids), so they behave like an account's."""
-    import csv
-    import io
-
     from daily_bids.simulator.market import AdMarketSimulator
 
     market = AdMarketSimulator(seed=seed, keywords=300)
@@ -173,3 +171,97 @@ def google_ads_account_export(path: Path, days, keywords: int = 50, seed: int = 
     )
     path.write_text(out.getvalue(), encoding="utf-8")
     return path
+
+
+def reference_rows(text: str, header_line: int, delimiter: str = ",") -> list[tuple[int, list[str]]]:
+    """(line, fields) of each non-blank record below the header on `header_line`, as Python's csv module reads the
+    whole text at once: how the landing zone read files before it streamed them, to hold a chunked read to."""
+    lines = io.StringIO(text, newline="").readlines()  # ends at CR, LF or CRLF, as the reader's lines do
+    reader = csv.reader(io.StringIO("".join(lines[header_line:]), newline=""), delimiter=delimiter)
+    rows, line = [], 0
+    for record in reader:
+        if any(field.strip() for field in record):
+            rows.append((header_line + 1 + line, record))
+        line = reader.line_num
+    return rows
+
+
+def long_export(rows: int, seed: int = 5, eol: str = "\n", delimiter: str = ",") -> tuple[str, int, int]:
+    """A Google Ads UI export far longer than a small chunk, with what makes chunking hard: hostile keywords
+    (quoted line breaks, CR alone, quotes, separators), blank lines and blank records, and a "1O" typo in the
+    impressions of every 97th row. Returns (text, impressions, clicks) as its rows sum them; its "Total: Keywords"
+    line states them."""
+    import random
+
+    rng = random.Random(seed)
+    out = io.StringIO(newline="")
+
+    class writer:  # csv.writer leaves a CR unquoted when lines end in LF; a real export quotes it
+        @staticmethod
+        def writerow(fields):
+            quoted = [
+                f'"{text}"' if any(c in text for c in (delimiter, "\r", "\n")) or '"' in text else text
+                for text in (str(field).replace('"', '""') for field in fields)
+            ]
+            out.write(delimiter.join(quoted) + eol)
+
+    out.write(f"Keyword report{eol}April 1, 2025 - April 30, 2025{eol}")
+    writer.writerow(next(csv.reader([GOOGLE_ADS_HEADER])))
+    impressions = clicks = 0
+    for number in range(rows):
+        if number % 41 == 7:
+            out.write(eol)  # a blank line: skipped, still counted
+        if number % 53 == 11:
+            writer.writerow([""] * 11)  # a record of blank fields: skipped like a blank line
+        shown, taken = rng.randint(0, 5000), rng.randint(0, 40)
+        typo = number % 97 == 50
+        impressions, clicks = impressions + (0 if typo else shown), clicks + taken
+        writer.writerow(
+            [
+                "2025-04-01",
+                100 + number,
+                rng.choice(HOSTILE_KEYWORDS + [f"plain keyword {number}"]),
+                "Camp",
+                "Group",
+                "Exact match",
+                "1O" if typo else f"{shown:,}",
+                taken,
+                f"${taken * 0.37:,.2f}",
+                0,
+                "--",
+            ]
+        )
+    writer.writerow(["Total: Keywords", *["--"] * 5, f"{impressions:,}", clicks, "--", "--", "--"])
+    writer.writerow(["Total: Account", *["--"] * 5, f"{impressions * 3:,}", clicks * 3, "--", "--", "--"])
+    return out.getvalue(), impressions, clicks
+
+
+def peak_rss_reading(path: Path, chunk_bytes: int) -> dict:
+    """Reads `path` in a fresh interpreter (this file run as a script); returns its RSS before the read and at its
+    peak (`ru_maxrss`), in MB, and the rows read."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "tests")])}
+    process = subprocess.run(
+        [sys.executable, __file__, str(path), str(chunk_bytes)], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(process.stdout)
+
+
+if __name__ == "__main__":  # the child of `peak_rss_reading`
+    import json
+    import resource
+    import sys
+
+    import pyarrow.fs as pafs
+
+    from daily_bids.ingest.landing import read_landing_file
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    frame = read_landing_file(pafs.LocalFileSystem(), sys.argv[1], chunk_bytes=int(sys.argv[2]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"before_mb": before, "peak_mb": peak, "rows": len(frame)}))

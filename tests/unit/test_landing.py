@@ -9,9 +9,25 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from daily_bids.ingest.landing import LandingFileError, read_landing_file, refresh_index, unreadable_files
+from daily_bids.ingest import landing
+from daily_bids.ingest.landing import (
+    MB,
+    LandingFileError,
+    ReadLimits,
+    read_landing_file,
+    refresh_index,
+    unreadable_files,
+)
 from daily_bids.ingest.validation import validate_report
-from support.landing_files import google_ads_export, snake_case_rows, write_csv
+from daily_bids.schema import conform_raw
+from support.landing_files import (
+    google_ads_export,
+    long_export,
+    peak_rss_reading,
+    reference_rows,
+    snake_case_rows,
+    write_csv,
+)
 
 FS = pafs.LocalFileSystem()
 D1, D2 = dt.date(2025, 4, 1), dt.date(2025, 4, 2)
@@ -271,3 +287,156 @@ def test_a_file_the_landing_zone_cannot_read_is_named_not_skipped(tmp_path):
     )
     assert "(no extension)" in refused[str(tmp_path / "notes")]
     assert int(index.loc[index["path"] == str(tmp_path / "good.csv"), "rows"].sum()) == 40
+
+
+# Streaming: a file is read a chunk at a time; what it reads must not depend on where the chunks fall.
+LONG_ROWS = 600  # about 50 KB: with 512-byte chunks, a hundred chunk boundaries
+
+
+@pytest.mark.parametrize(
+    "name, eol, delimiter, encode",
+    [
+        ("lf.csv", "\n", ",", lambda text: text.encode()),
+        ("crlf.csv.gz", "\r\n", ",", lambda text: gzip.compress(text.encode())),
+        ("cr.csv", "\r", ",", lambda text: text.encode()),
+        ("bom.csv", "\r\n", ",", lambda text: b"\xef\xbb\xbf" + text.encode()),
+        ("excel_utf16.csv", "\r\n", "\t", lambda text: text.encode("utf-16")),
+        # Members one after another (as `cat a.gz b.gz` writes them), then zero padding.
+        (
+            "members.csv.gz",
+            "\n",
+            ",",
+            lambda t: gzip.compress(t[:999].encode()) + gzip.compress(t[999:].encode()) + bytes(9),
+        ),
+    ],
+)
+def test_a_file_longer_than_a_chunk_reads_exactly_as_one_read_would(tmp_path, name, eol, delimiter, encode):
+    text, impressions, clicks = long_export(LONG_ROWS, eol=eol, delimiter=delimiter)
+    path = tmp_path / name
+    path.write_bytes(encode(text))
+    expected = reference_rows(text, header_line=3, delimiter=delimiter)[:-2]  # the two Total lines are not rows
+    whole = read(path)
+    for chunk_bytes in (512, 4099):
+        raw = read(path, chunk_bytes=chunk_bytes)
+        pd.testing.assert_frame_equal(raw, whole)
+    assert list(whole["source_row"]) == [line for line, _ in expected]
+    assert list(whole["keyword"].fillna("")) == [fields[2] for _, fields in expected]
+    # The typo'd rows keep their file lines, wherever the chunks fell.
+    typos = whole[whole["parse_errors"].notna()]
+    assert len(typos) == LONG_ROWS // 97 and set(typos["parse_errors"]) == {"impressions='1O'"}
+    assert list(typos["source_row"]) == [line for line, fields in expected if fields[6] == "1O"]
+    assert whole.attrs["completeness"] == ""  # the keyword total matches rows read across every chunk
+    assert (whole["impressions"].sum(), whole["clicks"].sum()) == (impressions, clicks)
+    pd.testing.assert_frame_equal(conform_raw(whole), whole)  # the raw contract's dtypes and column order
+
+
+def test_a_total_cut_from_the_last_chunk_is_noticed(tmp_path):
+    text, impressions, _ = long_export(LONG_ROWS)
+    lines = text.splitlines(keepends=True)
+    short = tmp_path / "short.csv"
+    short.write_text("".join(lines[:-40] + lines[-2:]), newline="")  # rows lost before the Total lines
+    assert (
+        read(short, chunk_bytes=512)
+        .attrs["completeness"]
+        .startswith(f"its Total line states {impressions:,} impressions but its rows sum to")
+    )
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(lines[:-2]), newline="")
+    assert "without its Total line" in read(cut, chunk_bytes=512).attrs["completeness"]
+
+
+@pytest.mark.parametrize(
+    "odd_row",
+    [
+        '2025-04-01,9001,27" monitor,Camp,Group,Exact match,10,1,$1.00,0,--',  # a quote inside an unquoted field
+        "2025-04-01,9001,short row",  # fewer fields than the header: padded
+        '2025-04-01,9001,"unclosed ""quote, then more",Camp,Group,Exact match,10,1,$1.00,0,--',
+        '2025-04-01,9001,"closed"then text,Camp,Group,Exact match,10,1,$1.00,0,--',
+        "   ",  # blank but not empty
+    ],
+)
+def test_a_row_that_is_not_plain_csv_mid_file_reads_as_pythons_csv_module_reads_it(tmp_path, odd_row):
+    text, _, _ = long_export(LONG_ROWS)
+    lines = text.splitlines(keepends=True)
+    text = "".join(lines[:300] + [odd_row + "\n"] + lines[300:])
+    path = tmp_path / "odd.csv"
+    path.write_text(text, newline="")
+    expected = reference_rows(text, header_line=3)[:-2]
+    for chunk_bytes in (512, 64 * 1024 * 1024):
+        raw = read(path, chunk_bytes=chunk_bytes)
+        assert list(raw["source_row"]) == [line for line, _ in expected]
+        assert list(raw["keyword"].fillna("")) == [fields[2] for _, fields in expected]
+
+
+def test_a_row_wider_than_the_header_deep_in_a_file_is_named_by_its_line(tmp_path):
+    text, _, _ = long_export(LONG_ROWS)
+    lines = text.splitlines(keepends=True)
+    path = tmp_path / "wide.csv"
+    path.write_text("".join(lines[:500] + ["2025-04-01,1,a,b,c,Exact,1,1,$1,0,--,extra\n"] + lines[500:]), newline="")
+    (line,) = [n for n, fields in reference_rows(path.open(newline="").read(), 3) if len(fields) == 12]
+    with pytest.raises(LandingFileError, match=rf"wide.csv: line {line}: 12 fields where the header on line 3 has 11"):
+        read(path, chunk_bytes=512)
+
+
+def test_a_files_date_format_is_decided_over_all_its_chunks(tmp_path):
+    rows = ["date,keyword_id,impressions,clicks"] + [f"04/03/2025,{k},10,1" for k in range(200)]
+    path = write_csv(tmp_path / "us.csv", rows + ["04/13/2025,1,10,1"])  # only the last row says month first
+    assert set(read(path, chunk_bytes=256)["date"].dt.date) == {dt.date(2025, 4, 3), dt.date(2025, 4, 13)}
+    # The examples are of the two formats most rows are in, each at its first row, whichever chunk that was in.
+    iso = ["date,keyword_id,impressions,clicks"] + [f"2025-04-13,{k},10,1" for k in range(200)]
+    with pytest.raises(
+        LandingFileError, match=r"mixes formats, e\.g\. row 2 '2025-04-13' \(%Y-%m-%d\) and row 202 '04/14/2025'"
+    ):
+        read(write_csv(tmp_path / "mixed.csv", iso + ["04/14/2025,1,10,1"]), chunk_bytes=256)
+
+
+def test_parquet_is_read_a_batch_at_a_time(tmp_path, monkeypatch):
+    frame = pd.DataFrame(
+        {"Day": pd.to_datetime(["2025-04-01"] * 50), "Keyword ID": range(50), "Impr.": range(50), "Clicks": 1}
+    )
+    frame.to_parquet(tmp_path / "r.parquet", row_group_size=8)
+    whole = read(tmp_path / "r.parquet")
+    monkeypatch.setattr(landing, "PARQUET_BATCH_ROWS", 3)
+    pd.testing.assert_frame_equal(read(tmp_path / "r.parquet"), whole)
+    assert list(whole["source_row"]) == list(range(1, 51)) and list(whole["impressions"]) == list(range(50))
+
+
+@pytest.mark.parametrize(
+    "unit, limits, refusal",
+    [
+        # Far more out than any report gzips to: refused once 16 MB are out, whatever the cap.
+        (b"0", ReadLimits(), r"inflates more than 100 times over \(\d+ MB from 0\.\d\d MB\)"),
+        (b"2025-04-01,1,10,1\n", ReadLimits(), "inflates more than 100 times over"),
+        # The decompression cap, checked as the text streams out.
+        (b"0", ReadLimits(max_uncompressed_bytes=8 * MB, max_gzip_ratio=10**6), "decompresses to more than 8 MB"),
+    ],
+)
+def test_a_gzip_bomb_is_refused_naming_the_file(tmp_path, unit, limits, refusal):
+    bomb = tmp_path / "bomb.csv.gz"
+    member = gzip.compress(unit * (64 * MB // len(unit)), compresslevel=9)
+    bomb.write_bytes(gzip.compress(b"date,keyword_id,impressions,clicks\n") + member * 16)  # 1 GB out
+    with pytest.raises(LandingFileError, match=f"{bomb}: {refusal}"):
+        read(bomb, limits=limits)
+
+
+def test_a_report_that_gzips_well_is_not_taken_for_a_bomb(tmp_path):
+    rows = snake_case_rows([D1 + dt.timedelta(days=i) for i in range(30)], keywords=range(1, 10_001))
+    path = write_csv(tmp_path / "month.csv.gz", rows, gz=True)
+    assert len(gzip.decompress(path.read_bytes())) > 16 * MB  # past the floor where the ratio is checked
+    assert len(read(path)) == 300_000
+
+
+def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
+    # 200 MB of rows whose bulk is a column the contract does not read: what is kept is small (about 20 MB), so the
+    # peak is what a chunk costs. The reader that held the file (as bytes, text, lines and cells) took 2 GB more RSS
+    # for this file; the streaming one about 60 MB with 4 MB chunks.
+    row = "2025-04-01,{},10,1," + "x" * 2000 + "\n"
+    path = tmp_path / "wide_notes.csv"
+    with path.open("w") as out:
+        out.write("date,keyword_id,impressions,clicks,notes\n")
+        for start in range(0, 100_000, 1000):
+            out.write("".join(row.format(k) for k in range(start, start + 1000)))
+    size_mb = path.stat().st_size / MB
+    measured = peak_rss_reading(path, chunk_bytes=4 * MB)
+    assert measured["rows"] == 100_000
+    assert measured["peak_mb"] - measured["before_mb"] < size_mb / 2, (measured, size_mb)
