@@ -79,6 +79,7 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
     "model_max_age_days": (1, 365),
     "landing_max_file_mb": (1, 10**7),
     "landing_max_uncompressed_mb": (1, 10**7),
+    "landing_max_gzip_ratio": (2, 10**6),
     "landing_settle_seconds": (0, 86_400),
     "min_history_days": (None, None),  # the bid policy's own bounds apply (resources.deployment names the variable)
 }
@@ -362,6 +363,14 @@ class Settings(BaseSettings):
     )
     landing_max_uncompressed_mb: int = Field(
         "4096", description="`landing` source: the most a file may decompress to, in MB (a gzip bomb stops there)."
+    )
+    landing_max_gzip_ratio: int = Field(
+        "100",
+        description=(
+            "`landing` source: the most a gzip file may inflate, as a multiple of its compressed size, once 16 MB have "
+            "come out. Report CSV compresses about 4 to 10 times; a gzip bomb of repeated rows a hundred times or "
+            "more, and would otherwise fill a frame up to the decompression limit."
+        ),
     )
     landing_settle_seconds: int = Field(
         "60",

@@ -135,6 +135,7 @@ class LandingZoneSource(ReportSource):
     date_format: str = Field("", description="strftime format of the date column, where a file's dates are ambiguous.")
     max_file_mb: int = Field(1024, gt=0, description="The largest landing file read, in MB.")
     max_uncompressed_mb: int = Field(4096, gt=0, description="The most a landing file may decompress to, in MB.")
+    max_gzip_ratio: int = Field(100, ge=2, description="The most a gzip file may inflate, as a multiple of its size.")
     settle_seconds: float = Field(60.0, ge=0, description="Files modified more recently than this are not read yet.")
 
     _location: tuple | None = PrivateAttr(default=None)
@@ -147,7 +148,7 @@ class LandingZoneSource(ReportSource):
 
     def read_file(self, path: str) -> pd.DataFrame:
         filesystem, _ = self._filesystem()
-        limits = ReadLimits(self.max_file_mb * MB, self.max_uncompressed_mb * MB)
+        limits = ReadLimits(self.max_file_mb * MB, self.max_uncompressed_mb * MB, self.max_gzip_ratio)
         return read_landing_file(filesystem, path, self.column_map, self.date_format or None, limits)
 
     def identity(self):

@@ -163,5 +163,6 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
         date_format=settings.landing_date_format,
         max_file_mb=settings.landing_max_file_mb,
         max_uncompressed_mb=settings.landing_max_uncompressed_mb,
+        max_gzip_ratio=settings.landing_max_gzip_ratio,
         settle_seconds=settings.landing_settle_seconds,
     )
