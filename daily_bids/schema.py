@@ -37,6 +37,8 @@ class ReportColumn:
     # A day's value above this many times the keyword's own total of the previous 28 days, and above
     # `outlier_floor`, is quarantined (outlier_vs_history): a restatement typo must not reach the priors.
     outlier_floor: float | None = None
+    # Filled by validation from other columns; a file's column of this name is overwritten.
+    set_by_validation: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -78,8 +80,9 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn(
         "criterion_id",
         "text",
-        "Set by validation, never read from a file: the `keyword_id` as reported (the ad platform's criterion ID).",
+        "the `keyword_id` as reported (the ad platform's criterion ID)",
         False,
+        set_by_validation=True,
     ),
     ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
     ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
@@ -303,10 +306,13 @@ def contract_table_markdown() -> str:
         if c.allowed_values:
             rule.append("one of " + ", ".join(c.allowed_values))
         if c.name in KEY_COLUMNS:
-            rule.append("(date, keyword_id) unique")
+            rule.append("(date, ad_group_id, keyword_id) unique; (date, keyword_id) where ad_group_id is empty")
         headers = ", ".join(f"`{a}`" for a in (c.name, *c.aliases) if a)
+        null_policy = c.null_policy
+        if c.set_by_validation:
+            rule, null_policy, headers = [f"set by validation: {c.description}"], "—", "— (not read from files)"
         rows.append(
             f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'; '.join(rule) or '—'} | "
-            f"{c.null_policy} | {headers} |"
+            f"{null_policy} | {headers} |"
         )
     return "\n".join(rows)
