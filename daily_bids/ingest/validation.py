@@ -144,10 +144,11 @@ def assign_keyword_ids(
     pairs = rows.groupby(["ad_group_id", "criterion_id"], as_index=False, sort=False)["first_day"].min()
     pairs = pairs.merge(registry[["ad_group_id", "criterion_id", "keyword_id"]], how="left", validate="one_to_one")
     new = pairs[pairs["keyword_id"].isna()].sort_values(["first_day", "ad_group_id", "criterion_id"])
-    taken = set(registry["keyword_id"].tolist())
+    # The first new pair of a criterion claims its ID, unless a pair holds it; the others count up past every ID given.
     claims = ~new["criterion_id"].duplicated().to_numpy() & ~new["criterion_id"].isin(registry["keyword_id"]).to_numpy()
     new_ids = new["criterion_id"].to_numpy(dtype="int64").copy()
-    highest = max([FIRST_NEW_KEYWORD_ID - 1, *taken, *new_ids[claims].tolist()])
+    given = np.concatenate([registry["keyword_id"].to_numpy(dtype="int64"), new_ids[claims]])
+    highest = max(FIRST_NEW_KEYWORD_ID - 1, int(given.max()) if len(given) else 0)
     new_ids[~claims] = highest + 1 + np.arange(int((~claims).sum()), dtype="int64")
     new = new.assign(keyword_id=new_ids)
     known = pd.concat([registry, new], ignore_index=True)[list(KEY_REGISTRY_COLUMNS)]
