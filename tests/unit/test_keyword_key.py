@@ -19,7 +19,8 @@ from daily_bids.ingest.validation import (
     normalize_status,
     validate_report,
 )
-from daily_bids.schema import NOT_REPORTED, empty_raw
+from daily_bids.quality import expectations as quality
+from daily_bids.schema import NOT_REPORTED, conform_raw, empty_raw
 from daily_bids.serving.ads_editor import ads_editor_csv
 from daily_bids.storage.warehouse import Warehouse
 
@@ -185,3 +186,25 @@ def test_the_ads_editor_file_names_googles_keyword_and_its_ad_group():
         (str(SHARED), "500", "group 0"),
         (str(SHARED), "501", "group 1"),
     ]
+
+
+def test_the_raw_report_is_unique_per_ad_group_and_criterion_and_the_validated_one_per_keyword_id():
+    rows = [
+        {"keyword_id": SHARED, "ad_group_id": "501", "status": "Enabled"},
+        {"keyword_id": SHARED, "ad_group_id": "502", "status": "Enabled"},
+        {"keyword_id": 5, "ad_group_id": pd.NA, "status": pd.NA},
+    ]
+
+    def unique_rule(layer: str, frame: pd.DataFrame):
+        (rule,) = [e for e in quality.report_suite(layer, [DAY]) if e.kind == "ExpectCompoundColumnsToBeUnique"]
+        return quality.run_expectations(frame, [rule], f"{layer}_unique")[0]
+
+    # One criterion in two ad groups is two keywords, not a duplicate.
+    assert unique_rule("raw", conform_raw(_raw(rows))).success
+    # The same ad group's criterion twice is; so is a criterion twice among rows without an ad group ID.
+    repeated = unique_rule("raw", conform_raw(_raw([*rows, rows[1], rows[2]])))
+    assert not repeated.success and repeated.unexpected_count == 4
+    # The validated report has criterion_id and status in the contract's types, and one row per keyword_id.
+    valid = validate_report(_raw(rows), [DAY]).valid
+    assert quality.dtype_mismatches(valid, quality.layer_dtypes("validated")) == {}
+    assert unique_rule("validated", valid).success
