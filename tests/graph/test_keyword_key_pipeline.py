@@ -1,5 +1,7 @@
-"""Google's keyword key through the whole graph: one criterion ID in two ad groups is two keywords, each with its own
-row, features, prediction, bid and Ads Editor line; removed and paused keywords keep their history but get no bid."""
+"""Google's keyword key through the whole graph: one criterion ID in three ad groups is three keywords, each with its
+own row, features, prediction, bid and Ads Editor line, and the platform's IDs of the later two (2**62 and 2**62 + 1,
+which a float would merge) stay exact in every table; removed and paused keywords keep their history but get no
+bid."""
 
 import csv
 import datetime as dt
@@ -28,7 +30,9 @@ SHORT_TRAINING = {
     }
 }
 
-SHARED = 4_000_999  # "red shoes", exact, in ad groups 9000 and 9001: Google gives it one criterion ID in both
+SHARED = 4_000_999  # "red shoes", exact, in ad groups 9000, 9001 and 9002: Google gives it one criterion ID in all
+# The platform's IDs of its second and third ad groups: above 2**53, so a float would round both to 2**62.
+SECOND, THIRD = FIRST_NEW_KEYWORD_ID, FIRST_NEW_KEYWORD_ID + 1
 PAUSED, REMOVED = 4_000_005, 4_000_007
 HEADER = (
     "Day,Campaign ID,Campaign,Ad group ID,Ad group,Keyword ID,Keyword,Match type,Keyword status,Impr.,Clicks,Cost,"
@@ -46,8 +50,8 @@ def _row(day, group: int, criterion: int, text: str, status: str, impressions: i
 
 def _export(days) -> list[str]:
     """A Google Ads UI keyword export: title lines, the header, 48 keywords in 6 ad groups, "red shoes" in ad groups
-    0 and 1 under one criterion ID (worth 30 a conversion in one, 80 in the other), keyword 5 paused for the last
-    three days, keyword 7 removed on the last, one row repeated on one day, and the Total line."""
+    0, 1 and 2 under one criterion ID (worth 30 a conversion in 0, 80 in 1), keyword 5 paused for the last three
+    days, keyword 7 removed on the last, one row repeated on one day, and the Total line."""
     lines = ["Keyword report", f"{days[0]:%B %-d, %Y} - {days[-1]:%B %-d, %Y}", HEADER]
     for day in days:
         step = day.toordinal()
@@ -63,6 +67,7 @@ def _export(days) -> list[str]:
             lines.append(_row(day, k % 6, criterion, f"kw {k}", status, impressions, clicks, value))
         lines.append(_row(day, 0, SHARED, "red shoes", "Enabled", 90, 4 + step % 3, 30.0))
         lines.append(_row(day, 1, SHARED, "red shoes", "Enabled", 70, 3 + step % 2, 80.0))
+        lines.append(_row(day, 2, SHARED, "red shoes", "Enabled", 50, 2 + step % 2, 55.0))
         if day == DUPLICATED_DAY:  # restated: the same keyword of the same ad group again, the last row wins
             lines.append(_row(day, 1, SHARED, "red shoes", "Enabled", 71, 3, 80.0))
     lines.append("Total: Account," + ",".join(["--"] * 13))
@@ -84,26 +89,41 @@ def test_a_criterion_in_two_ad_groups_is_two_keywords_and_paused_or_removed_ones
         (DUPLICATED_DAY, SHARED, "9001", "duplicate_superseded")
     ]
     valid = store.read_partitions(tables.VALIDATED_REPORT, DAYS)
-    assert len(valid) == len(DAYS) * 50
+    assert len(valid) == len(DAYS) * 51
     shared = valid[valid["criterion_id"] == str(SHARED)]
     ids = shared.groupby("ad_group_id")["keyword_id"].unique().map(list).to_dict()
-    assert ids == {"9000": [SHARED], "9001": [FIRST_NEW_KEYWORD_ID]}  # one ID each, the same on every day
-    assert shared.groupby("ad_group_id").size().to_dict() == {"9000": 40, "9001": 40}
+    assert ids == {"9000": [SHARED], "9001": [SECOND], "9002": [THIRD]}  # one ID each, the same on every day
+    assert shared.groupby("ad_group_id").size().to_dict() == {"9000": 40, "9001": 40, "9002": 40}
     registry = store.read_table(tables.KEYWORD_KEYS)
-    assert len(registry) == 50 and registry["keyword_id"].is_unique
+    assert len(registry) == 51 and registry["keyword_id"].is_unique
 
     features = store.read_partitions(tables.FEATURES, [BID_DAY]).set_index("keyword_id")
     assert features.loc[[PAUSED, REMOVED], "status"].tolist() == ["Paused", "Removed"]
     assert (features.loc[[PAUSED, REMOVED], "history_days"] >= 20).all()  # their history is kept
     predictions = store.read_partitions(tables.PREDICTIONS, [BID_DAY])
-    assert {PAUSED, REMOVED, SHARED, FIRST_NEW_KEYWORD_ID} <= set(predictions["keyword_id"])
+    assert {PAUSED, REMOVED, SHARED, SECOND, THIRD} <= set(predictions["keyword_id"])
+
+    # IDs above 2**53 never pass through a float: every table keeps the two new IDs apart, exactly, as int64.
+    for table, days in (
+        (tables.VALIDATED_REPORT, DAYS),
+        (tables.FEATURES, [BID_DAY]),
+        (tables.FEATURE_STATE, [BID_DAY]),
+        (tables.KEYWORD_VALUE, [BID_DAY]),
+        (tables.PREDICTIONS, [BID_DAY]),
+        (tables.BIDS, [BID_DAY]),
+        (tables.PUBLISHED_BIDS, [BID_DAY]),
+        (tables.CLUSTERS, None),
+    ):
+        keyword_ids = (store.read_table(table) if days is None else store.read_partitions(table, days))["keyword_id"]
+        assert keyword_ids.dtype == "int64", table
+        assert sorted({int(k) for k in keyword_ids if k >= FIRST_NEW_KEYWORD_ID}) == [SECOND, THIRD], table
 
     bids = store.read_partitions(tables.BIDS, [BID_DAY]).set_index("keyword_id")
     assert PAUSED not in bids.index and REMOVED not in bids.index
-    both = bids.loc[[SHARED, FIRST_NEW_KEYWORD_ID]]
+    both = bids.loc[[SHARED, SECOND]]
     assert both["ad_group_id"].tolist() == ["9000", "9001"] and both["criterion_id"].tolist() == [str(SHARED)] * 2
     # Each is bid from its own value: a conversion is worth 30 in ad group 9000 and 80 in 9001.
-    assert both.loc[SHARED, "bid"] < both.loc[FIRST_NEW_KEYWORD_ID, "bid"]
+    assert both.loc[SHARED, "bid"] < both.loc[SECOND, "bid"]
 
     text = store.read_bytes(ads_editor_export_path(BID_DAY + dt.timedelta(days=1))).decode("utf-8")
     sheet = list(csv.DictReader(io.StringIO(text, newline="")))
@@ -111,7 +131,8 @@ def test_a_criterion_in_two_ad_groups_is_two_keywords_and_paused_or_removed_ones
     lines = {(row["Keyword ID"], row["Ad group ID"]): row for row in sheet}
     assert (lines[str(SHARED), "9000"]["Ad group"], lines[str(SHARED), "9001"]["Ad group"]) == ("Group 0", "Group 1")
     assert float(lines[str(SHARED), "9000"]["Max CPC"]) == both.loc[SHARED, "bid"]
-    assert float(lines[str(SHARED), "9001"]["Max CPC"]) == both.loc[FIRST_NEW_KEYWORD_ID, "bid"]
+    assert float(lines[str(SHARED), "9001"]["Max CPC"]) == both.loc[SECOND, "bid"]
+    assert float(lines[str(SHARED), "9002"]["Max CPC"]) == bids.loc[THIRD, "bid"]
     assert not {str(PAUSED), str(REMOVED)} & {row["Keyword ID"] for row in sheet}
 
     # Validating the day again, in a new run, gives every keyword the ID it had.
