@@ -9,7 +9,7 @@ import pandas as pd
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids.ingest.landing import LandingFileError
-from daily_bids.ingest.validation import Plausibility, validate_report
+from daily_bids.ingest.validation import KeyRegistryError, Plausibility, add_to_key_registry, validate_report
 from daily_bids.schema import METRIC_COLUMNS, numeric
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
@@ -61,7 +61,8 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
         VALIDATED_REPORT.path[-1]: dg.AssetOut(
             kinds={"pandas", "parquet"},
             is_required=False,
-            description="Typed rows that pass every row rule; one per (date, keyword_id).",
+            description="Typed rows that pass every row rule; one per (date, keyword_id). Where the report has "
+            "ad group IDs, keyword_id is the platform's key of (ad_group_id, criterion_id).",
         ),
         QUARANTINE.path[-1]: dg.AssetOut(
             kinds={"pandas", "parquet"},
@@ -83,9 +84,21 @@ def validated_keyword_report(
     settings: dg.ResourceParam[Settings],
 ):
     days = partition_days(context)
+    store = warehouse.warehouse()
     result = validate_report(
-        raw_keyword_report, days, plausibility(settings), _trailing_totals(warehouse, days[0] - dt.timedelta(days=1))
+        raw_keyword_report,
+        days,
+        plausibility(settings),
+        _trailing_totals(warehouse, days[0] - dt.timedelta(days=1)),
+        _key_registry(store),
     )
+    if len(result.new_keys):
+        # Written before either table, and whichever is selected: a key once given is never given again.
+        try:
+            store.write_table(tables.KEYWORD_KEYS, add_to_key_registry(_key_registry(store), result.new_keys))
+        except KeyRegistryError as error:  # a concurrent run's keys: retrying assigns from the registry as it is
+            raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from error
+        context.log.info(f"{len(result.new_keys)} new keyword(s) given keyword IDs ({tables.KEYWORD_KEYS})")
     reasons = result.quarantine["reason"].value_counts().to_dict()
     if reasons:
         context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
@@ -111,6 +124,10 @@ def validated_keyword_report(
                 **{f"reason_{code}": int(n) for code, n in reasons.items()},
             },
         )
+
+
+def _key_registry(store) -> pd.DataFrame | None:
+    return store.read_table(tables.KEYWORD_KEYS) if store.table_exists(tables.KEYWORD_KEYS) else None
 
 
 def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame | None:

@@ -15,6 +15,10 @@ import pandas as pd
 MATCH_TYPES: tuple[str, ...] = ("Exact", "Phrase", "Broad")
 # What validated reports hold in a text column the source did not fill.
 NOT_REPORTED = "(not reported)"
+# A keyword's status as validated reports hold it: Google's ENABLED, PAUSED and REMOVED, every spelling of which
+# (`normalize_status`) is one of these. Paused and removed keywords keep their history and features but get no bid.
+KEYWORD_STATUSES: tuple[str, ...] = ("Enabled", "Paused", "Removed")
+NOT_BID_STATUSES: tuple[str, ...] = ("Paused", "Removed")
 # The outlier rule's default factor (BIDS_OUTLIER_FACTOR): shown in the contract table.
 OUTLIER_FACTOR_DEFAULT = 5.0
 
@@ -33,6 +37,8 @@ class ReportColumn:
     # A day's value above this many times the keyword's own total of the previous 28 days, and above
     # `outlier_floor`, is quarantined (outlier_vs_history): a restatement typo must not reach the priors.
     outlier_floor: float | None = None
+    # Filled by validation from other columns; a file's column of this name is overwritten.
+    set_by_validation: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -62,10 +68,21 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn(
         "keyword_id",
         "id",
-        "The ad platform's keyword identifier; unique per day; a positive integer.",
+        "The ad platform's keyword identifier (Google's criterion ID); a positive integer. Unique per day within an "
+        "ad group: with `ad_group_id`, a keyword is (`ad_group_id`, `keyword_id`).",
         True,
         ("keyword id", "criterion id"),
         plausible_max=2.0**63 - 1,
+    ),
+    # The platform's keyword_id is a key of its own where a report has ad group IDs
+    # (`daily_bids.ingest.validation.assign_keyword_ids`): the reported ID stays here, for the Ads Editor file and
+    # any publisher to address the ad platform's keyword.
+    ReportColumn(
+        "criterion_id",
+        "text",
+        "the `keyword_id` as reported (the ad platform's criterion ID)",
+        False,
+        set_by_validation=True,
     ),
     ReportColumn("keyword", "text", "Keyword text.", False, ("search keyword", "keyword text")),
     ReportColumn("campaign", "text", "Campaign name.", False, ("campaign name",)),
@@ -80,6 +97,16 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
         False,
         ("match type", "search keyword match type", "keyword match type"),
         MATCH_TYPES,
+    ),
+    ReportColumn(
+        "status",
+        "text",
+        "The keyword's status: `removed` in it reads as Removed (`Campaign removed` too), `paused` as Paused "
+        "(`Ad group paused`, `Campaign paused`), anything else as Enabled (`Eligible`, `Below first page bid`). "
+        "Paused and removed keywords get no bid.",
+        False,
+        ("keyword status", "criterion status", "ad group criterion status"),
+        KEYWORD_STATUSES,
     ),
     ReportColumn(
         "impressions",
@@ -149,6 +176,7 @@ REPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS)
 COLUMNS_BY_NAME = {c.name: c for c in REPORT_COLUMNS}
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.required)
 KEY_COLUMNS: tuple[str, ...] = ("date", "keyword_id")
+# Text carried with each keyword from the validated report to its features, predictions and bids.
 DIMENSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.kind == "text")
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if c.is_numeric)
 # The additive ones: the features' rolling sums, the outlier rule and the report totals are over these.
@@ -205,12 +233,15 @@ def as_day(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values)).dt.normalize().astype("datetime64[ns]")
 
 
-def conform(frame: pd.DataFrame, dtypes: dict[str, str], what: str = "keyword report") -> pd.DataFrame:
-    """Column order and dtypes; raises naming missing columns and the expected schema."""
-    missing = [name for name in dtypes if name not in frame.columns]
+def conform(
+    frame: pd.DataFrame, dtypes: dict[str, str], what: str = "keyword report", optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Column order and dtypes; raises naming missing columns and the expected schema. Columns in `optional` that
+    the frame lacks are added, null."""
+    missing = [name for name in dtypes if name not in frame.columns and name not in optional]
     if missing:
         raise ValueError(f"{what} is missing columns {missing}; expected {list(dtypes)}")
-    out = frame.loc[:, list(dtypes)].copy()
+    out = frame.reindex(columns=list(dtypes)).copy()
     out["date"] = as_day(out["date"]).to_numpy()
     for name, dtype in dtypes.items():
         if name == "date":
@@ -232,12 +263,20 @@ def _categorical_to_string(values: pd.Series) -> pd.Series:
     return pd.Series(pd.array(strings, dtype="string"), index=values.index, name=values.name)
 
 
+# An optional column a source's frame leaves out (the simulator reports no status) is null, as in a landing file.
+_ABSENT_MEANS_NULL: tuple[str, ...] = tuple(c.name for c in REPORT_COLUMNS if not c.required)
+
+
 def conform_report(frame: pd.DataFrame) -> pd.DataFrame:
-    return conform(frame, report_dtypes())
+    """A report in the contract's layout. A frame without `criterion_id` (the simulator's, whose keyword IDs are
+    unique in its account) is keyed by its keyword IDs, which are then its criterion IDs."""
+    if "criterion_id" not in frame.columns:
+        frame = frame.assign(criterion_id=frame["keyword_id"].astype("Int64").astype("string"))
+    return conform(frame, report_dtypes(), optional=_ABSENT_MEANS_NULL)
 
 
 def conform_raw(frame: pd.DataFrame) -> pd.DataFrame:
-    return conform(frame, raw_dtypes(), "raw keyword report")
+    return conform(frame, raw_dtypes(), "raw keyword report", optional=_ABSENT_MEANS_NULL)
 
 
 def numeric(values: pd.Series) -> np.ndarray:
@@ -267,10 +306,13 @@ def contract_table_markdown() -> str:
         if c.allowed_values:
             rule.append("one of " + ", ".join(c.allowed_values))
         if c.name in KEY_COLUMNS:
-            rule.append("(date, keyword_id) unique")
+            rule.append("(date, ad_group_id, keyword_id) unique; (date, keyword_id) where ad_group_id is empty")
         headers = ", ".join(f"`{a}`" for a in (c.name, *c.aliases) if a)
+        null_policy = c.null_policy
+        if c.set_by_validation:
+            rule, null_policy, headers = [f"set by validation: {c.description}"], "—", "— (not read from files)"
         rows.append(
             f"| `{c.name}` | {c.kind} | {'yes' if c.required else 'no'} | {'; '.join(rule) or '—'} | "
-            f"{c.null_policy} | {headers} |"
+            f"{null_policy} | {headers} |"
         )
     return "\n".join(rows)

@@ -49,7 +49,7 @@ import pandas as pd
 from daily_bids.bidding.optimizer import BidRange, cents_down, change_window, explore, optimize
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.value_per_click import conservative_value
-from daily_bids.schema import DIMENSION_COLUMNS
+from daily_bids.schema import DIMENSION_COLUMNS, NOT_BID_STATUSES, NOT_REPORTED
 
 # What can decide a bid (the bids table's `bid_basis`).
 BID_BASES = ("profit_optimal", "fixed_margin", "cold_start", "configured_value")
@@ -110,7 +110,12 @@ def decide_bids(
     (`landscape.bid_context` of the partition day) give the response to the bid; without them, or for a keyword
     without a bid in force, the fixed margin decides. `bid_basis` says what decided each bid: "profit_optimal",
     "fixed_margin", "cold_start" or "configured_value" (reports without conversion value, valued at the policy's
-    value_per_click)."""
+    value_per_click).
+
+    A keyword whose report says it is paused or removed (`status`) gets no bid, and so is not explored either."""
+    # A column the predictions lack (made before the report contract had it) was not reported.
+    predictions = predictions.assign(**{name: NOT_REPORTED for name in DIMENSION_COLUMNS if name not in predictions})
+    predictions = predictions[~predictions["status"].isin(NOT_BID_STATUSES).to_numpy()].reset_index(drop=True)
     values = _values(predictions, policy)
     in_force = np.full(len(predictions), np.nan)
     if context is not None and len(context):

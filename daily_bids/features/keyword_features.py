@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS, as_day, numeric
+from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS, NOT_REPORTED, as_day, numeric
 
 LOOKBACK_DAYS = 28  # The longest window any feature reads, ending at the partition day.
 
@@ -289,9 +289,20 @@ class RollingState:
 
     @classmethod
     def from_frame(cls, day: dt.date, frame: pd.DataFrame) -> RollingState:
+        """The state stored by `to_frame`. A state stored before a text column joined the contract lacks it: it was
+        not reported, except `criterion_id`, which was the keyword_id itself then. So a warehouse upgrades in place,
+        without a backfill of its features."""
+        keywords = frame[["keyword_id", *(name for name in DIMENSION_COLUMNS if name in frame)]].reset_index(drop=True)
+        for name in DIMENSION_COLUMNS:
+            if name not in keywords:
+                keywords[name] = (
+                    keywords["keyword_id"].astype("int64").astype("string")
+                    if name == "criterion_id"
+                    else pd.Series(NOT_REPORTED, index=keywords.index, dtype="string")
+                )
         return cls(
             day=day,
-            keywords=frame[["keyword_id", *DIMENSION_COLUMNS]].reset_index(drop=True),
+            keywords=keywords.loc[:, ["keyword_id", *DIMENSION_COLUMNS]],
             active=frame["active_mask"].to_numpy(dtype="uint32"),
             unknown={m: frame[f"{m}_unknown_mask"].to_numpy(dtype="uint32") for m in METRIC_COLUMNS},
             sum_7d={m: frame[f"{m}_sum_7d"].to_numpy(dtype="float64") for m in METRIC_COLUMNS},

@@ -2,6 +2,10 @@
 
     raw rows = validated rows + quarantined rows      (for every partition; a check enforces it)
 
+A keyword is (ad group ID, criterion ID) where the report carries ad group IDs: Google gives the same criterion ID to
+the same text and match type in every ad group. `assign_keyword_ids` gives each such pair the platform's `keyword_id`;
+the report's own ID is kept as `criterion_id`.
+
 Duplicates of (date, keyword_id) are resolved last-wins, because ad platforms and exports append restatements after
 the original rows; the superseded rows are quarantined with reason `duplicate_superseded`, so nothing disappears.
 """
@@ -19,6 +23,7 @@ from daily_bids.schema import (
     COLUMNS_BY_NAME,
     DIMENSION_COLUMNS,
     KEY_COLUMNS,
+    KEYWORD_STATUSES,
     MATCH_TYPES,
     METRIC_COLUMNS,
     NOT_REPORTED,
@@ -47,7 +52,8 @@ QUARANTINE_REASONS: dict[str, str] = {
     "invalid_match_type": f"match type other than {', '.join(MATCH_TYPES)}",
     "outlier_vs_history": "a metric above `BIDS_OUTLIER_FACTOR` (5) times the keyword's own total of the previous 28 "
     "days, and above the column's floor",
-    SUPERSEDED: "an earlier row of the same (date, keyword_id); the last one delivered is kept",
+    SUPERSEDED: "an earlier row of the same day and keyword (ad group ID and keyword ID, or the keyword ID where "
+    "the report has no ad group ID); the last one delivered is kept",
 }
 QUARANTINE_COLUMNS: tuple[str, ...] = (*RAW_COLUMN_NAMES, "reason", "detail")
 
@@ -82,6 +88,120 @@ class ValidatedReport:
     valid: pd.DataFrame
     quarantine: pd.DataFrame  # the raw rows set aside, with `reason` and `detail`
     unreported_metrics: list[str]  # optional metric columns the source left empty on every row of a day
+    new_keys: pd.DataFrame  # the (ad group, criterion) pairs first seen here, to add to the key registry
+
+
+# ---- the keyword key ------------------------------------------------------------------------------------------------
+KEY_REGISTRY_COLUMNS: tuple[str, ...] = ("ad_group_id", "criterion_id", "keyword_id", "first_day")
+# Keyword IDs the platform makes up count up from here: far above Google's criterion IDs (about 1e12 today), and each
+# is checked free before it is given.
+FIRST_NEW_KEYWORD_ID = 2**62
+
+
+class KeyRegistryError(ValueError):
+    """The key registry would give one keyword two IDs, or one ID to two keywords."""
+
+
+def empty_key_registry() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ad_group_id": pd.Series(dtype="string"),
+            "criterion_id": pd.Series(dtype="int64"),
+            "keyword_id": pd.Series(dtype="int64"),
+            "first_day": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
+
+
+def assign_keyword_ids(
+    ad_group_ids: pd.Series, criterion_ids: pd.Series, dates: pd.Series, registry: pd.DataFrame | None = None
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Each row's platform keyword ID (Int64, null where the criterion ID is), and the registry rows of the pairs
+    first seen here.
+
+    A keyword is (ad group ID, criterion ID): Google gives a text and match type the same criterion ID in every ad
+    group holding it. The registry (`_keyword_keys`, only ever added to) gives each pair one ID for good. A new pair
+    takes its criterion ID as its keyword ID when no pair holds that ID yet, so a criterion in one ad group (and every
+    simulated keyword) keeps the ID it is reported under; the criterion's later ad groups get new IDs counting up
+    from 2**62, never given before. A persisted registry rather than a hash, because a hash cannot leave the common
+    case its own ID, and a collision of two hashes could not be mended without moving a keyword's history. New pairs
+    are taken in order of day, ad group ID and criterion ID, so one report gives the same IDs however it is run.
+    Rows without an ad group ID keep their criterion ID: the only key such a report has."""
+    registry = check_key_registry(empty_key_registry() if registry is None else registry)
+    ad_group_ids = ad_group_ids.astype("string").reset_index(drop=True)
+    criteria = pd.Series(criterion_ids, dtype="Int64").reset_index(drop=True)
+    keyword_ids = criteria.copy()  # integers throughout: IDs above 2**53 do not survive a float
+    paired = (ad_group_ids.notna() & criteria.notna()).to_numpy()
+    if not paired.any():
+        return keyword_ids, empty_key_registry()
+    rows = pd.DataFrame(
+        {
+            "ad_group_id": ad_group_ids[paired].to_numpy(),
+            "criterion_id": criteria[paired].to_numpy(dtype="int64"),
+            "first_day": as_day(pd.Series(dates).reset_index(drop=True)[paired]).to_numpy(),
+        }
+    ).astype({"ad_group_id": "string"})
+    pairs = rows.groupby(["ad_group_id", "criterion_id"], as_index=False, sort=False)["first_day"].min()
+    pairs = pairs.merge(registry[["ad_group_id", "criterion_id", "keyword_id"]], how="left", validate="one_to_one")
+    new = pairs[pairs["keyword_id"].isna()].sort_values(["first_day", "ad_group_id", "criterion_id"])
+    # The first new pair of a criterion claims its ID, unless a pair holds it; the others count up past every ID given.
+    claims = ~new["criterion_id"].duplicated().to_numpy() & ~new["criterion_id"].isin(registry["keyword_id"]).to_numpy()
+    new_ids = new["criterion_id"].to_numpy(dtype="int64").copy()
+    given = np.concatenate([registry["keyword_id"].to_numpy(dtype="int64"), new_ids[claims]])
+    highest = max(FIRST_NEW_KEYWORD_ID - 1, int(given.max()) if len(given) else 0)
+    new_ids[~claims] = highest + 1 + np.arange(int((~claims).sum()), dtype="int64")
+    new = new.assign(keyword_id=new_ids)
+    known = pd.concat([registry, new], ignore_index=True)[list(KEY_REGISTRY_COLUMNS)]
+    found = rows.merge(known, on=["ad_group_id", "criterion_id"], how="left", validate="many_to_one")
+    keyword_ids[paired] = found["keyword_id"].to_numpy(dtype="int64")
+    return keyword_ids, new.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict())
+
+
+def check_key_registry(registry: pd.DataFrame, what: str = "the keyword key registry") -> pd.DataFrame:
+    """`registry` typed, after checking that each pair has one keyword ID and each keyword ID one pair."""
+    missing = [name for name in KEY_REGISTRY_COLUMNS if name not in registry.columns]
+    if missing:
+        raise KeyRegistryError(f"{what} has no column(s) {missing}; expected {list(KEY_REGISTRY_COLUMNS)}")
+    registry = registry.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict())
+    for key, other in ((["ad_group_id", "criterion_id"], "keyword_id"), (["keyword_id"], "pair")):
+        twice = registry[registry.duplicated(key, keep=False)]
+        if len(twice):
+            example = twice.head(4).to_dict("records")
+            raise KeyRegistryError(
+                f"{what}: {len(twice)} rows give one {' and '.join(key)} more than one {other}, e.g. {example}; "
+                "a keyword's ID must never change or be reused"
+            )
+    return registry.reset_index(drop=True)
+
+
+def add_to_key_registry(registry: pd.DataFrame | None, new_keys: pd.DataFrame) -> pd.DataFrame:
+    """`registry` with `new_keys` added. Raises (`KeyRegistryError`) when another run added the same pairs or IDs
+    meanwhile: validating that day again assigns from the registry as it now is."""
+    current = empty_key_registry() if registry is None else registry
+    already = new_keys.merge(current, on=["ad_group_id", "criterion_id"], how="inner")
+    if len(already) or new_keys["keyword_id"].isin(current["keyword_id"]).any():
+        raise KeyRegistryError(
+            f"the keyword key registry changed while {len(new_keys)} new keyword(s) were given IDs (another run "
+            "validated reports at the same time); run the day again to assign from the registry as it is now"
+        )
+    return check_key_registry(pd.concat([current, new_keys], ignore_index=True))
+
+
+def normalize_status(values: pd.Series) -> pd.Series:
+    """Every spelling of a keyword status as one of KEYWORD_STATUSES (Google's API says REMOVED, its UI Removed or
+    Campaign removed): `removed` in it reads as Removed, `paused` as Paused, any other as Enabled, since Google's
+    other statuses (Eligible, Limited, Below first page bid, Not eligible, Pending review) describe a keyword the
+    advertiser left on. Null stays null."""
+    codes, spellings = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    lowered = pd.Series(spellings, dtype="string").str.lower()
+    removed, paused, enabled = KEYWORD_STATUSES[2], KEYWORD_STATUSES[1], KEYWORD_STATUSES[0]
+    normalized = np.where(
+        lowered.str.contains("removed").to_numpy(dtype=bool),
+        removed,
+        np.where(lowered.str.contains("paused").to_numpy(dtype=bool), paused, enabled),
+    )
+    lookup = np.append(normalized.astype(object), pd.NA)  # code -1 (a null) picks the trailing NA
+    return pd.Series(lookup[codes], index=values.index, dtype="string")
 
 
 def quarantine_reasons_markdown() -> str:
@@ -109,12 +229,16 @@ def validate_report(
     days: list[dt.date],
     plausibility: Plausibility | None = None,
     trailing_totals: pd.DataFrame | None = None,
+    key_registry: pd.DataFrame | None = None,
 ) -> ValidatedReport:
     """Split `raw` into validated rows and the quarantine. `trailing_totals` (keyword_id and each metric's total over
-    the 28 days before `days`) is what the outlier rule compares against; without it the rule is skipped."""
+    the 28 days before `days`) is what the outlier rule compares against; without it the rule is skipped.
+    `key_registry` holds the keyword IDs already given to (ad group, criterion) pairs (`assign_keyword_ids`); the
+    pairs first seen here are returned in `new_keys`."""
     plausibility = plausibility or Plausibility.from_contract()
     raw = conform_raw(raw)
     raw["match_type"] = normalize_match_type(raw["match_type"])
+    raw["status"] = normalize_status(raw["status"])
     unreported = _unreported_metrics(raw)
     reason = pd.Series(pd.NA, index=raw.index, dtype="string")
     detail = pd.Series(pd.NA, index=raw.index, dtype="string")
@@ -147,10 +271,18 @@ def validate_report(
         flag(rule.code, numeric(raw[rule.smaller]) > numeric(raw[rule.larger]), f"{rule.smaller} > {rule.larger}")
     bad_match = raw["match_type"].notna().to_numpy() & ~raw["match_type"].isin(MATCH_TYPES).to_numpy()
     flag("invalid_match_type", bad_match, "match type " + raw["match_type"].astype("string"))
+    # The platform's keyword ID of each row that passed the rules so far (NaN elsewhere): what history and
+    # duplicates are judged by.
+    passed = reason.isna().to_numpy()
+    keyword_ids = pd.Series(pd.NA, index=raw.index, dtype="Int64")
+    ids, new_keys = assign_keyword_ids(
+        raw["ad_group_id"][passed], raw["keyword_id"][passed].astype("Int64"), raw["date"][passed], key_registry
+    )
+    keyword_ids[passed] = ids.to_numpy()
     if trailing_totals is not None and plausibility.outlier_factor > 0:
         history = trailing_totals.drop_duplicates("keyword_id").set_index("keyword_id")
         for name in METRIC_COLUMNS:
-            total = history[name].reindex(numeric(raw["keyword_id"])).to_numpy(dtype="float64")
+            total = history[name].reindex(keyword_ids.fillna(-1).to_numpy()).to_numpy(dtype="float64")
             limit = np.maximum(plausibility.outlier_factor * np.nan_to_num(total), COLUMNS_BY_NAME[name].outlier_floor)
             flag(
                 "outlier_vs_history",
@@ -161,12 +293,14 @@ def validate_report(
                 + pd.Series(np.nan_to_num(total), index=raw.index).round(2).astype("string"),
             )
 
-    candidates = raw[reason.isna().to_numpy()]
+    keyed = raw.assign(keyword_id=keyword_ids)
+    candidates = keyed[reason.isna().to_numpy()]
     superseded = candidates.duplicated(list(KEY_COLUMNS), keep="last")
     superseded_index = candidates.index[superseded.to_numpy()]
-    flag(SUPERSEDED, raw.index.isin(superseded_index), "a later row of the same date and keyword_id")
+    flag(SUPERSEDED, raw.index.isin(superseded_index), "a later row of the same date and keyword (ad group and ID)")
 
-    kept = raw[reason.isna().to_numpy()].copy()
+    kept = keyed[reason.isna().to_numpy()].copy()
+    kept["criterion_id"] = raw.loc[kept.index, "keyword_id"].astype("Int64").astype("string")
     for name in DIMENSION_COLUMNS:
         kept[name] = kept[name].fillna(NOT_REPORTED)
     valid = conform_report(kept).sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
@@ -175,6 +309,7 @@ def validate_report(
         valid=valid,
         quarantine=quarantine.loc[:, list(QUARANTINE_COLUMNS)].reset_index(drop=True),
         unreported_metrics=sorted(name for name in unreported.columns if unreported[name].all()),
+        new_keys=new_keys,
     )
 
 

@@ -137,12 +137,13 @@ def report_suite(layer: str, days: list[dt.date]) -> list[Expectation]:
                 f"{rule.smaller} ≤ {rule.larger}",
             )
         )
+    # Raw keyword_id is the report's criterion ID, shared by the ad groups holding one text and match type: a raw
+    # keyword is (ad_group_id, keyword_id). Rows without an ad group ID compare equal on it (pandas' duplicated), so
+    # among them the rule is (date, keyword_id). Validated keyword_id is the platform's key, unique per day alone.
+    keys = ["date", "ad_group_id", "keyword_id"] if layer == "raw" else list(KEY_COLUMNS)
     suite.append(
         Expectation(
-            "ExpectCompoundColumnsToBeUnique",
-            {"column_list": list(KEY_COLUMNS)},
-            row_rule,
-            "(date, keyword_id) is unique",
+            "ExpectCompoundColumnsToBeUnique", {"column_list": keys}, row_rule, f"({', '.join(keys)}) is unique"
         )
     )
     if layer == "validated":

@@ -10,10 +10,11 @@ import pandas as pd
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs
-# are what match the change to the keyword (a report without names is still applied by them); the names are there
-# for people reading the file, and empty where the report had none.
+# are what match the change to the keyword (a report without names is still applied by them): Google's criterion ID
+# with its ad group ID, since one criterion ID names a keyword in each ad group holding it. The names are there for
+# people reading the file, and empty where the report had none.
 ADS_EDITOR_COLUMNS: dict[str, str] = {
-    "Keyword ID": "keyword_id",
+    "Keyword ID": "criterion_id",
     "Campaign ID": "campaign_id",
     "Campaign": "campaign",
     "Ad group ID": "ad_group_id",
@@ -34,11 +35,18 @@ def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True) -> bytes:
     Text is written as reported, every field quoted (so commas, quotes, line breaks and Unicode line separators stay
     inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
     spreadsheet tools mark a cell as text. A name the report did not carry is an empty field, never a marker."""
-    sheet = pd.DataFrame({header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items()})
+    sheet = pd.DataFrame(
+        {header: bids[column].to_numpy() for header, column in ADS_EDITOR_COLUMNS.items() if column in bids}
+    )
     for header, column in ADS_EDITOR_COLUMNS.items():
-        if column in DIMENSION_COLUMNS:  # text as the report had it
+        if column in DIMENSION_COLUMNS and header in sheet:  # text as the report had it
             sheet[header] = sheet[header].map(neutralize_formula)
-    sheet["Keyword ID"] = sheet["Keyword ID"].map(lambda value: str(int(value)))
+    # Bids made before the criterion ID was kept apart have only keyword_id, which was the criterion ID then.
+    criterion = sheet.get("Keyword ID", pd.Series("", index=sheet.index))
+    if "keyword_id" in bids:
+        criterion = criterion.mask(criterion.eq("").to_numpy(), bids["keyword_id"].to_numpy())
+    sheet["Keyword ID"] = criterion.map(lambda value: str(int(value)))
+    sheet = sheet.loc[:, list(ADS_EDITOR_COLUMNS)]
     sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
     return sheet.to_csv(index=False, header=with_header, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
 

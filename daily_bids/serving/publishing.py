@@ -17,6 +17,7 @@ import pandas as pd
 
 from daily_bids.bidding.moves import bids_in_force
 from daily_bids.quality.expectations import BATCH_ROWS
+from daily_bids.schema import NOT_REPORTED
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
@@ -65,16 +66,32 @@ def ledger(bids: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def change_summary(published: pd.DataFrame, keyword_text: pd.Series | None = None) -> dict[str, object]:
-    """Counts of changed, new and unchanged bids, and the largest moves up and down (from a `ledger` frame)."""
+def change_summary(published: pd.DataFrame, names: pd.DataFrame | pd.Series | None = None) -> dict[str, object]:
+    """Counts of changed, new and unchanged bids, and the largest moves up and down (from a `ledger` frame).
+
+    `names` (from `keyword_names`, indexed by keyword_id) names a moved keyword as the ad platform does: its
+    criterion ID, text and ad group, since the platform's own keyword_id of a criterion's second ad group (2**62 and
+    up) means nothing to anyone reading the log. A Series is keyword text alone (the form callers passed before)."""
     known = published.dropna(subset=["previous_bid"])
     change = known["bid"] - known["previous_bid"]
     changed = change.abs() >= 0.005  # bids are in cents: anything smaller is float noise
+    if isinstance(names, pd.Series):
+        names = names.rename("keyword").to_frame()
 
     def describe(position) -> str:
-        row = known.loc[position]
-        name = f" ({keyword_text.get(row['keyword_id'])})" if keyword_text is not None else ""
-        return f"keyword {int(row['keyword_id'])}{name}: {row['previous_bid']:.2f} → {row['bid']:.2f}"
+        # The ID from its own int64 column: a row of `known` is upcast to float64, which rounds IDs above 2**53.
+        keyword_id = int(known["keyword_id"].loc[position])
+        name = names.loc[keyword_id] if names is not None and keyword_id in names.index else {}
+
+        def text(column: str) -> str | None:
+            value = name.get(column)
+            return None if value is None or pd.isna(value) or value == NOT_REPORTED else str(value)
+
+        label = f"keyword {text('criterion_id') or keyword_id}"
+        label += f" ({text('keyword')})" if text("keyword") else ""
+        group = " ".join(part for part in (text("ad_group_id"), text("ad_group") and f"({text('ad_group')})") if part)
+        label += f" in ad group {group}" if group else ""
+        return f"{label}: {known.loc[position, 'previous_bid']:.2f} → {known.loc[position, 'bid']:.2f}"
 
     summary: dict[str, object] = {
         "bids_changed": int(changed.sum()),
@@ -124,12 +141,34 @@ def bids_in_force_on(store: Warehouse, day: dt.date) -> tuple[pd.DataFrame, str]
     return bids_in_force(reported, published), named
 
 
+def present_columns(store: Warehouse, table: str, day: dt.date, wanted: list[str]) -> list[str]:
+    """Those of `wanted` that the day's partition of `table` has: a partition written before a column joined the
+    bids table (`criterion_id`, `status`) is read without it, not refused."""
+    have = set(store.partition_columns(table, day))
+    return [name for name in wanted if name in have]
+
+
+# What names a keyword to people: the bids table's columns `keyword_names` reads.
+NAME_COLUMNS: tuple[str, ...] = ("keyword_id", "criterion_id", "keyword", "ad_group_id", "ad_group")
+
+
+def keyword_names(store: Warehouse, bids_table: str, day: dt.date) -> pd.DataFrame:
+    """The day's bid keywords' criterion IDs, text and ad groups, indexed by keyword_id (for `change_summary`). Bids
+    written before criterion_id was kept have their keyword_id as criterion ID, which it was then."""
+    names = store.read_partitions(bids_table, [day], present_columns(store, bids_table, day, list(NAME_COLUMNS)))
+    if "criterion_id" not in names:
+        names["criterion_id"] = names["keyword_id"].astype("int64").astype("string")
+    return names.drop(columns="date").set_index("keyword_id")
+
+
 def write_ads_editor_csv(
     store: Warehouse, bids_table: str, day: dt.date, relative_path: str, batch_rows: int = BATCH_ROWS
 ) -> None:
     """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
-    held whole, and the file appears only once complete."""
+    held whole, and the file appears only once complete. keyword_id is read too: `ads_editor_csv` takes it as the
+    Keyword ID of bids written before criterion_id was kept (when it was the criterion ID)."""
+    wanted = list(dict.fromkeys([*ADS_EDITOR_COLUMNS.values(), "keyword_id"]))
+    columns = present_columns(store, bids_table, day, wanted)
     with store.byte_writer(relative_path) as sheet:
-        batches = store.iter_partition(bids_table, day, batch_rows, list(ADS_EDITOR_COLUMNS.values()))
-        for number, batch in enumerate(batches):
+        for number, batch in enumerate(store.iter_partition(bids_table, day, batch_rows, columns)):
             sheet.write(ads_editor_csv(batch, with_header=number == 0))

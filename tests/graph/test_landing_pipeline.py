@@ -53,7 +53,7 @@ def test_dropped_files_land_with_checks_and_a_quarantine_that_reconciles(landing
     assert sorted(failing) == ["2025-01-25", "2025-01-26"]
     assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failing.values())  # bad rows: WARN on raw
     failures = {f["expectation"]: f for e in failing.values() for f in e.metadata["failures"].value}
-    assert set(failures) == {"clicks ≤ impressions", "cost ≥ 0", "(date, keyword_id) is unique"}
+    assert set(failures) == {"clicks ≤ impressions", "cost ≥ 0", "(date, ad_group_id, keyword_id) is unique"}
     assert all(f["severity"] == "warn" for f in failures.values())
     assert failures["clicks ≤ impressions"]["unexpected"] == 1
     sample = failures["clicks ≤ impressions"]["sample"][0]

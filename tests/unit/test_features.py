@@ -7,13 +7,16 @@ import pytest
 from daily_bids.features.keyword_features import (
     FEATURES,
     FEATURES_BY_NAME,
+    RollingState,
     compute_features,
     feature_versions,
     keyword_shards,
     roll,
 )
 from daily_bids.features.writer import write_features
+from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 from daily_bids.simulator.market import AdMarketSimulator
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import MissingPartitionsError, Warehouse
 
 DAYS = [dt.date(2025, 4, 1) + dt.timedelta(days=i) for i in range(45)]
@@ -124,3 +127,28 @@ def test_every_keyword_falls_in_exactly_one_shard():
     for keyword in (-(2**62), *ids, 2**62):  # unseen keywords below, between and above fall in one shard too
         inside = [(low is None or keyword >= low) and (high is None or keyword < high) for low, high in shards]
         assert sum(inside) == 1
+
+
+def test_a_state_stored_before_criterion_id_and_status_carries_on_without_a_backfill(history, tmp_path):
+    """A rolling state written before the report contract had `criterion_id` and `status` is read with them as they
+    were then: the keyword_id as criterion ID, the status not reported. The next days' features are as if the state
+    had always had them."""
+    validated = history.assign(status=NOT_REPORTED)  # as validation fills a status the source does not report
+    store = Warehouse(str(tmp_path / "warehouse"))
+    for day in DAYS[:34]:
+        store.write_partition("reports", day, validated[validated["date"] == pd.Timestamp(day)])
+    write_features(store, "reports", "features", DAYS[30:32], history_start=DAYS[0])
+    old = store.read_partitions(tables.FEATURE_STATE, [DAYS[31]]).drop(columns=["date", "criterion_id", "status"])
+    store.write_partition(tables.FEATURE_STATE, DAYS[31], old)
+
+    keywords = RollingState.from_frame(DAYS[31], old).keywords
+    assert list(keywords.columns) == ["keyword_id", *DIMENSION_COLUMNS]
+    assert keywords["criterion_id"].tolist() == [str(k) for k in old["keyword_id"]]
+    assert keywords["status"].eq(NOT_REPORTED).all() and keywords["status"].dtype == "string"
+
+    assert write_features(store, "reports", "features", DAYS[32:34], history_start=DAYS[0]).state_reused
+    written = store.read_partitions("features", DAYS[32:34])
+    expected = [
+        frame for day, frame, _ in roll(DAYS[30:34], by_day(validated), history_start=DAYS[0]) if day >= DAYS[32]
+    ]
+    pd.testing.assert_frame_equal(written, pd.concat(expected, ignore_index=True), check_dtype=False)

@@ -1,11 +1,21 @@
 """Which partitions may be published, and what a publication changes (plain functions, no Dagster)."""
 
+import csv
 import datetime as dt
+import io
 
 import numpy as np
 import pandas as pd
 
-from daily_bids.serving.publishing import change_summary, decide_publication, ledger
+from daily_bids.serving.publishing import (
+    change_summary,
+    decide_publication,
+    keyword_names,
+    ledger,
+    write_ads_editor_csv,
+)
+from daily_bids.storage import tables
+from daily_bids.storage.warehouse import Warehouse
 
 DAY = dt.date(2026, 11, 21)
 
@@ -52,3 +62,57 @@ def test_change_summary_of_a_first_publication_has_no_moves():
     summary = change_summary(published)
     assert summary["bids_new"] == 2 and summary["bids_changed"] == 0
     assert summary["largest_increase_keyword"] == "none" and summary["largest_decrease_keyword"] == "none"
+
+
+# A criterion in two ad groups: the second keyword's platform ID is 2**62 and up (above 2**53, so a float rounds it).
+CRITERION, SECOND = 777_000_111, 2**62 + 1
+
+
+def _bids(**extra) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "keyword_id": np.array([CRITERION, SECOND], dtype="int64"),
+            "campaign_id": ["7", "7"],
+            "campaign": ["Shoes", "Shoes"],
+            "ad_group_id": ["500", "501"],
+            "ad_group": ["group 0", "group 1"],
+            "keyword": ["red shoes", "red shoes"],
+            "match_type": ["Exact", "Exact"],
+            "bid": [0.42, 0.91],
+            **extra,
+        }
+    ).astype({"campaign_id": "string", "campaign": "string", "ad_group_id": "string", "ad_group": "string"})
+
+
+def test_change_summary_names_the_criterion_and_ad_group_not_the_platforms_id(tmp_path):
+    store = Warehouse(str(tmp_path / "warehouse"))
+    store.write_partition(tables.BIDS, DAY, _bids(criterion_id=pd.array([str(CRITERION)] * 2, dtype="string")))
+    published = ledger(_bids(), pd.DataFrame({"keyword_id": [CRITERION, SECOND], "bid": [0.50, 0.61]}))
+    summary = change_summary(published, keyword_names(store, tables.BIDS, DAY))
+    assert (
+        summary["largest_increase_keyword"] == f"keyword {CRITERION} (red shoes) in ad group 501 (group 1): 0.61 → 0.91"
+    )
+    assert (
+        summary["largest_decrease_keyword"] == f"keyword {CRITERION} (red shoes) in ad group 500 (group 0): 0.50 → 0.42"
+    )
+    # Keyword text alone (no criterion ID to name): the platform's ID, exact.
+    text_only = change_summary(published, pd.Series({CRITERION: "red shoes", SECOND: "red shoes"}))
+    assert text_only["largest_increase_keyword"].startswith(f"keyword {SECOND} (red shoes): ")
+
+
+def test_bids_written_before_criterion_id_was_kept_still_make_an_ads_editor_file(tmp_path):
+    """An old bids partition has no criterion_id (nor status): its keyword_id was Google's criterion ID then."""
+    store = Warehouse(str(tmp_path / "warehouse"))
+    store.write_partition(tables.BIDS, DAY, _bids())
+    write_ads_editor_csv(store, tables.BIDS, DAY, "exports/old.csv", batch_rows=1)
+    rows = list(csv.DictReader(io.StringIO(store.read_bytes("exports/old.csv").decode(), newline="")))
+    assert [(r["Keyword ID"], r["Ad group ID"], r["Max CPC"]) for r in rows] == [
+        (str(CRITERION), "500", "0.42"),
+        (str(SECOND), "501", "0.91"),
+    ]
+    assert keyword_names(store, tables.BIDS, DAY)["criterion_id"].tolist() == [str(CRITERION), str(SECOND)]
+    # A partition with criterion_id: Google's ID for both, told apart by their ad group.
+    store.write_partition(tables.BIDS, DAY, _bids(criterion_id=pd.array([str(CRITERION)] * 2, dtype="string")))
+    write_ads_editor_csv(store, tables.BIDS, DAY, "exports/new.csv")
+    rows = list(csv.DictReader(io.StringIO(store.read_bytes("exports/new.csv").decode(), newline="")))
+    assert [(r["Keyword ID"], r["Ad group ID"]) for r in rows] == [(str(CRITERION), "500"), (str(CRITERION), "501")]
