@@ -402,7 +402,6 @@ def published_bids(
     if shown is not None:
         effective_day = shown + dt.timedelta(days=1)
         ledger = store.read_partitions(tables.PUBLISHED_BIDS, [shown], list(publishing.LEDGER_COLUMNS))
-        keyword_text = store.read_partitions(tables.BIDS, [shown], ["keyword_id", "keyword"])
         csv_path = ads_editor_export_path(effective_day)
         summary = {
             "published_day": shown.isoformat(),
@@ -412,7 +411,7 @@ def published_bids(
             **(
                 {"ads_editor_csv": dg.MetadataValue.path(store.display_uri(csv_path))} if store.exists(csv_path) else {}
             ),
-            **publishing.change_summary(ledger, keyword_text.set_index("keyword_id")["keyword"]),
+            **publishing.change_summary(ledger, publishing.keyword_names(store, tables.BIDS, shown)),
         }
     published = sum(decision.publish for decision in decisions.values())
     return dg.MaterializeResult(

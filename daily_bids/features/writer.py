@@ -63,8 +63,11 @@ def write_features(
     known = [read_report(days[0], (None, None), ["keyword_id"])]
     if state_reused:
         known.append(store.read_partitions(tables.FEATURE_STATE, [previous], ["keyword_id"]))
-    ids = np.concatenate([frame["keyword_id"].to_numpy() for frame in known if frame is not None] + [np.zeros(0)])
-    shards = keyword_shards(ids.astype("int64"), keywords_per_shard)
+    # int64 throughout: a float would round the IDs of a criterion's later ad groups (2**62 and up) together.
+    ids = np.concatenate(
+        [frame["keyword_id"].to_numpy(dtype="int64") for frame in known if frame is not None] + [np.zeros(0, "int64")]
+    )
+    shards = keyword_shards(ids, keywords_per_shard)
     if log and not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0

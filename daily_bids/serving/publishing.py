@@ -66,17 +66,15 @@ def ledger(bids: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def change_summary(published: pd.DataFrame, names: pd.DataFrame | pd.Series | None = None) -> dict[str, object]:
+def change_summary(published: pd.DataFrame, names: pd.DataFrame | None = None) -> dict[str, object]:
     """Counts of changed, new and unchanged bids, and the largest moves up and down (from a `ledger` frame).
 
     `names` (from `keyword_names`, indexed by keyword_id) names a moved keyword as the ad platform does: its
     criterion ID, text and ad group, since the platform's own keyword_id of a criterion's second ad group (2**62 and
-    up) means nothing to anyone reading the log. A Series is keyword text alone (the form callers passed before)."""
+    up) means nothing to anyone reading the log."""
     known = published.dropna(subset=["previous_bid"])
     change = known["bid"] - known["previous_bid"]
     changed = change.abs() >= 0.005  # bids are in cents: anything smaller is float noise
-    if isinstance(names, pd.Series):
-        names = names.rename("keyword").to_frame()
 
     def describe(position) -> str:
         # The ID from its own int64 column: a row of `known` is upcast to float64, which rounds IDs above 2**53.

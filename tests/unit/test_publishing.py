@@ -51,7 +51,8 @@ def test_change_summary_counts_and_names_the_largest_moves():
     published = pd.DataFrame(
         {"keyword_id": [1, 2, 3, 4], "bid": [1.10, 0.50, 2.00, 0.70], "previous_bid": [1.00, 0.80, np.nan, 0.70]}
     )
-    summary = change_summary(published, pd.Series({1: "red boots", 2: "tent", 3: "map", 4: "rope"}))
+    names = pd.DataFrame({"keyword": ["red boots", "tent", "map", "rope"]}, index=[1, 2, 3, 4])
+    summary = change_summary(published, names)
     assert (summary["bids_changed"], summary["bids_unchanged"], summary["bids_new"]) == (2, 1, 1)
     assert summary["largest_increase"] == 0.10 and "red boots" in summary["largest_increase_keyword"]
     assert summary["largest_decrease"] == -0.30 and "0.80 → 0.50" in summary["largest_decrease_keyword"]
@@ -96,7 +97,7 @@ def test_change_summary_names_the_criterion_and_ad_group_not_the_platforms_id(tm
         summary["largest_decrease_keyword"] == f"keyword {CRITERION} (red shoes) in ad group 500 (group 0): 0.50 → 0.42"
     )
     # Keyword text alone (no criterion ID to name): the platform's ID, exact.
-    text_only = change_summary(published, pd.Series({CRITERION: "red shoes", SECOND: "red shoes"}))
+    text_only = change_summary(published, pd.DataFrame({"keyword": ["red shoes"] * 2}, index=[CRITERION, SECOND]))
     assert text_only["largest_increase_keyword"].startswith(f"keyword {SECOND} (red shoes): ")
 
 
