@@ -83,6 +83,7 @@ def bid_policy_backtest(
             "true_profit",
             "share_of_oracle",
             "worst_day_losing_spend_share",
+            "worst_day_losing_spend_share_at_policy_bids",  # without keywords the policy has not bid yet
         )
     }
     gains = {}
