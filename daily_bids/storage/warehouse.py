@@ -65,6 +65,26 @@ class MissingPartitionsError(LookupError):
     """Raised when a read asks for partitions that were never written."""
 
 
+# The AWS SDK reads a ranged GET's body into a buffer the size of the range. When S3 answers a small object's GET with
+# an error (500, 503 SlowDown), its XML body does not fit, and the SDK reports this non-retryable INTERNAL_FAILURE
+# instead of the retryable error it was (apache/doris#66557 traces it). A whole read of a small file retries it.
+UNFLUSHED_RESPONSE = "Failed to flush response stream"
+WHOLE_READ_ATTEMPTS = 4
+
+
+def read_whole(fs: pafs.FileSystem, path: str) -> bytes:
+    """A file's bytes, read again (with a short backoff) where S3's answer was an error the SDK could not hold."""
+    for attempt in range(1, WHOLE_READ_ATTEMPTS + 1):
+        try:
+            with fs.open_input_stream(path) as source:
+                return source.read()
+        except OSError as error:
+            if UNFLUSHED_RESPONSE not in str(error) or attempt == WHOLE_READ_ATTEMPTS:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def filesystem_for(uri: str, s3: S3Options | None = None) -> tuple[pafs.FileSystem, str]:
     """The filesystem and root path of a local folder or an `s3://bucket/prefix` URI."""
     uri = uri.rstrip("/")
@@ -367,8 +387,7 @@ class Warehouse:
         released = []
         for manifest in self._listing(self._held_folder(HELD_TABLES)):
             try:
-                with self.fs.open_input_stream(manifest.path) as source:
-                    waits_for = set(json.loads(source.read()))
+                waits_for = set(json.loads(read_whole(self.fs, manifest.path)))
                 if waits_for <= passes:
                     released.append(self._release(manifest))
             except FileNotFoundError:  # another check of the run saw every pass too, and released it first
@@ -439,8 +458,7 @@ class Warehouse:
         path = self.path(relative_path)
         if self.fs.get_file_info(path).type != pafs.FileType.File:
             raise FileNotFoundError(f"no file at {self.display_uri(relative_path)}")
-        with self.fs.open_input_stream(path) as source:
-            return source.read()
+        return read_whole(self.fs, path)
 
     def exists(self, relative_path: str) -> bool:
         return self.fs.get_file_info(self.path(relative_path)).type == pafs.FileType.File

@@ -1,9 +1,10 @@
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from daily_bids.storage.warehouse import MissingPartitionsError, Warehouse
+from daily_bids.storage.warehouse import WHOLE_READ_ATTEMPTS, MissingPartitionsError, Warehouse, read_whole
 
 D1, D2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
 
@@ -200,3 +201,34 @@ def test_a_step_without_checks_writes_straight_into_its_tables(tmp_path):
     store = Warehouse(str(tmp_path))
     store.holding("run-a", {"t": []}).write_partition("t", D1, _frame(D1, 3))
     assert len(store.read_partitions("t", [D1])) == 3 and not (tmp_path / ".staging").exists()
+
+
+class _FlakyS3:
+    """A filesystem whose first `failures` reads fail as the AWS SDK fails a small object's GET that S3 answered with
+    an error: the XML error body overflows the buffer sized to the object."""
+
+    def __init__(
+        self,
+        failures: int,
+        message: str = "AWS Error INTERNAL_FAILURE during GetObject operation: Failed "
+        "to flush response stream (eof: 0, bad: 1)",
+    ):
+        self.failures, self.message, self.opened = failures, message, 0
+
+    def open_input_stream(self, path):
+        self.opened += 1
+        if self.opened <= self.failures:
+            raise OSError(self.message)
+        return pa.BufferReader(b'["a_check"]')
+
+
+def test_a_small_read_that_s3_answered_with_an_error_is_read_again():
+    flaky = _FlakyS3(failures=WHOLE_READ_ATTEMPTS - 1)
+    assert read_whole(flaky, "bucket/_tables/t.json") == b'["a_check"]' and flaky.opened == WHOLE_READ_ATTEMPTS
+    # A fault on every attempt, or any other error, is not hidden.
+    with pytest.raises(OSError, match="Failed to flush response stream"):
+        read_whole(_FlakyS3(failures=WHOLE_READ_ATTEMPTS), "bucket/_tables/t.json")
+    other = _FlakyS3(failures=1, message="AWS Error ACCESS_DENIED during GetObject operation")
+    with pytest.raises(OSError, match="ACCESS_DENIED"):
+        read_whole(other, "bucket/_tables/t.json")
+    assert other.opened == 1
