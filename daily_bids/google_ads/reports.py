@@ -143,9 +143,9 @@ def read_account_settings(
     client, customer_id: str, *, login_customer_id: str | None = None, retry: RetryPolicy = RetryPolicy()
 ) -> AccountSettings:
     """The account's currency and time zone, which decide its billable unit and what its days are."""
-    customer_id = _plain_id(customer_id)
-    rows, _summary = _read_stream(
-        _client_for(client, login_customer_id), customer_id, CUSTOMER_QUERY, "the account settings", retry, False
+    customer_id = plain_customer_id(customer_id)
+    rows, _summary = read_stream(
+        client_for(client, login_customer_id), customer_id, CUSTOMER_QUERY, "the account settings", retry, False
     )
     if len(rows) != 1:
         raise GoogleAdsReportError(f"customer {customer_id}: expected one customer row, got {len(rows)}")
@@ -165,13 +165,13 @@ def read_keyword_report(
     `login_customer_id` is the manager account to log in through, when it differs from the client's own setting.
     The frame's `attrs` hold the account's `customer_id`, `currency_code` and `time_zone`.
     """
-    customer_id = _plain_id(customer_id)
-    client = _client_for(client, login_customer_id)
+    customer_id = plain_customer_id(customer_id)
+    client = client_for(client, login_customer_id)
     settings = read_account_settings(client, customer_id, retry=retry)
     records: list[dict[str, Any]] = []
     for first_day, last_day in consecutive_runs(days):
         what = f"the keyword report of {first_day}" + ("" if first_day == last_day else f" to {last_day}")
-        rows, summary = _read_stream(client, customer_id, keyword_view_query(first_day, last_day), what, retry, True)
+        rows, summary = read_stream(client, customer_id, keyword_view_query(first_day, last_day), what, retry, True)
         _check_totals(customer_id, what, rows, summary)
         records.extend(_record(row) for row in rows)
     frame = _frame(records)
@@ -179,21 +179,21 @@ def read_keyword_report(
     return frame
 
 
-def _plain_id(customer_id: str | int) -> str:
+def plain_customer_id(customer_id: str | int) -> str:
     """Google shows customer IDs as 123-456-7890; the API takes the digits."""
     return str(customer_id).replace("-", "").strip()
 
 
-def _client_for(client, login_customer_id: str | None):
+def client_for(client, login_customer_id: str | None):
     """The client, logging in through `login_customer_id` when one is given (the caller's client is left as it is)."""
-    if login_customer_id is None or _plain_id(login_customer_id) == client.login_customer_id:
+    if login_customer_id is None or plain_customer_id(login_customer_id) == client.login_customer_id:
         return client
     scoped = copy.copy(client)
-    scoped.login_customer_id = _plain_id(login_customer_id)
+    scoped.login_customer_id = plain_customer_id(login_customer_id)
     return scoped
 
 
-def _read_stream(client, customer_id: str, query: str, what: str, retry: RetryPolicy, with_summary: bool):
+def read_stream(client, customer_id: str, query: str, what: str, retry: RetryPolicy, with_summary: bool):
     """All rows of one SearchStream (protobuf `GoogleAdsRow`s) and its summary row, retried whole when transient."""
     import grpc
     from google.ads.googleads.errors import GoogleAdsException
@@ -211,12 +211,12 @@ def _read_stream(client, customer_id: str, query: str, what: str, retry: RetryPo
         summary = None
         try:
             for response in service.search_stream(request=request, timeout=retry.timeout_seconds):
-                response = _as_protobuf(response)
+                response = as_protobuf(response)
                 rows.extend(response.results)
                 if response.HasField("summary_row"):
                     summary = response.summary_row
         except (GoogleAdsException, GoogleAPICallError, grpc.RpcError) as error:
-            status, message = _status_of(error)
+            status, message = status_of(error)
             if status in RETRYABLE_STATUSES and attempt < retry.attempts:
                 time.sleep(retry.first_backoff_seconds * 2 ** (attempt - 1))
                 continue
@@ -237,7 +237,7 @@ def _read_stream(client, customer_id: str, query: str, what: str, retry: RetryPo
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _status_of(error) -> tuple[str, str]:
+def status_of(error) -> tuple[str, str]:
     """The gRPC status name and Google's message of an error from any layer of the client library."""
     from google.ads.googleads.errors import GoogleAdsException
 
@@ -250,7 +250,7 @@ def _status_of(error) -> tuple[str, str]:
     return (code.name if code is not None else "UNKNOWN"), str(getattr(error, "message", "") or error)
 
 
-def _as_protobuf(message):
+def as_protobuf(message):
     """Responses are protobuf messages, or proto-plus wrappers when the client sets `use_proto_plus`."""
     import proto
 
@@ -268,13 +268,13 @@ def _check_totals(customer_id: str, what: str, rows: list, summary) -> None:
             )
 
 
-def _enum_name(message, field: str) -> str:
+def enum_name(message, field: str) -> str:
     return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
 
 
 def _record(row) -> dict[str, Any]:
     criterion, metrics = row.ad_group_criterion, row.metrics
-    match_type = _enum_name(criterion.keyword, "match_type")
+    match_type = enum_name(criterion.keyword, "match_type")
     cpc_bid_micros = criterion.cpc_bid_micros if criterion.HasField("cpc_bid_micros") else None
     return {
         "date": row.segments.date,
@@ -295,7 +295,7 @@ def _record(row) -> dict[str, Any]:
         "search_impression_share": (
             metrics.search_impression_share if metrics.HasField("search_impression_share") else None
         ),
-        "status": _enum_name(criterion, "status"),
+        "status": enum_name(criterion, "status"),
         "cost_micros": metrics.cost_micros,
         "cpc_bid_micros": cpc_bid_micros,
     }

@@ -5,7 +5,6 @@ The client is the real `GoogleAdsClient`: its endpoint is the emulator's, gRPC t
 closed loopback port), so nothing is ever refreshed from, or sent to, Google.
 """
 
-import datetime as dt
 from decimal import Decimal
 
 import grpc
@@ -14,20 +13,20 @@ import pytest
 
 from daily_bids.google_ads.reports import GoogleAdsReportError, RetryPolicy, micros_to_units, read_keyword_report
 from support.google_ads_emulator import (
-    ACCESS_TOKEN,
+    CLIENT_SECRET,
     DEVELOPER_TOKEN,
     PAUSED_KEYWORD,
+    REFRESH_TOKEN,
     REMOVED_KEYWORD,
     SAMPLE_DAYS,
     SHARED_CRITERION_ID,
     GoogleAdsEmulator,
+    emulator_client,
 )
 
 CUSTOMER = "123-456-7890"  # as the UI shows it; the reader sends the digits
 MANAGER = "9876543210"
 TWO_DAYS = list(SAMPLE_DAYS[:2])
-REFRESH_TOKEN = "never-sent-refresh-token"
-CLIENT_SECRET = "never-sent-client-secret"
 # Fast retries: the faults are injected, so there is nothing to wait for.
 QUICK = RetryPolicy(attempts=3, first_backoff_seconds=0.01, timeout_seconds=20)
 
@@ -42,23 +41,8 @@ def emulator(monkeypatch):
 
 
 def google_ads_client(emulator, developer_token=DEVELOPER_TOKEN, login_customer_id=MANAGER, use_proto_plus=False):
-    from google.ads.googleads.client import GoogleAdsClient
-    from google.oauth2.credentials import Credentials
-
-    credentials = Credentials(
-        token=ACCESS_TOKEN,
-        expiry=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1),  # google-auth wants naive UTC
-        refresh_token=REFRESH_TOKEN,
-        client_id="emulator-client.apps.googleusercontent.com",
-        client_secret=CLIENT_SECRET,
-        token_uri="https://127.0.0.1:9/token",  # a closed port: a refresh would fail here, never reach Google
-    )
-    return GoogleAdsClient(
-        credentials=credentials,
-        developer_token=developer_token,
-        endpoint=emulator.endpoint,
-        login_customer_id=login_customer_id,
-        use_proto_plus=use_proto_plus,
+    return emulator_client(
+        emulator, login_customer_id=login_customer_id, use_proto_plus=use_proto_plus, developer_token=developer_token
     )
 
 
@@ -232,7 +216,7 @@ def test_calls_without_googles_credentials_are_refused(emulator):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Bid updates, straight through the client (the publisher built on them is a later step)
+# Bid updates, straight through the client (the publisher built on them: tests/e2e/test_google_ads_publish.py)
 
 
 def bid_update(client, resource_name: str, cpc_bid_micros: int):

@@ -44,6 +44,8 @@ from cryptography.x509.oid import NameOID
 
 DEVELOPER_TOKEN = "emulator-developer-token"
 ACCESS_TOKEN = "emulator-access-token"
+REFRESH_TOKEN = "never-sent-refresh-token"
+CLIENT_SECRET = "never-sent-client-secret"
 # A currency's billable unit in micros: bids must be whole multiples of it (JPY has no cents).
 BILLABLE_UNIT_MICROS = {"JPY": 1_000_000, "KRW": 1_000_000, "USD": 10_000, "EUR": 10_000}
 
@@ -210,6 +212,20 @@ _KEYWORD_VIEW_VALUES = {
     "metrics.conversions_value": lambda account, criterion, day: day.conversions_value,
     "metrics.search_impression_share": lambda account, criterion, day: day.search_impression_share,
 }
+# What each ad_group_criterion field reads, from (account, criterion): the keyword as it is now.
+_CRITERION_VALUES = {
+    "ad_group.id": lambda account, criterion: criterion.ad_group_id,
+    "ad_group_criterion.criterion_id": lambda account, criterion: criterion.criterion_id,
+    "ad_group_criterion.status": lambda account, criterion: criterion.status,
+    "ad_group_criterion.cpc_bid_micros": lambda account, criterion: criterion.cpc_bid_micros,
+    "ad_group_criterion.resource_name": lambda account, criterion: account.resource_name(
+        criterion.ad_group_id, criterion.criterion_id
+    ),
+}
+# The only filter the emulator takes on ad_group_criterion: its criteria are all positive keywords.
+_KEYWORDS_ONLY = re.compile(
+    r"^ad_group_criterion\.type\s*=\s*'KEYWORD'\s+AND\s+ad_group_criterion\.negative\s*=\s*FALSE$", re.I
+)
 _CUSTOMER_VALUES = {
     "customer.id": lambda account: int(account.customer_id),
     "customer.resource_name": lambda account: f"customers/{account.customer_id}",
@@ -227,7 +243,11 @@ def parse_query(text: str) -> Query:
         raise QueryProblem("QUERY_ERROR", f"the emulator cannot parse this query: {text!r}")
     fields = tuple(f.strip() for f in match["fields"].split(","))
     resource = match["resource"].lower()
-    known = {"keyword_view": _KEYWORD_VIEW_VALUES, "customer": _CUSTOMER_VALUES}.get(resource)
+    known = {
+        "keyword_view": _KEYWORD_VIEW_VALUES,
+        "customer": _CUSTOMER_VALUES,
+        "ad_group_criterion": _CRITERION_VALUES,
+    }.get(resource)
     if known is None:
         raise QueryProblem("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", f"the emulator does not serve FROM {resource}")
     unknown = [f for f in fields if f not in known]
@@ -236,6 +256,8 @@ def parse_query(text: str) -> Query:
     days = None
     if match["where"]:
         condition = match["where"].strip()
+        if resource == "ad_group_criterion" and _KEYWORDS_ONLY.match(condition):
+            return Query(fields, resource, None)
         if equals := _DATE_EQUALS.match(condition):
             days = frozenset({dt.date.fromisoformat(equals[1])})
         elif between := _DATE_BETWEEN.match(condition):
@@ -382,6 +404,7 @@ class Fault:
     method: str | None  # "SearchStream", "MutateAdGroupCriteria", or None for whichever comes next
     code: grpc.StatusCode | None  # the status the call ends with; None: a stream that ends cleanly but early
     after_rows: int | None = None  # a stream cut: rows sent before it
+    after_applying: bool = False  # a mutate that is applied, and then its reply is lost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,9 +524,11 @@ class GoogleAdsEmulator:
 
     # -- fault injection
 
-    def fail_next(self, code: grpc.StatusCode, times: int = 1, method: str | None = None) -> None:
-        """The next `times` calls (of `method`, or of any) end with `code` before doing anything."""
+    def fail_next(self, code: grpc.StatusCode, times: int = 1, method: str | None = None, after_calls: int = 0) -> None:
+        """The next `times` calls (of `method`, or of any) end with `code` before doing anything; with
+        `after_calls`, only once that many calls have gone through."""
         with self._lock:
+            self._faults.extend(Fault(method, None) for _ in range(after_calls))  # passes: calls left alone
             self._faults.extend(Fault(method, code) for _ in range(times))
 
     def cut_next_stream(self, after_rows: int, code: grpc.StatusCode | None = grpc.StatusCode.INTERNAL) -> None:
@@ -512,10 +537,17 @@ class GoogleAdsEmulator:
         with self._lock:
             self._faults.append(Fault("SearchStream", code, after_rows))
 
-    def _take_fault(self, method: str, stream_rows: int | None = None) -> Fault | None:
+    def lose_next_reply(self, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED) -> None:
+        """The next MutateAdGroupCriteria is applied, then ends with `code`: the client never learns it was."""
+        with self._lock:
+            self._faults.append(Fault("MutateAdGroupCriteria", code, after_applying=True))
+
+    def _take_fault(self, method: str, stream_rows: int | None = None, after_applying: bool = False) -> Fault | None:
         """The first pending fault for this call. A stream cut waits for a stream longer than its cut."""
         with self._lock:
             for fault in self._faults:
+                if fault.after_applying != after_applying:
+                    continue
                 if fault.after_rows is None and stream_rows is None and fault.method in (None, method):
                     self._faults.remove(fault)
                     return fault
@@ -572,7 +604,7 @@ class GoogleAdsEmulator:
                 ],
             )
         fault = self._take_fault(method)
-        if fault is not None:
+        if fault is not None and fault.code is not None:
             errors = []
             if fault.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 errors = [("quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", "Too many requests. Retry in 1 second.")]
@@ -649,6 +681,14 @@ class GoogleAdsEmulator:
             for field in query.fields:
                 _set_field(row, field, _CUSTOMER_VALUES[field](self.account))
             return [row]
+        if query.resource == "ad_group_criterion":
+            rows = []
+            for criterion in self.account.criteria.values():
+                row = row_type()
+                for field in query.fields:
+                    _set_field(row, field, _CRITERION_VALUES[field](self.account, criterion))
+                rows.append(row)
+            return rows
         rows = []
         for criterion, day in self.account.rows_on(query.days):
             row = row_type()
@@ -709,6 +749,9 @@ class GoogleAdsEmulator:
                     result.ad_group_criterion.criterion_id = criterion.criterion_id
                     result.ad_group_criterion.cpc_bid_micros = new_bid
                     _set_field(result, "ad_group_criterion.status", criterion.status)
+        lost = self._take_fault("MutateAdGroupCriteria", after_applying=True)
+        if lost is not None:
+            context.abort(lost.code, f"injected fault after applying: {lost.code.name}")
         return response
 
     def _partial_failure(self, response, failed, request_id: str) -> None:
@@ -771,6 +814,35 @@ class GoogleAdsEmulator:
                 "cpc_bid_micros",
             )
         return _BidUpdate(criterion, bid)
+
+
+def emulator_client(
+    emulator: GoogleAdsEmulator,
+    *,
+    login_customer_id: str | None = None,
+    use_proto_plus: bool = False,
+    developer_token: str = DEVELOPER_TOKEN,
+):
+    """Google's own `GoogleAdsClient`, pointed at the emulator, with OAuth credentials that carry an unexpired
+    access token and a token URI on a closed loopback port: nothing is ever refreshed from, or sent to, Google."""
+    from google.ads.googleads.client import GoogleAdsClient
+    from google.oauth2.credentials import Credentials
+
+    credentials = Credentials(
+        token=ACCESS_TOKEN,
+        expiry=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1),  # google-auth wants naive UTC
+        refresh_token=REFRESH_TOKEN,
+        client_id="emulator-client.apps.googleusercontent.com",
+        client_secret=CLIENT_SECRET,
+        token_uri="https://127.0.0.1:9/token",  # a closed port: a refresh would fail here, never reach Google
+    )
+    return GoogleAdsClient(
+        credentials=credentials,
+        developer_token=developer_token,
+        endpoint=emulator.endpoint,
+        login_customer_id=login_customer_id,
+        use_proto_plus=use_proto_plus,
+    )
 
 
 def _set_field(message, path: str, value) -> None:
