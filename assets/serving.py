@@ -39,6 +39,8 @@ from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource, held_metadata
 
 ADS_EDITOR_EXPORTS = "exports/google_ads_editor"
+# What a publication hands to the ad platform: the bid, and the IDs the ad platform addresses its keyword by.
+PUBLISHED_COLUMNS = ("keyword_id", "keyword", "bid", "ad_group_id", "criterion_id")
 
 
 def ads_editor_export_path(effective_day: dt.date) -> str:
@@ -379,19 +381,24 @@ def published_bids(
                 allow_retries=False,
             )
     published_days = store.list_partitions(tables.PUBLISHED_BIDS)
-    decisions = {}
+    decisions, hand_offs = {}, {}
     for day in days:
         decision = decisions[day.isoformat()] = publishing.decide_publication(day, published_days, config.republish)
         if not decision.publish:
             context.log.info(f"{day}: not published: {decision.reason}")
             continue
         effective_day = day + dt.timedelta(days=1)
-        todays = store.read_partitions(tables.BIDS, [day], ["keyword_id", "keyword", "bid"])
+        todays = store.read_partitions(
+            tables.BIDS, [day], publishing.present_columns(store, tables.BIDS, day, list(PUBLISHED_COLUMNS))
+        )
         previous_day = publishing.latest_before(published_days, day)
         previous = store.read_partitions(tables.PUBLISHED_BIDS, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
         publishing.write_ads_editor_csv(store, tables.BIDS, day, ads_editor_export_path(effective_day))
-        ad_platform.publish_bids(effective_day, todays)
+        handed_off = ad_platform.publish_bids(day, todays, context.run_id, context.log.info)
+        if handed_off:
+            context.log.info(f"{day}: {handed_off}")
+            hand_offs[day.isoformat()] = handed_off
         # The ledger is written last: a partition counts as published only once the hand-off is done.
         store.write_partition(tables.PUBLISHED_BIDS, day, ledger)
         published_days = sorted({*published_days, day})
@@ -419,6 +426,7 @@ def published_bids(
             "days_published": published,
             "days_not_published": len(decisions) - published,
             "decisions": dg.MetadataValue.json({day: decision.reason for day, decision in decisions.items()}),
+            **({"ad_platform": dg.MetadataValue.json(hand_offs)} if hand_offs else {}),
             **summary,
         }
     )

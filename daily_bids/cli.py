@@ -87,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         type=dt.date.fromisoformat,
         help="the last outcome day it trained on (YYYY-MM-DD)",
     )
+    bids = commands.add_parser("bids", help="the bids in the Google Ads account (BIDS_SOURCE=google_ads)")
+    bid_commands = bids.add_subparsers(dest="action", required=True)
+    rollback = bid_commands.add_parser(
+        "rollback",
+        help="restore the bids in force before a day's publication (where the account still holds the bids it set)",
+    )
+    rollback.add_argument("day", type=dt.date.fromisoformat, help="the bids' partition day (YYYY-MM-DD)")
     args = parser.parse_args(argv)
+    if args.command == "bids":
+        return bids_command(args)
     if args.command == "models":
         return models_command(args)
     if args.command == "features":
@@ -118,6 +127,9 @@ EXPECTED_RUN_ERRORS = (
     "SourceMismatchError",
     "MissingPartitionsError",
     "LandingFileError",
+    "GoogleAdsReportError",
+    "GoogleAdsPublishError",
+    "GoogleAdsConfigError",
 )
 
 
@@ -406,6 +418,36 @@ def _economics_lines(metadata, bids) -> list[str]:
 def _check_reason(check) -> str:
     description = check.description or next((str(v.value) for k, v in check.metadata.items() if k == "reason"), "")
     return f": {description.splitlines()[0]}" if description else ""
+
+
+def bids_command(args) -> int:
+    """`bids rollback DAY`: the publication's changes undone in the account, and added to its ledger."""
+    import uuid
+
+    from daily_bids.google_ads.bids import GoogleAdsPublishError, ledger_summary
+    from daily_bids.settings import Settings
+    from resources.ad_platform import GoogleAdsAccount
+    from resources.deployment import build_resources
+
+    resources = build_resources(Settings.from_environment())
+    account = resources["ad_platform"]
+    if not isinstance(account, GoogleAdsAccount):
+        print(
+            "[daily-bids] a rollback restores bids in a Google Ads account: set BIDS_SOURCE=google_ads", file=sys.stderr
+        )
+        return 1
+    try:
+        done = account.rollback(
+            args.day, f"rollback-{uuid.uuid4().hex[:12]}", lambda line: print(f"[daily-bids] {line}")
+        )
+    except GoogleAdsPublishError as error:
+        print(f"[daily-bids] {error}", file=sys.stderr)
+        return 1
+    outcomes = ", ".join(f"{count:,} {outcome}" for outcome, count in ledger_summary(done).items())
+    print(f"[daily-bids] rollback of {args.day} in {account.where()}: {outcomes or 'nothing to restore'}")
+    for row in done[done["error"].notna()].head(20).itertuples():
+        print(f"[daily-bids]   {row.resource_name}: {row.outcome}: {row.error}")
+    return 1 if done["outcome"].eq("failed").any() else 0
 
 
 def features_command(args) -> int:

@@ -39,6 +39,8 @@ class ReportColumn:
     outlier_floor: float | None = None
     # Filled by validation from other columns; a file's column of this name is overwritten.
     set_by_validation: bool = False
+    # A count that may be fractional: Google's conversions are, under data-driven and other non-last-click attribution.
+    fractional: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -137,11 +139,12 @@ REPORT_COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn(
         "conversions",
         "count",
-        "Conversions from the clicks; never more than clicks.",
+        "Conversions from the clicks; never more than clicks. May be fractional (Google attributes parts of one).",
         False,
         ("conv.",),
         plausible_max=1e7,
         outlier_floor=1_000,
+        fractional=True,
     ),
     ReportColumn(
         "conversion_value",
@@ -214,7 +217,7 @@ _PANDAS_DTYPES = {
 
 
 def report_dtypes() -> dict[str, str]:
-    return {c.name: _PANDAS_DTYPES[c.kind] for c in REPORT_COLUMNS}
+    return {c.name: "Float64" if c.fractional else _PANDAS_DTYPES[c.kind] for c in REPORT_COLUMNS}
 
 
 def raw_dtypes() -> dict[str, str]:

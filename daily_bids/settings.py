@@ -13,12 +13,13 @@ import difflib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -104,7 +105,12 @@ FLOAT_FIELDS = (
 
 # The settings that are one of a few words (a Literal type): what each word names, for the message that refuses
 # any other.
-CHOICES = {"source": "a report source", "scoring_engine": "a scoring engine", "sim_market": "an auction shape"}
+CHOICES = {
+    "source": "a report source",
+    "scoring_engine": "a scoring engine",
+    "sim_market": "an auction shape",
+    "google_ads_publish": "a publishing mode",
+}
 
 
 class Settings(BaseSettings):
@@ -128,11 +134,11 @@ class Settings(BaseSettings):
             "first day that run fetches (90 days before yesterday)."
         ),
     )
-    source: Literal["simulator", "landing"] = Field(
+    source: Literal["simulator", "landing", "google_ads"] = Field(
         "simulator",
         description=(
-            "Where keyword reports come from: `simulator` (the embedded ad market) or `landing` (exported files in a "
-            "folder)."
+            "Where keyword reports come from: `simulator` (the embedded ad market), `landing` (exported files in a "
+            "folder) or `google_ads` (the Google Ads API, which the bids are also published to)."
         ),
     )
     landing_uri: str = Field(
@@ -378,6 +384,32 @@ class Settings(BaseSettings):
             "`landing` source: a file modified more recently than this is not read yet (it may still be being written)."
         ),
     )
+    google_ads_customer_id: str = Field(
+        "",
+        description="`google_ads` source: the account's customer ID (`123-456-7890`, or its ten digits). Required there.",
+    )
+    google_ads_login_customer_id: str = Field(
+        "",
+        description=(
+            "`google_ads` source: the manager account to log in through, when the account is reached through one "
+            "(its customer ID). Empty: the client configuration's own `login_customer_id`, if any."
+        ),
+    )
+    google_ads_config: str = Field(
+        "",
+        description=(
+            "`google_ads` source: path of a `google-ads.yaml` holding the developer token and the OAuth or "
+            "service-account credentials. Empty: the client library's `GOOGLE_ADS_*` environment variables. Google's "
+            "client library reads the credentials; they never reach a log, a run's config or the warehouse."
+        ),
+    )
+    google_ads_publish: Literal["validate_only", "apply"] = Field(
+        "validate_only",
+        description=(
+            "`google_ads` source: `validate_only` sends each day's bid changes as a dry run (Google checks every one "
+            "and applies none; the ledger says which would fail), `apply` makes them live."
+        ),
+    )
 
     # ---- validation: every message names the variable, with the value as it was given ----------------------------
     @staticmethod
@@ -470,6 +502,25 @@ class Settings(BaseSettings):
                 f"{cls.env_name(info.field_name)}={value!r} is not {CHOICES[info.field_name]}; use {' or '.join(choices)}"
             )
         return value
+
+    @field_validator("google_ads_customer_id", "google_ads_login_customer_id")
+    @classmethod
+    def _customer_id(cls, value: str, info: ValidationInfo) -> str:
+        """A customer ID as Google shows it (123-456-7890) or as its API takes it (1234567890); kept as given."""
+        if value and not re.fullmatch(r"\d{3}-?\d{3}-?\d{4}", value.strip()):
+            raise ValueError(
+                f"{cls.env_name(info.field_name)}={value!r} is not a Google Ads customer ID (ten digits, as "
+                "123-456-7890 or 1234567890)"
+            )
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _google_ads_account(self) -> Settings:
+        if self.source == "google_ads" and not self.google_ads_customer_id:
+            raise ValueError(
+                "BIDS_SOURCE='google_ads' needs BIDS_GOOGLE_ADS_CUSTOMER_ID: the customer ID of the account to bid in"
+            )
+        return self
 
     @field_validator("spark_driver_host")
     @classmethod

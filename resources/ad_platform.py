@@ -2,12 +2,18 @@
 
 import datetime as dt
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
 import pyarrow.fs as pafs
 from pydantic import Field, PrivateAttr
 
+from daily_bids.bidding.currency import currency as currency_of
+from daily_bids.features.windows import days_between
+from daily_bids.google_ads import bids as google_ads_bids
+from daily_bids.google_ads.bids import GoogleAdsPublishError, Publication
+from daily_bids.google_ads.reports import AccountSettings, plain_customer_id, read_account_settings, read_keyword_report
 from daily_bids.ingest.landing import (
     MB,
     ReadLimits,
@@ -24,8 +30,8 @@ from daily_bids.storage import tables
 from daily_bids.storage.warehouse import filesystem_for
 from resources.warehouse import BoundedS3Resource, WarehouseResource, s3_options
 
-# The simulated platform's own state (the bids published to it), kept beside the product tables.
-# What the landing source has seen: one row per (file, day) with the file's size and mtime.
+# How far back the Google Ads API is asked for reports, at most: a first run fetches far less (`plan_history`).
+ACCOUNT_HISTORY_DAYS = 3 * 365
 
 
 class ReportSource(dg.ConfigurableResource):
@@ -53,8 +59,10 @@ class ReportSource(dg.ConfigurableResource):
     def claim_warehouse(self, warehouse: WarehouseResource) -> None:
         warehouse.warehouse().claim_for_source(self.identity(), "BIDS_SOURCE, BIDS_SIM_SEED, BIDS_LANDING_URI")
 
-    def publish_bids(self, effective_day: dt.date, bids: pd.DataFrame) -> str | None:
-        """Hand bids to the ad platform; returns where they went, or None where the Ads Editor CSV is the hand-off."""
+    def publish_bids(self, day: dt.date, bids: pd.DataFrame, run_id: str, log: Callable[[str], None]) -> str | None:
+        """Hand the bids of partition `day` (in force from the day after) to the ad platform; returns what was done,
+        or None where the Ads Editor CSV is the hand-off. `bids` has `keyword_id`, `bid`, and where the report had
+        them `ad_group_id` and `criterion_id`."""
         raise NotImplementedError
 
 
@@ -117,8 +125,9 @@ class SimulatedAdPlatform(ReportSource):
                 log(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
         return conform_raw(pd.concat(reports, ignore_index=True))
 
-    def publish_bids(self, effective_day, bids):
+    def publish_bids(self, day, bids, run_id, log):
         store = self.warehouse.warehouse()
+        effective_day = day + dt.timedelta(days=1)
         return store.write_partition(tables.BIDS_IN_FORCE, effective_day, bids[["keyword_id", "bid"]])
 
 
@@ -191,5 +200,149 @@ class LandingZoneSource(ReportSource):
             log(f"read {number}/{len(paths)}: {path} ({len(parts[-1]):,} rows in range)")
         return conform_raw(pd.concat(parts, ignore_index=True)) if parts else empty_raw()
 
-    def publish_bids(self, effective_day, bids):
+    def publish_bids(self, day, bids, run_id, log):
         return None  # exported reports have no API to push to: the Ads Editor CSV is what the user uploads
+
+
+class GoogleAdsAccount(ReportSource):
+    """A Google Ads account through the Google Ads API: keyword reports in, bid changes out.
+
+    Reports are read with `SearchStream` over `keyword_view` (`daily_bids.google_ads.reports`); bids go out through
+    `AdGroupCriterionService` (`daily_bids.google_ads.bids`), as a dry run until publishing is turned on. Every change
+    sent, with its outcome, is in the `google_ads_bid_changes` table of the bids' day.
+
+    Credentials are Google's client library's business: a `google-ads.yaml` the user names, or its `GOOGLE_ADS_*`
+    environment variables. This resource holds only the file's path, so no secret reaches a run's config or a log."""
+
+    warehouse: WarehouseResource
+    customer_id: str = Field(description="The account's customer ID (123-456-7890 or its digits).")
+    login_customer_id: str = Field("", description="The manager account to log in through, if any.")
+    config_file: str = Field("", description="Path of a google-ads.yaml; empty: the GOOGLE_ADS_* variables.")
+    validate_only: bool = Field(True, description="Send bid changes as a dry run: Google checks them, applies none.")
+    currency: str = Field("USD", description="The currency the bids are in (BIDS_CURRENCY); the account's must match.")
+
+    _client: object | None = PrivateAttr(default=None)
+    _account: AccountSettings | None = PrivateAttr(default=None)
+
+    def client(self):
+        """Google's `GoogleAdsClient`, built once from the configuration file or the environment."""
+        if self._client is None:
+            from google.ads.googleads.client import GoogleAdsClient
+
+            try:
+                self._client = (
+                    GoogleAdsClient.load_from_storage(self.config_file)
+                    if self.config_file
+                    else GoogleAdsClient.load_from_env()
+                )
+            except (ValueError, OSError) as error:  # the library's own message names the missing key or file
+                where = (
+                    f"the file {self.config_file} (BIDS_GOOGLE_ADS_CONFIG)"
+                    if self.config_file
+                    else ("the GOOGLE_ADS_* environment variables (or set BIDS_GOOGLE_ADS_CONFIG to a google-ads.yaml)")
+                )
+                raise GoogleAdsConfigError(
+                    f"the Google Ads client could not be configured from {where}: {error}"
+                ) from None
+        return self._client
+
+    def account(self) -> AccountSettings:
+        """The account's currency and time zone, read once; a currency other than the bids' is refused."""
+        if self._account is None:
+            account = read_account_settings(self.client(), self.customer_id, login_customer_id=self._login())
+            if account.currency_code != self.currency:
+                raise GoogleAdsConfigError(
+                    f"Google Ads customer {account.customer_id} is billed in {account.currency_code}, but the bids are "
+                    f"in {self.currency}: set BIDS_CURRENCY={account.currency_code}"
+                )
+            self._account = account
+        return self._account
+
+    def _login(self) -> str | None:
+        return self.login_customer_id or None
+
+    def identity(self):
+        return {"source": "google_ads", "customer_id": plain_customer_id(self.customer_id)}
+
+    def where(self):
+        return f"Google Ads customer {self.customer_id}"
+
+    def covered_days(self):
+        """Every complete day of the account, in its own time zone: up to its yesterday."""
+        today = dt.datetime.now(ZoneInfo(self.account().time_zone)).date()
+        return days_between(today - dt.timedelta(days=ACCOUNT_HISTORY_DAYS), today - dt.timedelta(days=1))
+
+    def fetch_reports(self, days, log):
+        self.claim_warehouse(self.warehouse)
+        account = self.account()
+        log(f"reading {len(days)} day(s) of {self.where()} ({account.currency_code}, {account.time_zone})")
+        report = read_keyword_report(self.client(), self.customer_id, days, login_customer_id=self._login())
+        log(f"read {len(report):,} keyword-day rows from {days[0]} to {days[-1]}")
+        return conform_raw(
+            report.assign(
+                source_file=f"google-ads:customers/{account.customer_id}/keywordView",
+                source_row=range(1, len(report) + 1),
+                parse_errors=pd.NA,
+            )
+        )
+
+    def publish_bids(self, day, bids, run_id, log):
+        store = self.warehouse.warehouse()
+        client = self.client()
+        publication = Publication(
+            customer_id=self.customer_id,
+            billable_unit_micros=currency_of(self.account().currency_code).billable_unit_micros,
+            validate_only=self.validate_only,
+            login_customer_id=self._login(),
+        )
+        planned = google_ads_bids.plan_changes(
+            bids, google_ads_bids.read_account_bids(client, publication), publication
+        )
+        log(f"{len(planned):,} bid change(s) to send to {self.where()}{' as a dry run' if self.validate_only else ''}")
+        ledger = google_ads_bids.send_changes(client, planned, publication, run_id, log)
+        google_ads_bids.append_to_ledger(store, day, ledger)
+        outcomes = google_ads_bids.ledger_summary(ledger)
+        failed = ledger[ledger["outcome"].eq(google_ads_bids.FAILED)]
+        if len(failed):
+            examples = "; ".join(f"{r.resource_name}: {r.error}" for r in failed.head(5).itertuples())
+            raise GoogleAdsPublishError(
+                f"{len(failed):,} of {len(ledger):,} bid change(s) to {self.where()} failed ({examples}). The others "
+                f"are applied and every one is in {tables.GOOGLE_ADS_BID_CHANGES} for {day}; running the step again "
+                "sends only what is missing."
+            )
+        mode = "validated (dry run, BIDS_GOOGLE_ADS_PUBLISH=validate_only)" if self.validate_only else "applied"
+        return f"{self.where()}: {outcomes.get(google_ads_bids.APPLIED, outcomes.get(google_ads_bids.VALIDATED, 0)):,} change(s) {mode}"
+
+    def rollback(self, day: dt.date, run_id: str, log: Callable[[str], None]) -> pd.DataFrame:
+        """Restores the bids the publication of `day` replaced, where the account still holds the bids it set; returns
+        the rollback's ledger rows (also added to the day's ledger). Later publications are rolled back first."""
+        store = self.warehouse.warehouse()
+        self.claim_warehouse(self.warehouse)
+        ledger = google_ads_bids.read_ledger(store, day)
+        if not ledger["outcome"].eq(google_ads_bids.APPLIED).any():
+            raise GoogleAdsPublishError(f"no bid change of {day} was applied to {self.where()}: nothing to roll back")
+        later = [
+            later_day
+            for later_day in store.list_partitions(tables.GOOGLE_ADS_BID_CHANGES)
+            if later_day > day and google_ads_bids.live_changes(google_ads_bids.read_ledger(store, later_day))
+        ]
+        if later:
+            raise GoogleAdsPublishError(
+                f"the bids of {', '.join(map(str, later))} were published after {day} and are live: roll those back "
+                "first, newest first"
+            )
+        publication = Publication(
+            customer_id=self.customer_id,
+            billable_unit_micros=currency_of(self.account().currency_code).billable_unit_micros,
+            validate_only=self.validate_only,
+            login_customer_id=self._login(),
+        )
+        client = self.client()
+        planned = google_ads_bids.plan_rollback(ledger, google_ads_bids.read_account_bids(client, publication))
+        done = google_ads_bids.send_changes(client, planned, publication, run_id, log)
+        google_ads_bids.append_to_ledger(store, day, done)
+        return done
+
+
+class GoogleAdsConfigError(ValueError):
+    """The Google Ads client cannot be built, or the account does not match the deployment's settings."""

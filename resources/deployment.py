@@ -19,7 +19,7 @@ from daily_bids.settings import Settings
 from daily_bids.simulator.market import EPOCH, MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import SourceMismatchError, Warehouse
-from resources.ad_platform import LandingZoneSource, ReportSource, SimulatedAdPlatform
+from resources.ad_platform import GoogleAdsAccount, LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
 from resources.scoring import ScoringEngineResource
@@ -154,6 +154,15 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
             )
         return SimulatedAdPlatform(
             warehouse=warehouse, seed=settings.sim_seed, keywords=settings.sim_keywords, market=settings.sim_market
+        )
+    if settings.source == "google_ads":
+        return GoogleAdsAccount(
+            warehouse=warehouse,
+            customer_id=settings.google_ads_customer_id,
+            login_customer_id=settings.google_ads_login_customer_id,
+            config_file=settings.google_ads_config,
+            validate_only=settings.google_ads_publish == "validate_only",
+            currency=settings.currency,
         )
     return LandingZoneSource(
         uri=settings.landing_uri,

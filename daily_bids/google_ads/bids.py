@@ -16,6 +16,7 @@ In a dry run (`validate_only`) Google checks every update and applies none: the 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
@@ -34,6 +35,8 @@ from daily_bids.google_ads.reports import (
     read_stream,
     status_of,
 )
+from daily_bids.storage import tables
+from daily_bids.storage.warehouse import Warehouse
 
 # Google accepts up to 10,000 operations in one mutate request; smaller requests keep a retried one cheap.
 BATCH_OPERATIONS = 2_000
@@ -199,10 +202,22 @@ def verify(client, ledger: pd.DataFrame, publication: Publication, sent: np.ndar
     return _ledger(ledger)
 
 
-def plan_rollback(published: pd.DataFrame, account: pd.DataFrame) -> pd.DataFrame:
-    """The ledger rows that restore the bids a publication replaced: its applied rows, where the account still holds
-    the bid it set. A keyword changed since (by a person, or a later publication) is `not_sent`, with its bid now."""
-    applied = published[published["action"].eq("publish") & published["outcome"].eq(APPLIED)]
+def live_changes(ledger: pd.DataFrame) -> bool:
+    """Whether a day's ledger has applied publications that no applied rollback has undone since."""
+    applied = ledger[ledger["outcome"].eq(APPLIED)]
+    last_action = applied.drop_duplicates(["ad_group_id", "criterion_id"], keep="last")["action"]
+    return bool(last_action.eq("publish").any())
+
+
+def plan_rollback(ledger: pd.DataFrame, account: pd.DataFrame) -> pd.DataFrame:
+    """The ledger rows that restore the bids a day's publication replaced: its applied changes not rolled back yet,
+    where the account still holds the bid set. A keyword changed since (by a person, or a later publication) is
+    `not_sent`, with its bid now. For a keyword published twice in a day (a re-run), the first bid it replaced."""
+    applied = ledger[ledger["outcome"].eq(APPLIED)]
+    current = applied.drop_duplicates(["ad_group_id", "criterion_id"], keep="last")
+    to_undo = current[current["action"].eq("publish")][["ad_group_id", "criterion_id", "bid_micros"]]
+    first = applied[applied["action"].eq("publish")].drop_duplicates(["ad_group_id", "criterion_id"], keep="first")
+    applied = first.drop(columns=["bid_micros"]).merge(to_undo, on=["ad_group_id", "criterion_id"])
     joined = applied.drop(columns=["outcome", "error", "request_id", "sent_at", "run_id"]).merge(
         account[["ad_group_id", "criterion_id", "cpc_bid_micros"]], on=["ad_group_id", "criterion_id"], how="left"
     )
@@ -287,6 +302,20 @@ def _ledger(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[column] = out[column].astype(dtype)
     return out.reset_index(drop=True)
+
+
+def append_to_ledger(store: Warehouse, day: dt.date, ledger: pd.DataFrame) -> None:
+    """Adds `ledger` to the day's ledger: a day published twice (a re-run, a rollback) keeps every row it had."""
+    if store.partition_exists(tables.GOOGLE_ADS_BID_CHANGES, day):
+        ledger = pd.concat([read_ledger(store, day), ledger], ignore_index=True)
+    store.write_partition(tables.GOOGLE_ADS_BID_CHANGES, day, _ledger(ledger))
+
+
+def read_ledger(store: Warehouse, day: dt.date) -> pd.DataFrame:
+    """Every change sent for the bids of `day`, in the order sent; empty where none was."""
+    if not store.partition_exists(tables.GOOGLE_ADS_BID_CHANGES, day):
+        return _ledger(pd.DataFrame(columns=list(LEDGER_COLUMNS)))
+    return _ledger(store.read_partitions(tables.GOOGLE_ADS_BID_CHANGES, [day]))
 
 
 def ledger_summary(ledger: pd.DataFrame) -> dict[str, int]:

@@ -31,6 +31,8 @@ MONITORING = "model_monitoring"
 MORNING_REPORT = "morning_report"
 # The ad platform's side: the bids in force (the simulator's), and the index of the landing zone's files.
 BIDS_IN_FORCE = "_ad_platform/bids_in_force"
+# The Google Ads API's side: every bid change sent to the account (and every rollback), with its outcome, by bids day.
+GOOGLE_ADS_BID_CHANGES = "google_ads_bid_changes"
 LANDING_INDEX = "_landing_index"
 # Each (ad group ID, criterion ID) pair's keyword_id, given once and never changed nor reused (only ever added to).
 KEYWORD_KEYS = "_keyword_keys"

@@ -23,12 +23,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import http.server
 import inspect
 import ipaddress
+import json
 import random
 import re
+import ssl
 import tempfile
 import threading
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -37,14 +41,17 @@ from importlib import import_module
 from pathlib import Path
 
 import grpc
+import pandas as pd
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 DEVELOPER_TOKEN = "emulator-developer-token"
 ACCESS_TOKEN = "emulator-access-token"
 REFRESH_TOKEN = "never-sent-refresh-token"
+SERVICE_ACCOUNT_EMAIL = "daily-bids@daily-bids-emulator.iam.gserviceaccount.com"
+SERVICE_ACCOUNT_KEY_ID = "emulator-key-1"
 CLIENT_SECRET = "never-sent-client-secret"
 # A currency's billable unit in micros: bids must be whole multiples of it (JPY has no cents).
 BILLABLE_UNIT_MICROS = {"JPY": 1_000_000, "KRW": 1_000_000, "USD": 10_000, "EUR": 10_000}
@@ -160,6 +167,66 @@ def sample_account(seed: int = 29) -> Account:
             value = round(conversions * rng.uniform(800, 4000), 2)
             days.append(KeywordDay(date, *key, impressions, clicks, cost_micros, conversions, value, share))
     return Account("1234567890", "9876543210", "JPY", "America/New_York", criteria, days)
+
+
+def simulated_account(last_day: dt.date, days: int, keywords: int = 300, seed: int = 7) -> Account:
+    """An account in yen and New York time whose history is the simulator's market (its amounts × 100, in whole yen),
+    with Google's identities: four criterion IDs each shared by two ad groups, two keywords removed and two paused
+    a week before `last_day` (no traffic since), and bids in whole yen. Its days end on `last_day`."""
+    from daily_bids.simulator.market import AdMarketSimulator
+
+    yen = 1_000_000
+    simulator = AdMarketSimulator(seed=seed, keywords=keywords)
+    dimensions = simulator.keyword_dimensions.astype(str).to_dict("records")
+    manual = simulator.manual_bids()
+    by_keyword = {}
+    for row in dimensions:
+        keyword_id = int(row["keyword_id"])
+        by_keyword[keyword_id] = Criterion(
+            int(row["campaign_id"]),
+            row["campaign"],
+            int(row["ad_group_id"]),
+            row["ad_group"],
+            keyword_id,
+            row["keyword"],
+            row["match_type"].upper(),
+            "ENABLED",
+            max(1, round(float(manual[keyword_id]) * 100)) * yen,
+        )
+    ordered = sorted(by_keyword)
+    # The last four keywords take the criterion ID (and text) of a keyword in another ad group: one keyword each.
+    for own, other in zip(ordered[-4:], ordered[:40:10], strict=True):
+        criterion, twin = by_keyword[own], by_keyword[other]
+        if criterion.ad_group_id != twin.ad_group_id:
+            criterion.criterion_id, criterion.text, criterion.match_type = twin.criterion_id, twin.text, twin.match_type
+    stopped = {ordered[1]: "REMOVED", ordered[2]: "REMOVED", ordered[3]: "PAUSED", ordered[4]: "PAUSED"}
+    stop_day = last_day - dt.timedelta(days=7)
+    history: list[KeywordDay] = []
+    for offset in range(days - 1, -1, -1):
+        day = last_day - dt.timedelta(days=offset)
+        report = simulator.report(day)
+        for row in report.itertuples(index=False):
+            if row.keyword_id in stopped and day > stop_day:
+                continue
+            criterion = by_keyword[int(row.keyword_id)]
+            share = None if pd.isna(row.search_impression_share) else float(row.search_impression_share)
+            history.append(
+                KeywordDay(
+                    day,
+                    criterion.ad_group_id,
+                    criterion.criterion_id,
+                    int(row.impressions),
+                    int(row.clicks),
+                    round(float(row.cost) * 100) * yen,
+                    float(row.conversions),
+                    round(float(row.conversion_value) * 100, 2),
+                    share,
+                )
+            )
+    for keyword_id, status in stopped.items():
+        by_keyword[keyword_id].status = status
+    criteria = {(c.ad_group_id, c.criterion_id): c for c in by_keyword.values()}
+    return Account("1234567890", "9876543210", "JPY", "America/New_York", criteria, history)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -395,6 +462,24 @@ def make_certificates(directory: Path) -> TestCertificates:
     return TestCertificates(ca_path, key_pem, server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
 
 
+@dataclasses.dataclass(frozen=True)
+class _KeyPair:
+    private_pem: str
+    public_pem: str
+
+
+def _service_account_key() -> _KeyPair:
+    """The service account's RSA key (Google signs its JWT grants with RS256)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = serialization.Encoding.PEM
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _KeyPair(private.decode(), public.decode())
+
+
+_SERVICE_ACCOUNT_KEY = _service_account_key()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The server
 
@@ -456,7 +541,9 @@ class GoogleAdsEmulator:
         self.certificates = process_certificates()
         self._types = import_module(f"google.ads.googleads.{self.version}.errors.types.errors")
         self._server: grpc.Server | None = None
+        self._token_server: http.server.ThreadingHTTPServer | None = None
         self.port: int | None = None
+        self.tokens_granted = 0
 
     # -- lifecycle
 
@@ -467,7 +554,10 @@ class GoogleAdsEmulator:
     def client_environment(self) -> dict[str, str]:
         """The environment a client process needs to trust the emulator: the google-ads client builds its channel
         with gRPC's default roots and has no option for others, and gRPC takes its default roots from here."""
-        return {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(self.certificates.ca_path)}
+        return {
+            "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(self.certificates.ca_path),
+            "REQUESTS_CA_BUNDLE": str(self.certificates.ca_path),  # the OAuth token endpoint, through requests
+        }
 
     def check_trusted(self, timeout_seconds: float = 5.0) -> None:
         """Raises unless a TLS channel with gRPC's default roots (as the client builds it) reaches the emulator.
@@ -483,7 +573,85 @@ class GoogleAdsEmulator:
                     f"{self.client_environment()} before the process opens its first TLS gRPC channel"
                 ) from None
 
+    @property
+    def token_uri(self) -> str:
+        return f"https://localhost:{self._token_server.server_address[1]}/token"
+
+    def write_client_config(self, directory: Path) -> Path:
+        """A `google-ads.yaml` as a user writes one for a service account, and the account's JSON key beside it.
+
+        The key's `token_uri` is this emulator's OAuth token endpoint, which checks the signed JWT the client sends
+        (Google's own grant, RFC 7523) and answers with the access token the API side accepts."""
+        key_path = directory / "service-account.json"
+        key_path.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": "daily-bids-emulator",
+                    "private_key_id": SERVICE_ACCOUNT_KEY_ID,
+                    "private_key": _SERVICE_ACCOUNT_KEY.private_pem,
+                    "client_email": SERVICE_ACCOUNT_EMAIL,
+                    "client_id": "100000000000000000001",
+                    "token_uri": self.token_uri,
+                }
+            )
+        )
+        config_path = directory / "google-ads.yaml"
+        config_path.write_text(
+            f"developer_token: {DEVELOPER_TOKEN}\n"
+            f"json_key_file_path: {key_path}\n"
+            f"endpoint: {self.endpoint}\n"
+            "use_proto_plus: False\n"
+        )
+        return config_path
+
+    def _start_token_server(self) -> None:
+        emulator = self
+
+        class TokenEndpoint(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                form = urllib.parse.parse_qs(body)
+                status, reply = emulator._grant(form)
+                payload = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("localhost", 0), TokenEndpoint)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as directory:
+            chain, key = Path(directory) / "chain.pem", Path(directory) / "key.pem"
+            chain.write_bytes(self.certificates.server_chain_pem)
+            key.write_bytes(self.certificates.server_key_pem)
+            context.load_cert_chain(chain, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._token_server = server
+
+    def _grant(self, form: dict[str, list[str]]) -> tuple[int, dict]:
+        """Google's token endpoint for a service account: a JWT signed by the account's key, for this audience."""
+        from google.auth import exceptions, jwt
+
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            return 400, {"error": "unsupported_grant_type"}
+        try:
+            claims = jwt.decode(form["assertion"][0], certs=_SERVICE_ACCOUNT_KEY.public_pem, audience=self.token_uri)
+        except (exceptions.GoogleAuthError, ValueError, KeyError) as error:
+            return 400, {"error": "invalid_grant", "error_description": str(error)}
+        if claims.get("iss") != SERVICE_ACCOUNT_EMAIL:
+            return 400, {"error": "invalid_grant", "error_description": "unknown service account"}
+        with self._lock:
+            self.tokens_granted += 1
+        return 200, {"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+
     def start(self) -> GoogleAdsEmulator:
+        self._start_token_server()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         handlers = {
             "GoogleAdsService": {"SearchStream": (grpc.unary_stream_rpc_method_handler, self._search_stream)},
@@ -512,6 +680,10 @@ class GoogleAdsEmulator:
         return self
 
     def stop(self) -> None:
+        if self._token_server is not None:
+            self._token_server.shutdown()
+            self._token_server.server_close()
+            self._token_server = None
         if self._server is not None:
             self._server.stop(grace=None).wait()
             self._server = None

@@ -1,0 +1,129 @@
+"""A Google Ads account runs itself: `python -m daily_bids run` from an empty warehouse to bids applied in the account,
+through the Google Ads API (the emulator, on loopback with TLS), with faults on the way; then `bids rollback`.
+
+The user's side is as the README sets it up: a `google-ads.yaml` for a service account, whose key's token endpoint is
+the emulator's own (Google's JWT grant), and the `BIDS_GOOGLE_ADS_*` settings. The account is in yen and New York
+time, with criterion IDs shared by ad groups, removed and paused keywords. What is checked is the emulator's account.
+"""
+
+import datetime as dt
+import subprocess
+import sys
+from zoneinfo import ZoneInfo
+
+import grpc
+import pandas as pd
+import pytest
+
+from daily_bids.google_ads.bids import APPLIED
+from daily_bids.storage import tables
+from daily_bids.storage.warehouse import Warehouse
+from support.deployment import REPO_ROOT, deployment_env
+from support.google_ads_emulator import (
+    ACCESS_TOKEN,
+    DEVELOPER_TOKEN,
+    SERVICE_ACCOUNT_KEY_ID,
+    GoogleAdsEmulator,
+    simulated_account,
+)
+
+pytestmark = pytest.mark.e2e
+YEN = 1_000_000
+# The account's yesterday, in its own time zone: the latest complete day Google reports.
+ACCOUNT_YESTERDAY = dt.datetime.now(ZoneInfo("America/New_York")).date() - dt.timedelta(days=1)
+
+
+def daily_bids(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "daily_bids", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_them(tmp_path):
+    account = simulated_account(ACCOUNT_YESTERDAY, days=30, keywords=300)
+    bids_before = {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()}
+    with GoogleAdsEmulator(account) as emulator:
+        config = emulator.write_client_config(tmp_path)
+        env = deployment_env(
+            tmp_path,
+            BIDS_SOURCE="google_ads",
+            BIDS_GOOGLE_ADS_CUSTOMER_ID="123-456-7890",
+            BIDS_GOOGLE_ADS_LOGIN_CUSTOMER_ID="987-654-3210",
+            BIDS_GOOGLE_ADS_CONFIG=str(config),
+            BIDS_GOOGLE_ADS_PUBLISH="apply",
+            BIDS_CURRENCY="JPY",
+            BIDS_MIN_BID="1",
+            BIDS_MAX_BID="2000",
+            **emulator.client_environment(),
+        )
+        # Faults on the way: a report stream refused, a report stream cut mid-way, and the quota at the first
+        # publication request. Each is retried; none may leave a trace in the reports or the account.
+        emulator.fail_next(grpc.StatusCode.UNAVAILABLE, method="SearchStream", after_calls=2)
+        emulator.cut_next_stream(after_rows=1_000)
+        emulator.fail_next(grpc.StatusCode.RESOURCE_EXHAUSTED, times=2, method="MutateAdGroupCriteria")
+
+        done = daily_bids(env, "run")
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert f"bidding from the report of {ACCOUNT_YESTERDAY}" in done.stdout
+
+        store = Warehouse(str(tmp_path / "warehouse"))
+        # Every day was read exactly: the validated reports hold each (ad group, criterion) day the account has.
+        first = min(store.list_partitions(tables.RAW_REPORT))
+        days = [d for d in store.list_partitions(tables.RAW_REPORT) if d >= first]
+        raw = store.read_partitions(tables.RAW_REPORT, days)
+        expected = {
+            (pd.Timestamp(d.date), str(d.ad_group_id), d.criterion_id, d.clicks, d.cost_micros)
+            for d in account.days
+            if d.date in set(days)
+        }
+        read = {
+            (row.date, row.ad_group_id, int(row.keyword_id), int(row.clicks), round(float(row.cost) * YEN))
+            for row in raw.itertuples()
+        }
+        assert read == expected
+
+        # A bid for every enabled keyword of the last day, none for removed or paused ones, each ad group's own.
+        bid_day = ACCOUNT_YESTERDAY
+        bids = store.read_partitions(tables.BIDS, [bid_day])
+        keys = set(zip(bids["ad_group_id"], bids["criterion_id"], strict=True))
+        reported = {(str(d.ad_group_id), str(d.criterion_id)) for d in account.days if d.date == bid_day}
+        enabled = {(str(a), str(c)) for (a, c), criterion in account.criteria.items() if criterion.status == "ENABLED"}
+        assert keys == reported & enabled
+        assert all(criterion.status != "REMOVED" or key not in keys for key, criterion in account.criteria.items())
+        assert (bids["bid"] % 1 == 0).all()  # whole yen
+
+        # The account now holds exactly the ledger's applied bids, and every other keyword's bid is untouched.
+        ledger = store.read_partitions(tables.GOOGLE_ADS_BID_CHANGES, [bid_day])
+        assert set(ledger["outcome"]) == {APPLIED}
+        applied = {
+            (int(a), int(c)): int(new)
+            for a, c, new in ledger[["ad_group_id", "criterion_id", "bid_micros"]].itertuples(index=False)
+        }
+        now = {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()}
+        assert now == {**bids_before, **applied}
+        assert len(applied) > len(bids) // 2
+        assert {change.resource_name for change in account.bid_changes} == set(ledger["resource_name"])
+
+        # A second run the same day sends nothing (the day is published; republishing would find no change).
+        changes = len(account.bid_changes)
+        again = daily_bids(env, "run")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert len(account.bid_changes) == changes
+
+        # The rollback restores every bid the publication replaced.
+        rolled = daily_bids(env, "bids", "rollback", bid_day.isoformat())
+        assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-3000:]
+        assert f"{len(applied):,} applied" in rolled.stdout
+        assert {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()} == bids_before
+
+        # The service account's grant was used, and no credential reached the output, the warehouse or Dagster's
+        # runs and events.
+        assert emulator.tokens_granted >= 1
+        secrets = [DEVELOPER_TOKEN, ACCESS_TOKEN, SERVICE_ACCOUNT_KEY_ID, "PRIVATE KEY"]
+        for output in (done.stdout + done.stderr, again.stdout + again.stderr, rolled.stdout + rolled.stderr):
+            assert not any(secret in output for secret in secrets)
+        stored = [*(tmp_path / "warehouse").rglob("*"), *(tmp_path / "dagster_home").rglob("*")]  # runs, events
+        for path in stored:
+            if path.is_file():
+                content = path.read_bytes()
+                assert not any(secret.encode() in content for secret in secrets), path
