@@ -394,7 +394,9 @@ def published_bids(
         previous_day = publishing.latest_before(published_days, day)
         previous = store.read_partitions(tables.PUBLISHED_BIDS, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
-        publishing.write_ads_editor_csv(store, tables.BIDS, day, ads_editor_export_path(effective_day))
+        publishing.write_ads_editor_csv(
+            store, tables.BIDS, day, ads_editor_export_path(effective_day), currency=bid_policy.currency
+        )
         handed_off = ad_platform.publish_bids(day, todays, context.run_id, context.log.info)
         if handed_off:
             context.log.info(f"{day}: {handed_off}")
@@ -418,7 +420,9 @@ def published_bids(
             **(
                 {"ads_editor_csv": dg.MetadataValue.path(store.display_uri(csv_path))} if store.exists(csv_path) else {}
             ),
-            **publishing.change_summary(ledger, publishing.keyword_names(store, tables.BIDS, shown)),
+            **publishing.change_summary(
+                ledger, publishing.keyword_names(store, tables.BIDS, shown), currency=bid_policy.currency
+            ),
         }
     published = sum(decision.publish for decision in decisions.values())
     return dg.MaterializeResult(

@@ -23,6 +23,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from daily_bids.bidding import currency as currencies
+
 ENV_PREFIX = "BIDS_"
 
 
@@ -190,6 +192,14 @@ class Settings(BaseSettings):
     )
     max_bid: float | None = Field(
         "20.0", description="The highest bid (max CPC) ever set, in account currency, whatever a keyword seems worth."
+    )
+    currency: str = Field(
+        "USD",
+        description=(
+            "The account's currency (ISO 4217 code, e.g. `EUR`, `JPY`): every bid is a whole multiple of its billable "
+            "unit in Google Ads (USD 0.01, JPY 1), and bids are written with its decimals. `BIDS_MIN_BID` and "
+            "`BIDS_MAX_BID` must be whole multiples of that unit too: set both in the currency (JPY: e.g. 5 and 3000)."
+        ),
     )
     value_quantile: float | None = Field(
         "0.1",
@@ -521,6 +531,14 @@ class Settings(BaseSettings):
                 "BIDS_SOURCE='google_ads' needs BIDS_GOOGLE_ADS_CUSTOMER_ID: the customer ID of the account to bid in"
             )
         return self
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> str:
+        try:
+            return currencies.currency(value).code
+        except currencies.UnknownCurrencyError as error:
+            raise ValueError(f"BIDS_CURRENCY={value!r} {str(error).split(' ', 1)[1]}") from None
 
     @field_validator("spark_driver_host")
     @classmethod

@@ -1,7 +1,7 @@
 """The bid decision: from next-day predictions to a max CPC per keyword, by one of two policies.
 
-`fixed_margin`: bid = expected value per click × (1 − target margin), rounded down to the cent, capped at the max
-bid. It needs nothing but the predictions, and it ignores the auction.
+`fixed_margin`: bid = expected value per click × (1 − target margin), rounded down to the bid increment, capped at
+the max bid. It needs nothing but the predictions, and it ignores the auction.
 
 `profit_optimal`: the bid that maximizes expected clicks(bid) × (value per click − cost per click(bid)), from the
 bid landscape (`daily_bids.bidding.landscape`), within the caps, strictly below the value per click, and within each
@@ -15,6 +15,10 @@ Under every policy a bid moves at most `max_bid_change` from the bid in force (t
 day, the first included, swings the account: the change cap. The money rule outranks it: where even the lowest bid
 the cap allows would break it, the bid is lowered to the keyword's ceiling (`lowered_to_ceiling`). `max_bid_change`
 0 turns the cap off.
+
+Every bid is a whole multiple of the bid increment, the account currency's billable unit (`BidPolicy.bid_increment`:
+0.01 in USD, 1 in JPY), which Google Ads requires; "strictly below the value per click" is the value rounded up to
+the increment, less one increment.
 
 Either way a bid never reaches the expected value per click, and since the price paid per click is at most the bid
 (second-price auctions), every click is expected to earn more than it costs. Where even the minimum bid would not
@@ -46,7 +50,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from daily_bids.bidding.optimizer import BidRange, cents_down, change_window, explore, optimize
+from daily_bids.bidding.currency import CENT
+from daily_bids.bidding.optimizer import (
+    CENT_INCREMENT,
+    BidRange,
+    change_window,
+    explore,
+    from_increments,
+    in_increments,
+    increments_down,
+    optimize,
+)
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.value_per_click import conservative_value
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_BID_STATUSES, NOT_REPORTED
@@ -147,7 +161,9 @@ def decide_bids(
         bid[rows[ok]], basis[rows[ok]] = chosen.bid[ok], "profit_optimal"
         clicks, cost_per_click = clicks.copy(), cost_per_click.copy()
         clicks[rows[ok]], cost_per_click[rows[ok]] = chosen.expected_clicks[ok], chosen.expected_cost_per_click[ok]
-        ranges = BidRange(_put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high))
+        ranges = BidRange(
+            _put(ranges.low, rows, ranges_today.low), _put(ranges.high, rows, ranges_today.high), policy.bid_increment
+        )
         limits = limits.with_rules(rows, uncapped_today)
     bid, explored = _explore(bid, predictions, policy, values.cold_start, in_force, ranges)
     if explored.any():
@@ -258,8 +274,9 @@ def _values(predictions: pd.DataFrame, policy: BidPolicy) -> _Values:
     value_per_click = np.where(cold_start & ~pooled, prior_value, model_value)
     conservative = np.where(pooled, conservative_value(value_per_click, spread, policy.value_quantile), np.inf)
     margin = np.where(cold_start, max(policy.cold_start_margin, policy.target_margin), policy.target_margin)
-    fixed_bid = np.minimum(cents_down(value_per_click * (1.0 - margin)), policy.max_bid)
-    fixed_bid = np.minimum(fixed_bid, cents_down(conservative))
+    increment = policy.bid_increment
+    fixed_bid = np.minimum(increments_down(value_per_click * (1.0 - margin), increment), policy.max_bid)
+    fixed_bid = np.minimum(fixed_bid, increments_down(conservative, increment))
     basis = np.where(cold_start, "cold_start", np.where(value_unknown, "configured_value", "fixed_margin"))
     return _Values(value_per_click, conservative, cold_start, fixed_bid, basis)
 
@@ -277,11 +294,16 @@ class _Limits:
     @classmethod
     def of(cls, values: _Values, in_force: np.ndarray, policy: BidPolicy) -> _Limits:
         # Without the landscape a click costs at most the bid: the money rule's ceiling is the conservative value.
-        rules = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, None, values.conservative)
+        value, conservative, step = values.value_per_click, values.conservative, policy.bid_increment
+        rules = BidRange.of(value, in_force, policy.min_bid, policy.max_bid, None, conservative, step)
         cap = policy.change_cap
         unbounded = np.full(len(in_force), np.inf)
-        window = BidRange(*change_window(in_force, cap)) if cap is not None else BidRange(-unbounded, unbounded)
-        capped = BidRange.of(values.value_per_click, in_force, policy.min_bid, policy.max_bid, cap, values.conservative)
+        window = (
+            BidRange(*change_window(in_force, cap, step), step)
+            if cap is not None
+            else BidRange(-unbounded, unbounded, step)
+        )
+        capped = BidRange.of(value, in_force, policy.min_bid, policy.max_bid, cap, conservative, step)
         return cls(window, rules, capped)
 
     def hold(self, bids: np.ndarray) -> np.ndarray:
@@ -293,7 +315,7 @@ class _Limits:
         """The same limits with `rules` for `rows` (the optimizer's money rule, priced on the landscape)."""
         return _Limits(
             self.window,
-            BidRange(_put(self.rules.low, rows, rules.low), _put(self.rules.high, rows, rules.high)),
+            BidRange(_put(self.rules.low, rows, rules.low), _put(self.rules.high, rows, rules.high), rules.increment),
             self.capped,
         )
 
@@ -333,24 +355,26 @@ class _Pricing:
         """Where the profit of each priceable keyword turns (priceable keywords × 3, NaN where it does not)."""
         return self.landscape.stationary_bids(self.context, value_per_click)
 
-    def highest_bid_costing_at_most(self, limit: np.ndarray, high: np.ndarray) -> np.ndarray:
-        """Per priceable keyword, the highest whole-cent bid at or below `high` whose expected cost per click is at
-        or below `limit` (0 where even a cent costs more): a bisection over cents, as the cost per click rises
-        with the bid."""
-        low_cents = np.zeros(len(limit))  # 0: a sentinel for "no bid", which costs nothing
-        high_cents = np.floor(np.round(np.where(np.isfinite(high), high, 0.0) * 100.0, 6))
-        fits = self._costs_at_most(high_cents, limit)
-        low_cents = np.where(fits, high_cents, low_cents)
-        high_cents = np.where(fits, high_cents + 1.0, high_cents)
-        while (open_ := high_cents - low_cents > 1.0).any():
-            middle = np.where(open_, np.floor((low_cents + high_cents) / 2.0), low_cents)
-            fits = self._costs_at_most(np.maximum(middle, 1.0), limit) & open_
-            low_cents = np.where(fits, middle, low_cents)
-            high_cents = np.where(open_ & ~fits, middle, high_cents)
-        return np.where(np.isfinite(limit), low_cents / 100.0, high)
+    def highest_bid_costing_at_most(
+        self, limit: np.ndarray, high: np.ndarray, increment: float = CENT_INCREMENT
+    ) -> np.ndarray:
+        """Per priceable keyword, the highest whole-increment bid at or below `high` whose expected cost per click
+        is at or below `limit` (0 where even one increment costs more): a bisection over increments, as the cost per
+        click rises with the bid."""
+        low_steps = np.zeros(len(limit))  # 0: a sentinel for "no bid", which costs nothing
+        high_steps = np.floor(in_increments(np.where(np.isfinite(high), high, 0.0), increment))
+        fits = self._costs_at_most(high_steps, limit, increment)
+        low_steps = np.where(fits, high_steps, low_steps)
+        high_steps = np.where(fits, high_steps + 1.0, high_steps)
+        while (open_ := high_steps - low_steps > 1.0).any():
+            middle = np.where(open_, np.floor((low_steps + high_steps) / 2.0), low_steps)
+            fits = self._costs_at_most(np.maximum(middle, 1.0), limit, increment) & open_
+            low_steps = np.where(fits, middle, low_steps)
+            high_steps = np.where(open_ & ~fits, middle, high_steps)
+        return np.where(np.isfinite(limit), from_increments(low_steps, increment), high)
 
-    def _costs_at_most(self, cents: np.ndarray, limit: np.ndarray) -> np.ndarray:
-        bids = np.maximum(cents, 1.0) / 100.0
+    def _costs_at_most(self, steps: np.ndarray, limit: np.ndarray, increment: float) -> np.ndarray:
+        bids = from_increments(np.maximum(steps, 1.0), increment)
         _, cost_per_click = self.response(bids[:, None])
         return np.minimum(cost_per_click[:, 0], bids) <= limit
 
@@ -370,19 +394,20 @@ def _profit_optimal(
     when a budget beat the change cap."""
     # The money rule as a ceiling on the bid: the highest bid whose expected cost per click stays at or below the
     # conservative value.
-    highest = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None).high
-    ceiling = priced.highest_bid_costing_at_most(conservative, highest)
-    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.change_cap, ceiling)
+    step = policy.bid_increment
+    highest = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None, None, step).high
+    ceiling = priced.highest_bid_costing_at_most(conservative, highest, step)
+    ranges = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, policy.change_cap, ceiling, step)
     budgets = _remaining_budgets(policy.campaign_budgets, predictions, priced.rows, spend_at_fixed)
     campaigns = predictions["campaign"].astype(str).to_numpy()[priced.rows]
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     spend = pd.Series(chosen.expected_spend).groupby(campaigns).sum()
     over = [name for name, budget in budgets.items() if spend.get(name, 0.0) > budget + 0.005]
-    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None, ceiling)
+    uncapped = BidRange.of(value_per_click, in_force, policy.min_bid, policy.max_bid, None, ceiling, step)
     if not over:
         return chosen, ranges, uncapped, ""
     # A budget is the advertiser's limit: it outranks the change cap where both cannot hold.
-    ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high)
+    ranges = BidRange(np.where(np.isin(campaigns, over), uncapped.low, ranges.low), ranges.high, step)
     chosen = optimize(value_per_click, ranges, priced, campaigns, budgets)
     return (
         chosen,
@@ -468,15 +493,16 @@ def bid_rule_note(
     if basis.get("fixed_margin", 0):
         notes.append(
             f"{basis['fixed_margin']} keywords at the predicted value per click x (1 - "
-            f"{policy.target_margin:g}), rounded down to the cent"
+            f"{policy.target_margin:g}), rounded down to {_increment_words(policy)}"
         )
     if basis.get("configured_value", 0):
-        flat = cents_down(policy.value_per_click * (1.0 - policy.target_margin))
+        money = policy.account_currency.format
+        flat = float(increments_down(policy.value_per_click * (1.0 - policy.target_margin), policy.bid_increment))
         exceptions = [name for name, count in (("explored", explored), ("capped", change_capped)) if count]
         notes.append(
             f"the reports carry no conversion value, so every click is valued at value_per_click "
-            f"(BIDS_VALUE_PER_CLICK) {policy.value_per_click:.2f}, and {basis['configured_value']} keywords "
-            f"bid the same {flat:.2f} = {policy.value_per_click:.2f} x (1 - {policy.target_margin:g})"
+            f"(BIDS_VALUE_PER_CLICK) {money(policy.value_per_click)}, and {basis['configured_value']} keywords "
+            f"bid the same {money(flat)} = {money(policy.value_per_click)} x (1 - {policy.target_margin:g})"
             + (f", but for the {' and '.join(exceptions)} ones" if exceptions else "")
         )
         notes.insert(0, notes.pop())  # the reason the bids are flat comes first
@@ -506,6 +532,14 @@ def bid_rule_note(
             f"keyword's value per click: what a click is worth with {1 - policy.value_quantile:.0%} certainty"
         )
     return "; ".join(notes) or "no bids"
+
+
+def _increment_words(policy: BidPolicy) -> str:
+    """The bid increment in words: "the cent" where it is one, else "whole multiples of 1 JPY"."""
+    unit = policy.account_currency
+    if unit.billable_unit_micros == CENT:
+        return "the cent"
+    return f"whole multiples of {unit.format(unit.billable_unit)} {unit.code}"
 
 
 def _cap_note(policy: BidPolicy, change_capped: int, lowered_to_ceiling: int) -> str:

@@ -1,12 +1,16 @@
-"""Profit-optimal bids: exact whole-cent candidates (or a grid), per-campaign budgets, and safe exploration.
+"""Profit-optimal bids: exact candidates in whole increments (or a grid), per-campaign budgets, and safe exploration.
 
 For each keyword the optimizer scores candidate bids inside the range the rules allow (the min and max bid, strictly
 below the expected value per click, and within the maximum change from the bid in force) and keeps the one with the
 highest expected profit = expected clicks(bid) × (value per click − cost per click(bid)). When the response can say
 where each keyword's profit turns (`ExactResponse`, as the bid landscape can: its curves are powers of the bid), the
-candidates are the ends of the range and the whole cents either side of each turning point: about 8, and the best
-whole-cent bid is among them. Any other response gets `CANDIDATES` bids spread evenly over the range. Either way it
+candidates are the ends of the range and the whole increments either side of each turning point: about 8, and the
+best bid among whole increments is among them. Any other response gets `CANDIDATES` bids spread evenly over the range. Either way it
 is one vectorized pass of keywords × candidates, so its cost grows with the number of keywords only.
+
+Every bid is a whole multiple of the bid increment, the account currency's billable unit (`daily_bids.bidding.currency`:
+a cent for USD, a yen for JPY), since Google Ads refuses any other; the increment is each function's `increment`, the
+cent where none is given.
 
 Budgets are met by a price on spend per campaign (a Lagrange multiplier): each keyword keeps the candidate that
 maximizes profit − price × spend, and each over-budget campaign's price is raised, by bisection, until its expected
@@ -24,6 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from daily_bids.bidding.currency import CENT, MICROS_PER_UNIT
+
 CANDIDATES = 25
 # Response: bids (keywords × candidates) → (expected clicks, expected cost per click), both keywords × candidates.
 Response = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -32,34 +38,55 @@ Response = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 @runtime_checkable
 class ExactResponse(Protocol):
     """A Response that also gives, per keyword, the bids where its profit turns (keywords × k, NaN where there is
-    none), such that between consecutive ones profit rises then falls, or only rises, or only falls. The best
-    whole-cent bid of a range is then an end of it or a cent either side of one of them."""
+    none), such that between consecutive ones profit rises then falls, or only rises, or only falls. The best bid of
+    a range in whole increments is then an end of it or an increment either side of one of them."""
 
     def __call__(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def stationary_bids(self, value_per_click: np.ndarray) -> np.ndarray: ...
 
 
-def cents_down(values: np.ndarray) -> np.ndarray:
-    """Down to the cent; rounding to 6 places first stops float noise (0.8 × 0.7 = 0.55999…) from costing a cent."""
-    return np.floor(np.round(np.asarray(values, dtype="float64") * 100.0, 6)) / 100.0
+CENT_INCREMENT = CENT / MICROS_PER_UNIT  # 0.01: the bid increment of USD, EUR and most currencies
 
 
-def cents_up(values) -> np.ndarray:
-    return np.ceil(np.round(np.asarray(values, dtype="float64") * 100.0, 6)) / 100.0
+def _micros(increment: float) -> int:
+    return round(increment * MICROS_PER_UNIT)
 
 
-def highest_bid_below(value_per_click: np.ndarray) -> np.ndarray:
-    """The highest whole-cent bid strictly below the value per click."""
-    return np.ceil(np.round(np.asarray(value_per_click, dtype="float64") * 100.0, 6)) / 100.0 - 0.01
+def in_increments(values, increment: float) -> np.ndarray:
+    """`values` in increments; rounding to 6 places stops float noise (0.8 × 0.7 = 0.55999…) from costing one."""
+    return np.round(np.asarray(values, dtype="float64") * MICROS_PER_UNIT / _micros(increment), 6)
 
 
-def change_window(bid_in_force: np.ndarray, max_change: float) -> tuple[np.ndarray, np.ndarray]:
-    """The whole-cent bids within `max_change` of each bid in force, (low, high); unbounded where none is known."""
+def from_increments(steps: np.ndarray, increment: float) -> np.ndarray:
+    """Whole increments back in the currency: steps × micros is exact, so the one division rounds correctly (57 cents
+    is 0.57, never 0.5700000000000001)."""
+    return steps * _micros(increment) / MICROS_PER_UNIT
+
+
+def increments_down(values, increment: float = CENT_INCREMENT) -> np.ndarray:
+    """Down to a whole multiple of the bid increment."""
+    return from_increments(np.floor(in_increments(values, increment)), increment)
+
+
+def increments_up(values, increment: float = CENT_INCREMENT) -> np.ndarray:
+    """Up to a whole multiple of the bid increment."""
+    return from_increments(np.ceil(in_increments(values, increment)), increment)
+
+
+def highest_bid_below(value_per_click: np.ndarray, increment: float = CENT_INCREMENT) -> np.ndarray:
+    """The highest whole-increment bid strictly below the value per click: the value rounded up, less one increment."""
+    return from_increments(np.ceil(in_increments(value_per_click, increment)) - 1.0, increment)
+
+
+def change_window(
+    bid_in_force: np.ndarray, max_change: float, increment: float = CENT_INCREMENT
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole-increment bids within `max_change` of each bid in force, (low, high); unbounded where none is known."""
     known = np.isfinite(bid_in_force) & (bid_in_force > 0)
     with np.errstate(invalid="ignore"):
-        low = np.where(known, cents_up(bid_in_force * (1 - max_change)), -np.inf)
-        high = np.where(known, cents_down(bid_in_force * (1 + max_change)), np.inf)
+        low = np.where(known, increments_up(bid_in_force * (1 - max_change), increment), -np.inf)
+        high = np.where(known, increments_down(bid_in_force * (1 + max_change), increment), np.inf)
     return low, high
 
 
@@ -69,6 +96,7 @@ class BidRange:
 
     low: np.ndarray
     high: np.ndarray
+    increment: float = CENT_INCREMENT  # every bid is a whole multiple of it (the currency's billable unit)
 
     @classmethod
     def of(
@@ -79,46 +107,50 @@ class BidRange:
         max_bid: float,
         max_change: float | None,
         ceiling: np.ndarray | None = None,
+        increment: float = CENT_INCREMENT,
     ) -> BidRange:
         """Caps and the invariant (below the value per click, and at or below `ceiling`, the money rule's highest
         bid) always; the change cap where a bid is in force. When the bid in force is so far above today's value
         that the change cap would keep it there, the invariant wins: the range is the highest bid below the value."""
-        # Whole cents: the lowest at or above the minimum bid, the highest at or below the max and below the value.
-        rules_low = np.full(len(value_per_click), cents_up(min_bid))
-        rules_high = np.minimum(cents_down(max_bid), highest_bid_below(value_per_click))
+        # Whole increments: the lowest at or above the minimum bid, the highest at or below the max and below the value.
+        rules_low = np.full(len(value_per_click), increments_up(min_bid, increment))
+        rules_high = np.minimum(increments_down(max_bid, increment), highest_bid_below(value_per_click, increment))
         if ceiling is not None:
-            rules_high = np.minimum(rules_high, cents_down(ceiling))
+            rules_high = np.minimum(rules_high, increments_down(ceiling, increment))
         if max_change is None:
-            return cls(rules_low, rules_high)
-        cap_low, cap_high = change_window(bid_in_force, max_change)
+            return cls(rules_low, rules_high, increment)
+        cap_low, cap_high = change_window(bid_in_force, max_change, increment)
         low, high = np.maximum(rules_low, cap_low), np.minimum(rules_high, cap_high)
         # Where the change cap's window misses the rules' window, the rules win: the allowed bid nearest the cap.
         nearest = np.where(cap_low > rules_high, rules_high, rules_low)
         misses = (low > high) & (rules_low <= rules_high)
-        return cls(np.where(misses, nearest, low), np.where(misses, nearest, high))
+        return cls(np.where(misses, nearest, low), np.where(misses, nearest, high), increment)
 
     @property
     def allowed(self) -> np.ndarray:
         return self.low <= self.high
 
     def candidates(self, count: int = CANDIDATES) -> np.ndarray:
-        """Whole-cent bids spread evenly over each range (keywords × count); rounding keeps them inside."""
+        """Whole-increment bids spread evenly over each range (keywords × count); rounding keeps them inside."""
         steps = np.linspace(0.0, 1.0, count)
-        grid = cents_down(self.low[:, None] + (self.high - self.low)[:, None] * steps)
+        grid = increments_down(self.low[:, None] + (self.high - self.low)[:, None] * steps, self.increment)
         inside = np.clip(grid, self.low[:, None], self.high[:, None])
         return np.where(self.allowed[:, None], inside, self.low[:, None])  # an empty range scores a harmless bid
 
     def around(self, bids: np.ndarray) -> np.ndarray:
-        """Each range's ends and the whole cents either side of each of `bids` (keywords × k) once put inside it,
-        keywords × (2 + 2k); a NaN bid adds the low end twice."""
+        """Each range's ends and the whole increments either side of each of `bids` (keywords × k) once put inside
+        it, keywords × (2 + 2k); a NaN bid adds the low end twice."""
         low, high = self.low[:, None], self.high[:, None]
         inside = np.clip(np.where(np.isnan(bids), low, bids), low, high)
-        cents = np.concatenate([low, high, cents_down(inside), cents_up(inside)], axis=1)
-        # Rounding an inside bid to a cent keeps it inside (the ends are whole cents); the clip only guards that.
-        return np.where(self.allowed[:, None], np.clip(cents, low, high), low)  # an empty range scores a harmless bid
+        whole = [increments_down(inside, self.increment), increments_up(inside, self.increment)]
+        candidates = np.concatenate([low, high, *whole], axis=1)
+        # Rounding an inside bid to an increment keeps it inside (the ends are whole increments); the clip only guards.
+        return np.where(
+            self.allowed[:, None], np.clip(candidates, low, high), low
+        )  # an empty range scores a harmless bid
 
     def clip(self, bids: np.ndarray) -> np.ndarray:
-        return np.clip(cents_down(bids), self.low, self.high)
+        return np.clip(increments_down(bids, self.increment), self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -142,7 +174,7 @@ def optimize(
 ) -> OptimizedBids:
     """The profit-maximizing candidate of each keyword whose range is not empty, within each campaign's budget
     where `budgets` names it. Rows with an empty range get NaN. With an `ExactResponse` the bid is the best whole
-    cent of the range (without a budget); otherwise the best of `count` evenly spread ones."""
+    increment of the range (without a budget); otherwise the best of `count` evenly spread ones."""
     budgeted = bool(budgets) and campaign is not None
     candidates = _candidates(value_per_click, bids, response, count, budgeted)
     clicks, cost_per_click = response(candidates)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from daily_bids.bidding import currency as currencies
 
 
 class BidPolicy(BaseModel):
@@ -19,6 +21,11 @@ class BidPolicy(BaseModel):
     )
     min_bid: float = Field(0.05, gt=0.0, description="Lowest max CPC the ad platform accepts.")
     max_bid: float = Field(20.0, gt=0.0, description="Highest max CPC the platform will ever set.")
+    currency: str = Field(
+        currencies.DEFAULT_CURRENCY,
+        description="The account's currency (ISO 4217): every bid is a whole multiple of its billable unit, the bid "
+        "increment (USD 0.01, JPY 1), and min_bid and max_bid must be too.",
+    )
     min_history_days: int = Field(7, ge=1, le=28, description="Days of history below which a keyword is a cold start.")
     cold_start_margin: float = Field(
         0.5, gt=0.0, lt=1.0, description="Margin for cold-start keywords (wider: less known)."
@@ -77,12 +84,41 @@ class BidPolicy(BaseModel):
     )
 
     @property
+    def account_currency(self) -> currencies.Currency:
+        """The account's currency: its billable unit and display decimals (`daily_bids.bidding.currency`)."""
+        return currencies.currency(self.currency)
+
+    @property
+    def bid_increment(self) -> float:
+        """The step every bid is a whole multiple of: the currency's billable unit (USD 0.01, JPY 1.0)."""
+        return self.account_currency.billable_unit
+
+    @property
     def change_cap(self) -> float | None:
         """The change cap, or None where it is turned off (`max_bid_change` 0)."""
         return self.max_bid_change or None
 
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _known_currency(cls, value):
+        try:
+            return currencies.currency(value).code
+        except currencies.UnknownCurrencyError as error:
+            raise ValueError(str(error)) from None
+
     @model_validator(mode="after")
     def _caps_in_order(self):
+        # Caps between two increments are refused, not rounded: a cap rounded in silence is not the one set, and caps
+        # left at their cent defaults in a currency without cents (JPY: 0.05 to 20 yen) are a setting forgotten.
+        unit = self.account_currency
+        off = [name for name in ("min_bid", "max_bid") if not unit.is_multiple(getattr(self, name))]
+        if off:
+            raise ValueError(
+                " and ".join(f"{name} {getattr(self, name):g}" for name in off)
+                + (" is" if len(off) == 1 else " are")
+                + f" not a whole multiple of the bid increment {unit.format(unit.billable_unit)} of currency "
+                f"{unit.code}: set min_bid and max_bid in {unit.code}"
+            )
         if self.min_bid > self.max_bid:
             raise ValueError(f"min_bid {self.min_bid} is above max_bid {self.max_bid}")
         return self

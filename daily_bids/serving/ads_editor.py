@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pandas as pd
 
+from daily_bids.bidding import currency as currencies
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs
@@ -28,9 +29,9 @@ ADS_EDITOR_COLUMNS: dict[str, str] = {
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True) -> bytes:
+def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True, currency: str = currencies.DEFAULT_CURRENCY) -> bytes:
     """The bids in the layout Google Ads Editor imports as keyword bid changes (without the header line, for the
-    batches after the first).
+    batches after the first). Max CPC is written with the account `currency`'s decimals: `1.20` in USD, `120` in JPY.
 
     Text is written as reported, every field quoted (so commas, quotes, line breaks and Unicode line separators stay
     inside their field), except that text a spreadsheet would run as a formula gets a leading apostrophe, the way
@@ -47,7 +48,8 @@ def ads_editor_csv(bids: pd.DataFrame, with_header: bool = True) -> bytes:
         criterion = criterion.mask(criterion.eq("").to_numpy(), bids["keyword_id"].to_numpy())
     sheet["Keyword ID"] = criterion.map(lambda value: str(int(value)))
     sheet = sheet.loc[:, list(ADS_EDITOR_COLUMNS)]
-    sheet["Max CPC"] = sheet["Max CPC"].map(lambda value: f"{value:.2f}")
+    money = currencies.currency(currency).format
+    sheet["Max CPC"] = sheet["Max CPC"].map(money)
     return sheet.to_csv(index=False, header=with_header, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode("utf-8")
 
 

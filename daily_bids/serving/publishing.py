@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from daily_bids.bidding import currency as currencies
 from daily_bids.bidding.moves import bids_in_force
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.schema import NOT_REPORTED
@@ -66,15 +67,18 @@ def ledger(bids: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def change_summary(published: pd.DataFrame, names: pd.DataFrame | None = None) -> dict[str, object]:
+def change_summary(
+    published: pd.DataFrame, names: pd.DataFrame | None = None, currency: str = currencies.DEFAULT_CURRENCY
+) -> dict[str, object]:
     """Counts of changed, new and unchanged bids, and the largest moves up and down (from a `ledger` frame).
 
     `names` (from `keyword_names`, indexed by keyword_id) names a moved keyword as the ad platform does: its
     criterion ID, text and ad group, since the platform's own keyword_id of a criterion's second ad group (2**62 and
     up) means nothing to anyone reading the log."""
+    money = currencies.currency(currency)
     known = published.dropna(subset=["previous_bid"])
     change = known["bid"] - known["previous_bid"]
-    changed = change.abs() >= 0.005  # bids are in cents: anything smaller is float noise
+    changed = change.abs() >= money.billable_unit / 2  # bids are whole billable units: anything smaller is float noise
 
     def describe(position) -> str:
         # The ID from its own int64 column: a row of `known` is upcast to float64, which rounds IDs above 2**53.
@@ -89,7 +93,9 @@ def change_summary(published: pd.DataFrame, names: pd.DataFrame | None = None) -
         label += f" ({text('keyword')})" if text("keyword") else ""
         group = " ".join(part for part in (text("ad_group_id"), text("ad_group") and f"({text('ad_group')})") if part)
         label += f" in ad group {group}" if group else ""
-        return f"{label}: {known.loc[position, 'previous_bid']:.2f} → {known.loc[position, 'bid']:.2f}"
+        return (
+            f"{label}: {money.format(known.loc[position, 'previous_bid'])} → {money.format(known.loc[position, 'bid'])}"
+        )
 
     summary: dict[str, object] = {
         "bids_changed": int(changed.sum()),
@@ -101,10 +107,10 @@ def change_summary(published: pd.DataFrame, names: pd.DataFrame | None = None) -
         "largest_decrease_keyword": "none",
     }
     if len(change) and change.max() > 0:
-        summary["largest_increase"] = round(float(change.max()), 2)
+        summary["largest_increase"] = round(float(change.max()), money.decimals)
         summary["largest_increase_keyword"] = describe(change.idxmax())
     if len(change) and change.min() < 0:
-        summary["largest_decrease"] = round(float(change.min()), 2)
+        summary["largest_decrease"] = round(float(change.min()), money.decimals)
         summary["largest_decrease_keyword"] = describe(change.idxmin())
     return summary
 
@@ -160,7 +166,12 @@ def keyword_names(store: Warehouse, bids_table: str, day: dt.date) -> pd.DataFra
 
 
 def write_ads_editor_csv(
-    store: Warehouse, bids_table: str, day: dt.date, relative_path: str, batch_rows: int = BATCH_ROWS
+    store: Warehouse,
+    bids_table: str,
+    day: dt.date,
+    relative_path: str,
+    batch_rows: int = BATCH_ROWS,
+    currency: str = currencies.DEFAULT_CURRENCY,
 ) -> None:
     """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
     held whole, and the file appears only once complete. keyword_id is read too: `ads_editor_csv` takes it as the
@@ -169,4 +180,4 @@ def write_ads_editor_csv(
     columns = present_columns(store, bids_table, day, wanted)
     with store.byte_writer(relative_path) as sheet:
         for number, batch in enumerate(store.iter_partition(bids_table, day, batch_rows, columns)):
-            sheet.write(ads_editor_csv(batch, with_header=number == 0))
+            sheet.write(ads_editor_csv(batch, with_header=number == 0, currency=currency))

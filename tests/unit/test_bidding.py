@@ -18,8 +18,8 @@ policies = st.builds(
     ),
     st.floats(0.01, 0.95),
     st.floats(0.01, 0.95),
-    st.floats(0.01, 2.0),
-    st.floats(0.0, 50.0),
+    st.integers(1, 200).map(lambda cents: cents / 100),  # caps are whole cents: USD's bid increment
+    st.integers(0, 5000).map(lambda cents: cents / 100),
     st.integers(1, 28),
 )
 
