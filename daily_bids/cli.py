@@ -158,12 +158,18 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     except SourceMismatchError as error:
         raise CommandFailed(str(error)) from error
     partitions = defs.resolve_job_def("daily_bid_job").partitions_def  # from BIDS_FIRST_DAY or the history's start
-    day, source_start = _report_days(
-        source,
-        day,
-        dt.date.fromisoformat(partitions.get_last_partition_key()),
-        dt.date.fromisoformat(partitions.get_first_partition_key()),
-    )
+    from daily_bids.google_ads.reports import GoogleAdsReportError
+    from resources.ad_platform import GoogleAdsConfigError
+
+    try:
+        day, source_start = _report_days(
+            source,
+            day,
+            dt.date.fromisoformat(partitions.get_last_partition_key()),
+            dt.date.fromisoformat(partitions.get_first_partition_key()),
+        )
+    except (GoogleAdsConfigError, GoogleAdsReportError) as error:  # the account cannot be reached or does not match
+        raise CommandFailed(str(error)) from error
     try:
         plan = plan_history(source_start, day)
     except InsufficientHistoryError as error:

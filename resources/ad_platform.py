@@ -10,10 +10,15 @@ import pyarrow.fs as pafs
 from pydantic import Field, PrivateAttr
 
 from daily_bids.bidding.currency import currency as currency_of
-from daily_bids.features.windows import days_between
 from daily_bids.google_ads import bids as google_ads_bids
 from daily_bids.google_ads.bids import GoogleAdsPublishError, Publication
-from daily_bids.google_ads.reports import AccountSettings, plain_customer_id, read_account_settings, read_keyword_report
+from daily_bids.google_ads.reports import (
+    AccountSettings,
+    plain_customer_id,
+    read_account_settings,
+    read_active_days,
+    read_keyword_report,
+)
 from daily_bids.ingest.landing import (
     MB,
     ReadLimits,
@@ -228,6 +233,7 @@ class GoogleAdsAccount(ReportSource):
         """Google's `GoogleAdsClient`, built once from the configuration file or the environment."""
         if self._client is None:
             from google.ads.googleads.client import GoogleAdsClient
+            from google.auth.exceptions import GoogleAuthError
 
             try:
                 self._client = (
@@ -235,7 +241,8 @@ class GoogleAdsAccount(ReportSource):
                     if self.config_file
                     else GoogleAdsClient.load_from_env()
                 )
-            except (ValueError, OSError) as error:  # the library's own message names the missing key or file
+            # The library's own message names the missing key or file, or the token endpoint's refusal.
+            except (ValueError, OSError, GoogleAuthError) as error:
                 where = (
                     f"the file {self.config_file} (BIDS_GOOGLE_ADS_CONFIG)"
                     if self.config_file
@@ -268,9 +275,15 @@ class GoogleAdsAccount(ReportSource):
         return f"Google Ads customer {self.customer_id}"
 
     def covered_days(self):
-        """Every complete day of the account, in its own time zone: up to its yesterday."""
-        today = dt.datetime.now(ZoneInfo(self.account().time_zone)).date()
-        return days_between(today - dt.timedelta(days=ACCOUNT_HISTORY_DAYS), today - dt.timedelta(days=1))
+        """The account's complete days with traffic, in its own time zone: up to its yesterday."""
+        yesterday = dt.datetime.now(ZoneInfo(self.account().time_zone)).date() - dt.timedelta(days=1)
+        return read_active_days(
+            self.client(),
+            self.customer_id,
+            yesterday - dt.timedelta(days=ACCOUNT_HISTORY_DAYS),
+            yesterday,
+            login_customer_id=self._login(),
+        )
 
     def fetch_reports(self, days, log):
         self.claim_warehouse(self.warehouse)

@@ -152,6 +152,28 @@ def read_account_settings(
     return AccountSettings(customer_id, rows[0].customer.currency_code, rows[0].customer.time_zone)
 
 
+def read_active_days(
+    client,
+    customer_id: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    login_customer_id: str | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> list[dt.date]:
+    """The days from `first_day` to `last_day` on which the account had impressions: where its history starts, and
+    any gap in it. One small query (a row per day), however large the account."""
+    customer_id = plain_customer_id(customer_id)
+    query = (
+        "SELECT segments.date, metrics.impressions FROM customer "
+        f"WHERE segments.date BETWEEN '{first_day.isoformat()}' AND '{last_day.isoformat()}'"
+    )
+    rows, _summary = read_stream(
+        client_for(client, login_customer_id), customer_id, query, "the account's days with traffic", retry, False
+    )
+    return sorted(dt.date.fromisoformat(row.segments.date) for row in rows if row.metrics.impressions > 0)
+
+
 def read_keyword_report(
     client,
     customer_id: str,

@@ -82,13 +82,15 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
         }
         assert read == expected
 
-        # A bid for every enabled keyword of the last day, none for removed or paused ones, each ad group's own.
+        # A bid for every enabled keyword the account reported, none for removed or paused ones, each ad group's own.
         bid_day = ACCOUNT_YESTERDAY
         bids = store.read_partitions(tables.BIDS, [bid_day])
         keys = set(zip(bids["ad_group_id"], bids["criterion_id"], strict=True))
-        reported = {(str(d.ad_group_id), str(d.criterion_id)) for d in account.days if d.date == bid_day}
+        reported = {(str(d.ad_group_id), str(d.criterion_id)) for d in account.days}
         enabled = {(str(a), str(c)) for (a, c), criterion in account.criteria.items() if criterion.status == "ENABLED"}
         assert keys == reported & enabled
+        shared = [c for c, count in pd.Series([c for _, c in keys]).value_counts().items() if count > 1]
+        assert len(shared) == 4  # each shared criterion ID is bid in both its ad groups
         assert all(criterion.status != "REMOVED" or key not in keys for key, criterion in account.criteria.items())
         assert (bids["bid"] % 1 == 0).all()  # whole yen
 

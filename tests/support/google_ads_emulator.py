@@ -52,6 +52,7 @@ ACCESS_TOKEN = "emulator-access-token"
 REFRESH_TOKEN = "never-sent-refresh-token"
 SERVICE_ACCOUNT_EMAIL = "daily-bids@daily-bids-emulator.iam.gserviceaccount.com"
 SERVICE_ACCOUNT_KEY_ID = "emulator-key-1"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 CLIENT_SECRET = "never-sent-client-secret"
 # A currency's billable unit in micros: bids must be whole multiples of it (JPY has no cents).
 BILLABLE_UNIT_MICROS = {"JPY": 1_000_000, "KRW": 1_000_000, "USD": 10_000, "EUR": 10_000}
@@ -293,6 +294,8 @@ _CRITERION_VALUES = {
 _KEYWORDS_ONLY = re.compile(
     r"^ad_group_criterion\.type\s*=\s*'KEYWORD'\s+AND\s+ad_group_criterion\.negative\s*=\s*FALSE$", re.I
 )
+# The account's totals by day (`FROM customer` segmented by date): the emulator serves impressions.
+_CUSTOMER_DAY_FIELDS = {"segments.date", "metrics.impressions"}
 _CUSTOMER_VALUES = {
     "customer.id": lambda account: int(account.customer_id),
     "customer.resource_name": lambda account: f"customers/{account.customer_id}",
@@ -317,7 +320,8 @@ def parse_query(text: str) -> Query:
     }.get(resource)
     if known is None:
         raise QueryProblem("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", f"the emulator does not serve FROM {resource}")
-    unknown = [f for f in fields if f not in known]
+    day_fields = _CUSTOMER_DAY_FIELDS if resource == "customer" else set()
+    unknown = [f for f in fields if f not in known and f not in day_fields]
     if unknown:
         raise QueryProblem("UNRECOGNIZED_FIELD", f"unrecognized field(s) for {resource}: {unknown}")
     days = None
@@ -332,6 +336,10 @@ def parse_query(text: str) -> Query:
             days = frozenset(first + dt.timedelta(n) for n in range((last - first).days + 1))
         else:
             raise QueryProblem("QUERY_ERROR", f"the emulator only filters on segments.date: {condition!r}")
+    if resource == "customer" and "segments.date" in fields and not set(fields) <= _CUSTOMER_DAY_FIELDS:
+        raise QueryProblem(
+            "QUERY_ERROR", f"the emulator serves customer by day only with {sorted(_CUSTOMER_DAY_FIELDS)}"
+        )
     if "segments.date" in fields and days is None:
         raise QueryProblem("EXPECTED_FILTERS_ON_DATE_RANGE", "segments.date is selected without a finite date range")
     if resource == "keyword_view" and ("segments.date" not in fields or days is None):
@@ -641,7 +649,10 @@ class GoogleAdsEmulator:
         if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
             return 400, {"error": "unsupported_grant_type"}
         try:
-            claims = jwt.decode(form["assertion"][0], certs=_SERVICE_ACCOUNT_KEY.public_pem, audience=self.token_uri)
+            # The audience is Google's token endpoint whatever the key's token_uri: google-auth signs it so.
+            claims = jwt.decode(
+                form["assertion"][0], certs=_SERVICE_ACCOUNT_KEY.public_pem, audience=GOOGLE_TOKEN_AUDIENCE
+            )
         except (exceptions.GoogleAuthError, ValueError, KeyError) as error:
             return 400, {"error": "invalid_grant", "error_description": str(error)}
         if claims.get("iss") != SERVICE_ACCOUNT_EMAIL:
@@ -848,6 +859,19 @@ class GoogleAdsEmulator:
 
     def _rows(self, query: Query) -> list:
         row_type = self._row_type()
+        if query.resource == "customer" and query.days is not None:
+            totals: dict[dt.date, int] = {}
+            for day in self.account.days:
+                if day.date in query.days:
+                    totals[day.date] = totals.get(day.date, 0) + day.impressions
+            rows = []
+            for date, impressions in sorted(totals.items()):
+                row = row_type()
+                _set_field(row, "segments.date", date.isoformat())
+                if "metrics.impressions" in query.fields:
+                    row.metrics.impressions = impressions
+                rows.append(row)
+            return rows
         if query.resource == "customer":
             row = row_type()
             for field in query.fields:
