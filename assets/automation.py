@@ -9,6 +9,7 @@
 Every sensor and the schedule are on by default under `dagster dev`.
 """
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -26,7 +27,8 @@ from assets.partitions import DEFAULT_SETTINGS, daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
 from assets.serving import bid_landscape, keyword_scores, published_bids
 from daily_bids.settings import Settings
-from resources.ad_platform import LandingZoneSource, ReportSource
+from daily_bids.storage import tables
+from resources.ad_platform import GoogleAdsAccount, LandingZoneSource, ReportSource
 
 REPORT_ASSETS = [raw_keyword_report, validated_keyword_report, keyword_features, keyword_value, feature_catalog]
 SERVING_ASSETS = [model_monitoring, bid_landscape, keyword_scores, published_bids]
@@ -158,6 +160,42 @@ def _landing_run_request(context: dg.SensorEvaluationContext, ad_platform: Repor
     )
 
 
+@dg.sensor(
+    job=history_job,
+    minimum_interval_seconds=6 * 3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Google Ads source: compares the last BIDS_GOOGLE_ADS_RESTATEMENT_DAYS days of stored reports with "
+    "Google's totals, and requests the reports and features from the first restated day on.",
+)
+def google_ads_restatement_sensor(context: dg.SensorEvaluationContext, ad_platform: ReportSource):
+    return _restatement_run_request(ad_platform)
+
+
+def _restatement_run_request(ad_platform: ReportSource) -> dg.RunRequest | dg.SkipReason:
+    if not isinstance(ad_platform, GoogleAdsAccount):
+        return dg.SkipReason(f"the report source is {type(ad_platform).__name__}, not a Google Ads account")
+    if ad_platform.restatement_days == 0:
+        return dg.SkipReason("BIDS_GOOGLE_ADS_RESTATEMENT_DAYS is 0")
+    stored = ad_platform.warehouse.warehouse().list_partitions(tables.RAW_REPORT)
+    if not stored:
+        return dg.SkipReason("no report is stored yet")
+    latest = max(stored)
+    window = [day for day in stored if day > latest - dt.timedelta(days=ad_platform.restatement_days)]
+    restated = ad_platform.restated_days(window)
+    if not restated:
+        return dg.SkipReason(f"the {len(window)} latest stored days match Google's totals")
+    # Rolling features carry a day into every later one: rebuilt from the first restated day through the latest.
+    first = restated[0].isoformat()
+    return dg.RunRequest(
+        run_key=f"restated:{first}:{latest}:{':'.join(day.isoformat() for day in restated)}:{dt.date.today()}",
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first,
+            ASSET_PARTITION_RANGE_END_TAG: latest.isoformat(),
+            "daily_bids/restated_days": ", ".join(day.isoformat() for day in restated)[:1000],
+        },
+    )
+
+
 JOBS = [daily_bid_job, history_job, train_model_job, tune_models_job, register_keras_job]
 SCHEDULES = [daily_bid_schedule]
 
@@ -167,6 +205,7 @@ def build_sensors(settings: Settings, deployment_freshness_checks: list, partiti
     return [
         landing_file_sensor_for(partitions),
         retraining_sensor,
+        google_ads_restatement_sensor,
         dg.build_sensor_for_freshness_checks(
             freshness_checks=deployment_freshness_checks, default_status=dg.DefaultSensorStatus.RUNNING
         ),

@@ -401,6 +401,9 @@ def published_bids(
         if handed_off:
             context.log.info(f"{day}: {handed_off}")
             hand_offs[day.isoformat()] = handed_off
+        if ad_platform.dry_run:
+            context.log.info(f"{day}: a dry run, so the day is not recorded as published")
+            continue
         # The ledger is written last: a partition counts as published only once the hand-off is done.
         store.write_partition(tables.PUBLISHED_BIDS, day, ledger)
         published_days = sorted({*published_days, day})

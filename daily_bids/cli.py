@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         "rollback",
         help="restore the bids in force before a day's publication (where the account still holds the bids it set)",
     )
-    rollback.add_argument("day", type=dt.date.fromisoformat, help="the bids' partition day (YYYY-MM-DD)")
+    rollback.add_argument(
+        "day",
+        type=lambda text: None if text == "latest" else dt.date.fromisoformat(text),
+        help="the bids' partition day (YYYY-MM-DD), or `latest`: the newest publication still live",
+    )
     args = parser.parse_args(argv)
     if args.command == "bids":
         return bids_command(args)
@@ -450,7 +454,7 @@ def bids_command(args) -> int:
         print(f"[daily-bids] {error}", file=sys.stderr)
         return 1
     outcomes = ", ".join(f"{count:,} {outcome}" for outcome, count in ledger_summary(done).items())
-    print(f"[daily-bids] rollback of {args.day} in {account.where()}: {outcomes or 'nothing to restore'}")
+    print(f"[daily-bids] rollback in {account.where()}: {outcomes or 'nothing to restore'}")
     for row in done[done["error"].notna()].head(20).itertuples():
         print(f"[daily-bids]   {row.resource_name}: {row.outcome}: {row.error}")
     return 1 if done["outcome"].eq("failed").any() else 0

@@ -84,6 +84,7 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
     "landing_max_uncompressed_mb": (1, 10**7),
     "landing_max_gzip_ratio": (2, 10**6),
     "landing_settle_seconds": (0, 86_400),
+    "google_ads_restatement_days": (0, 90),
     "min_history_days": (None, None),  # the bid policy's own bounds apply (resources.deployment names the variable)
 }
 FLOAT_FIELDS = (
@@ -411,6 +412,14 @@ class Settings(BaseSettings):
             "`google_ads` source: path of a `google-ads.yaml` holding the developer token and the OAuth or "
             "service-account credentials. Empty: the client library's `GOOGLE_ADS_*` environment variables. Google's "
             "client library reads the credentials; they never reach a log, a run's config or the warehouse."
+        ),
+    )
+    google_ads_restatement_days: int = Field(
+        "14",
+        description=(
+            "`google_ads` source: how many days back the `google_ads_restatement_sensor` compares the stored reports "
+            "with Google's totals; a day Google now states differently (conversions arrive days after the click) is "
+            "read again, and the features from it on are rebuilt. 0 turns it off."
         ),
     )
     google_ads_publish: Literal["validate_only", "apply"] = Field(

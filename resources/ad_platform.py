@@ -13,11 +13,15 @@ from daily_bids.bidding.currency import currency as currency_of
 from daily_bids.google_ads import bids as google_ads_bids
 from daily_bids.google_ads.bids import GoogleAdsPublishError, Publication
 from daily_bids.google_ads.reports import (
+    MICROS_PER_UNIT,
+    RESTATED_METRICS,
     AccountSettings,
     plain_customer_id,
     read_account_settings,
     read_active_days,
+    read_day_totals,
     read_keyword_report,
+    restated_days,
 )
 from daily_bids.ingest.landing import (
     MB,
@@ -29,7 +33,7 @@ from daily_bids.ingest.landing import (
     unreadable_files,
     unsettled_files,
 )
-from daily_bids.schema import conform_raw, empty_raw
+from daily_bids.schema import conform_raw, empty_raw, numeric
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import filesystem_for
@@ -56,6 +60,12 @@ class ReportSource(dg.ConfigurableResource):
     def where(self) -> str:
         """Where the reports come from, for messages."""
         raise NotImplementedError
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether a hand-off only rehearses the publication (the ad platform applies nothing): such a day does not
+        count as published, so turning publishing on publishes it."""
+        return False
 
     def unsettled_files(self) -> list[str]:
         """Files that are not read yet because they may still be being written."""
@@ -225,6 +235,9 @@ class GoogleAdsAccount(ReportSource):
     config_file: str = Field("", description="Path of a google-ads.yaml; empty: the GOOGLE_ADS_* variables.")
     validate_only: bool = Field(True, description="Send bid changes as a dry run: Google checks them, applies none.")
     currency: str = Field("USD", description="The currency the bids are in (BIDS_CURRENCY); the account's must match.")
+    restatement_days: int = Field(
+        14, ge=0, description="Days back whose reports are compared with Google's totals, and read again if restated."
+    )
 
     _client: object | None = PrivateAttr(default=None)
     _account: AccountSettings | None = PrivateAttr(default=None)
@@ -265,6 +278,10 @@ class GoogleAdsAccount(ReportSource):
             self._account = account
         return self._account
 
+    @property
+    def dry_run(self) -> bool:
+        return self.validate_only
+
     def _login(self) -> str | None:
         return self.login_customer_id or None
 
@@ -299,6 +316,29 @@ class GoogleAdsAccount(ReportSource):
             )
         )
 
+    def restated_days(self, days: list[dt.date]) -> list[dt.date]:
+        """The days among `days` whose report Google now states differently from the stored one (conversions arrive
+        for days after the fact): compared by their totals, one small query a day."""
+        store = self.warehouse.warehouse()
+        stored_days = [day for day in days if store.partition_exists(tables.RAW_REPORT, day)]
+        if not stored_days:
+            return []
+        raw = store.read_partitions(
+            tables.RAW_REPORT, stored_days, ["clicks", "cost", "conversions", "conversion_value"]
+        )
+        stored = (
+            raw.assign(
+                cost_micros=(numeric(raw["cost"]) * MICROS_PER_UNIT).round(), conversions_value=raw["conversion_value"]
+            )
+            .groupby("date")[list(RESTATED_METRICS)]
+            .sum()
+            .reindex(pd.DatetimeIndex([pd.Timestamp(day) for day in stored_days], name="date"), fill_value=0)
+            .reset_index()
+        )
+        stated = read_day_totals(self.client(), self.customer_id, stored_days, login_customer_id=self._login())
+        stored["date"] = stored["date"].dt.date
+        return restated_days(stored, stated)
+
     def publish_bids(self, day, bids, run_id, log):
         store = self.warehouse.warehouse()
         client = self.client()
@@ -326,11 +366,22 @@ class GoogleAdsAccount(ReportSource):
         mode = "validated (dry run, BIDS_GOOGLE_ADS_PUBLISH=validate_only)" if self.validate_only else "applied"
         return f"{self.where()}: {outcomes.get(google_ads_bids.APPLIED, outcomes.get(google_ads_bids.VALIDATED, 0)):,} change(s) {mode}"
 
-    def rollback(self, day: dt.date, run_id: str, log: Callable[[str], None]) -> pd.DataFrame:
-        """Restores the bids the publication of `day` replaced, where the account still holds the bids it set; returns
-        the rollback's ledger rows (also added to the day's ledger). Later publications are rolled back first."""
+    def rollback(self, day: dt.date | None, run_id: str, log: Callable[[str], None]) -> pd.DataFrame:
+        """Restores the bids the publication of `day` (None: the newest still live) replaced, where the account still
+        holds the bids it set; returns the rollback's ledger rows (also added to the day's ledger). Later
+        publications are rolled back first."""
         store = self.warehouse.warehouse()
         self.claim_warehouse(self.warehouse)
+        if day is None:
+            live = [
+                published
+                for published in store.list_partitions(tables.GOOGLE_ADS_BID_CHANGES)
+                if google_ads_bids.live_changes(google_ads_bids.read_ledger(store, published))
+            ]
+            if not live:
+                raise GoogleAdsPublishError(f"no publication to {self.where()} is live: nothing to roll back")
+            day = max(live)
+        log(f"rolling back the bids of {day} in {self.where()}")
         ledger = google_ads_bids.read_ledger(store, day)
         if not ledger["outcome"].eq(google_ads_bids.APPLIED).any():
             raise GoogleAdsPublishError(f"no bid change of {day} was applied to {self.where()}: nothing to roll back")

@@ -162,6 +162,7 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
             login_customer_id=settings.google_ads_login_customer_id,
             config_file=settings.google_ads_config,
             validate_only=settings.google_ads_publish == "validate_only",
+            restatement_days=settings.google_ads_restatement_days,
             currency=settings.currency,
         )
     return LandingZoneSource(

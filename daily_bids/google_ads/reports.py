@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from daily_bids.schema import report_dtypes
@@ -174,6 +175,42 @@ def read_active_days(
     return sorted(dt.date.fromisoformat(row.segments.date) for row in rows if row.metrics.impressions > 0)
 
 
+# A day's totals, for finding restated days: what Google states now against what the warehouse holds.
+RESTATED_METRICS = ("clicks", "cost_micros", "conversions", "conversions_value")
+
+
+def read_day_totals(
+    client,
+    customer_id: str,
+    days: Iterable[dt.date],
+    *,
+    login_customer_id: str | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> pd.DataFrame:
+    """Each day's keyword report totals as Google states them now (its summary row alone: one small reply per day,
+    however large the account): `date` and `RESTATED_METRICS`."""
+    customer_id = plain_customer_id(customer_id)
+    client = client_for(client, login_customer_id)
+    fields = ", ".join(["segments.date", *(f"metrics.{metric}" for metric in RESTATED_METRICS)])
+    records = []
+    for day in sorted(set(days)):
+        query = f"SELECT {fields} FROM keyword_view WHERE segments.date = '{day.isoformat()}'"
+        _rows, summary = read_stream(client, customer_id, query, f"the totals of {day}", retry, "SUMMARY_ROW_ONLY")
+        records.append({"date": day, **{metric: getattr(summary.metrics, metric) for metric in RESTATED_METRICS}})
+    return pd.DataFrame.from_records(records, columns=["date", *RESTATED_METRICS])
+
+
+def restated_days(stored: pd.DataFrame, stated: pd.DataFrame) -> list[dt.date]:
+    """The days whose totals Google states differently from those stored (both frames: `date` and
+    `RESTATED_METRICS`). Integer metrics must match exactly, conversions and their value to a millionth."""
+    joined = stated.merge(stored, on="date", suffixes=("_stated", "_stored"))
+    changed = np.zeros(len(joined), dtype=bool)
+    for metric in RESTATED_METRICS:
+        now, before = joined[f"{metric}_stated"].to_numpy("float64"), joined[f"{metric}_stored"].to_numpy("float64")
+        changed |= ~np.isclose(now, before, rtol=1e-6, atol=1e-6)
+    return sorted(joined.loc[changed, "date"])
+
+
 def read_keyword_report(
     client,
     customer_id: str,
@@ -215,8 +252,9 @@ def client_for(client, login_customer_id: str | None):
     return scoped
 
 
-def read_stream(client, customer_id: str, query: str, what: str, retry: RetryPolicy, with_summary: bool):
-    """All rows of one SearchStream (protobuf `GoogleAdsRow`s) and its summary row, retried whole when transient."""
+def read_stream(client, customer_id: str, query: str, what: str, retry: RetryPolicy, with_summary: bool | str):
+    """All rows of one SearchStream (protobuf `GoogleAdsRow`s) and its summary row, retried whole when transient.
+    `with_summary`: True for the rows and Google's summary row, "SUMMARY_ROW_ONLY" for the summary row alone."""
     import grpc
     from google.ads.googleads.errors import GoogleAdsException
     from google.api_core.exceptions import GoogleAPICallError
@@ -226,7 +264,8 @@ def read_stream(client, customer_id: str, query: str, what: str, retry: RetryPol
     request.customer_id = customer_id
     request.query = query
     if with_summary:
-        request.summary_row_setting = client.enums.SummaryRowSettingEnum.SUMMARY_ROW_WITH_RESULTS
+        setting = "SUMMARY_ROW_ONLY" if with_summary == "SUMMARY_ROW_ONLY" else "SUMMARY_ROW_WITH_RESULTS"
+        request.summary_row_setting = getattr(client.enums.SummaryRowSettingEnum, setting)
 
     for attempt in range(1, retry.attempts + 1):
         rows: list = []

@@ -7,18 +7,17 @@ time, with criterion IDs shared by ad groups, removed and paused keywords. What 
 """
 
 import datetime as dt
-import subprocess
-import sys
 from zoneinfo import ZoneInfo
 
 import grpc
 import pandas as pd
 import pytest
+from test_readme import readme_block, run_block
 
 from daily_bids.google_ads.bids import APPLIED
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
-from support.deployment import REPO_ROOT, deployment_env
+from support.deployment import deployment_env
 from support.google_ads_emulator import (
     ACCESS_TOKEN,
     DEVELOPER_TOKEN,
@@ -33,38 +32,30 @@ YEN = 1_000_000
 ACCOUNT_YESTERDAY = dt.datetime.now(ZoneInfo("America/New_York")).date() - dt.timedelta(days=1)
 
 
-def daily_bids(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "daily_bids", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
-    )
-
-
 def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_them(tmp_path):
-    account = simulated_account(ACCOUNT_YESTERDAY, days=30, keywords=300)
+    account = simulated_account(ACCOUNT_YESTERDAY, days=25, keywords=300)
     bids_before = {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()}
     with GoogleAdsEmulator(account) as emulator:
-        config = emulator.write_client_config(tmp_path)
-        env = deployment_env(
-            tmp_path,
-            BIDS_SOURCE="google_ads",
-            BIDS_GOOGLE_ADS_CUSTOMER_ID="123-456-7890",
-            BIDS_GOOGLE_ADS_LOGIN_CUSTOMER_ID="987-654-3210",
-            BIDS_GOOGLE_ADS_CONFIG=str(config),
-            BIDS_GOOGLE_ADS_PUBLISH="apply",
-            BIDS_CURRENCY="JPY",
-            BIDS_MIN_BID="1",
-            BIDS_MAX_BID="2000",
-            **emulator.client_environment(),
-        )
+        emulator.write_client_config(tmp_path)  # ~/google-ads.yaml, with HOME in tmp_path
+        env = {**deployment_env(tmp_path, **emulator.client_environment()), "HOME": str(tmp_path)}
         # Faults on the way: a report stream refused, a report stream cut mid-way, and the quota at the first
         # publication request. Each is retried; none may leave a trace in the reports or the account.
         emulator.fail_next(grpc.StatusCode.UNAVAILABLE, method="SearchStream", after_calls=2)
         emulator.cut_next_stream(after_rows=1_000)
         emulator.fail_next(grpc.StatusCode.RESOURCE_EXHAUSTED, times=2, method="MutateAdGroupCriteria")
 
-        done = daily_bids(env, "run")
+        # docs/google-ads.md's commands, as written: a dry run, the same bids applied, and a rollback.
+        block = readme_block("BIDS_GOOGLE_ADS_CONFIG=~/google-ads.yaml")
+        dry_run, apply, rollback = block.strip().splitlines()[-3:]
+        setup = block.split(dry_run)[0]
+        done = run_block(setup + dry_run, env)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         assert f"bidding from the report of {ACCOUNT_YESTERDAY}" in done.stdout
+        mutates = [call for call in emulator.calls if call.method == "MutateAdGroupCriteria"]
+        assert mutates and all(call.request.validate_only for call in mutates) and not account.bid_changes
+
+        applied_run = run_block(setup + apply, env)
+        assert applied_run.returncode == 0, applied_run.stdout[-4000:] + applied_run.stderr[-4000:]
 
         store = Warehouse(str(tmp_path / "warehouse"))
         # Every day was read exactly: the validated reports hold each (ad group, criterion) day the account has.
@@ -106,14 +97,8 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
         assert len(applied) > len(bids) // 2
         assert {change.resource_name for change in account.bid_changes} == set(ledger["resource_name"])
 
-        # A second run the same day sends nothing (the day is published; republishing would find no change).
-        changes = len(account.bid_changes)
-        again = daily_bids(env, "run")
-        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-        assert len(account.bid_changes) == changes
-
         # The rollback restores every bid the publication replaced.
-        rolled = daily_bids(env, "bids", "rollback", bid_day.isoformat())
+        rolled = run_block(setup + rollback, env)
         assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-3000:]
         assert f"{len(applied):,} applied" in rolled.stdout
         assert {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()} == bids_before
@@ -122,7 +107,11 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
         # runs and events.
         assert emulator.tokens_granted >= 1
         secrets = [DEVELOPER_TOKEN, ACCESS_TOKEN, SERVICE_ACCOUNT_KEY_ID, "PRIVATE KEY"]
-        for output in (done.stdout + done.stderr, again.stdout + again.stderr, rolled.stdout + rolled.stderr):
+        for output in (
+            done.stdout + done.stderr,
+            applied_run.stdout + applied_run.stderr,
+            rolled.stdout + rolled.stderr,
+        ):
             assert not any(secret in output for secret in secrets)
         stored = [*(tmp_path / "warehouse").rglob("*"), *(tmp_path / "dagster_home").rglob("*")]  # runs, events
         for path in stored:

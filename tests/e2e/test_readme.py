@@ -50,6 +50,8 @@ DOC_BLOCKS = {
     "--partition-range": "test_readme.py::test_the_running_it_commands",
     "BIDS_SCORING_ENGINE=spark": "test_readme.py::test_the_spark_engine_command",
     "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
+    "BIDS_GOOGLE_ADS_CONFIG=~/google-ads.yaml": "test_google_ads_account.py::"
+    "test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_them",
     "~/bids-adwords": "test_first_day.py::test_the_readme_walk_through_of_real_adwords_data",
     "cp platform/dagster-postgres.yaml": "needs the user's PostgreSQL server and asks for a password: "
     "test_production_deployment.py runs the same steps (the file in DAGSTER_HOME, the "
