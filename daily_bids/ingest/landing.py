@@ -1252,7 +1252,10 @@ class _BigQueryStats(_BigQueryTable):
         sums = sums.sort_values("row", kind="stable").reset_index(drop=True)
         codes, distinct = pd.factorize(sums["d"])
         first_rows = sums.groupby(codes)["row"].min().to_numpy()
-        days = _parse_dates(self.path, pd.Series(distinct, dtype=str), first_rows, self.date_format).to_numpy()
+        try:
+            days = _parse_dates(self.path, pd.Series(distinct, dtype=str), first_rows, self.date_format).to_numpy()
+        except LandingFileError as error:  # named as the file names it
+            raise LandingFileError(str(error).replace("column date", f"column {_BQ_DATE}")) from error
         problems = pd.Series("", index=sums.index, dtype=object)
         if self.errors:
             found = pd.concat(self.errors, ignore_index=True).sort_values("row", kind="stable")
@@ -1325,7 +1328,11 @@ class _KeywordAttributes:
             frame[column] = mine.where(mine.notna(), latest[column].to_numpy())
         if len(self.bids):
             keys["date"] = frame["date"].to_numpy()
-            frame["max_cpc"] = keys.merge(self.bids, on=["g", "k", "date"], how="left")["max_cpc"].to_numpy()
+            bids = pd.Series(keys.merge(self.bids, on=["g", "k", "date"], how="left")["max_cpc"].to_numpy())
+            # A day's bids are given only if every keyword of the day has one: validation quarantines a row without
+            # one on a day others have it, which would lose its clicks for want of a bid.
+            whole = bids.notna().groupby(keys["date"].to_numpy()).transform("all").to_numpy(dtype=bool)
+            frame["max_cpc"] = bids.where(whole).to_numpy()
         return frame
 
 
