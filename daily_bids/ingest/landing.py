@@ -1199,6 +1199,7 @@ class _BigQueryStats(_BigQueryTable):
         self.sums = {name: _BQ_SUMS[name] for name in _BQ_SUMS if name in self.columns}
         self.text = {name: _BQ_TEXT[name] for name in _BQ_TEXT if name in self.columns}
         self.partials: list[pd.DataFrame] = []
+        self.summed = 0  # keyword-days after the last sum of the partial sums
         self.errors: list[pd.DataFrame] = []  # (keyword-day, row, message) of each value that could not be read
 
     def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
@@ -1231,8 +1232,11 @@ class _BigQueryStats(_BigQueryTable):
         for name, column in self.text.items():
             frame[column] = cells[name].where(cells[name] != "", None)
         self.partials.append(self._sum(pd.DataFrame(frame)))
-        if len(self.partials) >= _REDUCE_EVERY:
+        held = sum(len(partial) for partial in self.partials)
+        # Summed again once they hold twice the keyword-days of the last sum: each row is summed a few times at most.
+        if len(self.partials) >= _REDUCE_EVERY and held > 2 * self.summed:
             self.partials = [self._sum(pd.concat(self.partials, ignore_index=True))]
+            self.summed = len(self.partials[0])
 
     def _sum(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A row per keyword-day: counts summed (and how many rows could not be read), its first row, and the text
