@@ -609,3 +609,16 @@ def test_a_broken_keyword_attributes_file_is_named_when_the_stats_are_read(tmp_p
         read(stats)
     with pytest.raises(LandingFileError, match=str(attributes)):
         read(attributes)  # and its own read names it, so that raw_report_complete does
+
+
+def test_bigquery_conversions_that_sum_to_a_fraction_are_named_for_quarantine(tmp_path):
+    rows = [
+        ("2025-04-01", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.1, 1.0),
+        ("2025-04-01", 11, 501, "DESKTOP", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.2, 1.0),
+        ("2025-04-01", 11, 501, "TABLET", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.7, 1.0),  # 0.1 + 0.2 + 0.7: one
+        ("2025-04-01", 11, 502, "MOBILE", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.37, 1.0),  # data-driven attribution
+    ]
+    raw = read(bigquery_export(bigquery_keyword_stats(rows), tmp_path / "dda.parquet")).set_index("keyword_id")
+    assert raw.loc[501, "conversions"] == 1 and pd.isna(raw.loc[501, "parse_errors"])
+    assert raw.loc[502, "parse_errors"] == "conversions: metrics_conversions summed to 0.37, not a whole number"
+    assert list(validate_report(raw.reset_index(), [D1]).quarantine["reason"]) == ["unparseable_value"]
