@@ -14,7 +14,6 @@ within a file, fail the read, since the row cannot be placed in a partition with
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -352,17 +351,11 @@ def _read_csv(
         if table is None:
             return None, False
         body = head[line_ends[0] :] if line_ends else b""
-        with table.reading():
-            for cells, starts in _csv_chunks(
-                path,
-                itertools.chain([body], blocks),
-                _delimiter(lines[0]),
-                candidates[0],
-                table.positions,
-                1,
-                chunk_bytes,
-            ):
-                table.add(cells, starts)
+        chunks = _csv_chunks(
+            path, itertools.chain([body], blocks), _delimiter(lines[0]), candidates[0], table.positions, 1, chunk_bytes
+        )
+        for cells, starts in chunks:
+            table.add(cells, starts)
         return table, False
     header_index = _header_index(path, candidates, known, "line")
     header, delimiter = candidates[header_index], _delimiter(lines[header_index])
@@ -751,8 +744,7 @@ def _read_parquet(
             table = _bigquery_table(path, parquet.schema_arrow.names, date_format, keywords_only)
             if table is not None or keywords_only:
                 if table is not None:
-                    with table.reading():
-                        table.read_parquet(parquet)
+                    table.read_parquet(parquet)
                 return table
             builder = _RawBuilder(path, parquet.schema_arrow.names, known, date_format)
             row = 1
@@ -1165,18 +1157,6 @@ class _BigQueryTable:
             self.add(cells, np.arange(row, row + batch.num_rows))
             row += batch.num_rows
 
-    @contextlib.contextmanager
-    def reading(self):
-        """While the table is read: a keyword attributes table's errors are told apart from other files'."""
-        try:
-            yield
-        except _AttributesError:
-            raise
-        except LandingFileError as error:
-            if isinstance(self, _BigQueryKeywords):
-                raise _AttributesError(str(error)) from error
-            raise
-
     def cells(self, cells: pd.DataFrame) -> dict[str, pd.Series]:
         return {name: _text_cells(cells[position]).reset_index(drop=True) for name, position in self.columns.items()}
 
@@ -1410,13 +1390,10 @@ class _BigQueryKeywords(_BigQueryTable):
         return out
 
 
-class _AttributesError(LandingFileError):
-    """A keyword attributes table that cannot be read."""
-
-
 # (filesystem, path, size, mtime, date format) → the keyword attributes table there, or None for any other file.
 _ATTRIBUTES_CACHE: dict[tuple, _KeywordAttributes | None] = {}
-_ATTRIBUTES_CACHED = 8  # attributes tables held; other files' None costs nothing
+_ATTRIBUTES_CACHED = 8  # attributes tables held; other files' None costs little
+_CACHE_ENTRIES = 100_000
 
 
 def _keyword_attributes(
@@ -1424,7 +1401,8 @@ def _keyword_attributes(
 ) -> _KeywordAttributes | None:
     """The keyword attributes tables in the folder of the stats file `path` (files of the landing zone's formats,
     not hidden, not links), as one: of a keyword's snapshots in several files the latest wins, and of one day's, the
-    newer file's. None when there is none. Each file is read once while it is unchanged."""
+    newer file's. None when there is none. Each file is read once while it is unchanged; one that cannot be read is
+    left out here, and named as unreadable by its own read."""
     parent = path.rsplit("/", 1)[0] if "/" in path else "."
     try:
         infos = fs.get_file_info(pafs.FileSelector(parent, recursive=False))
@@ -1444,10 +1422,12 @@ def _keyword_attributes(
         if key not in _ATTRIBUTES_CACHE:
             try:
                 table, _ = _read_file(fs, info.path, {}, date_format, limits, chunk_bytes, keywords_only=True)
-            except _AttributesError as error:
-                raise LandingFileError(f"{path}: the keyword attributes beside it cannot be read: {error}") from error
             except LandingFileError:
-                table = None  # not a keyword attributes table; its own read names what is wrong with it
+                # Not read as a keyword attributes table: its own read names what is wrong with it (the stats file's
+                # index entry, kept while the stats file is unchanged, must not depend on another file).
+                table = None
+            if len(_ATTRIBUTES_CACHE) > _CACHE_ENTRIES:
+                _ATTRIBUTES_CACHE.clear()
             if table is not None and sum(v is not None for v in _ATTRIBUTES_CACHE.values()) >= _ATTRIBUTES_CACHED:
                 _ATTRIBUTES_CACHE.pop(next(k for k, v in _ATTRIBUTES_CACHE.items() if v is not None))
             _ATTRIBUTES_CACHE[key] = table.finish() if table is not None else None

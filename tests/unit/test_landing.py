@@ -600,15 +600,17 @@ def test_a_bigquery_table_without_clicks_is_refused_naming_them(tmp_path):
         read(path)
 
 
-def test_a_broken_keyword_attributes_file_is_named_when_the_stats_are_read(tmp_path):
+def test_a_broken_keyword_attributes_file_is_named_by_its_own_read_and_the_stats_load_without_it(tmp_path):
     stats = bigquery_export(bigquery_keyword_stats(BQ_STATS), tmp_path / "stats.parquet")
     keywords = bigquery_keywords([("2025-04-01", 11, 501, "red boots", "EXACT", "ENABLED", 1)]).astype(object)
     keywords.loc[0, "ad_group_criterion_effective_cpc_bid_micros"] = "1.5"
     attributes = bigquery_export(keywords, tmp_path / "ads_Keyword_9.csv")
-    with pytest.raises(LandingFileError, match=r"keyword attributes .* row 2: column ad_group_criterion_effective"):
-        read(stats)
-    with pytest.raises(LandingFileError, match=str(attributes)):
-        read(attributes)  # and its own read names it, so that raw_report_complete does
+    with pytest.raises(LandingFileError, match=r"row 2: column ad_group_criterion_effective_cpc_bid_micros: '1.5'"):
+        read(attributes)
+    # The stats file's index entry is kept while it is unchanged: it must not carry another file's error.
+    pd.testing.assert_frame_equal(read(stats), bq_expected(stats, [1, 4, 5]))
+    index, _ = refresh_index(FS, str(tmp_path), None, lambda p: read_landing_file(FS, p))
+    assert list(unreadable_files(index)) == [str(attributes)]
 
 
 def test_bigquery_conversions_that_sum_to_a_fraction_are_named_for_quarantine(tmp_path):
