@@ -6,6 +6,10 @@ report-title preamble above the header, thousands separators and currency symbol
 Files are only ever read: never modified, moved or deleted, and never held whole: they stream in a chunk at a time
 (see `read_landing_file`). A file of any other format is listed as refused, never skipped silently.
 
+Google Ads tables of the BigQuery Data Transfer Service, exported from BigQuery, load too, told by their columns: the
+keyword stats' segment rows are summed into a row per keyword-day, and a keyword attributes table in the same folder
+gives them their text, match type, status and bids (see `_bigquery_table`).
+
 Errors name the file, and the row and column where there is one. A row whose number cannot be read is kept, with the
 problem in `parse_errors`, and validation quarantines it; a date that cannot be read, or dates in more than one format
 within a file, fail the read, since the row cannot be placed in a partition without a guess.
