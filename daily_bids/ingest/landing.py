@@ -6,6 +6,10 @@ report-title preamble above the header, thousands separators and currency symbol
 Files are only ever read: never modified, moved or deleted, and never held whole: they stream in a chunk at a time
 (see `read_landing_file`). A file of any other format is listed as refused, never skipped silently.
 
+Google Ads tables of the BigQuery Data Transfer Service, exported from BigQuery, load too, told by their columns: the
+keyword stats' segment rows are summed into a row per keyword-day, and a keyword attributes table in the same folder
+gives them their text, match type, status and bids (see `_bigquery_table`).
+
 Errors name the file, and the row and column where there is one. A row whose number cannot be read is kept, with the
 problem in `parse_errors`, and validation quarantines it; a date that cannot be read, or dates in more than one format
 within a file, fail the read, since the row cannot be placed in a partition without a guess.
@@ -40,6 +44,7 @@ from daily_bids.schema import (
     REPORT_COLUMNS,
     REQUIRED_COLUMNS,
     as_day,
+    conform_raw,
     contract_table_markdown,
     empty_raw,
     raw_dtypes,
@@ -166,28 +171,44 @@ def read_landing_file(
 
     `frame.attrs["completeness"]` says what the file's own totals say about it: empty when they match the rows (or
     the file has none to compare), else the problem, e.g. a Google Ads export cut short before its Total line."""
-    known = header_map(extra_aliases)
-    lower = path.lower()
-    if lower.endswith(".parquet"):
-        raw, totals = _read_parquet(fs, path, known, date_format, limits), False
-    elif lower.endswith(".xlsx"):
-        cells, starts, totals = _xlsx_cells(path, _read_bytes(fs, path, limits), known, limits)
-        if cells is None:
-            return empty_raw()
-        builder = _RawBuilder(path, list(cells.columns), known, date_format)
-        builder.add(cells.set_axis(range(cells.shape[1]), axis=1), starts)
-        raw = builder.finish()
-    else:
-        stored = _stored_blocks(fs, path, limits)
-        text = _utf8_blocks(path, _gunzipped(path, stored, limits) if lower.endswith(".gz") else stored)
-        try:
-            raw, totals = _read_csv(path, text, known, date_format, chunk_bytes)
-        finally:
-            text.close()  # closes the file too when reading stops early
+    raw, totals = _read_file(fs, path, header_map(extra_aliases), date_format, limits, chunk_bytes)
+    if isinstance(raw, _BigQueryKeywords):
+        return empty_raw()  # keyword attributes cover no day: they are joined onto the stats files beside them
+    if isinstance(raw, _BigQueryStats):
+        raw = raw.finish(_keyword_attributes(fs, path, date_format, limits, chunk_bytes))
     if raw is None:
         return empty_raw()
     raw.attrs["completeness"] = _completeness(raw, totals)
     return raw
+
+
+def _read_file(
+    fs: pafs.FileSystem,
+    path: str,
+    known: dict[str, str],
+    date_format: str | None,
+    limits: ReadLimits,
+    chunk_bytes: int,
+    keywords_only: bool = False,
+):
+    """(rows, the totals the file states) of one file, the rows as raw report rows, or as a `_BigQueryStats` or
+    `_BigQueryKeywords` for a table of the BigQuery Data Transfer Service (`keywords_only`: only those are read)."""
+    lower = path.lower()
+    if lower.endswith(".parquet"):
+        return _read_parquet(fs, path, known, date_format, limits, keywords_only), False
+    if lower.endswith(".xlsx"):
+        cells, starts, totals = _xlsx_cells(path, _read_bytes(fs, path, limits), known, limits)
+        if cells is None:
+            return None, False
+        builder = _RawBuilder(path, list(cells.columns), known, date_format)
+        builder.add(cells.set_axis(range(cells.shape[1]), axis=1), starts)
+        return builder.finish(), totals
+    stored = _stored_blocks(fs, path, limits)
+    text = _utf8_blocks(path, _gunzipped(path, stored, limits) if lower.endswith(".gz") else stored)
+    try:
+        return _read_csv(path, text, known, date_format, chunk_bytes, keywords_only)
+    finally:
+        text.close()  # closes the file too when reading stops early
 
 
 def _stored_blocks(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> Iterator[bytes]:
@@ -311,8 +332,13 @@ def _utf8_blocks(path: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _read_csv(
-    path: str, blocks: Iterator[bytes], known: dict[str, str], date_format: str | None, chunk_bytes: int
-) -> tuple[pd.DataFrame | None, list[StatedTotal] | None | bool]:
+    path: str,
+    blocks: Iterator[bytes],
+    known: dict[str, str],
+    date_format: str | None,
+    chunk_bytes: int,
+    keywords_only: bool = False,
+) -> tuple[pd.DataFrame | _BigQueryStats | _BigQueryKeywords | None, list[StatedTotal] | None | bool]:
     """A CSV's rows and the totals it states about itself (see `_completeness`), from its UTF-8 blocks: the header is
     looked for in the first lines, then the records below it are parsed a chunk at a time."""
     head, more = _head(blocks)
@@ -323,6 +349,18 @@ def _read_csv(
     line_ends = [match.end() for match in _LINE_END_BYTES.finditer(head)]
     lines = [line.decode("utf-8") for line in _LINE_END_BYTES.split(head)[: len(line_ends) + (not more)]]
     candidates = [next(csv.reader([line], delimiter=_delimiter(line)), []) for line in lines[:HEADER_SEARCH_LINES]]
+    # BigQuery writes its header on the first line; its tables are told by their columns, not the file's name.
+    table = _bigquery_table(path, candidates[0] if candidates else [], date_format, keywords_only)
+    if table is not None or keywords_only:
+        if table is None:
+            return None, False
+        body = head[line_ends[0] :] if line_ends else b""
+        chunks = _csv_chunks(
+            path, itertools.chain([body], blocks), _delimiter(lines[0]), candidates[0], table.positions, 1, chunk_bytes
+        )
+        for cells, starts in chunks:
+            table.add(cells, starts)
+        return table, False
     header_index = _header_index(path, candidates, known, "line")
     header, delimiter = candidates[header_index], _delimiter(lines[header_index])
     body = head[line_ends[header_index] :] if header_index < len(line_ends) else b""
@@ -690,8 +728,13 @@ def _pooled(values) -> pa.Array:
 
 
 def _read_parquet(
-    fs: pafs.FileSystem, path: str, known: dict[str, str], date_format: str | None, limits: ReadLimits
-) -> pd.DataFrame:
+    fs: pafs.FileSystem,
+    path: str,
+    known: dict[str, str],
+    date_format: str | None,
+    limits: ReadLimits,
+    keywords_only: bool = False,
+) -> pd.DataFrame | _BigQueryStats | _BigQueryKeywords | None:
     """A Parquet file, a batch of rows at a time (Parquet is typed: numbers and days need no parsing)."""
     try:
         with fs.open_input_file(path) as source:
@@ -702,6 +745,11 @@ def _read_parquet(
             unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
             if unpacked > limits.max_uncompressed_bytes:
                 raise _too_unpacked(path, limits)
+            table = _bigquery_table(path, parquet.schema_arrow.names, date_format, keywords_only)
+            if table is not None or keywords_only:
+                if table is not None:
+                    table.read_parquet(parquet)
+                return table
             builder = _RawBuilder(path, parquet.schema_arrow.names, known, date_format)
             row = 1
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
@@ -972,6 +1020,431 @@ def _parse_dates(path: str, values: pd.Series, rows: np.ndarray, date_format: st
     raise LandingFileError(
         f"{path}: column date mixes formats, e.g. {' and '.join(examples)}; a file must use one date format"
     )
+
+
+# The BigQuery Data Transfer Service's Google Ads tables, exported from BigQuery as CSV (gzipped or not) or Parquet.
+# A table is told by its columns: the keyword stats (`ads_KeywordBasicStats_<customer_id>`, `ads_KeywordStats_…`) by
+# `segments_date`, `ad_group_criterion_criterion_id` and `metrics_…`; the keyword attributes (`ads_Keyword_…`) by
+# `ad_group_criterion_criterion_id`, `ad_group_id` and `ad_group_criterion_keyword_…` without a `segments_date`.
+_BQ_DATE, _BQ_CRITERION, _BQ_AD_GROUP, _BQ_DATA_DATE = (
+    "segments_date",
+    "ad_group_criterion_criterion_id",
+    "ad_group_id",
+    "_data_date",
+)
+# Stats summed over a keyword-day's segment rows: BigQuery column → (contract column, how it is written).
+_BQ_SUMS = {
+    "metrics_impressions": ("impressions", "integer"),
+    "metrics_clicks": ("clicks", "integer"),
+    "metrics_cost_micros": ("cost", "micros"),
+    "metrics_conversions": ("conversions", "number"),
+    "metrics_conversions_value": ("conversion_value", "number"),
+}
+_BQ_REQUIRED_SUMS = ("metrics_impressions", "metrics_clicks")
+# Text a row carries as it is (the same on every segment row of a keyword-day): BigQuery column → contract column.
+_BQ_TEXT = {
+    "campaign_id": "campaign_id",
+    "campaign_name": "campaign",
+    "ad_group_name": "ad_group",
+    "ad_group_criterion_keyword_text": "keyword",
+    "ad_group_criterion_keyword_match_type": "match_type",
+    "ad_group_criterion_status": "status",
+}
+_BQ_KEYWORD_TEXT = ("ad_group_criterion_keyword_text", "ad_group_criterion_keyword_match_type")
+# The keyword's bid: its effective one (its own, or its ad group's default); else its own.
+_BQ_BIDS = ("ad_group_criterion_effective_cpc_bid_micros", "ad_group_criterion_cpc_bid_micros")
+# Google's enum spellings as the contract's; UNKNOWN and UNSPECIFIED say nothing, so they are read as empty.
+_GOOGLE_ENUMS = {
+    "EXACT": "Exact",
+    "PHRASE": "Phrase",
+    "BROAD": "Broad",
+    "ENABLED": "Enabled",
+    "PAUSED": "Paused",
+    "REMOVED": "Removed",
+    "UNKNOWN": None,
+    "UNSPECIFIED": None,
+}
+_MICROS = 1_000_000
+_INTEGER_TEXT = r"^[-+]?[0-9]{1,18}$"  # BigQuery writes INT64 plainly; 19 digits could pass int64
+_ERRORS_SHOWN = 5  # per keyword-day; the rest are counted
+_REDUCE_EVERY = 8  # chunks' partial sums held before they are summed together
+
+
+def _bigquery_table(path: str, header: list[str], date_format: str | None, keywords_only: bool = False):
+    """A reader for the BigQuery Data Transfer table whose columns are `header`, or None if it is not one (or, with
+    `keywords_only`, not a keyword attributes table)."""
+    names: dict[str, int] = {}
+    for position, name in enumerate(header):
+        names.setdefault(normalize_header(name), position)
+    if _BQ_CRITERION not in names:
+        return None
+    if _BQ_DATE not in names and _BQ_AD_GROUP in names and any(name in names for name in _BQ_KEYWORD_TEXT):
+        return _BigQueryKeywords(path, names, date_format)
+    if keywords_only:
+        return None
+    if _BQ_DATE in names and any(name.startswith("metrics_") for name in names):
+        if "segments_click_type" in names:
+            raise LandingFileError(
+                f"{path}: a BigQuery Data Transfer keyword stats table segmented by segments_click_type "
+                "(ads_KeywordStats_…): Google counts an impression once for each click type it could take, so its "
+                "impressions cannot be summed into a day's. Export ads_KeywordBasicStats_<customer_id> instead"
+            )
+        missing = [name for name in _BQ_REQUIRED_SUMS if name not in names]
+        if missing:
+            raise LandingFileError(
+                f"{path}: a BigQuery Data Transfer keyword table without {missing}; found {list(header)}. "
+                "Export ads_KeywordBasicStats_<customer_id> (impressions, clicks, cost, conversions)"
+            )
+        return _BigQueryStats(path, names, date_format)
+    return None
+
+
+def _text_cells(values: pd.Series) -> pd.Series:
+    """Cells as stripped text, empty where null."""
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+
+
+def _bq_integers(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the integers, which are empty, which are not integers) of text; the integers are 0 where there is none."""
+    empty = (text == "").to_numpy()
+    well_formed = pc.match_substring_regex(pa.array(text, type=pa.string()), _INTEGER_TEXT).to_numpy(
+        zero_copy_only=False
+    )
+    values = np.zeros(len(text), dtype="int64")
+    if well_formed.any():
+        values[well_formed] = text[well_formed].astype("int64").to_numpy()
+    return values, empty, ~empty & ~well_formed
+
+
+def _bq_numbers(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As `_bq_integers`, for FLOAT64 (a decimal or exponent notation, never inf or NaN)."""
+    empty = (text == "").to_numpy()
+    values = pd.to_numeric(text.where(~empty, "0"), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~empty & ~np.isfinite(values)
+    return np.where(empty | bad, 0.0, values), empty, bad
+
+
+def _google_enum(values: pd.Series) -> pd.Series:
+    """Google's EXACT, PAUSED… as the contract's Exact, Paused…; other spellings as they are."""
+    text = values.astype("string")
+    upper = text.str.strip().str.upper()
+    known = upper.isin(list(_GOOGLE_ENUMS)).fillna(False).to_numpy(dtype=bool)
+    return text.mask(known, upper.map(_GOOGLE_ENUMS).astype("string"))
+
+
+def _arrow_text(array: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A Parquet column as the text BigQuery's CSV export writes: INT64 and DATE exactly, FLOAT64 in full."""
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array
+    return pc.cast(array, pa.string())
+
+
+class _BigQueryTable:
+    """Cells of a BigQuery export, by column name, a chunk (CSV) or batch (Parquet) at a time."""
+
+    wanted: tuple[str, ...] = ()
+
+    def __init__(self, path: str, names: dict[str, int], date_format: str | None):
+        self.path, self.date_format = path, date_format
+        self.columns = {name: names[name] for name in self.wanted if name in names}
+        self.positions = sorted(set(self.columns.values()))
+
+    def read_parquet(self, parquet: pq.ParquetFile) -> None:
+        names = parquet.schema_arrow.names
+        row = 1
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[names[p] for p in self.positions]):
+            cells = pd.DataFrame(
+                {p: _arrow_text(pa.chunked_array([batch.column(i)])).to_pandas() for i, p in enumerate(self.positions)}
+            )
+            self.add(cells, np.arange(row, row + batch.num_rows))
+            row += batch.num_rows
+
+    def cells(self, cells: pd.DataFrame) -> dict[str, pd.Series]:
+        return {name: _text_cells(cells[position]).reset_index(drop=True) for name, position in self.columns.items()}
+
+    def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+_KEYS = ["d", "g", "k"]  # a keyword-day: segments_date, ad_group_id and criterion ID, as written
+
+
+class _BigQueryStats(_BigQueryTable):
+    """A keyword stats table: its segment rows (device, network, slot…) summed into a row per keyword-day as they
+    stream in. Each chunk's rows are summed, and the chunks' sums summed again every few chunks, so memory holds
+    about one row per keyword-day. Counts and micros are summed as integers, so cost is exact."""
+
+    wanted = (_BQ_DATE, _BQ_CRITERION, _BQ_AD_GROUP, *_BQ_SUMS, *_BQ_TEXT)
+
+    def __init__(self, path: str, names: dict[str, int], date_format: str | None):
+        super().__init__(path, names, date_format)
+        self.sums = {name: _BQ_SUMS[name] for name in _BQ_SUMS if name in self.columns}
+        self.text = {name: _BQ_TEXT[name] for name in _BQ_TEXT if name in self.columns}
+        self.partials: list[pd.DataFrame] = []
+        self.summed = 0  # keyword-days after the last sum of the partial sums
+        self.errors: list[pd.DataFrame] = []  # (keyword-day, row, message) of each value that could not be read
+
+    def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
+        cells = self.cells(cells)
+        rows = np.asarray(rows, dtype="int64")
+        frame = {
+            "d": cells[_BQ_DATE],
+            "g": cells.get(_BQ_AD_GROUP, pd.Series("", index=range(len(rows)))),
+            "k": cells[_BQ_CRITERION],
+            "row": rows,
+        }
+        for name, (column, kind) in self.sums.items():
+            values, empty, bad = (_bq_numbers if kind == "number" else _bq_integers)(cells[name])
+            frame[column], frame[column + "~unread"] = values, (empty | bad).astype("int64")
+            if bad.any():
+                self.errors.append(
+                    pd.DataFrame(
+                        {
+                            "d": frame["d"][bad],
+                            "g": frame["g"][bad],
+                            "k": frame["k"][bad],
+                            "row": rows[bad],
+                            "message": f"{column}: {name}="
+                            + cells[name][bad].str.slice(0, 40).map(repr)
+                            + " on row "
+                            + pd.Series(rows[bad], index=cells[name][bad].index).astype(str),
+                        }
+                    )
+                )
+        for name, column in self.text.items():
+            frame[column] = cells[name].where(cells[name] != "", None)
+        self.partials.append(self._sum(pd.DataFrame(frame)))
+        held = sum(len(partial) for partial in self.partials)
+        # Summed again once they hold twice the keyword-days of the last sum: each row is summed a few times at most.
+        if len(self.partials) >= _REDUCE_EVERY and held > 2 * self.summed:
+            self.partials = [self._sum(pd.concat(self.partials, ignore_index=True))]
+            self.summed = len(self.partials[0])
+
+    def _sum(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A row per keyword-day: counts summed (and how many rows could not be read), its first row, and the text
+        of its first row that has any."""
+        how = {"row": "min"}
+        for column, _ in self.sums.values():
+            how[column] = how[column + "~unread"] = "sum"
+        how |= {column: "first" for column in self.text.values()}
+        return frame.groupby(_KEYS, sort=False, dropna=False).agg(how).reset_index()
+
+    def finish(self, attributes: _KeywordAttributes | None) -> pd.DataFrame:
+        """The keyword-days as raw report rows, the keyword attributes (if any) joined on."""
+        sums = self._sum(pd.concat(self.partials, ignore_index=True)) if self.partials else None
+        self.partials = []
+        if sums is None or not len(sums):
+            return empty_raw()
+        sums = sums.sort_values("row", kind="stable").reset_index(drop=True)
+        codes, distinct = pd.factorize(sums["d"])
+        first_rows = sums.groupby(codes)["row"].min().to_numpy()
+        try:
+            days = _parse_dates(self.path, pd.Series(distinct, dtype=str), first_rows, self.date_format).to_numpy()
+        except LandingFileError as error:  # named as the file names it
+            raise LandingFileError(str(error).replace("column date", f"column {_BQ_DATE}")) from error
+        problems = pd.Series("", index=sums.index, dtype=object)
+        if self.errors:
+            found = pd.concat(self.errors, ignore_index=True).sort_values("row", kind="stable")
+            listed = found.groupby(_KEYS, sort=False)["message"].agg(_listed).rename("listed")
+            problems = sums.join(listed, on=_KEYS)["listed"].fillna("").astype(object)
+        keyword_id, bad_id = _parse_numbers(sums["k"], integral=True)
+        if bad_id.any():
+            problems[bad_id] = (
+                "keyword_id: ad_group_criterion_criterion_id=" + sums["k"][bad_id].map(repr) + "; " + problems[bad_id]
+            )
+        out = {
+            "date": pd.Series(days[codes]),
+            "keyword_id": keyword_id.reset_index(drop=True),
+            "ad_group_id": sums["g"].where(sums["g"] != "", None),
+        }
+        for column, kind in self.sums.values():
+            unread = sums[column + "~unread"].to_numpy() > 0
+            values = sums[column].to_numpy()
+            if kind == "micros":
+                # Summed as integers, divided once: the nearest float to the exact amount, like the text "12.345678".
+                values = values.astype("float64") / _MICROS
+            elif kind == "number" and column == "conversions":
+                # A sum of fractions may land a hair off a whole number; conversions are counted in whole ones.
+                whole = np.round(values)
+                close = np.abs(values - whole) <= 1e-6
+                fractional = ~unread & ~close
+                if fractional.any():
+                    problems[fractional] += (
+                        "conversions: metrics_conversions summed to "
+                        + pd.Series(values[fractional]).round(6).astype(str).to_numpy()
+                        + ", not a whole number; "
+                    )
+                values = np.where(close, whole, values)
+            out[column] = pd.Series(values, dtype="Float64").mask(unread)
+        for column in self.text.values():
+            out[column] = sums[column]
+        frame = pd.DataFrame(out)
+        if attributes is not None:
+            frame = attributes.join(frame, sums["k"])
+        for column in ("match_type", "status"):
+            if column in frame:
+                frame[column] = _google_enum(frame[column])
+        errors = problems.astype(str).str.rstrip("; ")
+        frame["source_file"] = self.path
+        frame["source_row"] = sums["row"].to_numpy()
+        frame["parse_errors"] = errors.where(errors != "", None).astype("string").to_numpy()
+        raw = conform_raw(frame)
+        return raw
+
+
+def _listed(messages: pd.Series) -> str:
+    shown = "; ".join(messages.iloc[:_ERRORS_SHOWN])
+    more = len(messages) - _ERRORS_SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "") + "; "
+
+
+@dataclass(frozen=True)
+class _KeywordAttributes:
+    """The keyword attributes tables beside a stats file: each keyword's latest text, match type and status, and its
+    bid on each day a snapshot was taken."""
+
+    latest: pd.DataFrame  # g, k and the text columns
+    bids: pd.DataFrame  # g, k, date, max_cpc
+
+    def join(self, frame: pd.DataFrame, criteria: pd.Series) -> pd.DataFrame:
+        keys = pd.DataFrame({"g": frame["ad_group_id"].fillna("").astype(str).to_numpy(), "k": criteria.to_numpy()})
+        latest = keys.merge(self.latest, on=["g", "k"], how="left")
+        for column in self.latest.columns.difference(["g", "k"]):
+            mine = frame[column] if column in frame else pd.Series(None, index=frame.index, dtype=object)
+            frame[column] = mine.where(mine.notna(), latest[column].to_numpy())
+        if len(self.bids):
+            keys["date"] = frame["date"].to_numpy()
+            bids = pd.Series(keys.merge(self.bids, on=["g", "k", "date"], how="left")["max_cpc"].to_numpy())
+            # A day's bids are given only if every keyword of the day has one: validation quarantines a row without
+            # one on a day others have it, which would lose its clicks for want of a bid.
+            whole = bids.notna().groupby(keys["date"].to_numpy()).transform("all").to_numpy(dtype=bool)
+            frame["max_cpc"] = bids.where(whole).to_numpy()
+        return frame
+
+
+class _BigQueryKeywords(_BigQueryTable):
+    """A keyword attributes table (`ads_Keyword_<customer_id>`): a snapshot of every keyword on each `_DATA_DATE`.
+    Only each keyword's latest snapshot and its daily bids are kept as it streams in."""
+
+    wanted = (_BQ_CRITERION, _BQ_AD_GROUP, _BQ_DATA_DATE, *_BQ_TEXT, *_BQ_BIDS)
+
+    def __init__(self, path: str, names: dict[str, int], date_format: str | None):
+        super().__init__(path, names, date_format)
+        self.text = {name: _BQ_TEXT[name] for name in _BQ_TEXT if name in self.columns and name != "campaign_id"}
+        self.bid = next((name for name in _BQ_BIDS if name in self.columns), None)
+        self.latest: list[pd.DataFrame] = []
+        self.bids: list[pd.DataFrame] = []
+
+    def add(self, cells: pd.DataFrame, rows: np.ndarray) -> None:
+        cells = self.cells(cells)
+        rows = np.asarray(rows, dtype="int64")
+        frame = pd.DataFrame(
+            {
+                "g": cells[_BQ_AD_GROUP],
+                "k": cells[_BQ_CRITERION],
+                "snapshot": cells.get(_BQ_DATA_DATE, pd.Series("", index=range(len(rows)))),
+                "row": rows,
+            }
+        )
+        for name, column in self.text.items():
+            frame[column] = cells[name].where(cells[name] != "", None)
+        if self.bid is not None:
+            micros, empty, bad = _bq_integers(cells[self.bid])
+            if bad.any():
+                first = int(np.argmax(bad))
+                raise LandingFileError(
+                    f"{self.path}: row {rows[first]}: column {self.bid}: {cells[self.bid].iloc[first]!r} is not a "
+                    "whole number of micros"
+                )
+            frame["max_cpc"] = pd.Series(micros.astype("float64") / _MICROS).mask(empty)
+            self.bids.append(frame.loc[frame["snapshot"] != "", ["g", "k", "snapshot", "row", "max_cpc"]])
+        self.latest.append(self._latest(frame.drop(columns=["max_cpc"], errors="ignore")))
+        if len(self.latest) >= _REDUCE_EVERY:
+            self.latest = [self._latest(pd.concat(self.latest, ignore_index=True))]
+
+    @staticmethod
+    def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+        """Each keyword's row of its latest snapshot (ISO dates sort as text); of one snapshot, the last row."""
+        ordered = frame.sort_values(["snapshot", "row"], kind="stable")
+        return ordered.drop_duplicates(["g", "k"], keep="last")
+
+    def finish(self) -> _KeywordAttributes:
+        latest = self._latest(pd.concat(self.latest, ignore_index=True)) if self.latest else None
+        columns = ["g", "k", "snapshot", *self.text.values()]
+        if latest is None:
+            latest = pd.DataFrame(columns=columns)
+        latest = latest.reindex(columns=columns).reset_index(drop=True)
+        latest["snapshot"] = self._days(latest["snapshot"], np.zeros(len(latest), dtype="int64"))
+        bids = pd.concat(self.bids, ignore_index=True) if self.bids else pd.DataFrame(columns=["snapshot", "row"])
+        bids = bids.assign(date=self._days(bids["snapshot"], bids["row"].to_numpy()))
+        bids = bids.sort_values(["date", "row"], kind="stable").drop_duplicates(["g", "k", "date"], keep="last")
+        return _KeywordAttributes(latest, bids.reindex(columns=["g", "k", "date", "max_cpc"]).reset_index(drop=True))
+
+    def _days(self, snapshots: pd.Series, rows: np.ndarray) -> np.ndarray:
+        """`_DATA_DATE` as days; NaT where the table has none."""
+        out = np.full(len(snapshots), np.datetime64("NaT"), dtype="datetime64[ns]")
+        given = (snapshots.fillna("") != "").to_numpy()
+        if given.any():
+            codes, distinct = pd.factorize(snapshots[given])
+            first_rows = pd.Series(rows[given]).groupby(codes).min().to_numpy()
+            days = _parse_dates(self.path, pd.Series(distinct, dtype=str), first_rows, self.date_format).to_numpy()
+            out[given] = days[codes]
+        return out
+
+
+# (filesystem, path, size, mtime, date format) → the keyword attributes table there, or None for any other file.
+_ATTRIBUTES_CACHE: dict[tuple, _KeywordAttributes | None] = {}
+_ATTRIBUTES_CACHED = 8  # attributes tables held; other files' None costs little
+_CACHE_ENTRIES = 100_000
+
+
+def _keyword_attributes(
+    fs: pafs.FileSystem, path: str, date_format: str | None, limits: ReadLimits, chunk_bytes: int
+) -> _KeywordAttributes | None:
+    """The keyword attributes tables in the folder of the stats file `path` (files of the landing zone's formats,
+    not hidden, not links), as one: of a keyword's snapshots in several files the latest wins, and of one day's, the
+    newer file's. None when there is none. Each file is read once while it is unchanged; one that cannot be read is
+    left out here, and named as unreadable by its own read."""
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(parent, recursive=False))
+    except OSError as error:
+        raise LandingFileError(f"{path}: its folder cannot be listed for keyword attributes ({error})") from error
+    found = []
+    for info in sorted(infos, key=lambda i: (i.mtime_ns or 0, i.path)):
+        if (
+            info.type != pafs.FileType.File
+            or info.base_name.startswith((".", "_"))
+            or info.path == path
+            or not info.path.lower().endswith((".csv", ".csv.gz", ".parquet"))
+            or _refusal(fs, parent, info.path)
+        ):
+            continue
+        key = (type(fs).__name__, info.path, info.size, info.mtime_ns, date_format)
+        if key not in _ATTRIBUTES_CACHE:
+            try:
+                table, _ = _read_file(fs, info.path, {}, date_format, limits, chunk_bytes, keywords_only=True)
+            except LandingFileError:
+                # Not read as a keyword attributes table: its own read names what is wrong with it (the stats file's
+                # index entry, kept while the stats file is unchanged, must not depend on another file).
+                table = None
+            if len(_ATTRIBUTES_CACHE) > _CACHE_ENTRIES:
+                _ATTRIBUTES_CACHE.clear()
+            if table is not None and sum(v is not None for v in _ATTRIBUTES_CACHE.values()) >= _ATTRIBUTES_CACHED:
+                _ATTRIBUTES_CACHE.pop(next(k for k, v in _ATTRIBUTES_CACHE.items() if v is not None))
+            _ATTRIBUTES_CACHE[key] = table.finish() if table is not None else None
+        if _ATTRIBUTES_CACHE[key] is not None:
+            found.append(_ATTRIBUTES_CACHE[key])
+    if not found:
+        return None
+    # Newest snapshot first over all files; of one snapshot, the newer file's row (the files are oldest first).
+    latest = pd.concat([f.latest.assign(file=n) for n, f in enumerate(found)], ignore_index=True)
+    latest = latest.sort_values(["snapshot", "file"], kind="stable", na_position="first")
+    latest = latest.drop_duplicates(["g", "k"], keep="last").drop(columns=["snapshot", "file"])
+    bids = pd.concat([f.bids for f in found], ignore_index=True).drop_duplicates(["g", "k", "date"], keep="last")
+    return _KeywordAttributes(latest.reset_index(drop=True), bids.dropna(subset=["date"]).reset_index(drop=True))
 
 
 # A row per (file, day covered). `error` names a file that cannot be read (its days unknown: it covers no day);

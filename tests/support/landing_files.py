@@ -236,6 +236,107 @@ def long_export(rows: int, seed: int = 5, eol: str = "\n", delimiter: str = ",")
     return out.getvalue(), impressions, clicks
 
 
+# The columns of the BigQuery Data Transfer Service's `ads_KeywordBasicStats_<customer_id>` table (Google Ads API
+# field names with `.` as `_`), and the `_DATA_DATE` and `_LATEST_DATE` its views add.
+BIGQUERY_STATS_COLUMNS = (
+    "ad_group_base_ad_group",
+    "ad_group_criterion_criterion_id",
+    "ad_group_id",
+    "campaign_base_campaign",
+    "campaign_id",
+    "customer_id",
+    "metrics_clicks",
+    "metrics_conversions",
+    "metrics_conversions_value",
+    "metrics_cost_micros",
+    "metrics_impressions",
+    "metrics_interaction_event_types",
+    "metrics_interactions",
+    "metrics_view_through_conversions",
+    "segments_ad_network_type",
+    "segments_date",
+    "segments_device",
+    "segments_slot",
+    "_DATA_DATE",
+    "_LATEST_DATE",
+)
+
+
+def bigquery_keyword_stats(rows: list[tuple]):
+    """An `ads_KeywordBasicStats_<customer_id>` table, one row per segment: each of `rows` is (day, ad group ID,
+    criterion ID, device, network, slot, impressions, clicks, cost micros, conversions, conversion value), typed as
+    BigQuery holds them (DATE, INT64, FLOAT64)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    days = [dt.date.fromisoformat(r[0]) for r in rows]
+    frame = pd.DataFrame(
+        {
+            "ad_group_base_ad_group": [f"customers/9/adGroups/{r[1]}" for r in rows],
+            "ad_group_criterion_criterion_id": pd.array([r[2] for r in rows], dtype="int64"),
+            "ad_group_id": pd.array([r[1] for r in rows], dtype="int64"),
+            "campaign_base_campaign": "customers/9/campaigns/77",
+            "campaign_id": 77,
+            "customer_id": 9,
+            "metrics_clicks": pd.array([r[7] for r in rows], dtype="int64"),
+            "metrics_conversions": [float(r[9]) for r in rows],
+            "metrics_conversions_value": [float(r[10]) for r in rows],
+            "metrics_cost_micros": pd.array([r[8] for r in rows], dtype="int64"),
+            "metrics_impressions": pd.array([r[6] for r in rows], dtype="int64"),
+            "metrics_interaction_event_types": "InteractionEventType.CLICK",
+            "metrics_interactions": pd.array([r[7] for r in rows], dtype="int64"),
+            "metrics_view_through_conversions": 0,
+            "segments_ad_network_type": [r[4] for r in rows],
+            "segments_date": days,
+            "segments_device": [r[3] for r in rows],
+            "segments_slot": [r[5] for r in rows],
+            "_DATA_DATE": days,
+            "_LATEST_DATE": max(days),
+        }
+    )
+    return frame.loc[:, list(BIGQUERY_STATS_COLUMNS)]
+
+
+def bigquery_keywords(rows: list[tuple]):
+    """An `ads_Keyword_<customer_id>` table (a snapshot of each keyword per `_DATA_DATE`): each of `rows` is
+    (snapshot day, ad group ID, criterion ID, text, match type, status, effective CPC bid micros)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    days = [dt.date.fromisoformat(r[0]) for r in rows]
+    return pd.DataFrame(
+        {
+            "ad_group_criterion_approval_status": "APPROVED",
+            "ad_group_criterion_criterion_id": pd.array([r[2] for r in rows], dtype="int64"),
+            "ad_group_criterion_effective_cpc_bid_micros": pd.array([r[6] for r in rows], dtype="Int64"),
+            "ad_group_criterion_keyword_match_type": [r[4] for r in rows],
+            "ad_group_criterion_keyword_text": [r[3] for r in rows],
+            "ad_group_criterion_negative": False,
+            "ad_group_criterion_status": [r[5] for r in rows],
+            "ad_group_id": pd.array([r[1] for r in rows], dtype="int64"),
+            "campaign_id": 77,
+            "customer_id": 9,
+            "_DATA_DATE": days,
+            "_LATEST_DATE": max(days),
+        }
+    )
+
+
+def bigquery_export(frame, path: Path) -> Path:
+    """`frame` as BigQuery's EXPORT DATA writes it: Parquet (DATE as date32, INT64 as int64), or CSV with a header
+    line, ISO dates, NULL as an empty field, gzipped when the path ends in .gz."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix == ".parquet":
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    else:
+        frame.to_csv(path, index=False, compression="gzip" if path.suffix == ".gz" else None)
+    return path
+
+
 def peak_rss_reading(path: Path, chunk_bytes: int) -> dict:
     """Reads `path` in a fresh interpreter (this file run as a script); returns its RSS before the read and at its
     peak (`ru_maxrss`), in MB, and the rows read."""

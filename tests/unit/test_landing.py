@@ -21,6 +21,9 @@ from daily_bids.ingest.landing import (
 from daily_bids.ingest.validation import validate_report
 from daily_bids.schema import conform_raw
 from support.landing_files import (
+    bigquery_export,
+    bigquery_keyword_stats,
+    bigquery_keywords,
     google_ads_export,
     long_export,
     peak_rss_reading,
@@ -440,3 +443,184 @@ def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):
     measured = peak_rss_reading(path, chunk_bytes=4 * MB)
     assert measured["rows"] == 100_000
     assert measured["peak_mb"] - measured["before_mb"] < size_mb / 2, (measured, size_mb)
+
+
+# BigQuery Data Transfer Service tables: ads_KeywordBasicStats_<customer_id> has a row per segment (device, network,
+# slot) of each keyword-day. Keyword 501 in ad group 11 on D1: three segment rows.
+BQ_STATS = [
+    ("2025-04-01", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 100, 5, 1_230_000, 1.0, 10.5),
+    ("2025-04-01", 11, 501, "DESKTOP", "SEARCH", "SEARCH_TOP", 50, 2, 770_001, 0.5, 2.25),
+    ("2025-04-01", 11, 501, "DESKTOP", "SEARCH_PARTNERS", "SEARCH_OTHER", 10, 1, 100_000, 0.5, 0.0),
+    ("2025-04-01", 22, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 7, 0, 0, 0.0, 0.0),  # the same criterion, another group
+    ("2025-04-02", 11, 501, "TABLET", "SEARCH", "SEARCH_OTHER", 30, 3, 333_333, 0.0, 0.0),
+    ("2025-04-02", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 20, 1, 500_000, 1.0, 40.0),
+]
+
+
+def bq_expected(path, source_rows, **columns):
+    """The raw rows BQ_STATS reads to (a row per keyword-day), with `columns` set."""
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-04-01", "2025-04-01", "2025-04-02"]),
+            "keyword_id": [501.0, 501.0, 501.0],
+            "campaign_id": ["77", "77", "77"],
+            "ad_group_id": ["11", "22", "11"],
+            "impressions": [160.0, 7.0, 50.0],
+            "clicks": [8.0, 0.0, 4.0],
+            "cost": [2.100001, 0.0, 0.833333],
+            "conversions": [2.0, 0.0, 1.0],
+            "conversion_value": [12.75, 0.0, 40.0],
+            "source_file": str(path),
+            "source_row": source_rows,
+            "parse_errors": None,
+            **columns,
+        }
+    )
+    return conform_raw(frame)
+
+
+@pytest.mark.parametrize("name, source_rows", [("stats.parquet", [1, 4, 5]), ("stats.csv.gz", [2, 5, 6])])
+def test_a_bigquery_stats_table_sums_its_segment_rows_into_keyword_days(tmp_path, name, source_rows):
+    path = bigquery_export(bigquery_keyword_stats(BQ_STATS), tmp_path / name)
+    raw = read(path)
+    # source_row: the keyword-day's first segment row (Parquet counts rows from 1; a CSV's lines count its header).
+    pd.testing.assert_frame_equal(raw, bq_expected(path, source_rows))
+    assert raw.attrs["completeness"] == ""
+    result = validate_report(raw, [D1, D2])
+    assert len(result.quarantine) == 0 and len(result.valid) == 3  # segment rows are summed, not duplicates
+
+
+def test_a_bigquery_csv_sums_the_same_wherever_its_chunks_fall(tmp_path):
+    rows = [
+        (f"2025-04-0{1 + n % 2}", 11 + n % 3, 500 + n % 7, "MOBILE", "SEARCH", "SEARCH_TOP", n, n % 5, n * 10_001, 0, 0)
+        for n in range(2000)
+    ]
+    path = bigquery_export(bigquery_keyword_stats(rows), tmp_path / "big.csv.gz")
+    whole = read(path)
+    chunked = read(path, chunk_bytes=4096)  # tens of chunks, and their partial sums summed again
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert len(whole) == 2 * 3 * 7 and whole["impressions"].sum() == sum(range(2000))
+    assert whole["cost"].sum() == pytest.approx(sum(range(2000)) * 0.010001)
+
+
+def test_bigquery_micros_convert_exactly(tmp_path):
+    from decimal import Decimal
+
+    # A cent a click a thousand times: 10.00 exactly, where adding 0.01 a thousand times gives 9.999999999999831.
+    rows = [("2025-04-01", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 1, 1, 10_000, 0, 0)] * 1000
+    rows += [
+        ("2025-04-01", 11, 502, device, "SEARCH", "SEARCH_TOP", 1, 1, micros, 0, 0)
+        for device, micros in [
+            ("MOBILE", 100_000),
+            ("DESKTOP", 200_000),
+        ]
+    ]
+    rows += [("2025-04-01", 11, 503, "MOBILE", "SEARCH", "SEARCH_TOP", 1, 1, 123_456_789_012_345, 0, 0)]
+    for name in ("exact.parquet", "exact.csv"):
+        raw = read(bigquery_export(bigquery_keyword_stats(rows), tmp_path / name)).set_index("keyword_id")
+        assert sum([0.01] * 1000) != 10.0 and raw.loc[501, "cost"] == 10.0
+        assert 0.1 + 0.2 != 0.3 and raw.loc[502, "cost"] == 0.3
+        assert raw.loc[503, "cost"] == float(Decimal(123_456_789_012_345) / 10**6) == 123456789.012345
+
+
+def test_bigquery_keyword_attributes_beside_the_stats_join_by_ad_group_and_criterion(tmp_path):
+    stats = bigquery_export(bigquery_keyword_stats(BQ_STATS), tmp_path / "ads_KeywordBasicStats_9.parquet")
+    keywords = bigquery_keywords(
+        [
+            # The snapshot of D1, then of D2: the latest names the keyword; each day's gives that day's bid.
+            ("2025-04-01", 11, 501, "red boots", "PHRASE", "ENABLED", 1_500_000),
+            ("2025-04-02", 11, 501, "red boots", "EXACT", "PAUSED", 1_750_000),
+            ("2025-04-01", 22, 501, "red boots", "BROAD", "UNKNOWN", None),
+            ("2025-04-01", 33, 999, "not in the stats", "EXACT", "REMOVED", 10_000),
+        ]
+    )
+    attributes = bigquery_export(keywords, tmp_path / "ads_Keyword_9.csv")
+    raw = read(stats)
+    expected = bq_expected(
+        stats,
+        [1, 4, 5],
+        keyword=["red boots"] * 3,
+        match_type=["Exact", "Broad", "Exact"],  # Google's EXACT, BROAD as the contract spells them
+        status=["Paused", None, "Paused"],  # UNKNOWN says nothing
+        # The bid in the snapshot of the row's day; none on D1, where a keyword has none (it would be quarantined).
+        max_cpc=[None, None, 1.75],
+    )
+    pd.testing.assert_frame_equal(raw, expected)
+    assert len(read(attributes)) == 0  # attributes cover no day: they are not a report
+    index, _ = refresh_index(FS, str(tmp_path), None, lambda p: read_landing_file(FS, p))
+    assert unreadable_files(index) == {} and sorted(index.dropna(subset=["date"])["path"].unique()) == [str(stats)]
+    result = validate_report(raw, [D1, D2])
+    assert len(result.quarantine) == 0
+    assert sorted(result.valid["status"]) == ["(not reported)", "Paused", "Paused"]
+
+    # Without the attributes file the stats still load, without text.
+    attributes.unlink()
+    pd.testing.assert_frame_equal(read(stats), bq_expected(stats, [1, 4, 5]))
+
+
+def test_a_malformed_bigquery_value_is_named_by_file_column_and_row(tmp_path):
+    frame = bigquery_keyword_stats(BQ_STATS).astype({"metrics_cost_micros": object})
+    frame.loc[1, "metrics_cost_micros"] = "77O001"  # a letter O, on the file's line 3
+    path = bigquery_export(frame, tmp_path / "typo.csv")
+    raw = read(path)
+    errors = raw.set_index(["ad_group_id", "date"])["parse_errors"]
+    assert errors[("11", pd.Timestamp(D1))] == "cost: metrics_cost_micros='77O001' on row 3"
+    assert errors.drop(("11", pd.Timestamp(D1))).isna().all()
+    assert pd.isna(raw.loc[0, "cost"]) and raw.loc[0, "impressions"] == 160  # the other sums stand
+    result = validate_report(raw, [D1, D2])
+    quarantined = result.quarantine.iloc[0]
+    assert (quarantined["reason"], quarantined["source_file"], quarantined["source_row"]) == (
+        "unparseable_value",
+        str(path),
+        2,
+    )
+    assert "metrics_cost_micros='77O001' on row 3" in quarantined["detail"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"segments_date": "2025-13-01"}, r"row 2: column segments_date: '2025-13-01' is not a date"),
+        ({"segments_click_type": "URL_CLICKS"}, r"segmented by segments_click_type .* ads_KeywordBasicStats"),
+    ],
+)
+def test_a_bigquery_table_that_cannot_be_read_is_named(tmp_path, change, message):
+    frame = bigquery_keyword_stats(BQ_STATS).astype({"segments_date": object})
+    for column, value in change.items():
+        frame.loc[0, column] = value
+    path = bigquery_export(frame, tmp_path / "bad.csv")
+    with pytest.raises(LandingFileError, match=message) as error:
+        read(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_bigquery_table_without_clicks_is_refused_naming_them(tmp_path):
+    path = bigquery_export(bigquery_keyword_stats(BQ_STATS).drop(columns="metrics_clicks"), tmp_path / "x.parquet")
+    with pytest.raises(LandingFileError, match=r"without \['metrics_clicks'\]"):
+        read(path)
+
+
+def test_a_broken_keyword_attributes_file_is_named_by_its_own_read_and_the_stats_load_without_it(tmp_path):
+    stats = bigquery_export(bigquery_keyword_stats(BQ_STATS), tmp_path / "stats.parquet")
+    keywords = bigquery_keywords([("2025-04-01", 11, 501, "red boots", "EXACT", "ENABLED", 1)]).astype(object)
+    keywords.loc[0, "ad_group_criterion_effective_cpc_bid_micros"] = "1.5"
+    attributes = bigquery_export(keywords, tmp_path / "ads_Keyword_9.csv")
+    with pytest.raises(LandingFileError, match=r"row 2: column ad_group_criterion_effective_cpc_bid_micros: '1.5'"):
+        read(attributes)
+    # The stats file's index entry is kept while it is unchanged: it must not carry another file's error.
+    pd.testing.assert_frame_equal(read(stats), bq_expected(stats, [1, 4, 5]))
+    index, _ = refresh_index(FS, str(tmp_path), None, lambda p: read_landing_file(FS, p))
+    assert list(unreadable_files(index)) == [str(attributes)]
+
+
+def test_bigquery_conversions_that_sum_to_a_fraction_are_named_for_quarantine(tmp_path):
+    rows = [
+        ("2025-04-01", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.1, 1.0),
+        ("2025-04-01", 11, 501, "DESKTOP", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.2, 1.0),
+        ("2025-04-01", 11, 501, "TABLET", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.7, 1.0),  # 0.1 + 0.2 + 0.7: one
+        ("2025-04-01", 11, 502, "MOBILE", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.37, 1.0),  # data-driven attribution
+    ]
+    raw = read(bigquery_export(bigquery_keyword_stats(rows), tmp_path / "dda.parquet")).set_index("keyword_id")
+    assert raw.loc[501, "conversions"] == 1 and pd.isna(raw.loc[501, "parse_errors"])
+    assert raw.loc[502, "parse_errors"] == "conversions: metrics_conversions summed to 0.37, not a whole number"
+    assert list(validate_report(raw.reset_index(), [D1]).quarantine["reason"]) == ["unparseable_value"]
