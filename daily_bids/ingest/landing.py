@@ -659,7 +659,7 @@ class _RawBuilder:
             if column.kind == "share":
                 parsed, bad = _parse_share(values)
             else:
-                parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count"))
+                parsed, bad = _parse_numbers(values, integral=column.kind in ("id", "count") and not column.fractional)
             self.parts[column.name].append(_pooled(parsed.array))
             if bad.any():
                 problems[bad] += column.name + "=" + values[bad].astype(str).str.slice(0, 40).map(repr) + "; "
@@ -1266,17 +1266,8 @@ class _BigQueryStats(_BigQueryTable):
                 # Summed as integers, divided once: the nearest float to the exact amount, like the text "12.345678".
                 values = values.astype("float64") / _MICROS
             elif kind == "number" and column == "conversions":
-                # A sum of fractions may land a hair off a whole number; conversions are counted in whole ones.
-                whole = np.round(values)
-                close = np.abs(values - whole) <= 1e-6
-                fractional = ~unread & ~close
-                if fractional.any():
-                    problems[fractional] += (
-                        "conversions: metrics_conversions summed to "
-                        + pd.Series(values[fractional]).round(6).astype(str).to_numpy()
-                        + ", not a whole number; "
-                    )
-                values = np.where(close, whole, values)
+                # Google attributes parts of a conversion; a sum of such parts lands a hair off the exact total.
+                values = np.round(values, 6)
             out[column] = pd.Series(values, dtype="Float64").mask(unread)
         for column in self.text.values():
             out[column] = sums[column]

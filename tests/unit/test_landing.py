@@ -613,7 +613,7 @@ def test_a_broken_keyword_attributes_file_is_named_by_its_own_read_and_the_stats
     assert list(unreadable_files(index)) == [str(attributes)]
 
 
-def test_bigquery_conversions_that_sum_to_a_fraction_are_named_for_quarantine(tmp_path):
+def test_bigquery_conversions_keep_their_fractions_and_sum_exactly(tmp_path):
     rows = [
         ("2025-04-01", 11, 501, "MOBILE", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.1, 1.0),
         ("2025-04-01", 11, 501, "DESKTOP", "SEARCH", "SEARCH_TOP", 10, 3, 0, 0.2, 1.0),
@@ -622,5 +622,7 @@ def test_bigquery_conversions_that_sum_to_a_fraction_are_named_for_quarantine(tm
     ]
     raw = read(bigquery_export(bigquery_keyword_stats(rows), tmp_path / "dda.parquet")).set_index("keyword_id")
     assert raw.loc[501, "conversions"] == 1 and pd.isna(raw.loc[501, "parse_errors"])
-    assert raw.loc[502, "parse_errors"] == "conversions: metrics_conversions summed to 0.37, not a whole number"
-    assert list(validate_report(raw.reset_index(), [D1]).quarantine["reason"]) == ["unparseable_value"]
+    assert raw.loc[502, "conversions"] == 0.37 and pd.isna(raw.loc[502, "parse_errors"])
+    validated = validate_report(raw.reset_index(), [D1])
+    assert validated.quarantine.empty
+    assert sorted(validated.valid["conversions"].astype(float)) == [0.37, 1.0]
