@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_readme import readme_block, run_block
 
-from daily_bids.google_ads.bids import APPLIED
+from daily_bids.google_ads.bids import APPLIED, VALIDATED
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 from support.deployment import deployment_env
@@ -86,8 +86,11 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
         assert (bids["bid"] % 1 == 0).all()  # whole yen
 
         # The account now holds exactly the ledger's applied bids, and every other keyword's bid is untouched.
-        ledger = store.read_partitions(tables.GOOGLE_ADS_BID_CHANGES, [bid_day])
-        assert set(ledger["outcome"]) == {APPLIED}
+        changes = store.read_partitions(tables.GOOGLE_ADS_BID_CHANGES, [bid_day])
+        assert set(changes["outcome"]) == {VALIDATED, APPLIED}
+        ledger = changes[changes["outcome"].eq(APPLIED)]
+        # The dry run validated exactly the changes the second run applied.
+        assert sorted(changes.loc[changes["outcome"].eq(VALIDATED), "keyword_id"]) == sorted(ledger["keyword_id"])
         applied = {
             (int(a), int(c)): int(new)
             for a, c, new in ledger[["ad_group_id", "criterion_id", "bid_micros"]].itertuples(index=False)
