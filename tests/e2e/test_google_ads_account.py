@@ -46,14 +46,16 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
 
         # docs/google-ads.md's commands, as written: a dry run, the same bids applied, and a rollback.
         block = readme_block("BIDS_GOOGLE_ADS_CONFIG=~/google-ads.yaml")
-        dry_run, apply, rollback = block.strip().splitlines()[-3:]
-        setup = block.split(dry_run)[0]
+        *exports, dry_run, publish, apply, rollback = block.strip().splitlines()
+        setup = "\n".join(exports) + "\n"
+        assert publish.startswith("export BIDS_GOOGLE_ADS_PUBLISH=apply")
         done = run_block(setup + dry_run, env)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         assert f"bidding from the report of {ACCOUNT_YESTERDAY}" in done.stdout
         mutates = [call for call in emulator.calls if call.method == "MutateAdGroupCriteria"]
         assert mutates and all(call.request.validate_only for call in mutates) and not account.bid_changes
 
+        setup += publish + "\n"
         applied_run = run_block(setup + apply, env)
         assert applied_run.returncode == 0, applied_run.stdout[-4000:] + applied_run.stderr[-4000:]
 

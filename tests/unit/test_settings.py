@@ -97,7 +97,7 @@ def test_two_deployments_build_two_definitions_in_one_process(tmp_path):
 @pytest.mark.parametrize(
     "variable, value, message",
     [
-        ("BIDS_SOURCE", "ftp", "BIDS_SOURCE='ftp' is not a report source; use simulator or landing"),
+        ("BIDS_SOURCE", "ftp", "BIDS_SOURCE='ftp' is not a report source; use simulator or landing or google_ads"),
         ("BIDS_SCORING_ENGINE", "gpu", "BIDS_SCORING_ENGINE='gpu' is not a scoring engine; use local or spark"),
         (
             "BIDS_SIM_MARKET",
@@ -184,3 +184,30 @@ def test_the_largest_quarantined_share_is_a_share_of_rows():
     for bad in ("1.5", "-0.1", "", "nan"):
         with pytest.raises(SettingsError, match=f"BIDS_MAX_QUARANTINED_SHARE={bad!r} is not a"):
             Settings.from_environment({"BIDS_MAX_QUARANTINED_SHARE": bad})
+
+
+@pytest.mark.parametrize(
+    "environment, message",
+    [
+        (
+            {"BIDS_SOURCE": "google_ads"},
+            "BIDS_SOURCE='google_ads' needs BIDS_GOOGLE_ADS_CUSTOMER_ID: the customer ID of the account to bid in",
+        ),
+        (
+            {"BIDS_SOURCE": "google_ads", "BIDS_GOOGLE_ADS_CUSTOMER_ID": "123-45"},
+            "BIDS_GOOGLE_ADS_CUSTOMER_ID='123-45' is not a Google Ads customer ID (ten digits, as 123-456-7890 or "
+            "1234567890)",
+        ),
+        (
+            {"BIDS_GOOGLE_ADS_PUBLISH": "yes"},
+            "BIDS_GOOGLE_ADS_PUBLISH='yes' is not a publishing mode; use validate_only or apply",
+        ),
+        ({"BIDS_GOOGLE_ADS_RESTATEMENT_DAYS": "120"}, "BIDS_GOOGLE_ADS_RESTATEMENT_DAYS='120' is outside 0 to 90"),
+    ],
+)
+def test_a_google_ads_account_is_refused_until_it_is_named_and_dry_runs_by_default(environment, message):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environment(environment)
+    assert str(refused.value) == message
+    account = Settings.from_environment({"BIDS_SOURCE": "google_ads", "BIDS_GOOGLE_ADS_CUSTOMER_ID": "1234567890"})
+    assert account.google_ads_publish == "validate_only" and account.google_ads_restatement_days == 14
