@@ -1,7 +1,7 @@
 """Benchmark: the closed-loop backtest of the bid policies on the default simulated account, against the truth.
 
     .venv/bin/python benchmarks/bid_policy_backtest.py [--market both] [--seeds 7,8,9,10,11] [--keywords 2000]
-        [--days 28] [--no-attribution] [--frontier 0.05,0.1,0.2,0.3,0.4]
+        [--days 28] [--no-attribution] [--frontier 0.05,0.1,0.2,0.3,0.4] [--frontier-ideal]
 
 For each market (`--market`: the simulator's auction shape, `share_of_bid`, `second_price` or `both`) and each market
 seed: 90 days of reports under the advertiser's manual bids (2025-01-01...2025-03-31), the features, keyword clusters
@@ -24,7 +24,8 @@ rest of the value estimate's cost is the data's.
 
 Frontier (`--frontier`, the first seed of each market): `profit_optimal` replayed at each of the given quantiles of
 the money rule (`BIDS_VALUE_QUANTILE`), to show what a surer bid costs in profit and what a bolder one costs in spend
-on losing keywords; the chart goes to `--frontier-chart`.
+on losing keywords; the chart goes to `--frontier-chart`. With `--frontier-ideal` the frontier values clicks with the
+best posterior the data allow instead: how far any estimator could take each quantile.
 
 The share-of-bid market's first seed also replays `profit_optimal` with a daily budget on every campaign (60% of its
 share of the fixed margin's mean daily spend), to show the budgets hold.
@@ -58,6 +59,12 @@ def main() -> None:
     parser.add_argument("--no-attribution", action="store_true")
     parser.add_argument("--frontier", default="", help="money-rule quantiles to replay on the first seed, e.g. 0.1,0.3")
     parser.add_argument("--frontier-chart", default="docs/images/value-quantile-frontier.png")
+    parser.add_argument(
+        "--frontier-ideal",
+        action="store_true",
+        help="replay the frontier with the best posterior the data allow (the simulator's priors known), not the "
+        "product's estimate: how far any estimate could take each quantile",
+    )
     args = parser.parse_args()
     frontier = [float(quantile) for quantile in args.frontier.split(",") if quantile]
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -67,7 +74,12 @@ def main() -> None:
             simulator = AdMarketSimulator(seed=seed, keywords=args.keywords, market=market)
             print(f"\n## {market}, seed {seed}", flush=True)
             rows += replay(
-                simulator, args.days, first_seed=number == 0, attribution=not args.no_attribution, frontier=frontier
+                simulator,
+                args.days,
+                first_seed=number == 0,
+                attribution=not args.no_attribution,
+                frontier=frontier,
+                frontier_knowledge=Knowledge(ideal_posterior=args.frontier_ideal),
             )
     table = pd.DataFrame(rows)
     print(
@@ -92,7 +104,12 @@ def main() -> None:
 
 
 def replay(
-    simulator: AdMarketSimulator, days: int, first_seed: bool, attribution: bool, frontier: list[float]
+    simulator: AdMarketSimulator,
+    days: int,
+    first_seed: bool,
+    attribution: bool,
+    frontier: list[float],
+    frontier_knowledge: Knowledge = Knowledge(),
 ) -> list[dict]:
     reports = {
         FIRST + dt.timedelta(days=n): simulator.report(FIRST + dt.timedelta(days=n))
@@ -125,10 +142,11 @@ def replay(
             rows.append(_judged(simulator, name, backtest(policy, ("profit_optimal",), knowledge).daily))
     if first_seed:
         for quantile in frontier:
-            replayed = backtest(BidPolicy(value_quantile=quantile), ("profit_optimal",)).daily
-            rows.append(
-                {**_judged(simulator, f"profit_optimal, quantile {quantile:g}", replayed), "quantile": quantile}
+            replayed = backtest(BidPolicy(value_quantile=quantile), ("profit_optimal",), frontier_knowledge).daily
+            name = f"profit_optimal, quantile {quantile:g}" + (
+                ", best posterior" if frontier_knowledge.ideal_posterior else ""
             )
+            rows.append({**_judged(simulator, name, replayed), "quantile": quantile})
     for row in rows:
         print(
             f"  {row['policy']:>32}: {row['share_of_oracle']:.1%} of the oracle's profit "
