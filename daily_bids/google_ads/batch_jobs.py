@@ -24,6 +24,9 @@ were lost, or that had not finished in time, is still known by the bids the acco
 A job that cannot take all its operations (an add refused for good, or a reply lost so that the next sequence token is
 unknown) is not run: nothing of it is applied, it is removed, and every row says why. A re-run sends them again.
 
+A job still running when the wait ends (`JOB_TIMEOUT_SECONDS`) may apply its updates later: its rows are `failed`
+until then, and the next publication finds those bids in the account and does not send them again.
+
 BatchJobService has no `validate_only`, so a dry run never comes here: `bids.send_changes` validates a large account
 with synchronous requests, which apply nothing.
 """
@@ -88,13 +91,15 @@ def send_batch_job(
         return dict.fromkeys(everything, f"not sent: the batch job {job} was not run: {failure}"), job
     log(f"batch job {job}: running {len(rows):,} operations")
 
-    ended = _wait(service, operation.operation.name, retry, timeout_seconds)
+    ended, why = _wait(service, operation.operation.name, retry, timeout_seconds)
     if ended is not None and ended.HasField("error"):
         log(f"batch job {job}: ended with an error: {ended.error.message}")
-    try:
-        errors, seen = _results(client, service, job, retry)
-    except _CallFailed as failure:
-        why = "had not finished" if ended is None else f"ended, but its results could not be read ({failure})"
+    if ended is not None:
+        try:
+            errors, seen = _results(client, service, job, retry)
+        except _CallFailed as failure:
+            why = f"ended, but its results could not be read ({failure})"
+    if why:
         log(f"batch job {job}: {why}; the account's bids tell what it applied")
         return dict.fromkeys(everything, f"the batch job {job} {why}"), job
 
@@ -146,7 +151,7 @@ def _run_request(client, job: str):
 
 
 def _wait(service, name: str, retry: RetryPolicy, timeout_seconds: float):
-    """The job's long-running operation once done, or None where it was not done in time or could not be polled."""
+    """The job's long-running operation once done, or None and why not (not done in time, or not to be polled)."""
     operations = service.transport.operations_client
     deadline = time.monotonic() + timeout_seconds
     pause = retry.first_backoff_seconds
@@ -157,12 +162,12 @@ def _wait(service, name: str, retry: RetryPolicy, timeout_seconds: float):
                 retry,
                 lambda: operations.get_operation(name, retry=None, timeout=retry.timeout_seconds),
             )
-        except _CallFailed:
-            return None
+        except _CallFailed as failure:
+            return None, f"could not be followed ({failure})"
         if operation.done:
-            return operation
+            return operation, None
         if time.monotonic() + pause > deadline:
-            return None
+            return None, f"had not finished after {timeout_seconds:g} s"
         time.sleep(pause)
         pause = min(pause * 2, MAX_POLL_SECONDS)
 

@@ -226,8 +226,9 @@ def test_a_job_not_done_in_time_says_so_for_every_row(emulator):
         timeout_seconds=0.1,
     )
     assert job is not None and sorted(errors) == list(range(len(planned)))
-    assert all(error == f"the batch job {job} had not finished" for error in errors.values())
+    assert all(error == f"the batch job {job} had not finished after 0.1 s" for error in errors.values())
     assert emulator.account.batch_jobs[job].status == "RUNNING" and not emulator.account.bid_changes
+    assert not calls(emulator, "ListBatchJobResults")  # a running job has no results to read
 
 
 def test_a_dry_run_of_a_large_account_is_validated_synchronously(emulator):
