@@ -10,7 +10,12 @@ What happened is read back from the account, not assumed: after sending, each ke
 ledger says `applied` only where the account holds the new bid. A request whose reply was lost (a deadline passed after
 Google applied it) is therefore recorded as applied, and one that failed as failed, with Google's error.
 
+A publication with more pending changes than `batch_job_threshold` goes through `BatchJobService` instead (see
+`batch_jobs`), and is read back from the account the same way.
+
 In a dry run (`validate_only`) Google checks every update and applies none: the ledger says `validated` or `failed`.
+BatchJobService has no `validate_only`, so a dry run is always sent as synchronous requests, however many changes:
+they are the only way Google checks an update without applying it, and they apply nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 
+from daily_bids.google_ads.batch_jobs import send_batch_job
 from daily_bids.google_ads.reports import (
     MICROS_PER_UNIT,
     RETRYABLE_STATUSES,
@@ -40,6 +46,8 @@ from daily_bids.storage.warehouse import Warehouse
 
 # Google accepts up to 10,000 operations in one mutate request; smaller requests keep a retried one cheap.
 BATCH_OPERATIONS = 2_000
+# Above this many changes, a publication is one batch job rather than 25 or more synchronous requests.
+BATCH_JOB_THRESHOLD = 50_000
 # The keywords of an account, with their bids now. Negative keywords have no bid.
 CRITERIA_QUERY = (
     "SELECT ad_group.id, ad_group_criterion.criterion_id, ad_group_criterion.status, "
@@ -79,6 +87,7 @@ class Publication:
     login_customer_id: str | None = None
     retry: RetryPolicy = RetryPolicy()
     batch_operations: int = BATCH_OPERATIONS
+    batch_job_threshold: int = BATCH_JOB_THRESHOLD  # more pending changes than this go through BatchJobService
 
 
 def bid_micros(bids: pd.Series, billable_unit_micros: int) -> np.ndarray:
@@ -165,6 +174,20 @@ def send_changes(
     if not len(pending):
         return _ledger(ledger)
     scoped = client_for(client, publication.login_customer_id)
+    if not publication.validate_only and len(pending) > publication.batch_job_threshold:
+        errors, job = send_batch_job(
+            scoped,
+            publication.customer_id,
+            ledger.iloc[pending],
+            retry=publication.retry,
+            batch_operations=publication.batch_operations,
+            log=log,
+        )
+        ledger.loc[ledger.index[pending], "request_id"] = job  # the batch job's resource name
+        ledger.loc[ledger.index[pending], "sent_at"] = pd.Timestamp.now(tz="UTC").as_unit("us")
+        for position, error in errors.items():
+            ledger.loc[ledger.index[pending[position]], ["outcome", "error"]] = [FAILED, error]
+        return verify(client, ledger, publication, pending)
     batches = [
         pending[start : start + publication.batch_operations]
         for start in range(0, len(pending), publication.batch_operations)

@@ -1,10 +1,19 @@
 """An emulator of the Google Ads API on loopback, for tests that drive Google's own `google-ads` client library.
 
-Google's service cannot be reached from here, so this serves the two calls the platform makes, over gRPC with TLS:
-`GoogleAdsService.SearchStream` (GAQL over `keyword_view` and `customer`) and
-`AdGroupCriterionService.MutateAdGroupCriteria` (bid updates). The method paths and message classes come from the
-`google-ads` package itself (its GAPIC transports), so the emulator speaks exactly the client's wire format. google-ads
-ships no `*_pb2_grpc` servicers (it is generated with proto-plus), hence the small recording channel below.
+Google's service cannot be reached from here, so this serves the calls the platform makes, over gRPC with TLS:
+`GoogleAdsService.SearchStream` (GAQL over `keyword_view` and `customer`),
+`AdGroupCriterionService.MutateAdGroupCriteria` (bid updates), and for large accounts `BatchJobService`
+(`MutateBatchJob`, `AddBatchJobOperations`, `RunBatchJob`, `ListBatchJobResults`) with the
+`google.longrunning.Operations/GetOperation` the client polls a running job with. The method paths and message classes
+come from the `google-ads` package itself (its GAPIC transports), so the emulator speaks exactly the client's wire
+format. google-ads ships no `*_pb2_grpc` servicers (it is generated with proto-plus), hence the small recording channel
+below.
+
+A batch job runs as Google documents it: operations are added while it is pending (each request carrying the sequence
+token the previous one returned), `RunBatchJob` starts it, and it finishes only after `batch_job_polls` polls of its
+long-running operation, which is then done with neither a response nor an error. Each operation is checked as a
+synchronous update is (`_check_operation`) when the job runs, the valid ones are applied, and every operation has a
+result with its `operation_index` and, when refused, a google.rpc.Status holding a GoogleAdsFailure.
 
 It behaves like Google where the platform depends on it: credentials in the call metadata are checked (developer token,
 OAuth bearer token, and a manager's `login-customer-id` for a client account), errors carry a `GoogleAdsFailure` in the
@@ -12,7 +21,9 @@ trailing metadata (so the client raises `GoogleAdsException`), attributes such a
 on every day's row, a bid must be a whole number of the currency's billable unit, a removed criterion cannot be
 updated, and a request is atomic unless `partial_failure` is set.
 
-Faults are injected per call: a status on the next call(s) (`fail_next`) or a stream cut after N rows (`cut_next_stream`).
+Faults are injected per call: a status on the next call(s) of any method (`fail_next`), a stream cut after N rows
+(`cut_next_stream`), a reply lost after the call took effect (`lose_next_reply`), or operations of the next batch job
+refused with Google's transient internal error (`refuse_in_next_batch_job`).
 
 The client trusts the emulator through gRPC's `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (see `client_environment`): the
 client library builds its channel with gRPC's default roots, and has no option for others.
@@ -46,6 +57,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from google.longrunning import operations_pb2
 
 DEVELOPER_TOKEN = "emulator-developer-token"
 ACCESS_TOKEN = "emulator-access-token"
@@ -108,6 +120,20 @@ class BidChange:
 
 
 @dataclasses.dataclass
+class BatchJob:
+    """A batch job: operations are added while it is PENDING, it runs once, and its results are read when DONE."""
+
+    resource_name: str  # customers/{customer_id}/batchJobs/{id}
+    status: str = "PENDING"  # BatchJobStatus: PENDING, RUNNING, DONE
+    operations: list = dataclasses.field(default_factory=list)  # MutateOperation protobufs, in the order added
+    sequence_token: str = ""  # what the next AddBatchJobOperations must carry; empty before the first
+    operation_name: str | None = None  # its long-running operation, once run
+    polls_left: int = 0  # GetOperation calls before a running job is done
+    refused: frozenset[int] = frozenset()  # operation indexes refused with a transient internal error
+    results: list = dataclasses.field(default_factory=list)  # BatchJobResult protobufs, by operation index
+
+
+@dataclasses.dataclass
 class Account:
     customer_id: str
     manager_customer_id: str | None  # when set, calls must log in through it (login-customer-id)
@@ -116,6 +142,7 @@ class Account:
     criteria: dict[tuple[int, int], Criterion]  # by (ad_group_id, criterion_id)
     days: list[KeywordDay]
     bid_changes: list[BidChange] = dataclasses.field(default_factory=list)  # applied updates, in order
+    batch_jobs: dict[str, BatchJob] = dataclasses.field(default_factory=dict)  # by resource name
 
     def resource_name(self, ad_group_id: int, criterion_id: int) -> str:
         return f"customers/{self.customer_id}/adGroupCriteria/{ad_group_id}~{criterion_id}"
@@ -398,12 +425,18 @@ def service_methods(service: str, version: str) -> dict[str, tuple[str, type, ty
     transport._logged_channel = recorder
     transport._stubs = {}
     for name, member in inspect.getmembers(type(transport)):
-        if isinstance(member, property) and name not in ("grpc_channel", "kind", "host"):
+        # The operations client (long-running operations) is google.longrunning's own service, not this one's.
+        if isinstance(member, property) and name not in ("grpc_channel", "kind", "host", "operations_client"):
             getattr(transport, name)
     return {
-        path.rsplit("/", 1)[1]: (path, request.pb(), response.pb())
+        path.rsplit("/", 1)[1]: (path, _protobuf_class(request), _protobuf_class(response))
         for path, (request, response) in recorder.methods.items()
     }
+
+
+def _protobuf_class(message_class: type) -> type:
+    """The protobuf class of a proto-plus class; a protobuf class (e.g. google.longrunning's Operation) as it is."""
+    return message_class.pb() if hasattr(message_class, "pb") else message_class
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -494,7 +527,7 @@ _SERVICE_ACCOUNT_KEY = _service_account_key()
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
-    method: str | None  # "SearchStream", "MutateAdGroupCriteria", or None for whichever comes next
+    method: str | None  # "SearchStream", "MutateAdGroupCriteria", "RunBatchJob", ...; None: whichever comes next
     code: grpc.StatusCode | None  # the status the call ends with; None: a stream that ends cleanly but early
     after_rows: int | None = None  # a stream cut: rows sent before it
     after_applying: bool = False  # a mutate that is applied, and then its reply is lost
@@ -539,10 +572,20 @@ class GoogleAdsEmulator:
     """Start with `with GoogleAdsEmulator() as emulator:`; point the client at `emulator.endpoint` (see
     `client_environment` for the CA)."""
 
-    def __init__(self, account: Account | None = None, rows_per_response: int = 10_000):
+    def __init__(
+        self,
+        account: Account | None = None,
+        rows_per_response: int = 10_000,
+        batch_job_polls: int = 2,
+        results_per_page: int = 1_000,
+    ):
         self.account = account or sample_account()
         self.version = api_version()
         self.rows_per_response = rows_per_response
+        self.batch_job_polls = batch_job_polls  # a running job is done at its Nth poll
+        self.results_per_page = results_per_page  # the most ListBatchJobResults returns at once
+        self._batch_job_ids = 0
+        self._refuse_in_next_job: frozenset[int] = frozenset()
         self.calls: list[Call] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -669,6 +712,12 @@ class GoogleAdsEmulator:
             "AdGroupCriterionService": {
                 "MutateAdGroupCriteria": (grpc.unary_unary_rpc_method_handler, self._mutate_ad_group_criteria)
             },
+            "BatchJobService": {
+                "MutateBatchJob": (grpc.unary_unary_rpc_method_handler, self._mutate_batch_job),
+                "AddBatchJobOperations": (grpc.unary_unary_rpc_method_handler, self._add_batch_job_operations),
+                "RunBatchJob": (grpc.unary_unary_rpc_method_handler, self._run_batch_job),
+                "ListBatchJobResults": (grpc.unary_unary_rpc_method_handler, self._list_batch_job_results),
+            },
         }
         for service, methods in handlers.items():
             definitions = service_methods(service, self.version)
@@ -682,6 +731,15 @@ class GoogleAdsEmulator:
                 )
             service_name = path.split("/")[1]
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, rpc_handlers),))
+        # The client polls a running batch job through google.longrunning's own service, on the same channel.
+        get_operation = grpc.unary_unary_rpc_method_handler(
+            self._get_operation,
+            request_deserializer=operations_pb2.GetOperationRequest.FromString,
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("google.longrunning.Operations", {"GetOperation": get_operation}),)
+        )
         credentials = grpc.ssl_server_credentials(
             [(self.certificates.server_key_pem, self.certificates.server_chain_pem)]
         )
@@ -720,10 +778,19 @@ class GoogleAdsEmulator:
         with self._lock:
             self._faults.append(Fault("SearchStream", code, after_rows))
 
-    def lose_next_reply(self, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED) -> None:
-        """The next MutateAdGroupCriteria is applied, then ends with `code`: the client never learns it was."""
+    def lose_next_reply(
+        self, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED, method: str = "MutateAdGroupCriteria"
+    ) -> None:
+        """The next `method` (MutateAdGroupCriteria or AddBatchJobOperations) takes effect, then ends with `code`: the
+        client never learns it did."""
         with self._lock:
-            self._faults.append(Fault("MutateAdGroupCriteria", code, after_applying=True))
+            self._faults.append(Fault(method, code, after_applying=True))
+
+    def refuse_in_next_batch_job(self, operation_indexes) -> None:
+        """The next batch job run refuses these operations (by index) with Google's transient internal error and
+        applies the rest: a job that fails some operations for no fault of theirs."""
+        with self._lock:
+            self._refuse_in_next_job = frozenset(operation_indexes)
 
     def _take_fault(self, method: str, stream_rows: int | None = None, after_applying: bool = False) -> Fault | None:
         """The first pending fault for this call. A stream cut waits for a stream longer than its cut."""
@@ -741,8 +808,11 @@ class GoogleAdsEmulator:
 
     # -- common checks
 
-    def _begin(self, method: str, request, context: grpc.ServicerContext, request_id: str) -> None:
-        """Records the call, then refuses it as Google would (credentials, customer) or with an injected status."""
+    def _begin(
+        self, method: str, request, context: grpc.ServicerContext, request_id: str, customer_id: str | None = None
+    ) -> None:
+        """Records the call, then refuses it as Google would (credentials, customer) or with an injected status.
+        `customer_id`: the customer of a call that names it in a resource name rather than a `customer_id` field."""
         metadata = {key: value for key, value in context.invocation_metadata() if not key.endswith("-bin")}
         with self._lock:
             self.calls.append(Call(method, metadata, request))
@@ -759,7 +829,8 @@ class GoogleAdsEmulator:
                 "The developer token is missing or invalid.",
                 [("authentication_error", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.")],
             )
-        if request.customer_id != self.account.customer_id:
+        customer_id = request.customer_id if customer_id is None else customer_id
+        if customer_id != self.account.customer_id:
             raise _Abort(
                 grpc.StatusCode.PERMISSION_DENIED,
                 "The caller does not have permission",
@@ -767,7 +838,7 @@ class GoogleAdsEmulator:
                     (
                         "authorization_error",
                         "USER_PERMISSION_DENIED",
-                        f"User doesn't have permission to access customer {request.customer_id}.",
+                        f"User doesn't have permission to access customer {customer_id}.",
                     )
                 ],
             )
@@ -953,13 +1024,192 @@ class GoogleAdsEmulator:
     def _partial_failure(self, response, failed, request_id: str) -> None:
         """Google's partial failure: a google.rpc.Status whose details hold one GoogleAdsFailure for all failed
         operations, each error located at its operation's index."""
+        self._failure_status(response.partial_failure_error, failed, request_id)
+        response.partial_failure_error.message = "Multiple errors in 'details'. First error: " + failed[0].error[2]
+
+    def _failure_status(self, status, failed, request_id: str) -> None:
+        """Fills a google.rpc.Status with INVALID_ARGUMENT and one GoogleAdsFailure holding `failed`'s errors."""
         failure = self._types.GoogleAdsFailure.pb().FromString(
             self._failure([problem.error for problem in failed], request_id, [problem.location for problem in failed])
         )
-        status = response.partial_failure_error
         status.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        status.message = "Multiple errors in 'details'. First error: " + failed[0].error[2]
+        status.message = failed[0].error[2]
         status.details.add().Pack(failure)
+
+    # -- BatchJobService and the long-running operation of a running job
+
+    def _batch_job(self, resource_name: str) -> BatchJob:
+        """The account's batch job of that name (call with the lock held)."""
+        job = self.account.batch_jobs.get(resource_name)
+        if job is None:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Request contains an invalid argument.",
+                [("mutate_error", "RESOURCE_NOT_FOUND", f"Resource was not found: {resource_name!r}.")],
+            )
+        return job
+
+    def _batch_job_error(self, name: str, message: str) -> _Abort:
+        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, message, [("batch_job_error", name, message)])
+
+    def _mutate_batch_job(self, request, context: grpc.ServicerContext):
+        request_id = _new_request_id()
+        try:
+            self._begin("MutateBatchJob", request, context, request_id)
+            kind = request.operation.WhichOneof("operation")
+            with self._lock:
+                if kind == "create":
+                    self._batch_job_ids += 1
+                    resource_name = f"customers/{self.account.customer_id}/batchJobs/{self._batch_job_ids}"
+                    self.account.batch_jobs[resource_name] = BatchJob(resource_name)
+                elif kind == "remove":
+                    resource_name = request.operation.remove
+                    if self._batch_job(resource_name).status != "PENDING":
+                        raise self._batch_job_error("CAN_ONLY_REMOVE_PENDING_JOB", "Only a pending job can be removed.")
+                    del self.account.batch_jobs[resource_name]
+                else:
+                    raise _Abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "Request contains an invalid argument.",
+                        [("mutate_error", "MUTATE_NOT_ALLOWED", "A batch job operation creates or removes a job.")],
+                    )
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return None
+        _path, _request_type, response_type = service_methods("BatchJobService", self.version)["MutateBatchJob"]
+        response = response_type()
+        response.result.resource_name = resource_name
+        return response
+
+    def _add_batch_job_operations(self, request, context: grpc.ServicerContext):
+        request_id = _new_request_id()
+        try:
+            self._begin("AddBatchJobOperations", request, context, request_id, _customer_of(request.resource_name))
+            if not request.mutate_operations:
+                raise self._batch_job_error("EMPTY_OPERATIONS", "The request has no operations.")
+            with self._lock:
+                job = self._batch_job(request.resource_name)
+                if job.status != "PENDING":
+                    raise self._batch_job_error(
+                        "CANNOT_MODIFY_JOB_AFTER_JOB_STARTS_RUNNING", "The job cannot be modified once it runs."
+                    )
+                if request.sequence_token != job.sequence_token:
+                    raise self._batch_job_error(
+                        "INVALID_SEQUENCE_TOKEN", "The sequence token is not the one the last request returned."
+                    )
+                job.operations.extend(request.mutate_operations)
+                job.sequence_token = uuid.uuid4().hex
+                total, token = len(job.operations), job.sequence_token
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return None
+        lost = self._take_fault("AddBatchJobOperations", after_applying=True)
+        if lost is not None:
+            context.abort(lost.code, f"injected fault after adding: {lost.code.name}")
+        _path, _request_type, response_type = service_methods("BatchJobService", self.version)["AddBatchJobOperations"]
+        return response_type(total_operations=total, next_sequence_token=token)
+
+    def _run_batch_job(self, request, context: grpc.ServicerContext):
+        request_id = _new_request_id()
+        try:
+            self._begin("RunBatchJob", request, context, request_id, _customer_of(request.resource_name))
+            with self._lock:
+                job = self._batch_job(request.resource_name)
+                if job.status != "PENDING":
+                    raise self._batch_job_error(
+                        "CANNOT_MODIFY_JOB_AFTER_JOB_STARTS_RUNNING", "The job has already been run."
+                    )
+                if not job.operations:
+                    raise self._batch_job_error("EMPTY_OPERATIONS", "The job has no operations.")
+                job.status = "RUNNING"
+                job.operation_name = f"customers/{self.account.customer_id}/operations/{uuid.uuid4().hex[:16]}"
+                job.polls_left = self.batch_job_polls
+                job.refused, self._refuse_in_next_job = self._refuse_in_next_job, frozenset()
+                return self._operation_of(job)
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return None
+
+    def _get_operation(self, request, context: grpc.ServicerContext):
+        """google.longrunning.Operations/GetOperation: a running job is done at its `batch_job_polls`th poll."""
+        request_id = _new_request_id()
+        try:
+            self._begin("GetOperation", request, context, request_id, _customer_of(request.name))
+            with self._lock:
+                job = next(
+                    (job for job in self.account.batch_jobs.values() if job.operation_name == request.name), None
+                )
+                if job is None:
+                    raise _Abort(grpc.StatusCode.NOT_FOUND, f"Operation {request.name!r} was not found.")
+                if job.status == "RUNNING":
+                    job.polls_left -= 1
+                    if job.polls_left <= 0:
+                        self._execute(job)
+                return self._operation_of(job)
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return None
+
+    def _operation_of(self, job: BatchJob):
+        """The job's long-running operation: done, when done, with neither a response nor an error (Google's
+        RunBatchJob documentation: the results are read with ListBatchJobResults)."""
+        batch_job = import_module(f"google.ads.googleads.{self.version}.resources.types.batch_job").BatchJob
+        metadata = batch_job.BatchJobMetadata.pb()(
+            operation_count=len(job.operations), executed_operation_count=len(job.results)
+        )
+        operation = operations_pb2.Operation(name=job.operation_name, done=job.status == "DONE")
+        operation.metadata.Pack(metadata)
+        return operation
+
+    def _execute(self, job: BatchJob) -> None:
+        """Runs a job (with the lock held): each operation checked as a synchronous update is, the valid ones applied,
+        and a result for every one. Bid changes name the job in place of a request ID."""
+        batch_job_service = import_module(f"google.ads.googleads.{self.version}.services.types.batch_job_service")
+        for index, mutate in enumerate(job.operations):
+            result = batch_job_service.BatchJobResult.pb()(operation_index=index)
+            outcome = self._check_operation(index, mutate.ad_group_criterion_operation)
+            if index in job.refused and not isinstance(outcome, _OperationProblem):
+                outcome = _OperationProblem(
+                    ("internal_error", "TRANSIENT_ERROR", "An internal error has occurred. Retry the operation."),
+                    [("operations", index)],
+                )
+            if isinstance(outcome, _OperationProblem):
+                self._failure_status(result.status, [outcome], job.resource_name)
+            else:
+                criterion, new_bid = outcome.criterion, outcome.cpc_bid_micros
+                resource_name = self.account.resource_name(criterion.ad_group_id, criterion.criterion_id)
+                self.account.bid_changes.append(
+                    BidChange(resource_name, criterion.cpc_bid_micros, new_bid, job.resource_name)
+                )
+                criterion.cpc_bid_micros = new_bid
+                result.mutate_operation_response.ad_group_criterion_result.resource_name = resource_name
+            job.results.append(result)
+        job.status = "DONE"
+
+    def _list_batch_job_results(self, request, context: grpc.ServicerContext):
+        request_id = _new_request_id()
+        try:
+            self._begin("ListBatchJobResults", request, context, request_id, _customer_of(request.resource_name))
+            if request.page_size < 0:
+                raise self._batch_job_error("INVALID_PAGE_SIZE", "The page size is negative.")
+            if request.page_token and not request.page_token.isdigit():
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "Request contains an invalid argument.",
+                    [("request_error", "INVALID_PAGE_TOKEN", "The page token is not valid.")],
+                )
+            with self._lock:
+                job = self._batch_job(request.resource_name)
+                if job.status != "DONE":
+                    raise self._batch_job_error("RESULTS_NOT_READY", "The job has not finished.")
+                start = int(request.page_token or 0)
+                end = start + min(request.page_size or self.results_per_page, self.results_per_page)
+                page, more = job.results[start:end], end < len(job.results)
+        except _Abort as abort:
+            self._abort(context, abort, request_id)
+            return None
+        _path, _request_type, response_type = service_methods("BatchJobService", self.version)["ListBatchJobResults"]
+        return response_type(results=page, next_page_token=str(end) if more else "")
 
     def _check_operation(self, index: int, operation):
         """The update an operation asks for, or why Google would refuse it."""
@@ -1054,6 +1304,12 @@ def _set_field(message, path: str, value) -> None:
 
 def _enum_name(message, field: str) -> str:
     return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
+
+
+def _customer_of(resource_name: str) -> str:
+    """The customer ID a resource name starts with (customers/{customer_id}/...), or "" for none."""
+    match = re.match(r"customers/(\d+)/", resource_name)
+    return match[1] if match else ""
 
 
 def _new_request_id() -> str:
