@@ -105,7 +105,9 @@ def test_a_restated_day_is_found_and_read_again_with_the_features_after_it(emula
 def test_other_sources_skip_the_restatement_sensor(tmp_path):
     from resources.ad_platform import SimulatedAdPlatform
 
-    simulator = SimulatedAdPlatform(warehouse=WarehouseResource(uri=str(tmp_path / "warehouse"), s3=BoundedS3Resource()))
+    simulator = SimulatedAdPlatform(
+        warehouse=WarehouseResource(uri=str(tmp_path / "warehouse"), s3=BoundedS3Resource())
+    )
     with dg.build_sensor_context(resources={"ad_platform": simulator}) as context:
         result = google_ads_restatement_sensor(context)
     assert isinstance(result, dg.SkipReason) and "not a Google Ads account" in result.skip_message
