@@ -85,6 +85,7 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
     "landing_max_gzip_ratio": (2, 10**6),
     "landing_settle_seconds": (0, 86_400),
     "google_ads_restatement_days": (0, 90),
+    "google_ads_batch_job_threshold": (1, 10**9),
     "min_history_days": (None, None),  # the bid policy's own bounds apply (resources.deployment names the variable)
 }
 FLOAT_FIELDS = (
@@ -420,6 +421,13 @@ class Settings(BaseSettings):
             "`google_ads` source: how many days back the `google_ads_restatement_sensor` compares the stored reports "
             "with Google's totals; a day Google now states differently (conversions arrive days after the click) is "
             "read again, and the features from it on are rebuilt. 0 turns it off."
+        ),
+    )
+    google_ads_batch_job_threshold: int = Field(
+        "50000",
+        description=(
+            "`google_ads` source: a publication of more bid changes than this goes through Google's `BatchJobService` "
+            "(one asynchronous job) instead of synchronous requests of 2,000. Dry runs are always synchronous."
         ),
     )
     google_ads_publish: Literal["validate_only", "apply"] = Field(

@@ -11,7 +11,7 @@ from pydantic import Field, PrivateAttr
 
 from daily_bids.bidding.currency import currency as currency_of
 from daily_bids.google_ads import bids as google_ads_bids
-from daily_bids.google_ads.bids import GoogleAdsPublishError, Publication
+from daily_bids.google_ads.bids import BATCH_JOB_THRESHOLD, GoogleAdsPublishError, Publication
 from daily_bids.google_ads.reports import (
     MICROS_PER_UNIT,
     RESTATED_METRICS,
@@ -235,6 +235,9 @@ class GoogleAdsAccount(ReportSource):
     config_file: str = Field("", description="Path of a google-ads.yaml; empty: the GOOGLE_ADS_* variables.")
     validate_only: bool = Field(True, description="Send bid changes as a dry run: Google checks them, applies none.")
     currency: str = Field("USD", description="The currency the bids are in (BIDS_CURRENCY); the account's must match.")
+    batch_job_threshold: int = Field(
+        BATCH_JOB_THRESHOLD, ge=1, description="A publication of more changes than this goes through BatchJobService."
+    )
     restatement_days: int = Field(
         14, ge=0, description="Days back whose reports are compared with Google's totals, and read again if restated."
     )
@@ -281,6 +284,15 @@ class GoogleAdsAccount(ReportSource):
     @property
     def dry_run(self) -> bool:
         return self.validate_only
+
+    def _publication(self) -> Publication:
+        return Publication(
+            customer_id=self.customer_id,
+            billable_unit_micros=currency_of(self.account().currency_code).billable_unit_micros,
+            validate_only=self.validate_only,
+            login_customer_id=self._login(),
+            batch_job_threshold=self.batch_job_threshold,
+        )
 
     def _login(self) -> str | None:
         return self.login_customer_id or None
@@ -342,12 +354,7 @@ class GoogleAdsAccount(ReportSource):
     def publish_bids(self, day, bids, run_id, log):
         store = self.warehouse.warehouse()
         client = self.client()
-        publication = Publication(
-            customer_id=self.customer_id,
-            billable_unit_micros=currency_of(self.account().currency_code).billable_unit_micros,
-            validate_only=self.validate_only,
-            login_customer_id=self._login(),
-        )
+        publication = self._publication()
         planned = google_ads_bids.plan_changes(
             bids, google_ads_bids.read_account_bids(client, publication), publication
         )
@@ -395,12 +402,7 @@ class GoogleAdsAccount(ReportSource):
                 f"the bids of {', '.join(map(str, later))} were published after {day} and are live: roll those back "
                 "first, newest first"
             )
-        publication = Publication(
-            customer_id=self.customer_id,
-            billable_unit_micros=currency_of(self.account().currency_code).billable_unit_micros,
-            validate_only=self.validate_only,
-            login_customer_id=self._login(),
-        )
+        publication = self._publication()
         client = self.client()
         planned = google_ads_bids.plan_rollback(ledger, google_ads_bids.read_account_bids(client, publication))
         done = google_ads_bids.send_changes(client, planned, publication, run_id, log)

@@ -163,6 +163,7 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
             config_file=settings.google_ads_config,
             validate_only=settings.google_ads_publish == "validate_only",
             restatement_days=settings.google_ads_restatement_days,
+            batch_job_threshold=settings.google_ads_batch_job_threshold,
             currency=settings.currency,
         )
     return LandingZoneSource(
