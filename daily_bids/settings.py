@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from daily_bids.bidding import currency as currencies
+from daily_bids import currency as currencies
 
 ENV_PREFIX = "BIDS_"
 

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from daily_bids.bidding.currency import CENT
 from daily_bids.bidding.optimizer import (
     CENT_INCREMENT,
     BidRange,
@@ -62,6 +61,7 @@ from daily_bids.bidding.optimizer import (
     optimize,
 )
 from daily_bids.bidding.policy import BidPolicy
+from daily_bids.currency import CENT
 from daily_bids.models.value_per_click import conservative_value
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_BID_STATUSES, NOT_REPORTED
 

@@ -11,7 +11,7 @@ from daily_bids.bidding.policy import BidPolicy
 
 LARGE_MOVE_COLUMNS = ["keyword_id", "bid_in_force", "bid", "change"]
 # A bid in force within half a cent of the one we published is ours: half of the smallest billable unit of any
-# currency (`daily_bids.bidding.currency`), so it tells two whole-unit bids apart in every one.
+# currency (`daily_bids.currency`), so it tells two whole-unit bids apart in every one.
 PUBLISHED_CENT = 0.005
 
 

@@ -8,7 +8,7 @@ candidates are the ends of the range and the whole increments either side of eac
 best bid among whole increments is among them. Any other response gets `CANDIDATES` bids spread evenly over the range. Either way it
 is one vectorized pass of keywords × candidates, so its cost grows with the number of keywords only.
 
-Every bid is a whole multiple of the bid increment, the account currency's billable unit (`daily_bids.bidding.currency`:
+Every bid is a whole multiple of the bid increment, the account currency's billable unit (`daily_bids.currency`:
 a cent for USD, a yen for JPY), since Google Ads refuses any other; the increment is each function's `increment`, the
 cent where none is given.
 
@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from daily_bids.bidding.currency import CENT, MICROS_PER_UNIT
+from daily_bids.currency import CENT, MICROS_PER_UNIT
 
 CANDIDATES = 25
 # Response: bids (keywords × candidates) → (expected clicks, expected cost per click), both keywords × candidates.

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daily_bids.bidding import currency as currencies
+from daily_bids import currency as currencies
 
 
 class BidPolicy(BaseModel):
@@ -85,7 +85,7 @@ class BidPolicy(BaseModel):
 
     @property
     def account_currency(self) -> currencies.Currency:
-        """The account's currency: its billable unit and display decimals (`daily_bids.bidding.currency`)."""
+        """The account's currency: its billable unit and display decimals (`daily_bids.currency`)."""
         return currencies.currency(self.currency)
 
     @property

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pandas as pd
 
-from daily_bids.bidding import currency as currencies
+from daily_bids import currency as currencies
 from daily_bids.schema import DIMENSION_COLUMNS, NOT_REPORTED
 
 # Google Ads Editor's columns for a keyword bid change, and the bid table's column each one is taken from. The IDs

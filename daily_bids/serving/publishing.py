@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from daily_bids.bidding import currency as currencies
+from daily_bids import currency as currencies
 from daily_bids.bidding.moves import bids_in_force
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.schema import NOT_REPORTED

@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from daily_bids.bidding import currency as currencies
+from daily_bids import currency as currencies
 from daily_bids.bidding.decision import bid_rule_note, decide_bids
 from daily_bids.bidding.optimizer import BidRange, highest_bid_below
 from daily_bids.bidding.policy import BidPolicy

@@ -13,6 +13,7 @@ LAYERS: dict[str, int] = {
     "schema": 0,
     "charts": 0,
     "settings": 0,
+    "currency": 0,  # the account currency's billable unit and decimals, for settings, bids and displays
     "storage": 1,
     "simulator": 1,
     "ingest": 2,
