@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 from pydantic import Field, PrivateAttr
 
-from daily_bids.bidding.currency import currency as currency_of
+from daily_bids.currency import currency as currency_of
 from daily_bids.google_ads import bids as google_ads_bids
 from daily_bids.google_ads.bids import BATCH_JOB_THRESHOLD, GoogleAdsPublishError, Publication
 from daily_bids.google_ads.reports import (
