@@ -13,9 +13,9 @@ from daily_bids.currency import currency as currency_of
 from daily_bids.google_ads import bids as google_ads_bids
 from daily_bids.google_ads.bids import BATCH_JOB_THRESHOLD, GoogleAdsPublishError, Publication
 from daily_bids.google_ads.reports import (
-    MICROS_PER_UNIT,
-    RESTATED_METRICS,
+    REPORT_TOTAL_COLUMNS,
     AccountSettings,
+    day_totals,
     plain_customer_id,
     read_account_settings,
     read_active_days,
@@ -33,7 +33,7 @@ from daily_bids.ingest.landing import (
     unreadable_files,
     unsettled_files,
 )
-from daily_bids.schema import conform_raw, empty_raw, numeric
+from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import filesystem_for
@@ -335,21 +335,9 @@ class GoogleAdsAccount(ReportSource):
         stored_days = [day for day in days if store.partition_exists(tables.RAW_REPORT, day)]
         if not stored_days:
             return []
-        raw = store.read_partitions(
-            tables.RAW_REPORT, stored_days, ["clicks", "cost", "conversions", "conversion_value"]
-        )
-        stored = (
-            raw.assign(
-                cost_micros=(numeric(raw["cost"]) * MICROS_PER_UNIT).round(), conversions_value=raw["conversion_value"]
-            )
-            .groupby("date")[list(RESTATED_METRICS)]
-            .sum()
-            .reindex(pd.DatetimeIndex([pd.Timestamp(day) for day in stored_days], name="date"), fill_value=0)
-            .reset_index()
-        )
+        raw = store.read_partitions(tables.RAW_REPORT, stored_days, list(REPORT_TOTAL_COLUMNS))
         stated = read_day_totals(self.client(), self.customer_id, stored_days, login_customer_id=self._login())
-        stored["date"] = stored["date"].dt.date
-        return restated_days(stored, stated)
+        return restated_days(day_totals(raw, stored_days), stated)
 
     def publish_bids(self, day, bids, run_id, log):
         store = self.warehouse.warehouse()
@@ -370,8 +358,9 @@ class GoogleAdsAccount(ReportSource):
                 f"are applied and every one is in {tables.GOOGLE_ADS_BID_CHANGES} for {day}; running the step again "
                 "sends only what is missing."
             )
-        mode = "validated (dry run, BIDS_GOOGLE_ADS_PUBLISH=validate_only)" if self.validate_only else "applied"
-        return f"{self.where()}: {outcomes.get(google_ads_bids.APPLIED, outcomes.get(google_ads_bids.VALIDATED, 0)):,} change(s) {mode}"
+        outcomes_text = ", ".join(f"{count:,} {outcome}" for outcome, count in outcomes.items()) or "no change"
+        dry_run = " (a dry run: BIDS_GOOGLE_ADS_PUBLISH=validate_only)" if self.validate_only else ""
+        return f"{self.where()}: {outcomes_text}{dry_run}"
 
     def rollback(self, day: dt.date | None, run_id: str, log: Callable[[str], None]) -> pd.DataFrame:
         """Restores the bids the publication of `day` (None: the newest still live) replaced, where the account still
@@ -379,29 +368,21 @@ class GoogleAdsAccount(ReportSource):
         publications are rolled back first."""
         store = self.warehouse.warehouse()
         self.claim_warehouse(self.warehouse)
+        live = google_ads_bids.live_publication_days(store)
         if day is None:
-            live = [
-                published
-                for published in store.list_partitions(tables.GOOGLE_ADS_BID_CHANGES)
-                if google_ads_bids.live_changes(google_ads_bids.read_ledger(store, published))
-            ]
             if not live:
                 raise GoogleAdsPublishError(f"no publication to {self.where()} is live: nothing to roll back")
-            day = max(live)
+            day = live[-1]
         log(f"rolling back the bids of {day} in {self.where()}")
-        ledger = google_ads_bids.read_ledger(store, day)
-        if not ledger["outcome"].eq(google_ads_bids.APPLIED).any():
-            raise GoogleAdsPublishError(f"no bid change of {day} was applied to {self.where()}: nothing to roll back")
-        later = [
-            later_day
-            for later_day in store.list_partitions(tables.GOOGLE_ADS_BID_CHANGES)
-            if later_day > day and google_ads_bids.live_changes(google_ads_bids.read_ledger(store, later_day))
-        ]
+        if day not in live:
+            raise GoogleAdsPublishError(f"no bid change of {day} is live in {self.where()}: nothing to roll back")
+        later = [later_day for later_day in live if later_day > day]
         if later:
             raise GoogleAdsPublishError(
                 f"the bids of {', '.join(map(str, later))} were published after {day} and are live: roll those back "
                 "first, newest first"
             )
+        ledger = google_ads_bids.read_ledger(store, day)
         publication = self._publication()
         client = self.client()
         planned = google_ads_bids.plan_rollback(ledger, google_ads_bids.read_account_bids(client, publication))

@@ -232,6 +232,13 @@ def live_changes(ledger: pd.DataFrame) -> bool:
     return bool(last_action.eq("publish").any())
 
 
+def live_publication_days(store: Warehouse) -> list[dt.date]:
+    """The days whose publication still has changes in force (applied and not rolled back), oldest first."""
+    return [
+        day for day in store.list_partitions(tables.GOOGLE_ADS_BID_CHANGES) if live_changes(read_ledger(store, day))
+    ]
+
+
 def plan_rollback(ledger: pd.DataFrame, account: pd.DataFrame) -> pd.DataFrame:
     """The ledger rows that restore the bids a day's publication replaced: its applied changes not rolled back yet,
     where the account still holds the bid set. A keyword changed since (by a person, or a later publication) is

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from daily_bids.schema import report_dtypes
+from daily_bids.schema import numeric, report_dtypes
 
 MICROS_PER_UNIT = 1_000_000
 
@@ -176,7 +176,14 @@ def read_active_days(
 
 
 # A day's totals, for finding restated days: what Google states now against what the warehouse holds.
-RESTATED_METRICS = ("clicks", "cost_micros", "conversions", "conversions_value")
+# Each stored report column a day's totals are taken from, and Google's metric it is compared with.
+REPORT_TOTAL_COLUMNS = {
+    "clicks": "clicks",
+    "cost": "cost_micros",
+    "conversions": "conversions",
+    "conversion_value": "conversions_value",
+}
+RESTATED_METRICS = tuple(REPORT_TOTAL_COLUMNS.values())
 
 
 def read_day_totals(
@@ -198,6 +205,17 @@ def read_day_totals(
         _rows, summary = read_stream(client, customer_id, query, f"the totals of {day}", retry, "SUMMARY_ROW_ONLY")
         records.append({"date": day, **{metric: getattr(summary.metrics, metric) for metric in RESTATED_METRICS}})
     return pd.DataFrame.from_records(records, columns=["date", *RESTATED_METRICS])
+
+
+def day_totals(report: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
+    """A stored report's totals by day, in the terms Google states them (`RESTATED_METRICS`, cost in micros); a day
+    without rows has zeros."""
+    values = {
+        metric: numeric(report[column]) * (MICROS_PER_UNIT if metric == "cost_micros" else 1)
+        for column, metric in REPORT_TOTAL_COLUMNS.items()
+    }
+    sums = pd.DataFrame(values).assign(date=report["date"].dt.date.to_numpy()).groupby("date").sum()
+    return sums.reindex(days, fill_value=0.0).rename_axis("date").reset_index()
 
 
 def restated_days(stored: pd.DataFrame, stated: pd.DataFrame) -> list[dt.date]:

@@ -6,9 +6,11 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from assets.automation import google_ads_restatement_sensor
+from daily_bids.google_ads.bids import GoogleAdsPublishError, read_ledger
 from daily_bids.google_ads.reports import enum_name
 from daily_bids.schema import raw_dtypes
 from daily_bids.storage import tables
@@ -111,3 +113,36 @@ def test_other_sources_skip_the_restatement_sensor(tmp_path):
     with dg.build_sensor_context(resources={"ad_platform": simulator}) as context:
         result = google_ads_restatement_sensor(context)
     assert isinstance(result, dg.SkipReason) and "not a Google Ads account" in result.skip_message
+
+
+def test_publications_roll_back_newest_first(emulator, tmp_path):
+    source = account_resource(emulator, tmp_path, validate_only=False)
+    account = emulator.account
+    original = {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()}
+    enabled = sorted(key for key, criterion in account.criteria.items() if criterion.status == "ENABLED")[:20]
+
+    def bids(factor):
+        return pd.DataFrame(
+            {
+                "keyword_id": range(1, len(enabled) + 1),
+                "ad_group_id": [str(a) for a, _ in enabled],
+                "criterion_id": [str(c) for _, c in enabled],
+                "bid": [original[key] // 1_000_000 * factor for key in enabled],
+            }
+        )
+
+    first, second = ACCOUNT_YESTERDAY - dt.timedelta(days=1), ACCOUNT_YESTERDAY
+    assert "20 applied" in source.publish_bids(first, bids(2), "run-1", lambda message: None)
+    after_first = {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()}
+    assert "20 applied" in source.publish_bids(second, bids(3), "run-2", lambda message: None)
+
+    with pytest.raises(GoogleAdsPublishError, match=f"the bids of {second} were published after {first} and are live"):
+        source.rollback(first, "rollback-1", lambda message: None)
+    source.rollback(None, "rollback-2", lambda message: None)  # latest: the second publication
+    assert {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()} == after_first
+    source.rollback(first, "rollback-3", lambda message: None)
+    assert {key: criterion.cpc_bid_micros for key, criterion in account.criteria.items()} == original
+    with pytest.raises(GoogleAdsPublishError, match="no publication .* is live: nothing to roll back"):
+        source.rollback(None, "rollback-4", lambda message: None)
+    ledger = read_ledger(source.warehouse.warehouse(), first)
+    assert list(ledger["action"].value_counts().sort_index().items()) == [("publish", 20), ("rollback", 20)]
