@@ -6,8 +6,9 @@ from daily_bids.storage import tables
 
 # Assets that write no table of their own: a chart and MLflow run, and tuning results beside the models.
 NOT_TABLES = {"bid_policy_backtest", "model_tuning"}
-# Tables no asset materializes: the model IO manager's registry, and the platform's own state ("_" names).
-NOT_ASSETS = {tables.MODEL_REGISTRY}
+# Tables no asset materializes: the model IO manager's registry, the Google Ads ledger (written by `published_bids`
+# through the Google Ads resource, and by `bids rollback`), and the platform's own state ("_" names).
+NOT_ASSETS = {tables.MODEL_REGISTRY, tables.GOOGLE_ADS_BID_CHANGES}
 
 
 def _registry() -> set[str]:
