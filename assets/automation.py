@@ -43,11 +43,11 @@ LAB_ASSETS = [model_tuning, user_keras_model]
 
 def freshness_checks(settings: Settings, report_assets=REPORT_ASSETS, serving_assets=SERVING_ASSETS) -> list:
     """Yesterday's partition (or a newer one) of each daily table must exist by its deadline
-    (`BIDS_REPORT_DEADLINE`, `BIDS_BIDS_DEADLINE`); the UI shows the verdicts (`assets.freshness`). Built on the
-    deployment's assets (its partitions)."""
+    (`BIDS_REPORT_DEADLINE`, `BIDS_BIDS_DEADLINE`, read in `BIDS_TIME_ZONE`); the UI shows the verdicts
+    (`assets.freshness`). Built on the deployment's assets (its partitions)."""
     return [
-        daily_freshness_checks("report_freshness", report_assets, settings.report_deadline),
-        daily_freshness_checks("bids_freshness", serving_assets, settings.bids_deadline),
+        daily_freshness_checks("report_freshness", report_assets, settings.report_deadline, settings.time_zone),
+        daily_freshness_checks("bids_freshness", serving_assets, settings.bids_deadline, settings.time_zone),
     ]
 
 

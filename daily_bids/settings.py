@@ -353,15 +353,15 @@ class Settings(BaseSettings):
     report_deadline: str = Field(
         "0 6 * * *",
         description=(
-            "Cron (UTC) by which yesterday's report partition (or a newer one) must be materialized; later, its "
-            "freshness check fails. The daily schedule fetches the report at 05:30."
+            "Cron, read in `BIDS_TIME_ZONE`, by which yesterday's report partition (or a newer one) must be "
+            "materialized; later, its freshness check fails. The daily schedule fetches the report at 05:30 there."
         ),
     )
     bids_deadline: str = Field(
         "0 7 * * *",
         description=(
-            "Cron (UTC) by which yesterday's partition of bids (or a newer one) must be published; later, its "
-            "freshness check fails."
+            "Cron, read in `BIDS_TIME_ZONE`, by which yesterday's partition of bids (or a newer one) must be "
+            "published; later, its freshness check fails."
         ),
     )
     losing_spend_warn_share: float | None = Field(
