@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from assets.retraining import CHAMPION, ChampionBehindData
 from daily_bids.settings import Settings
 from support.deployment import build_definitions
 
@@ -53,3 +54,18 @@ def test_the_schedule_runs_at_0530_in_the_accounts_time_zone_for_its_yesterday(n
         with dg.instance_for_test() as instance:
             tick = schedule.evaluate_tick(dg.build_schedule_context(instance, scheduled_execution_time=tick_time))
         assert [request.partition_key for request in tick.run_requests] == [partition]
+
+
+def test_the_deadlines_and_the_retraining_days_are_the_accounts(new_york):
+    graph = new_york.resolve_asset_graph()
+    freshness = [graph.get_check_spec(key) for key in graph.asset_check_keys if key.name == "freshness_check"]
+    assert freshness and all("(cron, America/New_York)" in spec.description for spec in freshness)
+    condition = graph.get(CHAMPION).automation_condition
+
+    def behind_data(node):
+        if isinstance(node, ChampionBehindData):
+            yield node
+        for child in node.children:
+            yield from behind_data(child)
+
+    assert [node.time_zone for node in behind_data(condition)] == [NEW_YORK]
