@@ -63,7 +63,7 @@ def _build_asset_graph(settings: Settings) -> AssetGraph:
     partitions = partitions_for(settings)
     models = {key for model in MODEL_ASSETS for key in model.keys}
     model_policies = dict(
-        automation_condition=retraining_condition(settings.model_max_age_days),
+        automation_condition=retraining_condition(settings.model_max_age_days, settings.time_zone),
         freshness_policy=model_freshness_policy(settings.model_max_age_days),
     )
     rebuilt = {

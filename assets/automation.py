@@ -1,7 +1,8 @@
 """Jobs, schedules and sensors: how the assets are run without anyone clicking.
 
 - The daily chain (report → validated → features → monitoring of yesterday's bids → predictions and the bid
-  landscape → bids → published bids) is one run a day, started by `daily_bid_job_schedule` at 05:30 UTC for yesterday's partition.
+  landscape → bids → published bids) is one run a day, started by `daily_bid_job_schedule` at 05:30 in the account's
+  time zone (`BIDS_TIME_ZONE`) for the account's yesterday.
 - The models retrain through declarative automation (`assets.retraining`), evaluated by `retraining_sensor`.
 - Freshness: the models carry a freshness policy; the daily tables have time-partition freshness checks, evaluated
   by `freshness_checks_sensor`.
@@ -42,11 +43,11 @@ LAB_ASSETS = [model_tuning, user_keras_model]
 
 def freshness_checks(settings: Settings, report_assets=REPORT_ASSETS, serving_assets=SERVING_ASSETS) -> list:
     """Yesterday's partition (or a newer one) of each daily table must exist by its deadline
-    (`BIDS_REPORT_DEADLINE`, `BIDS_BIDS_DEADLINE`); the UI shows the verdicts (`assets.freshness`). Built on the
-    deployment's assets (its partitions)."""
+    (`BIDS_REPORT_DEADLINE`, `BIDS_BIDS_DEADLINE`, read in `BIDS_TIME_ZONE`); the UI shows the verdicts
+    (`assets.freshness`). Built on the deployment's assets (its partitions)."""
     return [
-        daily_freshness_checks("report_freshness", report_assets, settings.report_deadline),
-        daily_freshness_checks("bids_freshness", serving_assets, settings.bids_deadline),
+        daily_freshness_checks("report_freshness", report_assets, settings.report_deadline, settings.time_zone),
+        daily_freshness_checks("bids_freshness", serving_assets, settings.bids_deadline, settings.time_zone),
     ]
 
 
@@ -97,7 +98,9 @@ register_keras_job = dg.define_asset_job(
     "champion gate judges it on its next run.",
 )
 
-# Reports for day D are complete after midnight UTC; bids for D+1 are ready by early morning.
+# Reports for day D are complete after midnight in the account's time zone; bids for D+1 are ready by early morning.
+# The schedule is resolved against the job's partitions, those of the assets (`assets.partitions.partitions_for`):
+# it runs at 05:30 in their time zone (`BIDS_TIME_ZONE`), for their last partition, the account's yesterday.
 daily_bid_schedule = dg.build_schedule_from_partitioned_job(
     daily_bid_job, hour_of_day=5, minute_of_hour=30, default_status=dg.DefaultScheduleStatus.RUNNING
 )

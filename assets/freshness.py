@@ -6,7 +6,8 @@ asks for exactly one partition: a table whose next day is already there (the fir
 yesterday's report before the day-before's deadline has moved on) was reported overdue, and one with partitions
 starting after the deadline could not be judged at all. Here:
 
-- the partition due is the last day that ended by the latest tick of the deadline cron (UTC);
+- the partition due is the last day that ended by the latest tick of the deadline cron, both read in the account's
+  time zone (`BIDS_TIME_ZONE`, the zone of the partitions);
 - it is fresh when that day *or a newer one* is materialized;
 - nothing is due before the table's first partition, nor before its first materialization (the daily schedule's
   first run makes it; a run that fails is alerted as a failed run);
@@ -25,24 +26,31 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG
 
+from daily_bids.settings import account_now
+
 FRESHNESS_CHECK = "freshness_check"  # the check's name on every daily table
 # Read by Dagster's freshness sensor: after this moment the check can be overdue again.
 FRESH_UNTIL = "dagster/fresh_until_timestamp"
 _TICK_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def _deadline_ticks(deadline_cron: str) -> dg.TimeWindowPartitionsDefinition:
-    """The deadline cron's ticks as time windows (UTC): the window holding a moment starts at the latest tick."""
+def _deadline_ticks(deadline_cron: str, time_zone: str) -> dg.TimeWindowPartitionsDefinition:
+    """The deadline cron's ticks as time windows, the cron read in `time_zone`: the window holding a moment starts
+    at the latest tick."""
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule=deadline_cron, start=dt.datetime(2000, 1, 1), fmt=_TICK_FORMAT, timezone="UTC"
+        cron_schedule=deadline_cron, start=dt.datetime(2000, 1, 1), fmt=_TICK_FORMAT, timezone=time_zone
     )
 
 
-def due_partition(deadline_cron: str, now: dt.datetime) -> tuple[dt.date, dt.datetime, dt.datetime]:
-    """The partition due at `now`, the deadline it was due by (the latest tick of `deadline_cron`), and the next."""
-    ticks = _deadline_ticks(deadline_cron)
+def due_partition(
+    deadline_cron: str, now: dt.datetime, time_zone: str = "UTC"
+) -> tuple[dt.date, dt.datetime, dt.datetime]:
+    """The partition due at `now`, the deadline it was due by (the latest tick of `deadline_cron`, read in the
+    account's `time_zone`), and the next."""
+    ticks = _deadline_ticks(deadline_cron, time_zone)
     window = ticks.time_window_for_partition_key(ticks.get_partition_key_for_timestamp(now.timestamp()))
-    return window.start.date() - dt.timedelta(days=1), window.start, window.end  # day D ends at D+1 00:00 UTC
+    # The tick falls on the account's day D+1 (its clock): D is the last day that had ended by then.
+    return window.start.date() - dt.timedelta(days=1), window.start, window.end
 
 
 def judge_freshness(
@@ -51,9 +59,12 @@ def judge_freshness(
     first_day: dt.date,
     deadline_cron: str,
     now: dt.datetime,
+    time_zone: str = "UTC",
 ) -> dg.AssetCheckResult:
-    """The freshness verdict of one daily table at `now` (see the module's docstring)."""
-    due, deadline, next_deadline = due_partition(deadline_cron, now)
+    """The freshness verdict of one daily table at `now`, the deadline read in the account's `time_zone` (see the
+    module's docstring)."""
+    now = account_now(time_zone, now)
+    due, deadline, next_deadline = due_partition(deadline_cron, now, time_zone)
     metadata = {
         "due_partition": dg.MetadataValue.text(due.isoformat()),
         "deadline": dg.MetadataValue.timestamp(deadline),
@@ -71,7 +82,9 @@ def judge_freshness(
         )
 
     if due < first_day:
-        first_due = f"{first_day} is due by the first deadline after {first_day + dt.timedelta(days=1)} 00:00 UTC"
+        first_due = (
+            f"{first_day} is due by the first deadline after {first_day + dt.timedelta(days=1)} 00:00 {time_zone}"
+        )
         return verdict(True, f"No partition is due yet: the first, {first_due}.")
     latest = instance.get_latest_materialization_event(asset_key)
     if latest is None:
@@ -91,7 +104,7 @@ def judge_freshness(
     latest_partition = latest.dagster_event.partition if latest.dagster_event else None
     return verdict(
         False,
-        f"Overdue: partition {due} (or a newer one) was due by {deadline:%Y-%m-%d %H:%M} UTC; the latest "
+        f"Overdue: partition {due} (or a newer one) was due by {deadline:%Y-%m-%d %H:%M} {time_zone}; the latest "
         f"materialization is of {latest_partition}.",
     )
 
@@ -123,9 +136,10 @@ def last_partition_of(run: dg.DagsterRun) -> dt.date | None:
 
 
 def daily_freshness_checks(
-    name: str, assets: Sequence[dg.AssetsDefinition], deadline_cron: str
+    name: str, assets: Sequence[dg.AssetsDefinition], deadline_cron: str, time_zone: str = "UTC"
 ) -> dg.AssetChecksDefinition:
-    """One `freshness_check` per table of `assets` (daily partitioned), judged against `deadline_cron`."""
+    """One `freshness_check` per table of `assets` (daily partitioned), judged against `deadline_cron` read in the
+    account's `time_zone` (`BIDS_TIME_ZONE`)."""
     first_day_of = {
         key: dt.date.fromisoformat(asset.partitions_def.get_first_partition_key())
         for asset in assets
@@ -136,15 +150,15 @@ def daily_freshness_checks(
             FRESHNESS_CHECK,
             asset=key,
             description=f"Yesterday's partition, or a newer one, is materialized by the deadline `{deadline_cron}` "
-            "(cron, UTC). Nothing is due before the first partition or the first materialization.",
+            f"(cron, {time_zone}). Nothing is due before the first partition or the first materialization.",
         )
         for key in first_day_of
     ]
 
     @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
     def freshness(context: dg.AssetCheckExecutionContext):
-        now = dt.datetime.now(dt.UTC)
-        due, _, _ = due_partition(deadline_cron, now)
+        now = account_now(time_zone)
+        due, _, _ = due_partition(deadline_cron, now, time_zone)
         last_partition = last_partition_of(context.run)
         if last_partition is not None and last_partition < due:
             for check_key in context.selected_asset_check_keys:
@@ -152,6 +166,6 @@ def daily_freshness_checks(
             return
         for check_key in context.selected_asset_check_keys:
             key = check_key.asset_key
-            yield judge_freshness(context.instance, key, first_day_of[key], deadline_cron, now)
+            yield judge_freshness(context.instance, key, first_day_of[key], deadline_cron, now, time_zone)
 
     return freshness

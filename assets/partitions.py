@@ -1,5 +1,6 @@
-"""The one partitions definition of the graph: partition D is the keyword report of day D (UTC), from the
-deployment's first day (`BIDS_FIRST_DAY`, or where the account's history starts).
+"""The one partitions definition of the graph: partition D is the keyword report of the account's day D (in
+`BIDS_TIME_ZONE`, the zone Google reports in), from the deployment's first day (`BIDS_FIRST_DAY`, or where the
+account's history starts). The daily schedule takes its time zone from these partitions.
 
 The asset and check definitions in this package are written once, against the default deployment's partitions
 (`daily_partitions`); `with_partitions` gives a definition another deployment's, which is how
@@ -39,9 +40,10 @@ ignore_known_notices()
 
 
 def partitions_for(settings: Settings) -> dg.DailyPartitionsDefinition:
-    """The daily partitions of a deployment: one a day from its first day (`BIDS_FIRST_DAY`, or where the account's
-    history starts: `resources.deployment.first_report_day`)."""
-    return dg.DailyPartitionsDefinition(start_date=first_report_day(settings).isoformat())
+    """The daily partitions of a deployment: one a day of the account's time zone (`BIDS_TIME_ZONE`) from its first
+    day (`BIDS_FIRST_DAY`, or where the account's history starts: `resources.deployment.first_report_day`). The last
+    is the account's yesterday: a day's partition exists once the day has ended there."""
+    return dg.DailyPartitionsDefinition(start_date=first_report_day(settings).isoformat(), timezone=settings.time_zone)
 
 
 # The deployment the definitions of this package are written against: every setting at its default, with partitions

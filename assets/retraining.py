@@ -9,7 +9,8 @@ In plain words, the models are retrained when
 - or there is no champion yet;
 and in every case only when the latest partitions of the reports and features they train on exist and passed their
 blocking checks, no model or input is being written right now, and no retraining was requested yet today (a failed
-retraining is tried again the next day, not on every tick).
+retraining is tried again the next day, not on every tick). Days (the latest report day, today) are the account's, in
+`BIDS_TIME_ZONE`.
 
 After retraining, the champion gate decides what serves, as always.
 """
@@ -21,6 +22,7 @@ from types import ModuleType
 
 import dagster as dg
 
+from daily_bids.settings import account_time, account_yesterday
 from daily_bids.storage import tables
 
 CHAMPION = dg.AssetKey(tables.CHAMPION)
@@ -46,11 +48,12 @@ def _all_or_nothing(context: dg.AutomationContext, true: bool) -> dg.AutomationR
 
 
 class ChampionBehindData(dg.AutomationCondition):
-    """True when the champion's training data ends more than `max_age_days` before the latest report day (the day
-    before the evaluation), or when there is no champion yet."""
+    """True when the champion's training data ends more than `max_age_days` before the latest report day (the
+    account's yesterday at the evaluation, in `time_zone`), or when there is no champion yet."""
 
-    def __init__(self, max_age_days: int):
+    def __init__(self, max_age_days: int, time_zone: str = "UTC"):
         self.max_age_days = max_age_days
+        self.time_zone = time_zone
 
     @property
     def name(self) -> str:
@@ -63,7 +66,7 @@ class ChampionBehindData(dg.AutomationCondition):
         through = event.asset_materialization.metadata.get(DATA_THROUGH)
         if through is None:  # a champion stored before this metadata existed: judged by the freshness policy alone
             return _all_or_nothing(context, False)
-        latest_report_day = context.evaluation_time.date() - dt.timedelta(days=1)
+        latest_report_day = account_yesterday(self.time_zone, context.evaluation_time)
         age = (latest_report_day - dt.date.fromisoformat(through.value)).days
         return _all_or_nothing(context, age > self.max_age_days)
 
@@ -86,9 +89,9 @@ class ChampionDeclined(dg.AutomationCondition):
         return _all_or_nothing(context, not evaluation.passed and record.event.timestamp > champion.timestamp)
 
 
-def retraining_condition(max_age_days: int) -> dg.AutomationCondition:
+def retraining_condition(max_age_days: int, time_zone: str = "UTC") -> dg.AutomationCondition:
     """The automation condition of every model asset (see the module docstring), for a freshness window of
-    `max_age_days` (`BIDS_MODEL_MAX_AGE_DAYS`)."""
+    `max_age_days` (`BIDS_MODEL_MAX_AGE_DAYS`), its days those of the account's `time_zone` (`BIDS_TIME_ZONE`)."""
     code_changed = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.code_version_changed())
     for key in MODEL_KEYS:
         code_changed = code_changed | dg.AutomationCondition.asset_matches(
@@ -98,12 +101,12 @@ def retraining_condition(max_age_days: int) -> dg.AutomationCondition:
         dg.AutomationCondition.asset_matches(CHAMPION, dg.AutomationCondition.freshness_failed()).with_label(
             "champion's freshness policy failed"
         )
-        | ChampionBehindData(max_age_days)
+        | ChampionBehindData(max_age_days, time_zone)
         | ChampionDeclined()
         | code_changed.since_last_handled().with_label("code version of a model or of the features changed")
     )
     requested_today = dg.AutomationCondition.newly_requested().since(
-        dg.AutomationCondition.cron_tick_passed("0 0 * * *", "UTC")
+        dg.AutomationCondition.cron_tick_passed("0 0 * * *", time_zone)
     )
     return (
         due.with_label(DUE)
@@ -132,10 +135,13 @@ def model_freshness_policy(max_age_days: int) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(fail_window=max_age, warn_window=warn if warn > dt.timedelta(0) else None)
 
 
-def retraining_reasons(defs: dg.Definitions, instance: dg.DagsterInstance, day: dt.date) -> list[str]:
-    """Why the retraining condition asks for retraining on the morning after report day `day`, as the sensor would
-    see it then; empty when it does not. `make run` asks this before it trains."""
-    morning = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.UTC)
+def retraining_reasons(
+    defs: dg.Definitions, instance: dg.DagsterInstance, day: dt.date, time_zone: str = "UTC"
+) -> list[str]:
+    """Why the retraining condition asks for retraining on the morning after report day `day` (06:00 in the
+    account's `time_zone`), as the sensor would see it then; empty when it does not. `make run` asks this before it
+    trains."""
+    morning = account_time(time_zone, day + dt.timedelta(days=1), dt.time(6))
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=morning, asset_selection=dg.AssetSelection.assets(*MODEL_KEYS)
     )

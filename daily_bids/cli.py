@@ -223,7 +223,7 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
     if retrain or current is None:  # the instance may remember a champion that this warehouse does not hold
         reasons = ["--retrain"] if retrain else ["this warehouse holds no champion yet"]
     else:
-        reasons = retraining_reasons(defs, instance, day)
+        reasons = retraining_reasons(defs, instance, day, partitions.timezone)  # the account's (BIDS_TIME_ZONE)
     if reasons:
         print(
             f"[daily-bids] training clusters, the XGBoost and the deep model, then the champion gate "

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
@@ -117,6 +118,31 @@ CHOICES = {
 }
 
 
+# ---- the account's clock: the one place that says what "now" and "yesterday" are in the account's time zone -------
+def account_zone(time_zone: str) -> ZoneInfo:
+    """The account's time zone (`Settings.time_zone`, `BIDS_TIME_ZONE`)."""
+    return ZoneInfo(time_zone)
+
+
+def account_now(time_zone: str, at: dt.datetime | None = None) -> dt.datetime:
+    """The moment `at` (default: now) on the account's clock. `at` must be aware; it is converted, not relabelled."""
+    if at is not None and at.tzinfo is None:
+        raise ValueError(f"{at!r} has no time zone: which moment it is depends on one")
+    zone = account_zone(time_zone)
+    return dt.datetime.now(zone) if at is None else at.astimezone(zone)
+
+
+def account_yesterday(time_zone: str, at: dt.datetime | None = None) -> dt.date:
+    """The account's yesterday at `at` (default: now): the last day whose report is complete, the one the daily
+    schedule runs for."""
+    return account_now(time_zone, at).date() - dt.timedelta(days=1)
+
+
+def account_time(time_zone: str, day: dt.date, time: dt.time) -> dt.datetime:
+    """The moment the account's clock shows `time` on `day` (e.g. 06:00 the morning after a report day)."""
+    return dt.datetime.combine(day, time, tzinfo=account_zone(time_zone))
+
+
 class Settings(BaseSettings):
     """The deployment: every `BIDS_*` variable as a typed, validated field (`BIDS_` + the field's name in capitals).
     A field's default is written as its variable would be set; a wrong value is refused naming the variable."""
@@ -136,6 +162,14 @@ class Settings(BaseSettings):
             "Empty: where the account's history starts, found when the definitions load: the earliest report in the "
             "warehouse or, for a landing zone, the earliest day its files cover; before the simulator's first run, the "
             "first day that run fetches (90 days before yesterday)."
+        ),
+    )
+    time_zone: str = Field(
+        "UTC",
+        description=(
+            "The account's time zone (an IANA name, e.g. `America/New_York`, `Europe/Berlin`), the one its reports are "
+            "in: partition D is the account's day D, the daily schedule runs at 05:30 there (for the account's "
+            "yesterday), and `BIDS_REPORT_DEADLINE` and `BIDS_BIDS_DEADLINE` are read there."
         ),
     )
     source: Literal["simulator", "landing", "google_ads"] = Field(
@@ -320,15 +354,15 @@ class Settings(BaseSettings):
     report_deadline: str = Field(
         "0 6 * * *",
         description=(
-            "Cron (UTC) by which yesterday's report partition (or a newer one) must be materialized; later, its "
-            "freshness check fails. The daily schedule fetches the report at 05:30."
+            "Cron, read in `BIDS_TIME_ZONE`, by which yesterday's report partition (or a newer one) must be "
+            "materialized; later, its freshness check fails. The daily schedule fetches the report at 05:30 there."
         ),
     )
     bids_deadline: str = Field(
         "0 7 * * *",
         description=(
-            "Cron (UTC) by which yesterday's partition of bids (or a newer one) must be published; later, its "
-            "freshness check fails."
+            "Cron, read in `BIDS_TIME_ZONE`, by which yesterday's partition of bids (or a newer one) must be "
+            "published; later, its freshness check fails."
         ),
     )
     losing_spend_warn_share: float | None = Field(
@@ -454,6 +488,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{cls.env_name(info.field_name)}={value!r} is not a date of the form YYYY-MM-DD"
             ) from None
+
+    @field_validator("time_zone", mode="before")
+    @classmethod
+    def _time_zone(cls, value: Any) -> str:
+        """An IANA time zone name that the time zone database (the system's, or the tzdata package) knows; not
+        `localtime`, which is whatever machine reads it."""
+        try:
+            if str(value) == "localtime":
+                raise ValueError(value)
+            account_zone(str(value))
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, such as `America`
+            raise ValueError(
+                f"BIDS_TIME_ZONE={value!r} is not a time zone: use an IANA name such as America/New_York, "
+                "Europe/Berlin or UTC"
+            ) from None
+        return str(value)
 
     @field_validator(*INT_RANGES, mode="before")
     @classmethod

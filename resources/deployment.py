@@ -15,7 +15,7 @@ from daily_bids.bidding.budgets import read_campaign_budgets
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.features.windows import plan_history
 from daily_bids.ingest.landing import covered_days
-from daily_bids.settings import Settings
+from daily_bids.settings import Settings, account_yesterday
 from daily_bids.simulator.market import EPOCH, MAX_KEYWORDS, MIN_KEYWORDS
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import SourceMismatchError, Warehouse
@@ -61,6 +61,7 @@ def deployment_warehouse(settings: Settings) -> WarehouseResource:
 
 def first_report_day(settings: Settings, today: dt.date | None = None) -> dt.date:
     """The first day of the deployment's partitions: `BIDS_FIRST_DAY`, or where the account's history starts.
+    `today` is the account's (default: today in `BIDS_TIME_ZONE`).
 
     That is the earliest report in the warehouse, and for a landing zone also the earliest day its files cover (its
     index as the runs keep it; before the first run, brought up to date as a run would). With neither, the first day
@@ -74,7 +75,7 @@ def first_report_day(settings: Settings, today: dt.date | None = None) -> dt.dat
         known += _landing_days(settings, warehouse, refresh=not known)[:1]
     if known:
         return min(known)
-    yesterday = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+    yesterday = today - dt.timedelta(days=1) if today else account_yesterday(settings.time_zone)
     return plan_history(EPOCH, yesterday).report_days[0]
 
 

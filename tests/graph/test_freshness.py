@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from assets.freshness import FRESH_UNTIL, FRESHNESS_CHECK, daily_freshness_checks, judge_freshness
+from assets.freshness import FRESH_UNTIL, FRESHNESS_CHECK, daily_freshness_checks, due_partition, judge_freshness
 
 BIDS = dg.AssetKey("published_bids")
 FIRST_DAY = dt.date(2026, 9, 6)
@@ -94,3 +94,25 @@ def test_a_backfill_of_past_days_judges_nothing(instance):
         [published_bids, check], instance=instance, selection=dg.AssetSelection.checks(check)
     ).get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.description.startswith("Overdue")
+
+
+def test_the_deadline_is_read_in_the_accounts_time_zone(instance):
+    """BIDS_TIME_ZONE=America/New_York: 11:30 UTC on 12-06 is 06:30 there, before that morning's 07:00 deadline, so
+    the day due is still 12-04 (in UTC, 07:00 has passed and 12-05 is due)."""
+    moment = dt.datetime(2026, 12, 6, 11, 30, tzinfo=dt.UTC)
+    due, deadline, next_deadline = due_partition(DEADLINE, moment, "America/New_York")
+    assert due == dt.date(2026, 12, 4)
+    assert deadline.isoformat() == "2026-12-05T07:00:00-05:00"
+    assert next_deadline.isoformat() == "2026-12-06T07:00:00-05:00"
+    assert due_partition(DEADLINE, moment)[0] == dt.date(2026, 12, 5)  # UTC, the default
+    # Near midnight: 03:00 UTC on 12-07 is 22:00 on 12-06 in New York; its 07:00 of 12-06 has passed, so 12-05 is due.
+    assert due_partition(DEADLINE, dt.datetime(2026, 12, 7, 3, tzinfo=dt.UTC), "America/New_York")[0] == dt.date(
+        2026, 12, 5
+    )
+    _materialized(instance, "2026-12-04")
+    late = judge_freshness(instance, BIDS, FIRST_DAY, DEADLINE, moment + dt.timedelta(hours=1), "America/New_York")
+    assert late.description == (
+        "Overdue: partition 2026-12-05 (or a newer one) was due by 2026-12-06 07:00 America/New_York; the latest "
+        "materialization is of 2026-12-04."
+    )
+    assert judge_freshness(instance, BIDS, FIRST_DAY, DEADLINE, moment, "America/New_York").passed

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from daily_bids.bidding.policy import BidPolicy
-from daily_bids.settings import Settings, SettingsError
+from daily_bids.settings import Settings, SettingsError, account_now, account_time, account_yesterday
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 from resources.deployment import BID_POLICY_SETTINGS, FIELDS_NOT_SET_DIRECTLY, build_resources, first_report_day
@@ -73,6 +73,27 @@ def test_values_are_typed_and_errors_name_the_variable():
         Settings.from_environment({"BIDS_S3_TIMEOUT_SECONDS": "inf"})
     with pytest.raises(ValueError, match="BIDS_FIRST_DAY='2024-02-30' is not a date of the form YYYY-MM-DD"):
         Settings.from_environment({"BIDS_FIRST_DAY": "2024-02-30"})
+
+
+def test_the_time_zone_is_an_iana_name_and_says_what_yesterday_is():
+    assert Settings.defaults().time_zone == "UTC"
+    assert Settings.from_environment({"BIDS_TIME_ZONE": "America/New_York"}).time_zone == "America/New_York"
+    for bad in ("EST+5", "america/new_york", "America", "Mars/Olympus_Mons", "", "../etc/passwd", "localtime"):
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_environment({"BIDS_TIME_ZONE": bad})
+        assert str(refused.value) == (
+            f"BIDS_TIME_ZONE={bad!r} is not a time zone: use an IANA name such as America/New_York, Europe/Berlin or UTC"
+        )
+    # 03:00 UTC on 03-02 is still 22:00 on 03-01 in New York: the account's yesterday is 02-28; in UTC, 03-01.
+    moment = dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC)
+    assert account_now("America/New_York", moment) == moment
+    assert account_now("America/New_York", moment).isoformat() == "2026-03-01T22:00:00-05:00"
+    assert account_yesterday("America/New_York", moment) == dt.date(2026, 2, 28)
+    assert account_yesterday("UTC", moment) == dt.date(2026, 3, 1)
+    assert account_yesterday("Asia/Tokyo", moment) == dt.date(2026, 3, 1)  # 12:00 on 03-02 there
+    assert account_time("America/New_York", dt.date(2026, 3, 2), dt.time(6)) == moment + dt.timedelta(hours=8)
+    with pytest.raises(ValueError, match="has no time zone"):
+        account_now("UTC", dt.datetime(2026, 3, 2, 3))
 
 
 def test_two_deployments_build_two_definitions_in_one_process(tmp_path):
