@@ -2,7 +2,6 @@
 
 import datetime as dt
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -34,6 +33,7 @@ from daily_bids.ingest.landing import (
     unsettled_files,
 )
 from daily_bids.schema import conform_raw, empty_raw
+from daily_bids.settings import account_yesterday
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import filesystem_for
@@ -235,6 +235,7 @@ class GoogleAdsAccount(ReportSource):
     config_file: str = Field("", description="Path of a google-ads.yaml; empty: the GOOGLE_ADS_* variables.")
     validate_only: bool = Field(True, description="Send bid changes as a dry run: Google checks them, applies none.")
     currency: str = Field("USD", description="The currency the bids are in (BIDS_CURRENCY); the account's must match.")
+    time_zone: str = Field("UTC", description="The partitions' time zone (BIDS_TIME_ZONE); the account's must match.")
     batch_job_threshold: int = Field(
         BATCH_JOB_THRESHOLD, ge=1, description="A publication of more changes than this goes through BatchJobService."
     )
@@ -270,13 +271,19 @@ class GoogleAdsAccount(ReportSource):
         return self._client
 
     def account(self) -> AccountSettings:
-        """The account's currency and time zone, read once; a currency other than the bids' is refused."""
+        """The account's currency and time zone, read once; a currency other than the bids', or a time zone other than
+        the partitions', is refused."""
         if self._account is None:
             account = read_account_settings(self.client(), self.customer_id, login_customer_id=self._login())
             if account.currency_code != self.currency:
                 raise GoogleAdsConfigError(
                     f"Google Ads customer {account.customer_id} is billed in {account.currency_code}, but the bids are "
                     f"in {self.currency}: set BIDS_CURRENCY={account.currency_code}"
+                )
+            if account.time_zone != self.time_zone:
+                raise GoogleAdsConfigError(
+                    f"Google Ads customer {account.customer_id} reports the days of {account.time_zone}, but the "
+                    f"partitions are days of {self.time_zone}: set BIDS_TIME_ZONE={account.time_zone}"
                 )
             self._account = account
         return self._account
@@ -305,7 +312,7 @@ class GoogleAdsAccount(ReportSource):
 
     def covered_days(self):
         """The account's complete days with traffic, in its own time zone: up to its yesterday."""
-        yesterday = dt.datetime.now(ZoneInfo(self.account().time_zone)).date() - dt.timedelta(days=1)
+        yesterday = account_yesterday(self.account().time_zone)
         return read_active_days(
             self.client(),
             self.customer_id,

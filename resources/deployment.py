@@ -166,6 +166,7 @@ def _report_source(settings: Settings, warehouse: WarehouseResource, s3: Bounded
             restatement_days=settings.google_ads_restatement_days,
             batch_job_threshold=settings.google_ads_batch_job_threshold,
             currency=settings.currency,
+            time_zone=settings.time_zone,
         )
     return LandingZoneSource(
         uri=settings.landing_uri,

@@ -37,7 +37,7 @@ def account_resource(emulator, tmp_path, **fields) -> GoogleAdsAccount:
         customer_id="123-456-7890",
         login_customer_id="9876543210",
         config_file=str(emulator.write_client_config(tmp_path)),
-        **{"currency": "JPY", **fields},
+        **{"currency": "JPY", "time_zone": "America/New_York", **fields},
     )
 
 
@@ -60,6 +60,10 @@ def test_the_account_delivers_raw_reports_of_its_own_days(emulator, tmp_path):
 def test_an_account_in_another_currency_or_a_broken_config_is_refused_by_name(emulator, tmp_path):
     with pytest.raises(GoogleAdsConfigError, match="billed in JPY, but the bids are in USD: set BIDS_CURRENCY=JPY"):
         account_resource(emulator, tmp_path, currency="USD").covered_days()
+    with pytest.raises(
+        GoogleAdsConfigError, match="days of America/New_York, but the partitions are days of UTC: set "
+    ):
+        account_resource(emulator, tmp_path, time_zone="UTC").covered_days()
     missing = GoogleAdsAccount(
         warehouse=WarehouseResource(uri=str(tmp_path / "warehouse"), s3=BoundedS3Resource()),
         customer_id="123-456-7890",
