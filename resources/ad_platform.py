@@ -280,6 +280,13 @@ class GoogleAdsAccount(ReportSource):
                     f"Google Ads customer {account.customer_id} is billed in {account.currency_code}, but the bids are "
                     f"in {self.currency}: set BIDS_CURRENCY={account.currency_code}"
                 )
+            ours = currency_of(self.currency).billable_unit_micros
+            if ours % account.billable_unit_micros:
+                raise GoogleAdsConfigError(
+                    f"Google bills {account.currency_code} in units of {account.billable_unit_micros:,} micros, but "
+                    f"Daily Bids' table (daily_bids/currency.py) bids it in steps of {ours:,}: Google would refuse "
+                    "the bids. Correct the table's entry."
+                )
             if account.time_zone != self.time_zone:
                 raise GoogleAdsConfigError(
                     f"Google Ads customer {account.customer_id} reports the days of {account.time_zone}, but the "

@@ -103,6 +103,7 @@ class AccountSettings:
     customer_id: str
     currency_code: str
     time_zone: str
+    billable_unit_micros: int  # Google's own: every bid must be a whole multiple of it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,14 +144,26 @@ def consecutive_runs(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
 def read_account_settings(
     client, customer_id: str, *, login_customer_id: str | None = None, retry: RetryPolicy = RetryPolicy()
 ) -> AccountSettings:
-    """The account's currency and time zone, which decide its billable unit and what its days are."""
+    """The account's currency, its billable unit as Google states it, and its time zone (what its days are)."""
     customer_id = plain_customer_id(customer_id)
     rows, _summary = read_stream(
         client_for(client, login_customer_id), customer_id, CUSTOMER_QUERY, "the account settings", retry, False
     )
     if len(rows) != 1:
         raise GoogleAdsReportError(f"customer {customer_id}: expected one customer row, got {len(rows)}")
-    return AccountSettings(customer_id, rows[0].customer.currency_code, rows[0].customer.time_zone)
+    currency_code = rows[0].customer.currency_code
+    query = (
+        "SELECT currency_constant.code, currency_constant.billable_unit_micros FROM currency_constant "
+        f"WHERE currency_constant.code = '{currency_code}'"
+    )
+    units, _summary = read_stream(
+        client_for(client, login_customer_id), customer_id, query, f"the billable unit of {currency_code}", retry, False
+    )
+    if len(units) != 1:
+        raise GoogleAdsReportError(f"customer {customer_id}: Google states no billable unit for {currency_code}")
+    return AccountSettings(
+        customer_id, currency_code, rows[0].customer.time_zone, units[0].currency_constant.billable_unit_micros
+    )
 
 
 def read_active_days(

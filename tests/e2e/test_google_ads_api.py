@@ -106,7 +106,12 @@ def test_two_days_are_read_exactly(emulator):
     frame = read_keyword_report(client, CUSTOMER, TWO_DAYS, login_customer_id=MANAGER, retry=QUICK)
 
     assert read_rows(frame) == expected_rows(emulator.account, TWO_DAYS)
-    assert frame.attrs == {"customer_id": "1234567890", "currency_code": "JPY", "time_zone": "America/New_York"}
+    assert frame.attrs == {
+        "customer_id": "1234567890",
+        "currency_code": "JPY",
+        "time_zone": "America/New_York",
+        "billable_unit_micros": 1_000_000,
+    }
     # Money in the account currency is the micros over a million, exactly, row by row and in total.
     for micros, cost, bid_micros, max_cpc in frame[["cost_micros", "cost", "cpc_bid_micros", "max_cpc"]].itertuples(
         index=False
@@ -179,7 +184,8 @@ def test_a_transient_failure_is_read_again(emulator, code):
     frame = read_keyword_report(client, CUSTOMER, TWO_DAYS, retry=QUICK)
 
     assert read_rows(frame) == expected_rows(emulator.account, TWO_DAYS)
-    assert len([c for c in emulator.calls if c.method == "SearchStream"]) == 3  # settings twice, then the report
+    # The settings twice (the first refused), the currency's billable unit, then the report.
+    assert len([c for c in emulator.calls if c.method == "SearchStream"]) == 4
 
 
 def test_quota_exhaustion_that_persists_raises_a_clear_error(emulator):

@@ -16,6 +16,7 @@ from daily_bids.schema import raw_dtypes
 from daily_bids.storage import tables
 from resources.ad_platform import GoogleAdsAccount, GoogleAdsConfigError
 from resources.warehouse import BoundedS3Resource, WarehouseResource
+from support import google_ads_emulator
 from support.google_ads_emulator import GoogleAdsEmulator, simulated_account
 
 pytestmark = pytest.mark.e2e
@@ -57,13 +58,21 @@ def test_the_account_delivers_raw_reports_of_its_own_days(emulator, tmp_path):
     assert source.identity() == {"source": "google_ads", "customer_id": "1234567890"}
 
 
-def test_an_account_in_another_currency_or_a_broken_config_is_refused_by_name(emulator, tmp_path):
+def test_an_account_in_another_currency_or_a_broken_config_is_refused_by_name(emulator, tmp_path, monkeypatch):
     with pytest.raises(GoogleAdsConfigError, match="billed in JPY, but the bids are in USD: set BIDS_CURRENCY=JPY"):
         account_resource(emulator, tmp_path, currency="USD").covered_days()
     with pytest.raises(
         GoogleAdsConfigError, match="days of America/New_York, but the partitions are days of UTC: set "
     ):
         account_resource(emulator, tmp_path, time_zone="UTC").covered_days()
+    # Google states each currency's billable unit; a product table that bids in finer steps would have every bid
+    # refused, so the account is refused first (a hypothetical unit of 100 yen stands in for a wrong table).
+    monkeypatch.setitem(google_ads_emulator.BILLABLE_UNIT_MICROS, "JPY", 100_000_000)
+    with pytest.raises(
+        GoogleAdsConfigError, match="Google bills JPY in units of 100,000,000 micros, but .* steps of 1,000,000"
+    ):
+        account_resource(emulator, tmp_path).covered_days()
+    monkeypatch.undo()
     missing = GoogleAdsAccount(
         warehouse=WarehouseResource(uri=str(tmp_path / "warehouse"), s3=BoundedS3Resource()),
         customer_id="123-456-7890",

@@ -66,7 +66,8 @@ SERVICE_ACCOUNT_EMAIL = "daily-bids@daily-bids-emulator.iam.gserviceaccount.com"
 SERVICE_ACCOUNT_KEY_ID = "emulator-key-1"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 CLIENT_SECRET = "never-sent-client-secret"
-# A currency's billable unit in micros: bids must be whole multiples of it (JPY has no cents).
+# A currency's billable unit in micros, as the emulated Google states it: bids must be whole multiples of it (JPY has
+# no cents). A table of its own on purpose: the product's (daily_bids/currency.py) is checked against it.
 BILLABLE_UNIT_MICROS = {"JPY": 1_000_000, "KRW": 1_000_000, "USD": 10_000, "EUR": 10_000}
 
 
@@ -272,6 +273,7 @@ class Query:
     fields: tuple[str, ...]
     resource: str
     days: frozenset[dt.date] | None  # None: no date filter
+    currency_code: str | None = None  # the one filter on currency_constant
 
 
 _QUERY = re.compile(
@@ -323,6 +325,12 @@ _KEYWORDS_ONLY = re.compile(
 )
 # The account's totals by day (`FROM customer` segmented by date): the emulator serves impressions.
 _CUSTOMER_DAY_FIELDS = {"segments.date", "metrics.impressions"}
+# Google's currency constants: `FROM currency_constant WHERE currency_constant.code = 'XXX'`.
+_CURRENCY_VALUES = {
+    "currency_constant.code": lambda code: code,
+    "currency_constant.billable_unit_micros": lambda code: BILLABLE_UNIT_MICROS[code],
+}
+_CURRENCY_CODE = re.compile(r"^currency_constant\.code\s*=\s*'([A-Z]{3})'$")
 _CUSTOMER_VALUES = {
     "customer.id": lambda account: int(account.customer_id),
     "customer.resource_name": lambda account: f"customers/{account.customer_id}",
@@ -344,6 +352,7 @@ def parse_query(text: str) -> Query:
         "keyword_view": _KEYWORD_VIEW_VALUES,
         "customer": _CUSTOMER_VALUES,
         "ad_group_criterion": _CRITERION_VALUES,
+        "currency_constant": _CURRENCY_VALUES,
     }.get(resource)
     if known is None:
         raise QueryProblem("BAD_RESOURCE_TYPE_IN_FROM_CLAUSE", f"the emulator does not serve FROM {resource}")
@@ -356,6 +365,8 @@ def parse_query(text: str) -> Query:
         condition = match["where"].strip()
         if resource == "ad_group_criterion" and _KEYWORDS_ONLY.match(condition):
             return Query(fields, resource, None)
+        if resource == "currency_constant" and (code := _CURRENCY_CODE.match(condition)):
+            return Query(fields, resource, None, code[1])
         if equals := _DATE_EQUALS.match(condition):
             days = frozenset({dt.date.fromisoformat(equals[1])})
         elif between := _DATE_BETWEEN.match(condition):
@@ -947,6 +958,13 @@ class GoogleAdsEmulator:
             row = row_type()
             for field in query.fields:
                 _set_field(row, field, _CUSTOMER_VALUES[field](self.account))
+            return [row]
+        if query.resource == "currency_constant":
+            if query.currency_code not in BILLABLE_UNIT_MICROS:
+                return []
+            row = row_type()
+            for field in query.fields:
+                _set_field(row, field, _CURRENCY_VALUES[field](query.currency_code))
             return [row]
         if query.resource == "ad_group_criterion":
             rows = []
