@@ -24,7 +24,6 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
-from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
@@ -91,12 +90,12 @@ class Publication:
 
 
 def bid_micros(bids: pd.Series, billable_unit_micros: int) -> np.ndarray:
-    """Bids in account currency as micros, rounded down to the currency's billable unit (never above the bid)."""
-    unit = Decimal(billable_unit_micros)
-    exact = [
-        int((Decimal(repr(float(bid))) * MICROS_PER_UNIT / unit).to_integral_value(ROUND_FLOOR) * unit) for bid in bids
-    ]
-    return np.asarray(exact, dtype="int64")
+    """Bids in account currency as micros, rounded down to the currency's billable unit (never above the bid).
+
+    A bid is a float of at most six decimals (a micro), so rounding it to the nearest micro gives its exact amount
+    (0.29 × 1e6 is 290000.00000000006); the floor to the unit is then in whole numbers."""
+    micros = np.round(bids.to_numpy(dtype="float64") * MICROS_PER_UNIT).astype("int64")
+    return micros // billable_unit_micros * billable_unit_micros
 
 
 def read_account_bids(client, publication: Publication) -> pd.DataFrame:
