@@ -21,6 +21,7 @@ from daily_bids.charts import png_markdown
 from daily_bids.monitoring import morning_report as morning
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse, chart_path
+from resources.bid_policy import BidPolicyResource
 from resources.warehouse import WarehouseResource
 
 MORNING_REPORTS = "exports/morning_report"
@@ -40,7 +41,9 @@ def morning_report_path(effective_day: dt.date) -> str:
     deps=[published_bids, model_monitoring, VALIDATED_REPORT, BIDS, PREDICTIONS],
     **DAILY_ASSET_POLICIES,
 )
-def morning_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def morning_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, bid_policy: BidPolicyResource
+) -> dg.Output[pd.DataFrame]:
     """Partition D, read on the morning of D+1: yesterday's (D) clicks, spend, value, profit and ROAS under the bids in
     force, against what partition D-1 predicted for them; today's (D+1) expected clicks, spend, value and profit of the
     bids of partition D, against yesterday and against keeping the bids in force; the same per campaign; the largest
@@ -49,7 +52,7 @@ def morning_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     store = warehouse.warehouse()
     reports, rows = {}, []
     for day in partition_days(context):
-        reports[day] = _report_of(context, store, day)
+        reports[day] = _report_of(context, store, day, bid_policy.currency)
         rows.append(reports[day].table().assign(date=pd.Timestamp(day)))
     latest = reports[max(reports)]
     png = latest.chart_png()
@@ -90,7 +93,9 @@ def morning_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     )
 
 
-def _report_of(context: dg.AssetExecutionContext, store: Warehouse, day: dt.date) -> morning.MorningReport:
+def _report_of(
+    context: dg.AssetExecutionContext, store: Warehouse, day: dt.date, currency: str
+) -> morning.MorningReport:
     before = day - dt.timedelta(days=1)
     for table in (tables.VALIDATED_REPORT, tables.PREDICTIONS, tables.BIDS):
         if not store.partition_exists(table, day):
@@ -114,6 +119,7 @@ def _report_of(context: dg.AssetExecutionContext, store: Warehouse, day: dt.date
         in_force,
         _check_outcomes(context, day),
         _kept_pricing(store, day, bids, predictions, in_force),
+        currency,
     )
 
 

@@ -12,8 +12,8 @@ Where no bid landscape priced a bid, its clicks are assumed not to respond to th
 its whole bid (the most it can cost): the report says "clicks assumed unchanged" there. Keeping the bids in force is
 priced only where the landscape priced it: at unchanged clicks any lower bid would look more profitable.
 
-Money is in the account's currency. The keyword reports carry no currency (`cost` and `conversion_value` are "in
-account currency"), so it is named once here: `ACCOUNT_CURRENCY`.
+Money is in the account's currency (`BIDS_CURRENCY`), shown with as many decimals as its billable unit needs:
+`1,234.50 USD`, `1,234 JPY`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import pandas as pd
 
 from daily_bids.bidding import moves
 from daily_bids.charts import figure_png, pyplot
+from daily_bids.currency import DEFAULT_CURRENCY, format_amount
 from daily_bids.schema import numeric
 
-# The account's currency, for every amount the report shows: the reports do not say which it is.
-ACCOUNT_CURRENCY = "USD"
 # The bids listed under "largest bid moves".
 TOP_MOVES = 10
 
@@ -257,7 +256,7 @@ class MorningReport:
     bids_in_force_source: str
     kept_priced: int  # today's bids whose bid in force the landscape priced: what "keeping the bids" rests on
     notes: list[str] = field(default_factory=list)
-    currency: str = ACCOUNT_CURRENCY
+    currency: str = DEFAULT_CURRENCY
 
     @property
     def effective_day(self) -> dt.date:
@@ -467,7 +466,7 @@ def build_report(
     in_force: BidsInForce,
     checks: list[CheckOutcome],
     pricing: KeptPricing | None = None,
-    currency: str = ACCOUNT_CURRENCY,
+    currency: str = DEFAULT_CURRENCY,
 ) -> MorningReport:
     """The morning report of partition `day`.
 
@@ -525,17 +524,17 @@ def build_report(
     return MorningReport(day, table, moves, counts, checks, in_force.source, kept_priced, notes, currency)
 
 
-def format_money(amount: float, currency: str = ACCOUNT_CURRENCY) -> str:
-    """An amount with its currency, to the cent: `1,234.50 USD`; unknown: `—`."""
+def format_money(amount: float, currency: str = DEFAULT_CURRENCY) -> str:
+    """An amount with its currency, to its billable unit: `1,234.50 USD`, `1,235 JPY`; unknown: `—`."""
     if amount is None or not np.isfinite(amount):
         return "—"
-    return f"{amount:,.2f} {currency}"
+    return f"{format_amount(amount, currency, thousands=True)} {currency}"
 
 
 def _signed_money(amount: float, currency: str) -> str:
     if amount is None or not np.isfinite(amount):
         return "—"
-    return f"{amount:+,.2f} {currency}"
+    return f"{'-' if amount < 0 else '+'}{format_amount(abs(amount), currency, thousands=True)} {currency}"
 
 
 def _difference(name: str, new: float, old: float, currency: str) -> str:

@@ -224,3 +224,9 @@ def test_the_mailable_page_holds_every_section_and_the_chart():
     for heading in ("The account", "By campaign", "Largest bid moves", "Checks that warned or failed"):
         assert f"<h2>{heading}</h2>" in page
     assert 'src="data:image/png;base64,QUJD"' in page and "wool socks (3)" in page
+
+
+def test_money_is_shown_to_the_currencys_billable_unit():
+    assert morning.format_money(1234.6, "JPY") == "1,235 JPY"
+    assert morning.format_money(120.0, "JPY") == "120 JPY"
+    assert morning._signed_money(-3.0, "JPY") == "-3 JPY" and morning._signed_money(0.5, "USD") == "+0.50 USD"
