@@ -253,7 +253,16 @@ def run_daily(day: dt.date | None, retrain: bool, verbose: bool = False) -> int:
         metadata = bids_written[0].metadata
         published = result.asset_materializations_for_node(published_bids.key.path[-1])
         print(
-            _summary(day, predictions, bids, metadata, published[0].metadata if published else None, errors, warnings)
+            _summary(
+                day,
+                predictions,
+                bids,
+                metadata,
+                published[0].metadata if published else None,
+                errors,
+                warnings,
+                defs.resources["bid_policy"].currency,
+            )
         )
     if errors:
         print(
@@ -373,7 +382,13 @@ def _progress_logger(verbose: bool):
     return progress
 
 
-def _summary(day: dt.date, predictions, bids, metadata, publication, errors, warnings) -> str:
+def _summary(day: dt.date, predictions, bids, metadata, publication, errors, warnings, currency: str) -> str:
+    """The day in a screen; money in the account's currency, to its billable unit (`BIDS_CURRENCY`)."""
+    from daily_bids.currency import format_amount
+
+    def money(amount: float) -> str:
+        return format_amount(float(amount), currency, thousands=True)
+
     basis = bids["bid_basis"].value_counts()
     lines = [
         "",
@@ -383,10 +398,11 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
         + ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in basis.items())
         + f"; {metadata['keywords_not_bid_unprofitable'].value:,} keywords left unbid as unprofitable)",
         f"  expected clicks        {bids['expected_clicks'].sum():>12,.1f}",
-        f"  expected value         {(bids['expected_clicks'] * bids['expected_value_per_click']).sum():>12,.2f}",
-        *_economics_lines(metadata, bids),
+        f"  expected value         {money((bids['expected_clicks'] * bids['expected_value_per_click']).sum()):>12}",
+        *_economics_lines(metadata, bids, money),
         f"  policy                 {metadata['policy'].value:>12}   {metadata['landscape'].value}",
-        f"  bids from min to max   {bids['bid'].min() if len(bids) else 0:>12,.2f} to {bids['bid'].max() if len(bids) else 0:,.2f}",
+        f"  bids from min to max   {money(bids['bid'].min() if len(bids) else 0):>12} to "
+        f"{money(bids['bid'].max() if len(bids) else 0)}",
         f"  model                  {bids['model_version'].iloc[0] if len(bids) else '-':>12}",
         f"  bid rule               {metadata['bid_rule'].value}",
     ]
@@ -409,19 +425,19 @@ def _summary(day: dt.date, predictions, bids, metadata, publication, errors, war
     return "\n".join(lines)
 
 
-def _economics_lines(metadata, bids) -> list[str]:
+def _economics_lines(metadata, bids, money) -> list[str]:
     """Expected spend and profit; bounds where no landscape priced the bids (a click then costs at most its bid)."""
     at_most = (bids["expected_clicks"] * bids["bid"]).sum()
     if metadata["keywords_priced_by_landscape"].value == 0:
         return [
-            f"  expected spend at most {at_most:>12,.2f}   (clicks x max CPC: no bid landscape yet)",
-            f"  expected profit at least {metadata['expected_profit'].value:>10,.2f}",
+            f"  expected spend at most {money(at_most):>12}   (clicks x max CPC: no bid landscape yet)",
+            f"  expected profit at least {money(metadata['expected_profit'].value):>10}",
         ]
     return [
-        f"  expected spend         {metadata['expected_spend'].value:>12,.2f}   (at most {at_most:,.2f} = clicks "
+        f"  expected spend         {money(metadata['expected_spend'].value):>12}   (at most {money(at_most)} = clicks "
         "x max CPC)",
-        f"  expected profit        {metadata['expected_profit'].value:>12,.2f}   (the fixed margin's: "
-        f"{metadata['fixed_margin_expected_profit'].value:,.2f})",
+        f"  expected profit        {money(metadata['expected_profit'].value):>12}   (the fixed margin's: "
+        f"{money(metadata['fixed_margin_expected_profit'].value)})",
     ]
 
 

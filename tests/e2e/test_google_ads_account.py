@@ -7,6 +7,7 @@ time, with criterion IDs shared by ad groups, removed and paused keywords. What 
 """
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -52,6 +53,7 @@ def test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_
         done = run_block(setup + dry_run, env)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         assert f"bidding from the report of {ACCOUNT_YESTERDAY}" in done.stdout
+        assert re.search(r"bids from min to max +[\d,]+ to [\d,]+\n", done.stdout)  # whole yen, no cents
         mutates = [call for call in emulator.calls if call.method == "MutateAdGroupCriteria"]
         assert mutates and all(call.request.validate_only for call in mutates) and not account.bid_changes
 
