@@ -39,12 +39,12 @@ from collections.abc import Callable
 import pandas as pd
 
 from daily_bids.google_ads.reports import (
-    RETRYABLE_STATUSES,
+    GoogleAdsCallError,
     RetryPolicy,
     as_protobuf,
+    call_with_retries,
     enum_name,
     plain_customer_id,
-    status_of,
 )
 
 # How long a running job is waited for; Google's jobs of a million operations can take hours, bid updates minutes.
@@ -53,10 +53,6 @@ JOB_TIMEOUT_SECONDS = 3_600.0
 MAX_POLL_SECONDS = 60.0
 # Results read in one ListBatchJobResults request (Google's examples use 1,000).
 RESULTS_PAGE_SIZE = 1_000
-
-
-class _CallFailed(RuntimeError):
-    """A call that failed for good, or after the retries its status allows."""
 
 
 def send_batch_job(
@@ -80,13 +76,15 @@ def send_batch_job(
 
     try:
         job = _create(client, service, customer_id, retry)
-    except _CallFailed as failure:
+    except GoogleAdsCallError as failure:
         return dict.fromkeys(everything, f"not sent: the batch job could not be created: {failure}"), None
 
     try:
         _add_operations(client, service, job, rows, retry, batch_operations, log)
-        operation = _call("RunBatchJob", retry, lambda: service.run_batch_job(request=_run_request(client, job)))
-    except _CallFailed as failure:
+        operation = call_with_retries(
+            "RunBatchJob", retry, lambda: service.run_batch_job(request=_run_request(client, job))
+        )
+    except GoogleAdsCallError as failure:
         _remove(client, service, customer_id, job, retry)
         return dict.fromkeys(everything, f"not sent: the batch job {job} was not run: {failure}"), job
     log(f"batch job {job}: running {len(rows):,} operations")
@@ -97,7 +95,7 @@ def send_batch_job(
     if ended is not None:
         try:
             errors, seen = _results(client, service, job, retry)
-        except _CallFailed as failure:
+        except GoogleAdsCallError as failure:
             why = f"ended, but its results could not be read ({failure})"
     if why:
         log(f"batch job {job}: {why}; the account's bids tell what it applied")
@@ -114,7 +112,7 @@ def _create(client, service, customer_id: str, retry: RetryPolicy) -> str:
     request = as_protobuf(client.get_type("MutateBatchJobRequest"))
     request.customer_id = customer_id
     request.operation.create.SetInParent()  # an empty BatchJob: Google names it
-    response = _call("MutateBatchJob", retry, lambda: service.mutate_batch_job(request=request))
+    response = call_with_retries("MutateBatchJob", retry, lambda: service.mutate_batch_job(request=request))
     return as_protobuf(response).result.resource_name
 
 
@@ -134,7 +132,7 @@ def _add_operations(client, service, job: str, rows: pd.DataFrame, retry, batch_
             operation.update.cpc_bid_micros = int(bid)
             operation.update_mask.paths.append("cpc_bid_micros")
         response = as_protobuf(
-            _call(
+            call_with_retries(
                 "AddBatchJobOperations",
                 retry,
                 lambda request=request: service.add_batch_job_operations(request=request),
@@ -157,12 +155,12 @@ def _wait(service, name: str, retry: RetryPolicy, timeout_seconds: float):
     pause = retry.first_backoff_seconds
     while True:
         try:
-            operation = _call(
+            operation = call_with_retries(
                 "GetOperation",
                 retry,
                 lambda: operations.get_operation(name, retry=None, timeout=retry.timeout_seconds),
             )
-        except _CallFailed as failure:
+        except GoogleAdsCallError as failure:
             return None, f"could not be followed ({failure})"
         if operation.done:
             return operation, None
@@ -185,7 +183,11 @@ def _results(client, service, job: str, retry: RetryPolicy) -> tuple[dict[int, s
         request.page_token = token
         # The call returns a pager; its first page is this request's response.
         page = as_protobuf(
-            next(_call("ListBatchJobResults", retry, lambda: service.list_batch_job_results(request=request)).pages)
+            next(
+                call_with_retries(
+                    "ListBatchJobResults", retry, lambda: service.list_batch_job_results(request=request)
+                ).pages
+            )
         )
         for result in page.results:
             seen.add(int(result.operation_index))
@@ -214,25 +216,6 @@ def _remove(client, service, customer_id: str, job: str, retry: RetryPolicy) -> 
     request.customer_id = customer_id
     request.operation.remove = job
     try:
-        _call("MutateBatchJob", retry, lambda: service.mutate_batch_job(request=request))
-    except _CallFailed:
+        call_with_retries("MutateBatchJob", retry, lambda: service.mutate_batch_job(request=request))
+    except GoogleAdsCallError:
         pass
-
-
-def _call(what: str, retry: RetryPolicy, send: Callable):
-    """`send()`, sent again after a doubling backoff while Google refuses it for a passing reason."""
-    import grpc
-    from google.ads.googleads.errors import GoogleAdsException
-    from google.api_core.exceptions import GoogleAPICallError
-
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            return send()
-        except (GoogleAdsException, GoogleAPICallError, grpc.RpcError) as error:
-            status, message = status_of(error)
-            if status in RETRYABLE_STATUSES and attempt < retry.attempts:
-                time.sleep(retry.first_backoff_seconds * 2 ** (attempt - 1))
-                continue
-            tried = f"after {attempt} attempt(s)" if status in RETRYABLE_STATUSES else "(not retryable)"
-            raise _CallFailed(f"{what} failed {tried}: {status}: {message}") from error
-    raise AssertionError("unreachable: the last attempt returns or raises")

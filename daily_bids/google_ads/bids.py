@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,14 +30,14 @@ import pandas as pd
 from daily_bids.google_ads.batch_jobs import send_batch_job
 from daily_bids.google_ads.reports import (
     MICROS_PER_UNIT,
-    RETRYABLE_STATUSES,
+    GoogleAdsCallError,
     RetryPolicy,
     as_protobuf,
+    call_with_retries,
     client_for,
     enum_name,
     plain_customer_id,
     read_stream,
-    status_of,
 )
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
@@ -278,11 +277,8 @@ def plan_rollback(ledger: pd.DataFrame, account: pd.DataFrame) -> pd.DataFrame:
 def _mutate(client, publication: Publication, rows: pd.DataFrame) -> tuple[dict[int, str], str | None]:
     """One MutateAdGroupCriteria request for `rows`: the refused operations' errors by position, and the request ID.
     A request that fails whole fails every operation in it, after the retries its status allows."""
-    from google.ads.googleads.errors import GoogleAdsException
-    from google.api_core.exceptions import GoogleAPICallError
-
     service = client.get_service("AdGroupCriterionService")
-    request = client.get_type("MutateAdGroupCriteriaRequest")
+    request = as_protobuf(client.get_type("MutateAdGroupCriteriaRequest"))
     request.customer_id = plain_customer_id(publication.customer_id)
     request.partial_failure = True
     request.validate_only = publication.validate_only
@@ -292,18 +288,15 @@ def _mutate(client, publication: Publication, rows: pd.DataFrame) -> tuple[dict[
         operation.update.cpc_bid_micros = int(micros)
         operation.update_mask.paths.append("cpc_bid_micros")
     retry = publication.retry
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            response = as_protobuf(service.mutate_ad_group_criteria(request=request, timeout=retry.timeout_seconds))
-        except (GoogleAdsException, GoogleAPICallError) as error:
-            status, message = status_of(error)
-            if status in RETRYABLE_STATUSES and attempt < retry.attempts:
-                time.sleep(retry.first_backoff_seconds * 2 ** (attempt - 1))
-                continue
-            request_id = getattr(error, "request_id", None)
-            return dict.fromkeys(range(len(rows)), f"{status}: {message}"), request_id
-        return _partial_failures(client, response), None
-    raise AssertionError("unreachable: the last attempt returns")
+    try:
+        response = call_with_retries(
+            "MutateAdGroupCriteria",
+            retry,
+            lambda: service.mutate_ad_group_criteria(request=request, timeout=retry.timeout_seconds),
+        )
+    except GoogleAdsCallError as failure:  # refused whole: every operation in it failed
+        return dict.fromkeys(range(len(rows)), failure.reason), failure.request_id
+    return _partial_failures(client, as_protobuf(response)), None
 
 
 def _partial_failures(client, response) -> dict[int, str]:

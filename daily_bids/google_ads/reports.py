@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -326,6 +326,35 @@ def read_stream(client, customer_id: str, query: str, what: str, retry: RetryPol
                 f"{attempt} time(s): the stream was cut, so nothing of it is returned."
             )
         return rows, summary
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class GoogleAdsCallError(RuntimeError):
+    """A call that failed for good, or after the retries its status allows; the message names Google's status."""
+
+    def __init__(self, what: str, tried: str, reason: str, request_id: str | None = None):
+        super().__init__(f"{what} failed {tried}: {reason}")
+        self.reason = reason  # Google's status and message, e.g. "RESOURCE_EXHAUSTED: Too many requests"
+        self.request_id = request_id
+
+
+def call_with_retries(what: str, retry: RetryPolicy, send: Callable):
+    """`send()`, sent again after a doubling backoff while Google refuses it for a passing reason
+    (`RETRYABLE_STATUSES`); otherwise, or when the attempts run out, `GoogleAdsCallError`."""
+    import grpc
+    from google.ads.googleads.errors import GoogleAdsException
+    from google.api_core.exceptions import GoogleAPICallError
+
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return send()
+        except (GoogleAdsException, GoogleAPICallError, grpc.RpcError) as error:
+            status, message = status_of(error)
+            if status in RETRYABLE_STATUSES and attempt < retry.attempts:
+                time.sleep(retry.first_backoff_seconds * 2 ** (attempt - 1))
+                continue
+            tried = f"after {attempt} attempt(s)" if status in RETRYABLE_STATUSES else "(not retryable)"
+            raise GoogleAdsCallError(what, tried, f"{status}: {message}", getattr(error, "request_id", None)) from error
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

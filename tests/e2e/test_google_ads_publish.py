@@ -228,3 +228,12 @@ def test_paused_keywords_keep_their_bid_in_the_account_plan(emulator):
     publish(emulator, bids)
     assert emulator.account.criteria[PAUSED_KEYWORD].cpc_bid_micros == before
     assert np.all(bids["keyword_id"].to_numpy() > 0)
+
+
+def test_a_client_with_proto_plus_messages_publishes_the_same(emulator):
+    """A google-ads.yaml may say `use_proto_plus: True`; the requests are built on the protobuf under either."""
+    client = emulator_client(emulator, use_proto_plus=True)
+    target = publication()
+    bids = bids_for(emulator.account, lambda yen: yen + 6)
+    ledger = send_changes(client, plan_changes(bids, read_account_bids(client, target), target), target, "run-1", print)
+    assert set(ledger["outcome"]) == {APPLIED} and len(emulator.account.bid_changes) == len(bids)
