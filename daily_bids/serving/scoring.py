@@ -13,7 +13,6 @@ keyword from its own row, so bids in batches equal bids of the whole day at once
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from daily_bids.bidding.decision import BidDecision, CannotBidError, decide_bids
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
 from daily_bids.models.value_per_click import POSTERIOR_COLUMNS
+from daily_bids.progress import Progress
 from daily_bids.storage.warehouse import PartitionWriter, Warehouse
 
 # The columns of the `keyword_value` table a prediction takes: its value per click and the spread of it.
@@ -45,30 +45,6 @@ def value_posterior(store: Warehouse, value_table: str | None, day) -> pd.DataFr
 # Rows per batch: large enough that the model's per-call cost vanishes, small enough to keep a batch's frames
 # (features, predictions, bids, the optimizer's keywords × candidates grids) to a few hundred megabytes.
 BATCH_ROWS = 262_144
-PROGRESS_EVERY_SECONDS = 10.0
-
-
-class Progress:
-    """Logs rows done and rows per second on long work, at most every `PROGRESS_EVERY_SECONDS`."""
-
-    def __init__(self, what: str, total: int, log: Callable[[str], None]):
-        self.what, self.total, self.log = what, total, log
-        self.done, self.started = 0, time.perf_counter()
-        self._last = self.started
-
-    def advance(self, rows: int) -> None:
-        self.done += rows
-        now = time.perf_counter()
-        if now - self._last >= PROGRESS_EVERY_SECONDS and self.done < self.total:
-            self._last = now
-            self.log(
-                f"{self.what}: {self.done:,} of {self.total:,} rows ({self.done / self.total:.0%}), "
-                f"{self.done / (now - self.started):,.0f} rows/s"
-            )
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.done / max(time.perf_counter() - self.started, 1e-9)
 
 
 @dataclass

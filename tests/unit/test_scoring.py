@@ -94,10 +94,10 @@ def test_a_day_without_bids_asked_for_writes_only_predictions(day_to_score):
 
 
 def test_progress_is_logged_on_long_work(day_to_score, monkeypatch):
-    import daily_bids.serving.scoring
+    import daily_bids.progress
 
     store, day, model, features, clusters, landscape, context = day_to_score
-    monkeypatch.setattr(daily_bids.serving.scoring, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(daily_bids.progress, "PROGRESS_EVERY_SECONDS", 0.0)
     lines = []
     score_day(
         store,
@@ -110,7 +110,9 @@ def test_progress_is_logged_on_long_work(day_to_score, monkeypatch):
         batch_rows=100,
         log=lines.append,
     )
-    assert lines and all("rows/s" in line and f"of {len(features):,} rows" in line for line in lines)
+    assert lines and all(
+        "rows/s" in line and f"of {len(features):,} rows" in line and " left" in line for line in lines
+    )
 
 
 def test_a_failure_half_way_leaves_the_old_partition(day_to_score):
