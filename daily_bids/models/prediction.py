@@ -32,17 +32,39 @@ PREDICTION_TABLE_COLUMNS: tuple[str, ...] = (
 CLUSTER_VALUE_INPUTS = ("keyword_id", "clicks_sum_28d", "value_per_click_28d")
 
 
+class ClusterPriors:
+    """Each keyword's cluster value per click (the cold-start prior), looked up by keyword_id.
+
+    Built once for a day from the cluster table and the clusters' values: the keyword index is hashed once, so a
+    batch's lookup costs its own rows, not the whole table's (a 10M-keyword day is scored in some 40 batches)."""
+
+    def __init__(self, clusters: pd.DataFrame | None, values_by_cluster: pd.Series):
+        if clusters is None or clusters.empty:
+            self.keywords, self.values = pd.Index([], dtype="int64"), np.zeros(0)
+            return
+        self.keywords = pd.Index(clusters["keyword_id"].to_numpy())
+        self.values = pd.Series(values_by_cluster).reindex(clusters["cluster"].to_numpy()).to_numpy(dtype="float64")
+
+    def __call__(self, keyword_ids: np.ndarray) -> np.ndarray:
+        """The cluster value per click of each keyword; NaN without a cluster, or for a cluster without value."""
+        position = self.keywords.get_indexer(keyword_ids)
+        if not len(self.values):
+            return np.full(len(position), np.nan)
+        return np.where(position >= 0, self.values[position], np.nan)
+
+
 def predict_next_day(
     features: pd.DataFrame,
     model,
-    clusters: pd.DataFrame | None = None,
+    clusters: pd.DataFrame | ClusterPriors | None = None,
     values_by_cluster: pd.Series | None = None,
     value_posterior: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Predictions for the day after each feature row's date, from any model with `predict` and `version`
     (the XGBoost or the deep model). With `clusters` (keyword_id, cluster), each keyword also gets its cluster's
     click-weighted value per click: the prior that cold-start bids use. Those values come from `values_by_cluster`
-    when given (`cluster_values` of the whole day, for a batch of it), else from `features`.
+    when given (`cluster_values` of the whole day, for a batch of it), else from `features`; a day scored in
+    batches passes its `ClusterPriors` instead, built once.
 
     `value_posterior` (indexed by keyword_id: `value_per_click` and `value_per_click_cv`, the `keyword_value`
     table's) gives each keyword its pooled value per click and its spread. Where a keyword has one, it is the
@@ -50,29 +72,44 @@ def predict_next_day(
     without conversions) the value per click is the model's ratio of expected value to expected clicks, shrunk
     towards the ad group's, and the spread is unknown (null)."""
     predicted = model.predict(features)
+    keyword_ids = features["keyword_id"].to_numpy()
     prior = features["ad_group_value_per_click_28d"].to_numpy(dtype="float64")
+    clicks = predicted["expected_clicks"].to_numpy(dtype="float64")
+    value = predicted["expected_value"].to_numpy(dtype="float64")
     weight = VALUE_PER_CLICK_PRIOR_CLICKS
-    out = features[["date", "keyword_id", *DIMENSION_COLUMNS]].copy()
-    out["date"] = as_day(out["date"]).to_numpy()
-    out.insert(1, "effective_date", out["date"] + pd.Timedelta(days=1))
-    out = pd.concat([out, predicted], axis=1)
-    out["expected_value_per_click"] = (out["expected_value"] + weight * prior) / (out["expected_clicks"] + weight)
-    out["value_per_click_cv"] = np.nan
+    value_per_click = (value + weight * prior) / (clicks + weight)
+    spread = np.full(len(features), np.nan)
     if value_posterior is not None:
-        pooled = value_posterior.reindex(out["keyword_id"].to_numpy())
-        known = pooled["value_per_click"].notna().to_numpy()
-        out.loc[known, "expected_value_per_click"] = pooled["value_per_click"].to_numpy(dtype="float64")[known]
+        pooled = value_posterior.reindex(keyword_ids)
+        pooled_value = pooled["value_per_click"].to_numpy(dtype="float64")
+        known = ~np.isnan(pooled_value)
+        value_per_click = np.where(known, pooled_value, value_per_click)
         # The model's clicks at the pooled value: on held-out days, a truer next-day value than either alone
         # (benchmarks/value_per_click_holdout.py).
-        out.loc[known, "expected_value"] = (out["expected_clicks"] * out["expected_value_per_click"])[known]
-        out["value_per_click_cv"] = pooled["value_per_click_cv"].to_numpy(dtype="float64")
-    out["prior_value_per_click"] = prior
-    if values_by_cluster is None:
-        values_by_cluster = cluster_values(features, clusters)
-    out["cluster_value_per_click"] = _cluster_of(features, clusters).map(values_by_cluster).to_numpy(dtype="float64")
-    out["history_days"] = features["history_days"].to_numpy(dtype="int64")
+        value = np.where(known, clicks * value_per_click, value)
+        spread = pooled["value_per_click_cv"].to_numpy(dtype="float64")
+    if not isinstance(clusters, ClusterPriors):
+        if values_by_cluster is None:
+            values_by_cluster = cluster_values(features, clusters)
+        clusters = ClusterPriors(clusters, values_by_cluster)
+    day = as_day(features["date"]).to_numpy()
+    columns = {
+        "date": day,
+        "effective_date": day + np.timedelta64(1, "D"),
+        "keyword_id": keyword_ids,
+        **{name: features[name].array for name in DIMENSION_COLUMNS},  # as stored: no Python strings made
+        "expected_clicks": clicks,
+        "expected_conversions": predicted["expected_conversions"].to_numpy(dtype="float64"),
+        "expected_value": value,
+        "expected_value_per_click": value_per_click,
+        "value_per_click_cv": spread,
+        "prior_value_per_click": prior,
+        "cluster_value_per_click": clusters(keyword_ids),
+        "history_days": features["history_days"].to_numpy(dtype="int64"),
+    }
+    out = pd.DataFrame(columns, copy=False)
     out["model_version"] = model.version
-    return out.loc[:, list(PREDICTION_TABLE_COLUMNS)].reset_index(drop=True)
+    return out.loc[:, list(PREDICTION_TABLE_COLUMNS)]
 
 
 def _cluster_of(features: pd.DataFrame, clusters: pd.DataFrame | None) -> pd.Series:

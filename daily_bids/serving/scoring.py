@@ -23,7 +23,7 @@ import pandas as pd
 
 from daily_bids.bidding.decision import BidDecision, CannotBidError, decide_bids
 from daily_bids.bidding.policy import BidPolicy
-from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
+from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, ClusterPriors, cluster_values, predict_next_day
 from daily_bids.models.value_per_click import POSTERIOR_COLUMNS
 from daily_bids.progress import Progress
 from daily_bids.storage.warehouse import PartitionWriter, Warehouse
@@ -40,6 +40,13 @@ def value_posterior(store: Warehouse, value_table: str | None, day) -> pd.DataFr
         return None
     posterior = store.read_partitions(value_table, [day], VALUE_POSTERIOR_INPUTS)
     return posterior.drop(columns=["date"]).set_index("keyword_id")
+
+
+def cluster_priors(store: Warehouse, features_table: str, day, clusters: pd.DataFrame | None) -> ClusterPriors:
+    """Each keyword's cluster value per click, weighing the clicks of the whole day's keywords: read first, from
+    three columns of the day's features, so that every batch gets the same priors."""
+    features = store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS))
+    return ClusterPriors(clusters, cluster_values(features, clusters))
 
 
 # Rows per batch: large enough that the model's per-call cost vanishes, small enough to keep a batch's frames
@@ -215,9 +222,7 @@ def score_day(
     `value_table` names the table of each keyword's pooled value per click (`value_posterior`). The partitions are
     written to `sink` (a step's staging), or straight into `store`."""
     sink = sink or store
-    values_by_cluster = cluster_values(
-        store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS)), clusters
-    )
+    priors = cluster_priors(store, features_table, day, clusters)
     posterior = value_posterior(store, value_table, day)
     progress = Progress(f"scoring {day}", store.partition_rows(features_table, day), log)
     predicted, bid = PredictionTotals(), (BidTotals() if "bids" in outputs else None)
@@ -225,7 +230,7 @@ def score_day(
 
         def scored_batches() -> Iterator[pd.DataFrame]:
             for features in store.iter_partition(features_table, day, batch_rows):
-                predictions = predict_next_day(features, model, clusters, values_by_cluster, posterior)
+                predictions = predict_next_day(features, model, priors, value_posterior=posterior)
                 prediction_sink.write(predictions)
                 predicted.add(predictions)
                 progress.advance(len(predictions))
@@ -315,11 +320,9 @@ def rescore_sample(
 ) -> pd.DataFrame:
     """Predictions of a sample of the day's keywords, scored here in one call of the model: what the parity check
     holds the written predictions to."""
-    values_by_cluster = cluster_values(
-        store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS)), clusters
-    )
     sample = next(store.iter_partition(features_table, day, rows))
-    return predict_next_day(sample, model, clusters, values_by_cluster, value_posterior(store, value_table, day))
+    priors = cluster_priors(store, features_table, day, clusters)
+    return predict_next_day(sample, model, priors, value_posterior=value_posterior(store, value_table, day))
 
 
 def parity_report(written: pd.DataFrame, rescored: pd.DataFrame) -> pd.DataFrame:
