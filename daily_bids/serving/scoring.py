@@ -14,9 +14,10 @@ keyword from its own row, so bids in batches equal bids of the whole day at once
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,23 @@ def cluster_priors(store: Warehouse, features_table: str, day, clusters: pd.Data
     three columns of the day's features, so that every batch gets the same priors."""
     features = store.read_partitions(features_table, [day], list(CLUSTER_VALUE_INPUTS))
     return ClusterPriors(clusters, cluster_values(features, clusters))
+
+
+T = TypeVar("T")
+_END = object()
+
+
+def computed_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items` in order, each next one computed in a background thread while the caller works on the one before.
+
+    Scoring a batch (reading Parquet, the model's predict) and bidding and writing the one before mostly run outside
+    the GIL, so on two cores the model need not wait for the bids, nor the bids for the model. One batch is computed
+    ahead, so memory grows by one batch. An error in `items` is raised here, at the batch it broke."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="computed-ahead") as worker:
+        ahead = worker.submit(next, items, _END)
+        while (item := ahead.result()) is not _END:
+            ahead = worker.submit(next, items, _END)
+            yield item
 
 
 # Rows per batch: large enough that the model's per-call cost vanishes, small enough to keep a batch's frames
@@ -228,9 +246,12 @@ def score_day(
     predicted, bid = PredictionTotals(), (BidTotals() if "bids" in outputs else None)
     with sink.partition_writer(outputs["predictions"], day) as prediction_sink:
 
-        def scored_batches() -> Iterator[pd.DataFrame]:
+        def predicted_batches() -> Iterator[pd.DataFrame]:
             for features in store.iter_partition(features_table, day, batch_rows):
-                predictions = predict_next_day(features, model, priors, value_posterior=posterior)
+                yield predict_next_day(features, model, priors, value_posterior=posterior)
+
+        def scored_batches() -> Iterator[pd.DataFrame]:
+            for predictions in computed_ahead(predicted_batches()):
                 prediction_sink.write(predictions)
                 predicted.add(predictions)
                 progress.advance(len(predictions))
