@@ -449,8 +449,8 @@ def _stored_expectations(
     stored_rows = pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
 
     def judge(days: list[dt.date], rows_of_days: pd.DataFrame) -> dg.AssetCheckResult:
-        batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
-        return _result(quality.run_expectations_in_batches(batches, suite, name), rows=int(rows_of_days["rows"].sum()))
+        batches, rows = store.iter_partitions(table, days, quality.BATCH_ROWS), int(rows_of_days["rows"].sum())
+        return _result(quality.run_expectations_in_batches(batches, suite, name, context.log.info, rows), rows=rows)
 
     return each_day(
         context,

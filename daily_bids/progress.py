@@ -26,7 +26,10 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    """Counts `rows` of `total` done and logs "what: done of total rows (share), rate rows/s, about T left"."""
+    """Counts `rows` of `total` done and logs "what: done of total rows (share), rate rows/s, about T left".
+
+    `unit` names what is counted where rows are not the natural measure, e.g. "MB" of a file read: counts may then
+    be fractions, and are shown rounded to whole units."""
 
     def __init__(
         self,
@@ -35,13 +38,14 @@ class Progress:
         log: Callable[[str], None],
         every_seconds: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        unit: str = "rows",
     ):
-        self.what, self.total, self.log, self.clock = what, total, log, clock
+        self.what, self.total, self.log, self.clock, self.unit = what, total, log, clock, unit
         self.every_seconds = PROGRESS_EVERY_SECONDS if every_seconds is None else every_seconds
         self.done = 0
         self.started = self._last = clock()
 
-    def advance(self, rows: int) -> None:
+    def advance(self, rows: float) -> None:
         self.done += rows
         now = self.clock()
         if now - self._last >= self.every_seconds and self.done < self.total:
@@ -49,12 +53,13 @@ class Progress:
             self.log(self.line(now))
 
     def line(self, now: float | None = None) -> str:
-        """Where the work stands: rows done of the total, the rate so far, and the time left at that rate."""
+        """Where the work stands: units done of the total, the rate so far, and the time left at that rate."""
         elapsed = max((self.clock() if now is None else now) - self.started, 1e-9)
         rate = self.done / elapsed
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         share = self.done / self.total if self.total else 1.0
-        return f"{self.what}: {self.done:,} of {self.total:,} rows ({share:.0%}), {rate:,.0f} rows/s, " + (
+        done, total, unit = f"{self.done:,.0f}", f"{self.total:,.0f}", self.unit
+        return f"{self.what}: {done} of {total} {unit} ({share:.0%}), {rate:,.0f} {unit}/s, " + (
             f"about {duration(left)} left" if left != float("inf") else "time left unknown"
         )
 

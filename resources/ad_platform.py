@@ -170,10 +170,10 @@ class LandingZoneSource(ReportSource):
             self._location = filesystem_for(self.uri, s3_options(self.s3))
         return self._location
 
-    def read_file(self, path: str) -> pd.DataFrame:
+    def read_file(self, path: str, log: Callable[[str], None] | None = None) -> pd.DataFrame:
         filesystem, _ = self._filesystem()
         limits = ReadLimits(self.max_file_mb * MB, self.max_uncompressed_mb * MB, self.max_gzip_ratio)
-        return read_landing_file(filesystem, path, self.column_map, self.date_format or None, limits)
+        return read_landing_file(filesystem, path, self.column_map, self.date_format or None, limits, log=log)
 
     def identity(self):
         filesystem, root = self._filesystem()
@@ -210,7 +210,7 @@ class LandingZoneSource(ReportSource):
         wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in days])
         parts = []
         for number, path in enumerate(paths, start=1):
-            rows = self.read_file(path)
+            rows = self.read_file(path, log)
             parts.append(rows[rows["date"].isin(wanted)])
             log(f"read {number}/{len(paths)}: {path} ({len(parts[-1]):,} rows in range)")
         return conform_raw(pd.concat(parts, ignore_index=True)) if parts else empty_raw()

@@ -22,6 +22,7 @@ from daily_bids.features.keyword_features import (
     keyword_shards,
     roll_in_shards,
 )
+from daily_bids.progress import Progress
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
@@ -45,7 +46,11 @@ def write_features(
 ) -> FeatureRun:
     """Write the features and the rolling state of consecutive `days`: staged, and replacing the stored days only
     once every day is written.
-    Reports before `history_start` (the account's first report day) are read as no rows."""
+    Reports before `history_start` (the account's first report day) are read as no rows.
+
+    With `log`, progress lines say the feature rows written of the range's, the rate and the time left. A day has a
+    row per keyword known by then: the total starts as today's keywords times the days, and is set again as each
+    day's keywords are known (new keywords, or a rebuilt state's older ones), so the last day's lines are exact."""
     days = sorted(days)
     previous = days[0] - dt.timedelta(days=1)
     state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
@@ -71,13 +76,17 @@ def write_features(
     if log and not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0
+    progress = Progress(f"features {_span(days)}", len(np.unique(ids)) * len(days), log or _quiet)
     with store.staging() as staged:
-        for day, day_features in roll_in_shards(
-            days, read_report, shards, state_of if state_reused else None, log, history_start
+        for number, (day, day_features) in enumerate(
+            roll_in_shards(days, read_report, shards, state_of if state_reused else None, log, history_start)
         ):
+            # The days left have at least this day's keywords: the state keeps every keyword it has seen.
+            progress.total = rows + day_features.keywords * (len(days) - number)
             with staged.partition_writer(features_table, day) as features_out:
                 for frame in day_features.features():
                     features_out.write(frame)
+                    progress.advance(len(frame))
             with staged.partition_writer(tables.FEATURE_STATE, day) as state_out:
                 for state in day_features.states:
                     state_out.write(state.to_frame())
@@ -86,3 +95,11 @@ def write_features(
         staged.publish(features_table)
         staged.publish(tables.FEATURE_STATE)
     return FeatureRun(rows, len(days), len(shards), state_reused)
+
+
+def _span(days: list[dt.date]) -> str:
+    return str(days[0]) if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
+def _quiet(_line: str) -> None:
+    pass

@@ -27,7 +27,7 @@ import re
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -39,6 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from daily_bids.progress import Progress
 from daily_bids.schema import (
     COLUMNS_BY_NAME,
     REPORT_COLUMNS,
@@ -163,6 +164,7 @@ def read_landing_file(
     date_format: str | None = None,
     limits: ReadLimits = ReadLimits(),
     chunk_bytes: int = CHUNK_BYTES,
+    log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """One landing file as raw report rows (contract columns plus source_file, source_row and parse_errors).
 
@@ -170,8 +172,16 @@ def read_landing_file(
     rows read so far (as typed columns) and one chunk, never the file's text.
 
     `frame.attrs["completeness"]` says what the file's own totals say about it: empty when they match the rows (or
-    the file has none to compare), else the problem, e.g. a Google Ads export cut short before its Total line."""
-    raw, totals = _read_file(fs, path, header_map(extra_aliases), date_format, limits, chunk_bytes)
+    the file has none to compare), else the problem, e.g. a Google Ads export cut short before its Total line.
+
+    With `log`, a CSV file's progress lines say the MB read of its size (as stored: a gzip file's compressed
+    bytes), the rate and the time left. Parquet and Excel files log none: Parquet is typed and reads fast, and a
+    workbook is read whole before it is parsed."""
+    progress = None
+    if log is not None:
+        size = fs.get_file_info(path).size or 0
+        progress = Progress(f"reading {os.path.basename(path)}", size / MB, log, unit="MB")
+    raw, totals = _read_file(fs, path, header_map(extra_aliases), date_format, limits, chunk_bytes, progress=progress)
     if isinstance(raw, _BigQueryKeywords):
         return empty_raw()  # keyword attributes cover no day: they are joined onto the stats files beside them
     if isinstance(raw, _BigQueryStats):
@@ -190,6 +200,7 @@ def _read_file(
     limits: ReadLimits,
     chunk_bytes: int,
     keywords_only: bool = False,
+    progress: Progress | None = None,
 ):
     """(rows, the totals the file states) of one file, the rows as raw report rows, or as a `_BigQueryStats` or
     `_BigQueryKeywords` for a table of the BigQuery Data Transfer Service (`keywords_only`: only those are read)."""
@@ -203,7 +214,7 @@ def _read_file(
         builder = _RawBuilder(path, list(cells.columns), known, date_format)
         builder.add(cells.set_axis(range(cells.shape[1]), axis=1), starts)
         return builder.finish(), totals
-    stored = _stored_blocks(fs, path, limits)
+    stored = _stored_blocks(fs, path, limits, progress)
     text = _utf8_blocks(path, _gunzipped(path, stored, limits) if lower.endswith(".gz") else stored)
     try:
         return _read_csv(path, text, known, date_format, chunk_bytes, keywords_only)
@@ -211,8 +222,11 @@ def _read_file(
         text.close()  # closes the file too when reading stops early
 
 
-def _stored_blocks(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> Iterator[bytes]:
-    """The file's bytes as stored, a block at a time, refused as soon as they pass the file size limit."""
+def _stored_blocks(
+    fs: pafs.FileSystem, path: str, limits: ReadLimits, progress: Progress | None = None
+) -> Iterator[bytes]:
+    """The file's bytes as stored, a block at a time, refused as soon as they pass the file size limit. The text is
+    parsed as it is read, a chunk at a time, so the MB read (to `progress`) say how far the parse has come."""
     size = 0
     try:
         # compression=None: the bytes as stored; gzip is undone in `_gunzipped`, where its errors can name the file.
@@ -221,6 +235,8 @@ def _stored_blocks(fs: pafs.FileSystem, path: str, limits: ReadLimits) -> Iterat
                 size += len(block)
                 if size > limits.max_file_bytes:
                     raise _too_large(path, limits)
+                if progress is not None:
+                    progress.advance(len(block) / MB)
                 yield block
     except OSError as error:
         raise LandingFileError(f"{path}: cannot be read ({error})") from error

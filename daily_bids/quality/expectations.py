@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from daily_bids.features.keyword_features import FEATURES
+from daily_bids.progress import Progress
 from daily_bids.schema import (
     KEY_COLUMNS,
     LINEAGE_COLUMNS,
@@ -247,14 +248,22 @@ ACROSS_ROWS = ("ExpectCompoundColumnsToBeUnique",)
 
 
 def run_expectations_in_batches(
-    batches: Iterable[pd.DataFrame], expectations: list[Expectation], name: str
+    batches: Iterable[pd.DataFrame],
+    expectations: list[Expectation],
+    name: str,
+    log: Callable[[str], None] | None = None,
+    rows: int | None = None,
 ) -> list[Outcome]:
     """Evaluate `expectations` on the rows of every batch, one Outcome each, in order, holding one batch at a time
     (with the few columns the rules across rows need, such as uniqueness, kept from every batch).
 
     Counts add up over batches and samples come from the first batches that have them; a rule with a `mostly`
-    share is judged on a whole frame, so it is refused with more than one batch."""
+    share is judged on a whole frame, so it is refused with more than one batch.
+
+    With `log` and `rows` (the rows of every batch, e.g. from the partitions' footers), progress lines say the rows
+    checked, the rate and the time left."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    progress = Progress(f"checking {name}", rows, log) if log is not None and rows is not None else None
     found: dict[int, list[Outcome]] = {id(e): [] for e in expectations}
     batches = iter(batches)
     head = list(itertools.islice(batches, 2))
@@ -276,6 +285,8 @@ def run_expectations_in_batches(
             found[id(outcome.expectation)].append(outcome)
         if across:
             kept.append(batch[_sample_columns(batch, across)])
+        if progress is not None:
+            progress.advance(len(batch))
     if across:
         together = pd.concat(kept, ignore_index=True)
         for outcome in _validation(f"{name}_across_rows", across)(together):

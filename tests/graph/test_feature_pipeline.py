@@ -9,9 +9,11 @@ import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
 from assets.features import keyword_features
+from daily_bids import progress
 from daily_bids.features.keyword_features import feature_set_version
 from daily_bids.models.preprocessing import FeatureScaler
 from daily_bids.settings import Settings
+from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from resources import build_resources
 from support.deployment import materialize_range
@@ -54,6 +56,30 @@ def test_a_one_run_backfill_gives_the_same_features_as_day_by_day_runs(tmp_path,
     backfilled = stores["backfill"].read_partitions("keyword_features", RANGE)
     day_by_day = stores["daily"].read_partitions("keyword_features", RANGE)
     pd.testing.assert_frame_equal(backfilled, day_by_day)
+
+
+def test_a_feature_run_logs_its_progress_to_the_run(tmp_path, monkeypatch):
+    """The progress lines reach the run's event log, where the UI's run page and `python -m daily_bids run` show
+    them."""
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    resources = _deployment(monkeypatch, tmp_path)
+    store = resources["warehouse"].warehouse()
+    simulator = AdMarketSimulator(seed=7, keywords=300)
+    days = [START + dt.timedelta(days=i) for i in range(3)]
+    reports = [simulator.report(day) for day in days]
+    # The same keywords every day, so the first day's lines already know the range's rows.
+    everyday = set.intersection(*(set(report["keyword_id"]) for report in reports))
+    for day, report in zip(days, reports):
+        store.write_partition(tables.VALIDATED_REPORT, day, report[report["keyword_id"].isin(everyday)])
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_range(
+        [*ALL_ASSETS, *ALL_CHECKS], days[1], days[2], resources, selection=FEATURE_STEP, instance=instance
+    )
+    assert result.success
+    rows = result.asset_materializations_for_node("keyword_features")[0].metadata["rows"].value
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    lines = [m for m in messages if m.startswith(f"features {days[1]} to {days[2]}: ")]
+    assert lines and all(f" of {rows:,} rows (" in line and line.endswith(" left") for line in lines), messages
 
 
 def test_features_code_version_is_the_hash_of_the_definitions():

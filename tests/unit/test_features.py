@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import daily_bids.progress
 from daily_bids.features.keyword_features import (
     FEATURES,
     FEATURES_BY_NAME,
@@ -98,6 +99,25 @@ def test_keyword_shards_give_exactly_the_features_of_one_shard(history, tmp_path
     )
     assert len(written) == len(expected) > 0
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+
+
+def test_writing_features_logs_the_rows_written_of_the_range_and_the_time_left(history, tmp_path, monkeypatch):
+    """Progress lines count the feature rows of every day and shard, against the range's total; the features are the
+    same with lines as without."""
+    monkeypatch.setattr(daily_bids.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    written = {}
+    lines: list[str] = []
+    for name, log in (("quiet", None), ("logged", lines.append)):
+        store = Warehouse(str(tmp_path / name))
+        for day in DAYS[:36]:
+            store.write_partition("reports", day, history[history["date"] == pd.Timestamp(day)])
+        write_features(store, "reports", "features", DAYS[30:32], history_start=DAYS[0])  # a rebuilt state
+        run = write_features(store, "reports", "features", DAYS[32:36], DAYS[0], log, keywords_per_shard=50)
+        written[name] = store.read_partitions("features", DAYS[30:36])
+    progress = [line for line in lines if line.startswith(f"features {DAYS[32]} to {DAYS[35]}: ")]
+    assert len(progress) >= 8 * 4 - 1  # a line a shard a day, but for the last
+    assert all(f" of {run.rows:,} rows (" in line and line.endswith(" left") for line in progress)
+    pd.testing.assert_frame_equal(written["logged"], written["quiet"])
 
 
 def test_a_range_that_fails_on_a_later_day_replaces_none_of_its_days(history, tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
+import daily_bids.progress
 from daily_bids.ingest import landing
 from daily_bids.ingest.landing import (
     MB,
@@ -427,6 +428,21 @@ def test_a_report_that_gzips_well_is_not_taken_for_a_bomb(tmp_path):
     path = write_csv(tmp_path / "month.csv.gz", rows, gz=True)
     assert len(gzip.decompress(path.read_bytes())) > 16 * MB  # past the floor where the ratio is checked
     assert len(read(path)) == 300_000
+
+
+def test_a_csv_read_logs_the_mb_read_of_the_file_and_the_time_left(tmp_path, monkeypatch):
+    monkeypatch.setattr(daily_bids.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(landing, "READ_BYTES", MB // 4)
+    path = write_csv(tmp_path / "days.csv", snake_case_rows([D1, D2, D2 + dt.timedelta(days=1)], range(1, 40_001)))
+    size = path.stat().st_size
+    assert size > 3 * MB
+    lines = []
+    logged = read(path, chunk_bytes=MB, log=lines.append)
+    assert len(lines) == -(-size // (MB // 4)) - 1  # a line a block read, but for the last
+    assert all(line.startswith("reading days.csv: ") and f" of {size / MB:,.0f} MB (" in line for line in lines)
+    assert all(line.endswith(" left") for line in lines)
+    pd.testing.assert_frame_equal(logged, read(path, chunk_bytes=MB))
+    assert len(logged) == 120_000
 
 
 def test_memory_is_bounded_by_a_chunk_not_by_the_file(tmp_path):

@@ -35,3 +35,12 @@ def test_a_line_gives_the_rate_and_the_time_left_at_that_rate():
 def test_no_rate_yet_says_the_time_left_is_unknown():
     progress = Progress("checks", 10, lambda line: None, clock=lambda: 0.0)
     assert progress.line(now=5.0).endswith("0 rows/s, time left unknown")
+
+
+def test_a_unit_other_than_rows_is_named_and_counted_in_whole_units():
+    now = [0.0]
+    lines = []
+    progress = Progress("reading day.csv", 2_048.0, lines.append, every_seconds=10.0, clock=lambda: now[0], unit="MB")
+    now[0] = 16.0
+    progress.advance(511.6)
+    assert lines == ["reading day.csv: 512 of 2,048 MB (25%), 32 MB/s, about 48 s left"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import daily_bids.progress
 from daily_bids.quality import expectations as quality
 from daily_bids.quality.quarantine_share import quarantined_share
 from daily_bids.storage.warehouse import Warehouse
@@ -50,6 +51,23 @@ def test_batches_give_the_outcomes_of_the_whole_table():
     # Samples name the failing rows, from whichever batch they were in.
     assert sorted(row["keyword_id"] for row in batched[2].sample) == [400, 401, 999]
     assert sorted(row["keyword_id"] for row in batched[0].sample) == [3, 3]
+
+
+def test_batches_log_the_rows_checked_of_the_whole_and_the_time_left(monkeypatch):
+    monkeypatch.setattr(daily_bids.progress, "PROGRESS_EVERY_SECONDS", 0.0)
+    table, lines = _table(), []
+    quiet = quality.run_expectations_in_batches(
+        (table.iloc[i : i + 300] for i in range(0, len(table), 300)), SUITE, "quiet"
+    )
+    logged = quality.run_expectations_in_batches(
+        (table.iloc[i : i + 300] for i in range(0, len(table), 300)), SUITE, "raw", lines.append, len(table)
+    )
+    assert len(lines) == -(-len(table) // 300) - 1  # a line a batch, but for the last
+    assert all(line.startswith("checking raw: ") and f" of {len(table):,} rows (" in line for line in lines)
+    assert all(line.endswith(" left") for line in lines)
+    assert [(o.success, o.unexpected_count, o.sample) for o in logged] == [
+        (o.success, o.unexpected_count, o.sample) for o in quiet
+    ]
 
 
 def test_a_share_rule_is_not_judged_in_batches():
