@@ -56,6 +56,9 @@ WHOLE_READ_BYTES = 64 << 20
 STALE_TEMPORARY_SECONDS = 3600
 # Where a step's partitions wait until the step has written all of them (hidden from readers by its leading dot).
 STAGING_FOLDER = ".staging"
+# Columns with a value of their own per keyword. Parquet's writer would build a dictionary of each and then drop it
+# once it outgrew a page (a third of the write time of a predictions file); they are written plain instead.
+PER_KEYWORD_COLUMNS = frozenset({"keyword_id", "criterion_id", "keyword"})
 # A run's partitions held for their blocking checks: `<staging>/run-<run id>/<table>/date=…`, beside what each held
 # table waits for (`_tables/<table>.json`: the checks' names) and the checks that passed (`_passed/<check>`).
 HELD_PREFIX, HELD_TABLES, HELD_PASSES = "run-", "_tables", "_passed"
@@ -467,7 +470,7 @@ class Warehouse:
     def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
         table = to_arrow(frame)
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, **parquet_options(table.schema))
         self._write_atomically(path, lambda sink: sink.write(buffer.getvalue()))
 
     def _write_atomically(self, path: str, write) -> None:
@@ -573,7 +576,7 @@ class PartitionWriter:
         frame = _undated(frame, self.table, self.day)
         arrow = to_arrow(frame)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._sink, arrow.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self._sink, arrow.schema, **parquet_options(arrow.schema))
         elif arrow.schema != self._writer.schema:
             arrow = arrow.cast(self._writer.schema)  # e.g. a column that was all null in the first frame
         self._writer.write_table(arrow)
@@ -624,6 +627,14 @@ def _undated(frame: pd.DataFrame, table: str, day: dt.date) -> pd.DataFrame:
     if len(stray):
         raise ValueError(f"{table}: rows dated {stray.iloc[0].date()} cannot be written to partition {day}")
     return frame.drop(columns=[PARTITION_COLUMN])
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """How the warehouse writes Parquet: zstd, and dictionaries only for columns whose values repeat."""
+    return {
+        "compression": "zstd",
+        "use_dictionary": [name for name in schema.names if name not in PER_KEYWORD_COLUMNS],
+    }
 
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -232,3 +232,26 @@ def test_a_small_read_that_s3_answered_with_an_error_is_read_again():
     with pytest.raises(OSError, match="ACCESS_DENIED"):
         read_whole(other, "bucket/_tables/t.json")
     assert other.opened == 1
+
+
+def test_columns_with_a_value_per_keyword_are_written_without_a_dictionary(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = Warehouse(str(tmp_path))
+    day = dt.date(2025, 3, 1)
+    frame = pd.DataFrame(
+        {
+            "keyword_id": range(1_000),
+            "keyword": [f"keyword {n}" for n in range(1_000)],
+            "campaign": ["brand", "generic"] * 500,
+        }
+    )
+    with store.partition_writer("bids", day) as sink:
+        sink.write(frame)
+    store.write_partition("predictions", day, frame)
+    for table in ("bids", "predictions"):
+        row_group = pq.ParquetFile(store.stored_partition_path(table, day)).metadata.row_group(0)
+        encodings = {row_group.column(i).path_in_schema: row_group.column(i).encodings for i in range(3)}
+        assert not any("DICTIONARY" in encoding for encoding in encodings["keyword"] + encodings["keyword_id"])
+        assert any("DICTIONARY" in encoding for encoding in encodings["campaign"])
+        pd.testing.assert_frame_equal(store.read_partitions(table, [day]).drop(columns="date"), frame)
