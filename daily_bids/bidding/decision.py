@@ -131,14 +131,11 @@ def decide_bids(
     predictions = predictions.assign(**{name: NOT_REPORTED for name in DIMENSION_COLUMNS if name not in predictions})
     predictions = predictions[~predictions["status"].isin(NOT_BID_STATUSES).to_numpy()].reset_index(drop=True)
     values = _values(predictions, policy)
-    in_force = np.full(len(predictions), np.nan)
-    if context is not None and len(context):
-        in_force = (
-            context.set_index("keyword_id")["bid_in_force"]
-            .reindex(predictions["keyword_id"].to_numpy())
-            .to_numpy(dtype="float64")
-        )
-    priced = _Pricing(predictions, landscape, context, values.cold_start, in_force)
+    in_force, aligned = np.full(len(predictions), np.nan), None
+    if context is not None and len(context):  # each prediction's context row, found once
+        aligned = context.set_index("keyword_id").reindex(predictions["keyword_id"].to_numpy())
+        in_force = aligned["bid_in_force"].to_numpy(dtype="float64")
+    priced = _Pricing(predictions, landscape, aligned, values.cold_start, in_force)
     limits = _Limits.of(values, in_force, policy)
     fixed_bid = limits.hold(values.fixed_bid)  # the fixed margin's bids, within the change cap
     fixed = priced.at(fixed_bid)
@@ -334,14 +331,14 @@ class _Pricing:
     """Expected clicks and cost per click at any bids: from the landscape for the keywords it can price (`rows`:
     a bid in force, not a cold start), else the champion's clicks and the bid as the most a click can cost."""
 
-    def __init__(self, predictions, landscape, context, cold_start, in_force):
+    def __init__(self, predictions, landscape, aligned_context, cold_start, in_force):
+        """`aligned_context`: the bid context's row of each prediction, in their order (None without a context)."""
         self.clicks = predictions["expected_clicks"].to_numpy(dtype="float64")
         self.landscape = landscape
-        priceable = landscape is not None and context is not None
+        priceable = landscape is not None and aligned_context is not None
         self.rows = np.flatnonzero(~cold_start & np.isfinite(in_force)) if priceable else np.zeros(0, dtype="int64")
         if priceable:
-            ids = predictions["keyword_id"].to_numpy()[self.rows]
-            self.context = context.set_index("keyword_id").reindex(ids).reset_index()
+            self.context = aligned_context.iloc[self.rows].reset_index()
 
     def response(self, bids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks, cost per click) of the priceable keywords at candidate bids (priceable keywords × candidates)."""

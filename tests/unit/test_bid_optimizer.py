@@ -76,7 +76,8 @@ def _exact_pricing(landscape, context):
 
     n = len(context)
     predictions = pd.DataFrame({"keyword_id": context["keyword_id"], "expected_clicks": np.linspace(0.5, 40.0, n)})
-    return _Pricing(predictions, landscape, context, np.zeros(n, dtype=bool), context["bid_in_force"].to_numpy())
+    aligned = context.set_index("keyword_id")  # one context row per prediction, in their order
+    return _Pricing(predictions, landscape, aligned, np.zeros(n, dtype=bool), context["bid_in_force"].to_numpy())
 
 
 landscape_keywords = st.lists(
