@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from daily_bids.keyword_index import KeywordIndex
 from daily_bids.schema import DIMENSION_COLUMNS, as_day
 
 # How many expected clicks' worth of weight the ad group's value per click gets against the model's ratio: keeps
@@ -35,22 +36,19 @@ CLUSTER_VALUE_INPUTS = ("keyword_id", "clicks_sum_28d", "value_per_click_28d")
 class ClusterPriors:
     """Each keyword's cluster value per click (the cold-start prior), looked up by keyword_id.
 
-    Built once for a day from the cluster table and the clusters' values: the keyword index is hashed once, so a
-    batch's lookup costs its own rows, not the whole table's (a 10M-keyword day is scored in some 40 batches)."""
+    Built once for a day from the cluster table and the clusters' values, so that a batch's lookup costs its own
+    rows, not the whole table's (a 10M-keyword day is scored in some 40 batches)."""
 
     def __init__(self, clusters: pd.DataFrame | None, values_by_cluster: pd.Series):
         if clusters is None or clusters.empty:
-            self.keywords, self.values = pd.Index([], dtype="int64"), np.zeros(0)
+            self.keywords, self.values = KeywordIndex([]), np.zeros(0)
             return
-        self.keywords = pd.Index(clusters["keyword_id"].to_numpy())
+        self.keywords = KeywordIndex(clusters["keyword_id"].to_numpy())
         self.values = pd.Series(values_by_cluster).reindex(clusters["cluster"].to_numpy()).to_numpy(dtype="float64")
 
     def __call__(self, keyword_ids: np.ndarray) -> np.ndarray:
         """The cluster value per click of each keyword; NaN without a cluster, or for a cluster without value."""
-        position = self.keywords.get_indexer(keyword_ids)
-        if not len(self.values):
-            return np.full(len(position), np.nan)
-        return np.where(position >= 0, self.values[position], np.nan)
+        return self.keywords.take(self.values, keyword_ids)
 
 
 def predict_next_day(

@@ -24,6 +24,7 @@ import pandas as pd
 
 from daily_bids.bidding.decision import BidDecision, CannotBidError, decide_bids
 from daily_bids.bidding.policy import BidPolicy
+from daily_bids.keyword_index import NOT_FOUND, KeywordIndex
 from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, ClusterPriors, cluster_values, predict_next_day
 from daily_bids.models.value_per_click import POSTERIOR_COLUMNS
 from daily_bids.progress import Progress
@@ -194,13 +195,17 @@ class ContextLookup:
     """The day's bid context (`landscape.bid_context`), indexed once, handing each batch its keywords' rows."""
 
     def __init__(self, context: pd.DataFrame | None):
-        self.indexed = context.set_index("keyword_id") if context is not None else None
+        self.context = context.reset_index(drop=True) if context is not None else None
+        self.keywords = KeywordIndex(context["keyword_id"].to_numpy()) if context is not None else None
+        self.in_force = context["bid_in_force"].notna().to_numpy() if context is not None else None
 
     def __call__(self, predictions: pd.DataFrame) -> pd.DataFrame | None:
-        if self.indexed is None:
+        """The context rows of the batch's keywords that have a bid in force, in the batch's order."""
+        if self.context is None:
             return None
-        rows = self.indexed.reindex(predictions["keyword_id"].to_numpy())
-        return rows[rows["bid_in_force"].notna().to_numpy()].rename_axis("keyword_id").reset_index()
+        position = self.keywords.positions(predictions["keyword_id"].to_numpy())
+        position = position[position != NOT_FOUND]
+        return self.context.iloc[position[self.in_force[position]]].reset_index(drop=True)
 
 
 @dataclass
