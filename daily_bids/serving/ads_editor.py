@@ -46,6 +46,7 @@ HEADER = (",".join(f'"{header}"' for header in ADS_EDITOR_COLUMNS) + LINE_END).e
 ROWS_PER_SLICE = 1 << 18
 # Criterion IDs cast to int64 by Arrow: at most 18 ASCII digits always fit (Python's `int` takes the rest).
 ID_DIGITS = "^[0-9]{1,18}$"
+CANONICAL_ID = "^(0|[1-9][0-9]{0,17})$"  # digits str(int(...)) gives back unchanged
 # Amounts whose cents (or yen) are below this are formatted exactly by `money_text`; larger ones by Python.
 EXACT_SCALED_LIMIT = 2.0**52
 # Veltkamp's split of a double into two halves of at most 26 bits: their products with a small scale are exact.
@@ -131,7 +132,7 @@ def _lines(source: _Columns, money: currencies.Currency) -> pa.Buffer:
         elif header == "Max CPC":
             fields.append(money_text(source.arrow(column), money, lambda: source.values(column)))
         else:  # every other column is report text (DIMENSION_COLUMNS)
-            fields.append(pc.replace_substring(_text(source, column), '"', '""'))
+            fields.append(_quoted(_text(source, column)))
     pieces: list[pa.Array | pa.Scalar] = [_text_scalar('"')]
     for number, field in enumerate(fields):
         pieces.append(field.cast(pa.large_string()))
@@ -162,10 +163,18 @@ def _text(source: _Columns, column: str) -> pa.Array:
     ):
         return pa.array([neutralize_formula(value) for value in source.values(column)], pa.large_string())
     values = values.cast(pa.large_string())
+    # Each step only where some row needs it: a string column rebuilt costs more than the test.
     blank = pc.fill_null(pc.equal(values, NOT_REPORTED), True)
-    text = pc.if_else(blank, _text_scalar(""), values)
+    text = pc.if_else(blank, _text_scalar(""), values) if pc.any(blank).as_py() else values
     formula = pc.is_in(pc.utf8_slice_codeunits(text, 0, 1), value_set=pa.array(FORMULA_LEADS, pa.large_string()))
-    return pc.if_else(formula, pc.binary_join_element_wise(_text_scalar("'"), text, _text_scalar("")), text)
+    if pc.any(formula).as_py():
+        text = pc.if_else(formula, pc.binary_join_element_wise(_text_scalar("'"), text, _text_scalar("")), text)
+    return text
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    """The text as inside a quoted CSV field: a quote doubled."""
+    return pc.replace_substring(text, '"', '""') if pc.any(pc.match_substring(text, '"')).as_py() else text
 
 
 def _keyword_ids(source: _Columns) -> pa.Array:
@@ -176,16 +185,16 @@ def _keyword_ids(source: _Columns) -> pa.Array:
     )
     from_keyword = pc.equal(criteria, "")
     keyword_ids = source.arrow("keyword_id") if "keyword_id" in source else None
-    digits = pc.match_substring_regex(criteria, ID_DIGITS)
-    by_arrow = pc.all(pc.or_(digits, from_keyword)).as_py() is not False and (
-        not pc.any(from_keyword).as_py()
-        or (
-            keyword_ids is not None
-            and pa.types.is_integer(keyword_ids.type)
-            and not pc.any(pc.and_(from_keyword, pc.is_null(keyword_ids))).as_py()
-        )
+    canonical = pc.all(pc.or_(pc.match_substring_regex(criteria, CANONICAL_ID), from_keyword)).as_py() is not False
+    digits = (
+        canonical or pc.all(pc.or_(pc.match_substring_regex(criteria, ID_DIGITS), from_keyword)).as_py() is not False
     )
-    if not by_arrow:  # the rules cell by cell, as they always were (an ID that is no integer is refused)
+    keyword_ids_usable = not pc.any(from_keyword).as_py() or (
+        keyword_ids is not None
+        and pa.types.is_integer(keyword_ids.type)
+        and not pc.any(pc.and_(from_keyword, pc.is_null(keyword_ids))).as_py()
+    )
+    if not (digits and keyword_ids_usable):  # the rules cell by cell, as always (an ID that is no integer is refused)
         fallback = source.values("keyword_id") if keyword_ids is not None else [""] * source.rows
         return pa.array(
             [
@@ -194,9 +203,12 @@ def _keyword_ids(source: _Columns) -> pa.Array:
             ],
             pa.large_string(),
         )
-    from_criteria = pc.cast(
-        pc.cast(pc.if_else(from_keyword, _text_scalar("0"), criteria), pa.int64()), pa.large_string()
-    )
+    if canonical:
+        from_criteria = criteria  # already what str(int(...)) gives
+    else:  # leading zeros
+        from_criteria = pc.cast(
+            pc.cast(pc.if_else(from_keyword, _text_scalar("0"), criteria), pa.int64()), pa.large_string()
+        )
     if keyword_ids is None:
         return from_criteria
     return pc.if_else(from_keyword, pc.cast(keyword_ids, pa.large_string()), from_criteria)
@@ -215,7 +227,7 @@ def money_text(
     if amounts is None or not (pa.types.is_floating(amounts.type) or pa.types.is_integer(amounts.type)):
         python = values() if values is not None else amounts.to_pylist()
         return pa.array([money.format(value) for value in python], pa.large_string())
-    x = pc.fill_null(amounts.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+    x = pc.fill_null(amounts.cast(pa.float64(), safe=False), float("nan")).to_numpy(zero_copy_only=False)
     decimals = money.decimals
     scale = float(10**decimals)
     with np.errstate(all="ignore"):
