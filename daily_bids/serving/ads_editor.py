@@ -111,7 +111,7 @@ class _Columns:
         else:
             try:
                 values = pa.array(self.bids[column].iloc[self.start : self.start + self.rows], from_pandas=True)
-            except (pa.ArrowException, TypeError, ValueError):
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
                 return None
         return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
