@@ -395,7 +395,12 @@ def published_bids(
         previous = store.read_partitions(tables.PUBLISHED_BIDS, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
         publishing.write_ads_editor_csv(
-            store, tables.BIDS, day, ads_editor_export_path(effective_day), currency=bid_policy.currency
+            store,
+            tables.BIDS,
+            day,
+            ads_editor_export_path(effective_day),
+            currency=bid_policy.currency,
+            log=context.log.info,
         )
         handed_off = ad_platform.publish_bids(day, todays, context.run_id, context.log.info)
         if handed_off:

@@ -11,15 +11,17 @@ before publishing in the same run.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from daily_bids import currency as currencies
 from daily_bids.bidding.moves import bids_in_force
+from daily_bids.progress import Progress
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.schema import NOT_REPORTED
-from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_csv
+from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS, ads_editor_pieces
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
@@ -172,12 +174,20 @@ def write_ads_editor_csv(
     relative_path: str,
     batch_rows: int = BATCH_ROWS,
     currency: str = currencies.DEFAULT_CURRENCY,
+    log: Callable[[str], None] | None = None,
 ) -> None:
     """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
     held whole, and the file appears only once complete. keyword_id is read too: `ads_editor_csv` takes it as the
-    Keyword ID of bids written before criterion_id was kept (when it was the criterion ID)."""
+    Keyword ID of bids written before criterion_id was kept (when it was the criterion ID). With `log`, progress
+    lines (rows written, the rate, the time left) go to it on a long write."""
     wanted = list(dict.fromkeys([*ADS_EDITOR_COLUMNS.values(), "keyword_id"]))
     columns = present_columns(store, bids_table, day, wanted)
+    progress = (
+        Progress(f"writing the Ads Editor CSV for {day}", store.partition_rows(bids_table, day), log) if log else None
+    )
     with store.byte_writer(relative_path) as sheet:
         for number, batch in enumerate(store.iter_partition(bids_table, day, batch_rows, columns)):
-            sheet.write(ads_editor_csv(batch, with_header=number == 0, currency=currency))
+            for piece in ads_editor_pieces(batch, with_header=number == 0, currency=currency):
+                sheet.write(piece)
+            if progress is not None:
+                progress.advance(len(batch))
