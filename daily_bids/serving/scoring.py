@@ -13,8 +13,9 @@ keyword from its own row, so bids in batches equal bids of the whole day at once
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -52,6 +53,7 @@ def cluster_priors(store: Warehouse, features_table: str, day, clusters: pd.Data
 
 
 T = TypeVar("T")
+U = TypeVar("U")
 _END = object()
 
 
@@ -68,9 +70,28 @@ def computed_ahead(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
+def in_order(function: Callable[[T], U], items: Iterable[T], threads: int) -> Iterator[U]:
+    """`function` of each of `items`, yielded in order, with up to `threads` of them computed at once in threads
+    (numpy's array work runs outside the GIL). `items` is read here, in the caller's thread."""
+    if threads <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="in-order") as pool:
+        running: deque[Future[U]] = deque()
+        for item in items:
+            running.append(pool.submit(function, item))
+            if len(running) > threads:  # one queued behind the running ones: the threads never wait for the caller
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
+
+
 # Rows per batch: large enough that the model's per-call cost vanishes, small enough to keep a batch's frames
 # (features, predictions, bids, the optimizer's keywords × candidates grids) to a few hundred megabytes.
 BATCH_ROWS = 262_144
+# Batches bid at once in this process: one per core of the benchmark machine. A Spark task bids its batches one by
+# one, as Spark runs a task per core already.
+BIDDING_THREADS = 2
 
 
 @dataclass
@@ -170,18 +191,27 @@ def bid_batches(
     policy: BidPolicy,
     landscape=None,
     landscape_note: str = "",
+    threads: int = 1,
 ) -> Iterator[BidDecision]:
-    """`decide_bids` for each (predictions, their keywords' context) batch. Keywords of campaigns with a budget are
-    held back and decided together after the last batch (a budget couples them), so memory is bounded by the batch
-    plus the budgeted campaigns."""
+    """`decide_bids` for each (predictions, their keywords' context) batch, in order, up to `threads` batches at
+    once. Keywords of campaigns with a budget are held back and decided together after the last batch (a budget
+    couples them), so memory is bounded by the batches in flight plus the budgeted campaigns."""
     budgeted = list(policy.campaign_budgets)
     held_back: list[tuple[pd.DataFrame, pd.DataFrame | None]] = []
-    for predictions, context in batches:
-        if budgeted:
-            in_budget = predictions["campaign"].astype(str).isin(budgeted).to_numpy()
-            held_back.append((predictions[in_budget], context))
-            predictions = predictions[~in_budget]
-        yield decide_bids(predictions.reset_index(drop=True), policy, landscape, context, landscape_note)
+
+    def unbudgeted() -> Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]:
+        for predictions, context in batches:
+            if budgeted:
+                in_budget = predictions["campaign"].astype(str).isin(budgeted).to_numpy()
+                held_back.append((predictions[in_budget], context))
+                predictions = predictions[~in_budget]
+            yield predictions.reset_index(drop=True), context
+
+    def decide(batch: tuple[pd.DataFrame, pd.DataFrame | None]) -> BidDecision:
+        predictions, context = batch
+        return decide_bids(predictions, policy, landscape, context, landscape_note)
+
+    yield from in_order(decide, unbudgeted(), threads)
     if held_back:
         predictions = pd.concat([p for p, _ in held_back], ignore_index=True)
         contexts = [c for _, c in held_back if c is not None]
@@ -321,7 +351,7 @@ def _write_bids(
     paired = ((batch, lookup(batch)) for batch in predictions)
     try:
         with sink.partition_writer(bids_table, day) as bid_sink:
-            for decision in bid_batches(paired, policy, landscape, landscape_note):
+            for decision in bid_batches(paired, policy, landscape, landscape_note, BIDDING_THREADS):
                 bid_sink.write(decision.bids)
                 totals.add(decision)
     except CannotBidError as error:

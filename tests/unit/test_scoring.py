@@ -177,3 +177,25 @@ def test_days_are_stored_as_parquet_dates_and_read_back_as_days(tmp_path):
     back = store.read_partitions("dates", [day])
     assert back["effective_date"].dtype == "datetime64[ns]" and back["effective_date"][0] == pd.Timestamp(2025, 3, 2)
     assert back["stored_at"][0] == frame["stored_at"][0]
+
+
+def test_batches_computed_in_threads_come_back_in_order_and_errors_with_them():
+    import random
+    import time
+
+    from daily_bids.serving.scoring import computed_ahead, in_order
+
+    def slow_square(number: int) -> int:
+        time.sleep(random.Random(number).uniform(0.0, 0.01))  # later items often finish first
+        if number == 7:
+            raise ValueError("batch 7 broke")
+        return number * number
+
+    assert list(in_order(slow_square, range(7), threads=3)) == [n * n for n in range(7)]
+    assert list(in_order(slow_square, range(7), threads=1)) == [n * n for n in range(7)]
+    done = []
+    with pytest.raises(ValueError, match="batch 7 broke"):
+        for square in in_order(slow_square, range(10), threads=3):
+            done.append(square)
+    assert done == [n * n for n in range(7)]  # every batch before the broken one, none after
+    assert list(computed_ahead(iter(range(5)))) == list(range(5))
