@@ -244,11 +244,18 @@ def validate_report(
     detail = pd.Series(pd.NA, index=raw.index, dtype="string")
 
     def flag(code: str, broken, why=None) -> None:
+        """Quarantine the `broken` rows not yet quarantined, for `code`. `why` is the detail: one text, a Series of
+        every row's, or a function of the broken rows (a mask) giving theirs: text made for every row of a
+        10M-row day would cost more than the rules themselves."""
         if code not in QUARANTINE_REASONS:  # the table above is the one list of codes (and the README's)
             raise KeyError(f"undocumented quarantine reason {code!r}")
         broken = np.asarray(broken, dtype=bool) & reason.isna().to_numpy()
+        if not broken.any():
+            return
         reason[broken] = code
-        if why is not None:
+        if callable(why):
+            detail[broken] = why(broken).to_numpy()
+        elif why is not None:
             detail[broken] = why[broken] if isinstance(why, pd.Series) else why
 
     flag("unparseable_value", raw["parse_errors"].notna().to_numpy(), raw["parse_errors"])
@@ -259,18 +266,24 @@ def validate_report(
             empty = raw[name].isna().to_numpy()
         flag("missing_value", empty, f"{name} is empty")
     in_partition = as_day(raw["date"]).isin([pd.Timestamp(d) for d in days]).to_numpy()
-    flag("date_outside_partition", ~in_partition, "date " + raw["date"].astype("string"))
+    flag("date_outside_partition", ~in_partition, lambda rows: "date " + raw["date"][rows].astype("string"))
     for name, maximum in plausibility.maximum.items():
         values = numeric(raw[name])
         with np.errstate(invalid="ignore"):
             beyond = np.isinf(values) | (values > maximum) | ((values < 1) if name == "keyword_id" else False)
-        flag("out_of_range", beyond, f"{name} = " + raw[name].astype("string") + f" (plausible: up to {maximum:g})")
+        flag(
+            "out_of_range",
+            beyond,
+            lambda rows, name=name, maximum=maximum: (
+                f"{name} = " + raw[name][rows].astype("string") + f" (plausible: up to {maximum:g})"
+            ),
+        )
     for name in NUMERIC_COLUMNS:
         flag("negative_value", numeric(raw[name]) < 0, f"{name} < 0")
     for rule in PAIR_RULES:
         flag(rule.code, numeric(raw[rule.smaller]) > numeric(raw[rule.larger]), f"{rule.smaller} > {rule.larger}")
     bad_match = raw["match_type"].notna().to_numpy() & ~raw["match_type"].isin(MATCH_TYPES).to_numpy()
-    flag("invalid_match_type", bad_match, "match type " + raw["match_type"].astype("string"))
+    flag("invalid_match_type", bad_match, lambda rows: "match type " + raw["match_type"][rows].astype("string"))
     # The platform's keyword ID of each row that passed the rules so far (NaN elsewhere): what history and
     # duplicates are judged by.
     passed = reason.isna().to_numpy()
@@ -287,10 +300,12 @@ def validate_report(
             flag(
                 "outlier_vs_history",
                 numeric(raw[name]) > limit,
-                f"{name} = "
-                + raw[name].astype("string")
-                + " against a 28-day total of "
-                + pd.Series(np.nan_to_num(total), index=raw.index).round(2).astype("string"),
+                lambda rows, name=name, total=total: (
+                    f"{name} = "
+                    + raw[name][rows].astype("string")
+                    + " against a 28-day total of "
+                    + pd.Series(np.nan_to_num(total[rows]), index=raw.index[rows]).round(2).astype("string")
+                ),
             )
 
     keyed = raw.assign(keyword_id=keyword_ids)

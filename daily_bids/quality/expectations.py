@@ -474,7 +474,7 @@ def population_stability_index(current: np.ndarray, reference: np.ndarray, bins:
 
 
 def _finite(values) -> np.ndarray:
-    values = pd.Series(values).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    values = pd.Series(values).to_numpy(dtype="float64", na_value=np.nan)  # nulls of any kind as NaN, no copy
     return values[np.isfinite(values)]
 
 
