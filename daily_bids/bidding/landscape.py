@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.schema import as_day, numeric
 
 TRAINING_DAYS = 56  # report days a landscape is learnt from
@@ -71,18 +72,19 @@ def _panel(
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     report_for = reports if callable(reports) else _days_of(reports, first, last)
     if keyword_ids is None:  # every keyword of the window: one pass over the days for the IDs alone
-        seen = [np.unique(part["keyword_id"].to_numpy()) for part in map(report_for, days) if part is not None]
-        keyword_ids = np.unique(np.concatenate(seen)) if seen else np.zeros(0, dtype="int64")
-    ids = np.asarray(keyword_ids)
+        seen = [_keyword_ids(part) for part in map(report_for, days) if part is not None]
+        keyword_ids = unique_keyword_ids(np.concatenate(seen)) if seen else np.zeros(0, dtype="int64")
+    ids = np.asarray(keyword_ids, dtype="int64")
     values = {name: np.full((len(ids), len(days)), np.nan) for name in PANEL_COLUMNS}
     has_max_cpc = False
     for column, day in enumerate(days):
         rows = report_for(day)
         if rows is None or not len(rows):
             continue
-        row_of = np.searchsorted(ids, rows["keyword_id"].to_numpy())
+        keyword_ids_today = _keyword_ids(rows)
+        row_of = np.searchsorted(ids, keyword_ids_today)
         known = row_of < len(ids)
-        known[known] = ids[row_of[known]] == rows["keyword_id"].to_numpy()[known]
+        known[known] = ids[row_of[known]] == keyword_ids_today[known]
         for name in PANEL_COLUMNS:
             if name in rows.columns:
                 values[name][row_of[known], column] = numeric(rows[name])[known]
@@ -92,6 +94,12 @@ def _panel(
             "the reports carry no max_cpc (the bid in force), so the bid landscape cannot be learnt"
         )
     return _Panel(ids, days, values)
+
+
+def _keyword_ids(rows: pd.DataFrame) -> np.ndarray:
+    """The rows' keyword IDs as int64 (validated reports have no null one): the nullable column's own `to_numpy`
+    would make Python integers, which cost some 20 times as much to sort and search."""
+    return rows["keyword_id"].to_numpy(dtype="int64")
 
 
 def _days_of(reports: pd.DataFrame, first: dt.date, last: dt.date) -> ReportForDay:
@@ -137,7 +145,7 @@ def _context(panel: _Panel, end: int) -> pd.DataFrame:
 def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> np.ndarray:
     """The keywords a landscape is learnt from (sorted): all of them, or a seeded sample of `max_keywords`. A large
     account's reports can then be read for the sample only."""
-    ids = np.unique(keyword_ids)
+    ids = unique_keyword_ids(keyword_ids)
     if len(ids) > max_keywords:
         ids = np.sort(np.random.default_rng(seed).choice(ids, max_keywords, replace=False))
     return ids

@@ -22,6 +22,7 @@ from daily_bids.features.keyword_features import (
     keyword_shards,
     roll_in_shards,
 )
+from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.progress import Progress
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
@@ -76,7 +77,7 @@ def write_features(
     if log and not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0
-    progress = Progress(f"features {_span(days)}", len(np.unique(ids)) * len(days), log or _quiet)
+    progress = Progress(f"features {_span(days)}", len(unique_keyword_ids(ids)) * len(days), log or _quiet)
     with store.staging() as staged:
         for number, (day, day_features) in enumerate(
             roll_in_shards(days, read_report, shards, state_of if state_reused else None, log, history_start)

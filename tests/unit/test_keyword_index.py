@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daily_bids.keyword_index import NOT_FOUND, KeywordIndex
+from daily_bids.keyword_index import NOT_FOUND, KeywordIndex, unique_keyword_ids
 
 keyword_ids = st.lists(st.integers(min_value=-(2**62), max_value=2**62), unique=True, max_size=60)
 
@@ -29,3 +29,11 @@ def test_take_fills_keywords_without_a_row():
 def test_a_keyword_with_two_rows_is_refused():
     with pytest.raises(ValueError, match="keyword 7 has more than one row"):
         KeywordIndex([7, 3, 7])
+
+
+@given(ids=st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=80))
+def test_unique_keyword_ids_are_numpys_unique(ids):
+    assert (
+        unique_keyword_ids(np.asarray(ids, dtype="int64")).tolist()
+        == np.unique(np.asarray(ids, dtype="int64")).tolist()
+    )
