@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from daily_bids.features.keyword_features import (
@@ -95,9 +96,10 @@ def write_features_on_spark(
     if not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the {LOOKBACK_DAYS} report days before {days[0]}")
     run_folder = store.path(STAGING_FOLDER, uuid.uuid4().hex)
-    for kind in (STATE, LAGS, PRIORS, INPUTS, FEATURES):  # a local filesystem opens no file in a missing folder
-        for day in days:
-            store.fs.create_dir(f"{run_folder}/{kind}/{day.isoformat()}", recursive=True)
+    if store.is_local:  # a local filesystem opens no file in a missing folder (S3 has no folders to make)
+        for kind in (STATE, LAGS, PRIORS, INPUTS, FEATURES):
+            for day in days:
+                store.fs.create_dir(f"{run_folder}/{kind}/{day.isoformat()}", recursive=True)
     context = spark.sparkContext
     # A read-only view: the run's held partitions are read as the driver reads them, and a task writes none.
     view = store.seen_by_run(store.run_id) if store.run_id is not None else store
@@ -142,7 +144,8 @@ def write_features_on_spark(
         return FeatureRun(rows, len(days), len(shards), state_reused)
     finally:
         shared.unpersist()
-        store.fs.delete_dir(run_folder)
+        if store.fs.get_file_info(run_folder).type != pafs.FileType.NotFound:  # on S3: only once a file was staged
+            store.fs.delete_dir(run_folder)
 
 
 def _shards(

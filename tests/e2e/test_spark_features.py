@@ -123,6 +123,18 @@ def test_features_on_local_spark_equal_the_local_engines(spark, reports, local_r
             ), (table, day)
 
 
+def test_a_range_that_fails_in_a_task_replaces_none_of_its_days(spark, reports, tmp_path):
+    """A task's error reaches the caller; nothing of the range is published, and the run's staging is gone."""
+    store = _with_reports(Warehouse(str(tmp_path / "warehouse")), reports)
+    write_features_on_spark(spark, store, "reports", "features", FIRST_RUN, DAYS[0], keywords_per_shard=60)
+    unreported = DAYS[-1] + dt.timedelta(days=1)
+    with pytest.raises(Exception, match="have not been materialized"):  # read by the tasks, not the driver
+        write_features_on_spark(spark, store, "reports", "features", [DAYS[-1], unreported], DAYS[0])
+    assert store.list_partitions("features") == store.list_partitions(tables.FEATURE_STATE) == FIRST_RUN
+    staging = pafs.FileSelector(store.path(STAGING_FOLDER), allow_not_found=True, recursive=True)
+    assert [info.path for info in store.fs.get_file_info(staging) if info.type == pafs.FileType.File] == []
+
+
 def test_features_on_spark_with_the_warehouse_on_s3(spark, reports, local_run):
     """Tasks read and write the S3 warehouse with pyarrow's S3 filesystem: no Hadoop jars."""
     with moto_server() as endpoint:
