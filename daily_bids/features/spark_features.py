@@ -286,5 +286,5 @@ def _collect(context, rdd, progress: Progress) -> list:
         done.set()
         poller.join()
         context.setLocalProperty("spark.jobGroup.id", None)  # later jobs of this thread are in no group
-    progress.advance(rdd.getNumPartitions() - counted[0])
+    progress.advance(max(0, rdd.getNumPartitions() - counted[0]))  # a speculative copy counts too
     return results
