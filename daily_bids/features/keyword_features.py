@@ -488,8 +488,7 @@ class DayOfFeatures:
         """Each shard's features in turn. The ratio priors pool the keywords of an ad group, campaign and account
         across shards, so they are computed first, from every shard's 28-day sums (a few columns per keyword)."""
         sums = [_window_sums(state) for state in self.states]
-        groups = pd.concat([state.keywords[["campaign", "ad_group"]] for state in self.states], ignore_index=True)
-        priors = _group_ratio_priors(groups, {m: np.concatenate([s[m] for s in sums]) for m in METRIC_COLUMNS})
+        priors = ratio_priors([prior_inputs(state, shard_sums) for state, shard_sums in zip(self.states, sums)])
         ends = np.cumsum([len(state.keywords) for state in self.states])
         for index, state in enumerate(self.states):
             rows = slice(ends[index] - len(state.keywords), ends[index])
@@ -502,6 +501,41 @@ class DayOfFeatures:
                 {pair: values[rows] for pair, values in priors.items()},
                 self.account_history_days,
             )
+
+
+def prior_inputs(state: RollingState, sums: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """What the ratio priors need of a shard's keywords, in keyword order: each keyword's campaign and ad group and
+    its 28-day sums (null where unreported). `sums`: the state's `_window_sums`, when already computed."""
+    sums = _window_sums(state) if sums is None else sums
+    return pd.DataFrame(
+        {
+            "campaign": state.keywords["campaign"].to_numpy(),
+            "ad_group": state.keywords["ad_group"].to_numpy(),
+            **{m: sums[m] for m in METRIC_COLUMNS},
+        }
+    )
+
+
+def ratio_priors(inputs: list[pd.DataFrame]) -> dict[tuple[str, str], np.ndarray]:
+    """Every keyword's ratio priors, by (numerator, denominator), from the `prior_inputs` of every shard in keyword
+    order (the priors' rows follow them). They pool ad groups, campaigns and the account across shards, and are not a
+    sum of per-shard parts: each keyword's numerator is capped at a quantile of every keyword's ratio first."""
+    frame = pd.concat(inputs, ignore_index=True)
+    return _group_ratio_priors(
+        frame[["campaign", "ad_group"]], {m: frame[m].to_numpy(dtype="float64") for m in METRIC_COLUMNS}
+    )
+
+
+def shard_features(
+    state: RollingState,
+    lag_1: dict[str, np.ndarray],
+    lag_7: dict[str, np.ndarray],
+    priors: dict[tuple[str, str], np.ndarray],
+    account_history_days: int,
+) -> pd.DataFrame:
+    """A shard's features of its state's day, given its keywords' lags (t-1, t-7) and ratio priors (its rows of
+    `ratio_priors`): what `DayOfFeatures.features` yields for the shard."""
+    return _features_from_state(state, lag_1, lag_7, _window_sums(state), priors, account_history_days)
 
 
 def compute_features(history: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
