@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS, NOT_REPORTED, as_day, numeric
 
 LOOKBACK_DAYS = 28  # The longest window any feature reads, ending at the partition day.
@@ -254,7 +255,7 @@ KEYWORDS_PER_SHARD = 1_000_000
 def keyword_shards(keyword_ids: np.ndarray, keywords_per_shard: int = KEYWORDS_PER_SHARD) -> list[KeywordRange]:
     """Consecutive keyword_id ranges holding about `keywords_per_shard` of these keywords each. The first and last
     are open-ended, so every keyword, including tomorrow's new ones, falls in exactly one."""
-    ids = np.unique(keyword_ids)
+    ids = unique_keyword_ids(keyword_ids)
     count = max(1, -(-len(ids) // keywords_per_shard))
     bounds = [None, *(int(ids[len(ids) * i // count]) for i in range(1, count)), None]
     return list(zip(bounds[:-1], bounds[1:]))
