@@ -49,6 +49,58 @@ STAGES = (
 RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
 
 
+# Each stage's floor: the Parquet it reads, read by Arrow alone (table, days before D, columns; None for all of them),
+# and the partitions it writes, written again by Arrow with the warehouse's options. What a stage does beyond these
+# bytes (contracts, validation, features, the model, the bid rules) is its own work.
+METRICS = ["keyword_id", "impressions", "clicks", "cost", "conversions", "conversion_value"]
+CONTEXT = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]]] = {
+    "report": ([], [RAW]),
+    "checks_and_validation": (
+        [(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:])],
+        [VALIDATED, "keyword_quarantine"],
+    ),
+    "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, "feature_state"]),
+    "features_incremental": (
+        [(VALIDATED, [0], None), (VALIDATED, [6, 7, 28], METRICS), ("feature_state", [1], None)],
+        [FEATURES, "feature_state"],
+    ),
+    "feature_checks": ([(FEATURES, [0], None)], []),
+    "bid_landscape": ([(VALIDATED, list(range(29)), CONTEXT)], []),
+    "predictions_and_bids": (
+        [(VALIDATED, list(range(7)), CONTEXT), (FEATURES, [0], None)],
+        ["keyword_predictions", "keyword_bids"],
+    ),
+    "publication": ([("keyword_bids", [0], None)], []),
+}
+
+
+def floor_seconds(store, stage: str) -> float:
+    """The stage's raw Parquet read and write (`FLOORS`), timed after the stage ran."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from daily_bids.storage.warehouse import parquet_options
+
+    reads, writes = FLOORS[stage]
+    started = time.perf_counter()
+    for table, days_before, columns in reads:
+        for back in days_before:
+            day = DAY - dt.timedelta(days=back)
+            if store.partition_exists(table, day):
+                pq.read_table(store.stored_partition_path(table, day), columns=columns)
+    seconds = time.perf_counter() - started
+    for table in writes:
+        day = DAY - dt.timedelta(days=1) if stage == "features_first_run" else DAY
+        written = pq.read_table(store.stored_partition_path(table, day))
+        with tempfile.NamedTemporaryFile(dir=store.root, suffix=".parquet") as scratch:
+            started = time.perf_counter()
+            pq.write_table(written, scratch.name, **parquet_options(written.schema))
+            seconds += time.perf_counter() - started
+    return seconds
+
+
 def prepare(folder: Path, keywords: int) -> None:
     from daily_bids.simulator.market import AdMarketSimulator
     from daily_bids.storage.warehouse import Warehouse
@@ -149,7 +201,13 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
                 store, "keyword_bids", DAY, f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
             )
         seconds = time.perf_counter() - started
-    return {"stage": stage, "keywords": keywords, "seconds": seconds, "peak_rss_gb": rss.peak / 2**30}
+    return {
+        "stage": stage,
+        "keywords": keywords,
+        "seconds": seconds,
+        "peak_rss_gb": rss.peak / 2**30,
+        "floor_seconds": floor_seconds(store, stage),
+    }
 
 
 def main() -> None:
@@ -191,18 +249,26 @@ def main() -> None:
                 print(process.stdout[-2000:], process.stderr[-3000:])
                 raise SystemExit(f"{stage} at {keywords:,} failed")
             result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-            print(f"  {stage:<24} {result['seconds']:7.1f} s  peak RSS {result['peak_rss_gb']:5.1f} GB", flush=True)
+            print(
+                f"  {stage:<24} {result['seconds']:7.1f} s  peak RSS {result['peak_rss_gb']:5.1f} GB"
+                f"  (raw Parquet read and write {result['floor_seconds']:.1f} s)",
+                flush=True,
+            )
             results.append(result)
     table = pd.DataFrame(results)
     seconds = table.pivot(index="stage", columns="keywords", values="seconds").loc[list(STAGES)]
     memory = table.pivot(index="stage", columns="keywords", values="peak_rss_gb").loc[list(STAGES)]
+    floors = table.pivot(index="stage", columns="keywords", values="floor_seconds").loc[list(STAGES)]
     print()
-    print("| stage | " + " | ".join(f"{k:,} keywords" for k in seconds.columns) + " |")
+    print("| stage | " + " | ".join(f"{k:,} keywords (time, peak RSS; raw Parquet)" for k in seconds.columns) + " |")
     print("|---|" + "---:|" * len(seconds.columns))
     for stage in STAGES:
         print(
             f"| {stage} | "
-            + " | ".join(f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB" for k in seconds.columns)
+            + " | ".join(
+                f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB; {floors.loc[stage, k]:.1f} s"
+                for k in seconds.columns
+            )
             + " |"
         )
     increment = seconds.drop(index="features_first_run").sum()
