@@ -27,7 +27,7 @@ class EngineResource(dg.ConfigurableResource):
         description="With a cluster master, the address the driver binds to and executors connect back to "
         "(BIDS_SPARK_DRIVER_HOST); a local master always binds to 127.0.0.1.",
     )
-    batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (per Arrow batch on Spark).")
+    batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (on Spark too).")
     _spark: object = PrivateAttr(default=None)
 
     def spark_config(self) -> dict[str, str]:
@@ -98,7 +98,7 @@ class EngineResource(dg.ConfigurableResource):
         if self.on_spark:
             from daily_bids.serving import spark_scoring
 
-            return spark_scoring.score_day(self.spark_session(), **day_and_rules)
+            return spark_scoring.score_day(self.spark_session(), **day_and_rules, batch_rows=self.batch_rows)
         return scoring.score_day(**day_and_rules, batch_rows=self.batch_rows)
 
     def bid_day(self, store, predictions_table, bids_table, day, policy, landscape, context, note, log, sink=None):
