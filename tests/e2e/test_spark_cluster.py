@@ -164,7 +164,7 @@ def test_the_application_ran_on_the_clusters_executor(cluster, spark):
     context = spark.sparkContext
     assert context.master == cluster["url"]
     (app,) = [a for a in _master_status(cluster["webui"])["activeapps"] if a["id"] == context.applicationId]
-    assert app["name"] == "daily-bids-scoring" and app["state"] == "RUNNING" and app["cores"] == 1
+    assert app["name"] == "daily-bids" and app["state"] == "RUNNING" and app["cores"] == 1
     # The status tracker lists the driver and every executor: here the driver and the worker's one executor, once
     # it has registered (the worker launches it after the application starts).
     deadline = time.monotonic() + 60
