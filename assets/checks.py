@@ -31,7 +31,7 @@ from daily_bids.serving import scoring as scoring_math
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from resources.bid_policy import BidPolicyResource
-from resources.scoring import ScoringEngineResource
+from resources.engine import EngineResource
 from resources.warehouse import WarehouseResource
 
 CHECK_POLICY = dict(partitions_def=daily_partitions)
@@ -505,7 +505,7 @@ def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: Ware
     **CHECK_POLICY,
 )
 def predictions_match_the_model(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: ScoringEngineResource
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource
 ):
     store = warehouse.warehouse()
     model = ModelStore(store, champion_model.key.path[-1]).current_or_fail()

@@ -34,7 +34,7 @@ from daily_bids.storage import tables
 from daily_bids.storage.warehouse import MissingPartitionsError
 from resources.ad_platform import ReportSource
 from resources.bid_policy import BidPolicyResource
-from resources.scoring import ScoringEngineResource
+from resources.engine import EngineResource
 from resources.tracking import ExperimentTracker
 from resources.warehouse import WarehouseResource, held_metadata
 
@@ -185,11 +185,11 @@ def keyword_scores(
     champion_model,
     keyword_clusters: pd.DataFrame,
     bid_policy: BidPolicyResource,
-    scoring: ScoringEngineResource,
+    scoring: EngineResource,
     warehouse: WarehouseResource,
 ):
     """Predictions and bids in one pass over the features, batch by batch (`daily_bids.serving.scoring`), on the engine
-    `BIDS_SCORING_ENGINE` names: this process, or Spark. The model is loaded once for the run.
+    `BIDS_ENGINE` names: this process, or Spark. The model is loaded once for the run.
 
     Either asset runs alone too. The bids alone are made from the stored predictions of their days, which are read and
     never rewritten; without them the run is refused before anything is written. Every partition is staged, and a

@@ -168,9 +168,9 @@ def run_one(workdir: Path, keywords: int, engine: str, kind: str) -> dict:
     with PeakRss() as rss:
         if engine == "spark":
             from daily_bids.serving import spark_scoring
-            from resources.scoring import ScoringEngineResource
+            from resources.engine import EngineResource
 
-            session = ScoringEngineResource(engine="spark", spark_master="local[2]").spark_session()
+            session = EngineResource(engine="spark", spark_master="local[2]").spark_session()
             session.range(1).count()  # the session is up before the clock starts
             started = time.perf_counter()
             scores = spark_scoring.score_day(

@@ -61,13 +61,17 @@ class S3Options:
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("bids_environ", default=None)
 
 
+def _environ() -> Mapping[str, str]:
+    environ = _ENVIRON.get()
+    return os.environ if environ is None else environ
+
+
 class _EnvironSource(EnvSettingsSource):
     """pydantic-settings' environment source over a given mapping instead of os.environ."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
         return parse_env_vars(
-            os.environ if environ is None else environ,
+            _renamed(_environ()),
             self.case_sensitive,
             self.env_ignore_empty,
             self.env_parse_none_str,
@@ -112,10 +116,14 @@ FLOAT_FIELDS = (
 # any other.
 CHOICES = {
     "source": "a report source",
-    "scoring_engine": "a scoring engine",
+    "engine": "an engine",
     "sim_market": "an auction shape",
     "google_ads_publish": "a publishing mode",
 }
+
+# Former names of settings, still read: the variable → the setting's field. Setting both names to different values
+# is refused, naming both.
+DEPRECATED_VARIABLES = {"BIDS_SCORING_ENGINE": "engine"}
 
 
 # ---- the account's clock: the one place that says what "now" and "yesterday" are in the account's time zone -------
@@ -276,11 +284,12 @@ class Settings(BaseSettings):
             "`profit_optimal` keeps each campaign's expected spend within it. Empty: no budgets."
         ),
     )
-    scoring_engine: Literal["local", "spark"] = Field(
+    engine: Literal["local", "spark"] = Field(
         "local",
         description=(
-            "Where predictions and bids are computed: `local` (this process, streaming the features in batches) or "
-            "`spark` (a Spark session through dagster-pyspark, started only then)."
+            "Where every step that has a Spark form runs (today: scoring and bids): `local` (this process, streaming "
+            "the features in batches) or `spark` (Spark jobs through dagster-pyspark, started only then). "
+            "`BIDS_SCORING_ENGINE`, its former name, is still read but deprecated."
         ),
     )
     spark_master: str = Field(
@@ -575,9 +584,8 @@ class Settings(BaseSettings):
     def _one_of(cls, value: Any, info: ValidationInfo) -> Any:
         choices = get_args(cls.model_fields[info.field_name].annotation)
         if value not in choices:
-            raise ValueError(
-                f"{cls.env_name(info.field_name)}={value!r} is not {CHOICES[info.field_name]}; use {' or '.join(choices)}"
-            )
+            name = _given_as(info.field_name)
+            raise ValueError(f"{name}={value!r} is not {CHOICES[info.field_name]}; use {' or '.join(choices)}")
         return value
 
     @field_validator("google_ads_customer_id", "google_ads_login_customer_id")
@@ -629,7 +637,7 @@ class Settings(BaseSettings):
         environ = os.environ if environ is None else environ
         variables = {name: value for name, value in environ.items() if name.startswith(ENV_PREFIX)}
         known = [cls.env_name(name) for name in cls.model_fields]
-        unknown = sorted(set(variables) - set(known))
+        unknown = sorted(set(variables) - set(known) - set(DEPRECATED_VARIABLES))
         if unknown:
             raise SettingsError("; ".join(_unknown_variable(name, known) for name in unknown))
         token = _ENVIRON.set(variables)
@@ -660,6 +668,32 @@ class Settings(BaseSettings):
 
 class SettingsError(ValueError):
     """Settings that cannot be used; the message names each variable at fault."""
+
+
+def _renamed(variables: Mapping[str, str]) -> dict[str, str]:
+    """`variables` with each deprecated name read as its setting's current one. Both names with different values are
+    refused: which one was meant cannot be known."""
+    variables = dict(variables)
+    for old, field_name in DEPRECATED_VARIABLES.items():
+        if old not in variables:
+            continue
+        value, current = variables.pop(old), Settings.env_name(field_name)
+        if variables.setdefault(current, value) != value:
+            raise SettingsError(
+                f"{current}={variables[current]!r} and {old}={value!r} disagree; {old} is the deprecated name of "
+                f"{current}: set {current} only"
+            )
+    return variables
+
+
+def _given_as(field_name: str) -> str:
+    """The variable that set `field_name`: its deprecated name when only that one is set."""
+    current, environ = Settings.env_name(field_name), _environ()
+    if current not in environ:
+        for old, renamed in DEPRECATED_VARIABLES.items():
+            if renamed == field_name and old in environ:
+                return old
+    return current
 
 
 def _unknown_variable(name: str, known: list[str]) -> str:
@@ -703,6 +737,12 @@ def settings_table_markdown(current: bool = False) -> str:
     rows = ["| variable | value here | default | meaning |", "|---|---|---|---|"]
     for name, info in fields.items():
         variable = Settings.env_name(name)
-        value = f"`{os.environ[variable]}` (set)" if variable in os.environ else "(default)"
+        given = [variable] + [old for old, field_name in DEPRECATED_VARIABLES.items() if field_name == name]
+        given = [each for each in given if each in os.environ]
+        value = (
+            f"`{os.environ[given[0]]}` (set{'' if given[0] == variable else ' as ' + given[0]})"
+            if given
+            else "(default)"
+        )
         rows.append(f"| `{variable}` | {value} | `{_default_text(name)}` | {info.description} |")
     return "\n".join(rows)

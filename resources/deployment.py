@@ -21,8 +21,8 @@ from daily_bids.storage import tables
 from daily_bids.storage.warehouse import SourceMismatchError, Warehouse
 from resources.ad_platform import GoogleAdsAccount, LandingZoneSource, ReportSource, SimulatedAdPlatform
 from resources.bid_policy import BidPolicyResource
+from resources.engine import EngineResource
 from resources.io_managers import ModelIOManager, WarehouseIOManager
-from resources.scoring import ScoringEngineResource
 from resources.tracking import ExperimentTracker
 from resources.warehouse import BoundedS3Resource, WarehouseResource
 
@@ -44,8 +44,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "tracker": ExperimentTracker(
             tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifacts, s3=s3
         ),
-        "scoring": ScoringEngineResource(
-            engine=settings.scoring_engine,
+        "scoring": EngineResource(
+            engine=settings.engine,
             spark_master=settings.spark_master,
             spark_driver_host=settings.spark_driver_host,
         ),

@@ -48,7 +48,7 @@ DOC_BLOCKS = {
     "models register-keras": "test_readme.py::test_the_model_lab_commands",
     "mlflow ui": "test_readme.py::test_mlflow_ui_serves_the_tracked_runs",
     "--partition-range": "test_readme.py::test_the_running_it_commands",
-    "BIDS_SCORING_ENGINE=spark": "test_readme.py::test_the_spark_engine_command",
+    "BIDS_ENGINE=spark": "test_readme.py::test_the_spark_engine_command",
     "~/bids-acme": "test_first_day.py::test_the_readme_first_day_with_a_google_ads_export",
     "BIDS_GOOGLE_ADS_CONFIG=~/google-ads.yaml": "test_google_ads_account.py::"
     "test_a_run_from_an_empty_warehouse_applies_the_bids_and_a_rollback_restores_them",
@@ -245,7 +245,7 @@ def test_the_spark_engine_command(bootstrapped_now):
     store, yesterday = bootstrapped_now["store"], bootstrapped_now["day"]
     before = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()
     started = pd.Timestamp.now(tz="UTC")
-    done = run_block(readme_block("BIDS_SCORING_ENGINE=spark"), bootstrapped_now["env"])
+    done = run_block(readme_block("BIDS_ENGINE=spark"), bootstrapped_now["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert _written_since(store, "keyword_bids", yesterday, started)
     after = store.read_partitions("keyword_bids", [yesterday]).set_index("keyword_id")["bid"].sort_index()

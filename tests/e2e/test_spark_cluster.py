@@ -20,7 +20,7 @@ import pytest
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.settings import Settings
 from resources import build_resources
-from resources.scoring import ScoringEngineResource
+from resources.engine import EngineResource
 from support.deployment import REPO_ROOT
 
 # The parity check of the local[2] suite, reused as it is: the same inputs, tolerances and checks.
@@ -144,7 +144,7 @@ def spark(cluster):
         SparkContext._active_spark_context.stop()
     with pytest.MonkeyPatch.context() as env:
         env.delenv("SPARK_LOCAL_IP", raising=False)  # the driver's loopback binding must come from the resource
-        session = ScoringEngineResource(engine="spark", spark_master=cluster["url"]).spark_session()
+        session = EngineResource(engine="spark", spark_master=cluster["url"]).spark_session()
         yield session
         session.stop()
 
@@ -164,7 +164,7 @@ def test_the_application_ran_on_the_clusters_executor(cluster, spark):
     context = spark.sparkContext
     assert context.master == cluster["url"]
     (app,) = [a for a in _master_status(cluster["webui"])["activeapps"] if a["id"] == context.applicationId]
-    assert app["name"] == "daily-bids-scoring" and app["state"] == "RUNNING" and app["cores"] == 1
+    assert app["name"] == "daily-bids" and app["state"] == "RUNNING" and app["cores"] == 1
     # The status tracker lists the driver and every executor: here the driver and the worker's one executor, once
     # it has registered (the worker launches it after the application starts).
     deadline = time.monotonic() + 60
@@ -211,7 +211,7 @@ def test_the_driver_listens_on_loopback_only(spark):
 
 def test_the_driver_host_setting_reaches_the_spark_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path / "warehouse"))
-    monkeypatch.setenv("BIDS_SCORING_ENGINE", "spark")
+    monkeypatch.setenv("BIDS_ENGINE", "spark")
     monkeypatch.setenv("BIDS_SPARK_MASTER", "spark://spark-master.example.internal:7077")
     assert (
         build_resources(Settings())["scoring"].spark_config()["spark.driver.bindAddress"] == "127.0.0.1"
@@ -234,5 +234,5 @@ def test_the_example_spark_defaults_set_only_keys_this_spark_knows(spark):
     assert keys
     known = spark._jvm.org.apache.spark.internal.config.ConfigEntry
     assert [key for key in keys if known.findEntry(key) is None] == []
-    overridden = set(ScoringEngineResource(engine="spark", spark_master="spark://h:7077").spark_config())
+    overridden = set(EngineResource(engine="spark", spark_master="spark://h:7077").spark_config())
     assert overridden.isdisjoint(keys)

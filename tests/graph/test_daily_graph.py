@@ -28,7 +28,7 @@ from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
-from resources.scoring import ScoringEngineResource
+from resources.engine import EngineResource
 from support.deployment import materialize_range
 from support.scenarios import BID_DAYS, HISTORY_END, HISTORY_START
 from support.spark_parity import DAY, PARITY_POLICIES, PARITY_POLICY_IDS, check_parity
@@ -493,7 +493,7 @@ needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Spark need
 
 @pytest.fixture(scope="module")
 def spark():
-    return ScoringEngineResource(engine="spark", spark_master="local[2]").spark_session()
+    return EngineResource(engine="spark", spark_master="local[2]").spark_session()
 
 
 def _parquet_tables(root: Path) -> dict[str, bool]:
@@ -558,7 +558,7 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     monkeypatch.setenv("BIDS_WAREHOUSE", warehouse_copy.root)
     monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
     monkeypatch.setenv("BIDS_SIM_SEED", "11")
-    monkeypatch.setenv("BIDS_SCORING_ENGINE", "spark")
+    monkeypatch.setenv("BIDS_ENGINE", "spark")
     monkeypatch.setenv("BIDS_SPARK_MASTER", "local[2]")
     before = warehouse_copy.read_partitions("keyword_bids", [DAY]).set_index("keyword_id")["bid"]
     result = dg.materialize(

@@ -2,8 +2,8 @@
 the standalone cluster test."""
 
 import datetime as dt
-from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 from daily_bids.bidding.landscape import CONTEXT_DAYS, BidLandscape, bid_context
@@ -29,8 +29,9 @@ def _inputs(store: Warehouse, kind: str):
     return model, clusters, landscape, bid_context(reports, DAY)
 
 
-def check_parity(store: Warehouse, spark, kind: str, policy: BidPolicy) -> None:
-    """The Spark engine gives the local engine's predictions and bids for `kind`'s model on `DAY`."""
+def check_parity(store: Warehouse, spark, kind: str, policy: BidPolicy, log=lambda message: None) -> None:
+    """The Spark engine gives the local engine's predictions and bids for `kind`'s model on `DAY` (the Spark engine's
+    lines go to `log`)."""
     model, clusters, landscape, context = _inputs(store, kind)
     assert "Hiking 001" in set(store.read_partitions("keyword_features", [DAY])["campaign"])
     note = landscape.describe()
@@ -60,7 +61,7 @@ def check_parity(store: Warehouse, spark, kind: str, policy: BidPolicy) -> None:
         landscape,
         context,
         note,
-        log=lambda message: None,
+        log=log,
     )
     local_predictions = store.read_partitions("local_predictions", [DAY])
     report = scoring.parity_report(store.read_partitions("spark_predictions", [DAY]), local_predictions)
@@ -76,4 +77,5 @@ def check_parity(store: Warehouse, spark, kind: str, policy: BidPolicy) -> None:
     assert on_spark.bids.economics.loc["chosen", "expected_clicks"] == pytest.approx(
         local.bids.economics.loc["chosen", "expected_clicks"], rel=1e-4
     )
-    assert not list(Path(store.root, spark_scoring.STAGING_FOLDER).iterdir())  # the staging files are gone
+    staging = pafs.FileSelector(store.path(spark_scoring.STAGING_FOLDER), allow_not_found=True, recursive=True)
+    assert not store.fs.get_file_info(staging)  # the staging files are gone

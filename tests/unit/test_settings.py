@@ -22,7 +22,7 @@ from support.landing_files import google_ads_account_export
 READER = "daily_bids/settings.py"
 # Modules that set variables for third-party libraries (Spark's Python workers, MLflow's S3 endpoint, TensorFlow's
 # and the libraries' logging), which read them themselves: writes, not settings.
-WRITERS = {"resources/scoring.py", "resources/tracking.py", "daily_bids/quiet.py", "daily_bids/__init__.py"}
+WRITERS = {"resources/engine.py", "resources/tracking.py", "daily_bids/quiet.py", "daily_bids/__init__.py"}
 
 
 def _environment_reads(path) -> list[str]:
@@ -119,7 +119,8 @@ def test_two_deployments_build_two_definitions_in_one_process(tmp_path):
     "variable, value, message",
     [
         ("BIDS_SOURCE", "ftp", "BIDS_SOURCE='ftp' is not a report source; use simulator or landing or google_ads"),
-        ("BIDS_SCORING_ENGINE", "gpu", "BIDS_SCORING_ENGINE='gpu' is not a scoring engine; use local or spark"),
+        ("BIDS_ENGINE", "gpu", "BIDS_ENGINE='gpu' is not an engine; use local or spark"),
+        ("BIDS_SCORING_ENGINE", "gpu", "BIDS_SCORING_ENGINE='gpu' is not an engine; use local or spark"),
         (
             "BIDS_SIM_MARKET",
             "dutch",
@@ -131,6 +132,24 @@ def test_a_setting_of_a_few_words_refuses_any_other_naming_the_choices(variable,
     with pytest.raises(SettingsError) as refused:
         Settings.from_environment({variable: value})
     assert str(refused.value) == message
+
+
+def test_the_engine_setting_reads_its_deprecated_name_and_refuses_both_names_disagreeing(monkeypatch):
+    assert Settings.defaults().engine == "local"
+    assert Settings.from_environment({"BIDS_ENGINE": "spark"}).engine == "spark"
+    assert Settings.from_environment({"BIDS_SCORING_ENGINE": "spark"}).engine == "spark"  # deprecated, still read
+    assert Settings.from_environment({"BIDS_ENGINE": "spark", "BIDS_SCORING_ENGINE": "spark"}).engine == "spark"
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_environment({"BIDS_ENGINE": "local", "BIDS_SCORING_ENGINE": "spark"})
+    assert str(refused.value) == (
+        "BIDS_ENGINE='local' and BIDS_SCORING_ENGINE='spark' disagree; BIDS_SCORING_ENGINE is the deprecated name of "
+        "BIDS_ENGINE: set BIDS_ENGINE only"
+    )
+    monkeypatch.setenv("BIDS_SCORING_ENGINE", "spark")  # the process environment, as a code location reads it
+    assert Settings().engine == "spark"
+    monkeypatch.setenv("BIDS_ENGINE", "local")
+    with pytest.raises(ValueError, match="disagree"):
+        Settings()
 
 
 def test_every_bid_policy_field_a_user_changes_is_a_setting_with_the_policy_default():

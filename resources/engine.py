@@ -1,4 +1,4 @@
-"""Where predictions and bids are computed: in this process (`local`, the default) or on Spark.
+"""Where the steps that have a Spark form run: in this process (`local`, the default) or on Spark (`BIDS_ENGINE`).
 
 No `from __future__ import annotations` here: Dagster reads field annotations at runtime.
 """
@@ -14,11 +14,12 @@ from daily_bids.serving import scoring
 from daily_bids.serving.scoring import BATCH_ROWS
 
 
-class ScoringEngineResource(dg.ConfigurableResource):
-    """The scoring engine. `spark` starts a SparkSession through dagster-pyspark's lazy resource on first use, so
-    neither pyspark nor a JVM is loaded by a deployment that scores locally."""
+class EngineResource(dg.ConfigurableResource):
+    """The engine of every step that has a Spark form (its resource key stays `scoring`, as stored runs name it).
+    `spark` starts one SparkSession through dagster-pyspark's lazy resource on first use, so neither pyspark nor a
+    JVM is loaded by a deployment that runs locally; a step's Spark form takes it from `spark_session()`."""
 
-    engine: Literal["local", "spark"] = Field("local", description="`local` or `spark` (BIDS_SCORING_ENGINE).")
+    engine: Literal["local", "spark"] = Field("local", description="`local` or `spark` (BIDS_ENGINE).")
     spark_master: str = Field("local[*]", description="Spark master URL (BIDS_SPARK_MASTER).")
     spark_driver_host: str = Field(
         "127.0.0.1",
@@ -26,13 +27,13 @@ class ScoringEngineResource(dg.ConfigurableResource):
         description="With a cluster master, the address the driver binds to and executors connect back to "
         "(BIDS_SPARK_DRIVER_HOST); a local master always binds to 127.0.0.1.",
     )
-    batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (per Arrow batch on Spark).")
+    batch_rows: int = Field(BATCH_ROWS, ge=1_000, description="Rows per scored batch (on Spark too).")
     _spark: object = PrivateAttr(default=None)
 
     def spark_config(self) -> dict[str, str]:
         config = {
             "spark.master": self.spark_master,
-            "spark.app.name": "daily-bids-scoring",
+            "spark.app.name": "daily-bids",
             # Arrow moves the batches between the JVM and the Python workers, this many rows at a time.
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.execution.arrow.maxRecordsPerBatch": str(self.batch_rows),
@@ -46,8 +47,13 @@ class ScoringEngineResource(dg.ConfigurableResource):
         host = "127.0.0.1" if self.spark_master.startswith("local") else self.spark_driver_host
         return config | {"spark.driver.host": host, "spark.driver.bindAddress": host}
 
+    @property
+    def on_spark(self) -> bool:
+        return self.engine == "spark"
+
     def spark_session(self):
-        """The SparkSession, started on first use; its Python workers run this interpreter."""
+        """The SparkSession, started on first use and shared by every step of the run that runs on Spark; its Python
+        workers run this interpreter."""
         if self._spark is None:
             from dagster_pyspark import LazyPySparkResource  # imports pyspark: only for the Spark engine
 
@@ -89,10 +95,10 @@ class ScoringEngineResource(dg.ConfigurableResource):
             log=log,
             value_table=value_table,
         )
-        if self.engine == "spark":
+        if self.on_spark:
             from daily_bids.serving import spark_scoring
 
-            return spark_scoring.score_day(self.spark_session(), **day_and_rules)
+            return spark_scoring.score_day(self.spark_session(), **day_and_rules, batch_rows=self.batch_rows)
         return scoring.score_day(**day_and_rules, batch_rows=self.batch_rows)
 
     def bid_day(self, store, predictions_table, bids_table, day, policy, landscape, context, note, log, sink=None):
