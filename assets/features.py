@@ -10,12 +10,12 @@ from assets.reports import VALIDATED_REPORT
 from daily_bids.charts import png_markdown
 from daily_bids.features import catalog
 from daily_bids.features.keyword_features import FEATURES, LOOKBACK_DAYS, feature_set_version
-from daily_bids.features.writer import write_features
 from daily_bids.models import value_per_click
 from daily_bids.quality import expectations as quality
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 from resources.bid_policy import BidPolicyResource
+from resources.engine import EngineResource
 from resources.warehouse import WarehouseResource, held_metadata
 
 
@@ -31,7 +31,11 @@ from resources.warehouse import WarehouseResource, held_metadata
     code_version=feature_set_version(),
     **DAILY_ASSET_POLICIES,
 )
-def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def keyword_features(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    scoring: EngineResource,  # the engine (BIDS_ENGINE); its key is `scoring`, as stored runs name it
+) -> dg.MaterializeResult:
     """Lags, 7- and 28-day sums and means (log1p-scaled), smoothed ratios and calendar features per keyword, as of
     the end of the partition day. Reads report days up to the partition day only.
 
@@ -51,7 +55,9 @@ def keyword_features(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     )
     if days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1) < history_start:
         context.log.info(f"report history starts on {history_start}: rolling means average over the days since")
-    run = write_features(store, reports, context.assets_def.key.path[-1], days, history_start, log=context.log.info)
+    run = scoring.write_features(
+        store, reports, context.assets_def.key.path[-1], days, history_start, log=context.log.info
+    )
     return dg.MaterializeResult(
         metadata={
             "rows": run.rows,

@@ -10,6 +10,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from daily_bids.features.writer import write_features
 from daily_bids.serving import scoring
 from daily_bids.serving.scoring import BATCH_ROWS
 
@@ -100,6 +101,17 @@ class EngineResource(dg.ConfigurableResource):
 
             return spark_scoring.score_day(self.spark_session(), **day_and_rules, batch_rows=self.batch_rows)
         return scoring.score_day(**day_and_rules, batch_rows=self.batch_rows)
+
+    def write_features(self, store, reports_table, features_table, days, history_start, log):
+        """The features and rolling state of `days`, on the configured engine: the same partitions either way
+        (`daily_bids.features.spark_features`: each keyword shard a Spark task)."""
+        if self.on_spark:
+            from daily_bids.features.spark_features import write_features_on_spark
+
+            return write_features_on_spark(
+                self.spark_session(), store, reports_table, features_table, days, history_start, log=log
+            )
+        return write_features(store, reports_table, features_table, days, history_start, log=log)
 
     def bid_day(self, store, predictions_table, bids_table, day, policy, landscape, context, note, log, sink=None):
         """One day's bids from its stored predictions, in this process on either engine: bidding needs no model,

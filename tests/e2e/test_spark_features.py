@@ -24,7 +24,7 @@ from daily_bids.settings import S3Options
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
-from resources.scoring import ScoringEngineResource
+from resources.engine import EngineResource
 from servers.s3_server import REGION, moto_server
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
@@ -71,7 +71,7 @@ def _session(master: str):
     # getOrCreate would hand back another module's session (on another master) in place of this one.
     if SparkContext._active_spark_context is not None:
         SparkContext._active_spark_context.stop()
-    return ScoringEngineResource(engine="spark", spark_master=master).spark_session()
+    return EngineResource(engine="spark", spark_master=master).spark_session()
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,41 @@ def test_features_on_a_standalone_cluster(reports, local_run, tmp_path, cluster)
         check_parity(session, store, local_run, "standalone cluster")
     finally:
         session.stop()
+
+
+def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, monkeypatch):
+    """`BIDS_ENGINE=spark` takes a real run's features step to Spark: the partitions the local engine's run wrote."""
+    import dagster as dg
+
+    from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
+    from assets.features import keyword_features
+    from daily_bids.settings import Settings
+    from resources import build_resources
+    from support.deployment import materialize_range
+
+    start, day = dt.date(2025, 1, 1), dt.date(2025, 1, 10)
+    monkeypatch.setenv("BIDS_WAREHOUSE", str(tmp_path))
+    monkeypatch.setenv("BIDS_SIM_KEYWORDS", "300")
+    local = build_resources(Settings())
+    assert materialize_range(HISTORY_ASSETS, start, day, local).success
+    store = local["warehouse"].warehouse()
+    expected = {table: store.read_partitions(table, [day]) for table in ("keyword_features", tables.FEATURE_STATE)}
+    for table in expected:  # forget the day, then have Spark make it again
+        (tmp_path / table / f"date={day}" / "data.parquet").unlink()
+    monkeypatch.setenv("BIDS_ENGINE", "spark")
+    monkeypatch.setenv("BIDS_SPARK_MASTER", "local[2]")
+    on_spark = build_resources(Settings())
+    assert on_spark["scoring"].on_spark
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=[keyword_features],
+        resources=on_spark,
+        partition_key=day.isoformat(),
+        instance=instance,
+    )
+    assert result.success
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(f"features {day} on Spark (local[2])" in message for message in logged), logged
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(store.read_partitions(table, [day]), frame)
