@@ -45,7 +45,7 @@ from daily_bids import progress as progress_lines
 from daily_bids.bidding.decision import CannotBidError
 from daily_bids.bidding.policy import BidPolicy
 from daily_bids.models.kinds import model_from_bundle
-from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, cluster_values, predict_next_day
+from daily_bids.models.prediction import CLUSTER_VALUE_INPUTS, ClusterPriors, cluster_values, predict_next_day
 from daily_bids.schema import as_day
 from daily_bids.serving.scoring import (
     BATCH_ROWS,
@@ -303,12 +303,14 @@ class _TaskProgress:
         return max(scoring, key=lambda stage: stage.stageId).numCompletedTasks if scoring else 0
 
     def _watch(self) -> None:
+        from py4j.protocol import Py4JError  # the JVM's calls: here only when Spark runs
+
         every = progress_lines.PROGRESS_EVERY_SECONDS
         progress = progress_lines.Progress(self.what, self.tasks, self.log, every_seconds=every, unit="tasks")
         while not self._stop.wait(max(every, 0.1)):  # never a busy loop of the tracker's calls
             try:
                 progress.done = self.done()
-            except Exception:  # noqa: BLE001 -- the status is only reported: a failed look never fails the step
+            except Py4JError:  # the status is only reported: a failed look (the job just ended) never fails the step
                 continue
             rows = self.rows * progress.done / self.tasks if self.tasks else 0
             self.log(f"{progress.line()} (about {rows:,.0f} of {self.rows:,} rows)")
@@ -328,6 +330,8 @@ def _score_task(task: ScoringTask, units: Iterator[pd.DataFrame]) -> Iterator[pd
         table: _StagedFile(fs, f"{task.staging}/{table}-{name}", task.day) for table in ("predictions", "bids")
     }
 
+    priors = ClusterPriors(task.clusters, task.values_by_cluster)  # the cluster table hashed once per task
+
     def scored() -> Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]:
         for batch in _feature_batches(fs, task, units):
             posterior = context = None
@@ -336,7 +340,7 @@ def _score_task(task: ScoringTask, units: Iterator[pd.DataFrame]) -> Iterator[pd
                 span = (int(keywords.min()), int(keywords.max())) if len(keywords) else (0, -1)
             if task.posterior_path:  # indexed by keyword_id, as `scoring.value_posterior` gives it
                 posterior = _keyword_rows(fs, task.posterior_path, VALUE_POSTERIOR_INPUTS, span).set_index("keyword_id")
-            predictions = predict_next_day(batch, model, task.clusters, task.values_by_cluster, posterior)
+            predictions = predict_next_day(batch, model, priors, value_posterior=posterior)
             writers["predictions"].write(predictions)
             predicted.add(predictions)
             if task.context_path:  # the batch's own context rows, in its order: its keywords with a bid in force
