@@ -1,6 +1,9 @@
 """Benchmark: the whole daily increment, stage by stage, at 1M, 3M and 10M keywords: how each stage's cost grows.
 
-    .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000]
+    .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000] [--engine spark]
+
+With `--engine spark`, the stages that have a Spark form (the features, predictions and bids) run on `local[2]`
+instead, the session started before the clock (its JVM and Python workers count in the peak RSS).
 
 Set-up per size (not timed, in --workdir): the simulator's reports of the 28 days before day D and of D, written as
 validated reports (and the 7 days before D as raw reports, for the drift check), and the XGBoost model of
@@ -25,6 +28,7 @@ runs a step, so its peak RSS (process and children) is its own:
 
 import argparse
 import datetime as dt
+import functools
 import json
 import subprocess
 import sys
@@ -47,6 +51,7 @@ STAGES = (
     "publication",
 )
 RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
+STATE = "_keyword_feature_state"  # the features' rolling state (daily_bids.storage.tables.FEATURE_STATE)
 
 
 # Each stage's floor: the Parquet it reads, read by Arrow alone (table, days before D, columns; None for all of them),
@@ -60,10 +65,10 @@ FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]
         [(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:])],
         [VALIDATED, "keyword_quarantine"],
     ),
-    "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, "feature_state"]),
+    "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, STATE]),
     "features_incremental": (
-        [(VALIDATED, [0], None), (VALIDATED, [6, 7, 28], METRICS), ("feature_state", [1], None)],
-        [FEATURES, "feature_state"],
+        [(VALIDATED, [0], None), (VALIDATED, [6, 7, 28], METRICS), (STATE, [1], None)],
+        [FEATURES, STATE],
     ),
     "feature_checks": ([(FEATURES, [0], None)], []),
     "bid_landscape": ([(VALIDATED, list(range(29)), CONTEXT)], []),
@@ -123,7 +128,11 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
     return report.assign(source_file="simulator:seed=7", source_row=np.arange(1, len(report) + 1), parse_errors=pd.NA)
 
 
-def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> dict:
+# The stages with a Spark form (BIDS_ENGINE=spark); `--engine spark` runs these on `local[2]`.
+SPARK_STAGES = ("features_first_run", "features_incremental", "predictions_and_bids")
+
+
+def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engine: str = "local") -> dict:
     from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
     from daily_bids.bidding.policy import BidPolicy
     from daily_bids.features import catalog
@@ -138,6 +147,18 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
     yesterday = DAY - dt.timedelta(days=1)
 
     with PeakRss() as rss:
+        spark = None
+        if engine == "spark":  # the session is up before the clock starts; its JVM's memory counts
+            from daily_bids.features.spark_features import write_features_on_spark
+            from daily_bids.serving import spark_scoring
+            from resources.engine import EngineResource
+
+            spark = EngineResource(engine="spark", spark_master="local[2]").spark_session()
+            spark.range(1).count()
+            write_features = functools.partial(write_features_on_spark, spark)
+            score_day = functools.partial(spark_scoring.score_day, spark)
+        else:
+            score_day = scoring.score_day
         started = time.perf_counter()
         if stage == "report":
             store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
@@ -178,7 +199,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
                 DAY,
             )
             model = load_model(model_folder, "xgboost")
-            scoring.score_day(
+            score_day(
                 store,
                 FEATURES,
                 DAY,
@@ -202,6 +223,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path) -> di
             )
         seconds = time.perf_counter() - started
     return {
+        "engine": engine,
         "stage": stage,
         "keywords": keywords,
         "seconds": seconds,
@@ -215,20 +237,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,3000000,10000000")
     parser.add_argument("--workdir", default="/tmp/bids-increment-bench")
     parser.add_argument("--models", default="/tmp/bids-scoring-bench", help="where scoring_10m.py left its models")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local", help="spark: its stages on local[2]")
     parser.add_argument("--one", nargs=2, metavar=("KEYWORDS", "STAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir, model_folder = Path(args.workdir), Path(args.models)
     if args.one:
         keywords = int(args.one[0])
         print(
-            "RESULT " + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder)), flush=True
+            "RESULT "
+            + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder, args.engine)),
+            flush=True,
         )
         return
     results = []
+    stages = STAGES if args.engine == "local" else SPARK_STAGES
     for keywords in map(int, args.sizes.split(",")):
         print(f"{keywords:,} keywords: set-up (not timed) ...", flush=True)
         prepare(workdir / str(keywords), keywords)
-        for stage in STAGES:
+        for stage in stages:
             process = subprocess.run(
                 [
                     sys.executable,
@@ -237,6 +263,8 @@ def main() -> None:
                     str(workdir),
                     "--models",
                     str(model_folder),
+                    "--engine",
+                    args.engine,
                     "--one",
                     str(keywords),
                     stage,
@@ -256,21 +284,23 @@ def main() -> None:
             )
             results.append(result)
     table = pd.DataFrame(results)
-    seconds = table.pivot(index="stage", columns="keywords", values="seconds").loc[list(STAGES)]
-    memory = table.pivot(index="stage", columns="keywords", values="peak_rss_gb").loc[list(STAGES)]
-    floors = table.pivot(index="stage", columns="keywords", values="floor_seconds").loc[list(STAGES)]
+    seconds = table.pivot(index="stage", columns="keywords", values="seconds").loc[list(stages)]
+    memory = table.pivot(index="stage", columns="keywords", values="peak_rss_gb").loc[list(stages)]
+    floors = table.pivot(index="stage", columns="keywords", values="floor_seconds").loc[list(stages)]
     print()
     print("| stage | " + " | ".join(f"{k:,} keywords (time, peak RSS; raw Parquet)" for k in seconds.columns) + " |")
     print("|---|" + "---:|" * len(seconds.columns))
-    for stage in STAGES:
+    for stage in stages:
         print(
-            f"| {stage} | "
+            f"| {stage} ({args.engine}) | "
             + " | ".join(
                 f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB; {floors.loc[stage, k]:.1f} s"
                 for k in seconds.columns
             )
             + " |"
         )
+    if args.engine != "local":
+        return
     increment = seconds.drop(index="features_first_run").sum()
     print(
         "| the everyday increment (all but the first run's rebuild) | "

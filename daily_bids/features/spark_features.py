@@ -48,11 +48,16 @@ from daily_bids.features.keyword_features import (
     shard_features,
 )
 from daily_bids.features.writer import FeatureRun, _quiet, _span
+from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.progress import Progress
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse, to_arrow, to_pandas
 
+# Shards per core of the session, at least: one shard of a million keywords is one task, and would leave the other
+# cores idle. Two per core lets a core that finishes early take another. A shard still holds at most
+# `keywords_per_shard` keywords, which bounds a task's memory.
+TASKS_PER_CORE = 2
 STAGING_FOLDER = ".spark-staging"  # the Spark scoring engine's too: hidden from readers by its leading dot
 STATE, LAGS, PRIORS, INPUTS, FEATURES = "state", "lags", "priors", "prior_inputs", "features"
 PROGRESS_POLL_SECONDS = 1.0
@@ -92,7 +97,8 @@ def write_features_on_spark(
     log = log or _quiet
     previous = days[0] - dt.timedelta(days=1)
     state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
-    shards = _shards(store, reports_table, days[0], previous, history_start, state_reused, keywords_per_shard)
+    cores = spark.sparkContext.defaultParallelism
+    shards = _shards(store, reports_table, days[0], previous, history_start, state_reused, keywords_per_shard, cores)
     if not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the {LOOKBACK_DAYS} report days before {days[0]}")
     run_folder = store.path(STAGING_FOLDER, uuid.uuid4().hex)
@@ -156,15 +162,17 @@ def _shards(
     history_start: dt.date,
     state_reused: bool,
     keywords_per_shard: int,
+    cores: int,
 ) -> list[KeywordRange]:
-    """`write_features`' shard bounds: from the keywords known on the first day, the state's and the first day's
-    report's (IDs only)."""
+    """`write_features`' shard bounds, from the keywords known on the first day, the state's and the first day's
+    report's (IDs only); but at least `TASKS_PER_CORE` shards per core of the session, since a shard is a task."""
     known = [store.read_partitions(reports_table, [first], ["keyword_id"])] if first >= history_start else []
     if state_reused:
         known.append(store.read_partitions(tables.FEATURE_STATE, [previous], ["keyword_id"]))
     # int64 throughout: a float would round the IDs of a criterion's later ad groups (2**62 and up) together.
     ids = np.concatenate([frame["keyword_id"].to_numpy(dtype="int64") for frame in known] + [np.zeros(0, "int64")])
-    return keyword_shards(ids, keywords_per_shard)
+    per_task = -(-len(unique_keyword_ids(ids)) // (TASKS_PER_CORE * max(cores, 1)))
+    return keyword_shards(ids, max(1, min(keywords_per_shard, per_task)))
 
 
 def _roll_task(task: FeatureTask, shards: Iterator[tuple[int, KeywordRange]]) -> Iterator[bytes]:
