@@ -14,6 +14,8 @@ LAYERS: dict[str, int] = {
     "charts": 0,
     "settings": 0,
     "currency": 0,  # the account currency's billable unit and decimals, for settings, bids and displays
+    "progress": 0,  # progress lines (rows done, rate, time left) for any long step
+    "keyword_index": 0,  # joins on keyword IDs, for features, models, bids and scoring
     "storage": 1,
     "simulator": 1,
     "ingest": 2,
