@@ -52,13 +52,13 @@ from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.progress import Progress
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
 from daily_bids.storage import tables
-from daily_bids.storage.warehouse import Warehouse, to_arrow, to_pandas
+from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse, to_arrow, to_pandas
 
 # Shards per core of the session, at least: one shard of a million keywords is one task, and would leave the other
 # cores idle. Two per core lets a core that finishes early take another. A shard still holds at most
 # `keywords_per_shard` keywords, which bounds a task's memory.
 TASKS_PER_CORE = 2
-STAGING_FOLDER = ".spark-staging"  # the Spark scoring engine's too: hidden from readers by its leading dot
+STAGING_FOLDER = SPARK_STAGING_FOLDER
 STATE, LAGS, PRIORS, INPUTS, FEATURES = "state", "lags", "priors", "prior_inputs", "features"
 PROGRESS_POLL_SECONDS = 1.0
 

@@ -59,6 +59,7 @@ from daily_bids.serving.scoring import (
 from daily_bids.settings import S3Options
 from daily_bids.storage.warehouse import (
     PARTITION_COLUMN,
+    SPARK_STAGING_FOLDER,
     MissingPartitionsError,
     PartitionWriter,
     Warehouse,
@@ -66,7 +67,7 @@ from daily_bids.storage.warehouse import (
     to_pandas,
 )
 
-STAGING_FOLDER = ".spark-staging"
+STAGING_FOLDER = SPARK_STAGING_FOLDER
 # Tasks per core of the session: more tasks than cores balance uneven row groups, and make progress finer.
 TASKS_PER_CORE = 2
 # The schema of the work units: a row group of the features (`row_group` >= 0, the budgeted campaigns' rows left out),
@@ -104,7 +105,7 @@ def warehouse_address(store: Warehouse) -> WarehouseAddress:
     which the warehouse's options do not carry, and would expire in the broadcast)."""
     if store.is_local:
         return WarehouseAddress(store.root)
-    s3 = _s3_options(store)
+    s3 = store.s3
     if not s3.access_key:
         import botocore.session
 
@@ -113,21 +114,6 @@ def warehouse_address(store: Warehouse) -> WarehouseAddress:
         if frozen is not None and frozen.access_key and frozen.secret_key and not frozen.token:
             s3 = replace(s3, access_key=frozen.access_key, secret_key=frozen.secret_key)
     return WarehouseAddress(store.uri, s3)
-
-
-def _s3_options(store: Warehouse) -> S3Options:
-    """The S3 options `store` was opened with: its own, if it keeps them, else read back from its filesystem (all
-    but the retries' attempts, which pyarrow does not report: the default then)."""
-    if isinstance(getattr(store, "s3", None), S3Options):
-        return store.s3
-    _, (options,) = store.fs.__reduce__()  # pyarrow's own pickling: the options the filesystem was made with
-    return S3Options(
-        endpoint_url=options.get("endpoint_override") or "",
-        region=options.get("region") or S3Options.region,
-        access_key=options.get("access_key") or "",
-        secret_key=options.get("secret_key") or "",
-        timeout_seconds=options.get("request_timeout") or S3Options.timeout_seconds,
-    )
 
 
 @dataclass(frozen=True)

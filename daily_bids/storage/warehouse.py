@@ -56,6 +56,9 @@ WHOLE_READ_BYTES = 64 << 20
 STALE_TEMPORARY_SECONDS = 3600
 # Where a step's partitions wait until the step has written all of them (hidden from readers by its leading dot).
 STAGING_FOLDER = ".staging"
+# Where the Spark engine's tasks stage their files (features and scoring), each run in a folder of its own; swept
+# with the steps' staging when a killed driver leaves one behind.
+SPARK_STAGING_FOLDER = ".spark-staging"
 # Columns with a value of their own per keyword. Parquet's writer would build a dictionary of each and then drop it
 # once it outgrew a page (a third of the write time of a predictions file); they are written plain instead.
 PER_KEYWORD_COLUMNS = frozenset({"keyword_id", "criterion_id", "keyword"})
@@ -131,6 +134,8 @@ class Warehouse:
     def __init__(self, uri: str, s3: S3Options | None = None):
         self.uri = uri.rstrip("/")
         self.fs, self.root = filesystem_for(uri, s3)
+        # How an S3 warehouse is reached (None for a folder): what the Spark engine's tasks open it with.
+        self.s3: S3Options | None = (s3 or S3Options()) if self.uri.startswith("s3://") else None
         # The run whose held partitions this view reads in place of the stored ones, and the checks its partition
         # writes are held for (empty: written straight into the tables). See `seen_by_run` and `holding`.
         self.run_id: str | None = None
@@ -347,15 +352,16 @@ class Warehouse:
             staged.discard()
 
     def _remove_stale_staging(self) -> None:
-        """Staging folders a killed step left behind: only those whose every file is old (a fresh one may belong to
-        a step still running)."""
+        """Staging folders a killed step (or Spark driver) left behind: only those whose every file is old (a fresh
+        one may belong to a step still running)."""
         cutoff = time.time_ns() - STALE_TEMPORARY_SECONDS * 1_000_000_000
-        for folder in self.fs.get_file_info(pafs.FileSelector(self.path(STAGING_FOLDER), allow_not_found=True)):
-            if folder.type != pafs.FileType.Directory:
-                continue
-            files = self.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))
-            if all((info.mtime_ns or 0) < cutoff for info in files if info.type == pafs.FileType.File):
-                self.fs.delete_dir(folder.path)
+        for staging in (STAGING_FOLDER, SPARK_STAGING_FOLDER):
+            for folder in self.fs.get_file_info(pafs.FileSelector(self.path(staging), allow_not_found=True)):
+                if folder.type != pafs.FileType.Directory:
+                    continue
+                files = self.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))
+                if all((info.mtime_ns or 0) < cutoff for info in files if info.type == pafs.FileType.File):
+                    self.fs.delete_dir(folder.path)
 
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""

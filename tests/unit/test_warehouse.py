@@ -148,12 +148,13 @@ def test_a_staged_day_that_fails_half_way_is_not_staged(tmp_path):
     assert len(store.read_partitions("t", [D1])) == 3
 
 
-def test_a_killed_steps_staging_folder_is_removed_by_the_next_staging(tmp_path):
+@pytest.mark.parametrize("staging", [".staging", ".spark-staging"], ids=["a_step", "a_spark_driver"])
+def test_a_killed_steps_staging_folder_is_removed_by_the_next_staging(tmp_path, staging):
     import os
     import time
 
     store = Warehouse(str(tmp_path))
-    stale, fresh = tmp_path / ".staging" / "killed", tmp_path / ".staging" / "running"
+    stale, fresh = tmp_path / staging / "killed", tmp_path / staging / "running"
     for folder in (stale, fresh):
         (folder / "t" / "date=2025-03-01").mkdir(parents=True)
         (folder / "t" / "date=2025-03-01" / "data.parquet").write_bytes(b"PAR1")
@@ -161,7 +162,16 @@ def test_a_killed_steps_staging_folder_is_removed_by_the_next_staging(tmp_path):
     os.utime(stale / "t" / "date=2025-03-01" / "data.parquet", (two_hours_ago, two_hours_ago))
     with store.staging():
         pass
-    assert sorted(p.name for p in (tmp_path / ".staging").iterdir()) == ["running"]
+    assert sorted(p.name for p in (tmp_path / staging).iterdir()) == ["running"]
+
+
+def test_an_s3_warehouse_keeps_the_options_it_was_opened_with():
+    from daily_bids.settings import S3Options
+
+    options = S3Options(endpoint_url="http://127.0.0.1:9", access_key="key", secret_key="secret", max_attempts=2)
+    assert Warehouse("s3://bucket/prefix", options).s3 == options  # what the Spark engine's tasks open it with
+    assert Warehouse("s3://bucket/prefix").s3 == S3Options()
+    assert Warehouse("/tmp/folder").s3 is None
 
 
 def test_held_partitions_replace_the_stored_ones_once_every_check_on_them_passed(tmp_path):
