@@ -22,9 +22,8 @@ from daily_bids.settings import Settings
 from resources import build_resources
 from resources.engine import EngineResource
 from support.deployment import REPO_ROOT
-
-# The parity check of the local[2] suite, reused as it is: the same inputs, tolerances and checks.
-from support.spark_parity import check_parity
+from support.spark_parity import check_parity  # the local[2] suite's parity check: the same inputs and tolerances
+from support.spark_sessions import spark_session
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
 STARTUP_SECONDS = 120  # two JVMs on a shared 2-core machine; they usually take under 10 s
@@ -137,16 +136,10 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spark(cluster):
     """The platform's Spark session against the cluster, through the resource as a deployment builds it."""
-    from pyspark import SparkContext
-
-    # An earlier module's local session would be handed back by getOrCreate in place of a session on the cluster.
-    if SparkContext._active_spark_context is not None:
-        SparkContext._active_spark_context.stop()
     with pytest.MonkeyPatch.context() as env:
         env.delenv("SPARK_LOCAL_IP", raising=False)  # the driver's loopback binding must come from the resource
-        session = EngineResource(engine="spark", spark_master=cluster["url"]).spark_session()
-        yield session
-        session.stop()
+        with spark_session(cluster["url"]) as session:
+            yield session
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from daily_bids.settings import S3Options
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
-from resources.engine import EngineResource
 from servers.s3_server import REGION, moto_server
+from support.spark_sessions import spark_session
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
 
@@ -65,20 +65,10 @@ def local_run(reports, tmp_path_factory):
     return store, runs
 
 
-def _session(master: str):
-    from pyspark import SparkContext
-
-    # getOrCreate would hand back another module's session (on another master) in place of this one.
-    if SparkContext._active_spark_context is not None:
-        SparkContext._active_spark_context.stop()
-    return EngineResource(engine="spark", spark_master=master).spark_session()
-
-
 @pytest.fixture(scope="module")
 def spark():
-    session = _session("local[2]")
-    yield session
-    session.stop()
+    with spark_session("local[2]") as session:
+        yield session
 
 
 def check_parity(spark, store: Warehouse, local_run, timing: str) -> list[str]:
@@ -146,17 +136,6 @@ def test_features_on_spark_with_the_warehouse_on_s3(spark, reports, local_run):
         check_parity(spark, store, local_run, "local[2], S3")
 
 
-def test_features_on_a_standalone_cluster(reports, local_run, tmp_path, cluster):  # noqa: F811
-    """Last in this file: the cluster's session replaces the local one."""
-    session = _session(cluster["url"])
-    assert session.sparkContext.master == cluster["url"]
-    try:
-        store = _with_reports(Warehouse(str(tmp_path / "warehouse")), reports)
-        check_parity(session, store, local_run, "standalone cluster")
-    finally:
-        session.stop()
-
-
 def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, monkeypatch):
     """`BIDS_ENGINE=spark` takes a real run's features step to Spark: the partitions the local engine's run wrote."""
     import dagster as dg
@@ -193,3 +172,11 @@ def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, mon
     assert any(f"features {day} on Spark (local[2])" in message for message in logged), logged
     for table, frame in expected.items():
         pd.testing.assert_frame_equal(store.read_partitions(table, [day]), frame)
+
+
+def test_features_on_a_standalone_cluster(reports, local_run, tmp_path, cluster):  # noqa: F811
+    """Last in this file: the cluster's session replaces the local one."""
+    with spark_session(cluster["url"]) as session:
+        assert session.sparkContext.master == cluster["url"]
+        store = _with_reports(Warehouse(str(tmp_path / "warehouse")), reports)
+        check_parity(session, store, local_run, "standalone cluster")

@@ -14,9 +14,9 @@ from daily_bids.bidding.policy import BidPolicy
 from daily_bids.serving import spark_scoring
 from daily_bids.settings import S3Options
 from daily_bids.storage.warehouse import Warehouse
-from resources.engine import EngineResource
 from servers.s3_server import REGION, moto_server
 from support.spark_parity import DAY, check_parity
+from support.spark_sessions import spark_session
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)")
 ACCESS_KEY, SECRET_KEY = "daily-bids", "daily-bids-secret-7f3a"
@@ -26,13 +26,8 @@ ACCESS_KEY, SECRET_KEY = "daily-bids", "daily-bids-secret-7f3a"
 def spark():
     """Started before the S3 server's credentials are set: its Python workers have no AWS credentials of their own,
     so the tasks reach S3 with the keys the driver's broadcast carries."""
-    from pyspark import SparkContext
-
-    if SparkContext._active_spark_context is not None:  # an earlier module's session may have the credentials
-        SparkContext._active_spark_context.stop()
-    session = EngineResource(engine="spark", spark_master="local[2]").spark_session()
-    yield session
-    session.stop()
+    with spark_session("local[2]") as session:  # not an earlier module's session, which may have the credentials
+        yield session
 
 
 @pytest.fixture

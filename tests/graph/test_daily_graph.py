@@ -28,10 +28,10 @@ from daily_bids.schema import REPORT_COLUMN_NAMES
 from daily_bids.serving.ads_editor import ADS_EDITOR_COLUMNS
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
-from resources.engine import EngineResource
 from support.deployment import materialize_range
 from support.scenarios import BID_DAYS, HISTORY_END, HISTORY_START
 from support.spark_parity import DAY, PARITY_POLICIES, PARITY_POLICY_IDS, check_parity
+from support.spark_sessions import spark_session
 
 
 def test_every_run_succeeds_and_every_check_passes(graph):
@@ -493,7 +493,8 @@ needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Spark need
 
 @pytest.fixture(scope="module")
 def spark():
-    return EngineResource(engine="spark", spark_master="local[2]").spark_session()
+    with spark_session("local[2]") as session:
+        yield session
 
 
 def _parquet_tables(root: Path) -> dict[str, bool]:
