@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,9 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from daily_bids.features.keyword_features import (
     KEYWORDS_PER_SHARD,
@@ -51,8 +47,9 @@ from daily_bids.features.writer import FeatureRun, _quiet, _span
 from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.progress import Progress
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
+from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, write_staged
 from daily_bids.storage import tables
-from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse, to_arrow, to_pandas
+from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse
 
 # Shards per core of the session, at least: one shard of a million keywords is one task, and would leave the other
 # cores idle. Two per core lets a core that finishes early take another. A shard still holds at most
@@ -60,7 +57,6 @@ from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse, to_arr
 TASKS_PER_CORE = 2
 STAGING_FOLDER = SPARK_STAGING_FOLDER
 STATE, LAGS, PRIORS, INPUTS, FEATURES = "state", "lags", "priors", "prior_inputs", "features"
-PROGRESS_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,17 +112,15 @@ def write_features_on_spark(
     try:
         started = time.perf_counter()
         log(f"features {span} on Spark ({context.master}): {len(shards)} shard(s), one task each")
-        shard_rdd = context.parallelize(list(enumerate(shards)), len(shards))
-        rolled = _collect(context, shard_rdd.mapPartitions(lambda part: _roll_task(shared.value, part)), tasks)
+        rolled = run_tasks(context, shards, lambda part: _roll_task(shared.value, part), tasks, "keyword features")
         rolled = sorted(pickle.loads(row) for row in rolled)  # (shard, attempt): in keyword order
         attempts = [attempt for _, attempt in rolled]
         if [shard for shard, _ in rolled] != list(range(len(shards))):
             raise RuntimeError(f"features on Spark: {len(rolled)} shard results for {len(shards)} shards")
         for day in days:
             _stage_priors(task, day, attempts)
-        with_attempts = context.parallelize(list(enumerate(attempts)), len(shards))
-        computed = _collect(
-            context, with_attempts.mapPartitions(lambda part: _features_task(shared.value, part)), tasks
+        computed = run_tasks(
+            context, attempts, lambda part: _features_task(shared.value, part), tasks, "keyword features"
         )
         rows_by_shard = dict(sorted(pickle.loads(row) for row in computed))  # shard → (attempt, rows by day)
         log(f"features {span} on Spark: {len(shards)} shard(s) computed in {time.perf_counter() - started:,.1f} s")
@@ -137,12 +131,12 @@ def write_features_on_spark(
             for day in days:
                 with staged.partition_writer(features_table, day) as features_out:
                     for shard in range(len(shards)):
-                        frame = _read(task, task.path(FEATURES, day, shard, rows_by_shard[shard][0]))
+                        frame = read_staged(task.store.fs, task.path(FEATURES, day, shard, rows_by_shard[shard][0]))
                         features_out.write(frame)
                         progress.advance(len(frame))
                 with staged.partition_writer(tables.FEATURE_STATE, day) as state_out:
                     for shard, attempt in enumerate(attempts):
-                        state_out.write(_read(task, task.path(STATE, day, shard, attempt)))
+                        state_out.write(read_staged(task.store.fs, task.path(STATE, day, shard, attempt)))
                 rows += features_out.rows
             # Published once every day is written: a range that fails on a later day replaces none of its days.
             staged.publish(features_table)
@@ -150,8 +144,7 @@ def write_features_on_spark(
         return FeatureRun(rows, len(days), len(shards), state_reused)
     finally:
         shared.unpersist()
-        if store.fs.get_file_info(run_folder).type != pafs.FileType.NotFound:  # on S3: only once a file was staged
-            store.fs.delete_dir(run_folder)
+        delete_staging(store.fs, run_folder)
 
 
 def _shards(
@@ -177,9 +170,7 @@ def _shards(
 
 def _roll_task(task: FeatureTask, shards: Iterator[tuple[int, KeywordRange]]) -> Iterator[bytes]:
     """Phase 1, one shard: its rolling state of every day, its lags and its prior inputs, staged."""
-    from pyspark import TaskContext
-
-    attempt = _attempt(TaskContext.get())
+    attempt = attempt_name()
     store, previous = task.store, task.days[0] - dt.timedelta(days=1)
 
     def read_report(day: dt.date, shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
@@ -197,17 +188,19 @@ def _roll_task(task: FeatureTask, shards: Iterator[tuple[int, KeywordRange]]) ->
         )
         for day, day_features in rolled:
             (state,), ((lag_1, lag_7),) = day_features.states, day_features.lags
-            _write(task, task.path(STATE, day, number, attempt), state.to_frame())
+            write_staged(task.store.fs, task.path(STATE, day, number, attempt), state.to_frame())
             lags = {f"lag_1__{m}": lag_1[m] for m in METRIC_COLUMNS} | {f"lag_7__{m}": lag_7[m] for m in METRIC_COLUMNS}
-            _write(task, task.path(LAGS, day, number, attempt), pd.DataFrame(lags))
-            _write(task, task.path(INPUTS, day, number, attempt), prior_inputs(state))
+            write_staged(task.store.fs, task.path(LAGS, day, number, attempt), pd.DataFrame(lags))
+            write_staged(task.store.fs, task.path(INPUTS, day, number, attempt), prior_inputs(state))
         yield pickle.dumps((number, attempt))
 
 
 def _stage_priors(task: FeatureTask, day: dt.date, attempts: list[str]) -> None:
     """Phase 2, on the driver: the day's ratio priors from every shard's prior inputs in keyword order, as the local
     engine computes them, and each shard's rows of them staged for its task."""
-    inputs = [_read(task, task.path(INPUTS, day, shard, attempt)) for shard, attempt in enumerate(attempts)]
+    inputs = [
+        read_staged(task.store.fs, task.path(INPUTS, day, shard, attempt)) for shard, attempt in enumerate(attempts)
+    ]
     for frame in inputs:
         frame[["campaign", "ad_group"]] = frame[["campaign", "ad_group"]].astype("string")
     priors = ratio_priors(inputs)
@@ -216,27 +209,25 @@ def _stage_priors(task: FeatureTask, day: dt.date, attempts: list[str]) -> None:
         rows = slice(end, end + len(frame))
         end += len(frame)
         columns = {_prior_column(pair): values[rows] for pair, values in priors.items()}
-        _write(task, task.path(PRIORS, day, shard, attempt), pd.DataFrame(columns))
+        write_staged(task.store.fs, task.path(PRIORS, day, shard, attempt), pd.DataFrame(columns))
 
 
 def _features_task(task: FeatureTask, shards: Iterator[tuple[int, str]]) -> Iterator[bytes]:
     """Phase 3, one shard: its features of every day, from its staged state, lags and priors."""
-    from pyspark import TaskContext
-
-    attempt = _attempt(TaskContext.get())
+    attempt = attempt_name()
     for number, rolled in shards:
         rows = {}
         for day in task.days:
-            state = RollingState.from_frame(day, _read(task, task.path(STATE, day, number, rolled)))
+            state = RollingState.from_frame(day, read_staged(task.store.fs, task.path(STATE, day, number, rolled)))
             # As the rolled state held them: text columns as pandas strings.
             state.keywords[list(DIMENSION_COLUMNS)] = state.keywords[list(DIMENSION_COLUMNS)].astype("string")
-            lags = _read(task, task.path(LAGS, day, number, rolled))
-            priors_frame = _read(task, task.path(PRIORS, day, number, rolled))
+            lags = read_staged(task.store.fs, task.path(LAGS, day, number, rolled))
+            priors_frame = read_staged(task.store.fs, task.path(PRIORS, day, number, rolled))
             lag_1 = {m: lags[f"lag_1__{m}"].to_numpy(dtype="float64") for m in METRIC_COLUMNS}
             lag_7 = {m: lags[f"lag_7__{m}"].to_numpy(dtype="float64") for m in METRIC_COLUMNS}
             priors = {_prior_pair(name): priors_frame[name].to_numpy(dtype="float64") for name in priors_frame}
             features = shard_features(state, lag_1, lag_7, priors, (day - task.history_start).days + 1)
-            _write(task, task.path(FEATURES, day, number, attempt), features)
+            write_staged(task.store.fs, task.path(FEATURES, day, number, attempt), features)
             rows[day] = len(features)
         yield pickle.dumps((number, (attempt, rows)))
 
@@ -248,51 +239,3 @@ def _prior_column(pair: tuple[str, str]) -> str:
 def _prior_pair(column: str) -> tuple[str, str]:
     numerator, denominator = column.split("__over__")
     return numerator, denominator
-
-
-def _attempt(context) -> str:
-    """A name of this task attempt's own: a retried or speculative attempt never overwrites another's files."""
-    return f"a{context.attemptNumber()}-{uuid.uuid4().hex[:8]}"
-
-
-def _write(task: FeatureTask, path: str, frame: pd.DataFrame) -> None:
-    """One staged frame, as the warehouse stores it (an empty frame keeps its columns)."""
-    with task.store.fs.open_output_stream(path) as sink:
-        pq.write_table(to_arrow(frame), sink, compression="zstd")
-
-
-def _read(task: FeatureTask, path: str) -> pd.DataFrame:
-    with task.store.fs.open_input_file(path) as source:
-        return to_pandas(pq.read_table(pa.BufferReader(source.read())))
-
-
-def _collect(context, rdd, progress: Progress) -> list:
-    """`rdd.collect()`, with `progress` advanced as its tasks finish (Spark's status tracker, polled)."""
-    group = f"daily-bids-features-{uuid.uuid4().hex[:8]}"
-    context.setJobGroup(group, "keyword features")
-    done = threading.Event()
-    counted = [0]
-
-    def poll() -> None:
-        tracker = context.statusTracker()
-        while not done.wait(PROGRESS_POLL_SECONDS):
-            finished = 0
-            for job in tracker.getJobIdsForGroup(group):
-                info = tracker.getJobInfo(job)
-                for stage in info.stageIds if info else ():
-                    stage_info = tracker.getStageInfo(stage)
-                    finished += stage_info.numCompletedTasks if stage_info else 0
-            if finished > counted[0]:
-                progress.advance(finished - counted[0])
-                counted[0] = finished
-
-    poller = threading.Thread(target=poll, name=group, daemon=True)
-    poller.start()
-    try:
-        results = rdd.collect()
-    finally:
-        done.set()
-        poller.join()
-        context.setLocalProperty("spark.jobGroup.id", None)  # later jobs of this thread are in no group
-    progress.advance(max(0, rdd.getNumPartitions() - counted[0]))  # a speculative copy counts too
-    return results

@@ -284,10 +284,16 @@ class Warehouse:
         return files
 
     def iter_partition(
-        self, table: str, day: dt.date, batch_rows: int, columns: list[str] | None = None
+        self,
+        table: str,
+        day: dt.date,
+        batch_rows: int,
+        columns: list[str] | None = None,
+        row_groups: list[int] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """One day of `table` in frames of at most `batch_rows` rows, with their `date` column: memory stays bounded
-        by the batch, whatever the partition's size."""
+        by the batch, whatever the partition's size. With `row_groups`, only those row groups' rows, in that order:
+        the work of one Spark task (`partition_row_groups` says how many there are)."""
         path = self.stored_partition_path(table, day)  # resolved once: on S3 each lookup is a request
         if self.fs.get_file_info(path).type != pafs.FileType.File:
             raise MissingPartitionsError(
@@ -300,7 +306,7 @@ class Warehouse:
                     to_pandas(parquet.schema_arrow.empty_table().select(columns or parquet.schema_arrow.names)), day
                 )
                 return
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=row_groups):
                 yield _dated(to_pandas(pa.Table.from_batches([batch])), day)
 
     def iter_partitions(
@@ -366,6 +372,10 @@ class Warehouse:
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""
         return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_rows
+
+    def partition_row_groups(self, table: str, day: dt.date) -> int:
+        """Row groups of a partition, from the Parquet footer: the units a Spark form hands its tasks."""
+        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_row_groups
 
     def partition_columns(self, table: str, day: dt.date) -> list[str]:
         """The columns of a partition's file, from its footer (the `date` column lives in the path)."""

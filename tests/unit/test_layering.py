@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "progress": 0,  # progress lines (rows done, rate, time left) for any long step
     "keyword_index": 0,  # joins on keyword IDs, for features, models, bids and scoring
     "storage": 1,
+    "spark_tasks": 2,  # what every step's Spark form shares: tasks with progress, staged files (above storage)
     "simulator": 1,
     "ingest": 2,
     "google_ads": 2,  # the Google Ads API as a report source, beside the landing zone

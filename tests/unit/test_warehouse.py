@@ -265,3 +265,16 @@ def test_columns_with_a_value_per_keyword_are_written_without_a_dictionary(tmp_p
         assert not any("DICTIONARY" in encoding for encoding in encodings["keyword"] + encodings["keyword_id"])
         assert any("DICTIONARY" in encoding for encoding in encodings["campaign"])
         pd.testing.assert_frame_equal(store.read_partitions(table, [day]).drop(columns="date"), frame)
+
+
+def test_a_partition_is_read_row_group_by_row_group_as_a_spark_task_reads_it(tmp_path):
+    store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
+    with store.partition_writer("bids", day) as writer:  # a frame a row group
+        for start in (0, 3, 7):
+            writer.write(pd.DataFrame({"keyword_id": range(start, start + 3 + (start == 3))}))
+    assert store.partition_row_groups("bids", day) == 3
+    (later_first,) = store.iter_partition("bids", day, 100, row_groups=[2])
+    assert later_first["keyword_id"].tolist() == [7, 8, 9]
+    assert (later_first["date"] == pd.Timestamp(day)).all()
+    both = pd.concat(store.iter_partition("bids", day, 2, row_groups=[1, 0]), ignore_index=True)
+    assert both["keyword_id"].tolist() == [3, 4, 5, 6, 0, 1, 2]

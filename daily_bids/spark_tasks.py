@@ -1,0 +1,95 @@
+"""What the steps' Spark forms share: running a list of work items as Spark tasks with progress lines, a name of its
+own for each task attempt's files, and the staged Parquet frames the tasks hand to the driver.
+
+Every form has the same shape: the driver plans small work items (keyword shards, row groups), each task reads its
+items' rows with pyarrow through the warehouse's own filesystem (a local folder, or S3 without any Hadoop jar), and
+writes what it made to files of its own under the run's staging folder; the driver then writes the step's outputs
+from those files in item order, so the result does not depend on which task ran when.
+
+pyspark is imported by the caller's SparkSession only; nothing here imports it at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from daily_bids.progress import Progress
+from daily_bids.storage.warehouse import to_arrow, to_pandas
+
+Item = TypeVar("Item")
+PROGRESS_POLL_SECONDS = 1.0
+
+
+def run_tasks(
+    context,
+    items: Sequence[Item],
+    work: Callable[[Iterator[tuple[int, Item]]], Iterator],
+    progress: Progress,
+    description: str,
+) -> list:
+    """`work` over `items`, one task per item (numbered in order), collected; `progress` advances by a task as each
+    one finishes (Spark's status tracker, polled in a driver thread). `work` is what a task runs: its items, numbered,
+    in; what it yields (picklable) comes back to the driver."""
+    rdd = context.parallelize(list(enumerate(items)), max(1, len(items))).mapPartitions(work)
+    # The job group names this step's jobs: another step's jobs on the same session are not counted.
+    group = f"daily-bids-{uuid.uuid4().hex[:8]}"
+    context.setJobGroup(group, description)
+    done = threading.Event()
+    counted = [0]
+
+    def poll() -> None:
+        tracker = context.statusTracker()
+        while not done.wait(PROGRESS_POLL_SECONDS):
+            finished = 0
+            for job in tracker.getJobIdsForGroup(group):
+                info = tracker.getJobInfo(job)
+                for stage in info.stageIds if info else ():
+                    stage_info = tracker.getStageInfo(stage)
+                    finished += stage_info.numCompletedTasks if stage_info else 0
+            if finished > counted[0]:
+                progress.advance(finished - counted[0])
+                counted[0] = finished
+
+    poller = threading.Thread(target=poll, name=group, daemon=True)
+    poller.start()
+    try:
+        results = rdd.collect()
+    finally:
+        done.set()
+        poller.join()
+        context.setLocalProperty("spark.jobGroup.id", None)  # later jobs of this thread are in no group
+    progress.advance(max(0, rdd.getNumPartitions() - counted[0]))  # a speculative copy counts too
+    return results
+
+
+def attempt_name() -> str:
+    """A name of the running task attempt's own: a retried or speculative attempt never overwrites another's files.
+    Called inside a task."""
+    from pyspark import TaskContext
+
+    return f"a{TaskContext.get().attemptNumber()}-{uuid.uuid4().hex[:8]}"
+
+
+def write_staged(fs: pafs.FileSystem, path: str, frame: pd.DataFrame) -> None:
+    """One staged frame, as the warehouse stores it (an empty frame keeps its columns)."""
+    with fs.open_output_stream(path) as sink:
+        pq.write_table(to_arrow(frame), sink, compression="zstd")
+
+
+def read_staged(fs: pafs.FileSystem, path: str) -> pd.DataFrame:
+    with fs.open_input_file(path) as source:
+        return to_pandas(pq.read_table(pa.BufferReader(source.read())))
+
+
+def delete_staging(fs: pafs.FileSystem, folder: str) -> None:
+    """The run's staging folder, gone; on S3 it exists only once a file was staged."""
+    if fs.get_file_info(folder).type != pafs.FileType.NotFound:
+        fs.delete_dir(folder)
