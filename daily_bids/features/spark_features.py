@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from daily_bids.features.keyword_features import (
@@ -43,8 +42,7 @@ from daily_bids.features.keyword_features import (
     roll_in_shards,
     shard_features,
 )
-from daily_bids.features.writer import FeatureRun, _quiet, _span
-from daily_bids.keyword_index import unique_keyword_ids
+from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids, quiet
 from daily_bids.progress import Progress
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
 from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, write_staged
@@ -90,11 +88,11 @@ def write_features_on_spark(
     days = sorted(days)
     if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
         raise ValueError("features are computed over consecutive days")
-    log = log or _quiet
+    log = log or quiet
     previous = days[0] - dt.timedelta(days=1)
     state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
     cores = spark.sparkContext.defaultParallelism
-    shards = _shards(store, reports_table, days[0], previous, history_start, state_reused, keywords_per_shard, cores)
+    shards = _shards(store, reports_table, days[0], history_start, state_reused, keywords_per_shard, cores)
     if not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the {LOOKBACK_DAYS} report days before {days[0]}")
     run_folder = store.path(STAGING_FOLDER, uuid.uuid4().hex)
@@ -107,7 +105,7 @@ def write_features_on_spark(
     view = store.seen_by_run(store.run_id) if store.run_id is not None else store
     task = FeatureTask(view, reports_table, tuple(days), history_start, state_reused, run_folder)
     shared = context.broadcast(task)
-    span = _span(days)
+    span = days_span(days)
     tasks = Progress(f"features {span} on Spark", 2 * len(shards), log, unit="shard tasks")
     try:
         started = time.perf_counter()
@@ -151,20 +149,15 @@ def _shards(
     store: Warehouse,
     reports_table: str,
     first: dt.date,
-    previous: dt.date,
     history_start: dt.date,
     state_reused: bool,
     keywords_per_shard: int,
     cores: int,
 ) -> list[KeywordRange]:
-    """`write_features`' shard bounds, from the keywords known on the first day, the state's and the first day's
-    report's (IDs only); but at least `TASKS_PER_CORE` shards per core of the session, since a shard is a task."""
-    known = [store.read_partitions(reports_table, [first], ["keyword_id"])] if first >= history_start else []
-    if state_reused:
-        known.append(store.read_partitions(tables.FEATURE_STATE, [previous], ["keyword_id"]))
-    # int64 throughout: a float would round the IDs of a criterion's later ad groups (2**62 and up) together.
-    ids = np.concatenate([frame["keyword_id"].to_numpy(dtype="int64") for frame in known] + [np.zeros(0, "int64")])
-    per_task = -(-len(unique_keyword_ids(ids)) // (TASKS_PER_CORE * max(cores, 1)))
+    """`write_features`' shard bounds, from the keywords known on the first day; but at least `TASKS_PER_CORE`
+    shards per core of the session, since a shard is a task."""
+    ids = known_keyword_ids(store, reports_table, first, history_start, state_reused)
+    per_task = -(-len(ids) // (TASKS_PER_CORE * max(cores, 1)))
     return keyword_shards(ids, max(1, min(keywords_per_shard, per_task)))
 
 

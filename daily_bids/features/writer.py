@@ -65,19 +65,12 @@ def write_features(
         frame = store.read_partitions(tables.FEATURE_STATE, [previous], keyword_range=shard).drop(columns="date")
         return RollingState.from_frame(previous, frame)
 
-    # Shard bounds from the keywords known today: the state's and the first day's report's (IDs only).
-    known = [read_report(days[0], (None, None), ["keyword_id"])]
-    if state_reused:
-        known.append(store.read_partitions(tables.FEATURE_STATE, [previous], ["keyword_id"]))
-    # int64 throughout: a float would round the IDs of a criterion's later ad groups (2**62 and up) together.
-    ids = np.concatenate(
-        [frame["keyword_id"].to_numpy(dtype="int64") for frame in known if frame is not None] + [np.zeros(0, "int64")]
-    )
+    ids = known_keyword_ids(store, reports_table, days[0], history_start, state_reused)
     shards = keyword_shards(ids, keywords_per_shard)
     if log and not state_reused:
         log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0
-    progress = Progress(f"features {_span(days)}", len(unique_keyword_ids(ids)) * len(days), log or _quiet)
+    progress = Progress(f"features {days_span(days)}", len(ids) * len(days), log or quiet)
     with store.staging() as staged:
         for number, (day, day_features) in enumerate(
             roll_in_shards(days, read_report, shards, state_of if state_reused else None, log, history_start)
@@ -98,9 +91,23 @@ def write_features(
     return FeatureRun(rows, len(days), len(shards), state_reused)
 
 
-def _span(days: list[dt.date]) -> str:
+def known_keyword_ids(
+    store: Warehouse, reports_table: str, first: dt.date, history_start: dt.date, state_reused: bool
+) -> np.ndarray:
+    """The keywords known on `first`, each once and sorted: the stored state's of the day before and the day's
+    report's (IDs only). The shard bounds of a range are drawn from them."""
+    known = [store.read_partitions(reports_table, [first], ["keyword_id"])] if first >= history_start else []
+    if state_reused:
+        known.append(store.read_partitions(tables.FEATURE_STATE, [first - dt.timedelta(days=1)], ["keyword_id"]))
+    # int64 throughout: a float would round the IDs of a criterion's later ad groups (2**62 and up) together.
+    ids = [frame["keyword_id"].to_numpy(dtype="int64") for frame in known]
+    return unique_keyword_ids(np.concatenate([*ids, np.zeros(0, "int64")]))
+
+
+def days_span(days: list[dt.date]) -> str:
+    """A range of days in words: `2025-04-01`, or `2025-04-01 to 2025-04-03`."""
     return str(days[0]) if len(days) == 1 else f"{days[0]} to {days[-1]}"
 
 
-def _quiet(_line: str) -> None:
-    pass
+def quiet(_line: str) -> None:
+    """A log that writes nothing: for a run without progress lines."""
