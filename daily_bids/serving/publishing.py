@@ -167,6 +167,13 @@ def keyword_names(store: Warehouse, bids_table: str, day: dt.date) -> pd.DataFra
     return names.drop(columns="date").set_index("keyword_id")
 
 
+def ads_editor_columns(store: Warehouse, bids_table: str, day: dt.date) -> list[str]:
+    """The columns of the day's bids the Ads Editor CSV is made from, of those its partition has. keyword_id is read
+    too: `ads_editor_csv` takes it as the Keyword ID of bids written before criterion_id was kept (when it was the
+    criterion ID)."""
+    return present_columns(store, bids_table, day, list(dict.fromkeys([*ADS_EDITOR_COLUMNS.values(), "keyword_id"])))
+
+
 def write_ads_editor_csv(
     store: Warehouse,
     bids_table: str,
@@ -177,11 +184,9 @@ def write_ads_editor_csv(
     log: Callable[[str], None] | None = None,
 ) -> None:
     """The day's bids as the Google Ads Editor CSV, written a batch of rows at a time: a 10M-keyword sheet is never
-    held whole, and the file appears only once complete. keyword_id is read too: `ads_editor_csv` takes it as the
-    Keyword ID of bids written before criterion_id was kept (when it was the criterion ID). With `log`, progress
+    held whole, and the file appears only once complete (its columns: `ads_editor_columns`). With `log`, progress
     lines (rows written, the rate, the time left) go to it on a long write."""
-    wanted = list(dict.fromkeys([*ADS_EDITOR_COLUMNS.values(), "keyword_id"]))
-    columns = present_columns(store, bids_table, day, wanted)
+    columns = ads_editor_columns(store, bids_table, day)
     progress = (
         Progress(f"writing the Ads Editor CSV for {day}", store.partition_rows(bids_table, day), log) if log else None
     )
