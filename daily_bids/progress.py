@@ -13,6 +13,10 @@ from collections.abc import Callable
 PROGRESS_EVERY_SECONDS = 10.0
 
 
+def quiet(_line: str) -> None:
+    """A log that writes nothing: for work run without progress lines."""
+
+
 def duration(seconds: float) -> str:
     """A duration in words a person reads at a glance: `45 s`, `3 min 20 s`, `1 h 05 min`."""
     seconds = max(0, round(seconds))

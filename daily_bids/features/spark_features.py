@@ -42,8 +42,8 @@ from daily_bids.features.keyword_features import (
     roll_in_shards,
     shard_features,
 )
-from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids, quiet
-from daily_bids.progress import Progress
+from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids
+from daily_bids.progress import Progress, quiet
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
 from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, write_staged
 from daily_bids.storage import tables

@@ -23,7 +23,7 @@ from daily_bids.features.keyword_features import (
     roll_in_shards,
 )
 from daily_bids.keyword_index import unique_keyword_ids
-from daily_bids.progress import Progress
+from daily_bids.progress import Progress, quiet
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
 
@@ -107,7 +107,3 @@ def known_keyword_ids(
 def days_span(days: list[dt.date]) -> str:
     """A range of days in words: `2025-04-01`, or `2025-04-01 to 2025-04-03`."""
     return str(days[0]) if len(days) == 1 else f"{days[0]} to {days[-1]}"
-
-
-def quiet(_line: str) -> None:
-    """A log that writes nothing: for a run without progress lines."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from daily_bids import currency as currencies
-from daily_bids.progress import Progress
+from daily_bids.progress import Progress, quiet
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.serving.ads_editor import HEADER, ads_editor_pieces
 from daily_bids.serving.publishing import ads_editor_columns
@@ -65,7 +65,7 @@ def write_ads_editor_csv_on_spark(
     """`write_ads_editor_csv` with each row group of the day's bids formatted in a Spark task: the same file, byte
     for byte, which appears only once complete. With `log`, progress lines go to it: the row groups formatted, then
     the rows copied into the sheet on a long copy."""
-    log = log or _quiet
+    log = log or quiet
     columns = ads_editor_columns(store, bids_table, day)
     # The columns and the currency judged before any task starts, as the local engine's first batch judges them.
     ads_editor_pieces(pa.table({name: pa.array([], pa.null()) for name in columns}), False, currency)
@@ -122,7 +122,3 @@ def _sheet_task(task: SheetTask, items: Iterator[tuple[int, int]]) -> Iterator[t
 
 def _since(started: float) -> str:
     return f"{time.perf_counter() - started:,.1f} s"
-
-
-def _quiet(_: str) -> None:
-    pass
