@@ -362,7 +362,7 @@ def _outcome(expectation: Expectation, item, frame: pd.DataFrame) -> Outcome:
 
 def merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
     """One outcome from a rule's outcome on each batch, in row order: what the rule gives on the batches together
-    (counts add up, the samples are the first failing rows)."""
+    (counts add up, the samples are the first failing rows, the percent is reckoned as great-expectations does)."""
     if len(outcomes) == 1:
         return outcomes[0]
     unexpected, judged = sum(o.unexpected_count for o in outcomes), sum(o.judged_rows for o in outcomes)
@@ -372,7 +372,8 @@ def merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
         success=not failed,
         observed_value=(failed or outcomes)[0].observed_value,
         unexpected_count=unexpected,
-        unexpected_percent=100.0 * unexpected / judged if judged else 0.0,
+        # great-expectations' own arithmetic (count / rows * 100): a table judged whole gives the very same float.
+        unexpected_percent=unexpected / judged * 100 if judged else 0.0,
         sample=[row for outcome in outcomes for row in outcome.sample][:SAMPLE_ROWS],
         error=next((outcome.error for outcome in outcomes if outcome.error), ""),
         judged_rows=judged,
