@@ -141,13 +141,13 @@ def bids_store(tmp_path_factory) -> Warehouse:
     return _write_bids(Warehouse(str(tmp_path_factory.mktemp("bids") / "warehouse")))
 
 
-def _local(store: Warehouse, table: str, suite: list[quality.Expectation], batch_rows: int = quality.BATCH_ROWS):
-    return quality.run_expectations_in_batches(store.iter_partitions(table, DAYS, batch_rows), suite, table)
+def _local(store: Warehouse, table: str, suite, batch_rows: int = quality.BATCH_ROWS, days: list[dt.date] = DAYS):
+    return quality.run_expectations_in_batches(store.iter_partitions(table, days, batch_rows), suite, table)
 
 
-def _on_spark(spark, store: Warehouse, table: str, suite, batch_rows: int = quality.BATCH_ROWS, log=None):
+def _on_spark(spark, store: Warehouse, table: str, suite, batch_rows=quality.BATCH_ROWS, log=None, days=DAYS):
     started = time.perf_counter()
-    outcomes = run_expectations_on_spark(spark, store, table, DAYS, suite, table, log, batch_rows)
+    outcomes = run_expectations_on_spark(spark, store, table, days, suite, table, log, batch_rows)
     print(f"\n{table} checked on Spark ({spark.sparkContext.master}): {time.perf_counter() - started:.1f} s")
     staging = pafs.FileSelector(store.path(SPARK_STAGING_FOLDER), allow_not_found=True, recursive=True)
     assert [info.path for info in store.fs.get_file_info(staging) if info.type == pafs.FileType.File] == []
@@ -203,6 +203,57 @@ def test_bids_breaking_the_caps_or_the_money_rule_fail_as_on_the_local_engine(sp
             "expected_cost_per_click": 2.2,
         }
     ]
+
+
+def test_an_empty_day_among_the_days_is_judged_as_on_the_local_engine(spark, tmp_path):
+    """A day without rows is a row group of none: it adds nothing to the counts, on either engine."""
+    store = _write_bids(Warehouse(str(tmp_path / "warehouse")))
+    empty = DAYS[-1] + dt.timedelta(days=1)
+    store.write_partition("bids", empty, _bid_frames(empty, broken=False)[0].iloc[0:0])
+    suite, days = quality.bid_suite(MIN_BID, MAX_BID), [DAYS[0], empty, DAYS[1]]
+    outcomes = _on_spark(spark, store, "bids", suite, days=days)
+    assert outcomes == _local(store, "bids", suite, days=days)
+    assert _verdicts(outcomes) == BROKEN_BIDS
+    assert _on_spark(spark, store, "bids", suite, days=[empty]) == _local(store, "bids", suite, days=[empty])
+
+
+def test_broken_predictions_fail_as_on_the_local_engine(spark, tmp_path):
+    """The predictions contract's suite (assets/checks.py's `predictions_contract`) on predictions a frame a row group,
+    one of them with an unknown and a negative click count, a negative conversion count and an infinite value."""
+    suite = [
+        quality.unique_keys(),
+        quality.not_null("expected_clicks"),
+        quality.at_least("expected_clicks", 0),
+        quality.at_least("expected_conversions", 0),
+        quality.at_least("expected_value_per_click", 0),
+    ]
+    suite += [
+        quality.finite(column)
+        for column in ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
+    ]
+    store = Warehouse(str(tmp_path / "warehouse"))
+    for day in DAYS:
+        frames = []
+        for group in range(3):
+            ids = np.arange(group * BID_ROWS, (group + 1) * BID_ROWS, dtype="int64")
+            clicks = 1.0 + ids / 10
+            frame = pd.DataFrame({"date": pd.Timestamp(day), "keyword_id": ids, "expected_clicks": clicks})
+            frame = frame.assign(expected_conversions=clicks / 20, expected_value=clicks * 1.5)
+            frames.append(frame.assign(expected_value_per_click=1.5))
+        if day == DAYS[0]:
+            frames[0].loc[3, "expected_clicks"] = np.nan
+            frames[1].loc[[2, 9], "expected_clicks"] = -1.0
+            frames[2].loc[5, "expected_conversions"] = -0.5
+            frames[2].loc[6, "expected_value"] = np.inf
+        _rewrite(store, "predictions", day, frames)
+    outcomes = _on_spark(spark, store, "predictions", suite)
+    assert outcomes == _local(store, "predictions", suite)
+    assert _verdicts(outcomes) == {
+        "expected_clicks is never null": [3],
+        "expected_clicks ≥ 0": [22, 29],
+        "expected_conversions ≥ 0": [45],
+        "expected_value is finite": [46],
+    }
 
 
 def test_a_share_rule_and_a_missing_day_are_refused_before_any_task(spark, bids_store):
