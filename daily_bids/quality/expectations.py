@@ -247,6 +247,26 @@ def run_expectations(frame: pd.DataFrame, expectations: list[Expectation], name:
 ACROSS_ROWS = ("ExpectCompoundColumnsToBeUnique",)
 
 
+def split_suite(expectations: list[Expectation]) -> tuple[list[Expectation], list[Expectation]]:
+    """The rules judged on each row alone and the rules judged on rows together (`ACROSS_ROWS`), each in suite
+    order: the first are judged batch by batch, the second once, on the kept columns of every batch."""
+    row_rules = [e for e in expectations if e.kind not in ACROSS_ROWS]
+    across = [e for e in expectations if e.kind in ACROSS_ROWS]
+    return row_rules, across
+
+
+def refuse_shares(row_rules: list[Expectation], name: str) -> None:
+    """A rule with a `mostly` share is judged on a whole frame: its verdict cannot be added up over batches."""
+    if any("mostly" in e.kwargs for e in row_rules):
+        raise ValueError(f"{name}: a rule with a `mostly` share cannot be judged batch by batch")
+
+
+def judge_across_rows(kept: list[pd.DataFrame], across: list[Expectation], name: str) -> list[Outcome]:
+    """The rules across rows on the kept columns (`sample_columns`) of every batch, in row order: one Outcome each."""
+    together = pd.concat(kept, ignore_index=True)
+    return validation(f"{name}_across_rows", across)(together)
+
+
 def run_expectations_in_batches(
     batches: Iterable[pd.DataFrame],
     expectations: list[Expectation],
@@ -269,32 +289,30 @@ def run_expectations_in_batches(
     head = list(itertools.islice(batches, 2))
     if len(head) < 2:  # one frame holds every row: one validation judges all the rules (building one costs ~0.5 s)
         for frame in head:
-            for outcome in _validation(name, expectations)(frame.reset_index(drop=True)):
+            for outcome in validation(name, expectations)(frame.reset_index(drop=True)):
                 found[id(outcome.expectation)].append(outcome)
-        return [_merged(e, found[id(e)]) for e in expectations]
-    row_rules = [e for e in expectations if e.kind not in ACROSS_ROWS]
-    across = [e for e in expectations if e.kind in ACROSS_ROWS]
-    validate_rows = _validation(f"{name}_rows", row_rules)
+        return [merged(e, found[id(e)]) for e in expectations]
+    row_rules, across = split_suite(expectations)
+    validate_rows = validation(f"{name}_rows", row_rules)
     kept, batch_count = [], 0
     for batch in itertools.chain(head, batches):
         batch_count += 1
-        if batch_count == 2 and any("mostly" in e.kwargs for e in row_rules):
-            raise ValueError(f"{name}: a rule with a `mostly` share cannot be judged batch by batch")
+        if batch_count == 2:
+            refuse_shares(row_rules, name)
         batch = batch.reset_index(drop=True)
         for outcome in validate_rows(batch):
             found[id(outcome.expectation)].append(outcome)
         if across:
-            kept.append(batch[_sample_columns(batch, across)])
+            kept.append(batch[sample_columns(batch, across)])
         if progress is not None:
             progress.advance(len(batch))
     if across:
-        together = pd.concat(kept, ignore_index=True)
-        for outcome in _validation(f"{name}_across_rows", across)(together):
+        for outcome in judge_across_rows(kept, across, name):
             found[id(outcome.expectation)].append(outcome)
-    return [_merged(e, found[id(e)]) for e in expectations]
+    return [merged(e, found[id(e)]) for e in expectations]
 
 
-def _validation(name: str, expectations: list[Expectation]) -> Callable[[pd.DataFrame], list[Outcome]]:
+def validation(name: str, expectations: list[Expectation]) -> Callable[[pd.DataFrame], list[Outcome]]:
     """A great-expectations validation of `expectations`, built once, to run on any number of frames."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -342,8 +360,9 @@ def _outcome(expectation: Expectation, item, frame: pd.DataFrame) -> Outcome:
     )
 
 
-def _merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
-    """One outcome from a rule's outcome on each batch."""
+def merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
+    """One outcome from a rule's outcome on each batch, in row order: what the rule gives on the batches together
+    (counts add up, the samples are the first failing rows, the percent is reckoned as great-expectations does)."""
     if len(outcomes) == 1:
         return outcomes[0]
     unexpected, judged = sum(o.unexpected_count for o in outcomes), sum(o.judged_rows for o in outcomes)
@@ -353,7 +372,8 @@ def _merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
         success=not failed,
         observed_value=(failed or outcomes)[0].observed_value,
         unexpected_count=unexpected,
-        unexpected_percent=100.0 * unexpected / judged if judged else 0.0,
+        # great-expectations' own arithmetic (count / rows * 100): a table judged whole gives the very same float.
+        unexpected_percent=unexpected / judged * 100 if judged else 0.0,
         sample=[row for outcome in outcomes for row in outcome.sample][:SAMPLE_ROWS],
         error=next((outcome.error for outcome in outcomes if outcome.error), ""),
         judged_rows=judged,
@@ -370,7 +390,7 @@ def _numpy_backed(frame: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def _sample_columns(frame: pd.DataFrame, expectations: list[Expectation]) -> list[str]:
+def sample_columns(frame: pd.DataFrame, expectations: list[Expectation]) -> list[str]:
     """The columns that show a failing row of these rules: the keys, the rules' columns and the row's lineage."""
     involved = [v for e in expectations for k, v in e.kwargs.items() if k in ("column", "column_A", "column_B")]
     involved += [c for e in expectations for c in e.kwargs.get("column_list", [])]
@@ -381,7 +401,7 @@ def _sample_columns(frame: pd.DataFrame, expectations: list[Expectation]) -> lis
 def _sample_rows(frame: pd.DataFrame, expectation: Expectation, indices: list[int]) -> list[dict]:
     if not indices:
         return []
-    rows = frame.loc[indices[:SAMPLE_ROWS], _sample_columns(frame, [expectation])]
+    rows = frame.loc[indices[:SAMPLE_ROWS], sample_columns(frame, [expectation])]
     return [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
 
 
