@@ -440,17 +440,18 @@ def _stored_quarantine(
 
 
 def _stored_expectations(
-    context, warehouse: WarehouseResource, suite: list[quality.Expectation], name: str
+    context, warehouse: WarehouseResource, engine: EngineResource, suite: list[quality.Expectation], name: str
 ) -> Iterator:
-    """A suite on the check's table read from the warehouse in batches of rows: memory stays at one batch (and the
-    key columns), whatever the partition's size. A range is judged at once, and day by day only if it fails."""
+    """A suite on the check's table read from the warehouse in batches of rows, on the engine (BIDS_ENGINE): memory
+    stays at one batch (and the key columns), whatever the partition's size. A range is judged at once, and day by
+    day only if it fails."""
     store, table = warehouse.warehouse(), context.check_specs[0].asset_key.path[-1]
     days = partition_days(context)
     stored_rows = pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
 
     def judge(days: list[dt.date], rows_of_days: pd.DataFrame) -> dg.AssetCheckResult:
-        batches, rows = store.iter_partitions(table, days, quality.BATCH_ROWS), int(rows_of_days["rows"].sum())
-        return _result(quality.run_expectations_in_batches(batches, suite, name, context.log.info, rows), rows=rows)
+        rows = int(rows_of_days["rows"].sum())
+        return _result(engine.check_stored(store, table, days, suite, name, context.log.info, rows), rows=rows)
 
     return each_day(
         context,
@@ -468,8 +469,8 @@ def _stored_expectations(
     description="One row per keyword and day; features from impressions and clicks never null; counts never negative.",
     **CHECK_POLICY,
 )
-def features_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    yield from _stored_expectations(context, warehouse, quality.features_suite(), "features")
+def features_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
+    yield from _stored_expectations(context, warehouse, scoring, quality.features_suite(), "features")
 
 
 @dg.asset_check(
@@ -479,7 +480,7 @@ def features_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehou
     "clicks known and never negative; every prediction finite.",
     **CHECK_POLICY,
 )
-def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
     suite = [
         quality.unique_keys(),
         quality.not_null("expected_clicks"),
@@ -491,7 +492,7 @@ def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: Ware
         quality.finite(column)
         for column in ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
     ]
-    yield from _stored_expectations(context, warehouse, suite, "predictions")
+    yield from _stored_expectations(context, warehouse, scoring, suite, "predictions")
 
 
 @dg.asset_check(
@@ -547,10 +548,13 @@ def predictions_match_the_model(
     **CHECK_POLICY,
 )
 def bids_are_profitable_and_capped(
-    context: dg.AssetCheckExecutionContext, bid_policy: BidPolicyResource, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    bid_policy: BidPolicyResource,
+    warehouse: WarehouseResource,
+    scoring: EngineResource,
 ):
     yield from _stored_expectations(
-        context, warehouse, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids"
+        context, warehouse, scoring, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids"
     )
 
 

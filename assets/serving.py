@@ -357,6 +357,7 @@ def published_bids(
     bid_policy: BidPolicyResource,
     ad_platform: ReportSource,
     warehouse: WarehouseResource,
+    scoring: EngineResource,  # the engine (BIDS_ENGINE) of the rules' check and of the Ads Editor CSV
 ) -> dg.MaterializeResult:
     """The bids handed to the ad platform: the Google Ads Editor CSV, and, for the simulator, the bids in force the
     next day. Runs only after every blocking check upstream passed; publishes each day once and in order, so a
@@ -367,13 +368,8 @@ def published_bids(
     # Defence in depth: the same rules as the blocking check, so a run that skipped the check cannot publish.
     suite = quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid)
     for day in days:
-        broken = [
-            o
-            for o in quality.run_expectations_in_batches(
-                store.iter_partition(tables.BIDS, day, quality.BATCH_ROWS), suite, "bids_to_publish"
-            )
-            if not o.success
-        ]
+        outcomes = scoring.check_stored(store, tables.BIDS, [day], suite, "bids_to_publish", context.log.info)
+        broken = [outcome for outcome in outcomes if not outcome.success]
         if broken:
             raise dg.Failure(
                 description=f"refusing to publish the bids of {day}, which break the bid rules: "
@@ -394,13 +390,8 @@ def published_bids(
         previous_day = publishing.latest_before(published_days, day)
         previous = store.read_partitions(tables.PUBLISHED_BIDS, [previous_day]) if previous_day else None
         ledger = publishing.ledger(todays, previous)
-        publishing.write_ads_editor_csv(
-            store,
-            tables.BIDS,
-            day,
-            ads_editor_export_path(effective_day),
-            currency=bid_policy.currency,
-            log=context.log.info,
+        scoring.write_ads_editor_csv(
+            store, tables.BIDS, day, ads_editor_export_path(effective_day), bid_policy.currency, context.log.info
         )
         handed_off = ad_platform.publish_bids(day, todays, context.run_id, context.log.info)
         if handed_off:

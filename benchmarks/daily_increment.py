@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000] [--engine spark]
 
-With `--engine spark`, the stages that have a Spark form (the features, predictions and bids) run on `local[2]`
-instead, the session started before the clock (its JVM and Python workers count in the peak RSS).
+With `--engine spark`, the stages that have a Spark form run on `local[2]` instead, through the engine resource as
+the assets call it (`BIDS_ENGINE=spark`): the features, their contract (the catalog's statistics stay in the
+process), predictions and bids, and publication (the bid rules and the Ads Editor CSV). The session is started before
+the clock; its JVM and Python workers count in the peak RSS.
 
 Set-up per size (not timed, in --workdir): the simulator's reports of the 28 days before day D and of D, written as
 validated reports (and the 7 days before D as raw reports, for the drift check), and the XGBoost model of
@@ -28,7 +30,6 @@ runs a step, so its peak RSS (process and children) is its own:
 
 import argparse
 import datetime as dt
-import functools
 import json
 import subprocess
 import sys
@@ -129,36 +130,28 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 
 # The stages with a Spark form (BIDS_ENGINE=spark); `--engine spark` runs these on `local[2]`.
-SPARK_STAGES = ("features_first_run", "features_incremental", "predictions_and_bids")
+SPARK_STAGES = ("features_first_run", "features_incremental", "feature_checks", "predictions_and_bids", "publication")
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engine: str = "local") -> dict:
     from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
     from daily_bids.bidding.policy import BidPolicy
+    from daily_bids.currency import DEFAULT_CURRENCY
     from daily_bids.features import catalog
-    from daily_bids.features.writer import write_features
     from daily_bids.ingest.validation import validate_report
     from daily_bids.quality import expectations as quality
-    from daily_bids.serving import publishing, scoring
     from daily_bids.simulator.market import AdMarketSimulator
     from daily_bids.storage.warehouse import Warehouse
+    from resources.engine import EngineResource
 
     store = Warehouse(str(folder / "warehouse"))
     yesterday = DAY - dt.timedelta(days=1)
 
+    # The steps' engine as the assets use it: each method runs the step's Spark form on `spark`.
+    steps = EngineResource(engine=engine, spark_master="local[2]")
     with PeakRss() as rss:
-        spark = None
-        if engine == "spark":  # the session is up before the clock starts; its JVM's memory counts
-            from daily_bids.features.spark_features import write_features_on_spark
-            from daily_bids.serving import spark_scoring
-            from resources.engine import EngineResource
-
-            spark = EngineResource(engine="spark", spark_master="local[2]").spark_session()
-            spark.range(1).count()
-            write_features = functools.partial(write_features_on_spark, spark)
-            score_day = functools.partial(spark_scoring.score_day, spark)
-        else:
-            score_day = scoring.score_day
+        if steps.on_spark:  # the session is up before the clock starts; its JVM's memory counts
+            steps.spark_session().range(1).count()
         started = time.perf_counter()
         if stage == "report":
             store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
@@ -171,13 +164,11 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
             store.write_partition(VALIDATED, DAY, result.valid)
             store.write_partition("keyword_quarantine", DAY, result.quarantine)
         elif stage == "features_first_run":
-            write_features(store, VALIDATED, FEATURES, [yesterday], history_start=DAY - dt.timedelta(days=28))
+            steps.write_features(store, VALIDATED, FEATURES, [yesterday], DAY - dt.timedelta(days=28), log=None)
         elif stage == "features_incremental":
-            write_features(store, VALIDATED, FEATURES, [DAY], history_start=DAY - dt.timedelta(days=28))
+            steps.write_features(store, VALIDATED, FEATURES, [DAY], DAY - dt.timedelta(days=28), log=None)
         elif stage == "feature_checks":  # the features' blocking contract, then the catalog a column at a time
-            quality.run_expectations_in_batches(
-                store.iter_partition(FEATURES, DAY, quality.BATCH_ROWS), quality.features_suite(), "features"
-            )
+            steps.check_stored(store, FEATURES, [DAY], quality.features_suite(), "features")
             catalog.statistics(lambda name: store.read_partitions(FEATURES, [DAY], [name])[name].to_numpy())
         elif stage == "bid_landscape":
             sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
@@ -199,7 +190,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
                 DAY,
             )
             model = load_model(model_folder, "xgboost")
-            score_day(
+            steps.score_day(
                 store,
                 FEATURES,
                 DAY,
@@ -211,16 +202,12 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
                 context,
                 "no landscape",
                 log=lambda message: print("   ", message, flush=True),
+                value_table=None,
             )
         elif stage == "publication":
-            quality.run_expectations_in_batches(
-                store.iter_partition("keyword_bids", DAY, quality.BATCH_ROWS),
-                quality.bid_suite(0.05, 20.0),
-                "bids_to_publish",
-            )
-            publishing.write_ads_editor_csv(
-                store, "keyword_bids", DAY, f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
-            )
+            steps.check_stored(store, "keyword_bids", [DAY], quality.bid_suite(0.05, 20.0), "bids_to_publish")
+            csv = f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
+            steps.write_ads_editor_csv(store, "keyword_bids", DAY, csv, DEFAULT_CURRENCY, log=None)
         seconds = time.perf_counter() - started
     return {
         "engine": engine,

@@ -11,7 +11,8 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from daily_bids.features.writer import write_features
-from daily_bids.serving import scoring
+from daily_bids.quality import expectations as quality
+from daily_bids.serving import publishing, scoring
 from daily_bids.serving.scoring import BATCH_ROWS
 
 
@@ -112,6 +113,28 @@ class EngineResource(dg.ConfigurableResource):
                 self.spark_session(), store, reports_table, features_table, days, history_start, log=log
             )
         return write_features(store, reports_table, features_table, days, history_start, log=log)
+
+    def check_stored(self, store, table, days, expectations, name, log=None, rows=None):
+        """`expectations` on the stored partitions of `table` for `days`, batch by batch: the same outcomes on either
+        engine (`daily_bids.quality.spark_expectations`: each row group a Spark task). With `log`, progress lines;
+        `rows`, the days' rows from their footers, sizes the local engine's."""
+        if self.on_spark:
+            from daily_bids.quality.spark_expectations import run_expectations_on_spark
+
+            return run_expectations_on_spark(self.spark_session(), store, table, days, expectations, name, log=log)
+        batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
+        return quality.run_expectations_in_batches(batches, expectations, name, log, rows)
+
+    def write_ads_editor_csv(self, store, bids_table, day, relative_path, currency, log):
+        """The day's bids as the Google Ads Editor CSV at `relative_path`: the same bytes on either engine
+        (`daily_bids.serving.spark_publishing`: each row group formatted in a Spark task)."""
+        if self.on_spark:
+            from daily_bids.serving.spark_publishing import write_ads_editor_csv_on_spark
+
+            return write_ads_editor_csv_on_spark(
+                self.spark_session(), store, bids_table, day, relative_path, currency=currency, log=log
+            )
+        return publishing.write_ads_editor_csv(store, bids_table, day, relative_path, currency=currency, log=log)
 
     def bid_day(self, store, predictions_table, bids_table, day, policy, landscape, context, note, log, sink=None):
         """One day's bids from its stored predictions, in this process on either engine: bidding needs no model,

@@ -1,4 +1,5 @@
 """Features: every keyword feature defined once, computed incrementally, written by shard, and catalogued.
 
-Also sizes the history windows each step reads. Imports the foundation modules and `daily_bids.storage`.
+Also sizes the history windows each step reads. Imports the foundation modules, `daily_bids.storage` and
+`daily_bids.spark_tasks` (the features' Spark form).
 """

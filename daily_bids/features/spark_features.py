@@ -140,8 +140,8 @@ def write_features_on_spark(
             staged.publish(features_table)
             staged.publish(tables.FEATURE_STATE)
         return FeatureRun(rows, len(days), len(shards), state_reused)
-    finally:
-        shared.unpersist()
+    finally:  # gone from the executors and from the driver's temporary file: the warehouse may hold S3 keys
+        shared.destroy()
         delete_staging(store.fs, run_folder)
 
 

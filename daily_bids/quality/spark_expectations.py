@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from daily_bids.progress import Progress
+from daily_bids.progress import Progress, quiet
 from daily_bids.quality.expectations import (
     BATCH_ROWS,
     Expectation,
@@ -94,7 +94,7 @@ def run_expectations_on_spark(
     context = spark.sparkContext
     task = CheckTask(view, table, name, tuple(row_rules), tuple(across), batch_rows, staging)
     shared = context.broadcast(task)
-    progress = Progress(f"checking {name} on Spark", len(items), log or _quiet, unit="row groups")
+    progress = Progress(f"checking {name} on Spark", len(items), log or quiet, unit="row groups")
     try:
         started = time.perf_counter()
         if log is not None:
@@ -115,8 +115,8 @@ def run_expectations_on_spark(
         if log is not None:
             log(f"checked {name} on Spark: {len(items)} row group(s) in {time.perf_counter() - started:,.1f} s")
         return [merged(e, found[id(e)]) for e in expectations]
-    finally:
-        shared.unpersist()
+    finally:  # gone from the executors and from the driver's temporary file: the warehouse may hold S3 keys
+        shared.destroy()
         delete_staging(store.fs, staging)
 
 
@@ -143,7 +143,3 @@ def _check_task(task: CheckTask, items: Iterator[tuple[int, Item]]) -> Iterator[
         if across:
             write_staged(task.store.fs, task.path(number, attempt), pd.concat(kept, ignore_index=True))
         yield pickle.dumps((number, (attempt, outcomes)))
-
-
-def _quiet(_line: str) -> None:
-    pass

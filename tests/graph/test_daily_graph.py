@@ -550,9 +550,12 @@ def test_the_spark_engine_gives_the_local_engines_predictions_and_bids(warehouse
 
 @needs_java
 def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehouse_copy, spark, monkeypatch):
+    """A real run with `BIDS_ENGINE=spark`: scoring, the stored tables' blocking checks and publication (the bid
+    rules again, and the Ads Editor CSV) on Spark, with the local engine's results."""
     from assets import ALL_ASSETS, ALL_CHECKS
-    from assets.serving import BIDS, PREDICTIONS, keyword_scores
+    from assets.serving import BIDS, PREDICTIONS, ads_editor_export_path, keyword_scores, published_bids
     from daily_bids.cli import materializations_of
+    from daily_bids.serving.publishing import write_ads_editor_csv
     from daily_bids.settings import Settings
     from resources import build_resources
 
@@ -562,13 +565,25 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     monkeypatch.setenv("BIDS_ENGINE", "spark")
     monkeypatch.setenv("BIDS_SPARK_MASTER", "local[2]")
     before = warehouse_copy.read_partitions("keyword_bids", [DAY]).set_index("keyword_id")["bid"]
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        selection=dg.AssetSelection.assets(keyword_scores),
+        selection=dg.AssetSelection.assets(keyword_scores, published_bids),
         resources=build_resources(Settings()),
         partition_key=DAY.isoformat(),
+        instance=instance,
+        run_config={"ops": {"published_bids": {"config": {"republish": True}}}},  # the graph published DAY already
     )
     assert result.success
+    verdicts = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
+    assert verdicts["predictions_contract"] and verdicts["bids_are_profitable_and_capped"]
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    for checked in ("predictions", "bids", "bids_to_publish"):
+        assert any(line.startswith(f"checking {checked} on Spark (local[2])") for line in logged), checked
+    assert any(line.startswith(f"Ads Editor CSV for {DAY} on Spark (local[2])") for line in logged), logged
+    sheet = ads_editor_export_path(DAY + dt.timedelta(days=1))
+    write_ads_editor_csv(warehouse_copy, "keyword_bids", DAY, "local-engine.csv")
+    assert warehouse_copy.read_bytes(sheet) == warehouse_copy.read_bytes("local-engine.csv")
     (parity,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "predictions_match_the_model"]
     assert parity.passed and parity.metadata["engine"].value == "spark"
     assert parity.metadata["keywords_compared"].value == warehouse_copy.partition_rows("keyword_features", DAY)
