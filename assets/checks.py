@@ -481,18 +481,7 @@ def features_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehou
     **CHECK_POLICY,
 )
 def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
-    suite = [
-        quality.unique_keys(),
-        quality.not_null("expected_clicks"),
-        quality.at_least("expected_clicks", 0),
-        quality.at_least("expected_conversions", 0),
-        quality.at_least("expected_value_per_click", 0),
-    ]
-    suite += [
-        quality.finite(column)
-        for column in ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
-    ]
-    yield from _stored_expectations(context, warehouse, scoring, suite, "predictions")
+    yield from _stored_expectations(context, warehouse, scoring, quality.predictions_suite(), "predictions")
 
 
 @dg.asset_check(

@@ -226,6 +226,19 @@ def bid_suite(min_bid: float, max_bid: float) -> list[Expectation]:
     ]
 
 
+def predictions_suite() -> list[Expectation]:
+    """One prediction per keyword and day; expected clicks known and never negative; every prediction finite."""
+    suite = [
+        unique_keys(),
+        not_null("expected_clicks"),
+        at_least("expected_clicks", 0),
+        at_least("expected_conversions", 0),
+        at_least("expected_value_per_click", 0),
+    ]
+    predicted = ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
+    return suite + [finite(column) for column in predicted]
+
+
 def features_suite() -> list[Expectation]:
     """One row per keyword and day; features from impressions and clicks never null (every report carries those
     two); counts never negative."""

@@ -218,19 +218,9 @@ def test_an_empty_day_among_the_days_is_judged_as_on_the_local_engine(spark, tmp
 
 
 def test_broken_predictions_fail_as_on_the_local_engine(spark, tmp_path):
-    """The predictions contract's suite (assets/checks.py's `predictions_contract`) on predictions a frame a row group,
-    one of them with an unknown and a negative click count, a negative conversion count and an infinite value."""
-    suite = [
-        quality.unique_keys(),
-        quality.not_null("expected_clicks"),
-        quality.at_least("expected_clicks", 0),
-        quality.at_least("expected_conversions", 0),
-        quality.at_least("expected_value_per_click", 0),
-    ]
-    suite += [
-        quality.finite(column)
-        for column in ("expected_clicks", "expected_conversions", "expected_value", "expected_value_per_click")
-    ]
+    """The predictions contract's suite on predictions a frame a row group, one of them with an unknown and a negative
+    click count, a negative conversion count and an infinite value."""
+    suite = quality.predictions_suite()
     store = Warehouse(str(tmp_path / "warehouse"))
     for day in DAYS:
         frames = []
