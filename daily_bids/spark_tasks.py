@@ -26,6 +26,14 @@ from daily_bids.storage.warehouse import to_arrow, to_pandas
 
 Item = TypeVar("Item")
 PROGRESS_POLL_SECONDS = 1.0
+# Tasks per core of the session: more tasks than cores balance uneven work and make progress finer, while a task's
+# fixed cost (its start, a great-expectations validation built once per task) is paid a few times per core only.
+TASKS_PER_CORE = 2
+
+
+def tasks_for(context) -> int:
+    """`TASKS_PER_CORE` tasks for each core of the session."""
+    return TASKS_PER_CORE * max(1, context.defaultParallelism)
 
 
 def run_tasks(
@@ -34,11 +42,15 @@ def run_tasks(
     work: Callable[[Iterator[tuple[int, Item]]], Iterator],
     progress: Progress,
     description: str,
+    tasks: int | None = None,
 ) -> list:
-    """`work` over `items`, one task per item (numbered in order), collected; `progress` advances by a task as each
-    one finishes (Spark's status tracker, polled in a driver thread). `work` is what a task runs: its items, numbered,
-    in; what it yields (picklable) comes back to the driver."""
-    rdd = context.parallelize(list(enumerate(items)), max(1, len(items))).mapPartitions(work)
+    """`work` over `items` (numbered in order) in `tasks` Spark tasks, each a run of consecutive items (one task per
+    item by default), collected. `progress` counts items, advanced as each task finishes (Spark's status tracker,
+    polled in a driver thread). `work` is what a task runs: its items, numbered, in; what it yields (picklable) comes
+    back to the driver."""
+    slices = max(1, min(len(items), tasks or len(items)))
+    items_per_task = len(items) / slices
+    rdd = context.parallelize(list(enumerate(items)), slices).mapPartitions(work)
     # The job group names this step's jobs: another step's jobs on the same session are not counted.
     group = f"daily-bids-{uuid.uuid4().hex[:8]}"
     context.setJobGroup(group, description)
@@ -55,7 +67,7 @@ def run_tasks(
                     stage_info = tracker.getStageInfo(stage)
                     finished += stage_info.numCompletedTasks if stage_info else 0
             if finished > counted[0]:
-                progress.advance(finished - counted[0])
+                progress.advance((finished - counted[0]) * items_per_task)
                 counted[0] = finished
 
     poller = threading.Thread(target=poll, name=group, daemon=True)
@@ -66,7 +78,7 @@ def run_tasks(
         done.set()
         poller.join()
         context.setLocalProperty("spark.jobGroup.id", None)  # later jobs of this thread are in no group
-    progress.advance(max(0, rdd.getNumPartitions() - counted[0]))  # a speculative copy counts too
+    progress.advance(max(0, slices - counted[0]) * items_per_task)  # a speculative copy counts too
     return results
 
 

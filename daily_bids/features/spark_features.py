@@ -45,14 +45,10 @@ from daily_bids.features.keyword_features import (
 from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids
 from daily_bids.progress import Progress, quiet
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
-from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, write_staged
+from daily_bids.spark_tasks import TASKS_PER_CORE, attempt_name, delete_staging, read_staged, run_tasks, write_staged
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse
 
-# Shards per core of the session, at least: one shard of a million keywords is one task, and would leave the other
-# cores idle. Two per core lets a core that finishes early take another. A shard still holds at most
-# `keywords_per_shard` keywords, which bounds a task's memory.
-TASKS_PER_CORE = 2
 STAGING_FOLDER = SPARK_STAGING_FOLDER
 STATE, LAGS, PRIORS, INPUTS, FEATURES = "state", "lags", "priors", "prior_inputs", "features"
 
@@ -155,7 +151,8 @@ def _shards(
     cores: int,
 ) -> list[KeywordRange]:
     """`write_features`' shard bounds, from the keywords known on the first day; but at least `TASKS_PER_CORE`
-    shards per core of the session, since a shard is a task."""
+    shards per core of the session, since a shard is a task: one shard of a million keywords would leave the other
+    cores idle. A shard still holds at most `keywords_per_shard` keywords, which bounds a task's memory."""
     ids = known_keyword_ids(store, reports_table, first, history_start, state_reused)
     per_task = -(-len(ids) // (TASKS_PER_CORE * max(cores, 1)))
     return keyword_shards(ids, max(1, min(keywords_per_shard, per_task)))

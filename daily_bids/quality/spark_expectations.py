@@ -1,7 +1,8 @@
-"""A stored table's expectations on Spark: `run_expectations_in_batches` over a table's days, with each row group of
-each day's partition judged in a Spark task, and the same outcomes as a result.
+"""A stored table's expectations on Spark: `run_expectations_in_batches` over a table's days, with the row groups of
+each day's partition judged in Spark tasks (a few per core, each a run of row groups), and the same outcomes as a
+result.
 
-Each task reads its row group's rows with pyarrow through the warehouse's own filesystem (a local folder, or S3
+Each task reads its row groups' rows with pyarrow through the warehouse's own filesystem (a local folder, or S3
 without any Hadoop jar) and judges the rules on each row alone with one great-expectations validation. When the suite
 has rules across rows (uniqueness), it also stages its rows' kept columns (the keys, the rules' columns) under the
 run's folder in the warehouse. The driver then merges each rule's outcomes in day and row-group order, and judges the
@@ -38,7 +39,7 @@ from daily_bids.quality.expectations import (
     split_suite,
     validation,
 )
-from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, write_staged
+from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, tasks_for, write_staged
 from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse
 
 # A work item: a day and one of its partition's row groups (None for a partition without any: its empty frame).
@@ -97,9 +98,15 @@ def run_expectations_on_spark(
     progress = Progress(f"checking {name} on Spark", len(items), log or quiet, unit="row groups")
     try:
         started = time.perf_counter()
+        tasks = min(len(items), tasks_for(context))  # a validation is built once per task
         if log is not None:
-            log(f"checking {name} on Spark ({context.master}): {len(items)} row group(s) of {len(days)} day(s)")
-        done = run_tasks(context, items, lambda part: _check_task(shared.value, part), progress, f"checking {name}")
+            log(
+                f"checking {name} on Spark ({context.master}): {len(items)} row group(s) of {len(days)} day(s) "
+                f"in {tasks} task(s)"
+            )
+        done = run_tasks(
+            context, items, lambda part: _check_task(shared.value, part), progress, f"checking {name}", tasks
+        )
         by_item = dict(pickle.loads(row) for row in done)  # item number → (attempt, outcomes of each batch)
         if sorted(by_item) != list(range(len(items))):
             raise RuntimeError(f"checking {name} on Spark: {len(by_item)} results for {len(items)} row groups")
@@ -126,8 +133,8 @@ def _row_groups(store: Warehouse, table: str, day: dt.date) -> list[int | None]:
 
 
 def _check_task(task: CheckTask, items: Iterator[tuple[int, Item]]) -> Iterator[bytes]:
-    """One row group: each row rule's outcome on each of its batches, in the suite's order, and its rows' kept
-    columns staged for the rules across rows."""
+    """A task's row groups, one after the other: each row rule's outcome on each of a row group's batches, in the
+    suite's order, and its rows' kept columns staged for the rules across rows."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     attempt = attempt_name()
     row_rules, across = list(task.row_rules), list(task.across)

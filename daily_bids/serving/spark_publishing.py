@@ -1,10 +1,10 @@
 """The Ads Editor CSV on Spark: `write_ads_editor_csv`'s file, byte for byte, with the formatting spread over tasks.
 
 At 10M keywords the sheet's time is formatting its lines (`ads_editor_pieces`), not reading or writing bytes. The
-work items are the row groups of the day's bids partition, in order, one Spark task each: a task reads its row
-group's rows with pyarrow through the warehouse's own filesystem (a local folder, or S3 without any Hadoop jar),
-formats them batch by batch without the header, and writes the bytes to a part file of its own in the run's staging
-folder. The driver then writes the header and every part in row-group order through `Warehouse.byte_writer`, a chunk
+work items are the row groups of the day's bids partition, in order, a run of them in each of a few Spark tasks per
+core: a task reads each of its row groups' rows with pyarrow through the warehouse's own filesystem (a local folder,
+or S3 without any Hadoop jar), formats them batch by batch without the header, and writes the bytes to a part file
+of the row group's own in the run's staging folder. The driver then writes the header and every part in row-group order through `Warehouse.byte_writer`, a chunk
 at a time: the file appears only once complete, and is never held whole in memory.
 
 The bytes are the local engine's because a line depends on its row alone (the formatting's fallbacks are per cell),
@@ -28,7 +28,7 @@ from daily_bids.progress import Progress, quiet
 from daily_bids.quality.expectations import BATCH_ROWS
 from daily_bids.serving.ads_editor import HEADER, ads_editor_pieces
 from daily_bids.serving.publishing import ads_editor_columns
-from daily_bids.spark_tasks import attempt_name, delete_staging, run_tasks
+from daily_bids.spark_tasks import attempt_name, delete_staging, run_tasks, tasks_for
 from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse
 
 # What the driver copies from a part to the sheet at a time: its memory stays bounded whatever a part's size.
@@ -80,11 +80,18 @@ def write_ads_editor_csv_on_spark(
     try:
         shared = context.broadcast(task)
         started = time.perf_counter()
-        log(f"Ads Editor CSV for {day} on Spark ({context.master}): {row_groups} row group(s), one task each")
-        tasks = Progress(f"Ads Editor CSV for {day} on Spark", row_groups, log, unit="row groups")
+        tasks = min(row_groups, tasks_for(context))
+        log(f"Ads Editor CSV for {day} on Spark ({context.master}): {row_groups} row group(s) in {tasks} task(s)")
+        formatted = Progress(f"Ads Editor CSV for {day} on Spark", row_groups, log, unit="row groups")
         try:
-            items = list(range(row_groups))
-            parts = run_tasks(context, items, lambda part: _sheet_task(shared.value, part), tasks, "Ads Editor CSV")
+            parts = run_tasks(
+                context,
+                list(range(row_groups)),
+                lambda part: _sheet_task(shared.value, part),
+                formatted,
+                "Ads Editor CSV",
+                tasks,
+            )
         finally:  # gone from the executors and from the driver's temporary file: the warehouse may hold S3 keys
             shared.destroy()
         parts.sort()  # (item, path, rows): in row-group order, whichever task finished first

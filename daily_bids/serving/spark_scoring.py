@@ -57,6 +57,7 @@ from daily_bids.serving.scoring import (
     bid_batches,
 )
 from daily_bids.settings import S3Options
+from daily_bids.spark_tasks import tasks_for
 from daily_bids.storage.warehouse import (
     PARTITION_COLUMN,
     SPARK_STAGING_FOLDER,
@@ -68,8 +69,6 @@ from daily_bids.storage.warehouse import (
 )
 
 STAGING_FOLDER = SPARK_STAGING_FOLDER
-# Tasks per core of the session: more tasks than cores balance uneven row groups, and make progress finer.
-TASKS_PER_CORE = 2
 # The schema of the work units: a row group of the features (`row_group` >= 0, the budgeted campaigns' rows left out),
 # or every row of one budgeted campaign (`row_group` -1).
 UNITS_SCHEMA = "row_group long, campaign string"
@@ -200,7 +199,7 @@ def score_day(
                 [units, pd.DataFrame({"row_group": np.full(len(budgeted), -1, "int64"), "campaign": budgeted})],
                 ignore_index=True,
             )
-        tasks = max(1, min(len(units), TASKS_PER_CORE * spark.sparkContext.defaultParallelism))
+        tasks = max(1, min(len(units), tasks_for(spark.sparkContext)))
         work = spark.createDataFrame(units.astype({"campaign": "object"}), schema=UNITS_SCHEMA).repartition(tasks)
         # A plain policy: the Dagster resource that may be passed in holds its run's context, which does not pickle.
         policy = BidPolicy(**{name: getattr(policy, name) for name in BidPolicy.model_fields})
