@@ -58,14 +58,19 @@ def run_tasks(
     counted = [0]
 
     def poll() -> None:
+        from py4j.protocol import Py4JError  # the JVM's calls: here only when Spark runs
+
         tracker = context.statusTracker()
         while not done.wait(PROGRESS_POLL_SECONDS):
             finished = 0
-            for job in tracker.getJobIdsForGroup(group):
-                info = tracker.getJobInfo(job)
-                for stage in info.stageIds if info else ():
-                    stage_info = tracker.getStageInfo(stage)
-                    finished += stage_info.numCompletedTasks if stage_info else 0
+            try:
+                for job in tracker.getJobIdsForGroup(group):
+                    info = tracker.getJobInfo(job)
+                    for stage in info.stageIds if info else ():
+                        stage_info = tracker.getStageInfo(stage)
+                        finished += stage_info.numCompletedTasks if stage_info else 0
+            except Py4JError:  # progress is only reported: a failed look (the job just ended) never fails the step
+                continue
             if finished > counted[0]:
                 progress.advance((finished - counted[0]) * items_per_task)
                 counted[0] = finished
