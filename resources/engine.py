@@ -116,7 +116,7 @@ class EngineResource(dg.ConfigurableResource):
 
     def check_stored(self, store, table, days, expectations, name, log=None, rows=None):
         """`expectations` on the stored partitions of `table` for `days`, batch by batch: the same outcomes on either
-        engine (`daily_bids.quality.spark_expectations`: each row group a Spark task). With `log`, progress lines;
+        engine (`daily_bids.quality.spark_expectations`: runs of row groups in Spark tasks). With `log`, progress lines;
         `rows`, the days' rows from their footers, sizes the local engine's."""
         if self.on_spark:
             from daily_bids.quality.spark_expectations import run_expectations_on_spark
@@ -127,7 +127,7 @@ class EngineResource(dg.ConfigurableResource):
 
     def write_ads_editor_csv(self, store, bids_table, day, relative_path, currency, log):
         """The day's bids as the Google Ads Editor CSV at `relative_path`: the same bytes on either engine
-        (`daily_bids.serving.spark_publishing`: each row group formatted in a Spark task)."""
+        (`daily_bids.serving.spark_publishing`: row groups formatted in Spark tasks)."""
         if self.on_spark:
             from daily_bids.serving.spark_publishing import write_ads_editor_csv_on_spark
 
