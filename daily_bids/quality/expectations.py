@@ -268,12 +268,6 @@ def split_suite(expectations: list[Expectation]) -> tuple[list[Expectation], lis
     return row_rules, across
 
 
-def refuse_shares(row_rules: list[Expectation], name: str) -> None:
-    """A rule with a `mostly` share is judged on a whole frame: its verdict cannot be added up over batches."""
-    if any("mostly" in e.kwargs for e in row_rules):
-        raise ValueError(f"{name}: a rule with a `mostly` share cannot be judged batch by batch")
-
-
 def judge_across_rows(kept: list[pd.DataFrame], across: list[Expectation], name: str) -> list[Outcome]:
     """The rules across rows on the kept columns (`sample_columns`) of every batch, in row order: one Outcome each."""
     together = pd.concat(kept, ignore_index=True)
@@ -291,7 +285,7 @@ def run_expectations_in_batches(
     (with the few columns the rules across rows need, such as uniqueness, kept from every batch).
 
     Counts add up over batches and samples come from the first batches that have them; a rule with a `mostly`
-    share is judged on a whole frame, so it is refused with more than one batch.
+    share is judged on the counts of every batch together (`merged`), as on one frame.
 
     With `log` and `rows` (the rows of every batch, e.g. from the partitions' footers), progress lines say the rows
     checked, the rate and the time left."""
@@ -307,11 +301,8 @@ def run_expectations_in_batches(
         return [merged(e, found[id(e)]) for e in expectations]
     row_rules, across = split_suite(expectations)
     validate_rows = validation(f"{name}_rows", row_rules)
-    kept, batch_count = [], 0
+    kept = []
     for batch in itertools.chain(head, batches):
-        batch_count += 1
-        if batch_count == 2:
-            refuse_shares(row_rules, name)
         batch = batch.reset_index(drop=True)
         for outcome in validate_rows(batch):
             found[id(outcome.expectation)].append(outcome)
@@ -380,9 +371,15 @@ def merged(expectation: Expectation, outcomes: list[Outcome]) -> Outcome:
         return outcomes[0]
     unexpected, judged = sum(o.unexpected_count for o in outcomes), sum(o.judged_rows for o in outcomes)
     failed = [outcome for outcome in outcomes if not outcome.success]
+    if "mostly" in expectation.kwargs and not any(outcome.error for outcome in outcomes):
+        # A share is judged on every row together, as great-expectations judges one frame: vacuously true without
+        # rows, else the share of the judged rows that pass against `mostly`, in its arithmetic (`_mostly_success`).
+        success = judged == 0 or (float(judged) - float(unexpected)) / float(judged) >= expectation.kwargs["mostly"]
+    else:
+        success = not failed
     return Outcome(
         expectation=expectation,
-        success=not failed,
+        success=success,
         observed_value=(failed or outcomes)[0].observed_value,
         unexpected_count=unexpected,
         # great-expectations' own arithmetic (count / rows * 100): a table judged whole gives the very same float.

@@ -34,7 +34,6 @@ from daily_bids.quality.expectations import (
     Outcome,
     judge_across_rows,
     merged,
-    refuse_shares,
     sample_columns,
     split_suite,
     validation,
@@ -75,9 +74,8 @@ def run_expectations_on_spark(
 ) -> list[Outcome]:
     """`expectations` on the stored rows of `table` over `days`, one Outcome each, in order: what
     `run_expectations_in_batches(store.iter_partitions(table, days, batch_rows), expectations, name)` gives, with
-    each row group of each day judged in a Spark task. A rule with a `mostly` share is refused when the rows span more
-    than one row group (or one row group of more than `batch_rows` rows). With `log`, progress lines say the row
-    groups checked, the rate and the time left."""
+    each row group of each day judged in a Spark task. A rule with a `mostly` share is judged on the counts of every
+    row group together. With `log`, progress lines say the row groups checked, the rate and the time left."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     days = list(days)
     if not days:
@@ -87,8 +85,6 @@ def run_expectations_on_spark(
     view.require_partitions(table, days)  # every missing day named at once, before any task starts
     items: list[Item] = [(day, group) for day in days for group in _row_groups(view, table, day)]
     row_rules, across = split_suite(expectations)
-    if len(items) > 1 or view.partition_rows(table, days[0]) > batch_rows:
-        refuse_shares(row_rules, name)
     staging = store.path(SPARK_STAGING_FOLDER, uuid.uuid4().hex)
     if across and store.is_local:  # a local filesystem opens no file in a missing folder (S3 has no folders to make)
         store.fs.create_dir(staging, recursive=True)

@@ -246,12 +246,23 @@ def test_broken_predictions_fail_as_on_the_local_engine(spark, tmp_path):
     }
 
 
-def test_a_share_rule_and_a_missing_day_are_refused_before_any_task(spark, bids_store):
-    mostly = quality.Expectation("ExpectColumnValuesToNotBeNull", {"column": "bid", "mostly": 0.9}, "warn", "bids")
-    with pytest.raises(ValueError, match="mostly"):
-        run_expectations_on_spark(spark, bids_store, "bids", DAYS, [mostly], "bids")
+def test_a_share_rule_is_judged_on_every_row_group_together(spark, bids_store):
+    """A seventh of the values per click are null (ids % 7 == 3): over the mostly-0.9 share, within the 0.85 one. Each
+    is judged on the counts of every row group of both days, as great-expectations judges the days read whole."""
+    shares = [
+        quality.Expectation("ExpectColumnValuesToNotBeNull", {"column": column, "mostly": share}, "warn", f"{share}")
+        for column in ("conservative_value_per_click",)
+        for share in (0.9, 0.85)
+    ]
+    whole = quality.run_expectations(bids_store.read_partitions("bids", DAYS), shares, "bids")
+    assert [o.success for o in whole] == [False, True]
+    assert _on_spark(spark, bids_store, "bids", shares, batch_rows=7) == whole
+    assert _local(bids_store, "bids", shares, batch_rows=7) == whole
+
+
+def test_a_missing_day_is_refused_before_any_task(spark, bids_store):
     with pytest.raises(MissingPartitionsError, match="2025-04-03"):
-        run_expectations_on_spark(spark, bids_store, "bids", [*DAYS, dt.date(2025, 4, 3)], [mostly], "bids")
+        run_expectations_on_spark(spark, bids_store, "bids", [*DAYS, dt.date(2025, 4, 3)], [], "bids")
 
 
 def test_checks_on_spark_with_the_warehouse_on_s3(spark, bids_store):

@@ -79,12 +79,26 @@ def test_batches_log_the_rows_checked_of_the_whole_and_the_time_left(monkeypatch
     ]
 
 
-def test_a_share_rule_is_not_judged_in_batches():
-    mostly = quality.Expectation(
-        "ExpectColumnValuesToNotBeNull", {"column": "clicks", "mostly": 0.9}, quality.WARN, "clicks mostly known"
-    )
-    with pytest.raises(ValueError, match="mostly"):
-        quality.run_expectations_in_batches((_table().iloc[i : i + 500] for i in (0, 500)), [mostly], "shares")
+@pytest.mark.parametrize("nulls", [0, 99, 100, 101, 1000])
+def test_a_share_rule_over_batches_is_judged_as_on_the_whole_table(nulls):
+    """The nulls sit in the first batch, which fails alone where the table passes: 99 and 100 nulls of 1,000 are
+    within `mostly` 0.9 (100 exactly at it), 101 are not. The second rule's share is of the rows not null: 150 rows
+    below 150 fail it, fewer pass, and no row at all passes it."""
+    clicks = np.arange(1000, dtype="float64")
+    clicks[:nulls] = np.nan
+    table = pd.DataFrame({"date": pd.Timestamp("2025-03-01"), "keyword_id": np.arange(1000), "clicks": clicks})
+    rule = [
+        quality.Expectation(
+            "ExpectColumnValuesToNotBeNull", {"column": "clicks", "mostly": 0.9}, quality.WARN, "clicks mostly known"
+        ),
+        quality.Expectation(
+            "ExpectColumnValuesToBeBetween", {"column": "clicks", "min_value": 150, "mostly": 0.9}, "warn", "≥ 150"
+        ),
+    ]
+    whole = quality.run_expectations(table, rule, "whole")
+    batched = quality.run_expectations_in_batches((table.iloc[i : i + 250] for i in range(0, 1000, 250)), rule, "b")
+    assert [o.success for o in batched] == [o.success for o in whole] == [nulls <= 100, nulls > 0]
+    assert batched == whole
 
 
 class CountingWarehouse(Warehouse):
