@@ -166,13 +166,18 @@ def _result(
     )
 
 
-def _report_contract(layer: str, frame: pd.DataFrame, context, warehouse: WarehouseResource) -> Iterator:
-    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
-        outcomes = quality.run_expectations(rows, quality.report_suite(layer, days), f"{layer}_report")
-        return _result(outcomes, quality.dtype_mismatches(rows, quality.layer_dtypes(layer)), rows=len(rows))
-
-    # No rule found a single row over the whole range: then no day can fail, whatever its share of nulls.
-    return each_day(context, warehouse, frame, judge, _found_no_row)
+def _report_contract(layer: str, context, warehouse: WarehouseResource, engine: EngineResource) -> Iterator:
+    """The raw or validated report's contract on its stored partitions, on the engine. No rule found a single row over
+    a whole range: then no day can fail, whatever its share of nulls."""
+    return _stored_expectations(
+        context,
+        warehouse,
+        engine,
+        lambda days: quality.report_suite(layer, days),
+        f"{layer}_report",
+        dtypes=quality.layer_dtypes(layer),
+        vouches_for_each_day=_found_no_row,
+    )
 
 
 def _found_no_row(result: dg.AssetCheckResult) -> bool:
@@ -187,10 +192,8 @@ def _found_no_row(result: dg.AssetCheckResult) -> bool:
     "rows are quarantined downstream).",
     **CHECK_POLICY,
 )
-def raw_report_contract(
-    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
-):
-    yield from _report_contract("raw", raw_keyword_report, context, warehouse)
+def raw_report_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
+    yield from _report_contract("raw", context, warehouse, scoring)
 
 
 @dg.asset_check(
@@ -200,25 +203,28 @@ def raw_report_contract(
     "not far from the trailing 7 days' median (WARN outside 0.5×–2×).",
     **CHECK_POLICY,
 )
-def raw_report_volume(
-    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
-):
+def raw_report_volume(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     trailing = quality.TrailingDays(warehouse.warehouse(), tables.RAW_REPORT)
 
-    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
-        per_day = rows.groupby("date").size()
+    def judge(days: list[dt.date], rows_of_days: pd.DataFrame) -> dg.AssetCheckResult:
+        per_day = dict(zip(rows_of_days["date"].dt.date, rows_of_days["rows"]))
         verdicts = {
-            day.isoformat(): quality.volume_verdict(int(per_day.get(pd.Timestamp(day), 0)), trailing.row_counts(day))
-            for day in days
+            day.isoformat(): quality.volume_verdict(int(per_day[day]), trailing.row_counts(day)) for day in days
         }
         severities = {severity for severity, _ in verdicts.values()}
         return dg.AssetCheckResult(
             passed=severities == {None},
             severity=dg.AssetCheckSeverity.ERROR if quality.ERROR in severities else dg.AssetCheckSeverity.WARN,
-            metadata={"rows": len(rows), "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()})},
+            metadata={
+                "rows": int(rows_of_days["rows"].sum()),
+                "days": dg.MetadataValue.json({d: text for d, (_, text) in verdicts.items()}),
+            },
         )
 
-    yield from each_day(context, warehouse, raw_keyword_report, judge, vouches_for_each_day=passed)
+    stored = _stored_rows(warehouse, tables.RAW_REPORT, partition_days(context))
+    yield from each_day(
+        context, warehouse, stored, judge, vouches_for_each_day=passed, rows_of_day=lambda rows: int(rows["rows"].sum())
+    )
 
 
 @dg.asset_check(
@@ -230,15 +236,14 @@ def raw_report_volume(
     "unknown, so it blocks none).",
     **CHECK_POLICY,
 )
-def raw_report_complete(
-    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
-):
+def raw_report_complete(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     store = warehouse.warehouse()
+    judged_days = pd.DataFrame({"date": as_day(partition_days(context))})
     if not store.table_exists(tables.LANDING_INDEX):
         yield from each_day(
             context,
             warehouse,
-            raw_keyword_report,
+            judged_days,
             lambda days, rows: dg.AssetCheckResult(
                 passed=True, metadata={"note": "no landing files (the report source keeps no index)"}
             ),
@@ -262,7 +267,7 @@ def raw_report_complete(
             },
         )
 
-    yield from each_day(context, warehouse, raw_keyword_report, judge)
+    yield from each_day(context, warehouse, judged_days, judge)
 
 
 @dg.asset_check(
@@ -272,12 +277,13 @@ def raw_report_complete(
     f"against the trailing 7 days (population stability index; WARN above {quality.PSI_WARN}).",
     **CHECK_POLICY,
 )
-def raw_report_drift(
-    context: dg.AssetCheckExecutionContext, raw_keyword_report: pd.DataFrame, warehouse: WarehouseResource
-):
-    trailing = quality.TrailingDays(warehouse.warehouse(), tables.RAW_REPORT)
+def raw_report_drift(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    store = warehouse.warehouse()
+    trailing = quality.TrailingDays(store, tables.RAW_REPORT)
 
-    def judge(days: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
+    def judge(days: list[dt.date], judged: pd.DataFrame) -> dg.AssetCheckResult:
+        # A range is judged a day at a time (`each_day`), and only the columns the scores compare are read.
+        rows = store.read_partitions(tables.RAW_REPORT, days, columns=list(quality.DRIFT_COLUMNS))
         scores, reference_days = trailing.drift_scores(rows, days[0])
         if not reference_days:
             return dg.AssetCheckResult(passed=True, metadata={"note": "no trailing days to compare with yet"})
@@ -300,7 +306,7 @@ def raw_report_drift(
             },
         )
 
-    yield from each_day(context, warehouse, raw_keyword_report, judge)
+    yield from each_day(context, warehouse, pd.DataFrame({"date": as_day(partition_days(context))}), judge)
 
 
 @dg.asset_check(
@@ -310,38 +316,30 @@ def raw_report_drift(
     **CHECK_POLICY,
 )
 def validated_report_contract(
-    context: dg.AssetCheckExecutionContext, validated_keyword_report: pd.DataFrame, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource
 ):
-    yield from _report_contract("validated", validated_keyword_report, context, warehouse)
+    yield from _report_contract("validated", context, warehouse, scoring)
 
 
 @dg.asset_check(
     asset=VALIDATED_REPORT,
     blocking=True,
     description="Nothing lost: for every day, raw rows = validated rows + quarantined rows.",
-    additional_ins={"raw": dg.AssetIn(raw_keyword_report.key)},
+    additional_deps=[raw_keyword_report],
     **CHECK_POLICY,
 )
-def quarantine_reconciles(
-    context: dg.AssetCheckExecutionContext,
-    validated_keyword_report: pd.DataFrame,
-    raw: pd.DataFrame,
-    warehouse: WarehouseResource,
-):
+def quarantine_reconciles(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     days = partition_days(context)
-    quarantine, quarantined = _stored_quarantine(warehouse, days, ["source_row"])
+    store = warehouse.warehouse()
+    quarantined = set(store.list_partitions(QUARANTINE.path[-1])) & set(days)
     missing = [d for d in days if d not in quarantined]
-    counts = (
-        pd.DataFrame(
-            {
-                "raw": raw.groupby("date").size(),
-                "validated": validated_keyword_report.groupby("date").size(),
-                "quarantined": quarantine.groupby("date").size(),
-            }
-        )
-        .reindex(pd.DatetimeIndex([pd.Timestamp(d) for d in days], name="date"))
-        .fillna(0)
-        .astype(int)
+    counts = pd.DataFrame(  # every count from the partitions' footers: no row is read
+        {
+            "raw": _stored_rows(warehouse, tables.RAW_REPORT, days)["rows"].to_numpy(),
+            "validated": _stored_rows(warehouse, VALIDATED_REPORT.path[-1], days)["rows"].to_numpy(),
+            "quarantined": [store.partition_rows(QUARANTINE.path[-1], d) if d in quarantined else 0 for d in days],
+        },
+        index=pd.DatetimeIndex(as_day(days), name="date"),
     )
     counts["lost"] = counts["raw"] - counts["validated"] - counts["quarantined"]
     counts["quarantine_materialized"] = [d not in missing for d in days]
@@ -379,17 +377,11 @@ def quarantine_reconciles(
     **CHECK_POLICY,
 )
 def quarantine_stays_small(
-    context: dg.AssetCheckExecutionContext,
-    validated_keyword_report: pd.DataFrame,
-    warehouse: WarehouseResource,
-    settings: dg.ResourceParam[Settings],
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, settings: dg.ResourceParam[Settings]
 ):
     days = partition_days(context)
     quarantine, materialized = _stored_quarantine(warehouse, days, ["reason", "detail", "source_file", "source_row"])
-    validated_per_day = validated_keyword_report.groupby("date").size()
-    counts = pd.DataFrame(
-        {"date": as_day(days), "validated": [int(validated_per_day.get(pd.Timestamp(d), 0)) for d in days]}
-    )
+    counts = _stored_rows(warehouse, VALIDATED_REPORT.path[-1], days).rename(columns={"rows": "validated"})
     maximum = settings.max_quarantined_share
 
     def judge(judged: list[dt.date], rows: pd.DataFrame) -> dg.AssetCheckResult:
@@ -439,26 +431,44 @@ def _stored_quarantine(
     return store.read_partitions(QUARANTINE.path[-1], sorted(materialized), columns=columns), materialized
 
 
+def _stored_rows(warehouse: WarehouseResource, table: str, days: list[dt.date]) -> pd.DataFrame:
+    """Each day's rows of `table` as the run sees it, from the partitions' footers: a check that counts rows, or
+    judges the stored rows itself, hands this to `each_day` rather than holding the day's rows."""
+    store = warehouse.warehouse()
+    store.require_partitions(table, days)  # every missing day named at once
+    return pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
+
+
 def _stored_expectations(
-    context, warehouse: WarehouseResource, engine: EngineResource, suite: list[quality.Expectation], name: str
+    context,
+    warehouse: WarehouseResource,
+    engine: EngineResource,
+    suite: Callable[[list[dt.date]], list[quality.Expectation]],
+    name: str,
+    dtypes: dict[str, str] | None = None,
+    vouches_for_each_day: Callable[[dg.AssetCheckResult], bool] = passed,
 ) -> Iterator:
-    """A suite on the check's table read from the warehouse in batches of rows, on the engine (BIDS_ENGINE): memory
-    stays at one batch (and the key columns), whatever the partition's size. A range is judged at once, and day by
-    day only if it fails."""
+    """The expectations `suite(days)` gives for the days judged, on the check's table read from the warehouse in
+    batches of rows, on the engine (BIDS_ENGINE): memory stays at one batch (and the key columns), whatever the
+    partition's size. With `dtypes`, each judged day's stored columns must have the contract's types (read from
+    the footers). A range is judged at once, and day by day only if the verdict cannot vouch for each day."""
     store, table = warehouse.warehouse(), context.check_specs[0].asset_key.path[-1]
-    days = partition_days(context)
-    stored_rows = pd.DataFrame({"date": as_day(days), "rows": [store.partition_rows(table, day) for day in days]})
 
     def judge(days: list[dt.date], rows_of_days: pd.DataFrame) -> dg.AssetCheckResult:
         rows = int(rows_of_days["rows"].sum())
-        return _result(engine.check_stored(store, table, days, suite, name, context.log.info, rows), rows=rows)
+        outcomes = engine.check_stored(store, table, days, suite(days), name, context.log.info, rows)
+        problems = {}
+        if dtypes is not None:  # the first day with a column wrong names it
+            for day in reversed(days):
+                problems.update(quality.dtype_mismatches(store.empty_partition(table, day), dtypes))
+        return _result(outcomes, problems, rows=rows)
 
     return each_day(
         context,
         warehouse,
-        stored_rows,
+        _stored_rows(warehouse, table, partition_days(context)),
         judge,
-        vouches_for_each_day=passed,
+        vouches_for_each_day=vouches_for_each_day,
         rows_of_day=lambda rows: int(rows["rows"].sum()),
     )
 
@@ -470,7 +480,7 @@ def _stored_expectations(
     **CHECK_POLICY,
 )
 def features_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
-    yield from _stored_expectations(context, warehouse, scoring, quality.features_suite(), "features")
+    yield from _stored_expectations(context, warehouse, scoring, lambda days: quality.features_suite(), "features")
 
 
 @dg.asset_check(
@@ -481,7 +491,9 @@ def features_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehou
     **CHECK_POLICY,
 )
 def predictions_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, scoring: EngineResource):
-    yield from _stored_expectations(context, warehouse, scoring, quality.predictions_suite(), "predictions")
+    yield from _stored_expectations(
+        context, warehouse, scoring, lambda days: quality.predictions_suite(), "predictions"
+    )
 
 
 @dg.asset_check(
@@ -543,7 +555,11 @@ def bids_are_profitable_and_capped(
     scoring: EngineResource,
 ):
     yield from _stored_expectations(
-        context, warehouse, scoring, quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid), "bids"
+        context,
+        warehouse,
+        scoring,
+        lambda days: quality.bid_suite(bid_policy.min_bid, bid_policy.max_bid),
+        "bids",
     )
 
 

@@ -3,29 +3,31 @@
     .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000] [--engine spark]
 
 With `--engine spark`, the stages that have a Spark form run on `local[2]` instead, through the engine resource as
-the assets call it (`BIDS_ENGINE=spark`): the features, their contract (the catalog's statistics stay in the
-process), predictions and bids, and publication (the bid rules and the Ads Editor CSV). The session is started before
+the assets call it (`BIDS_ENGINE=spark`): the report's contracts (drift stays in the process), the features, their
+contract (the catalog's statistics stay in the process), predictions and bids, and publication (the bid rules and the
+Ads Editor CSV). The session is started before
 the clock; its JVM and Python workers count in the peak RSS.
 
 Set-up per size (not timed, in --workdir): the simulator's reports of the 28 days before day D and of D, written as
-validated reports (and the 7 days before D as raw reports, for the drift check), and the XGBoost model of
+validated reports (and D and the 7 days before it as raw reports, for the drift check), and the XGBoost model of
 `benchmarks/scoring_10m.py` (run it first: it trains on the same simulator's features).
 
 Each stage runs in a process of its own, reading what it needs from the warehouse, as Dagster's multiprocess executor
 runs a step, so its peak RSS (process and children) is its own:
 
 1. report: the simulator's report of D, written as the raw partition;
-2. checks and validation: the raw contract (great-expectations), drift against the 7 days before, validation into
-   validated + quarantine, the validated contract;
-3. features, first run: the rolling state rebuilt from the 28 report days before D, then D's features (what a first
+2. validation: the raw day read, split into validated rows and the quarantine, both written;
+3. report checks: the raw and the validated contracts (great-expectations, a million rows at a time, as the checks
+   read the stored partitions) and the raw day's drift against the 7 days before;
+4. features, first run: the rolling state rebuilt from the 28 report days before D, then D's features (what a first
    run or a run after a gap does);
-4. features, incremental: D's features from the state as of D-1 (the everyday case), a shard of keywords at a time,
+5. features, incremental: D's features from the state as of D-1 (the everyday case), a shard of keywords at a time,
    as the asset computes them;
-5. feature checks: the features' blocking contract (great-expectations, a million rows at a time, as the check
+6. feature checks: the features' blocking contract (great-expectations, a million rows at a time, as the check
    reads them), then the feature catalog's statistics, a column at a time;
-6. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
-7. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
-8. publication: the bid rules again (great-expectations, in batches) and the Google Ads Editor CSV (streamed).
+7. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
+8. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
+9. publication: the bid rules again (great-expectations, in batches) and the Google Ads Editor CSV (streamed).
 """
 
 import argparse
@@ -43,7 +45,8 @@ from scoring_10m import PeakRss, load_model
 DAY = dt.date(2025, 6, 30)
 STAGES = (
     "report",
-    "checks_and_validation",
+    "validation",
+    "report_checks",
     "features_first_run",
     "features_incremental",
     "feature_checks",
@@ -62,10 +65,8 @@ METRICS = ["keyword_id", "impressions", "clicks", "cost", "conversions", "conver
 CONTEXT = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
 FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]]] = {
     "report": ([], [RAW]),
-    "checks_and_validation": (
-        [(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:])],
-        [VALIDATED, "keyword_quarantine"],
-    ),
+    "validation": ([(RAW, [0], None)], [VALIDATED, "keyword_quarantine"]),
+    "report_checks": ([(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:]), (VALIDATED, [0], None)], []),
     "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, STATE]),
     "features_incremental": (
         [(VALIDATED, [0], None), (VALIDATED, [6, 7, 28], METRICS), (STATE, [1], None)],
@@ -119,7 +120,7 @@ def prepare(folder: Path, keywords: int) -> None:
         day = DAY - dt.timedelta(days=back)
         report = simulator.report(day)
         store.write_partition(VALIDATED, day, report)
-        if 1 <= back <= 7:
+        if back <= 7:  # D's raw report too, as the report stage writes it: a run of any one stage finds it
             store.write_partition(RAW, day, _raw(report))
         print(f"  set-up {keywords:,}: report of {day} written", flush=True)
     (folder / "ready").write_text("ok")
@@ -130,7 +131,14 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 
 # The stages with a Spark form (BIDS_ENGINE=spark); `--engine spark` runs these on `local[2]`.
-SPARK_STAGES = ("features_first_run", "features_incremental", "feature_checks", "predictions_and_bids", "publication")
+SPARK_STAGES = (
+    "report_checks",
+    "features_first_run",
+    "features_incremental",
+    "feature_checks",
+    "predictions_and_bids",
+    "publication",
+)
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engine: str = "local") -> dict:
@@ -155,14 +163,16 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
         started = time.perf_counter()
         if stage == "report":
             store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
-        elif stage == "checks_and_validation":
-            raw = store.read_partitions(RAW, [DAY])
-            quality.run_expectations(raw, quality.report_suite("raw", [DAY]), "raw")
-            quality.TrailingDays(store, RAW).drift_scores(raw, DAY)
-            result = validate_report(raw, [DAY])
-            quality.run_expectations(result.valid, quality.report_suite("validated", [DAY]), "validated")
+        elif stage == "validation":
+            result = validate_report(store.read_partitions(RAW, [DAY]), [DAY])
             store.write_partition(VALIDATED, DAY, result.valid)
             store.write_partition("keyword_quarantine", DAY, result.quarantine)
+        elif stage == "report_checks":  # as the checks read them: the stored rows in batches, their types from footers
+            for layer, table in (("raw", RAW), ("validated", VALIDATED)):
+                steps.check_stored(store, table, [DAY], quality.report_suite(layer, [DAY]), f"{layer}_report")
+                quality.dtype_mismatches(store.empty_partition(table, DAY), quality.layer_dtypes(layer))
+            drift_columns = store.read_partitions(RAW, [DAY], columns=list(quality.DRIFT_COLUMNS))
+            quality.TrailingDays(store, RAW).drift_scores(drift_columns, DAY)
         elif stage == "features_first_run":
             steps.write_features(store, VALIDATED, FEATURES, [yesterday], DAY - dt.timedelta(days=28), log=None)
         elif stage == "features_incremental":

@@ -381,6 +381,12 @@ class Warehouse:
         """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
         return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow.names
 
+    def empty_partition(self, table: str, day: dt.date) -> pd.DataFrame:
+        """A partition's columns and types as a frame read from it holds them, with none of its rows (from the
+        footer): what a check of the contract's types needs."""
+        schema = pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow
+        return _dated(to_pandas(schema.empty_table()), day)
+
     def partition_exists(self, table: str, day: dt.date) -> bool:
         return self.fs.get_file_info(self.stored_partition_path(table, day)).type == pafs.FileType.File
 

@@ -260,6 +260,34 @@ def test_a_share_rule_is_judged_on_every_row_group_together(spark, bids_store):
     assert _local(bids_store, "bids", shares, batch_rows=7) == whole
 
 
+def test_a_raw_report_judged_in_row_groups_gets_the_verdicts_of_the_whole_day_in_memory(spark, tmp_path):
+    """The raw report's contract, as its check judges the stored day now, equals what the day read whole into memory
+    gave, the way the check judged it before: 8.5% of the impressions null across two row groups (over the 5% share), a
+    negative cost, more clicks than impressions, and a keyword repeated in another row group."""
+    from daily_bids.schema import conform_raw
+
+    store, day = Warehouse(str(tmp_path / "warehouse")), DAYS[0]
+    report = AdMarketSimulator(seed=5, keywords=300).report(day)
+    raw = conform_raw(
+        report.assign(source_file="report.csv", source_row=np.arange(2, len(report) + 2), parse_errors=pd.NA)
+    )
+    raw.loc[90:113, "impressions"] = pd.NA  # 24 of 284 rows, in the first and second row groups
+    raw.loc[150, "cost"] = -1.0
+    raw.loc[220, "clicks"] = raw.loc[220, "impressions"] + 1
+    raw.loc[280, ["ad_group_id", "keyword_id"]] = raw.loc[12, ["ad_group_id", "keyword_id"]].to_numpy()
+    _rewrite(store, "raw", day, [raw.iloc[start : start + 100] for start in (0, 100, 200)])
+    suite = quality.report_suite("raw", [day])
+    whole = quality.run_expectations(store.read_partitions("raw", [day]), suite, "raw")
+    assert _verdicts(whole) == {
+        "at most 5% of impressions is null": raw.loc[90:94, "keyword_id"].tolist(),
+        "cost ≥ 0": [raw.loc[150, "keyword_id"]],
+        "clicks ≤ impressions": [raw.loc[220, "keyword_id"]],
+        "(date, ad_group_id, keyword_id) is unique": [raw.loc[12, "keyword_id"]] * 2,
+    }
+    assert _on_spark(spark, store, "raw", suite, batch_rows=60, days=[day]) == whole
+    assert _local(store, "raw", suite, batch_rows=60, days=[day]) == whole
+
+
 def test_a_missing_day_is_refused_before_any_task(spark, bids_store):
     with pytest.raises(MissingPartitionsError, match="2025-04-03"):
         run_expectations_on_spark(spark, bids_store, "bids", [*DAYS, dt.date(2025, 4, 3)], [], "bids")

@@ -550,9 +550,11 @@ def test_the_spark_engine_gives_the_local_engines_predictions_and_bids(warehouse
 
 @needs_java
 def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehouse_copy, spark, monkeypatch):
-    """A real run with `BIDS_ENGINE=spark`: scoring, the stored tables' blocking checks and publication (the bid
-    rules again, and the Ads Editor CSV) on Spark, with the local engine's results."""
+    """A real run with `BIDS_ENGINE=spark`: the report again, scoring, the stored tables' blocking checks (the raw
+    and validated reports' contracts among them) and publication (the bid rules again, and the Ads Editor CSV) on
+    Spark, with the local engine's results."""
     from assets import ALL_ASSETS, ALL_CHECKS
+    from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
     from assets.serving import BIDS, PREDICTIONS, ads_editor_export_path, keyword_scores, published_bids
     from daily_bids.cli import materializations_of
     from daily_bids.serving.publishing import write_ads_editor_csv
@@ -568,7 +570,9 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        selection=dg.AssetSelection.assets(keyword_scores, published_bids),
+        selection=dg.AssetSelection.assets(
+            raw_keyword_report, VALIDATED_REPORT, QUARANTINE, keyword_scores, published_bids
+        ),
         resources=build_resources(Settings()),
         partition_key=DAY.isoformat(),
         instance=instance,
@@ -577,8 +581,9 @@ def test_the_daily_scoring_on_spark_passes_the_parity_check_in_the_graph(warehou
     assert result.success
     verdicts = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
     assert verdicts["predictions_contract"] and verdicts["bids_are_profitable_and_capped"]
+    assert verdicts["raw_report_contract"] and verdicts["validated_report_contract"]
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    for checked in ("predictions", "bids", "bids_to_publish"):
+    for checked in ("raw_report", "validated_report", "predictions", "bids", "bids_to_publish"):
         assert any(line.startswith(f"checking {checked} on Spark (local[2])") for line in logged), checked
     assert any(line.startswith(f"Ads Editor CSV for {DAY} on Spark (local[2])") for line in logged), logged
     sheet = ads_editor_export_path(DAY + dt.timedelta(days=1))

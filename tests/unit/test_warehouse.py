@@ -278,3 +278,16 @@ def test_a_partition_is_read_row_group_by_row_group_as_a_spark_task_reads_it(tmp
     assert (later_first["date"] == pd.Timestamp(day)).all()
     both = pd.concat(store.iter_partition("bids", day, 2, row_groups=[1, 0]), ignore_index=True)
     assert both["keyword_id"].tolist() == [3, 4, 5, 6, 0, 1, 2]
+
+
+def test_an_empty_partition_has_the_types_a_read_of_its_rows_gives(tmp_path):
+    """The contract's type check reads a day's footer only: its frame must hold the types a full read does."""
+    from daily_bids.schema import empty_raw, raw_dtypes
+
+    store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
+    raw = empty_raw().reindex(range(3))
+    raw = raw.assign(date=pd.Timestamp(day), keyword_id=[1.0, None, 3.0], source_file="a.csv", source_row=[2, 3, 4])
+    store.write_partition("raw", day, raw.astype(raw_dtypes()))
+    empty = store.empty_partition("raw", day)
+    assert empty.empty and empty.dtypes.to_dict() == store.read_partitions("raw", [day]).dtypes.to_dict()
+    assert {name: str(dtype) for name, dtype in empty.dtypes.items()} == raw_dtypes()
