@@ -244,7 +244,9 @@ def conform(
     missing = [name for name in dtypes if name not in frame.columns and name not in optional]
     if missing:
         raise ValueError(f"{what} is missing columns {missing}; expected {list(dtypes)}")
-    out = frame.reindex(columns=list(dtypes)).copy()
+    # No copy: under pandas' copy-on-write, setting a column of `out` never changes `frame`, and a column already
+    # of its type is shared rather than duplicated (a 10M-row report is gigabytes).
+    out = frame.reindex(columns=list(dtypes))
     out["date"] = as_day(out["date"]).to_numpy()
     for name, dtype in dtypes.items():
         if name == "date":

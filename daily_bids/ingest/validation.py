@@ -141,8 +141,14 @@ def assign_keyword_ids(
             "first_day": as_day(pd.Series(dates).reset_index(drop=True)[paired]).to_numpy(),
         }
     ).astype({"ad_group_id": "string"})
-    pairs = rows.groupby(["ad_group_id", "criterion_id"], as_index=False, sort=False)["first_day"].min()
-    pairs = pairs.merge(registry[["ad_group_id", "criterion_id", "keyword_id"]], how="left", validate="one_to_one")
+    # Each row's pair is found once (`pair_of_row`, in the pairs' order of first appearance) and the rows take their
+    # pair's ID by position: no join of every row against the registry. IDs stay Int64: 2**62 and up survive no float.
+    grouped = rows.groupby(["ad_group_id", "criterion_id"], sort=False)
+    pair_of_row = grouped.ngroup().to_numpy()
+    pairs = grouped["first_day"].min().reset_index()
+    del rows, grouped
+    registered = registry[["ad_group_id", "criterion_id", "keyword_id"]].astype({"keyword_id": "Int64"})
+    pairs = pairs.merge(registered, how="left", validate="one_to_one")
     new = pairs[pairs["keyword_id"].isna()].sort_values(["first_day", "ad_group_id", "criterion_id"])
     # The first new pair of a criterion claims its ID, unless a pair holds it; the others count up past every ID given.
     claims = ~new["criterion_id"].duplicated().to_numpy() & ~new["criterion_id"].isin(registry["keyword_id"]).to_numpy()
@@ -151,9 +157,8 @@ def assign_keyword_ids(
     highest = max(FIRST_NEW_KEYWORD_ID - 1, int(given.max()) if len(given) else 0)
     new_ids[~claims] = highest + 1 + np.arange(int((~claims).sum()), dtype="int64")
     new = new.assign(keyword_id=new_ids)
-    known = pd.concat([registry, new], ignore_index=True)[list(KEY_REGISTRY_COLUMNS)]
-    found = rows.merge(known, on=["ad_group_id", "criterion_id"], how="left", validate="many_to_one")
-    keyword_ids[paired] = found["keyword_id"].to_numpy(dtype="int64")
+    pairs.loc[new.index, "keyword_id"] = new_ids
+    keyword_ids[paired] = pairs["keyword_id"].to_numpy(dtype="int64")[pair_of_row]
     return keyword_ids, new.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict())
 
 
@@ -308,17 +313,22 @@ def validate_report(
                 ),
             )
 
-    keyed = raw.assign(keyword_id=keyword_ids)
-    candidates = keyed[reason.isna().to_numpy()]
-    superseded = candidates.duplicated(list(KEY_COLUMNS), keep="last")
+    # Only the key columns are taken apart for the duplicates, and the kept rows copied once: the report is the
+    # step's memory (`benchmarks/daily_increment.py`).
+    keys = pd.DataFrame({"date": raw["date"], "keyword_id": keyword_ids}).loc[:, list(KEY_COLUMNS)]
+    candidates = keys[reason.isna().to_numpy()]
+    superseded = candidates.duplicated(keep="last")
     superseded_index = candidates.index[superseded.to_numpy()]
+    del keys, candidates
     flag(SUPERSEDED, raw.index.isin(superseded_index), "a later row of the same date and keyword (ad group and ID)")
 
-    kept = keyed[reason.isna().to_numpy()].copy()
-    kept["criterion_id"] = raw.loc[kept.index, "keyword_id"].astype("Int64").astype("string")
-    for name in DIMENSION_COLUMNS:
-        kept[name] = kept[name].fillna(NOT_REPORTED)
-    valid = conform_report(kept).sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
+    passing = reason.isna().to_numpy()
+    kept = raw[passing].assign(
+        keyword_id=keyword_ids[passing], criterion_id=raw["keyword_id"][passing].astype("Int64").astype("string")
+    )
+    kept = kept.assign(**{name: kept[name].fillna(NOT_REPORTED) for name in DIMENSION_COLUMNS})
+    valid = conform_report(kept).sort_values(list(KEY_COLUMNS), ignore_index=True)
+    del kept
     quarantine = raw[reason.notna().to_numpy()].assign(reason=reason[reason.notna()], detail=detail[reason.notna()])
     return ValidatedReport(
         valid=valid,
