@@ -510,8 +510,9 @@ def prior_inputs(state: RollingState, sums: dict[str, np.ndarray] | None = None)
     sums = _window_sums(state) if sums is None else sums
     return pd.DataFrame(
         {
-            "campaign": state.keywords["campaign"].to_numpy(),
-            "ad_group": state.keywords["ad_group"].to_numpy(),
+            # The columns' own arrays: `to_numpy` would make a Python string of every keyword's names.
+            "campaign": state.keywords["campaign"].array,
+            "ad_group": state.keywords["ad_group"].array,
             **{m: sums[m] for m in METRIC_COLUMNS},
         }
     )
@@ -623,23 +624,36 @@ def _group_ratio_priors(frame: pd.DataFrame, sums: dict[str, np.ndarray]) -> dic
     """Each keyword's ad-group ratio, shrunk to its campaign's, shrunk to the account's; null for unreported metrics.
 
     The priors feed every keyword of a group, so one keyword must not drag them: each keyword's numerator enters
-    capped at its denominator × the account's PRIOR_CAP_QUANTILE quantile of keyword ratios."""
-    totals = pd.DataFrame({"campaign": frame["campaign"].to_numpy(), "ad_group": frame["ad_group"].to_numpy(), **sums})
+    capped at its denominator × the account's PRIOR_CAP_QUANTILE quantile of keyword ratios.
+
+    Groups are numbered once (`_group_numbers`) and summed by number: grouping and joining every keyword by its
+    campaign and ad group names took more memory than the keywords' whole rolling state."""
+    campaigns = _group_numbers(frame["campaign"])
+    ad_groups = _group_numbers(frame["campaign"], frame["ad_group"])
     priors = {}
     for _, numerator, denominator, strength, _, _ in _RATIOS:
-        pair = totals[["campaign", "ad_group", numerator, denominator]].copy()
-        pair[numerator] = _capped_numerator(
-            pair[numerator].to_numpy(dtype="float64"), pair[denominator].to_numpy(dtype="float64")
-        )
-        account_num, account_den = pair[numerator].sum(min_count=1), pair[denominator].sum(min_count=1)
+        denominators = np.asarray(sums[denominator], dtype="float64")
+        numerators = _capped_numerator(np.asarray(sums[numerator], dtype="float64"), denominators)
+        account_num = pd.Series(numerators).sum(min_count=1)
+        account_den = pd.Series(denominators).sum(min_count=1)
         account = account_num / account_den if account_den > 0 else (0.0 if pd.notna(account_den) else np.nan)
-        campaign_sums = _group_sums(pair, ["campaign"], numerator, denominator)
-        campaign = _shrink(campaign_sums[numerator], campaign_sums[denominator], account, strength)
-        ad_group_sums = _group_sums(pair, ["campaign", "ad_group"], numerator, denominator)
+        campaign = _shrink(*_group_sums(campaigns, numerators, denominators), account, strength)
         priors[(numerator, denominator)] = _shrink(
-            ad_group_sums[numerator], ad_group_sums[denominator], campaign, strength
-        ).to_numpy()
+            *_group_sums(ad_groups, numerators, denominators), campaign, strength
+        )
     return priors
+
+
+def _group_numbers(*keys: pd.Series) -> np.ndarray:
+    """Each row's group of the key columns together, numbered from 0 in order of first appearance; -1 where a key is
+    null (such a row belongs to no group)."""
+    numbers = np.zeros(len(keys[0]), dtype="int64")
+    for key in keys:
+        codes, uniques = pd.factorize(key)
+        numbers = np.where((numbers < 0) | (codes < 0), -1, numbers * max(len(uniques), 1) + codes)
+    member = numbers >= 0
+    numbers[member] = pd.factorize(numbers[member])[0]  # 0 to the groups' count: a group's row in `_group_sums`
+    return numbers
 
 
 def _capped_numerator(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -651,13 +665,16 @@ def _capped_numerator(numerator: np.ndarray, denominator: np.ndarray) -> np.ndar
     return np.where(denominator > 0, np.minimum(numerator, cap * denominator), numerator)
 
 
-def _group_sums(pair: pd.DataFrame, keys: list[str], numerator: str, denominator: str) -> pd.DataFrame:
-    """Per-row group totals of numerator and denominator; null where any member's value is null."""
-    values = pair[[numerator, denominator]]
-    groups = [pair[key] for key in keys]
-    has_null = values.isna().groupby(groups, observed=True, sort=False).any()
-    sums = values.groupby(groups, observed=True, sort=False).sum().where(~has_null)
-    return pair[keys].merge(sums, left_on=keys, right_index=True, how="left")
+def _group_sums(groups: np.ndarray, numerator: np.ndarray, denominator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group totals of numerator and denominator (`groups` from `_group_numbers`); null where any member's
+    value is null, and for a row in no group. Summed by pandas' grouped sum, row by row in order."""
+    member = groups >= 0
+    values = pd.DataFrame({"numerator": numerator[member], "denominator": denominator[member]})
+    has_null = values.isna().groupby(groups[member], sort=True).any()
+    totals = values.groupby(groups[member], sort=True).sum().where(~has_null).to_numpy()  # row g: group g
+    per_row = np.full((len(groups), 2), np.nan)
+    per_row[member] = totals[groups[member]]
+    return per_row[:, 0], per_row[:, 1]
 
 
 def _empty_feature_table() -> pd.DataFrame:

@@ -172,3 +172,27 @@ def test_a_state_stored_before_criterion_id_and_status_carries_on_without_a_back
         frame for day, frame, _ in roll(DAYS[30:34], by_day(validated), history_start=DAYS[0]) if day >= DAYS[32]
     ]
     pd.testing.assert_frame_equal(written, pd.concat(expected, ignore_index=True), check_dtype=False)
+
+
+def test_priors_group_an_ad_group_by_its_campaign_and_leave_a_keyword_without_one_unpooled():
+    """Ad group `x` of campaign `a` and of `b` are two groups; a keyword without a campaign belongs to none (null
+    priors); a group with a member whose conversions are unreported has null conversion priors."""
+    from daily_bids.features.keyword_features import _group_ratio_priors
+
+    frame = pd.DataFrame(
+        {"campaign": pd.array(["a", "a", "b", "b", None], "string"), "ad_group": pd.array(["x"] * 5, "string")}
+    )
+    clicks = np.array([10.0, 30.0, 5.0, 5.0, 7.0])
+    sums = {
+        "impressions": np.full(5, 100.0),
+        "clicks": clicks,
+        "cost": clicks,
+        "conversions": np.array([1.0, 1.0, np.nan, 1.0, 1.0]),
+        "conversion_value": np.full(5, 10.0),
+    }
+    priors = _group_ratio_priors(frame, sums)
+    click_rate = priors[("clicks", "impressions")]
+    assert click_rate[0] == click_rate[1] != click_rate[2] == click_rate[3]
+    assert np.isnan(click_rate[4])
+    conversion_rate = priors[("conversions", "clicks")]
+    assert np.isfinite(conversion_rate[:2]).all() and np.isnan(conversion_rate[2:]).all()
