@@ -315,7 +315,7 @@ def validate_report(
 
     # Only the key columns are taken apart for the duplicates, and the kept rows copied once: the report is the
     # step's memory (`benchmarks/daily_increment.py`).
-    keys = pd.DataFrame({"date": raw["date"], "keyword_id": keyword_ids}).loc[:, list(KEY_COLUMNS)]
+    keys = raw.loc[:, list(KEY_COLUMNS)].assign(keyword_id=keyword_ids)
     candidates = keys[reason.isna().to_numpy()]
     superseded = candidates.duplicated(keep="last")
     superseded_index = candidates.index[superseded.to_numpy()]

@@ -4,8 +4,9 @@ At 10M keywords the sheet's time is formatting its lines (`ads_editor_pieces`), 
 work items are the row groups of the day's bids partition, in order, a run of them in each of a few Spark tasks per
 core: a task reads each of its row groups' rows with pyarrow through the warehouse's own filesystem (a local folder,
 or S3 without any Hadoop jar), formats them batch by batch without the header, and writes the bytes to a part file
-of the row group's own in the run's staging folder. The driver then writes the header and every part in row-group order through `Warehouse.byte_writer`, a chunk
-at a time: the file appears only once complete, and is never held whole in memory.
+of the row group's own in the run's staging folder. The driver then writes the header and every part in row-group
+order through `Warehouse.byte_writer`, a chunk at a time: the file appears only once complete, and is never held
+whole in memory.
 
 The bytes are the local engine's because a line depends on its row alone (the formatting's fallbacks are per cell),
 so where a batch starts changes nothing, and the header is written once, first, as its first batch writes it.
