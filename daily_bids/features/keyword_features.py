@@ -245,8 +245,8 @@ ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before 
 # Keywords are computed in shards of consecutive keyword_id: [low, high), None for an open end.
 KeywordRange = tuple["int | None", "int | None"]
 ALL_KEYWORDS: KeywordRange = (None, None)
-# A shard's report of a day: (day, shard, columns or None for all) → its rows, or None before the data starts.
-ShardReportReader = Callable[[dt.date, KeywordRange, "list[str] | None"], "pd.DataFrame | None"]
+# One shard's report of a day: (day, columns or None for all) → its keywords' rows, or None before the data starts.
+DayReader = Callable[[dt.date, "list[str] | None"], "pd.DataFrame | None"]
 LEAVING_COLUMNS = ["keyword_id", *METRIC_COLUMNS]  # what a report day is read for again once it has entered
 # Keywords per shard: a shard's reports, features and their Parquet encoding stay around 1.5 GB.
 KEYWORDS_PER_SHARD = 1_000_000
@@ -382,126 +382,90 @@ def advance(
     )
 
 
-def roll_in_shards(
-    days: list[dt.date],
-    read_report: ShardReportReader,
-    shards: list[KeywordRange] = (ALL_KEYWORDS,),
-    state_of: Callable[[KeywordRange], RollingState] | None = None,
-    log: Callable[[str], None] | None = None,
-    history_start: dt.date | None = None,
-) -> Iterator[tuple[dt.date, DayOfFeatures]]:
-    """Yield (day, its features) for consecutive `days`, keyword shard by keyword shard: each shard reads only its
-    keywords' report rows, so memory holds the rolling state and the latest lags of every keyword (compact) plus one
-    shard's reports, never a whole day's reports or features.
-
-    `state_of(shard)` gives each shard's state as of the day before the first; without it the state is built from
-    the 28 report days before (the bootstrap). `history_start` is the account's first report day, if known: rolling
-    means average over the days since."""
+def consecutive(days: list[dt.date]) -> list[dt.date]:
+    """`days` sorted; raises unless they follow one another (the rolling state moves a day at a time)."""
     days = sorted(days)
     if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
         raise ValueError("features are computed over consecutive days")
-    first = days[0]
-    if state_of is None:
-        bootstrap_from = first - dt.timedelta(days=LOOKBACK_DAYS - 1)
-        states = [RollingState.empty(bootstrap_from - dt.timedelta(days=1)) for _ in shards]
-    else:
-        bootstrap_from = None
-        states = [state_of(shard) for shard in shards]
-        for state in states:
-            if state.day != first - dt.timedelta(days=1):
-                raise ValueError(f"rolling state is as of {state.day}, not the day before {first}")
+    return days
 
-    def read(day: dt.date, shard: KeywordRange, columns: list[str] | None = None) -> pd.DataFrame | None:
-        if bootstrap_from is not None and day < bootstrap_from:
-            return None  # before the bootstrap window: never added, so nothing leaves
-        return read_report(day, shard, columns)
 
-    log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
-    day = states[0].day
-    while day < days[-1]:
-        day += dt.timedelta(days=1)
-        lags = []
-        for index, shard in enumerate(shards):
-            # A day is read when it enters the windows; its metrics again when it leaves the week and the 28 days,
-            # and as the t-7 lag: re-reading a few columns of one shard costs less memory than keeping days.
-            today = read(day, shard)
-            states[index] = advance(
-                states[index],
-                today,
-                read(day - dt.timedelta(days=7), shard, LEAVING_COLUMNS),
-                read(day - dt.timedelta(days=LOOKBACK_DAYS), shard, LEAVING_COLUMNS),
-            )
-            if day >= first:
-                ids = states[index].keywords["keyword_id"].to_numpy()
-                lags.append(
-                    (
-                        _aligned(today, ids)[1],
-                        _aligned(read(day - dt.timedelta(days=6), shard, LEAVING_COLUMNS), ids)[1],
-                    )
-                )
-        if day >= first:
-            number = (day - first).days + 1
-            day_features = DayOfFeatures(
-                list(states), lags, (day - history_start).days + 1 if history_start is not None else LOOKBACK_DAYS
-            )
-            if log and (number % log_every == 0 or day == days[-1]):
-                log(
-                    f"features {number}/{len(days)}: {day}, {day_features.keywords:,} keywords in {len(shards)} "
-                    f"shard(s)"
-                )
-            yield day, day_features
+def rebuilding(read: DayReader, first: dt.date) -> DayReader:
+    """`read` for a state rebuilt before `first`: days before its 28-day window give no rows. They were never added,
+    so nothing leaves the windows for them either."""
+    window_start = first - dt.timedelta(days=LOOKBACK_DAYS - 1)
+    return lambda day, columns: None if day < window_start else read(day, columns)
+
+
+def rebuilt_state(first: dt.date, read: DayReader) -> RollingState:
+    """The state as of the day before `first`, rolled from nothing over the report days of its window; `read` is
+    `rebuilding(..., first)`'s, which goes on giving no rows for the days before the window on later days too."""
+    state = RollingState.empty(first - dt.timedelta(days=LOOKBACK_DAYS))
+    while state.day < first - dt.timedelta(days=1):
+        state, _ = advance_day(state, read)
+    return state
+
+
+def advance_day(state: RollingState, read: DayReader) -> tuple[RollingState, pd.DataFrame | None]:
+    """The state a day later and that day's report rows. A day is read whole when it enters the windows, and its
+    metrics again when it leaves the week and the 28 days: re-reading a few columns costs less memory than keeping
+    days."""
+    day = state.day + dt.timedelta(days=1)
+    today = read(day, None)
+    leaving_week = read(day - dt.timedelta(days=7), LEAVING_COLUMNS)
+    leaving_window = read(day - dt.timedelta(days=LOOKBACK_DAYS), LEAVING_COLUMNS)
+    return advance(state, today, leaving_week, leaving_window), today
+
+
+def lags(
+    state: RollingState, read: DayReader, today: pd.DataFrame | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The state's keywords' metrics of its day (`today`, that day's report rows) and of 6 days before: the t-1 and
+    t-7 lags of the next day's prediction."""
+    ids = state.keywords["keyword_id"].to_numpy()
+    six_days_before = read(state.day - dt.timedelta(days=6), LEAVING_COLUMNS)
+    return _aligned(today, ids)[1], _aligned(six_days_before, ids)[1]
+
+
+def days_of_history(day: dt.date, history_start: dt.date | None) -> int:
+    """Days of the account's reports through `day`: rolling means average over no more days than there are."""
+    return (day - history_start).days + 1 if history_start is not None else LOOKBACK_DAYS
+
+
+def roll_shard(
+    days: list[dt.date], read: DayReader, state: RollingState | None = None
+) -> Iterator[tuple[dt.date, RollingState, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]]:
+    """Yield (day, rolling state, lags) for consecutive `days` of one shard of keywords, whose report rows `read`
+    gives. `state` is the shard's state as of the day before the first; without it, it is rebuilt from the 28 report
+    days before (the bootstrap)."""
+    days = consecutive(days)
+    if state is None:
+        read = rebuilding(read, days[0])
+        state = rebuilt_state(days[0], read)
+    elif state.day != days[0] - dt.timedelta(days=1):
+        raise ValueError(f"rolling state is as of {state.day}, not the day before {days[0]}")
+    for day in days:
+        state, today = advance_day(state, read)
+        yield day, state, lags(state, read, today)
 
 
 def roll(
     days: list[dt.date],
     report_for: ReportForDay,
     state: RollingState | None = None,
-    log: Callable[[str], None] | None = None,
     history_start: dt.date | None = None,
 ):
     """Yield (day, features, state) for consecutive `days` from reports that fit in memory (tests, backtests,
-    training sets): `roll_in_shards` with one shard of every keyword."""
+    training sets): every keyword in one shard, whose priors pool its own keywords."""
 
-    def read(day: dt.date, _shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
+    def read(day: dt.date, columns: list[str] | None) -> pd.DataFrame | None:
         frame = report_for(day)
         return frame if frame is None or columns is None else frame[columns]
 
-    state_of = None if state is None else (lambda _shard: state)
-    for day, day_features in roll_in_shards(days, read, [ALL_KEYWORDS], state_of, log, history_start):
-        (features,) = day_features.features()
-        (state_of_day,) = day_features.states
+    for day, state_of_day, (lag_1, lag_7) in roll_shard(days, read, state):
+        priors = ratio_priors([prior_inputs(state_of_day)])
+        features = shard_features(state_of_day, lag_1, lag_7, priors, days_of_history(day, history_start))
         yield day, features, state_of_day
-
-
-@dataclass
-class DayOfFeatures:
-    """One day's rolling state and lags, shard by shard; `features()` computes the features a shard at a time."""
-
-    states: list[RollingState]
-    lags: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]  # per shard: (t-1, t-7) metrics by keyword
-    account_history_days: int
-
-    @property
-    def keywords(self) -> int:
-        return sum(len(state.keywords) for state in self.states)
-
-    def features(self) -> Iterator[pd.DataFrame]:
-        """Each shard's features in turn. The ratio priors pool the keywords of an ad group, campaign and account
-        across shards, so they are computed first, from every shard's 28-day sums (a few columns per keyword)."""
-        sums = [_window_sums(state) for state in self.states]
-        priors = ratio_priors([prior_inputs(state, shard_sums) for state, shard_sums in zip(self.states, sums)])
-        ends = np.cumsum([len(state.keywords) for state in self.states])
-        for index, state in enumerate(self.states):
-            rows = slice(ends[index] - len(state.keywords), ends[index])
-            lag_1, lag_7 = self.lags[index]
-            yield _features_from_state(
-                state,
-                lag_1,
-                lag_7,
-                sums[index],
-                {pair: values[rows] for pair, values in priors.items()},
-                self.account_history_days,
-            )
 
 
 def prior_inputs(state: RollingState, sums: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
@@ -536,7 +500,7 @@ def shard_features(
     account_history_days: int,
 ) -> pd.DataFrame:
     """A shard's features of its state's day, given its keywords' lags (t-1, t-7) and ratio priors (its rows of
-    `ratio_priors`): what `DayOfFeatures.features` yields for the shard."""
+    `ratio_priors`)."""
     return _features_from_state(state, lag_1, lag_7, _window_sums(state), priors, account_history_days)
 
 

@@ -36,13 +36,15 @@ from daily_bids.features.keyword_features import (
     LOOKBACK_DAYS,
     KeywordRange,
     RollingState,
+    consecutive,
+    days_of_history,
     keyword_shards,
     prior_inputs,
     ratio_priors,
-    roll_in_shards,
+    roll_shard,
     shard_features,
 )
-from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids
+from daily_bids.features.writer import FeatureRun, days_span, known_keyword_ids, report_reader, stored_state
 from daily_bids.progress import Progress, quiet
 from daily_bids.schema import DIMENSION_COLUMNS, METRIC_COLUMNS
 from daily_bids.spark_tasks import TASKS_PER_CORE, attempt_name, delete_staging, read_staged, run_tasks, write_staged
@@ -81,9 +83,7 @@ def write_features_on_spark(
 ) -> FeatureRun:
     """`write_features` with each keyword shard's work in a Spark task: the same partitions of `features_table` and
     of the rolling state, staged and replacing the stored days only once every day is written."""
-    days = sorted(days)
-    if days != [days[0] + dt.timedelta(days=i) for i in range(len(days))]:
-        raise ValueError("features are computed over consecutive days")
+    days = consecutive(days)
     log = log or quiet
     previous = days[0] - dt.timedelta(days=1)
     state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
@@ -161,27 +161,15 @@ def _shards(
 def _roll_task(task: FeatureTask, shards: Iterator[tuple[int, KeywordRange]]) -> Iterator[bytes]:
     """Phase 1, one shard: its rolling state of every day, its lags and its prior inputs, staged."""
     attempt = attempt_name()
-    store, previous = task.store, task.days[0] - dt.timedelta(days=1)
-
-    def read_report(day: dt.date, shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
-        if day < task.history_start:
-            return None
-        return store.read_partitions(task.reports_table, [day], columns, keyword_range=shard)
-
-    def state_of(shard: KeywordRange) -> RollingState:
-        frame = store.read_partitions(tables.FEATURE_STATE, [previous], keyword_range=shard).drop(columns="date")
-        return RollingState.from_frame(previous, frame)
-
+    previous = task.days[0] - dt.timedelta(days=1)
     for number, shard in shards:
-        rolled = roll_in_shards(
-            list(task.days), read_report, [shard], state_of if task.state_reused else None, None, task.history_start
-        )
-        for day, day_features in rolled:
-            (state,), ((lag_1, lag_7),) = day_features.states, day_features.lags
-            write_staged(task.store.fs, task.path(STATE, day, number, attempt), state.to_frame())
+        read = report_reader(task.store, task.reports_table, task.history_start, shard)
+        state = stored_state(task.store, previous, shard) if task.state_reused else None
+        for day, state_of_day, (lag_1, lag_7) in roll_shard(list(task.days), read, state):
+            write_staged(task.store.fs, task.path(STATE, day, number, attempt), state_of_day.to_frame())
             lags = {f"lag_1__{m}": lag_1[m] for m in METRIC_COLUMNS} | {f"lag_7__{m}": lag_7[m] for m in METRIC_COLUMNS}
             write_staged(task.store.fs, task.path(LAGS, day, number, attempt), pd.DataFrame(lags))
-            write_staged(task.store.fs, task.path(INPUTS, day, number, attempt), prior_inputs(state))
+            write_staged(task.store.fs, task.path(INPUTS, day, number, attempt), prior_inputs(state_of_day))
         yield pickle.dumps((number, attempt))
 
 
@@ -216,7 +204,7 @@ def _features_task(task: FeatureTask, shards: Iterator[tuple[int, str]]) -> Iter
             lag_1 = {m: lags[f"lag_1__{m}"].to_numpy(dtype="float64") for m in METRIC_COLUMNS}
             lag_7 = {m: lags[f"lag_7__{m}"].to_numpy(dtype="float64") for m in METRIC_COLUMNS}
             priors = {_prior_pair(name): priors_frame[name].to_numpy(dtype="float64") for name in priors_frame}
-            features = shard_features(state, lag_1, lag_7, priors, (day - task.history_start).days + 1)
+            features = shard_features(state, lag_1, lag_7, priors, days_of_history(day, task.history_start))
             write_staged(task.store.fs, task.path(FEATURES, day, number, attempt), features)
             rows[day] = len(features)
         yield pickle.dumps((number, (attempt, rows)))

@@ -1,9 +1,16 @@
 """Keyword features written to the warehouse a keyword shard at a time: what the `keyword_features` asset runs.
 
 Each shard of consecutive keyword_ids reads only its rows of the reports (Parquet filters, with row groups outside
-the range skipped), so a step holds the rolling state and lags of every keyword, which are compact, plus one
-shard's reports and features. That bounds memory by the shard size, not the account size: tens of millions of
-keywords fit in a few GB, a first run's 28-day rebuild included.
+the range skipped). A day is made in two passes over the shards, because the ratio priors pool every keyword of an
+ad group, a campaign and the account, across shards:
+
+1. each shard's rolling state moves a day on and is written as its rows of the day's state partition; only what the
+   priors need of it stays in memory (each keyword's campaign, ad group and 28-day sums);
+2. the priors are computed from every shard's, then each shard's state is read back with its lags, and its features
+   are written.
+
+So a step holds the priors' inputs of every keyword, which are compact, plus one shard's state, reports and
+features: memory is bounded by the shard size, not the account size, a first run's 28-day rebuild included.
 """
 
 from __future__ import annotations
@@ -17,10 +24,20 @@ import pandas as pd
 
 from daily_bids.features.keyword_features import (
     KEYWORDS_PER_SHARD,
+    LEAVING_COLUMNS,
+    DayReader,
     KeywordRange,
     RollingState,
+    advance_day,
+    consecutive,
+    days_of_history,
     keyword_shards,
-    roll_in_shards,
+    lags,
+    prior_inputs,
+    ratio_priors,
+    rebuilding,
+    rebuilt_state,
+    shard_features,
 )
 from daily_bids.keyword_index import unique_keyword_ids
 from daily_bids.progress import Progress, quiet
@@ -52,43 +69,78 @@ def write_features(
     With `log`, progress lines say the feature rows written of the range's, the rate and the time left. A day has a
     row per keyword known by then: the total starts as today's keywords times the days, and is set again as each
     day's keywords are known (new keywords, or a rebuilt state's older ones), so the last day's lines are exact."""
-    days = sorted(days)
+    days = consecutive(days)
     previous = days[0] - dt.timedelta(days=1)
     state_reused = store.partition_exists(tables.FEATURE_STATE, previous)
-
-    def read_report(day: dt.date, shard: KeywordRange, columns: list[str] | None) -> pd.DataFrame | None:
-        return (
-            None if day < history_start else store.read_partitions(reports_table, [day], columns, keyword_range=shard)
-        )
-
-    def state_of(shard: KeywordRange) -> RollingState:
-        frame = store.read_partitions(tables.FEATURE_STATE, [previous], keyword_range=shard).drop(columns="date")
-        return RollingState.from_frame(previous, frame)
-
     ids = known_keyword_ids(store, reports_table, days[0], history_start, state_reused)
     shards = keyword_shards(ids, keywords_per_shard)
-    if log and not state_reused:
-        log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
+    readers = [report_reader(store, reports_table, history_start, shard) for shard in shards]
+    if not state_reused:
+        readers = [rebuilding(read, days[0]) for read in readers]
+        if log:
+            log(f"no rolling state for {previous}: rebuilding it from the 28 report days before {days[0]}")
     rows = 0
     progress = Progress(f"features {days_span(days)}", len(ids) * len(days), log or quiet)
+    log_every = max(1, len(days) // 10)  # about ten lines of days however long the range
     with store.staging() as staged:
-        for number, (day, day_features) in enumerate(
-            roll_in_shards(days, read_report, shards, state_of if state_reused else None, log, history_start)
-        ):
-            # The days left have at least this day's keywords: the state keeps every keyword it has seen.
-            progress.total = rows + day_features.keywords * (len(days) - number)
-            with staged.partition_writer(features_table, day) as features_out:
-                for frame in day_features.features():
-                    features_out.write(frame)
-                    progress.advance(len(frame))
+
+        def state_before(day: dt.date, shard: int) -> RollingState:
+            if day > days[0]:  # the state this run wrote for the day before
+                frame = staged.read_partition(tables.FEATURE_STATE, day - dt.timedelta(days=1), shards[shard])
+                return RollingState.from_frame(day - dt.timedelta(days=1), frame.drop(columns="date"))
+            if state_reused:
+                return stored_state(store, previous, shards[shard])
+            return rebuilt_state(day, readers[shard])
+
+        for number, day in enumerate(days):
+            # 1: every shard's state a day on, written; only the priors' inputs are kept.
+            inputs = []
             with staged.partition_writer(tables.FEATURE_STATE, day) as state_out:
-                for state in day_features.states:
+                for shard, read in enumerate(readers):
+                    state, _ = advance_day(state_before(day, shard), read)
                     state_out.write(state.to_frame())
+                    inputs.append(prior_inputs(state))
+            # The days left have at least this day's keywords: the state keeps every keyword it has seen.
+            progress.total = rows + state_out.rows * (len(days) - number)
+            if log and ((number + 1) % log_every == 0 or day == days[-1]):
+                log(f"features {number + 1}/{len(days)}: {day}, {state_out.rows:,} keywords in {len(shards)} shard(s)")
+            priors = ratio_priors(inputs)
+            del inputs
+            # 2: each shard's state read back, with its lags and its rows of the priors, makes its features.
+            end = 0  # the priors' rows follow the keywords, shard by shard
+            with staged.partition_writer(features_table, day) as features_out:
+                for shard, read in enumerate(readers):
+                    frame = staged.read_partition(tables.FEATURE_STATE, day, shards[shard]).drop(columns="date")
+                    state = RollingState.from_frame(day, frame)
+                    lag_1, lag_7 = lags(state, read, read(day, LEAVING_COLUMNS))
+                    mine = slice(end, end + len(state.keywords))
+                    end = mine.stop
+                    shard_priors = {pair: values[mine] for pair, values in priors.items()}
+                    features = shard_features(state, lag_1, lag_7, shard_priors, days_of_history(day, history_start))
+                    features_out.write(features)
+                    progress.advance(len(features))
             rows += features_out.rows
         # Published once every day is written: a range that fails on a later day replaces none of its days.
         staged.publish(features_table)
         staged.publish(tables.FEATURE_STATE)
     return FeatureRun(rows, len(days), len(shards), state_reused)
+
+
+def report_reader(store: Warehouse, reports_table: str, history_start: dt.date, shard: KeywordRange) -> DayReader:
+    """A shard's rows of the reports, by day; no rows before `history_start`, the account's first report day."""
+
+    def read(day: dt.date, columns: list[str] | None) -> pd.DataFrame | None:
+        if day < history_start:
+            return None
+        return store.read_partitions(reports_table, [day], columns, keyword_range=shard)
+
+    return read
+
+
+def stored_state(store: Warehouse, day: dt.date, shard: KeywordRange) -> RollingState:
+    """A shard's rolling state as of `day`, from the stored state partition."""
+    frame = store.read_partitions(tables.FEATURE_STATE, [day], keyword_range=shard).drop(columns="date")
+    return RollingState.from_frame(day, frame)
 
 
 def known_keyword_ids(

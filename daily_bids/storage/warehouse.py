@@ -562,6 +562,15 @@ class StagedPartitions:
         self.warehouse._write_parquet_atomically(path, _undated(frame, table, day))
         self._staged.setdefault(table, {})[day] = path
 
+    def read_partition(
+        self, table: str, day: dt.date, keyword_range: tuple[int | None, int | None] = (None, None)
+    ) -> pd.DataFrame:
+        """A staged day of `table`, as `Warehouse.read_partitions` reads a stored one: with its `date` column, and
+        only keyword_id in `keyword_range`."""
+        path = self._staged[table][day]
+        file = self.warehouse.fs.get_file_info(path)
+        return _dated(to_pandas(self.warehouse._read_parquet(file, filters=_keyword_filters(None, keyword_range))), day)
+
     def days(self, table: str) -> list[dt.date]:
         """The days of `table` staged so far."""
         return sorted(self._staged.get(table, {}))

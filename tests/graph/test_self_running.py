@@ -15,17 +15,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+import daily_bids.features.writer
 from assets import ALL_ASSETS, ALL_CHECKS, DAILY_ASSETS, FRESHNESS_CHECKS, HISTORY_ASSETS, JOBS, MODEL_ASSETS, SCHEDULES
 from assets.checks import features_contract
 from assets.features import keyword_features
 from assets.retraining import reasons_held
-from daily_bids.features.keyword_features import DayOfFeatures
 from daily_bids.settings import Settings
 from resources import build_resources
 from support.deployment import materialize_range
 from support.scenarios import TRAINING as GRAPH_TRAINING
 
-honest_features = DayOfFeatures.features
+honest_features = daily_bids.features.writer.shard_features
 
 HISTORY_START, HISTORY_END = dt.date(2025, 1, 1), dt.date(2025, 2, 17)
 GO_LIVE_END = dt.date(2025, 2, 24)
@@ -109,7 +109,7 @@ def fortnight(tmp_path_factory):
         if day == TAMPERED_DAY:
             # A bad write of the latest features (a duplicated row) fails their blocking check.
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(DayOfFeatures, "features", _features_with_a_duplicate_row)
+                patch.setattr(daily_bids.features.writer, "shard_features", _features_with_a_duplicate_row)
                 bad = dg.materialize(
                     [keyword_features, features_contract],
                     resources=resources,
@@ -146,9 +146,9 @@ def fortnight(tmp_path_factory):
     return {"log": log, "store": resources["warehouse"].warehouse(), "instance": instance}
 
 
-def _features_with_a_duplicate_row(day_features: DayOfFeatures):
-    for features in honest_features(day_features):
-        yield pd.concat([features, features.head(1)], ignore_index=True)
+def _features_with_a_duplicate_row(*args, **kwargs) -> pd.DataFrame:
+    features = honest_features(*args, **kwargs)
+    return pd.concat([features, features.head(1)], ignore_index=True)
 
 
 def test_bids_are_published_every_day(fortnight):
