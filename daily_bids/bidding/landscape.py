@@ -30,6 +30,7 @@ from daily_bids.schema import as_day, numeric
 
 TRAINING_DAYS = 56  # report days a landscape is learnt from
 CONTEXT_DAYS = 7  # the recent days that describe a keyword's position: its usual bid, clicks and prices
+CONTEXT_CHUNK_ROWS = 1_000_000  # keywords whose context is worked out at a time
 HOLDOUT_DAYS = 7
 # Bid changes smaller than this (relative) carry no evidence about the response: they are rounding.
 MEANINGFUL_BID_CHANGE = 0.02
@@ -111,35 +112,45 @@ def _days_of(reports: pd.DataFrame, first: dt.date, last: dt.date) -> ReportForD
 
 
 def _context(panel: _Panel, end: int) -> pd.DataFrame:
-    """The context as of the end of panel day `end - 1`, from the `CONTEXT_DAYS` columns before `end`."""
+    """The context as of the end of panel day `end - 1`, from the `CONTEXT_DAYS` columns before `end`. Keywords are
+    summed up a chunk at a time: each is its own row, and the window's temporaries stay a chunk's."""
     window = slice(end - CONTEXT_DAYS, end)
-    bids = panel.values["max_cpc"][:, window]
+    starts = range(0, max(len(panel.keyword_ids), 1), CONTEXT_CHUNK_ROWS)
+    chunks = [
+        _summary({name: values[start : start + CONTEXT_CHUNK_ROWS, window] for name, values in panel.values.items()})
+        for start in starts
+    ]
+    summary = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+    next_day = panel.days[end - 1] + dt.timedelta(days=1)
+    has_bid = summary.pop("has_bid")
+    context = pd.DataFrame({"keyword_id": panel.keyword_ids, **summary, "day_of_week": float(next_day.weekday())})
+    return context[has_bid & (context["reference_bid"].to_numpy() > 0)].reset_index(drop=True)
+
+
+def _summary(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each keyword's context from its rows of the window (keyword × day matrices, NaN where it had no row)."""
+    bids = window["max_cpc"]
     has_bid = ~np.isnan(bids).all(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         reference = np.nanmean(np.where(has_bid[:, None], bids, 0.0), axis=1)
         latest = pd.DataFrame(bids).ffill(axis=1).to_numpy()[:, -1]
-        clicks = np.nansum(panel.values["clicks"][:, window], axis=1)
-        cost = np.nansum(panel.values["cost"][:, window], axis=1)
-        share = panel.values["search_impression_share"][:, window]
+        clicks = np.nansum(window["clicks"], axis=1)
+        cost = np.nansum(window["cost"], axis=1)
+        share = window["search_impression_share"]
         unshared = np.isnan(share).all(axis=1)  # no share reported (or no row) on any day of the window
         mean_share = np.where(unshared, np.nan, np.nanmean(np.where(unshared[:, None], 0.0, share), axis=1))
         # The bid behind the window's cost per click is the click-weighted one: the days that bought the clicks.
-        paid_bid = np.where(clicks > 0, np.nansum(panel.values["clicks"][:, window] * bids, axis=1) / clicks, np.nan)
+        paid_bid = np.where(clicks > 0, np.nansum(window["clicks"] * bids, axis=1) / clicks, np.nan)
         cpc_to_bid = np.where(clicks > 0, cost / clicks / paid_bid, np.nan)
-    next_day = panel.days[end - 1] + dt.timedelta(days=1)
-    context = pd.DataFrame(
-        {
-            "keyword_id": panel.keyword_ids,
-            "bid_in_force": latest,
-            "reference_bid": reference,
-            "log1p_base_clicks": np.log1p(clicks / CONTEXT_DAYS),
-            "base_cpc_to_bid": cpc_to_bid,
-            "paid_bid": paid_bid,
-            "base_impression_share": mean_share,
-            "day_of_week": float(next_day.weekday()),
-        }
-    )
-    return context[has_bid & (reference > 0)].reset_index(drop=True)
+    return {
+        "has_bid": has_bid,
+        "bid_in_force": latest,
+        "reference_bid": reference,
+        "log1p_base_clicks": np.log1p(clicks / CONTEXT_DAYS),
+        "base_cpc_to_bid": cpc_to_bid,
+        "paid_bid": paid_bid,
+        "base_impression_share": mean_share,
+    }
 
 
 def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> np.ndarray:
