@@ -82,12 +82,16 @@ def highest_bid_below(value_per_click: np.ndarray, increment: float = CENT_INCRE
 def change_window(
     bid_in_force: np.ndarray, max_change: float, increment: float = CENT_INCREMENT
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The whole-increment bids within `max_change` of each bid in force, (low, high); unbounded where none is known."""
+    """The whole-increment bids within `max_change` of each bid in force, (low, high); unbounded where none is known.
+    A window narrower than an increment may hold none (a bid in force between two increments, a small cap): it is
+    then the increment just below the bid in force, the nearest bid that does not raise it."""
     known = np.isfinite(bid_in_force) & (bid_in_force > 0)
     with np.errstate(invalid="ignore"):
         low = np.where(known, increments_up(bid_in_force * (1 - max_change), increment), -np.inf)
         high = np.where(known, increments_down(bid_in_force * (1 + max_change), increment), np.inf)
-    return low, high
+        below_in_force = increments_down(bid_in_force, increment)
+    holds_none = low > high
+    return np.where(holds_none, below_in_force, low), np.where(holds_none, below_in_force, high)
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,15 @@ capped_keywords = st.lists(
     margin=st.floats(0.05, 0.9),
     exploration=st.floats(0.0, 0.5),
 )
+# A bid in force between two cents with a cap narrower than a cent: the bid once fell to the minimum bid.
+@example(
+    rows=[(1.0, np.nan, 0.064453125, 1)],
+    policy_name="profit_optimal",
+    with_landscape=False,
+    cap=0.0625,
+    margin=0.5,
+    exploration=0.0,
+)
 def test_under_every_policy_no_bid_moves_past_the_change_cap_unless_the_money_rule_forces_it_down(
     rows, policy_name, with_landscape, cap, margin, exploration
 ):
@@ -419,8 +428,13 @@ def test_under_every_policy_no_bid_moves_past_the_change_cap_unless_the_money_ru
     assert np.allclose(bids["bid_in_force"], in_force)
     # The cap, with the two ways out.
     lowest, highest = in_force * (1 - cap), in_force * (1 + cap)
-    below, above = bid < lowest - 1e-9, bid > highest + 1e-9
     lowest_cent = np.ceil(np.round(lowest * 100, 6)) / 100
+    # A cap narrower than a cent may hold no whole cent: the cent below the bid in force is then within it.
+    holds_no_cent = lowest_cent > np.floor(np.round(highest * 100, 6)) / 100
+    cent_below_in_force = np.floor(np.round(in_force * 100, 6)) / 100
+    lowest = np.where(holds_no_cent, cent_below_in_force, lowest)
+    lowest_cent = np.where(holds_no_cent, cent_below_in_force, lowest_cent)
+    below, above = bid < lowest - 1e-9, bid > highest + 1e-9
     breaks_money_rule = (lowest_cent >= value) | (lowest_cent > policy.max_bid) | (lowest_cent > limit + 1e-9)
     assert (breaks_money_rule[below]).all()
     assert (bids["lowered_to_ceiling"] == below).all()
