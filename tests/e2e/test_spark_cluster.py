@@ -107,7 +107,7 @@ def cluster(tmp_path_factory):
             try:
                 if ready(_master_status(webui)):
                     return
-            except OSError:  # the master's web UI is not up yet
+            except (OSError, json.JSONDecodeError):  # the master's web UI is not up yet, or not yet serving its status
                 pass
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited or time.monotonic() > deadline:

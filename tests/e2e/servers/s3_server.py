@@ -4,6 +4,7 @@ loopback port."""
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +22,10 @@ def moto_server() -> Iterator[str]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        endpoint = f"http://{host}:{port}"
+        # moto keeps its buckets in this process, not in the server: without a reset, a server would start with the
+        # objects of the last one (another test's warehouse at the same s3:// path).
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
+        yield endpoint
     finally:
         server.stop()
