@@ -30,7 +30,6 @@ from daily_bids.schema import as_day, numeric
 
 TRAINING_DAYS = 56  # report days a landscape is learnt from
 CONTEXT_DAYS = 7  # the recent days that describe a keyword's position: its usual bid, clicks and prices
-CONTEXT_CHUNK_ROWS = 1_000_000  # keywords whose context is worked out at a time
 HOLDOUT_DAYS = 7
 # Bid changes smaller than this (relative) carry no evidence about the response: they are rounding.
 MEANINGFUL_BID_CHANGE = 0.02
@@ -49,8 +48,22 @@ def bid_context(reports: pd.DataFrame | ReportForDay, day: dt.date) -> pd.DataFr
     (`bid_in_force`), its mean bid (`reference_bid`) and the landscape's context inputs for the day after.
 
     `reports` is a frame of report rows, or a function giving one day's rows (None for a day without a report):
-    a large account's week is then read a day at a time, and memory holds the keyword × day panel only."""
-    return _context(_panel(reports, day - dt.timedelta(days=CONTEXT_DAYS - 1), day), CONTEXT_DAYS)
+    a large account's week is then read a day at a time, once, and memory holds a few running totals per keyword."""
+    first = day - dt.timedelta(days=CONTEXT_DAYS - 1)
+    report_for = reports if callable(reports) else _days_of(reports, first, day)
+    totals, has_max_cpc = _WindowTotals.of(np.zeros(0, dtype="int64")), False
+    for offset in range(CONTEXT_DAYS):
+        rows = report_for(first + dt.timedelta(days=offset))
+        if rows is None or not len(rows):
+            continue  # no row: nothing to add to any keyword's totals
+        keyword_ids = _keyword_ids(rows)
+        totals = totals.grown(keyword_ids)
+        row_of = np.searchsorted(totals.keyword_ids, keyword_ids)
+        totals.add({name: _aligned(rows, name, row_of, len(totals.keyword_ids)) for name in PANEL_COLUMNS})
+        has_max_cpc = has_max_cpc or ("max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any()))
+    if not has_max_cpc:
+        raise _no_bids_in_force()
+    return totals.context(day + dt.timedelta(days=1))
 
 
 # One day's report rows, or None when that day has no report.
@@ -67,14 +80,10 @@ class _Panel:
     values: dict[str, np.ndarray]
 
 
-def _panel(
-    reports: pd.DataFrame | ReportForDay, first: dt.date, last: dt.date, keyword_ids: np.ndarray | None = None
-) -> _Panel:
+def _panel(reports: pd.DataFrame, first: dt.date, last: dt.date, keyword_ids: np.ndarray) -> _Panel:
+    """The metrics of `keyword_ids` (sorted) over the days `first` to `last`, as keyword × day matrices."""
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    report_for = reports if callable(reports) else _days_of(reports, first, last)
-    if keyword_ids is None:  # every keyword of the window: one pass over the days for the IDs alone
-        seen = [_keyword_ids(part) for part in map(report_for, days) if part is not None]
-        keyword_ids = unique_keyword_ids(np.concatenate(seen)) if seen else np.zeros(0, dtype="int64")
+    report_for = _days_of(reports, first, last)
     ids = np.asarray(keyword_ids, dtype="int64")
     values = {name: np.full((len(ids), len(days)), np.nan) for name in PANEL_COLUMNS}
     has_max_cpc = False
@@ -91,10 +100,14 @@ def _panel(
                 values[name][row_of[known], column] = numeric(rows[name])[known]
         has_max_cpc = has_max_cpc or ("max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any()))
     if not has_max_cpc:
-        raise LandscapeUnavailable(
-            "the reports carry no max_cpc (the bid in force), so the bid landscape cannot be learnt"
-        )
+        raise _no_bids_in_force()
     return _Panel(ids, days, values)
+
+
+def _no_bids_in_force() -> LandscapeUnavailable:
+    return LandscapeUnavailable(
+        "the reports carry no max_cpc (the bid in force), so the bid landscape cannot be learnt"
+    )
 
 
 def _keyword_ids(rows: pd.DataFrame) -> np.ndarray:
@@ -111,46 +124,96 @@ def _days_of(reports: pd.DataFrame, first: dt.date, last: dt.date) -> ReportForD
     return by_day.get
 
 
-def _context(panel: _Panel, end: int) -> pd.DataFrame:
-    """The context as of the end of panel day `end - 1`, from the `CONTEXT_DAYS` columns before `end`. Keywords are
-    summed up a chunk at a time: each is its own row, and the window's temporaries stay a chunk's."""
-    window = slice(end - CONTEXT_DAYS, end)
-    starts = range(0, max(len(panel.keyword_ids), 1), CONTEXT_CHUNK_ROWS)
-    chunks = [
-        _summary({name: values[start : start + CONTEXT_CHUNK_ROWS, window] for name, values in panel.values.items()})
-        for start in starts
-    ]
-    summary = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
-    next_day = panel.days[end - 1] + dt.timedelta(days=1)
-    has_bid = summary.pop("has_bid")
-    context = pd.DataFrame({"keyword_id": panel.keyword_ids, **summary, "day_of_week": float(next_day.weekday())})
-    return context[has_bid & (context["reference_bid"].to_numpy() > 0)].reset_index(drop=True)
+def _aligned(rows: pd.DataFrame, name: str, row_of: np.ndarray, keywords: int) -> np.ndarray:
+    """Column `name` of a day's rows at each keyword's position (`row_of`); NaN for a keyword without a row, and
+    for every keyword when the report lacks the column."""
+    values = np.full(keywords, np.nan)
+    if name in rows.columns:
+        values[row_of] = numeric(rows[name])
+    return values
 
 
-def _summary(window: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each keyword's context from its rows of the window (keyword × day matrices, NaN where it had no row)."""
-    bids = window["max_cpc"]
-    has_bid = ~np.isnan(bids).all(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reference = np.nanmean(np.where(has_bid[:, None], bids, 0.0), axis=1)
-        latest = pd.DataFrame(bids).ffill(axis=1).to_numpy()[:, -1]
-        clicks = np.nansum(window["clicks"], axis=1)
-        cost = np.nansum(window["cost"], axis=1)
-        share = window["search_impression_share"]
-        unshared = np.isnan(share).all(axis=1)  # no share reported (or no row) on any day of the window
-        mean_share = np.where(unshared, np.nan, np.nanmean(np.where(unshared[:, None], 0.0, share), axis=1))
-        # The bid behind the window's cost per click is the click-weighted one: the days that bought the clicks.
-        paid_bid = np.where(clicks > 0, np.nansum(window["clicks"] * bids, axis=1) / clicks, np.nan)
-        cpc_to_bid = np.where(clicks > 0, cost / clicks / paid_bid, np.nan)
-    return {
-        "has_bid": has_bid,
-        "bid_in_force": latest,
-        "reference_bid": reference,
-        "log1p_base_clicks": np.log1p(clicks / CONTEXT_DAYS),
-        "base_cpc_to_bid": cpc_to_bid,
-        "paid_bid": paid_bid,
-        "base_impression_share": mean_share,
+@dataclass
+class _WindowTotals:
+    """Running totals of each keyword's days in a context window, a day added at a time in day order: what the
+    context needs of the window, without holding the keyword × day matrices. Each total adds the days one after the
+    other, as NumPy's sum along a week's row does, so they equal the matrices' sums to the bit."""
+
+    keyword_ids: np.ndarray  # sorted
+    totals: dict[str, np.ndarray]
+
+    # A keyword's totals before its first day: sums and counts of nothing; no bid seen yet.
+    STARTS = {
+        "bid_sum": 0.0,
+        "bid_days": 0,
+        "latest_bid": np.nan,
+        "clicks": 0.0,
+        "cost": 0.0,
+        "share_sum": 0.0,
+        "share_days": 0,
+        "clicks_times_bid": 0.0,
     }
+
+    @classmethod
+    def of(cls, keyword_ids: np.ndarray) -> _WindowTotals:
+        """No day yet, for these keywords (sorted)."""
+        return cls(keyword_ids, {name: np.full(len(keyword_ids), start) for name, start in cls.STARTS.items()})
+
+    def grown(self, keyword_ids: np.ndarray) -> _WindowTotals:
+        """These totals with every keyword of `keyword_ids` too (a new keyword has no day yet)."""
+        union = pd.Index(self.keyword_ids).union(pd.Index(unique_keyword_ids(keyword_ids))).to_numpy(dtype="int64")
+        if len(union) == len(self.keyword_ids):
+            return self
+        grown, kept = _WindowTotals.of(union), np.searchsorted(union, self.keyword_ids)
+        for name, values in self.totals.items():
+            grown.totals[name][kept] = values
+        return grown
+
+    def add(self, day: dict[str, np.ndarray]) -> None:
+        """One day's metrics by keyword (`PANEL_COLUMNS`, NaN where a keyword had no row or no value)."""
+        bid, clicks, share = day["max_cpc"], day["clicks"], day["search_impression_share"]
+        totals = self.totals  # added in place: a new array a day would leave the allocator's heap in pieces
+        totals["bid_sum"] += np.nan_to_num(bid)
+        totals["bid_days"] += ~np.isnan(bid)
+        np.copyto(totals["latest_bid"], bid, where=~np.isnan(bid))
+        totals["clicks"] += np.nan_to_num(clicks)
+        totals["cost"] += np.nan_to_num(day["cost"])
+        totals["share_sum"] += np.nan_to_num(share)
+        totals["share_days"] += ~np.isnan(share)
+        totals["clicks_times_bid"] += np.nan_to_num(clicks * bid)
+
+    def context(self, next_day: dt.date) -> pd.DataFrame:
+        """The context for `next_day` of every keyword with a bid in force in the window."""
+        totals = self.totals
+        has_bid = totals["bid_days"] > 0
+        clicks = totals["clicks"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reference = np.where(has_bid, totals["bid_sum"] / totals["bid_days"], 0.0)
+            mean_share = np.where(totals["share_days"] > 0, totals["share_sum"] / totals["share_days"], np.nan)
+            # The bid behind the window's cost per click is the click-weighted one: the days that bought the clicks.
+            paid_bid = np.where(clicks > 0, totals["clicks_times_bid"] / clicks, np.nan)
+            cpc_to_bid = np.where(clicks > 0, totals["cost"] / clicks / paid_bid, np.nan)
+        kept = has_bid & (reference > 0)
+        return pd.DataFrame(
+            {
+                "keyword_id": self.keyword_ids[kept],
+                "bid_in_force": totals["latest_bid"][kept],
+                "reference_bid": reference[kept],
+                "log1p_base_clicks": np.log1p(clicks[kept] / CONTEXT_DAYS),
+                "base_cpc_to_bid": cpc_to_bid[kept],
+                "paid_bid": paid_bid[kept],
+                "base_impression_share": mean_share[kept],
+                "day_of_week": float(next_day.weekday()),
+            }
+        )
+
+
+def _context(panel: _Panel, end: int) -> pd.DataFrame:
+    """The context as of the end of panel day `end - 1`, from the `CONTEXT_DAYS` columns before `end`."""
+    totals = _WindowTotals.of(panel.keyword_ids)
+    for column in range(end - CONTEXT_DAYS, end):
+        totals.add({name: values[:, column] for name, values in panel.values.items()})
+    return totals.context(panel.days[end - 1] + dt.timedelta(days=1))
 
 
 def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> np.ndarray:

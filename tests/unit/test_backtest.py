@@ -85,3 +85,52 @@ def test_the_context_averages_over_the_days_a_keyword_was_reported():
     assert row["paid_bid"] == pytest.approx((1 * 1.0 + 3 * 2.0) / 4)
     assert row["base_cpc_to_bid"] == pytest.approx(3.5 / 4 / row["paid_bid"])
     assert row["log1p_base_clicks"] == pytest.approx(np.log1p(4 / 7))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_context_is_each_keywords_week_as_a_grouped_sum_says(seed):
+    """A week of reports with keywords that start and stop, days without a report, and nulls: each keyword's context
+    is what a plain grouped sum over its rows says (the mean bid and share of the days that have one, the latest
+    bid, the clicks' sum and the click-weighted bid), whether the week comes as a frame or a day at a time."""
+    rng = np.random.default_rng(seed)
+    last = dt.date(2025, 3, 9)
+    days = [last - dt.timedelta(days=n) for n in range(8)]  # a day before the window, which must not count
+    frames = []
+    for day in days:
+        if rng.random() < 0.15:
+            continue
+        ids = rng.choice(np.arange(0, 3000, 3), size=int(rng.integers(1, 800)), replace=False)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "date": pd.Timestamp(day),
+                    "keyword_id": ids,
+                    "clicks": rng.poisson(2, len(ids)).astype(float),
+                    "cost": rng.gamma(1.0, 1.5, len(ids)),
+                    "max_cpc": np.round(rng.uniform(0.05, 3.0, len(ids)), 2),
+                    "search_impression_share": rng.uniform(0.05, 1.0, len(ids)),
+                }
+            )
+        )
+    reports = pd.concat(frames, ignore_index=True)
+    for column in ("clicks", "cost", "max_cpc", "search_impression_share"):
+        reports.loc[rng.random(len(reports)) < 0.2, column] = np.nan
+    week = reports[reports["date"] > pd.Timestamp(days[-1])].sort_values("date")
+    grouped = week.assign(clicks_times_bid=week["clicks"] * week["max_cpc"]).groupby("keyword_id")
+    clicks = grouped["clicks"].sum()
+    expected = pd.DataFrame(
+        {
+            "bid_in_force": grouped["max_cpc"].last(),  # the last non-null
+            "reference_bid": grouped["max_cpc"].mean(),
+            "log1p_base_clicks": np.log1p(clicks / 7),
+            "paid_bid": grouped["clicks_times_bid"].sum() / clicks.where(clicks > 0),
+            "base_impression_share": grouped["search_impression_share"].mean(),
+        }
+    )
+    expected["base_cpc_to_bid"] = grouped["cost"].sum() / clicks.where(clicks > 0) / expected["paid_bid"]
+    expected = expected[expected["reference_bid"] > 0]
+    by_day = {day.date(): rows for day, rows in reports.groupby("date")}
+    for given in (reports, by_day.get):
+        context = bid_context(given, last).set_index("keyword_id")
+        assert list(context.index) == sorted(expected.index) and (context["day_of_week"] == 0.0).all()  # a Monday
+        pd.testing.assert_frame_equal(context[expected.columns], expected, check_names=False, rtol=1e-12)
