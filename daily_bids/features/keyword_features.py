@@ -244,7 +244,6 @@ PRIOR_CAP_QUANTILE = 0.99
 ReportForDay = Callable[[dt.date], "pd.DataFrame | None"]  # None: a day before the data starts (no rows, no error)
 # Keywords are computed in shards of consecutive keyword_id: [low, high), None for an open end.
 KeywordRange = tuple["int | None", "int | None"]
-ALL_KEYWORDS: KeywordRange = (None, None)
 # One shard's report of a day: (day, columns or None for all) → its keywords' rows, or None before the data starts.
 DayReader = Callable[[dt.date, "list[str] | None"], "pd.DataFrame | None"]
 LEAVING_COLUMNS = ["keyword_id", *METRIC_COLUMNS]  # what a report day is read for again once it has entered

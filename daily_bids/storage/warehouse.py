@@ -665,7 +665,9 @@ def _keyword_filters(keyword_ids: np.ndarray | None, keyword_range: tuple[int | 
 
 
 def _dated(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    frame.insert(0, PARTITION_COLUMN, as_day([day] * len(frame)).to_numpy())
+    # The day as `as_day` makes it (midnight, nanoseconds), filled in directly: parsing a date per row took 0.7 s a
+    # 10M-row day.
+    frame.insert(0, PARTITION_COLUMN, np.full(len(frame), np.datetime64(day, "ns")))
     return frame
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark need
 
 DAY, EMPTY, OLD = dt.date(2025, 4, 1), dt.date(2025, 4, 2), dt.date(2025, 4, 3)
 ROW_GROUPS, ROWS_PER_GROUP = 5, 13
-BATCH_ROWS = 5  # batches that end inside a row group, and (on the local engine) may straddle two
+BATCH_ROWS = 5  # batches that end inside a row group
 TEXT_COLUMNS = ("campaign_id", "campaign", "ad_group_id", "ad_group", "keyword", "match_type")
 TRICKY_TEXT = [
     "red shoes",
