@@ -34,12 +34,13 @@ from daily_bids.schema import (
     raw_dtypes,
     report_dtypes,
 )
+from daily_bids.storage.warehouse import ROW_GROUP_ROWS
 
 ERROR, WARN = "error", "warn"
 SAMPLE_ROWS = 5
-# Rows per batch when a suite reads a large table batch by batch: Arrow's default largest row group (2**20 rows), so a
-# batch holds a whole row group of any partition the warehouse wrote, never one and a sliver of the next.
-BATCH_ROWS = 1 << 20
+# Rows per batch when a suite reads a large table batch by batch: the warehouse's largest row group, so a batch holds
+# a whole row group of any partition the warehouse wrote, never one and a sliver of the next.
+BATCH_ROWS = ROW_GROUP_ROWS
 MAX_NULL_SHARE = 0.05  # share of nulls in a required column above which a WARN is raised
 VOLUME_BAND = (0.5, 2.0)  # a day's rows against the trailing median: outside this band is a WARN
 PSI_WARN = 0.25  # population stability index above which a distribution counts as drifted

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import io
 import json
 import os
 import shutil
@@ -48,6 +47,8 @@ from daily_bids.settings import S3Options  # the one form of the S3 settings; im
 PARTITION_COLUMN = "date"
 DATA_FILE = "data.parquet"
 UPLOAD_CHUNK_BYTES = 8 << 20
+# Rows per row group of a whole frame written at once: Arrow's own default, converted one row group at a time.
+ROW_GROUP_ROWS = 1 << 20
 # On S3 a Parquet file up to this size is fetched in one GET and decoded in memory: pyarrow reading it in place asks
 # for each column chunk of each row group on its own (9 requests for a small partition, measured on moto). A larger
 # file is read in place, so that only the row groups and columns asked for travel.
@@ -267,7 +268,7 @@ class Warehouse:
         days = sorted(set(days))
         files = self.require_partitions(table, days)
         filters = _keyword_filters(keyword_ids, keyword_range)
-        frames = [_dated(to_pandas(self._read_parquet(files[day], columns, filters)), day) for day in days]
+        frames = [self._read_day(files[day], day, columns, filters) for day in days]
         if not frames:
             raise ValueError(f"{table}: no days were asked for")
         return pd.concat(frames, ignore_index=True)
@@ -292,8 +293,9 @@ class Warehouse:
         row_groups: list[int] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """One day of `table` in frames of at most `batch_rows` rows, with their `date` column: memory stays bounded
-        by the batch, whatever the partition's size. A frame never spans two row groups. With `row_groups`, only those
-        row groups' rows, in that order: the work of one Spark task (`partition_row_groups` says how many there are)."""
+        by the batch, whatever the partition's size. Whole row groups are read together up to a batch; a larger one
+        is split. With `row_groups`, only those row groups' rows, in that order: the work of one Spark task
+        (`partition_row_groups` says how many there are)."""
         path = self.stored_partition_path(table, day)  # resolved once: on S3 each lookup is a request
         if self.fs.get_file_info(path).type != pafs.FileType.File:
             raise MissingPartitionsError(
@@ -308,14 +310,14 @@ class Warehouse:
                     to_pandas(parquet.schema_arrow.empty_table().select(columns or parquet.schema_arrow.names)), day
                 )
                 return
-            for group in range(parquet.num_row_groups) if row_groups is None else row_groups:
-                for piece in _row_group_pieces(parquet, group, batch_rows, columns):
-                    frame = to_pandas(piece)
-                    del piece  # the numbers are copied into the frame: only the frame holds the batch
-                    if len(frame):
-                        yield _dated(frame, day)
-                    # Arrow's allocator keeps the memory of batches gone by; a day of batches would pile it up.
-                    pa.default_memory_pool().release_unused()
+            groups = range(parquet.num_row_groups) if row_groups is None else row_groups
+            for piece in _row_group_pieces(parquet, list(groups), batch_rows, columns):
+                frame = to_pandas(piece)
+                del piece  # the numbers are copied into the frame: only the frame holds the batch
+                if len(frame):
+                    yield _dated(frame, day)
+                # Arrow's allocator keeps the memory of batches gone by; a day of batches would pile it up.
+                pa.default_memory_pool().release_unused()
 
     def iter_partitions(
         self, table: str, days: Iterable[dt.date], batch_rows: int, columns: list[str] | None = None
@@ -454,6 +456,12 @@ class Warehouse:
     def _relative(self, path: str) -> str:
         return path[len(self.root) + 1 :]
 
+    def _read_day(
+        self, file: pafs.FileInfo, day: dt.date, columns: list[str] | None = None, filters=None
+    ) -> pd.DataFrame:
+        """One partition file of `day`, as a frame with its `date` column."""
+        return _dated(to_pandas(self._read_parquet(file, columns, filters)), day)
+
     def _read_parquet(self, file: pafs.FileInfo, columns: list[str] | None = None, filters=None) -> pa.Table:
         if self.is_local or file.size > WHOLE_READ_BYTES:
             return pq.read_table(file.path, filesystem=self.fs, columns=columns, filters=filters)
@@ -498,10 +506,14 @@ class Warehouse:
 
     # ---- atomic writes -------------------------------------------------------------------------------------------
     def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
-        table = to_arrow(frame)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, **parquet_options(table.schema))
-        self._write_atomically(path, lambda sink: sink.write(buffer.getvalue()))
+        """`frame` as one Parquet file, converted and written a row group at a time: a whole day converted at once
+        would hold a second copy of it in Arrow, and its file in memory."""
+        schema = stored_schema(frame)
+        with self._atomic_output(path) as sink, pq.ParquetWriter(sink, schema, **parquet_options(schema)) as writer:
+            for start in range(0, len(frame), ROW_GROUP_ROWS):
+                writer.write_table(to_arrow(frame.iloc[start : start + ROW_GROUP_ROWS]).cast(schema))
+            if frame.empty:
+                writer.write_table(schema.empty_table())
 
     def _write_atomically(self, path: str, write) -> None:
         with self._atomic_output(path) as sink:
@@ -577,7 +589,7 @@ class StagedPartitions:
         only keyword_id in `keyword_range`."""
         path = self._staged[table][day]
         file = self.warehouse.fs.get_file_info(path)
-        return _dated(to_pandas(self.warehouse._read_parquet(file, filters=_keyword_filters(None, keyword_range))), day)
+        return self.warehouse._read_day(file, day, filters=_keyword_filters(None, keyword_range))
 
     def days(self, table: str) -> list[dt.date]:
         """The days of `table` staged so far."""
@@ -633,15 +645,26 @@ class PartitionWriter:
 
 
 def _row_group_pieces(
-    parquet: pq.ParquetFile, group: int, batch_rows: int, columns: list[str] | None
+    parquet: pq.ParquetFile, groups: list[int], batch_rows: int, columns: list[str] | None
 ) -> Iterator[pa.Table]:
-    """A row group whole when it fits in a batch, else in batches: a batch across two row groups would hold both
-    decoded at once."""
-    if parquet.metadata.row_group(group).num_rows <= batch_rows:
-        yield parquet.read_row_group(group, columns=columns)
-        return
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group]):
-        yield pa.Table.from_batches([batch])
+    """The given row groups, in order, in pieces of at most `batch_rows` rows: runs of whole row groups that fit in a
+    batch are read together in one call, and a row group larger than a batch is split into batches. A piece never
+    holds part of a row group beside another: reading across that boundary decodes both groups at once."""
+    run: list[int] = []
+    run_rows = 0
+    for group in groups:
+        rows = parquet.metadata.row_group(group).num_rows
+        if run and run_rows + rows > batch_rows:
+            yield parquet.read_row_groups(run, columns=columns)
+            run, run_rows = [], 0
+        if rows <= batch_rows:
+            run.append(group)
+            run_rows += rows
+            continue
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group]):
+            yield pa.Table.from_batches([batch])
+    if run:
+        yield parquet.read_row_groups(run, columns=columns)
 
 
 def _day_files(fs: pafs.FileSystem, table_folder: str) -> dict[dt.date, pafs.FileInfo]:
@@ -695,13 +718,25 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
     dates, and other timestamps microseconds: Spark rejects Parquet's nanosecond timestamps, pandas' default."""
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     for index, column in enumerate(table.schema):
-        if not pa.types.is_timestamp(column.type):
-            continue
-        values = frame[column.name]
-        is_day = column.type.tz is None and bool((values.dropna() == values.dropna().dt.normalize()).all())
-        wanted = pa.date32() if is_day else pa.timestamp("us", tz=column.type.tz)
-        table = table.set_column(index, column.name, table.column(index).cast(wanted))
+        if pa.types.is_timestamp(column.type):
+            wanted = _stored_timestamp_type(frame[column.name], column.type)
+            table = table.set_column(index, column.name, table.column(index).cast(wanted))
     return table
+
+
+def stored_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The schema `to_arrow(frame)` gives, without converting the rows: every slice of `frame` is cast to it, so a
+    slice whose column is all null, or whose timestamps all fall at midnight, is stored as the whole column is."""
+    schema = pa.Schema.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    for index, field in enumerate(schema):
+        if pa.types.is_timestamp(field.type):
+            schema = schema.set(index, field.with_type(_stored_timestamp_type(frame[field.name], field.type)))
+    return schema
+
+
+def _stored_timestamp_type(values: pd.Series, arrow_type: pa.TimestampType) -> pa.DataType:
+    is_day = arrow_type.tz is None and bool((values.dropna() == values.dropna().dt.normalize()).all())
+    return pa.date32() if is_day else pa.timestamp("us", tz=arrow_type.tz)
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:

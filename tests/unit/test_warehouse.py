@@ -280,6 +280,19 @@ def test_a_partition_is_read_row_group_by_row_group_as_a_spark_task_reads_it(tmp
     assert both["keyword_id"].tolist() == [3, 4, 5, 6, 0, 1, 2]
 
 
+def test_small_row_groups_are_read_together_up_to_a_batch_and_a_large_one_is_split(tmp_path):
+    store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
+    sizes, start = (3, 4, 3, 10, 2), 0
+    with store.partition_writer("bids", day) as writer:  # a frame a row group
+        for size in sizes:
+            writer.write(pd.DataFrame({"keyword_id": range(start, start + size)}))
+            start += size
+    frames = list(store.iter_partition("bids", day, 7))
+    # 3 + 4 fit a batch of 7; the next 3 would not join them, nor the 10, which comes in 7 and 3; the 2 stands alone
+    assert [len(frame) for frame in frames] == [7, 3, 7, 3, 2]
+    assert pd.concat(frames)["keyword_id"].tolist() == list(range(sum(sizes)))
+
+
 def test_an_empty_partition_has_the_types_a_read_of_its_rows_gives(tmp_path):
     """The contract's type check reads a day's footer only: its frame must hold the types a full read does."""
     from daily_bids.schema import empty_raw, raw_dtypes
