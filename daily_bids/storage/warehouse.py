@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
@@ -614,34 +615,55 @@ class StagedPartitions:
 
 
 class PartitionWriter:
-    """Appends frames to one partition's Parquet file, each as a row group, under the first frame's schema."""
+    """Appends frames to one partition's Parquet file, each as a row group, under the first frame's schema.
+
+    A frame is encoded and compressed in a thread of its own while the caller makes the next one (Arrow lets go of
+    Python while it writes): at most one frame is in the writer's hands, so memory grows by one frame at most."""
 
     def __init__(self, table: str, day: dt.date, sink):
         self.table, self.day, self._sink = table, day, sink
         self._writer: pq.ParquetWriter | None = None
+        self._in_flight: Future | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{table}")
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append `frame` (its `date` column, if any, must all be the partition's day); an empty frame still sets
-        the file's columns."""
+        the file's columns. A failure to write the frame before is raised here."""
         frame = _undated(frame, self.table, self.day)
         arrow = to_arrow(frame)
+        self._finish_in_flight()
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._sink, arrow.schema, **parquet_options(arrow.schema))
         elif arrow.schema != self._writer.schema:
             arrow = arrow.cast(self._writer.schema)  # e.g. a column that was all null in the first frame
-        self._writer.write_table(arrow)
+        self._in_flight = self._thread.submit(self._writer.write_table, arrow)
         self.rows += len(frame)
 
     def close(self) -> None:
-        if self._writer is None:
-            raise ValueError(f"{self.table}: nothing was written to partition {self.day}, not even its columns")
-        self._writer.close()
+        try:
+            self._finish_in_flight()
+            if self._writer is None:
+                raise ValueError(f"{self.table}: nothing was written to partition {self.day}, not even its columns")
+            self._writer.close()
+        finally:
+            self._thread.shutdown()
 
     def abandon(self) -> None:
+        """Stop without finishing the file, after an error elsewhere: the frame in flight is let finish, and any
+        error of its own is dropped, so that the error that stopped the writer is the one raised."""
+        if self._in_flight is not None:
+            wait([self._in_flight])
+            self._in_flight = None
+        self._thread.shutdown()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _finish_in_flight(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
 
 
 def _row_group_pieces(

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from daily_bids.storage.warehouse import WHOLE_READ_ATTEMPTS, MissingPartitionsError, Warehouse, read_whole
@@ -278,6 +279,30 @@ def test_a_partition_is_read_row_group_by_row_group_as_a_spark_task_reads_it(tmp
     assert (later_first["date"] == pd.Timestamp(day)).all()
     both = pd.concat(store.iter_partition("bids", day, 2, row_groups=[1, 0]), ignore_index=True)
     assert both["keyword_id"].tolist() == [3, 4, 5, 6, 0, 1, 2]
+
+
+def test_a_frame_that_fails_in_the_writers_thread_fails_the_write_and_leaves_the_old_partition(
+    tmp_path, monkeypatch
+):
+    store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
+    store.write_partition("bids", day, pd.DataFrame({"keyword_id": [1, 2]}))
+    write_table = pq.ParquetWriter.write_table
+
+    def disk_full_at_three_rows(writer, table, *args, **kwargs):
+        if table.num_rows == 3:
+            raise OSError("No space left on device")
+        return write_table(writer, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full_at_three_rows)
+    for frames in ([[3, 4, 5]], [[3, 4, 5], [6]], [[6], [3, 4, 5], [7]]):  # failing last, or with frames after it
+        with pytest.raises(OSError, match="No space left"), store.partition_writer("bids", day) as writer:
+            for keywords in frames:
+                writer.write(pd.DataFrame({"keyword_id": keywords}))
+        assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [1, 2]
+    with store.partition_writer("bids", day) as writer:  # the writer's thread is no worse for it
+        for keywords in ([6], [7, 8]):
+            writer.write(pd.DataFrame({"keyword_id": keywords}))
+    assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [6, 7, 8]
 
 
 def test_small_row_groups_are_read_together_up_to_a_batch_and_a_large_one_is_split(tmp_path):
