@@ -472,8 +472,9 @@ class TrailingDays:
         for gone in [d for d in self._samples if d < day - dt.timedelta(days=TRAILING_DAYS)]:
             del self._samples[gone]
         for missing in (d for d in reference_days if d not in self._samples):
-            part = self.store.read_partitions(self.table, [missing], columns=list(DRIFT_COLUMNS))
-            self._samples[missing] = part.sample(n=min(len(part), REFERENCE_ROWS_PER_DAY), random_state=0)
+            self._samples[missing] = self.store.sample_partition(
+                self.table, missing, list(DRIFT_COLUMNS), REFERENCE_ROWS_PER_DAY
+            )
         reference = pd.concat([self._samples[d] for d in reference_days], ignore_index=True)
         scores = {
             column: population_stability_index(_finite(frame[column]), _finite(reference[column]))

@@ -129,6 +129,10 @@ class CountingWarehouse(Warehouse):
         self.reads.update(days)
         return super().read_partitions(table, days, *args, **kwargs)
 
+    def sample_partition(self, table, day, *args, **kwargs):
+        self.reads[day] += 1
+        return super().sample_partition(table, day, *args, **kwargs)
+
 
 def test_a_range_reads_each_trailing_day_once_and_judges_each_day_as_alone(tmp_path):
     first = dt.date(2025, 5, 1)

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -281,9 +282,7 @@ def test_a_partition_is_read_row_group_by_row_group_as_a_spark_task_reads_it(tmp
     assert both["keyword_id"].tolist() == [3, 4, 5, 6, 0, 1, 2]
 
 
-def test_a_frame_that_fails_in_the_writers_thread_fails_the_write_and_leaves_the_old_partition(
-    tmp_path, monkeypatch
-):
+def test_a_frame_that_fails_in_the_writers_thread_fails_the_write_and_leaves_the_old_partition(tmp_path, monkeypatch):
     store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
     store.write_partition("bids", day, pd.DataFrame({"keyword_id": [1, 2]}))
     write_table = pq.ParquetWriter.write_table
@@ -303,6 +302,18 @@ def test_a_frame_that_fails_in_the_writers_thread_fails_the_write_and_leaves_the
         for keywords in ([6], [7, 8]):
             writer.write(pd.DataFrame({"keyword_id": keywords}))
     assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [6, 7, 8]
+
+
+@pytest.mark.parametrize("rows", [3, 1_000, 5_000])
+def test_a_sample_of_a_day_is_the_rows_pandas_samples_with_the_same_seed(tmp_path, rows):
+    store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
+    values = np.random.default_rng(1).random(1_000)
+    store.write_partition("raw", day, pd.DataFrame({"keyword_id": range(1_000), "clicks": values, "cost": values * 2}))
+    sample = store.sample_partition("raw", day, ["clicks", "cost"], rows, seed=4)
+    whole = store.read_partitions("raw", [day], ["clicks", "cost"])
+    expected = whole.sample(n=min(rows, len(whole)), random_state=4).reset_index(drop=True)
+    pd.testing.assert_frame_equal(sample, expected)
+    assert len(sample) == min(rows, 1_000)
 
 
 def test_small_row_groups_are_read_together_up_to_a_batch_and_a_large_one_is_split(tmp_path):
