@@ -196,3 +196,25 @@ def test_priors_group_an_ad_group_by_its_campaign_and_leave_a_keyword_without_on
     assert np.isnan(click_rate[4])
     conversion_rate = priors[("conversions", "clicks")]
     assert np.isfinite(conversion_rate[:2]).all() and np.isnan(conversion_rate[2:]).all()
+
+
+def test_the_catalog_gives_each_feature_its_statistics_in_feature_order():
+    from daily_bids.features.catalog import QUANTILES, statistics
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({f.name: rng.normal(size=500) for f in FEATURES})
+    frame.iloc[::7, 0] = np.nan
+    frame.iloc[:, -1] = np.nan  # a feature without a known value
+    stats = statistics(lambda name: frame[name].to_numpy())
+    assert stats["feature"].tolist() == [f.name for f in FEATURES]
+    for name, row in stats.set_index("feature").iterrows():
+        known = frame[name].dropna()
+        assert (row["count"], row["nulls"]) == (500, 500 - len(known))
+        if known.empty:
+            assert row[["mean", "std", "min", "max"]].isna().all()
+            continue
+        assert row["mean"] == pytest.approx(known.mean())
+        assert row["std"] == pytest.approx(known.std(ddof=0))
+        assert (row["min"], row["max"]) == (known.min(), known.max())
+        for q in QUANTILES:
+            assert row[f"p{int(q * 100):02d}"] == pytest.approx(known.quantile(q))
