@@ -517,7 +517,7 @@ class Warehouse:
     def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
         """`frame` as one Parquet file, converted and written a row group at a time: a whole day converted at once
         would hold a second copy of it in Arrow, and its file in memory."""
-        schema = stored_schema(frame)
+        schema = _stored_schema(frame)
         with self._atomic_output(path) as sink, pq.ParquetWriter(sink, schema, **parquet_options(schema)) as writer:
             for start in range(0, len(frame), ROW_GROUP_ROWS):
                 writer.write_table(to_arrow(frame.iloc[start : start + ROW_GROUP_ROWS]).cast(schema))
@@ -754,7 +754,7 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
     return table
 
 
-def stored_schema(frame: pd.DataFrame) -> pa.Schema:
+def _stored_schema(frame: pd.DataFrame) -> pa.Schema:
     """The schema `to_arrow(frame)` gives, without converting the rows: every slice of `frame` is cast to it, so a
     slice whose column is all null, or whose timestamps all fall at midnight, is stored as the whole column is."""
     schema = pa.Schema.from_pandas(frame.reset_index(drop=True), preserve_index=False)
