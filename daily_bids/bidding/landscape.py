@@ -60,7 +60,7 @@ def bid_context(reports: pd.DataFrame | ReportForDay, day: dt.date) -> pd.DataFr
         totals = totals.grown(keyword_ids)
         row_of = np.searchsorted(totals.keyword_ids, keyword_ids)
         totals.add({name: _aligned(rows, name, row_of, len(totals.keyword_ids)) for name in PANEL_COLUMNS})
-        has_max_cpc = has_max_cpc or ("max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any()))
+        has_max_cpc = has_max_cpc or _carries_bids(rows)
     if not has_max_cpc:
         raise _no_bids_in_force()
     return totals.context(day + dt.timedelta(days=1))
@@ -98,10 +98,15 @@ def _panel(reports: pd.DataFrame, first: dt.date, last: dt.date, keyword_ids: np
         for name in PANEL_COLUMNS:
             if name in rows.columns:
                 values[name][row_of[known], column] = numeric(rows[name])[known]
-        has_max_cpc = has_max_cpc or ("max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any()))
+        has_max_cpc = has_max_cpc or _carries_bids(rows)
     if not has_max_cpc:
         raise _no_bids_in_force()
     return _Panel(ids, days, values)
+
+
+def _carries_bids(rows: pd.DataFrame) -> bool:
+    """Whether a day's rows say the bid in force (max_cpc) anywhere: without it no landscape can be learnt."""
+    return "max_cpc" in rows.columns and bool(rows["max_cpc"].notna().any())
 
 
 def _no_bids_in_force() -> LandscapeUnavailable:
