@@ -123,17 +123,32 @@ def assign_keyword_ids(
     group holding it. The registry (`_keyword_keys`, only ever added to) gives each pair one ID for good. A new pair
     takes its criterion ID as its keyword ID when no pair holds that ID yet, so a criterion in one ad group (and every
     simulated keyword) keeps the ID it is reported under; the criterion's later ad groups get new IDs counting up
-    from 2**62, never given before. A persisted registry rather than a hash, because a hash cannot leave the common
-    case its own ID, and a collision of two hashes could not be mended without moving a keyword's history. New pairs
-    are taken in order of day, ad group ID and criterion ID, so one report gives the same IDs however it is run.
-    Rows without an ad group ID keep their criterion ID: the only key such a report has."""
+    from 2**62, above every ID given and every criterion ID reported with them. A persisted registry rather than a
+    hash, because a hash cannot leave the common case its own ID, and a collision of two hashes could not be mended
+    without moving a keyword's history. New pairs are numbered in order of day, ad group ID and criterion ID, so one
+    report gives the same IDs however it is run, whole or in keyword shards (`number_new_keywords`). Rows without an
+    ad group ID keep their criterion ID: the only key such a report has."""
     registry = check_key_registry(empty_key_registry() if registry is None else registry)
+    ids, new, highest = keyword_ids_of_shard(ad_group_ids, criterion_ids, dates, registry)
+    (numbers,) = number_new_keywords([new], first_new_keyword_id(registry, [highest]))
+    ids[ids.notna()] = numbered(ids.dropna().to_numpy(dtype="int64"), numbers)
+    return ids, new.assign(keyword_id=numbered(new["keyword_id"].to_numpy(dtype="int64"), numbers))
+
+
+def keyword_ids_of_shard(
+    ad_group_ids: pd.Series, criterion_ids: pd.Series, dates: pd.Series, registry: pd.DataFrame
+) -> tuple[pd.Series, pd.DataFrame, int]:
+    """`assign_keyword_ids` for the rows of one keyword shard (every row of a criterion ID is in its shard), before
+    the range's new pairs are numbered: a new pair that cannot take its criterion ID holds a placeholder, -1, -2, …
+    in the order it will be numbered. `registry` needs only the shard's pairs and the pairs holding its criterion IDs
+    as keyword IDs. Also returns the highest criterion ID of the rows (0 for none): new IDs are numbered above it."""
     ad_group_ids = ad_group_ids.astype("string").reset_index(drop=True)
     criteria = pd.Series(criterion_ids, dtype="Int64").reset_index(drop=True)
     keyword_ids = criteria.copy()  # integers throughout: IDs above 2**53 do not survive a float
+    highest = int(criteria.max()) if criteria.notna().any() else 0
     paired = (ad_group_ids.notna() & criteria.notna()).to_numpy()
     if not paired.any():
-        return keyword_ids, empty_key_registry()
+        return keyword_ids, empty_key_registry(), highest
     rows = pd.DataFrame(
         {
             "ad_group_id": ad_group_ids[paired].to_numpy(),
@@ -149,17 +164,51 @@ def assign_keyword_ids(
     del rows, grouped
     registered = registry[["ad_group_id", "criterion_id", "keyword_id"]].astype({"keyword_id": "Int64"})
     pairs = pairs.merge(registered, how="left", validate="one_to_one")
-    new = pairs[pairs["keyword_id"].isna()].sort_values(["first_day", "ad_group_id", "criterion_id"])
-    # The first new pair of a criterion claims its ID, unless a pair holds it; the others count up past every ID given.
+    new = pairs[pairs["keyword_id"].isna()].sort_values(list(NEW_KEY_ORDER))
+    # The first new pair of a criterion claims its ID, unless a pair holds it; the others wait for their number.
     claims = ~new["criterion_id"].duplicated().to_numpy() & ~new["criterion_id"].isin(registry["keyword_id"]).to_numpy()
     new_ids = new["criterion_id"].to_numpy(dtype="int64").copy()
-    given = np.concatenate([registry["keyword_id"].to_numpy(dtype="int64"), new_ids[claims]])
-    highest = max(FIRST_NEW_KEYWORD_ID - 1, int(given.max()) if len(given) else 0)
-    new_ids[~claims] = highest + 1 + np.arange(int((~claims).sum()), dtype="int64")
+    new_ids[~claims] = -1 - np.arange(int((~claims).sum()), dtype="int64")
     new = new.assign(keyword_id=new_ids)
     pairs.loc[new.index, "keyword_id"] = new_ids
     keyword_ids[paired] = pairs["keyword_id"].to_numpy(dtype="int64")[pair_of_row]
-    return keyword_ids, new.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict())
+    return keyword_ids, new.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict()), highest
+
+
+# The order new pairs are numbered in: a report gives the same IDs whatever order its rows come in.
+NEW_KEY_ORDER: tuple[str, ...] = ("first_day", "ad_group_id", "criterion_id")
+
+
+def first_new_keyword_id(registry: pd.DataFrame, highest_reported: list[int]) -> int:
+    """The first ID a new pair without a criterion ID of its own gets: above every ID the registry gave and every
+    criterion ID reported (a row without an ad group ID is keyed by its criterion ID), and 2**62 at least."""
+    given = registry["keyword_id"].to_numpy(dtype="int64")
+    return max(FIRST_NEW_KEYWORD_ID - 1, int(given.max()) if len(given) else 0, *highest_reported) + 1
+
+
+def number_new_keywords(new_keys_of_shards: list[pd.DataFrame], first_id: int) -> list[np.ndarray]:
+    """The keyword IDs of the shards' placeholders (`keyword_ids_of_shard`), counting up from `first_id` in the order
+    of day, ad group ID and criterion ID over every shard: for each shard, the ID of placeholder -k at [k - 1]."""
+    waiting = [keys[keys["keyword_id"].to_numpy(dtype="int64") < 0] for keys in new_keys_of_shards]
+    order = pd.concat(
+        [keys.loc[:, list(NEW_KEY_ORDER)].assign(shard=shard) for shard, keys in enumerate(waiting)],
+        ignore_index=True,
+    ).sort_values(list(NEW_KEY_ORDER), kind="stable")
+    numbers = np.empty(len(order), dtype="int64")
+    numbers[order.index.to_numpy()] = first_id + np.arange(len(order), dtype="int64")
+    bounds = np.cumsum([0, *map(len, waiting)])
+    # A shard's placeholders -1, -2, … are its waiting pairs in that order (they were sorted the same way).
+    return [numbers[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+def numbered(keyword_ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """`keyword_ids` with each placeholder -k replaced by its number, `numbers[k - 1]`."""
+    waiting = keyword_ids < 0
+    if not waiting.any():
+        return keyword_ids
+    out = keyword_ids.copy()
+    out[waiting] = numbers[-keyword_ids[waiting] - 1]
+    return out
 
 
 def check_key_registry(registry: pd.DataFrame, what: str = "the keyword key registry") -> pd.DataFrame:
@@ -229,6 +278,16 @@ def normalize_match_type(values: pd.Series) -> pd.Series:
     return pd.Series(lookup[codes], index=values.index, dtype="string")
 
 
+@dataclass
+class ShardVerdict:
+    """One keyword shard's rows judged (`validate_shard`), before the new keywords of the range are numbered."""
+
+    valid: pd.DataFrame  # kept rows in key order; a new keyword still to be numbered holds a placeholder, -1, -2, …
+    quarantine: pd.DataFrame  # the rows set aside, in the order they came; the index is each row's position
+    new_keys: pd.DataFrame  # the shard's new pairs, with placeholders (`keyword_ids_of_shard`)
+    highest_reported: int  # the highest criterion ID given a keyword ID: new IDs are numbered above it
+
+
 def validate_report(
     raw: pd.DataFrame,
     days: list[dt.date],
@@ -239,12 +298,45 @@ def validate_report(
     """Split `raw` into validated rows and the quarantine. `trailing_totals` (keyword_id and each metric's total over
     the 28 days before `days`) is what the outlier rule compares against; without it the rule is skipped.
     `key_registry` holds the keyword IDs already given to (ad group, criterion) pairs (`assign_keyword_ids`); the
-    pairs first seen here are returned in `new_keys`."""
+    pairs first seen here are returned in `new_keys`. A stored report too large for memory is validated shard by
+    shard, with the same result (`daily_bids.ingest.stored_validation`)."""
+    raw = conform_raw(raw)
+    registry = check_key_registry(empty_key_registry() if key_registry is None else key_registry)
+    unreported = _unreported_metrics(raw)
+    verdict = validate_shard(raw, days, plausibility, keyword_history(trailing_totals), registry, unreported)
+    (numbers,) = number_new_keywords([verdict.new_keys], first_new_keyword_id(registry, [verdict.highest_reported]))
+    valid = verdict.valid
+    if len(numbers):  # the numbered keywords sort after every other of their day
+        valid = valid.assign(keyword_id=numbered(valid["keyword_id"].to_numpy(dtype="int64"), numbers))
+        valid = valid.take(np.lexsort((valid["keyword_id"].to_numpy(), valid["date"].to_numpy()))).reset_index(
+            drop=True
+        )
+    return ValidatedReport(
+        valid=valid,
+        quarantine=verdict.quarantine.reset_index(drop=True),
+        unreported_metrics=sorted(name for name in unreported.columns if unreported[name].all()),
+        new_keys=verdict.new_keys.assign(
+            keyword_id=numbered(verdict.new_keys["keyword_id"].to_numpy(), numbers)
+        ).reset_index(drop=True),
+    )
+
+
+def validate_shard(
+    raw: pd.DataFrame,
+    days: list[dt.date],
+    plausibility: Plausibility | None,
+    history: pd.DataFrame | None,
+    key_registry: pd.DataFrame,
+    unreported: pd.DataFrame,
+) -> ShardVerdict:
+    """`validate_report` of the rows of one keyword shard (every row of each of its criterion IDs, in the order they
+    came), with `history` (`keyword_history`: at least the shard's keywords), `unreported` (per row, True for each
+    optional metric its day left empty on every row, judged over the whole day) and the registry's pairs. The shard's new keywords without an ID of their own hold
+    placeholders until the range's are numbered (`number_new_keywords`)."""
     plausibility = plausibility or Plausibility.from_contract()
     raw = conform_raw(raw)
     raw["match_type"] = normalize_match_type(raw["match_type"])
     raw["status"] = normalize_status(raw["status"])
-    unreported = _unreported_metrics(raw)
     reason = pd.Series(pd.NA, index=raw.index, dtype="string")
     detail = pd.Series(pd.NA, index=raw.index, dtype="string")
 
@@ -293,14 +385,15 @@ def validate_report(
     # duplicates are judged by.
     passed = reason.isna().to_numpy()
     keyword_ids = pd.Series(pd.NA, index=raw.index, dtype="Int64")
-    ids, new_keys = assign_keyword_ids(
+    ids, new_keys, highest = keyword_ids_of_shard(
         raw["ad_group_id"][passed], raw["keyword_id"][passed].astype("Int64"), raw["date"][passed], key_registry
     )
     keyword_ids[passed] = ids.to_numpy()
-    if trailing_totals is not None and plausibility.outlier_factor > 0:
-        history = trailing_totals.drop_duplicates("keyword_id").set_index("keyword_id")
+    if history is not None and plausibility.outlier_factor > 0:
+        # Each row's keyword looked up once for every metric (NaN where it has no history).
+        at = history.index.get_indexer(keyword_ids.fillna(-1).to_numpy())
         for name in METRIC_COLUMNS:
-            total = history[name].reindex(keyword_ids.fillna(-1).to_numpy()).to_numpy(dtype="float64")
+            total = np.where(at >= 0, history[name].to_numpy(dtype="float64", na_value=np.nan)[at], np.nan)
             limit = np.maximum(plausibility.outlier_factor * np.nan_to_num(total), COLUMNS_BY_NAME[name].outlier_floor)
             flag(
                 "outlier_vs_history",
@@ -334,12 +427,15 @@ def validate_report(
     valid = conform_report(kept)
     del kept
     quarantine = raw[reason.notna().to_numpy()].assign(reason=reason[reason.notna()], detail=detail[reason.notna()])
-    return ValidatedReport(
-        valid=valid,
-        quarantine=quarantine.loc[:, list(QUARANTINE_COLUMNS)].reset_index(drop=True),
-        unreported_metrics=sorted(name for name in unreported.columns if unreported[name].all()),
-        new_keys=new_keys,
-    )
+    return ShardVerdict(valid, quarantine.loc[:, list(QUARANTINE_COLUMNS)], new_keys, highest)
+
+
+def keyword_history(trailing_totals: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The outlier rule's history (each metric's 28-day total) indexed by keyword ID: built once, and looked up by
+    every shard."""
+    if trailing_totals is None:
+        return None
+    return trailing_totals.drop_duplicates("keyword_id").set_index("keyword_id")
 
 
 def _in_key_order(dates: pd.Series, keyword_ids: pd.Series, passing: np.ndarray) -> np.ndarray:
