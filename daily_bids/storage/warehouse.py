@@ -396,6 +396,11 @@ class Warehouse:
         """Row groups of a partition, from the Parquet footer: the units a Spark form hands its tasks."""
         return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_row_groups
 
+    def row_group_rows(self, table: str, day: dt.date) -> list[int]:
+        """Each row group's rows in a partition, from the Parquet footer."""
+        metadata = pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata
+        return [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+
     def partition_columns(self, table: str, day: dt.date) -> list[str]:
         """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
         return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow.names
@@ -487,11 +492,12 @@ class Warehouse:
     def table_exists(self, table: str) -> bool:
         return self.exists(f"{table}/{DATA_FILE}")
 
-    def read_table(self, table: str) -> pd.DataFrame:
+    def read_table(self, table: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+        """An unpartitioned table; with `filters` (pyarrow's), only the rows they keep, filtered while reading."""
         file = self.fs.get_file_info(self.path(table, DATA_FILE))
         if file.type != pafs.FileType.File:
             raise MissingPartitionsError(f"{table} has not been materialized (no {self.display_uri(table, DATA_FILE)})")
-        return to_pandas(self._read_parquet(file))
+        return to_pandas(self._read_parquet(file, columns, filters))
 
     @contextmanager
     def byte_writer(self, relative_path: str) -> Iterator[pa.NativeFile]:
