@@ -1,6 +1,5 @@
 """Raw and validated keyword reports, and the quarantine of rejected rows."""
 
-import datetime as dt
 import json
 
 import dagster as dg
@@ -9,12 +8,14 @@ import pandas as pd
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids.ingest.landing import LandingFileError
-from daily_bids.ingest.validation import KeyRegistryError, Plausibility, add_to_key_registry, validate_report
+from daily_bids.ingest.stored_validation import StoredValidation, key_registry
+from daily_bids.ingest.validation import KeyRegistryError, Plausibility, add_to_key_registry
 from daily_bids.schema import METRIC_COLUMNS, numeric
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from resources.ad_platform import ReportSource
-from resources.warehouse import WarehouseResource
+from resources.engine import EngineResource
+from resources.warehouse import WarehouseResource, held_metadata
 
 
 def plausibility(settings: Settings) -> Plausibility:
@@ -75,69 +76,72 @@ def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSou
     # raw report, so recomputing one side gives the rows the stored other side was made with; `quarantine_reconciles`
     # proves it for every day.
     can_subset=True,
+    deps=[raw_keyword_report],  # read from its stored partitions, shard by shard, not handed over whole
     **DAILY_ASSET_POLICIES,
 )
 def validated_keyword_report(
     context: dg.AssetExecutionContext,
-    raw_keyword_report: pd.DataFrame,
     warehouse: WarehouseResource,
     settings: dg.ResourceParam[Settings],
+    scoring: EngineResource,  # the engine (BIDS_ENGINE); its key is `scoring`, as stored runs name it
 ):
+    """Validated one keyword shard at a time from the stored raw partitions, on the engine: memory holds a shard,
+    not the range (`daily_bids.ingest.stored_validation`)."""
     days = partition_days(context)
-    store = warehouse.warehouse()
-    result = validate_report(
-        raw_keyword_report,
-        days,
-        plausibility(settings),
-        _trailing_totals(warehouse, days[0] - dt.timedelta(days=1)),
-        _key_registry(store),
-    )
-    if len(result.new_keys):
-        # Written before either table, and whichever is selected: a key once given is never given again.
+    store = warehouse.for_step(context)
+    selected = context.selected_asset_keys
+    written = {key: key.path[-1] if key in selected else None for key in (VALIDATED_REPORT, QUARANTINE)}
+
+    def record_new_keys(result: StoredValidation) -> None:
+        """Before either table is published, and whichever is selected: a key once given is never given again."""
+        if not len(result.new_keys):
+            return
         try:
-            store.write_table(tables.KEYWORD_KEYS, add_to_key_registry(_key_registry(store), result.new_keys))
+            store.write_table(tables.KEYWORD_KEYS, add_to_key_registry(key_registry(store), result.new_keys))
         except KeyRegistryError as error:  # a concurrent run's keys: retrying assigns from the registry as it is
             raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from error
         context.log.info(f"{len(result.new_keys)} new keyword(s) given keyword IDs ({tables.KEYWORD_KEYS})")
-    reasons = result.quarantine["reason"].value_counts().to_dict()
-    if reasons:
-        context.log.warning(f"{len(result.quarantine)} rows quarantined: {reasons}")
-    selected = context.selected_asset_keys
+
+    result = scoring.validate_stored(
+        store,
+        tables.RAW_REPORT,
+        days,
+        plausibility(settings),
+        written[VALIDATED_REPORT],
+        written[QUARANTINE],
+        record_new_keys,
+        context.log.info,
+    )
+    if result.reasons:
+        context.log.warning(f"{result.quarantined_rows} rows quarantined: {result.reasons}")
     if VALIDATED_REPORT in selected:
-        yield dg.Output(
-            result.valid,
-            output_name=VALIDATED_REPORT.path[-1],
+        yield dg.MaterializeResult(
+            asset_key=VALIDATED_REPORT,
             metadata={
-                "rows": len(result.valid),
-                "rows_quarantined": len(result.quarantine),
-                "keywords": int(result.valid["keyword_id"].nunique()),
+                "rows": result.valid_rows,
+                "rows_quarantined": result.quarantined_rows,
+                "keywords": result.keywords,
                 "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
-                **_totals(result.valid),
+                "keyword_shards": result.shards,
+                **readable({f"total_{column}": total for column, total in result.valid_totals.items()}),
+                **_where(store, VALIDATED_REPORT),
             },
         )
     if QUARANTINE in selected:
-        yield dg.Output(
-            result.quarantine,
-            output_name=QUARANTINE.path[-1],
+        yield dg.MaterializeResult(
+            asset_key=QUARANTINE,
             metadata={
-                "rows": len(result.quarantine),
-                **{f"reason_{code}": int(n) for code, n in reasons.items()},
+                "rows": result.quarantined_rows,
+                **{f"reason_{code}": int(n) for code, n in result.reasons.items()},
+                **_where(store, QUARANTINE),
             },
         )
 
 
-def _key_registry(store) -> pd.DataFrame | None:
-    return store.read_table(tables.KEYWORD_KEYS) if store.table_exists(tables.KEYWORD_KEYS) else None
-
-
-def _trailing_totals(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame | None:
-    """Each keyword's metric totals over the 28 days through `day`, from the features' rolling state (one partition,
-    not 28 report days); None before the features have run, when the outlier rule has nothing to go by."""
-    store = warehouse.warehouse()
-    if not store.partition_exists(tables.FEATURE_STATE, day):
-        return None
-    sums = {f"{m}_sum_28d": m for m in METRIC_COLUMNS}
-    return store.read_partitions(tables.FEATURE_STATE, [day], columns=["keyword_id", *sums]).rename(columns=sums)
+def _where(store, key: dg.AssetKey) -> dict:
+    """Where the table is, and what its partitions wait for when they are held for their checks."""
+    table = key.path[-1]
+    return {"path": dg.MetadataValue.path(store.display_uri(table)), **held_metadata(store, table)}
 
 
 def _totals(report: pd.DataFrame) -> dict[str, float]:

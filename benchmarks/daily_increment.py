@@ -55,6 +55,7 @@ STAGES = (
     "publication",
 )
 RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
+QUARANTINE = "keyword_quarantine"
 STATE = "_keyword_feature_state"  # the features' rolling state (daily_bids.storage.tables.FEATURE_STATE)
 
 
@@ -65,7 +66,7 @@ METRICS = ["keyword_id", "impressions", "clicks", "cost", "conversions", "conver
 CONTEXT = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
 FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]]] = {
     "report": ([], [RAW]),
-    "validation": ([(RAW, [0], None)], [VALIDATED, "keyword_quarantine"]),
+    "validation": ([(RAW, [0], None)], [VALIDATED, QUARANTINE]),
     "report_checks": ([(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:]), (VALIDATED, [0], None)], []),
     "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, STATE]),
     "features_incremental": (
@@ -132,6 +133,7 @@ def _raw(report: pd.DataFrame) -> pd.DataFrame:
 
 # The stages with a Spark form (BIDS_ENGINE=spark); `--engine spark` runs these on `local[2]`.
 SPARK_STAGES = (
+    "validation",
     "report_checks",
     "features_first_run",
     "features_incremental",
@@ -146,7 +148,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     from daily_bids.bidding.policy import BidPolicy
     from daily_bids.currency import DEFAULT_CURRENCY
     from daily_bids.features import catalog
-    from daily_bids.ingest.validation import validate_report
+    from daily_bids.ingest.validation import Plausibility
     from daily_bids.quality import expectations as quality
     from daily_bids.simulator.market import AdMarketSimulator
     from daily_bids.storage.warehouse import Warehouse
@@ -163,10 +165,9 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
         started = time.perf_counter()
         if stage == "report":
             store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
-        elif stage == "validation":
-            result = validate_report(store.read_partitions(RAW, [DAY]), [DAY])
-            store.write_partition(VALIDATED, DAY, result.valid)
-            store.write_partition("keyword_quarantine", DAY, result.quarantine)
+        elif stage == "validation":  # as the step: the stored raw day, a keyword shard at a time
+            plausibility = Plausibility.from_contract()
+            steps.validate_stored(store, RAW, [DAY], plausibility, VALIDATED, QUARANTINE, None, None)
         elif stage == "report_checks":  # as the checks read them: the stored rows in batches, their types from footers
             for layer, table in (("raw", RAW), ("validated", VALIDATED)):
                 steps.check_stored(store, table, [DAY], quality.report_suite(layer, [DAY]), f"{layer}_report")

@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from daily_bids.features.writer import write_features
+from daily_bids.ingest import stored_validation
 from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing, scoring
 from daily_bids.serving.scoring import BATCH_ROWS
@@ -124,6 +125,19 @@ class EngineResource(dg.ConfigurableResource):
             return run_expectations_on_spark(self.spark_session(), store, table, days, expectations, name, log=log)
         batches = store.iter_partitions(table, days, quality.BATCH_ROWS)
         return quality.run_expectations_in_batches(batches, expectations, name, log, rows)
+
+    def validate_stored(
+        self, store, raw_table, days, plausibility, valid_table, quarantine_table, before_publishing, log
+    ):
+        """The range's stored raw reports validated into `valid_table` and `quarantine_table` (either None: not
+        written), one keyword shard at a time: the same partitions on either engine
+        (`daily_bids.ingest.stored_validation`: each shard a Spark task)."""
+        arguments = (store, raw_table, days, plausibility, valid_table, quarantine_table)
+        if self.on_spark:
+            return stored_validation.validate_stored_on_spark(
+                self.spark_session(), *arguments, before_publishing=before_publishing, log=log
+            )
+        return stored_validation.validate_stored(*arguments, before_publishing=before_publishing, log=log)
 
     def write_ads_editor_csv(self, store, bids_table, day, relative_path, currency, log):
         """The day's bids as the Google Ads Editor CSV at `relative_path`: the same bytes on either engine

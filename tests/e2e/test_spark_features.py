@@ -136,12 +136,14 @@ def test_features_on_spark_with_the_warehouse_on_s3(spark, reports, local_run):
         check_parity(spark, store, local_run, "local[2], S3")
 
 
-def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, monkeypatch):
-    """`BIDS_ENGINE=spark` takes a real run's features step to Spark: the partitions the local engine's run wrote."""
+def test_bids_engine_spark_runs_validation_and_features_on_spark(spark, tmp_path, monkeypatch):
+    """`BIDS_ENGINE=spark` takes a real run's validation and features steps to Spark: the partitions the local
+    engine's run wrote."""
     import dagster as dg
 
     from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
     from assets.features import keyword_features
+    from assets.reports import validated_keyword_report
     from daily_bids.settings import Settings
     from resources import build_resources
     from support.deployment import materialize_range
@@ -152,7 +154,8 @@ def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, mon
     local = build_resources(Settings())
     assert materialize_range(HISTORY_ASSETS, start, day, local).success
     store = local["warehouse"].warehouse()
-    expected = {table: store.read_partitions(table, [day]) for table in ("keyword_features", tables.FEATURE_STATE)}
+    made_again = (tables.VALIDATED_REPORT, tables.QUARANTINE, "keyword_features", tables.FEATURE_STATE)
+    expected = {table: store.read_partitions(table, [day]) for table in made_again}
     for table in expected:  # forget the day, then have Spark make it again
         (tmp_path / table / f"date={day}" / "data.parquet").unlink()
     monkeypatch.setenv("BIDS_ENGINE", "spark")
@@ -162,7 +165,7 @@ def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, mon
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
-        selection=[keyword_features],
+        selection=[validated_keyword_report, keyword_features],
         resources=on_spark,
         partition_key=day.isoformat(),
         instance=instance,
@@ -170,6 +173,7 @@ def test_bids_engine_spark_runs_the_features_asset_on_spark(spark, tmp_path, mon
     assert result.success
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(f"features {day} on Spark (local[2])" in message for message in logged), logged
+    assert any(f"validation {day} on Spark: " in message for message in logged), logged
     for table, frame in expected.items():
         pd.testing.assert_frame_equal(store.read_partitions(table, [day]), frame)
 
