@@ -390,10 +390,10 @@ def validate_shard(
     )
     keyword_ids[passed] = ids.to_numpy()
     if history is not None and plausibility.outlier_factor > 0:
-        # Each row's keyword looked up once for every metric (NaN where it has no history).
+        # Each row's keyword looked up once for every metric; position -1 (no history) picks the NaN appended.
         at = history.index.get_indexer(keyword_ids.fillna(-1).to_numpy())
         for name in METRIC_COLUMNS:
-            total = np.where(at >= 0, history[name].to_numpy(dtype="float64", na_value=np.nan)[at], np.nan)
+            total = np.append(history[name].to_numpy(dtype="float64", na_value=np.nan), np.nan)[at]
             limit = np.maximum(plausibility.outlier_factor * np.nan_to_num(total), COLUMNS_BY_NAME[name].outlier_floor)
             flag(
                 "outlier_vs_history",

@@ -171,6 +171,9 @@ def test_a_value_far_above_the_keywords_own_history_is_an_outlier():
     result = validate_report(raw, [DAY], Plausibility.from_contract(), trailing_totals=history)
     assert dict(zip(result.quarantine["keyword_id"], result.quarantine["reason"])) == {1: "outlier_vs_history"}
     assert "against a 28-day total of 1120" in result.quarantine["detail"].iloc[0]
+    # Without any history row (a keyword shard whose keywords are all new), only the floors judge.
+    alone = validate_report(raw, [DAY], Plausibility.from_contract(), trailing_totals=history.iloc[0:0])
+    assert dict(zip(alone.quarantine["keyword_id"], alone.quarantine["reason"])) == {1: "outlier_vs_history"}
 
 
 def test_a_restated_outlier_leaves_the_original_row_in_place():
