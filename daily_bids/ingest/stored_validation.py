@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
+from daily_bids.ingest.tally import ReportTally
 from daily_bids.ingest.validation import (
     FIRST_NEW_KEYWORD_ID,
     NEW_KEY_ORDER,
@@ -123,14 +124,17 @@ class ValidationPlan:
 class StoredValidation:
     """What a range's validation wrote, for the step's metadata and the key registry."""
 
-    valid_rows: int = 0
     quarantined_rows: int = 0
     keywords: int = 0
     unreported_metrics: list[str] = field(default_factory=list)
     new_keys: pd.DataFrame = field(default_factory=empty_key_registry)
     reasons: dict[str, int] = field(default_factory=dict)
-    valid_totals: dict[str, float] = field(default_factory=dict)
+    valid: ReportTally = field(default_factory=lambda: ReportTally({}))  # the validated rows' days and totals
     shards: int = 0
+
+    @property
+    def valid_rows(self) -> int:
+        return self.valid.rows
 
 
 # ---- 1. the column pass ---------------------------------------------------------------------------------------------
@@ -267,33 +271,18 @@ class VerdictWriter:
     """Writes the shards' verdicts, given in shard order, into the staged partitions of every day of the range: the
     validated rows of IDs below 2**62 at once (a shard's are above every earlier shard's), the rest at the end."""
 
-    def __init__(
-        self,
-        staged: StagedPartitions,
-        days: tuple[dt.date, ...],
-        valid_table: str | None,
-        quarantine_table: str | None,
-    ):
-        self.days = days
+    def __init__(self, staged: StagedPartitions, days: tuple[dt.date, ...], valid: str | None, quarantine: str | None):
         self._stack = ExitStack()
-        self._valid = self._writers(staged, valid_table)
-        self._quarantine = self._writers(staged, quarantine_table)
+        self._valid, self._quarantine = (
+            None if table is None else self._stack.enter_context(staged.day_writers(table, days))
+            for table in (valid, quarantine)
+        )
         self._tails: list[tuple[int, pd.DataFrame]] = []
         self._set_aside: list[pd.DataFrame] = []
         self._new_keys: list[pd.DataFrame] = []
         self._highest: list[int] = []
         self._empty_valid: pd.DataFrame | None = None
-        self._written: set[tuple[str, dt.date]] = set()  # a partition needs its columns even without rows
-        self.result = StoredValidation(valid_totals=dict.fromkeys(METRIC_COLUMNS, 0.0))
-
-    def _writers(self, staged: StagedPartitions, table: str | None) -> dict:
-        if table is None:
-            return {}
-        return {day: self._stack.enter_context(staged.partition_writer(table, day)) for day in self.days}
-
-    def _write(self, writers: dict, day: dt.date, frame: pd.DataFrame) -> None:
-        writers[day].write(frame)
-        self._written.add((writers[day].table, day))
+        self.result = StoredValidation(valid=ReportTally.of_days(list(days)))
 
     def __enter__(self) -> VerdictWriter:
         return self
@@ -307,25 +296,24 @@ class VerdictWriter:
             self._empty_valid = valid.iloc[0:0]
         ids = valid["keyword_id"].to_numpy(dtype="int64")
         head = (ids > 0) & (ids < FIRST_NEW_KEYWORD_ID)
-        self._write_by_day(self._valid, valid[head])
+        if self._valid is not None:
+            self._valid.write(valid[head])
         if not head.all():
             self._tails.append((shard, valid[~head]))
         self._set_aside.append(verdict.quarantine)
         self._new_keys.append(verdict.new_keys)
         self._highest.append(verdict.highest_reported)
-        self.result.valid_rows += len(valid)
         # A keyword's rows are all in its shard. Counted by sorting: NumPy's hashing unique took 0.4 s a shard.
         ordered = np.sort(ids, kind="stable")  # runs already sorted: each day's rows are in keyword order
         self.result.keywords += int(len(ordered) > 0) + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
-        for name in METRIC_COLUMNS:
-            self.result.valid_totals[name] += float(np.nansum(numeric(valid[name])))
+        self.result.valid.add(valid)
         self.result.shards += 1
 
     def finish(self, registry: pd.DataFrame, unreported: tuple[frozenset[str], ...], rows: list[int]) -> None:
-        """The range's new keywords numbered, the rows waiting for them and the quarantine written, and every day's
-        partitions closed (a day without rows gets its columns)."""
+        """The range's new keywords numbered, the rows waiting for them and the quarantine written, and every day
+        without rows given its columns."""
         numbers = number_new_keywords(self._new_keys, first_new_keyword_id(registry, self._highest))
-        if self._tails:
+        if self._tails and self._valid is not None:
             tail = pd.concat(
                 [
                     frame.assign(keyword_id=numbered(frame["keyword_id"].to_numpy(dtype="int64"), numbers[shard]))
@@ -333,8 +321,7 @@ class VerdictWriter:
                 ],
                 ignore_index=True,
             )
-            order = np.lexsort((tail["keyword_id"].to_numpy(), tail["date"].to_numpy()))
-            self._write_by_day(self._valid, tail.take(order))
+            self._valid.write(tail.take(np.lexsort((tail["keyword_id"].to_numpy(), tail["date"].to_numpy()))))
         new_keys = [
             keys.assign(keyword_id=numbered(keys["keyword_id"].to_numpy(dtype="int64"), numbers[shard]))
             for shard, keys in enumerate(self._new_keys)
@@ -346,34 +333,19 @@ class VerdictWriter:
             .sort_values(list(NEW_KEY_ORDER), kind="stable")
             .reset_index(drop=True)
         )
-        set_aside = pd.concat(self._set_aside, ignore_index=True) if self._set_aside else None
-        if set_aside is not None and len(set_aside):
-            set_aside = set_aside.take(np.argsort(set_aside[ORDER].to_numpy(), kind="stable"))
-            day_numbers = set_aside.pop(ORDER).to_numpy() // DAY_STRIDE
-            for number, day in enumerate(self.days):
-                if day in self._quarantine and (day_numbers == number).any():
-                    self._write(self._quarantine, day, set_aside[day_numbers == number])
-            self.result.quarantined_rows = len(set_aside)
-            self.result.reasons = set_aside["reason"].value_counts().to_dict()
-        empty_quarantine = None if set_aside is None else set_aside.drop(columns=[ORDER], errors="ignore").iloc[0:0]
-        for writers, empty in ((self._valid, self._empty_valid), (self._quarantine, empty_quarantine)):
-            for day, writer in writers.items():
-                if (writer.table, day) not in self._written and empty is not None:
-                    self._write(writers, day, empty.iloc[0:0])
+        set_aside = pd.concat(self._set_aside, ignore_index=True)
+        set_aside = set_aside.take(np.argsort(set_aside.pop(ORDER).to_numpy(), kind="stable"))  # as the rows came
+        if self._quarantine is not None:
+            self._quarantine.write(set_aside)
+            self._quarantine.fill(set_aside)
+        if self._valid is not None:
+            self._valid.fill(self._empty_valid)
+        self.result.quarantined_rows = len(set_aside)
+        self.result.reasons = set_aside["reason"].value_counts().to_dict()
         days_with_rows = [reported for reported, count in zip(unreported, rows) if count]
         self.result.unreported_metrics = sorted(
             name for name in OPTIONAL_METRICS if all(name in day for day in days_with_rows)
         )
-
-    def _write_by_day(self, writers: dict, valid: pd.DataFrame) -> None:
-        if not writers or valid.empty:
-            return
-        dates = valid["date"].to_numpy()
-        for day in self.days:
-            moment = np.datetime64(day, "ns")
-            start, end = np.searchsorted(dates, [moment, moment + np.timedelta64(1, "D")])
-            if end > start:
-                self._write(writers, day, valid.iloc[start:end])
 
 
 # ---- the whole range, in this process --------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import pandas as pd
@@ -592,6 +592,13 @@ class StagedPartitions:
             yield writer
         self._staged.setdefault(table, {})[day] = path
 
+    @contextmanager
+    def day_writers(self, table: str, days: Iterable[dt.date]) -> Iterator[DayWriters]:
+        """A partition writer for each of `days`, open together (`DayWriters`): frames of any of the days, in
+        pieces; each day is staged once the block ends without an error."""
+        with ExitStack() as stack:
+            yield DayWriters(table, {day: stack.enter_context(self.partition_writer(table, day)) for day in days})
+
     def write_partition(self, table: str, day: dt.date, frame: pd.DataFrame) -> None:
         path = self.staged_path(table, day)
         self.warehouse._write_parquet_atomically(path, _undated(frame, table, day))
@@ -626,6 +633,36 @@ class StagedPartitions:
         self._staged.clear()
         if self.warehouse.fs.get_file_info(self.folder).type != pafs.FileType.NotFound:
             self.warehouse.fs.delete_dir(self.folder)
+
+
+class DayWriters:
+    """One writer for each day of a range (`StagedPartitions.day_writers`): a frame of rows of any of its days is
+    split by its `date` column, and each day's rows appended to its partition in the order they come."""
+
+    def __init__(self, table: str, writers: dict[dt.date, PartitionWriter]):
+        self.table, self._writers = table, writers
+        self._written: set[dt.date] = set()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        dates = as_day(frame[PARTITION_COLUMN]).to_numpy()
+        days = pd.unique(dates)
+        outside = sorted(str(pd.Timestamp(d).date()) for d in days if pd.Timestamp(d).date() not in self._writers)
+        if outside:
+            raise ValueError(f"{self.table}: rows dated {outside[:3]} fall outside the partitions being written")
+        for moment in days:
+            day = pd.Timestamp(moment).date()
+            self._writers[day].write(frame if len(days) == 1 else frame[dates == moment])
+            self._written.add(day)
+
+    def fill(self, empty: pd.DataFrame) -> None:
+        """Every day without a row so far gets `empty`'s columns: a partition is written even for a day without
+        rows, so a re-run replaces rather than adds."""
+        for day, writer in self._writers.items():
+            if day not in self._written:
+                writer.write(empty.iloc[0:0])
+                self._written.add(day)
 
 
 class PartitionWriter:
