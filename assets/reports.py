@@ -3,14 +3,14 @@
 import json
 
 import dagster as dg
-import pandas as pd
 
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids.ingest.landing import LandingFileError
 from daily_bids.ingest.stored_validation import StoredValidation, key_registry
+from daily_bids.ingest.tally import ReportTally
 from daily_bids.ingest.validation import KeyRegistryError, Plausibility, add_to_key_registry
-from daily_bids.schema import METRIC_COLUMNS, numeric
+from daily_bids.schema import empty_raw
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from resources.ad_platform import ReportSource
@@ -34,25 +34,37 @@ QUARANTINE = dg.AssetKey(tables.QUARANTINE)
 
 
 @dg.asset(group_name="reports", kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY_POLICY, **DAILY_ASSET_POLICIES)
-def raw_keyword_report(context: dg.AssetExecutionContext, ad_platform: ReportSource) -> dg.Output[pd.DataFrame]:
-    """Each day's keyword report as the source delivered it, with the file and line every row came from."""
+def raw_keyword_report(
+    context: dg.AssetExecutionContext, ad_platform: ReportSource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Each day's keyword report as the source delivered it, with the file and line every row came from. Written
+    piece by piece as the source hands it over (the simulator makes a large day a million rows at a time); the
+    range's days replace the stored ones together."""
     days = partition_days(context)
+    store = warehouse.for_step(context)
+    table = context.assets_def.key.path[-1]
+    tally = ReportTally.of_days(days)
     try:
-        report = ad_platform.fetch_reports(days, context.log.info)
+        with store.staging() as staged:
+            with staged.day_writers(table, days) as writers:
+                for piece in ad_platform.report_pieces(days, context.log.info):
+                    writers.write(piece)
+                    tally.add(piece)
+                writers.fill(empty_raw())
+            staged.publish(table)
     except LandingFileError as error:  # a malformed file stays malformed: retrying cannot help
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    rows_per_day = report.groupby("date").size()
-    empty_days = [d.isoformat() for d in days if rows_per_day.get(pd.Timestamp(d), 0) == 0]
+    empty_days = [day.isoformat() for day in tally.days_without_rows()]
     if empty_days:
         context.log.warning(f"no report rows for {len(empty_days)} day(s): {empty_days[:10]}")
-    return dg.Output(
-        report,
+    return dg.MaterializeResult(
         metadata={
-            "rows": len(report),
+            "rows": tally.rows,
             "days": len(days),
             "days_without_rows": len(empty_days),
-            "source_files": report["source_file"].nunique(),
-            **_totals(report),
+            "source_files": len(tally.source_files),
+            **_totals(tally),
+            **_where(store, context.assets_def.key),
         },
     )
 
@@ -123,7 +135,7 @@ def validated_keyword_report(
                 "keywords": result.keywords,
                 "unreported_metrics": ", ".join(result.unreported_metrics) or "none",
                 "keyword_shards": result.shards,
-                **readable({f"total_{column}": total for column, total in result.valid_totals.items()}),
+                **_totals(result.valid),
                 **_where(store, VALIDATED_REPORT),
             },
         )
@@ -144,5 +156,5 @@ def _where(store, key: dg.AssetKey) -> dict:
     return {"path": dg.MetadataValue.path(store.display_uri(table)), **held_metadata(store, table)}
 
 
-def _totals(report: pd.DataFrame) -> dict[str, float]:
-    return readable({f"total_{column}": float(pd.Series(numeric(report[column])).sum()) for column in METRIC_COLUMNS})
+def _totals(tally: ReportTally) -> dict[str, float]:
+    return readable({f"total_{column}": total for column, total in tally.totals.items()})

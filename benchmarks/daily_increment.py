@@ -127,8 +127,9 @@ def prepare(folder: Path, keywords: int) -> None:
     (folder / "ready").write_text("ok")
 
 
-def _raw(report: pd.DataFrame) -> pd.DataFrame:
-    return report.assign(source_file="simulator:seed=7", source_row=np.arange(1, len(report) + 1), parse_errors=pd.NA)
+def _raw(report: pd.DataFrame, first_row: int = 1) -> pd.DataFrame:
+    rows = np.arange(first_row, first_row + len(report))
+    return report.assign(source_file="simulator:seed=7", source_row=rows, parse_errors=pd.NA)
 
 
 # The stages with a Spark form (BIDS_ENGINE=spark); `--engine spark` runs these on `local[2]`.
@@ -152,6 +153,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     from daily_bids.quality import expectations as quality
     from daily_bids.simulator.market import AdMarketSimulator
     from daily_bids.storage.warehouse import Warehouse
+    from resources.ad_platform import REPORT_PIECE_ROWS as PIECE_ROWS
     from resources.engine import EngineResource
 
     store = Warehouse(str(folder / "warehouse"))
@@ -163,8 +165,14 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
         if steps.on_spark:  # the session is up before the clock starts; its JVM's memory counts
             steps.spark_session().range(1).count()
         started = time.perf_counter()
-        if stage == "report":
-            store.write_partition(RAW, DAY, _raw(AdMarketSimulator(seed=7, keywords=keywords).report(DAY)))
+        if stage == "report":  # as the step makes it: the day a piece at a time, each appended to the partition
+            with store.staging() as staged:
+                with staged.day_writers(RAW, [DAY]) as writers:
+                    first_row = 1
+                    for piece in AdMarketSimulator(seed=7, keywords=keywords).report_pieces(DAY, rows=PIECE_ROWS):
+                        writers.write(_raw(piece, first_row))
+                        first_row += len(piece)
+                staged.publish(RAW)
         elif stage == "validation":  # as the step: the stored raw day, a keyword shard at a time
             plausibility = Plausibility.from_contract()
             steps.validate_stored(store, RAW, [DAY], plausibility, VALIDATED, QUARANTINE, None, None)

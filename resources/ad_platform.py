@@ -1,7 +1,7 @@
 """Where keyword reports come from and where bids go: the embedded simulator, or a landing zone of exported files."""
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -36,9 +36,11 @@ from daily_bids.schema import conform_raw, empty_raw
 from daily_bids.settings import account_yesterday
 from daily_bids.simulator.market import AdMarketSimulator
 from daily_bids.storage import tables
-from daily_bids.storage.warehouse import filesystem_for
+from daily_bids.storage.warehouse import ROW_GROUP_ROWS, filesystem_for
 from resources.warehouse import BoundedS3Resource, WarehouseResource, s3_options
 
+# Rows of a simulated report made at a time: the warehouse's row group.
+REPORT_PIECE_ROWS = ROW_GROUP_ROWS
 # How far back the Google Ads API is asked for reports, at most: a first run fetches far less (`plan_history`).
 ACCOUNT_HISTORY_DAYS = 3 * 365
 
@@ -48,6 +50,11 @@ class ReportSource(dg.ConfigurableResource):
 
     def fetch_reports(self, days: list[dt.date], log: Callable[[str], None]) -> pd.DataFrame:
         raise NotImplementedError
+
+    def report_pieces(self, days: list[dt.date], log: Callable[[str], None]) -> Iterator[pd.DataFrame]:
+        """The reports of `days` in pieces, each in the raw contract's columns, in the order their rows come. A source
+        that can make a large day a piece at a time says so here; by default, `fetch_reports` in one piece."""
+        yield self.fetch_reports(days, log)
 
     def identity(self) -> dict[str, object]:
         """Which account's reports this source delivers; the warehouse records it and refuses any other."""
@@ -111,15 +118,20 @@ class SimulatedAdPlatform(ReportSource):
             )
         return self._simulator
 
-    def fetch_report(self, day: dt.date) -> pd.DataFrame:
+    def day_pieces(self, day: dt.date) -> Iterator[pd.DataFrame]:
+        """The report of `day` as the simulator makes it, a piece of `REPORT_PIECE_ROWS` rows at a time, played
+        against the bids in force that day (`publish_bids`)."""
         store = self.warehouse.warehouse()
         bids = None
         if store.partition_exists(tables.BIDS_IN_FORCE, day):
             bids = store.read_partitions(tables.BIDS_IN_FORCE, [day]).set_index("keyword_id")["bid"]
-        report = self.simulator.report(day, bids)
-        return report.assign(
-            source_file=f"simulator:seed={self.seed}", source_row=range(1, len(report) + 1), parse_errors=pd.NA
-        )
+        first_row = 1
+        for piece in self.simulator.report_pieces(day, bids, REPORT_PIECE_ROWS):
+            rows = range(first_row, first_row + len(piece))
+            yield conform_raw(
+                piece.assign(source_file=f"simulator:seed={self.seed}", source_row=rows, parse_errors=pd.NA)
+            )
+            first_row += len(piece)
 
     def identity(self):
         return {"source": "simulator", "seed": self.seed}
@@ -131,14 +143,18 @@ class SimulatedAdPlatform(ReportSource):
         return f"the simulator (seed {self.seed})"
 
     def fetch_reports(self, days, log):
+        return conform_raw(pd.concat(self.report_pieces(days, log), ignore_index=True))
+
+    def report_pieces(self, days, log):
         self.claim_warehouse(self.warehouse)
-        reports = []
         log_every = max(1, len(days) // 10)  # about ten progress lines however long the range
         for number, day in enumerate(days, start=1):
-            reports.append(self.fetch_report(day))
+            rows = 0
+            for piece in self.day_pieces(day):
+                rows += len(piece)
+                yield piece
             if number % log_every == 0 or number == len(days):
-                log(f"fetched report {number}/{len(days)}: {day} ({len(reports[-1]):,} rows)")
-        return conform_raw(pd.concat(reports, ignore_index=True))
+                log(f"fetched report {number}/{len(days)}: {day} ({rows:,} rows)")
 
     def publish_bids(self, day, bids, run_id, log):
         store = self.warehouse.warehouse()

@@ -18,6 +18,7 @@ so an account of 10,000 keywords starts with the same 2,000 keywords as an accou
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -272,6 +273,26 @@ class AdMarketSimulator:
 
     def report(self, day: dt.date, bids_in_force: pd.Series | None = None) -> pd.DataFrame:
         """The keyword report of `day`. `bids_in_force` maps keyword_id to the max CPC in force that day."""
+        return next(self.report_pieces(day, bids_in_force))
+
+    def report_pieces(
+        self, day: dt.date, bids_in_force: pd.Series | None = None, rows: int | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """`report` in pieces of `rows` rows (in one piece by default), in keyword order: a large account's report
+        made a piece at a time, since its text columns cost more than every number the day draws."""
+        shown, numbers = self._reported_numbers(day, bids_in_force)
+        step = max(1, len(shown) if rows is None else rows)
+        for start in range(0, max(len(shown), 1), step):  # an empty day is one empty piece
+            piece = slice(start, start + step)
+            report = self.keyword_dimensions.take(shown[piece])
+            report.insert(0, "date", np.full(len(report), np.datetime64(day, "ns")))
+            yield conform_report(report.assign(**{name: values[piece] for name, values in numbers.items()}))
+
+    def _reported_numbers(
+        self, day: dt.date, bids_in_force: pd.Series | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The keywords with a row in the day's report (those with impressions) and their numbers. Apart from
+        `report_pieces`, so that the day's draws are let go before its pieces are made."""
         lat = self.latent
         bid = self.manual_bids()
         if bids_in_force is not None and len(bids_in_force):
@@ -298,18 +319,19 @@ class AdMarketSimulator:
         value_shape = np.maximum(conversions, 1) * 4.0
         conversion_value = np.where(conversions > 0, np.round(rng.gamma(value_shape, lat["order_value"] / 4.0), 2), 0.0)
 
-        shown = impressions > 0  # Like real reports, a keyword with no impressions has no row that day.
-        report = self.keyword_dimensions.loc[shown].copy()
-        report.insert(0, "date", np.full(int(shown.sum()), np.datetime64(day, "ns")))
-        report["impressions"] = impressions[shown]
-        report["clicks"] = clicks[shown]
-        report["cost"] = cost[shown]
-        report["conversions"] = conversions[shown]
-        report["conversion_value"] = conversion_value[shown]
-        report["max_cpc"] = np.round(bid[shown], 2)
-        # Impressions won over the auctions the keyword was eligible for, as the ad platform estimates it.
-        report["search_impression_share"] = np.round(np.minimum(impressions[shown] / searches[shown], 1.0), 4)
-        return conform_report(report)
+        # Like real reports, a keyword with no impressions has no row that day.
+        shown = np.flatnonzero(impressions > 0)
+        numbers = {
+            "impressions": impressions[shown],
+            "clicks": clicks[shown],
+            "cost": cost[shown],
+            "conversions": conversions[shown],
+            "conversion_value": conversion_value[shown],
+            "max_cpc": np.round(bid[shown], 2),
+            # Impressions won over the auctions the keyword was eligible for, as the ad platform estimates it.
+            "search_impression_share": np.round(np.minimum(impressions[shown] / searches[shown], 1.0), 4),
+        }
+        return shown, numbers
 
 
 def _ids(indices: np.ndarray) -> pd.Categorical:

@@ -16,7 +16,7 @@ import pytest
 
 from assets import ALL_ASSETS, ALL_CHECKS, HISTORY_ASSETS
 from assets.models import keyword_clusters
-from assets.reports import QUARANTINE, VALIDATED_REPORT
+from assets.reports import QUARANTINE, VALIDATED_REPORT, raw_keyword_report
 from assets.serving import BIDS, PREDICTIONS, bid_landscape
 from daily_bids.bidding.decision import CannotBidError
 from daily_bids.cli import materializations_of
@@ -234,3 +234,18 @@ def test_a_backfill_of_the_bids_alone_bids_every_day_from_its_stored_predictions
     predictions = {path: file for path, file in scored_range.items() if path.startswith(f"{tables.PREDICTIONS}/")}
     assert _files(root, tables.PREDICTIONS) == predictions
     pd.testing.assert_frame_equal(store.read_partitions(tables.BIDS, RANGE), bids_before)
+
+
+def test_a_report_made_in_pieces_is_stored_as_the_whole_day(account, monkeypatch):
+    """The simulator hands a large day over a piece at a time: the day stored is the one made in one piece."""
+    import resources.ad_platform
+
+    store, day = account["store"], REPORT_DAY
+    whole = store.read_partitions(tables.RAW_REPORT, [day])
+    monkeypatch.setattr(resources.ad_platform, "REPORT_PIECE_ROWS", 64)
+    run = _run(account, [raw_keyword_report], day)
+    assert run.success
+    pd.testing.assert_frame_equal(store.read_partitions(tables.RAW_REPORT, [day]), whole)
+    assert store.partition_row_groups(tables.RAW_REPORT, day) == -(-len(whole) // 64) > 1  # a piece a row group
+    (materialization,) = run.get_asset_materialization_events()
+    assert materialization.materialization.metadata["rows"].value == len(whole)

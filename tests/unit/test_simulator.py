@@ -73,3 +73,12 @@ def test_account_size_is_bounded(size):
 def test_bids_for_unknown_keywords_are_refused(simulator):
     with pytest.raises(ValueError, match="keywords the account does not have"):
         simulator.report(DAY, pd.Series([1.0], index=[42]))
+
+
+@pytest.mark.parametrize("rows", [1, 97, 10**6])
+def test_a_report_in_pieces_is_the_report(simulator, rows):
+    bids = pd.Series([0.05, 3.0], index=simulator.keyword_dimensions["keyword_id"].iloc[[3, 700]])
+    pieces = list(simulator.report_pieces(DAY, bids, rows=rows))
+    whole = simulator.report(DAY, bids)
+    assert len(pieces) == -(-len(whole) // rows) and all(len(piece) <= rows for piece in pieces)
+    pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole)
