@@ -53,12 +53,12 @@ from daily_bids.progress import Progress, quiet
 from daily_bids.schema import COLUMNS_BY_NAME, METRIC_COLUMNS, NUMERIC_COLUMNS, empty_raw, numeric
 from daily_bids.spark_tasks import attempt_name, delete_staging, read_staged, run_tasks, tasks_for, write_staged
 from daily_bids.storage import tables
-from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, StagedPartitions, Warehouse
+from daily_bids.storage.warehouse import ROW_GROUP_ROWS, SPARK_STAGING_FOLDER, StagedPartitions, Warehouse
 
 # A shard's rows over the range: what judging one shard holds in memory (about 1 GB at a million rows).
 ROWS_PER_SHARD = 1_000_000
-# Rows read at a time when a day out of criterion order is split into shard files.
-SPLIT_BATCH_ROWS = 1 << 20
+# Rows read at a time by the column pass, and when a day out of criterion order is split into shard files.
+BATCH_ROWS = ROW_GROUP_ROWS
 # Criterion IDs kept per day to place the shard bounds: quantiles of a sample, not of every row of a month.
 SAMPLE_PER_DAY = 100_000
 OPTIONAL_METRICS: tuple[str, ...] = tuple(name for name in NUMERIC_COLUMNS if not COLUMNS_BY_NAME[name].required)
@@ -139,17 +139,34 @@ class StoredValidation:
 
 # ---- 1. the column pass ---------------------------------------------------------------------------------------------
 def survey_day(store: Warehouse, raw_table: str, day: dt.date) -> DaySurvey:
-    """The criterion IDs and optional metrics of one stored day, read as columns only."""
+    """The criterion IDs and optional metrics of one stored day, read a column and a row group at a time: the
+    driver never holds a whole column of the day."""
+    rows = store.partition_rows(raw_table, day)
+    stride = max(1, rows // SAMPLE_PER_DAY)
+    sample, in_order, last, first_row = [], True, -np.inf, 0
+    for batch in store.iter_partition(raw_table, day, BATCH_ROWS, columns=["keyword_id"]):
+        criteria = numeric(batch["keyword_id"])
+        if not len(criteria):
+            continue
+        finite = np.isfinite(criteria)
+        in_order = (
+            in_order and bool(finite.all()) and criteria[0] >= last and bool((criteria[1:] >= criteria[:-1]).all())
+        )
+        last = criteria[-1]
+        sample.append(criteria[finite & ((first_row + np.arange(len(criteria))) % stride == 0)])
+        first_row += len(criteria)
     present = set(store.partition_columns(raw_table, day))
-    columns = [name for name in ("keyword_id", *OPTIONAL_METRICS) if name in present]
-    frame = store.read_partitions(raw_table, [day], columns=columns)
-    criteria = numeric(frame["keyword_id"]) if "keyword_id" in frame else np.full(len(frame), np.nan)
-    # Judged as validate_report judges the frame the step reads: a column the file lacks is null on every row.
-    unreported = frozenset(name for name in OPTIONAL_METRICS if name not in frame or frame[name].isna().all())
-    finite = np.isfinite(criteria)
-    in_order = bool(finite.all() and (criteria[1:] >= criteria[:-1]).all())
-    kept = criteria[finite]
-    return DaySurvey(day, len(frame), unreported, in_order, kept[:: max(1, len(kept) // SAMPLE_PER_DAY)].copy())
+    unreported = frozenset(
+        name for name in OPTIONAL_METRICS if name not in present or _empty_column(store, raw_table, day, name)
+    )
+    return DaySurvey(day, rows, unreported, in_order, np.concatenate(sample) if sample else np.empty(0))
+
+
+def _empty_column(store: Warehouse, raw_table: str, day: dt.date, column: str) -> bool:
+    """Whether every value of `column` is missing that day (null or NaN, as `validate_report` reads it), read a
+    row group at a time up to the first value: a metric the day reports is known at its first rows."""
+    batches = store.iter_partition(raw_table, day, BATCH_ROWS, columns=[column])
+    return not any(batch[column].notna().any() for batch in batches)
 
 
 def plan_validation(
@@ -176,10 +193,12 @@ def plan_validation(
         if not survey.in_order:
             starts.append(None)
             continue
-        # Read again rather than kept from the survey: a month of a large account's IDs would not fit.
-        criteria = numeric(store.read_partitions(raw_table, [survey.day], columns=["keyword_id"])["keyword_id"])
-        edges = np.searchsorted(criteria, np.asarray(bounds, dtype="float64"), side="left")
-        starts.append((0, *map(int, edges), len(criteria)))
+        # The rows before each bound, counted a row group at a time (the day is in order): not kept from the survey,
+        # since the bounds come from every day's sample, and a month of a large account's IDs would not fit.
+        edges = np.zeros(len(bounds), dtype="int64")
+        for batch in store.iter_partition(raw_table, survey.day, BATCH_ROWS, columns=["keyword_id"]):
+            edges += np.searchsorted(numeric(batch["keyword_id"]), np.asarray(bounds, dtype="float64"), side="left")
+        starts.append((0, *map(int, edges), survey.rows))
     unreported = tuple(survey.unreported for survey in surveys)
     return ValidationPlan(store, raw_table, tuple(days), unreported, tuple(starts), bounds, plausibility, staging)
 
@@ -208,7 +227,7 @@ def split_days_out_of_order(plan: ValidationPlan, log: Callable[[str], None]) ->
             continue
         log(f"{day}: rows not in keyword order, split into {plan.shards} keyword shards first")
         first_row = 0
-        for piece, batch in enumerate(plan.store.iter_partition(plan.raw_table, day, SPLIT_BATCH_ROWS)):
+        for piece, batch in enumerate(plan.store.iter_partition(plan.raw_table, day, BATCH_ROWS)):
             split_rows(plan, number, f"{piece:07d}", batch, first_row)
             first_row += len(batch)
 
@@ -442,14 +461,14 @@ def validate_stored_on_spark(
 
 
 def _split_pieces(plan: ValidationPlan) -> list[tuple[int, int, list[int], int]]:
-    """The split's work items: (day number, piece, row groups, first row), about `SPLIT_BATCH_ROWS` rows each."""
+    """The split's work items: (day number, piece, row groups, first row), about `BATCH_ROWS` rows each."""
     pieces = []
     for number, day in enumerate(plan.days):
         if plan.shard_starts[number] is not None:
             continue
         first_row, run, run_rows = 0, [], 0
         for group, group_rows in enumerate(plan.store.row_group_rows(plan.raw_table, day)):
-            if run and run_rows + group_rows > SPLIT_BATCH_ROWS:
+            if run and run_rows + group_rows > BATCH_ROWS:
                 pieces.append((number, len(pieces), run, first_row))
                 first_row, run, run_rows = first_row + run_rows, [], 0
             run.append(group)
@@ -461,7 +480,7 @@ def _split_pieces(plan: ValidationPlan) -> list[tuple[int, int, list[int], int]]
 
 def _split_task(plan: ValidationPlan, items: Iterator[tuple[int, tuple[int, int, list[int], int]]]) -> Iterator[int]:
     for _, (number, piece, groups, first_row) in items:
-        batches = plan.store.iter_partition(plan.raw_table, plan.days[number], SPLIT_BATCH_ROWS, row_groups=groups)
+        batches = plan.store.iter_partition(plan.raw_table, plan.days[number], BATCH_ROWS, row_groups=groups)
         for part, batch in enumerate(batches):  # one, unless a row group is larger than a batch
             split_rows(plan, number, f"{piece:07d}-{part:05d}", batch, first_row)
             first_row += len(batch)
