@@ -87,6 +87,7 @@ class ValidationPlan:
     store: Warehouse
     raw_table: str
     days: tuple[dt.date, ...]
+    rows: tuple[int, ...]  # by day
     unreported: tuple[frozenset[str], ...]  # by day
     shard_starts: tuple[tuple[int, ...] | None, ...]  # by day: a day in order, the first row of each keyed shard
     bounds: tuple[float, ...]  # keyed shard s holds criterion IDs in [bounds[s - 1], bounds[s])
@@ -199,8 +200,17 @@ def plan_validation(
         for batch in store.iter_partition(raw_table, survey.day, BATCH_ROWS, columns=["keyword_id"]):
             edges += np.searchsorted(numeric(batch["keyword_id"]), np.asarray(bounds, dtype="float64"), side="left")
         starts.append((0, *map(int, edges), survey.rows))
-    unreported = tuple(survey.unreported for survey in surveys)
-    return ValidationPlan(store, raw_table, tuple(days), unreported, tuple(starts), bounds, plausibility, staging)
+    return ValidationPlan(
+        store,
+        raw_table,
+        tuple(days),
+        tuple(survey.rows for survey in surveys),
+        tuple(survey.unreported for survey in surveys),
+        tuple(starts),
+        bounds,
+        plausibility,
+        staging,
+    )
 
 
 # ---- 2. each shard's rows -------------------------------------------------------------------------------------------
@@ -328,7 +338,7 @@ class VerdictWriter:
         self.result.valid.add(valid)
         self.result.shards += 1
 
-    def finish(self, registry: pd.DataFrame, unreported: tuple[frozenset[str], ...], rows: list[int]) -> None:
+    def finish(self, registry: pd.DataFrame, unreported: tuple[frozenset[str], ...], rows: tuple[int, ...]) -> None:
         """The range's new keywords numbered, the rows waiting for them and the quarantine written, and every day
         without rows given its columns."""
         numbers = number_new_keywords(self._new_keys, first_new_keyword_id(registry, self._highest))
@@ -388,21 +398,20 @@ def validate_stored(
     registry = key_registry(store)
     history = keyword_history(trailing_totals(store, days[0] - dt.timedelta(days=1)))
     plan = plan_validation(store, raw_table, days, plausibility, _staging_folder(store), rows_per_shard)
-    rows = _rows_by_day(store, raw_table, days)
-    progress = Progress(f"validation {_span(days)}", sum(rows), log)
+    progress = Progress(f"validation {_span(days)}", sum(plan.rows), log)
+
+    def verdicts() -> Iterator[ShardVerdict]:  # judged one at a time, as the writer takes them
+        for shard in range(plan.shards):
+            rows = shard_rows(plan, shard)
+            progress.advance(len(rows))
+            verdict = judge_shard(plan, rows, registry_of_shard(plan, shard, registry), history)
+            del rows  # not held while the writer takes the verdict
+            yield verdict
+
     try:
         split_days_out_of_order(plan, log)
-        with store.staging() as staged:
-            with VerdictWriter(staged, plan.days, valid_table, quarantine_table) as writer:
-                for shard in range(plan.shards):
-                    rows_of_shard = shard_rows(plan, shard)
-                    progress.advance(len(rows_of_shard))
-                    verdict = judge_shard(plan, rows_of_shard, registry_of_shard(plan, shard, registry), history)
-                    del rows_of_shard
-                    writer.add(shard, verdict)
-                writer.finish(registry, plan.unreported, rows)
-            _publish(staged, writer.result, (valid_table, quarantine_table), before_publishing)
-        return writer.result
+        outputs = (valid_table, quarantine_table)
+        return _write_verdicts(store, plan, outputs, verdicts(), registry, before_publishing)
     finally:
         delete_staging(store.fs, plan.staging)
 
@@ -431,7 +440,6 @@ def validate_stored_on_spark(
     plan = plan_validation(
         view, raw_table, days, plausibility, _staging_folder(store), rows_per_shard, min_shards=tasks_for(context)
     )
-    rows = _rows_by_day(store, raw_table, days)
     span = _span(days)
     shared = context.broadcast(plan)
     try:
@@ -448,13 +456,9 @@ def validate_stored_on_spark(
         if sorted(attempts) != list(range(plan.shards)):
             raise RuntimeError(f"validation on Spark: {len(attempts)} shard results for {plan.shards} shards")
         log(f"validation {span} on Spark: {plan.shards} shard(s) judged in {time.perf_counter() - started:,.1f} s")
-        with store.staging() as staged:
-            with VerdictWriter(staged, plan.days, valid_table, quarantine_table) as writer:
-                for shard, (attempt, highest) in attempts.items():
-                    writer.add(shard, _read_verdict(plan, shard, attempt, highest))
-                writer.finish(registry, plan.unreported, rows)
-            _publish(staged, writer.result, (valid_table, quarantine_table), before_publishing)
-        return writer.result
+        verdicts = (_read_verdict(plan, shard, attempt, highest) for shard, (attempt, highest) in attempts.items())
+        outputs = (valid_table, quarantine_table)
+        return _write_verdicts(store, plan, outputs, verdicts, registry, before_publishing)
     finally:  # gone from the executors and from the driver's temporary file: the warehouse may hold S3 keys
         shared.destroy()
         delete_staging(store.fs, plan.staging)
@@ -516,7 +520,8 @@ def _registry_of_shard_read(plan: ValidationPlan, shard: int) -> pd.DataFrame:
 def _history_read(plan: ValidationPlan, rows: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame | None:
     """The 28-day totals of the keywords a shard's rows can be: their criterion IDs and their registered pairs'."""
     criteria = numeric(rows["keyword_id"])
-    wanted = np.union1d(criteria[np.isfinite(criteria)].astype("int64"), registry["keyword_id"].to_numpy(dtype="int64"))
+    keyed = criteria[(criteria >= 1) & (criteria < 2.0**63)]  # the others are quarantined as out of range
+    wanted = np.union1d(keyed.astype("int64"), registry["keyword_id"].to_numpy(dtype="int64"))
     return trailing_totals(plan.store, plan.days[0] - dt.timedelta(days=1), wanted)
 
 
@@ -546,20 +551,30 @@ def key_registry(store: Warehouse, columns: list[str] | None = None, filters=Non
     if not store.table_exists(tables.KEYWORD_KEYS):
         return empty_key_registry() if columns is None else empty_key_registry()[columns]
     registry = store.read_table(tables.KEYWORD_KEYS, columns, filters)
-    return registry if columns is not None else check_key_registry(registry, f"{tables.KEYWORD_KEYS}")
+    return registry if columns is not None else check_key_registry(registry, tables.KEYWORD_KEYS)
 
 
-def _publish(
-    staged: StagedPartitions,
-    result: StoredValidation,
-    written: tuple[str | None, ...],
+def _write_verdicts(
+    store: Warehouse,
+    plan: ValidationPlan,
+    outputs: tuple[str | None, str | None],
+    verdicts: Iterator[ShardVerdict],
+    registry: pd.DataFrame,
     before_publishing: Callable[[StoredValidation], None] | None,
-) -> None:
-    if before_publishing is not None:
-        before_publishing(result)
-    for table in written:
-        if table is not None:
-            staged.publish(table)
+) -> StoredValidation:
+    """The shards' verdicts, in shard order, staged into the validated table and the quarantine (either None: not
+    written), and published together once `before_publishing` has had the result."""
+    with store.staging() as staged:
+        with VerdictWriter(staged, plan.days, *outputs) as writer:
+            for shard, verdict in enumerate(verdicts):
+                writer.add(shard, verdict)
+            writer.finish(registry, plan.unreported, plan.rows)
+        if before_publishing is not None:
+            before_publishing(writer.result)
+        for table in outputs:
+            if table is not None:
+                staged.publish(table)
+    return writer.result
 
 
 def _stage(store: Warehouse, path: str, frame: pd.DataFrame) -> None:
@@ -567,10 +582,6 @@ def _stage(store: Warehouse, path: str, frame: pd.DataFrame) -> None:
     if store.is_local:
         store.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     write_staged(store.fs, path, frame)
-
-
-def _rows_by_day(store: Warehouse, raw_table: str, days: list[dt.date]) -> list[int]:
-    return [store.partition_rows(raw_table, day) for day in days]
 
 
 def _staging_folder(store: Warehouse) -> str:
