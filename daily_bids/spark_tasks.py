@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from daily_bids.progress import Progress
-from daily_bids.storage.warehouse import to_arrow, to_pandas
+from daily_bids.storage.warehouse import read_whole, to_arrow, to_pandas
 
 Item = TypeVar("Item")
 PROGRESS_POLL_SECONDS = 1.0
@@ -102,8 +102,8 @@ def write_staged(fs: pafs.FileSystem, path: str, frame: pd.DataFrame) -> None:
 
 
 def read_staged(fs: pafs.FileSystem, path: str) -> pd.DataFrame:
-    with fs.open_input_file(path) as source:
-        return to_pandas(pq.read_table(pa.BufferReader(source.read())))
+    """A staged frame, read whole (`read_whole`: on S3, again where the SDK could not retry an error)."""
+    return to_pandas(pq.read_table(pa.BufferReader(read_whole(fs, path))))
 
 
 def delete_staging(fs: pafs.FileSystem, folder: str) -> None:

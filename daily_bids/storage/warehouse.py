@@ -306,11 +306,12 @@ class Warehouse:
         is split. With `row_groups`, only those row groups' rows, in that order: the work of one Spark task
         (`partition_row_groups` says how many there are)."""
         path = self.stored_partition_path(table, day)  # resolved once: on S3 each lookup is a request
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
+        file = self.fs.get_file_info(path)
+        if file.type != pafs.FileType.File:
             raise MissingPartitionsError(
                 f"{table}: partition {day} has not been materialized (looked under {self.display_uri(table)})"
             )
-        with self.fs.open_input_file(path) as source:
+        with self._parquet_source(file) as source:
             # Pre-buffering reads a row group's column chunks ahead in one piece: it saves requests on S3, but on a
             # local disk it only doubles what a batch holds.
             parquet = pq.ParquetFile(source, pre_buffer=not self.is_local)
@@ -390,25 +391,25 @@ class Warehouse:
 
     def partition_rows(self, table: str, day: dt.date) -> int:
         """Row count of a partition, from the Parquet footer (no data is read)."""
-        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_rows
+        return self._footer(table, day).metadata.num_rows
 
     def partition_row_groups(self, table: str, day: dt.date) -> int:
         """Row groups of a partition, from the Parquet footer: the units a Spark form hands its tasks."""
-        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata.num_row_groups
+        return self._footer(table, day).metadata.num_row_groups
 
     def row_group_rows(self, table: str, day: dt.date) -> list[int]:
         """Each row group's rows in a partition, from the Parquet footer."""
-        metadata = pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).metadata
+        metadata = self._footer(table, day).metadata
         return [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
 
     def partition_columns(self, table: str, day: dt.date) -> list[str]:
         """The columns of a partition's file, from its footer (the `date` column lives in the path)."""
-        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow.names
+        return self._footer(table, day).schema_arrow.names
 
     def empty_partition(self, table: str, day: dt.date) -> pd.DataFrame:
         """A partition's columns and types as a frame read from it holds them, with none of its rows (from the
         footer): what a check of the contract's types needs."""
-        schema = pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs).schema_arrow
+        schema = self._footer(table, day).schema_arrow
         return _dated(to_pandas(schema.empty_table()), day)
 
     def partition_exists(self, table: str, day: dt.date) -> bool:
@@ -479,9 +480,20 @@ class Warehouse:
     def _read_parquet(self, file: pafs.FileInfo, columns: list[str] | None = None, filters=None) -> pa.Table:
         if self.is_local or file.size > WHOLE_READ_BYTES:
             return pq.read_table(file.path, filesystem=self.fs, columns=columns, filters=filters)
-        with self.fs.open_input_file(file.path) as source:
-            whole = source.read()
-        return pq.read_table(pa.BufferReader(whole), columns=columns, filters=filters)
+        return pq.read_table(pa.BufferReader(read_whole(self.fs, file.path)), columns=columns, filters=filters)
+
+    def _parquet_source(self, file: pafs.FileInfo) -> pa.NativeFile:
+        """A Parquet file to read ranges of: on S3, a small one is read whole first (`read_whole`), since the SDK
+        cannot retry an error answered to a GET of a range smaller than the error's own body (a column chunk or a
+        footer of a small partition)."""
+        if self.is_local or file.size > WHOLE_READ_BYTES:
+            return self.fs.open_input_file(file.path)
+        return pa.BufferReader(read_whole(self.fs, file.path))
+
+    def _footer(self, table: str, day: dt.date) -> pq.ParquetFile:
+        """A partition's Parquet file as its footer describes it (rows, row groups, schema): read when it opens."""
+        with self._parquet_source(self.fs.get_file_info(self.stored_partition_path(table, day))) as source:
+            return pq.ParquetFile(source)
 
     # ---- unpartitioned tables and files --------------------------------------------------------------------------
     def write_table(self, table: str, frame: pd.DataFrame) -> str:
