@@ -12,6 +12,7 @@ pyspark is imported by the caller's SparkSession only; nothing here imports it a
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -26,6 +27,8 @@ from daily_bids.storage.warehouse import read_whole, to_arrow, to_pandas
 
 Item = TypeVar("Item")
 PROGRESS_POLL_SECONDS = 1.0
+# How long a failed job's other tasks are given to end before the caller removes their staging.
+SETTLE_SECONDS = 60.0
 # Tasks per core of the session: more tasks than cores balance uneven work and make progress finer, while a task's
 # fixed cost (its start, a great-expectations validation built once per task) is paid a few times per core only.
 TASKS_PER_CORE = 2
@@ -77,14 +80,35 @@ def run_tasks(
 
     poller = threading.Thread(target=poll, name=group, daemon=True)
     poller.start()
+    collected = False
     try:
         results = rdd.collect()
+        collected = True
     finally:
         done.set()
         poller.join()
+        if not collected:  # a failed job's other tasks may still be writing: they end before the caller cleans up
+            _cancel_and_wait(context, group)
         context.setLocalProperty("spark.jobGroup.id", None)  # later jobs of this thread are in no group
     progress.advance(max(0, slices - counted[0]) * items_per_task)  # a speculative copy counts too
     return results
+
+
+def _cancel_and_wait(context, group: str) -> None:
+    """Cancels the group's jobs and waits (up to `SETTLE_SECONDS`) until none of their tasks is running: Spark fails
+    a job at its first failed task, while the others may still be writing their staged files."""
+    context.cancelJobGroup(group)
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        stages = [
+            tracker.getStageInfo(stage)
+            for job in tracker.getJobIdsForGroup(group)
+            for stage in (getattr(tracker.getJobInfo(job), "stageIds", None) or ())
+        ]
+        if not any(stage is not None and stage.numActiveTasks > 0 for stage in stages):
+            return
+        time.sleep(PROGRESS_POLL_SECONDS / 10)
 
 
 def attempt_name() -> str:

@@ -4,6 +4,7 @@ quarantine, the new keywords' IDs and the unreported metrics are the local engin
 the warehouse on S3 (moto), and on a standalone cluster (tests/e2e/test_spark_cluster.py's)."""
 
 import shutil
+import time
 
 import boto3
 import pandas as pd
@@ -15,7 +16,9 @@ from test_spark_cluster import cluster  # noqa: F401 (a fixture, used by its nam
 
 from daily_bids.ingest.stored_validation import validate_stored_on_spark
 from daily_bids.ingest.validation import Plausibility
+from daily_bids.progress import Progress
 from daily_bids.settings import S3Options
+from daily_bids.spark_tasks import run_tasks
 from daily_bids.storage import tables
 from daily_bids.storage.warehouse import SPARK_STAGING_FOLDER, Warehouse
 from servers.s3_server import REGION, moto_server
@@ -99,6 +102,26 @@ def test_a_shard_that_fails_in_its_task_replaces_nothing(spark, tmp_path):
     pd.testing.assert_frame_equal(store.read_partitions(tables.RAW_REPORT, DAYS), before)
     staging = pafs.FileSelector(store.path(SPARK_STAGING_FOLDER), allow_not_found=True, recursive=True)
     assert [info.path for info in store.fs.get_file_info(staging) if info.type == pafs.FileType.File] == []
+
+
+def test_a_failed_jobs_other_tasks_end_before_its_error_reaches_the_caller(spark, tmp_path):
+    """Spark fails a job at its first failed task while the others may still run; the caller cleans its staging up
+    on the error, so no task may write after it (`run_tasks` cancels the job and waits for its tasks)."""
+
+    def work(items):
+        for _, item in items:
+            if item == 0:
+                time.sleep(0.5)
+                raise RuntimeError("task zero broke")
+            time.sleep(2)  # still running when the job fails
+            (tmp_path / f"written-by-{item}").write_text("late")
+            yield item
+
+    with pytest.raises(Exception, match="task zero broke"):
+        run_tasks(spark.sparkContext, [0, 1], work, Progress("two tasks", 2, lambda line: None), "one fails")
+    at_the_error = sorted(path.name for path in tmp_path.iterdir())
+    time.sleep(3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == at_the_error
 
 
 def test_validation_on_a_standalone_cluster(tmp_path, cluster):  # noqa: F811
