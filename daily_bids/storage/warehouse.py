@@ -484,16 +484,17 @@ class Warehouse:
 
     def _parquet_source(self, file: pafs.FileInfo) -> pa.NativeFile:
         """A Parquet file to read ranges of: on S3, a small one is read whole first (`read_whole`), since the SDK
-        cannot retry an error answered to a GET of a range smaller than the error's own body (a column chunk or a
-        footer of a small partition)."""
+        cannot retry an error answered to a GET of a range smaller than the error's own body (a column chunk of a
+        small partition)."""
         if self.is_local or file.size > WHOLE_READ_BYTES:
             return self.fs.open_input_file(file.path)
         return pa.BufferReader(read_whole(self.fs, file.path))
 
     def _footer(self, table: str, day: dt.date) -> pq.ParquetFile:
-        """A partition's Parquet file as its footer describes it (rows, row groups, schema): read when it opens."""
-        with self._parquet_source(self.fs.get_file_info(self.stored_partition_path(table, day))) as source:
-            return pq.ParquetFile(source)
+        """A partition's Parquet file as its footer describes it (rows, row groups, schema): read when it opens. In
+        place, even on S3: the footer's read asks for at least 64 KB, a range the SDK can retry, and a small file
+        read whole for its row count alone would cost the whole file."""
+        return pq.ParquetFile(self.stored_partition_path(table, day), filesystem=self.fs)
 
     # ---- unpartitioned tables and files --------------------------------------------------------------------------
     def write_table(self, table: str, frame: pd.DataFrame) -> str:
