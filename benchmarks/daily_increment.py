@@ -104,7 +104,7 @@ def floor_seconds(store, stage: str) -> float:
         written = pq.read_table(store.stored_partition_path(table, day))
         with tempfile.NamedTemporaryFile(dir=store.root, suffix=".parquet") as scratch:
             started = time.perf_counter()
-            pq.write_table(written, scratch.name, **parquet_options(written.schema))
+            pq.write_table(written, scratch.name, **parquet_options(written))
             seconds += time.perf_counter() - started
     return seconds
 

@@ -238,7 +238,7 @@ def raw_parquet(store, day, outputs: dict[str, str]) -> dict:
         written = pq.read_table(store.stored_partition_path(table, day))
         with tempfile.NamedTemporaryFile(dir=store.root, suffix=".parquet") as scratch:
             started = time.perf_counter()
-            with pq.ParquetWriter(scratch.name, written.schema, **parquet_options(written.schema)) as writer:
+            with pq.ParquetWriter(scratch.name, written.schema, **parquet_options(written)) as writer:
                 for batch in written.to_batches(max_chunksize=scoring.BATCH_ROWS):
                     writer.write_batch(batch)
             write += time.perf_counter() - started

@@ -246,16 +246,25 @@ def test_a_small_read_that_s3_answered_with_an_error_is_read_again():
     assert other.opened == 1
 
 
-def test_columns_with_a_value_per_keyword_are_written_without_a_dictionary(tmp_path):
+def test_columns_whose_values_do_not_repeat_are_written_without_a_dictionary(tmp_path, monkeypatch):
+    import numpy as np
     import pyarrow.parquet as pq
 
+    from daily_bids.storage import warehouse
+
+    # Plain: values that do not repeat four times (IDs, estimates: 8 KB of distinct values), or values that repeat but
+    # outgrow a dictionary page (made 16 KB here: 200 names of 100 characters).
+    monkeypatch.setattr(warehouse, "DICTIONARY_PAGE_BYTES", 16 << 10)
     store = Warehouse(str(tmp_path))
     day = dt.date(2025, 3, 1)
     frame = pd.DataFrame(
         {
             "keyword_id": range(1_000),
             "keyword": [f"keyword {n}" for n in range(1_000)],
+            "expected_clicks": np.random.default_rng(7).gamma(1.0, 3.0, 1_000),
             "campaign": ["brand", "generic"] * 500,
+            "ad_group": [f"{n % 200:0>100}" for n in range(1_000)],
+            "bid": np.tile([0.25, 0.5, 1.0, 2.0], 250),
         }
     )
     with store.partition_writer("bids", day) as sink:
@@ -263,9 +272,18 @@ def test_columns_with_a_value_per_keyword_are_written_without_a_dictionary(tmp_p
     store.write_partition("predictions", day, frame)
     for table in ("bids", "predictions"):
         row_group = pq.ParquetFile(store.stored_partition_path(table, day)).metadata.row_group(0)
-        encodings = {row_group.column(i).path_in_schema: row_group.column(i).encodings for i in range(3)}
-        assert not any("DICTIONARY" in encoding for encoding in encodings["keyword"] + encodings["keyword_id"])
-        assert any("DICTIONARY" in encoding for encoding in encodings["campaign"])
+        dictionary = {
+            row_group.column(i).path_in_schema: any("DICTIONARY" in e for e in row_group.column(i).encodings)
+            for i in range(row_group.num_columns)
+        }
+        assert dictionary == {
+            "keyword_id": False,
+            "keyword": False,
+            "expected_clicks": False,
+            "campaign": True,
+            "ad_group": False,
+            "bid": True,
+        }
         pd.testing.assert_frame_equal(store.read_partitions(table, [day]).drop(columns="date"), frame)
 
 
