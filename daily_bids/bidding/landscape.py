@@ -56,9 +56,7 @@ def bid_context(reports: pd.DataFrame | ReportForDay, day: dt.date) -> pd.DataFr
         rows = report_for(first + dt.timedelta(days=offset))
         if rows is None or not len(rows):
             continue  # no row: nothing to add to any keyword's totals
-        keyword_ids = _keyword_ids(rows)
-        totals = totals.grown(keyword_ids)
-        row_of = np.searchsorted(totals.keyword_ids, keyword_ids)
+        totals, row_of = totals.with_rows_for(_keyword_ids(rows))
         totals.add({name: _aligned(rows, name, row_of, len(totals.keyword_ids)) for name in PANEL_COLUMNS})
         has_max_cpc = has_max_cpc or _carries_bids(rows)
     if not has_max_cpc:
@@ -164,28 +162,38 @@ class _WindowTotals:
         """No day yet, for these keywords (sorted)."""
         return cls(keyword_ids, {name: np.full(len(keyword_ids), start) for name, start in cls.STARTS.items()})
 
-    def grown(self, keyword_ids: np.ndarray) -> _WindowTotals:
-        """These totals with every keyword of `keyword_ids` too (a new keyword has no day yet)."""
-        union = pd.Index(self.keyword_ids).union(pd.Index(unique_keyword_ids(keyword_ids))).to_numpy(dtype="int64")
-        if len(union) == len(self.keyword_ids):
-            return self
-        grown, kept = _WindowTotals.of(union), np.searchsorted(union, self.keyword_ids)
+    def with_rows_for(self, keyword_ids: np.ndarray) -> tuple[_WindowTotals, np.ndarray]:
+        """These totals grown by the keywords of `keyword_ids` they lack (a new keyword has no day yet), and the row
+        of each of `keyword_ids` in them. A week mostly repeats its keywords: the totals grow, and are copied, only
+        on a day that brings new ones."""
+        row_of = np.searchsorted(self.keyword_ids, keyword_ids)
+        known = row_of < len(self.keyword_ids)
+        known[known] = self.keyword_ids[row_of[known]] == keyword_ids[known]
+        if known.all():
+            return self, row_of
+        # A keyword's row in the union is the count of old keywords below it (its row now, or where it would go)
+        # plus the count of new ones below it: a search among the few new ones, not the whole union again.
+        new = unique_keyword_ids(keyword_ids[~known])
+        union = np.insert(self.keyword_ids, np.searchsorted(self.keyword_ids, new), new)
+        grown = _WindowTotals.of(union)
+        kept = np.arange(len(self.keyword_ids)) + np.searchsorted(new, self.keyword_ids)
         for name, values in self.totals.items():
             grown.totals[name][kept] = values
-        return grown
+        return grown, row_of + np.searchsorted(new, keyword_ids)
 
     def add(self, day: dict[str, np.ndarray]) -> None:
         """One day's metrics by keyword (`PANEL_COLUMNS`, NaN where a keyword had no row or no value)."""
         bid, clicks, share = day["max_cpc"], day["clicks"], day["search_impression_share"]
         totals = self.totals  # added in place: a new array a day would leave the allocator's heap in pieces
-        totals["bid_sum"] += np.nan_to_num(bid)
-        totals["bid_days"] += ~np.isnan(bid)
-        np.copyto(totals["latest_bid"], bid, where=~np.isnan(bid))
-        totals["clicks"] += np.nan_to_num(clicks)
-        totals["cost"] += np.nan_to_num(day["cost"])
-        totals["share_sum"] += np.nan_to_num(share)
-        totals["share_days"] += ~np.isnan(share)
-        totals["clicks_times_bid"] += np.nan_to_num(clicks * bid)
+        has_bid, has_share = ~np.isnan(bid), ~np.isnan(share)
+        np.add(totals["bid_sum"], bid, out=totals["bid_sum"], where=has_bid)
+        totals["bid_days"] += has_bid
+        np.copyto(totals["latest_bid"], bid, where=has_bid)
+        _add_known(totals["clicks"], clicks)
+        _add_known(totals["cost"], day["cost"])
+        np.add(totals["share_sum"], share, out=totals["share_sum"], where=has_share)
+        totals["share_days"] += has_share
+        _add_known(totals["clicks_times_bid"], clicks * bid)
 
     def context(self, next_day: dt.date) -> pd.DataFrame:
         """The context for `next_day` of every keyword with a bid in force in the window."""
@@ -211,6 +219,11 @@ class _WindowTotals:
                 "day_of_week": float(next_day.weekday()),
             }
         )
+
+
+def _add_known(total: np.ndarray, values: np.ndarray) -> None:
+    """`values` added to `total` in place where they are known (not NaN): a missing day adds nothing."""
+    np.add(total, values, out=total, where=~np.isnan(values))
 
 
 def _context(panel: _Panel, end: int) -> pd.DataFrame:
