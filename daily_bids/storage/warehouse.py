@@ -280,12 +280,15 @@ class Warehouse:
         return pd.concat(frames, ignore_index=True)
 
     def sample_partition(self, table: str, day: dt.date, columns: list[str], rows: int, seed: int = 0) -> pd.DataFrame:
-        """At most `rows` rows of `table`'s day, drawn without replacement as `DataFrame.sample(random_state=seed)`
-        draws them (the same rows, in the same order, with a fresh index). Taken from the decoded columns before
-        they become a frame: a sample of a 10M-row day costs the sample, not the day, in pandas."""
+        """At most `rows` rows of `table`'s day, drawn without replacement by `seed`, in the day's order, with a fresh
+        index. Taken from the decoded columns before they become a frame: a sample of a 10M-row day costs the sample,
+        not the day, in pandas. NumPy's Generator draws a million of 10M rows in 0.04 s; the legacy RandomState
+        that `DataFrame.sample` uses shuffles all 10M first (0.34 s), for each of the drift check's seven days."""
         arrow = self._read_parquet(self.require_partitions(table, [day])[day], columns)
-        positions = np.random.RandomState(seed).choice(arrow.num_rows, size=min(rows, arrow.num_rows), replace=False)
-        return _dated(to_pandas(arrow.take(positions)), day)
+        drawn = np.random.default_rng(seed).choice(
+            arrow.num_rows, min(rows, arrow.num_rows), replace=False, shuffle=False
+        )
+        return _dated(to_pandas(arrow.take(np.sort(drawn))), day)
 
     def require_partitions(self, table: str, days: Iterable[dt.date]) -> dict[dt.date, pafs.FileInfo]:
         """The files of the given days of `table`; raises MissingPartitionsError naming the days that have none."""

@@ -322,16 +322,19 @@ def test_a_frame_that_fails_in_the_writers_thread_fails_the_write_and_leaves_the
     assert store.read_partitions("bids", [day])["keyword_id"].tolist() == [6, 7, 8]
 
 
-@pytest.mark.parametrize("rows", [3, 1_000, 5_000])
-def test_a_sample_of_a_day_is_the_rows_pandas_samples_with_the_same_seed(tmp_path, rows):
+@pytest.mark.parametrize("rows", [3, 600, 1_000, 5_000])
+def test_a_sample_of_a_day_is_distinct_rows_of_it_drawn_by_the_seed(tmp_path, rows):
     store, day = Warehouse(str(tmp_path)), dt.date(2025, 3, 1)
     values = np.random.default_rng(1).random(1_000)
     store.write_partition("raw", day, pd.DataFrame({"keyword_id": range(1_000), "clicks": values, "cost": values * 2}))
-    sample = store.sample_partition("raw", day, ["clicks", "cost"], rows, seed=4)
-    whole = store.read_partitions("raw", [day], ["clicks", "cost"])
-    expected = whole.sample(n=min(rows, len(whole)), random_state=4).reset_index(drop=True)
-    pd.testing.assert_frame_equal(sample, expected)
-    assert len(sample) == min(rows, 1_000)
+    sample = store.sample_partition("raw", day, ["keyword_id", "clicks", "cost"], rows, seed=4)
+    whole = store.read_partitions("raw", [day], ["keyword_id", "clicks", "cost"])
+    assert len(sample) == min(rows, 1_000) and sample["keyword_id"].is_unique
+    assert sample["keyword_id"].is_monotonic_increasing  # in the day's order
+    pd.testing.assert_frame_equal(sample, whole.iloc[sample["keyword_id"].to_numpy()].reset_index(drop=True))
+    pd.testing.assert_frame_equal(sample, store.sample_partition("raw", day, ["keyword_id", "clicks", "cost"], rows, 4))
+    other_seed = store.sample_partition("raw", day, ["keyword_id"], rows, seed=5)
+    assert (other_seed["keyword_id"].tolist() == sample["keyword_id"].tolist()) == (rows >= 1_000)
 
 
 def test_small_row_groups_are_read_together_up_to_a_batch_and_a_large_one_is_split(tmp_path):
