@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from daily_bids.progress import Progress
-from daily_bids.storage.warehouse import read_whole, to_arrow, to_pandas
+from daily_bids.storage.warehouse import parquet_options, read_whole, to_arrow, to_pandas
 
 Item = TypeVar("Item")
 PROGRESS_POLL_SECONDS = 1.0
@@ -120,9 +120,10 @@ def attempt_name() -> str:
 
 
 def write_staged(fs: pafs.FileSystem, path: str, frame: pd.DataFrame) -> None:
-    """One staged frame, as the warehouse stores it (an empty frame keeps its columns)."""
+    """One staged frame, as the warehouse stores it (an empty frame keeps its columns), with its Parquet options."""
+    table = to_arrow(frame)
     with fs.open_output_stream(path) as sink:
-        pq.write_table(to_arrow(frame), sink, compression="zstd")
+        pq.write_table(table, sink, **parquet_options(table))
 
 
 def read_staged(fs: pafs.FileSystem, path: str) -> pd.DataFrame:
