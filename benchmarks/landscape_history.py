@@ -1,6 +1,6 @@
 """Benchmark: the bid landscape step at 10M keywords with a deployment's full history of report days.
 
-    .venv/bin/python benchmarks/landscape_history.py [--days 64]
+    .venv/bin/python benchmarks/landscape_history.py [--days N]
 
 The `bid_landscape` asset reads the report days it learns from: 56 training days, the 7 before them for context, and
 the day (64). `daily_increment.py` leaves 29 validated days of 10M keywords in its warehouse; this benchmark links
@@ -17,10 +17,17 @@ from pathlib import Path
 from daily_increment import DAY, VALIDATED
 from scoring_10m import PeakRss
 
-from daily_bids.bidding.landscape import LandscapeUnavailable, landscape_for_day, training_keywords
+from daily_bids.bidding.landscape import (
+    CONTEXT_DAYS,
+    PANEL_COLUMNS,
+    TRAINING_DAYS,
+    LandscapeUnavailable,
+    landscape_for_day,
+    training_keywords,
+)
 from daily_bids.storage.warehouse import Warehouse
 
-HISTORY_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+HISTORY_COLUMNS = ["keyword_id", *PANEL_COLUMNS]
 
 
 def linked_history(source: Path, target: Path, days: int) -> None:
@@ -35,7 +42,7 @@ def linked_history(source: Path, target: Path, days: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=int, default=64)
+    parser.add_argument("--days", type=int, default=TRAINING_DAYS + CONTEXT_DAYS + 1, help="as the asset reads them")
     parser.add_argument("--source", default="/tmp/bids-increment-bench/10000000/warehouse")
     parser.add_argument("--workdir", default="/tmp/bids-landscape-history")
     args = parser.parse_args()
