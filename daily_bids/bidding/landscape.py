@@ -151,9 +151,11 @@ class _WindowTotals:
         "bid_days": 0,
         "latest_bid": np.nan,
         "clicks": 0.0,
-        "cost": 0.0,
         "share_sum": 0.0,
         "share_days": 0,
+        # The days that say their clicks, cost and bid: what the cost per click is measured against the bid on.
+        "priced_clicks": 0.0,
+        "priced_cost": 0.0,
         "clicks_times_bid": 0.0,
     }
 
@@ -190,10 +192,12 @@ class _WindowTotals:
         totals["bid_days"] += has_bid
         np.copyto(totals["latest_bid"], bid, where=has_bid)
         _add_known(totals["clicks"], clicks)
-        _add_known(totals["cost"], day["cost"])
         np.add(totals["share_sum"], share, out=totals["share_sum"], where=has_share)
         totals["share_days"] += has_share
-        _add_known(totals["clicks_times_bid"], clicks * bid)
+        priced = has_bid & ~np.isnan(clicks) & ~np.isnan(day["cost"])
+        np.add(totals["priced_clicks"], clicks, out=totals["priced_clicks"], where=priced)
+        np.add(totals["priced_cost"], day["cost"], out=totals["priced_cost"], where=priced)
+        np.add(totals["clicks_times_bid"], clicks * bid, out=totals["clicks_times_bid"], where=priced)
 
     def context(self, next_day: dt.date) -> pd.DataFrame:
         """The context for `next_day` of every keyword with a bid in force in the window."""
@@ -204,8 +208,10 @@ class _WindowTotals:
             reference = np.where(has_bid, totals["bid_sum"] / totals["bid_days"], 0.0)
             mean_share = np.where(totals["share_days"] > 0, totals["share_sum"] / totals["share_days"], np.nan)
             # The bid behind the window's cost per click is the click-weighted one: the days that bought the clicks.
-            paid_bid = np.where(clicks > 0, totals["clicks_times_bid"] / clicks, np.nan)
-            cpc_to_bid = np.where(clicks > 0, totals["cost"] / clicks / paid_bid, np.nan)
+            # Only days that say their bid count: a day of clicks without one would weigh in as a bid of zero.
+            priced_clicks = totals["priced_clicks"]
+            paid_bid = np.where(priced_clicks > 0, totals["clicks_times_bid"] / priced_clicks, np.nan)
+            cpc_to_bid = np.where(paid_bid > 0, totals["priced_cost"] / priced_clicks / paid_bid, np.nan)
         kept = has_bid & (reference > 0)
         return pd.DataFrame(
             {

@@ -34,6 +34,20 @@ def test_the_landscape_learns_that_a_higher_bid_buys_more_and_dearer_clicks(acco
     assert abs(np.median(clicks[:, 2]) - np.median(true[:, 2] / true[:, 1])) < 0.08
 
 
+def test_days_that_do_not_say_their_bid_leave_the_landscape_as_it_was(account):
+    """A report that leaves out the max CPC on some rows (one in 13 here): those days' clicks once counted as bought at
+    a bid of zero, so a keyword whose clicks all fell on such days paid an infinite cost per click to bid, and the
+    fit's mean of it overflowed into elasticities of NaN."""
+    _, reports, _, _ = account
+    history = pd.concat(reports.values(), ignore_index=True)
+    whole = landscape_for_day(history, max(reports))
+    holes = history.assign(max_cpc=history["max_cpc"].where(np.arange(len(history)) % 13 != 0))
+    with_holes = landscape_for_day(holes, max(reports))
+    for name in ("click_elasticity", "cost_elasticity", "mean_cpc_to_bid", "cost_level"):
+        assert getattr(with_holes, name) == pytest.approx(getattr(whole, name), abs=0.1), name
+    assert np.isfinite(list(with_holes.holdout_metrics.values())).all()
+
+
 def test_no_landscape_from_bids_that_never_varied(account):
     simulator, _, _, _ = account
     unchanged = pd.concat([simulator.report(START + dt.timedelta(days=n)) for n in range(30)], ignore_index=True)
@@ -116,18 +130,28 @@ def test_the_context_is_each_keywords_week_as_a_grouped_sum_says(seed):
     for column in ("clicks", "cost", "max_cpc", "search_impression_share"):
         reports.loc[rng.random(len(reports)) < 0.2, column] = np.nan
     week = reports[reports["date"] > pd.Timestamp(days[-1])].sort_values("date")
-    grouped = week.assign(clicks_times_bid=week["clicks"] * week["max_cpc"]).groupby("keyword_id")
-    clicks = grouped["clicks"].sum()
+    # The cost per click and the bid that paid for it come from the rows that say their clicks, cost and bid.
+    priced = week[["clicks", "cost", "max_cpc"]].notna().all(axis=1)
+    grouped = week.assign(
+        clicks_times_bid=(week["clicks"] * week["max_cpc"]).where(priced),
+        priced_clicks=week["clicks"].where(priced),
+        priced_cost=week["cost"].where(priced),
+    ).groupby("keyword_id")
+    clicks, priced_clicks = grouped["clicks"].sum(), grouped["priced_clicks"].sum()
     expected = pd.DataFrame(
         {
             "bid_in_force": grouped["max_cpc"].last(),  # the last non-null
             "reference_bid": grouped["max_cpc"].mean(),
             "log1p_base_clicks": np.log1p(clicks / 7),
-            "paid_bid": grouped["clicks_times_bid"].sum() / clicks.where(clicks > 0),
+            "paid_bid": grouped["clicks_times_bid"].sum() / priced_clicks.where(priced_clicks > 0),
             "base_impression_share": grouped["search_impression_share"].mean(),
         }
     )
-    expected["base_cpc_to_bid"] = grouped["cost"].sum() / clicks.where(clicks > 0) / expected["paid_bid"]
+    expected["base_cpc_to_bid"] = (
+        grouped["priced_cost"].sum() / priced_clicks.where(priced_clicks > 0) / expected["paid_bid"]
+    )
+    # Every ratio is a number or unknown: clicks on days without a bid never make a bid of zero.
+    assert not np.isinf(expected["base_cpc_to_bid"]).any()
     expected = expected[expected["reference_bid"] > 0]
     by_day = {day.date(): rows for day, rows in reports.groupby("date")}
     for given in (reports, by_day.get):
