@@ -7,7 +7,6 @@ that the blocking checks on the bids run first, in the same run: a bid that fail
 import datetime as dt
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -24,9 +23,9 @@ from daily_bids.bidding.landscape import (
     LandscapeUnavailable,
     bid_context,
     landscape_for_day,
-    training_keywords,
 )
 from daily_bids.bidding.moves import with_todays_bids_in_force
+from daily_bids.bidding.report_history import report_reader, sampled_history
 from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing
 from daily_bids.serving.scoring import BidTotals
@@ -47,35 +46,6 @@ def ads_editor_export_path(effective_day: dt.date) -> str:
     return f"{ADS_EDITOR_EXPORTS}/keyword_bids_{effective_day.isoformat()}.csv"
 
 
-# The report columns the landscape and the bids' context (`landscape.bid_context`) read: at 10M keywords, weeks of
-# whole reports would not fit in memory.
-BID_HISTORY_COLUMNS = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
-
-
-def _report_reader(store, columns: list[str], keyword_ids: np.ndarray | None = None):
-    """A function giving one day's validated report (`columns` of it, where it carries them; with `keyword_ids`,
-    only their rows), or None for a day without one."""
-
-    def report_for(day: dt.date) -> pd.DataFrame | None:
-        if not store.partition_exists(tables.VALIDATED_REPORT, day):
-            return None
-        carried = set(store.partition_columns(tables.VALIDATED_REPORT, day))
-        return store.read_partitions(
-            tables.VALIDATED_REPORT, [day], [name for name in columns if name in carried], keyword_ids
-        )
-
-    return report_for
-
-
-def _reports_through(
-    store, day: dt.date, days: int, columns: list[str], keyword_ids: np.ndarray | None = None
-) -> pd.DataFrame:
-    """The validated reports of the `days` days through `day` that exist (a young deployment has fewer)."""
-    report_for = _report_reader(store, columns, keyword_ids)
-    parts = [report_for(day - dt.timedelta(days=n)) for n in range(days - 1, -1, -1)]
-    return pd.concat([part for part in parts if part is not None], ignore_index=True)
-
-
 @dg.asset(group_name="serving", kinds={"sklearn", "parquet"}, deps=[VALIDATED_REPORT], **DAILY_ASSET_POLICIES)
 def bid_landscape(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, tracker: ExperimentTracker
@@ -86,11 +56,10 @@ def bid_landscape(
     margin, and the metadata says why)."""
     store = warehouse.warehouse()
     days = partition_days(context)
-    # A large account is learnt from a sample of its keywords: only their rows are read, day by day.
-    latest = store.read_partitions(tables.VALIDATED_REPORT, [days[-1]], ["keyword_id"])["keyword_id"].to_numpy()
-    reports = _reports_through(
-        store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days), BID_HISTORY_COLUMNS, training_keywords(latest)
-    )
+    # A large account is learnt from a sample of its keywords, whose rows of each report day are kept once read.
+    history = sampled_history(store, days[-1], TRAINING_DAYS + CONTEXT_DAYS + len(days))
+    context.log.info(f"bid history: {history.describe()}")
+    reports = history.reports
     rows, notes = [], {}
     for day in days:
         try:
@@ -102,7 +71,10 @@ def bid_landscape(
         rows.append(landscape.to_frame(day))
     if not rows:
         context.log.info(notes[days[-1].isoformat()])
-        return dg.Output(BidLandscape.empty_frame(), metadata={"landscape": notes[days[-1].isoformat()]})
+        return dg.Output(
+            BidLandscape.empty_frame(),
+            metadata={"landscape": notes[days[-1].isoformat()], "bid_history": history.describe()},
+        )
     latest = BidLandscape.from_row(rows[-1].iloc[0])
     run_id = tracker.log_run(
         f"bid_landscape {latest.version}",
@@ -124,6 +96,7 @@ def bid_landscape(
         metadata=readable(
             {
                 "landscape": notes[days[-1].isoformat()],
+                "bid_history": history.describe(),
                 "varied_keyword_days": latest.varied_rows,
                 "training_rows": latest.training_rows,
                 **latest.holdout_metrics,
@@ -201,7 +174,7 @@ def keyword_scores(
     if not with_predictions:
         _require_stored_predictions(store, days)
     # Each day's bids in force come from the CONTEXT_DAYS reports through it, read a day at a time.
-    report_for = _report_reader(store, BID_HISTORY_COLUMNS)
+    report_for = report_reader(store)
     # Read here, not as an input: a run of the predictions alone needs no landscape.
     landscapes = store.read_partitions(tables.LANDSCAPE, days) if with_bids else None
     scores = {}

@@ -25,7 +25,9 @@ runs a step, so its peak RSS (process and children) is its own:
    as the asset computes them;
 6. feature checks: the features' blocking contract (great-expectations, a million rows at a time, as the check
    reads them), then the feature catalog's statistics, a column at a time;
-7. bid landscape: fitted on a sample of 200,000 keywords over the report days there are (here 29, not 63);
+7. bid landscape: fitted on its sample of keywords (one in 64 at 10M) over the report days there are (here 29, not
+   the 64 of a deployment's; `landscape_history.py` times those), as a morning runs it: the sample's rows of the days
+   before D kept by earlier runs (kept here before the clock, in a process of their own), D's read whole;
 8. predictions and bids: the bids' context from 7 report days, then `scoring.score_day` (local engine, XGBoost);
 9. publication: the bid rules again (great-expectations, in batches) and the Google Ads Editor CSV (streamed).
 """
@@ -33,6 +35,8 @@ runs a step, so its peak RSS (process and children) is its own:
 import argparse
 import datetime as dt
 import json
+import multiprocessing
+import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +45,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scoring_10m import PeakRss, load_model
+
+from daily_bids.bidding.report_history import HISTORY_COLUMNS
+from daily_bids.storage import tables
 
 DAY = dt.date(2025, 6, 30)
 STAGES = (
@@ -54,16 +61,15 @@ STAGES = (
     "predictions_and_bids",
     "publication",
 )
-RAW, VALIDATED, FEATURES = "raw_keyword_report", "validated_keyword_report", "keyword_features"
-QUARANTINE = "keyword_quarantine"
-STATE = "_keyword_feature_state"  # the features' rolling state (daily_bids.storage.tables.FEATURE_STATE)
+RAW, VALIDATED, FEATURES = tables.RAW_REPORT, tables.VALIDATED_REPORT, tables.FEATURES
+QUARANTINE, STATE = tables.QUARANTINE, tables.FEATURE_STATE
 
 
 # Each stage's floor: the Parquet it reads, read by Arrow alone (table, days before D, columns; None for all of them),
 # and the partitions it writes, written again by Arrow with the warehouse's options. What a stage does beyond these
 # bytes (contracts, validation, features, the model, the bid rules) is its own work.
 METRICS = ["keyword_id", "impressions", "clicks", "cost", "conversions", "conversion_value"]
-CONTEXT = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
+CONTEXT = HISTORY_COLUMNS  # what the landscape and the bids' context read of a report day
 FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]]] = {
     "report": ([], [RAW]),
     "validation": ([(RAW, [0], None)], [VALIDATED, QUARANTINE]),
@@ -74,12 +80,12 @@ FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]
         [FEATURES, STATE],
     ),
     "feature_checks": ([(FEATURES, [0], None)], []),
-    "bid_landscape": ([(VALIDATED, list(range(29)), CONTEXT)], []),
+    "bid_landscape": ([(VALIDATED, [0], CONTEXT)], []),  # and the kept samples: 3 MB a day at 10M keywords
     "predictions_and_bids": (
         [(VALIDATED, list(range(7)), CONTEXT), (FEATURES, [0], None)],
-        ["keyword_predictions", "keyword_bids"],
+        [tables.PREDICTIONS, tables.BIDS],
     ),
-    "publication": ([("keyword_bids", [0], None)], []),
+    "publication": ([(tables.BIDS, [0], None)], []),
 }
 
 
@@ -145,8 +151,15 @@ SPARK_STAGES = (
 
 
 def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engine: str = "local") -> dict:
-    from daily_bids.bidding.landscape import LandscapeUnavailable, bid_context, landscape_for_day, training_keywords
+    from daily_bids.bidding.landscape import (
+        CONTEXT_DAYS,
+        TRAINING_DAYS,
+        LandscapeUnavailable,
+        bid_context,
+        landscape_for_day,
+    )
     from daily_bids.bidding.policy import BidPolicy
+    from daily_bids.bidding.report_history import report_reader, sampled_history
     from daily_bids.currency import DEFAULT_CURRENCY
     from daily_bids.features import catalog
     from daily_bids.ingest.validation import Plausibility
@@ -161,6 +174,14 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
 
     # The steps' engine as the assets use it: each method runs the step's Spark form on `spark`.
     steps = EngineResource(engine=engine, spark_master="local[2]")
+    history_days = TRAINING_DAYS + CONTEXT_DAYS + 1
+    if stage == "bid_landscape":  # what earlier mornings kept; D's sample is not kept yet
+        keeping = multiprocessing.get_context("fork").Process(
+            target=sampled_history, args=(store, yesterday, history_days)
+        )
+        keeping.start()
+        keeping.join()
+        shutil.rmtree(Path(store.root) / tables.LANDSCAPE_SAMPLE / f"date={DAY}", ignore_errors=True)
     with PeakRss() as rss:
         if steps.on_spark:  # the session is up before the clock starts; its JVM's memory counts
             steps.spark_session().range(1).count()
@@ -190,24 +211,14 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
             steps.check_stored(store, FEATURES, [DAY], quality.features_suite(), "features")
             catalog.statistics(lambda name: store.read_partitions(FEATURES, [DAY], [name])[name].to_numpy())
         elif stage == "bid_landscape":
-            sample = training_keywords(store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy())
-            days = sorted(d for d in store.list_partitions(VALIDATED) if d <= DAY)
-            reports = store.read_partitions(
-                VALIDATED, days, ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"], sample
-            )
+            reports = sampled_history(store, DAY, history_days).reports
             try:
                 landscape = landscape_for_day(reports, DAY)
-                store.write_partition("bid_landscape", DAY, landscape.to_frame(DAY))
+                store.write_partition(tables.LANDSCAPE, DAY, landscape.to_frame(DAY))
             except LandscapeUnavailable as reason:  # the simulator's manual bids never vary
                 print(f"    no landscape: {reason}", flush=True)
         elif stage == "predictions_and_bids":
-            columns = ["keyword_id", "clicks", "cost", "max_cpc", "search_impression_share"]
-            context = bid_context(
-                lambda d: (
-                    store.read_partitions(VALIDATED, [d], columns) if store.partition_exists(VALIDATED, d) else None
-                ),
-                DAY,
-            )
+            context = bid_context(report_reader(store), DAY)
             model = load_model(model_folder, "xgboost")
             steps.score_day(
                 store,
@@ -215,7 +226,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
                 DAY,
                 model,
                 None,
-                {"predictions": "keyword_predictions", "bids": "keyword_bids"},
+                {"predictions": tables.PREDICTIONS, "bids": tables.BIDS},
                 BidPolicy(),
                 None,
                 context,
@@ -224,9 +235,9 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
                 value_table=None,
             )
         elif stage == "publication":
-            steps.check_stored(store, "keyword_bids", [DAY], quality.bid_suite(0.05, 20.0), "bids_to_publish")
+            steps.check_stored(store, tables.BIDS, [DAY], quality.bid_suite(0.05, 20.0), "bids_to_publish")
             csv = f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
-            steps.write_ads_editor_csv(store, "keyword_bids", DAY, csv, DEFAULT_CURRENCY, log=None)
+            steps.write_ads_editor_csv(store, tables.BIDS, DAY, csv, DEFAULT_CURRENCY, log=None)
         seconds = time.perf_counter() - started
     return {
         "engine": engine,

@@ -4,30 +4,30 @@
 
 The `bid_landscape` asset reads the report days it learns from: 56 training days, the 7 before them for context, and
 the day (64). `daily_increment.py` leaves 29 validated days of 10M keywords in its warehouse; this benchmark links
-them, cycled, under the dates before them too (not timed) in a warehouse of its own, then times the step's reading of
-the sampled keywords' rows and the fit, with the peak memory. The linked days repeat bids that never vary, so no
-landscape is fitted: the figure is the reading and the attempt, a lower bound of the step.
+them, cycled, under the dates before them too (not timed) in a warehouse of its own, then times the step twice, with
+the peak memory of each:
+
+- the first run: no day's sample of keywords is kept yet, so every report day is read whole and its sample kept;
+- a morning: the days before D were kept by earlier runs (the first run's, less D's), and D is read whole.
+
+The linked days repeat bids that never vary, so no landscape is fitted: the figures are the reading and the attempt,
+a lower bound of the step.
 """
 
 import argparse
 import datetime as dt
+import multiprocessing
+import shutil
 import time
 from pathlib import Path
 
 from daily_increment import DAY, VALIDATED
 from scoring_10m import PeakRss
 
-from daily_bids.bidding.landscape import (
-    CONTEXT_DAYS,
-    PANEL_COLUMNS,
-    TRAINING_DAYS,
-    LandscapeUnavailable,
-    landscape_for_day,
-    training_keywords,
-)
+from daily_bids.bidding.landscape import CONTEXT_DAYS, TRAINING_DAYS, LandscapeUnavailable, landscape_for_day
+from daily_bids.bidding.report_history import sampled_history
+from daily_bids.storage import tables
 from daily_bids.storage.warehouse import Warehouse
-
-HISTORY_COLUMNS = ["keyword_id", *PANEL_COLUMNS]
 
 
 def linked_history(source: Path, target: Path, days: int) -> None:
@@ -48,18 +48,33 @@ def main() -> None:
     args = parser.parse_args()
     linked_history(Path(args.source) / VALIDATED, Path(args.workdir) / "warehouse" / VALIDATED, args.days)
     store = Warehouse(str(Path(args.workdir) / "warehouse"))
-    days = [DAY - dt.timedelta(days=back) for back in range(args.days)][::-1]
+    kept = Path(store.root) / tables.LANDSCAPE_SAMPLE
+    shutil.rmtree(kept, ignore_errors=True)
+    for run in ("first run", "a morning"):
+        if run == "a morning":  # D's report is the one new day
+            shutil.rmtree(kept / f"date={DAY}")
+        # Each run in a process of its own, as a step runs: its peak memory is its own.
+        process = multiprocessing.get_context("fork").Process(target=time_the_step, args=(store, args.days, run))
+        process.start()
+        process.join()
+        if process.exitcode:
+            raise SystemExit(f"the {run} failed")
+
+
+def time_the_step(store: Warehouse, days: int, run: str) -> None:
     with PeakRss() as rss:
         started = time.perf_counter()
-        latest = store.read_partitions(VALIDATED, [DAY], ["keyword_id"])["keyword_id"].to_numpy()
-        reports = store.read_partitions(VALIDATED, days, HISTORY_COLUMNS, training_keywords(latest))
+        history = sampled_history(store, DAY, days)
         read = time.perf_counter() - started
         try:
-            landscape_for_day(reports, DAY)
+            landscape_for_day(history.reports, DAY)
         except LandscapeUnavailable as reason:
             print(f"no landscape: {reason}")
         seconds = time.perf_counter() - started
-    print(f"{args.days} report days: {seconds:.1f} s (reading {read:.1f} s), peak RSS {rss.peak / 2**30:.1f} GB")
+    print(
+        f"{run}, {history.describe()}: {seconds:.1f} s (reading {read:.1f} s), peak RSS {rss.peak / 2**30:.1f} GB",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

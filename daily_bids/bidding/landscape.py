@@ -35,7 +35,8 @@ HOLDOUT_DAYS = 7
 MEANINGFUL_BID_CHANGE = 0.02
 # Rows with a meaningful bid change below which no landscape is fitted: the response would be a guess.
 MIN_VARIED_ROWS = 200
-# Keywords sampled for training: the landscape is pooled, so a sample of a large account teaches it as well.
+# Keywords sampled for training: the landscape is pooled, so a sample of a large account teaches it as well. An
+# account with more keywords is halved (by `in_training_sample`) until at most this many are expected.
 MAX_TRAINING_KEYWORDS = 200_000
 
 
@@ -242,13 +243,32 @@ def _context(panel: _Panel, end: int) -> pd.DataFrame:
     return totals.context(panel.days[end - 1] + dt.timedelta(days=1))
 
 
-def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS, seed: int = 0) -> np.ndarray:
-    """The keywords a landscape is learnt from (sorted): all of them, or a seeded sample of `max_keywords`. A large
-    account's reports can then be read for the sample only."""
+def sample_halvings(keyword_count: int, max_keywords: int = MAX_TRAINING_KEYWORDS) -> int:
+    """How many times an account of `keyword_count` keywords is halved for the landscape's sample: none up to
+    `max_keywords`, else until at most `max_keywords` are expected. A power of two, not the exact share, so that an
+    account whose size moves a little from day to day keeps the same sample."""
+    halvings = 0
+    while keyword_count > max_keywords << halvings:
+        halvings += 1
+    return halvings
+
+
+def in_training_sample(keyword_ids: np.ndarray, halvings: int) -> np.ndarray:
+    """Whether each keyword is in the sample of one keyword in 2**halvings. A keyword is in it by a hash of its ID
+    (pandas' `hash_array`, the same on every machine), not by a draw: it is in or out on every day, so a day's sampled
+    rows can be kept and read again (`report_history.sampled_history`), and each sample lies within the larger ones."""
+    ids = np.asarray(keyword_ids, dtype="int64")
+    if halvings == 0:
+        return np.ones(len(ids), dtype=bool)
+    return (pd.util.hash_array(ids) >> np.uint64(64 - halvings)) == 0
+
+
+def training_keywords(keyword_ids: np.ndarray, max_keywords: int = MAX_TRAINING_KEYWORDS) -> np.ndarray:
+    """The keywords a landscape is learnt from (sorted): all of them, or the sample (`in_training_sample`) that
+    halves them until at most `max_keywords` are expected. Keywords already sampled with a halving or more stay
+    whole while they are at most twice `max_keywords`: each smaller sample lies within the larger ones."""
     ids = unique_keyword_ids(keyword_ids)
-    if len(ids) > max_keywords:
-        ids = np.sort(np.random.default_rng(seed).choice(ids, max_keywords, replace=False))
-    return ids
+    return ids[in_training_sample(ids, sample_halvings(len(ids), max_keywords))]
 
 
 def training_rows(
@@ -256,12 +276,11 @@ def training_rows(
     first_target: dt.date,
     last_target: dt.date,
     max_keywords: int = MAX_TRAINING_KEYWORDS,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per keyword and target day: the context as of the day before, the bid in force on the day and the
     outcome. A day without a report row is zero clicks at the keyword's latest bid (bids change only when the
     platform publishes, so that bid is the one in force but on a publication day)."""
-    ids = training_keywords(reports["keyword_id"].to_numpy(), max_keywords, seed)
+    ids = training_keywords(reports["keyword_id"].to_numpy(), max_keywords)
     panel = _panel(reports, first_target - dt.timedelta(days=CONTEXT_DAYS), last_target, ids)
     carried_bid = panel.values["max_cpc"].copy(order="F")  # each keyword's latest bid, carried forward a day
     for day in range(1, len(panel.days)):

@@ -23,6 +23,8 @@ USER_CHALLENGER = "user_keras_model"
 MODEL_REGISTRY = "model_registry"
 # Serving: the bid landscape, predictions, bids, the published bids, and how they turned out.
 LANDSCAPE = "bid_landscape"
+# The validated report's rows of the landscape's sample of keywords, a day at a time: what it learns from, kept.
+LANDSCAPE_SAMPLE = "_landscape_sample"
 PREDICTIONS = "keyword_predictions"
 BIDS = "keyword_bids"
 PUBLISHED_BIDS = "published_bids"

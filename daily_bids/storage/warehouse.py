@@ -4,6 +4,7 @@ Layout, Hive-style so that pyarrow, DuckDB and Spark read a whole table at once:
 
     <root>/<table>/date=YYYY-MM-DD/data.parquet      a daily partition (the `date` column lives in the path)
     <root>/<table>/data.parquet                      an unpartitioned table
+    <root>/<table>/date=YYYY-MM-DD/<recipe>-….parquet  a day derived from another table's day (`derived_days.py`)
     <root>/charts/<table>/<name>.png                 a table's charts, outside its folder: Spark, DuckDB and
                                                      pyarrow read a table's folder as Parquet and nothing else
     <root>/<model>/...                               model bundles and pointers; exports/: the bid CSVs

@@ -117,3 +117,40 @@ def test_bounded_retries_ride_out_errors_and_stalls_then_give_up_leaving_the_old
         assert proxy.faults["write_failure"] == attempts  # bounded: the first attempt and its retries, no more
         proxy.allow_writes()
         assert store.read_partitions("bids", [DAYS[0]])["bid"].tolist() == [0.5, 0.6]
+
+
+def test_the_landscapes_samples_are_kept_on_s3_and_derived_again_once_a_day_changed(s3_server):
+    """S3 gives each object's modification time, so a kept sample day is recognised as the report day's it was derived
+    from, and a restated report day is derived again (one object per day stays)."""
+    from daily_bids.bidding.landscape import in_training_sample
+    from daily_bids.bidding.report_history import HISTORY_COLUMNS, sampled_history
+    from daily_bids.simulator.market import AdMarketSimulator
+    from daily_bids.storage import tables
+    from daily_bids.storage.warehouse import S3Options, Warehouse
+
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket="bids")
+    store = Warehouse(
+        "s3://bids/kept", S3Options(endpoint_url=s3_server, access_key="daily-bids", secret_key="daily-bids-secret")
+    )
+    simulator = AdMarketSimulator(seed=3, keywords=400)
+    reports = {day: simulator.report(day)[["date", *HISTORY_COLUMNS]] for day in DAYS}
+    for day, report in reports.items():
+        store.write_partition(tables.VALIDATED_REPORT, day, report)
+
+    def expected() -> pd.DataFrame:
+        whole = store.read_partitions(tables.VALIDATED_REPORT, DAYS, HISTORY_COLUMNS)
+        return whole[in_training_sample(whole["keyword_id"].to_numpy(), 2)].reset_index(drop=True)
+
+    first = sampled_history(store, DAYS[-1], 64, max_keywords=100)  # 400 keywords: one in four
+    assert first.halvings == 2 and first.read_whole == DAYS
+    again = sampled_history(store, DAYS[-1], 64, max_keywords=100)
+    assert again.read_whole == []
+    pd.testing.assert_frame_equal(again.reports, expected())
+
+    store.write_partition(tables.VALIDATED_REPORT, DAYS[2], reports[DAYS[2]].iloc[:-40])  # restated: 40 rows fewer
+    restated = sampled_history(store, DAYS[-1], 64, max_keywords=100)
+    assert restated.read_whole == [DAYS[2]]
+    pd.testing.assert_frame_equal(restated.reports, expected())
+    kept = client.list_objects_v2(Bucket="bids", Prefix=f"kept/{tables.LANDSCAPE_SAMPLE}/date={DAYS[2]}/")
+    assert len([item for item in kept["Contents"] if not item["Key"].endswith("/")]) == 1  # beside a folder marker

@@ -405,6 +405,9 @@ def test_bids_follow_the_landscape_once_bids_have_varied(graph):
     landscape = store.read_partitions("bid_landscape", [BID_DAYS[-1]])
     assert len(landscape) == 1 and landscape["varied_rows"].iloc[0] >= 200
     assert {"holdout_clicks_mae", "holdout_cost_mae", "holdout_clicks_rmse"} <= set(landscape.columns)
+    # Each morning reads one report day whole: the days before it are kept from the runs before.
+    history = [materializations_of(run, dg.AssetKey(tables.LANDSCAPE))[0].metadata for run in graph["daily"]]
+    assert all(meta["bid_history"].value.endswith("kept from earlier runs, 1 read whole)") for meta in history[1:])
     latest = later[-1]
     assert latest["profit_optimal_bids"].value > 0
     assert latest["landscape"].value.startswith("bid landscape")
