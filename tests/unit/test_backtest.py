@@ -129,7 +129,13 @@ def test_the_context_is_each_keywords_week_as_a_grouped_sum_says(seed):
     reports = pd.concat(frames, ignore_index=True)
     for column in ("clicks", "cost", "max_cpc", "search_impression_share"):
         reports.loc[rng.random(len(reports)) < 0.2, column] = np.nan
-    week = reports[reports["date"] > pd.Timestamp(days[-1])].sort_values("date")
+    _assert_context_is_the_grouped_sum(reports, last)
+
+
+def _assert_context_is_the_grouped_sum(reports: pd.DataFrame, last: dt.date) -> None:
+    """`bid_context` of the week through `last` (a Monday), given as a frame and a day at a time, against a plain
+    grouped sum of its rows."""
+    week = reports[reports["date"] > pd.Timestamp(last - dt.timedelta(days=7))].sort_values("date", kind="stable")
     # The cost per click and the bid that paid for it come from the rows that say their clicks, cost and bid.
     priced = week[["clicks", "cost", "max_cpc"]].notna().all(axis=1)
     grouped = week.assign(
@@ -158,3 +164,25 @@ def test_the_context_is_each_keywords_week_as_a_grouped_sum_says(seed):
         context = bid_context(given, last).set_index("keyword_id")
         assert list(context.index) == sorted(expected.index) and (context["day_of_week"] == 0.0).all()  # a Monday
         pd.testing.assert_frame_equal(context[expected.columns], expected, check_names=False, rtol=1e-12)
+
+
+def test_the_context_takes_in_keywords_that_later_days_bring():
+    """A week whose first day has five keywords and whose later days bring thousands more, in no order, between and
+    around the first ones: more than the totals have room for, so they grow while the week is added."""
+    rng = np.random.default_rng(0)
+    last = dt.date(2025, 3, 9)
+    days = {6: [40, 10, 50, 20, 30], 4: rng.permutation(9_000), 0: rng.permutation(np.arange(0, 12_000, 2))}
+    frames = [
+        pd.DataFrame(
+            {
+                "date": pd.Timestamp(last - dt.timedelta(days=back)),
+                "keyword_id": ids,
+                "clicks": rng.poisson(2, len(ids)).astype(float),
+                "cost": rng.gamma(1.0, 1.5, len(ids)),
+                "max_cpc": np.round(rng.uniform(0.05, 3.0, len(ids)), 2),
+                "search_impression_share": rng.uniform(0.05, 1.0, len(ids)),
+            }
+        )
+        for back, ids in days.items()
+    ]
+    _assert_context_is_the_grouped_sum(pd.concat(frames, ignore_index=True), last)
