@@ -4,9 +4,10 @@ table for a small part of each day (the bid landscape's sample of keywords) read
     <root>/<table>/date=YYYY-MM-DD/<recipe>-<size>-<mtime>.parquet
 
 `size` and `mtime` (nanoseconds) are those of the source day's file the day was derived from. A source day written
-again since (another size or modification time) is derived again, and so is every day whose recipe changed (another
-sample, other columns); a day's other files go once its new one is written. A file system that gives no modification
-time gets no file kept: every day is derived each time.
+again since (another size or modification time) is derived again, and its files from the older file go once the new
+one is written. Another recipe (another sample, other columns) derives every day again; a day keeps one file per
+recipe, so a step whose recipe moves back and forth (an account near the size that halves its sample) reads both. A
+file system that gives no modification time gets no file kept: every day is derived each time.
 
 The one blind spot is a source day rewritten at the same size within the file system's time resolution (milliseconds
 on a local disk, a second on S3) of the write it was derived from: it would keep the old derived day. The steps that
@@ -70,7 +71,8 @@ class DerivedDays:
             frames[day] = derive(day)
             self.derived_now.append(day)
             if name is not None:
-                self._keep(day, name, frames[day], stale=[info for other, info in found.items() if other != name])
+                older = [info for other, info in found.items() if _source_of(other) != _source_of(name)]
+                self._keep(day, name, frames[day], stale=older)
         return frames
 
     def _file_name(self, source: pafs.FileInfo) -> str | None:
@@ -88,18 +90,24 @@ class DerivedDays:
         kept: dict[dt.date, dict[str, pafs.FileInfo]] = {}
         for info in self.store.fs.get_file_info(selector):
             folder, _, name = info.path.rpartition("/")
-            if info.type != pafs.FileType.File or not folder.startswith(prefix) or name.startswith("."):
+            day = folder[len(prefix) :]
+            if info.type != pafs.FileType.File or not folder.startswith(prefix) or "/" in day or name.startswith("."):
                 continue
             if name.endswith(DERIVED_SUFFIX):
-                kept.setdefault(dt.date.fromisoformat(folder[len(prefix) :]), {})[name] = info
+                kept.setdefault(dt.date.fromisoformat(day), {})[name] = info
         return kept
 
     def _keep(self, day: dt.date, name: str, frame: pd.DataFrame, stale: list[pafs.FileInfo]) -> None:
         table = to_arrow(frame)
         with self.store.byte_writer(f"{self._day_folder(day)}/{name}") as sink:
             pq.write_table(table, sink, **parquet_options(table))
-        for info in stale:  # derived from an older source day, or by another recipe
+        for info in stale:  # derived from an older file of the source day
             try:
                 self.store.fs.delete_file(info.path)
             except FileNotFoundError:  # another run removed it first
                 continue
+
+
+def _source_of(name: str) -> str:
+    """The source file's size and mtime in a kept file's name (a recipe has no "-")."""
+    return name.split("-", 1)[1]

@@ -106,11 +106,17 @@ def test_a_kept_day_is_read_again_only_once_its_report_day_changed(store, report
         len(before) == 1 and len(_kept_files(store, restated_day)) == 1 and _kept_files(store, restated_day) != before
     )
 
-    # Another sample (the account doubled): every day is derived again, and only the new files stay.
+    # Another sample (the account doubled): every day is derived again, beside the first sample's days, so an account
+    # whose size moves back and forth across the halving keeps both.
     doubled = sampled_history(store, LAST, 64, max_keywords=MAX_KEYWORDS // 2)
     assert doubled.halvings == 3 and doubled.read_whole == sorted(reports)
     pd.testing.assert_frame_equal(doubled.reports, _sampled_from_whole(store, sorted(reports), 3))
-    assert all(len(_kept_files(store, day)) == 1 for day in reports)
+    assert all(len(_kept_files(store, day)) == 2 for day in reports)
+    assert sampled_history(store, LAST, 64, max_keywords=MAX_KEYWORDS).read_whole == []
+    # A day restated again: both samples' files of the older report day go as the new one is kept.
+    store.write_partition(tables.VALIDATED_REPORT, restated_day, reports[restated_day][["date", *HISTORY_COLUMNS]])
+    assert sampled_history(store, LAST, 64, max_keywords=MAX_KEYWORDS).read_whole == [restated_day]
+    assert len(_kept_files(store, restated_day)) == 1
 
 
 def test_missing_days_are_skipped_and_missing_columns_stay_missing(store, reports):
@@ -133,6 +139,12 @@ def test_the_last_day_must_exist(store):
 
     with pytest.raises(MissingPartitionsError, match="2025-04-30"):
         sampled_history(store, dt.date(2025, 4, 30), 64)
+
+
+def test_a_small_account_is_learnt_from_every_keyword(store, reports):
+    history = sampled_history(store, LAST, 64)  # 600 keywords: no sample
+    assert history.halvings == 0 and history.describe().startswith(f"every keyword of {len(reports)} report days")
+    pd.testing.assert_frame_equal(history.reports, _sampled_from_whole(store, sorted(reports), 0))
 
 
 def test_a_recipe_is_a_plain_name(store):
