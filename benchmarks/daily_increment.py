@@ -80,7 +80,7 @@ FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]
         [FEATURES, STATE],
     ),
     "feature_checks": ([(FEATURES, [0], None)], []),
-    "bid_landscape": ([(VALIDATED, [0], CONTEXT)], []),  # and the kept samples: 3 MB a day at 10M keywords
+    "bid_landscape": ([(VALIDATED, [0], CONTEXT)], []),  # and the kept samples: 1 MB a day at 10M keywords
     "predictions_and_bids": (
         [(VALIDATED, list(range(7)), CONTEXT), (FEATURES, [0], None)],
         [tables.PREDICTIONS, tables.BIDS],
