@@ -21,18 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from daily_bids.storage.warehouse import (
-    PARTITION_COLUMN,
-    Warehouse,
-    parquet_options,
-    read_whole,
-    to_arrow,
-    to_pandas,
-)
+from daily_bids.storage.warehouse import Warehouse
 
 DERIVED_SUFFIX = ".parquet"
 
@@ -57,14 +48,14 @@ class DerivedDays:
         without the day's `date`."""
         days = sorted(set(days))
         sources = self.store.require_partitions(self.source, days)  # one listing: each day's size and mtime
-        kept = self._kept_files()
+        kept = self.store.files_by_day(self.table)
         frames = {}
         for day in days:
             name = self._file_name(sources[day])
-            found = kept.get(day, {})
+            found = {other: info for other, info in kept.get(day, {}).items() if _source_of(other) is not None}
             if name is not None and name in found:
                 try:
-                    frames[day] = to_pandas(pq.read_table(pa.BufferReader(read_whole(self.store.fs, found[name].path))))
+                    frames[day] = self.store.read_file(found[name])
                     continue
                 except FileNotFoundError:  # another run derived the day again since the listing, and removed it
                     pass
@@ -80,27 +71,8 @@ class DerivedDays:
             return None
         return f"{self.recipe}-{source.size}-{source.mtime_ns}{DERIVED_SUFFIX}"
 
-    def _day_folder(self, day: dt.date) -> str:
-        return f"{self.table}/{PARTITION_COLUMN}={day.isoformat()}"
-
-    def _kept_files(self) -> dict[dt.date, dict[str, pafs.FileInfo]]:
-        """The files kept for each day, from one recursive listing (a temporary file's hidden name is left out)."""
-        prefix = f"{self.store.path(self.table)}/{PARTITION_COLUMN}="
-        selector = pafs.FileSelector(self.store.path(self.table), allow_not_found=True, recursive=True)
-        kept: dict[dt.date, dict[str, pafs.FileInfo]] = {}
-        for info in self.store.fs.get_file_info(selector):
-            folder, _, name = info.path.rpartition("/")
-            day = folder[len(prefix) :]
-            if info.type != pafs.FileType.File or not folder.startswith(prefix) or "/" in day or name.startswith("."):
-                continue
-            if name.endswith(DERIVED_SUFFIX):
-                kept.setdefault(dt.date.fromisoformat(day), {})[name] = info
-        return kept
-
     def _keep(self, day: dt.date, name: str, frame: pd.DataFrame, stale: list[pafs.FileInfo]) -> None:
-        table = to_arrow(frame)
-        with self.store.byte_writer(f"{self._day_folder(day)}/{name}") as sink:
-            pq.write_table(table, sink, **parquet_options(table))
+        self.store.write_day_file(self.table, day, name, frame)
         for info in stale:  # derived from an older file of the source day
             try:
                 self.store.fs.delete_file(info.path)
@@ -108,6 +80,7 @@ class DerivedDays:
                 continue
 
 
-def _source_of(name: str) -> str:
-    """The source file's size and mtime in a kept file's name (a recipe has no "-")."""
-    return name.split("-", 1)[1]
+def _source_of(name: str) -> str | None:
+    """The source file's size and mtime in a kept file's name (a recipe has no "-"); None for another file."""
+    recipe, dash, source = name.partition("-")
+    return source if dash and name.endswith(DERIVED_SUFFIX) else None

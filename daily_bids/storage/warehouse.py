@@ -541,6 +541,19 @@ class Warehouse:
     def exists(self, relative_path: str) -> bool:
         return self.fs.get_file_info(self.path(relative_path)).type == pafs.FileType.File
 
+    # ---- files of a day's folder beside its partition (`derived_days.py`) -------------------------------------------
+    def files_by_day(self, table: str) -> dict[dt.date, dict[str, pafs.FileInfo]]:
+        """The files in each of `table`'s day folders, by name, from one listing."""
+        return _files_by_day(self.fs, self.path(table))
+
+    def write_day_file(self, table: str, day: dt.date, name: str, frame: pd.DataFrame) -> None:
+        """`frame` as the Parquet file `name` in `table`'s folder of `day`, written as a partition is."""
+        self._write_parquet_atomically(self.path(table, f"{PARTITION_COLUMN}={day.isoformat()}", name), frame)
+
+    def read_file(self, file: pafs.FileInfo) -> pd.DataFrame:
+        """A Parquet file of the warehouse (from a listing), read as a partition is."""
+        return to_pandas(self._read_parquet(file))
+
     # ---- atomic writes -------------------------------------------------------------------------------------------
     def _write_parquet_atomically(self, path: str, frame: pd.DataFrame) -> None:
         """`frame` as one Parquet file, converted and written a row group at a time: a whole day converted at once
@@ -768,13 +781,24 @@ def _row_group_pieces(
 
 def _day_files(fs: pafs.FileSystem, table_folder: str) -> dict[dt.date, pafs.FileInfo]:
     """Each day's file under a table's folder, from one recursive listing."""
+    return {day: names[DATA_FILE] for day, names in _files_by_day(fs, table_folder).items() if DATA_FILE in names}
+
+
+def _files_by_day(fs: pafs.FileSystem, table_folder: str) -> dict[dt.date, dict[str, pafs.FileInfo]]:
+    """The files in each day's folder under a table's folder, by name, from one recursive listing; a temporary
+    file's hidden name is left out."""
     prefix = f"{table_folder}/{PARTITION_COLUMN}="
-    files = {}
+    files: dict[dt.date, dict[str, pafs.FileInfo]] = {}
     for info in fs.get_file_info(pafs.FileSelector(table_folder, allow_not_found=True, recursive=True)):
         folder, _, name = info.path.rpartition("/")
         day = folder[len(prefix) :]
-        if info.type == pafs.FileType.File and name == DATA_FILE and folder.startswith(prefix) and "/" not in day:
-            files[dt.date.fromisoformat(day)] = info
+        if (
+            info.type == pafs.FileType.File
+            and folder.startswith(prefix)
+            and "/" not in day
+            and not name.startswith(".")
+        ):
+            files.setdefault(dt.date.fromisoformat(day), {})[name] = info
     return files
 
 
