@@ -25,7 +25,7 @@ from daily_bids.bidding.landscape import (
     landscape_for_day,
 )
 from daily_bids.bidding.moves import with_todays_bids_in_force
-from daily_bids.bidding.report_history import report_reader, sampled_history
+from daily_bids.bidding.report_history import history_reader, sampled_history
 from daily_bids.quality import expectations as quality
 from daily_bids.serving import publishing
 from daily_bids.serving.scoring import BidTotals
@@ -174,7 +174,7 @@ def keyword_scores(
     if not with_predictions:
         _require_stored_predictions(store, days)
     # Each day's bids in force come from the CONTEXT_DAYS reports through it, read a day at a time.
-    report_for = report_reader(store)
+    report_for = history_reader(store)
     # Read here, not as an input: a run of the predictions alone needs no landscape.
     landscapes = store.read_partitions(tables.LANDSCAPE, days) if with_bids else None
     scores = {}

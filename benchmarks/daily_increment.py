@@ -159,7 +159,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
         landscape_for_day,
     )
     from daily_bids.bidding.policy import BidPolicy
-    from daily_bids.bidding.report_history import report_reader, sampled_history
+    from daily_bids.bidding.report_history import history_reader, sampled_history
     from daily_bids.currency import DEFAULT_CURRENCY
     from daily_bids.features import catalog
     from daily_bids.ingest.validation import Plausibility
@@ -218,7 +218,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
             except LandscapeUnavailable as reason:  # the simulator's manual bids never vary
                 print(f"    no landscape: {reason}", flush=True)
         elif stage == "predictions_and_bids":
-            context = bid_context(report_reader(store), DAY)
+            context = bid_context(history_reader(store), DAY)
             model = load_model(model_folder, "xgboost")
             steps.score_day(
                 store,

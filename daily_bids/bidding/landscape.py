@@ -174,6 +174,11 @@ class _WindowTotals:
     def rows(self) -> int:
         return len(self.sorted_ids) + len(self.later_ids)
 
+    @property
+    def room(self) -> int:
+        """The rows the arrays hold: the keywords', then starts waiting for new ones."""
+        return len(self.totals["clicks"])
+
     def rows_for(self, keyword_ids: np.ndarray) -> np.ndarray:
         """The row of each of a day's keywords (distinct), given a row first where a keyword has none."""
         first = len(self.sorted_ids)
@@ -196,7 +201,7 @@ class _WindowTotals:
 
     def _add_rows(self, keyword_ids: np.ndarray) -> None:
         """Rows for new keywords, after the others; the arrays grow by a quarter when the room runs out."""
-        room = len(next(iter(self.totals.values())))
+        room = self.room
         if self.rows + len(keyword_ids) > room:
             grown = max(self.rows + len(keyword_ids), room + room // 4)
             for name, values in self.totals.items():
@@ -209,7 +214,7 @@ class _WindowTotals:
         every keyword when the report lacks the column. The array is reused for the next day's column."""
         values = self._scratch.get(name)
         if values is None:
-            values = self._scratch[name] = np.empty(len(self.totals["clicks"]))
+            values = self._scratch[name] = np.empty(self.room)
         values.fill(np.nan)
         if name in rows.columns:
             values[row_of] = numeric(rows[name])

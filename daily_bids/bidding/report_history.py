@@ -30,14 +30,14 @@ from daily_bids.storage.warehouse import PARTITION_COLUMN, Warehouse
 HISTORY_COLUMNS = ["keyword_id", *PANEL_COLUMNS]
 
 
-def report_reader(store: Warehouse, keyword_ids: np.ndarray | None = None) -> ReportForDay:
-    """A function giving one day's validated report (`HISTORY_COLUMNS`, those it carries; with `keyword_ids`, only
-    their rows), or None for a day without one."""
+def history_reader(store: Warehouse) -> ReportForDay:
+    """A function giving one day's validated report (`HISTORY_COLUMNS`, those it carries), or None for a day without
+    one."""
 
     def report_for(day: dt.date) -> pd.DataFrame | None:
         if not store.partition_exists(tables.VALIDATED_REPORT, day):
             return None
-        return store.read_partitions(tables.VALIDATED_REPORT, [day], _carried(store, day), keyword_ids)
+        return store.read_partitions(tables.VALIDATED_REPORT, [day], _carried(store, day))
 
     return report_for
 
@@ -70,9 +70,10 @@ def sampled_history(
     """The landscape's sample of keywords' rows (`HISTORY_COLUMNS`) in the validated reports of the `days` days through
     `last_day` that exist (a young deployment has fewer). The sample's size comes from the keywords reported on
     `last_day`, and each day's sampled rows are kept for the next runs."""
-    store.require_partitions(tables.VALIDATED_REPORT, [last_day])
-    window = {last_day - dt.timedelta(days=back) for back in range(days)}
-    present = sorted(window & set(store.list_partitions(tables.VALIDATED_REPORT)))
+    existing = set(store.list_partitions(tables.VALIDATED_REPORT))
+    if last_day not in existing:
+        store.require_partitions(tables.VALIDATED_REPORT, [last_day])  # raises, naming the day
+    present = sorted({last_day - dt.timedelta(days=back) for back in range(days)} & existing)
     # A validated day has a row per keyword reported.
     halvings = sample_halvings(store.partition_rows(tables.VALIDATED_REPORT, last_day), max_keywords)
     samples = DerivedDays(store, tables.VALIDATED_REPORT, tables.LANDSCAPE_SAMPLE, _recipe(halvings))
