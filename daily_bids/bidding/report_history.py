@@ -24,7 +24,7 @@ from daily_bids.bidding.landscape import (
 )
 from daily_bids.storage import tables
 from daily_bids.storage.derived_days import DerivedDays
-from daily_bids.storage.warehouse import PARTITION_COLUMN, Warehouse
+from daily_bids.storage.warehouse import PARTITION_COLUMN, Warehouse, with_day
 
 # The report columns the landscape and the bids' context read.
 HISTORY_COLUMNS = ["keyword_id", *PANEL_COLUMNS]
@@ -83,10 +83,8 @@ def sampled_history(
         keep = in_training_sample(rows["keyword_id"].to_numpy(dtype="int64"), halvings)
         return rows[keep].drop(columns=[PARTITION_COLUMN]).reset_index(drop=True)
 
-    frames = samples.read(present, sampled)
-    for day, frame in frames.items():  # the day as the warehouse's readers give it: midnight, in nanoseconds
-        frame.insert(0, PARTITION_COLUMN, np.full(len(frame), np.datetime64(day, "ns")))
-    return SampledHistory(pd.concat(frames.values(), ignore_index=True), halvings, present, samples.derived_now)
+    frames = [with_day(frame, day) for day, frame in samples.read(present, sampled).items()]
+    return SampledHistory(pd.concat(frames, ignore_index=True), halvings, present, samples.derived_now)
 
 
 def _recipe(halvings: int) -> str:
