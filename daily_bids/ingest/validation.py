@@ -151,11 +151,11 @@ def keyword_ids_of_shard(
         return keyword_ids, empty_key_registry(), highest
     rows = pd.DataFrame(
         {
-            "ad_group_id": ad_group_ids[paired].to_numpy(),
+            "ad_group_id": ad_group_ids[paired].reset_index(drop=True),  # kept as Arrow strings, not made objects
             "criterion_id": criteria[paired].to_numpy(dtype="int64"),
             "first_day": as_day(pd.Series(dates).reset_index(drop=True)[paired]).to_numpy(),
         }
-    ).astype({"ad_group_id": "string"})
+    )
     # Each row's pair is found once (`pair_of_row`, in the pairs' order of first appearance) and the rows take their
     # pair's ID by position: no join of every row against the registry. IDs stay Int64: 2**62 and up survive no float.
     grouped = rows.groupby(["ad_group_id", "criterion_id"], sort=False)
@@ -163,7 +163,8 @@ def keyword_ids_of_shard(
     pairs = grouped["first_day"].min().reset_index()
     del rows, grouped
     registered = registry[["ad_group_id", "criterion_id", "keyword_id"]].astype({"keyword_id": "Int64"})
-    pairs = pairs.merge(registered, how="left", validate="one_to_one")
+    # One registry row a pair at most: the pairs are grouped, and the registry was checked when it was read.
+    pairs = pairs.merge(registered, how="left")
     new = pairs[pairs["keyword_id"].isna()].sort_values(list(NEW_KEY_ORDER))
     # The first new pair of a criterion claims its ID, unless a pair holds it; the others wait for their number.
     claims = ~new["criterion_id"].duplicated().to_numpy() & ~new["criterion_id"].isin(registry["keyword_id"]).to_numpy()
@@ -217,28 +218,40 @@ def check_key_registry(registry: pd.DataFrame, what: str = "the keyword key regi
     if missing:
         raise KeyRegistryError(f"{what} has no column(s) {missing}; expected {list(KEY_REGISTRY_COLUMNS)}")
     registry = registry.loc[:, list(KEY_REGISTRY_COLUMNS)].astype(empty_key_registry().dtypes.to_dict())
-    for key, other in ((["ad_group_id", "criterion_id"], "keyword_id"), (["keyword_id"], "pair")):
-        twice = registry[registry.duplicated(key, keep=False)]
+    registry = registry.reset_index(drop=True)
+    # A pair can repeat only where its criterion ID does, so pairs are compared among those rows alone: most criteria
+    # are in one ad group, and hashing millions of ad group IDs costs seconds every morning.
+    shared_criterion = np.flatnonzero(registry["criterion_id"].duplicated(keep=False).to_numpy())
+    for key, other, rows in (
+        (["ad_group_id", "criterion_id"], "keyword_id", registry.take(shared_criterion)),
+        (["keyword_id"], "pair", registry),
+    ):
+        twice = np.flatnonzero(rows.duplicated(key, keep=False).to_numpy())
         if len(twice):
-            example = twice.head(4).to_dict("records")
+            example = rows.take(twice[:4]).to_dict("records")
             raise KeyRegistryError(
                 f"{what}: {len(twice)} rows give one {' and '.join(key)} more than one {other}, e.g. {example}; "
                 "a keyword's ID must never change or be reused"
             )
-    return registry.reset_index(drop=True)
+    return registry
 
 
 def add_to_key_registry(registry: pd.DataFrame | None, new_keys: pd.DataFrame) -> pd.DataFrame:
-    """`registry` with `new_keys` added. Raises (`KeyRegistryError`) when another run added the same pairs or IDs
-    meanwhile: validating that day again assigns from the registry as it now is."""
+    """`registry` (checked, as `check_key_registry` returns it) with `new_keys` added. Raises (`KeyRegistryError`)
+    when another run added the same pairs or IDs meanwhile: validating that day again assigns from the registry as it
+    now is."""
     current = empty_key_registry() if registry is None else registry
-    already = new_keys.merge(current, on=["ad_group_id", "criterion_id"], how="inner")
+    new_keys = check_key_registry(new_keys, "the new keywords")
+    # Only the registry's pairs of the new keywords' criterion IDs can be theirs: the millions of others are not joined.
+    same_criteria = current.take(np.flatnonzero(current["criterion_id"].isin(new_keys["criterion_id"]).to_numpy()))
+    already = new_keys.merge(same_criteria, on=["ad_group_id", "criterion_id"], how="inner")
     if len(already) or new_keys["keyword_id"].isin(current["keyword_id"]).any():
         raise KeyRegistryError(
             f"the keyword key registry changed while {len(new_keys)} new keyword(s) were given IDs (another run "
             "validated reports at the same time); run the day again to assign from the registry as it is now"
         )
-    return check_key_registry(pd.concat([current, new_keys], ignore_index=True))
+    # Both halves are checked and share no pair and no ID, so the whole needs no second check.
+    return pd.concat([current, new_keys], ignore_index=True)
 
 
 def normalize_status(values: pd.Series) -> pd.Series:

@@ -7,6 +7,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daily_bids.bidding.decision import decide_bids
 from daily_bids.bidding.policy import BidPolicy
@@ -16,6 +18,7 @@ from daily_bids.ingest.validation import (
     add_to_key_registry,
     assign_keyword_ids,
     check_key_registry,
+    empty_key_registry,
     normalize_status,
     validate_report,
 )
@@ -88,6 +91,48 @@ def test_a_registry_that_would_give_one_id_twice_is_refused_naming_the_rows():
     # Another run gave the same pair an ID meanwhile: refused rather than silently written twice.
     with pytest.raises(KeyRegistryError, match="another run"):
         add_to_key_registry(registry, new)
+
+
+# Small ranges, so that drawn registries often repeat a pair or an ID, and as often do not.
+_REGISTRY_ROWS = st.lists(
+    st.tuples(st.sampled_from(["1", "2", "3"]), st.integers(1, 6), st.integers(1, 12)), min_size=0, max_size=12
+)
+
+
+def _registry(rows) -> pd.DataFrame:
+    groups, criteria, ids = zip(*rows) if rows else ((), (), ())
+    return pd.DataFrame(
+        {"ad_group_id": list(groups), "criterion_id": list(criteria), "keyword_id": list(ids), "first_day": DAY}
+    ).astype(empty_key_registry().dtypes.to_dict())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_REGISTRY_ROWS)
+def test_the_registry_check_refuses_exactly_the_registries_that_repeat_a_pair_or_an_id(rows):
+    registry = _registry(rows)
+    repeats = registry.duplicated(["ad_group_id", "criterion_id"]).any() or registry["keyword_id"].duplicated().any()
+    if repeats:
+        with pytest.raises(KeyRegistryError, match="more than one"):
+            check_key_registry(registry)
+    else:
+        pd.testing.assert_frame_equal(check_key_registry(registry), registry)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_REGISTRY_ROWS, _REGISTRY_ROWS)
+def test_new_keys_are_added_exactly_when_the_whole_would_pass_the_check(old_rows, new_rows):
+    current, new_keys = _registry(old_rows), _registry(new_rows)
+    try:
+        current = check_key_registry(current)
+    except KeyRegistryError:
+        return  # the registry is read checked: only a valid one is ever added to
+    whole = pd.concat([current, new_keys], ignore_index=True)
+    whole_repeats = whole.duplicated(["ad_group_id", "criterion_id"]).any() or whole["keyword_id"].duplicated().any()
+    if whole_repeats:
+        with pytest.raises(KeyRegistryError):
+            add_to_key_registry(current, new_keys)
+    else:
+        pd.testing.assert_frame_equal(add_to_key_registry(current, new_keys), whole)
 
 
 def test_statuses_of_the_api_and_the_ui_read_as_three():
