@@ -7,9 +7,9 @@ import dagster as dg
 from assets.metadata import readable
 from assets.partitions import DAILY_ASSET_POLICIES, SOURCE_RETRY_POLICY, partition_days
 from daily_bids.ingest.landing import LandingFileError
-from daily_bids.ingest.stored_validation import StoredValidation, key_registry
+from daily_bids.ingest.stored_validation import StoredValidation, register_new_keys
 from daily_bids.ingest.tally import ReportTally
-from daily_bids.ingest.validation import KeyRegistryError, Plausibility, add_to_key_registry
+from daily_bids.ingest.validation import KeyRegistryError, Plausibility
 from daily_bids.schema import empty_raw
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
@@ -109,7 +109,7 @@ def validated_keyword_report(
         if not len(result.new_keys):
             return
         try:
-            store.write_table(tables.KEYWORD_KEYS, add_to_key_registry(key_registry(store), result.new_keys))
+            register_new_keys(store, result.new_keys)
         except KeyRegistryError as error:  # a concurrent run's keys: retrying assigns from the registry as it is
             raise dg.RetryRequested(max_retries=2, seconds_to_wait=5) from error
         context.log.info(f"{len(result.new_keys)} new keyword(s) given keyword IDs ({tables.KEYWORD_KEYS})")

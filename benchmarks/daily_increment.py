@@ -16,7 +16,9 @@ Each stage runs in a process of its own, reading what it needs from the warehous
 runs a step, so its peak RSS (process and children) is its own:
 
 1. report: the simulator's report of D, written as the raw partition;
-2. validation: the raw day read, split into validated rows and the quarantine, both written;
+2. validation: the raw day read, split into validated rows and the quarantine, both written, against the key
+   registry a deployment holds that morning (every keyword of the 28 days before, put in place before the clock); D's
+   new keywords are registered as the step registers them;
 3. report checks: the raw and the validated contracts (great-expectations, a million rows at a time, as the checks
    read the stored partitions) and the raw day's drift against the 7 days before;
 4. features, first run: the rolling state rebuilt from the 28 report days before D, then D's features (what a first
@@ -72,7 +74,7 @@ METRICS = ["keyword_id", "impressions", "clicks", "cost", "conversions", "conver
 CONTEXT = HISTORY_COLUMNS  # what the landscape and the bids' context read of a report day
 FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]]] = {
     "report": ([], [RAW]),
-    "validation": ([(RAW, [0], None)], [VALIDATED, QUARANTINE]),
+    "validation": ([(RAW, [0], None), (tables.KEYWORD_KEYS, [0], None)], [VALIDATED, QUARANTINE, tables.KEYWORD_KEYS]),
     "report_checks": ([(RAW, [0], None), (RAW, list(range(1, 8)), METRICS[1:]), (VALIDATED, [0], None)], []),
     "features_first_run": ([(VALIDATED, list(range(1, 30)), None)], [FEATURES, STATE]),
     "features_incremental": (
@@ -95,19 +97,23 @@ def floor_seconds(store, stage: str) -> float:
 
     import pyarrow.parquet as pq
 
-    from daily_bids.storage.warehouse import parquet_options
+    from daily_bids.storage.warehouse import DATA_FILE, parquet_options
+
+    def stored(table: str, day: dt.date) -> str | None:
+        if table == tables.KEYWORD_KEYS:  # the one unpartitioned table a stage reads and writes
+            return store.path(table, DATA_FILE)
+        return store.stored_partition_path(table, day) if store.partition_exists(table, day) else None
 
     reads, writes = FLOORS[stage]
     started = time.perf_counter()
     for table, days_before, columns in reads:
         for back in days_before:
-            day = DAY - dt.timedelta(days=back)
-            if store.partition_exists(table, day):
-                pq.read_table(store.stored_partition_path(table, day), columns=columns)
+            path = stored(table, DAY - dt.timedelta(days=back))
+            if path is not None:
+                pq.read_table(path, columns=columns)
     seconds = time.perf_counter() - started
     for table in writes:
-        day = DAY - dt.timedelta(days=1) if stage == "features_first_run" else DAY
-        written = pq.read_table(store.stored_partition_path(table, day))
+        written = pq.read_table(stored(table, DAY - dt.timedelta(days=1) if stage == "features_first_run" else DAY))
         with tempfile.NamedTemporaryFile(dir=store.root, suffix=".parquet") as scratch:
             started = time.perf_counter()
             pq.write_table(written, scratch.name, **parquet_options(written))
@@ -131,6 +137,29 @@ def prepare(folder: Path, keywords: int) -> None:
             store.write_partition(RAW, day, _raw(report))
         print(f"  set-up {keywords:,}: report of {day} written", flush=True)
     (folder / "ready").write_text("ok")
+
+
+# The key registry a deployment holds on the morning of D, kept beside the warehouse: each validation run starts from it.
+REGISTRY_BEFORE_D = "key_registry_before_D.parquet"
+
+
+def prepare_key_registry(folder: Path) -> None:
+    """Every keyword of the 28 days before D registered, a day at a time, as the validation step registers them."""
+    from daily_bids.ingest.stored_validation import key_registry, register_new_keys
+    from daily_bids.storage.warehouse import DATA_FILE, Warehouse
+
+    if (folder / REGISTRY_BEFORE_D).exists():
+        return
+    store, scratch = Warehouse(str(folder / "warehouse")), Warehouse(str(folder / "registry-set-up"))
+    for back in range(28, 0, -1):
+        day = DAY - dt.timedelta(days=back)
+        rows = store.read_partitions(VALIDATED, [day], ["ad_group_id", "criterion_id", "keyword_id"])
+        new = rows[~rows["keyword_id"].isin(key_registry(scratch, columns=["keyword_id"])["keyword_id"])]
+        # A simulated keyword is one criterion in one ad group, reported under its own ID.
+        register_new_keys(scratch, new.astype({"criterion_id": "int64"}).assign(first_day=pd.Timestamp(day)))
+        print(f"  set-up: {len(new):,} keywords of {day} registered", flush=True)
+    shutil.move(scratch.path(tables.KEYWORD_KEYS, DATA_FILE), folder / REGISTRY_BEFORE_D)
+    shutil.rmtree(scratch.root)
 
 
 def _raw(report: pd.DataFrame, first_row: int = 1) -> pd.DataFrame:
@@ -162,10 +191,11 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     from daily_bids.bidding.report_history import history_reader, sampled_history
     from daily_bids.currency import DEFAULT_CURRENCY
     from daily_bids.features import catalog
+    from daily_bids.ingest.stored_validation import register_new_keys
     from daily_bids.ingest.validation import Plausibility
     from daily_bids.quality import expectations as quality
     from daily_bids.simulator.market import AdMarketSimulator
-    from daily_bids.storage.warehouse import Warehouse
+    from daily_bids.storage.warehouse import DATA_FILE, Warehouse
     from resources.ad_platform import REPORT_PIECE_ROWS as PIECE_ROWS
     from resources.engine import EngineResource
 
@@ -175,6 +205,10 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     # The steps' engine as the assets use it: each method runs the step's Spark form on `spark`.
     steps = EngineResource(engine=engine, spark_master="local[2]")
     history_days = TRAINING_DAYS + CONTEXT_DAYS + 1
+    if stage == "validation":  # the registry as it was before D's run: what an everyday morning meets
+        registry = Path(store.path(tables.KEYWORD_KEYS, DATA_FILE))
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / REGISTRY_BEFORE_D, registry)
     if stage == "bid_landscape":  # what earlier mornings kept; D's sample is not kept yet
         keeping = multiprocessing.get_context("fork").Process(
             target=sampled_history, args=(store, yesterday, history_days)
@@ -196,7 +230,11 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
                 staged.publish(RAW)
         elif stage == "validation":  # as the step: the stored raw day, a keyword shard at a time
             plausibility = Plausibility.from_contract()
-            steps.validate_stored(store, RAW, [DAY], plausibility, VALIDATED, QUARANTINE, None, None)
+
+            def record(result) -> None:  # as the step records them, before publishing
+                register_new_keys(store, result.new_keys)
+
+            steps.validate_stored(store, RAW, [DAY], plausibility, VALIDATED, QUARANTINE, record, None)
         elif stage == "report_checks":  # as the checks read them: the stored rows in batches, their types from footers
             for layer, table in (("raw", RAW), ("validated", VALIDATED)):
                 steps.check_stored(store, table, [DAY], quality.report_suite(layer, [DAY]), f"{layer}_report")
@@ -271,6 +309,7 @@ def main() -> None:
     for keywords in map(int, args.sizes.split(",")):
         print(f"{keywords:,} keywords: set-up (not timed) ...", flush=True)
         prepare(workdir / str(keywords), keywords)
+        prepare_key_registry(workdir / str(keywords))
         for stage in stages:
             process = subprocess.run(
                 [

@@ -42,6 +42,7 @@ from daily_bids.ingest.validation import (
     NEW_KEY_ORDER,
     Plausibility,
     ShardVerdict,
+    add_to_key_registry,
     check_key_registry,
     empty_key_registry,
     first_new_keyword_id,
@@ -561,6 +562,13 @@ def key_registry(store: Warehouse, columns: list[str] | None = None, filters=Non
         return empty_key_registry() if columns is None else empty_key_registry()[columns]
     registry = store.read_table(tables.KEYWORD_KEYS, columns, filters)
     return registry if columns is not None else check_key_registry(registry, tables.KEYWORD_KEYS)
+
+
+def register_new_keys(store: Warehouse, new_keys: pd.DataFrame) -> None:
+    """`new_keys` added to the warehouse's key registry, as the step records a range's new keywords before publishing
+    it. Raises `KeyRegistryError` when another run registered the same pairs or IDs meanwhile."""
+    if len(new_keys):
+        store.write_table(tables.KEYWORD_KEYS, add_to_key_registry(key_registry(store), new_keys))
 
 
 def _write_verdicts(
