@@ -198,6 +198,28 @@ def test_priors_group_an_ad_group_by_its_campaign_and_leave_a_keyword_without_on
     assert np.isfinite(conversion_rate[:2]).all() and np.isnan(conversion_rate[2:]).all()
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_group_sums_are_pandas_grouped_sums_to_the_bit(seed):
+    """Summed by group number as a categorical's codes, the totals are those of pandas grouping by the numbers
+    themselves, bit for bit: a group with a null member is null, a row in no group (-1) is null."""
+    from daily_bids.features.keyword_features import _group_sums
+
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(1, 3_000))
+    groups = pd.factorize(rng.integers(0, max(1, rows // 7), rows))[0]  # numbered in order of first appearance
+    if seed % 2:
+        groups[rng.random(rows) < 0.1] = -1
+    numerator, denominator = rng.lognormal(0, 3, rows), rng.lognormal(2, 3, rows)
+    numerator[rng.random(rows) < 0.01] = np.nan
+    got = _group_sums(groups, numerator, denominator)
+    member = groups >= 0
+    for column, total in zip((numerator, denominator), got):
+        by_number = pd.Series(column[member]).groupby(groups[member])
+        expected = (by_number.sum().where(~by_number.apply(lambda values: values.isna().any()))).to_dict()
+        want = np.array([expected[g] if g >= 0 else np.nan for g in groups])
+        assert np.array_equal(total, want, equal_nan=True)
+
+
 def test_the_catalog_gives_each_feature_its_statistics_in_feature_order():
     from daily_bids.features.catalog import QUANTILES, statistics
 
