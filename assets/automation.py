@@ -27,6 +27,7 @@ from assets.morning import morning_report
 from assets.partitions import DEFAULT_SETTINGS, daily_partitions
 from assets.reports import raw_keyword_report, validated_keyword_report
 from assets.serving import bid_landscape, keyword_scores, published_bids
+from daily_bids.memory import release_memory
 from daily_bids.settings import Settings
 from daily_bids.storage import tables
 from resources.ad_platform import GoogleAdsAccount, LandingZoneSource, ReportSource
@@ -60,9 +61,24 @@ def _without_freshness_checks(assets) -> dg.AssetSelection:
     return dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(*FRESHNESS_CHECKS)
 
 
+@dg.success_hook(name="release_memory_on_success")
+def _release_memory_after_a_step(context: dg.HookContext) -> None:
+    release_memory()
+
+
+@dg.failure_hook(name="release_memory_on_failure")
+def _release_memory_after_a_failed_step(context: dg.HookContext) -> None:
+    release_memory()
+
+
+# After every step of a run: the run's tag of failed checks, and the memory the step no longer uses handed back
+# before the next step starts in the same process.
+STEP_HOOKS = {*FAILED_CHECK_HOOKS, _release_memory_after_a_step, _release_memory_after_a_failed_step}
+
+
 daily_bid_job = dg.define_asset_job(
     "daily_bid_job",
-    hooks=FAILED_CHECK_HOOKS,
+    hooks=STEP_HOOKS,
     selection=_without_freshness_checks(DAILY_ASSETS),
     description="Yesterday's report to today's published bids: raw → validated (+ quarantine) → features → "
     "monitoring of the bids made for yesterday → predictions and the bid landscape → bids → published "
@@ -72,27 +88,27 @@ daily_bid_job = dg.define_asset_job(
 )
 history_job = dg.define_asset_job(
     "history_job",
-    hooks=FAILED_CHECK_HOOKS,
+    hooks=STEP_HOOKS,
     selection=_without_freshness_checks(HISTORY_ASSETS),
     description="Reports and features only: for backfilling the history that models train on.",
 )
 train_model_job = dg.define_asset_job(
     "train_model_job",
-    hooks=FAILED_CHECK_HOOKS,
+    hooks=STEP_HOOKS,
     selection=dg.AssetSelection.assets(*MODEL_ASSETS),
     description="Retrain by hand: clusters, both candidate models, then the champion gate. The retraining sensor "
     "does the same when the models' automation condition asks for it.",
 )
 tune_models_job = dg.define_asset_job(
     "tune_models_job",
-    hooks=FAILED_CHECK_HOOKS,
+    hooks=STEP_HOOKS,
     selection=dg.AssetSelection.assets(model_tuning),
     description="An Optuna study per candidate kind (`python -m daily_bids models tune`); the next training uses "
     "the best parameters. The retraining sensor runs it after a failed decline check.",
 )
 register_keras_job = dg.define_asset_job(
     "register_keras_job",
-    hooks=FAILED_CHECK_HOOKS,
+    hooks=STEP_HOOKS,
     selection=dg.AssetSelection.assets(user_keras_model),
     description="Register a .keras file as a challenger (`python -m daily_bids models register-keras PATH`); the "
     "champion gate judges it on its next run.",
