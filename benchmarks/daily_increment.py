@@ -1,6 +1,6 @@
 """Benchmark: the whole daily increment, stage by stage, at 1M, 3M and 10M keywords: how each stage's cost grows.
 
-    .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000] [--engine spark]
+    .venv/bin/python benchmarks/daily_increment.py [--sizes 1000000,3000000,10000000] [--engine spark] [--together]
 
 With `--engine spark`, the stages that have a Spark form run on `local[2]` instead, through the engine resource as
 the assets call it (`BIDS_ENGINE=spark`): the report's contracts (drift stays in the process), the features, their
@@ -9,11 +9,14 @@ Ads Editor CSV). The session is started before
 the clock; its JVM and Python workers count in the peak RSS.
 
 Set-up per size (not timed, in --workdir): the simulator's reports of the 28 days before day D and of D, written as
-validated reports (and D and the 7 days before it as raw reports, for the drift check), and the XGBoost model of
+validated reports (and D and the 7 days before it as raw reports, for the drift check), the key registry of their
+keywords, and the XGBoost model of
 `benchmarks/scoring_10m.py` (run it first: it trains on the same simulator's features).
 
-Each stage runs in a process of its own, reading what it needs from the warehouse, as Dagster's multiprocess executor
-runs a step, so its peak RSS (process and children) is its own:
+Each stage runs in a process of its own, reading what it needs from the warehouse, so its peak RSS (process and
+children) is its own. With `--together`, the everyday stages run one after another in one process instead, as a
+deployment's run executes its steps (`in_process_executor`): the imports are paid once, and what memory a step keeps
+counts in the next one's peak. The stages:
 
 1. report: the simulator's report of D, written as the raw partition;
 2. validation: the raw day read, split into validated rows and the quarantine, both written, against the key
@@ -50,6 +53,7 @@ from scoring_10m import PeakRss, load_model
 
 from daily_bids.bidding.report_history import HISTORY_COLUMNS
 from daily_bids.storage import tables
+from daily_bids.storage.warehouse import Warehouse
 
 DAY = dt.date(2025, 6, 30)
 STAGES = (
@@ -92,7 +96,7 @@ FLOORS: dict[str, tuple[list[tuple[str, list[int], list[str] | None]], list[str]
 
 
 def floor_seconds(store, stage: str) -> float:
-    """The stage's raw Parquet read and write (`FLOORS`), timed after the stage ran."""
+    """The stage's raw Parquet read and write (`FLOORS`), timed after the stages of the process ran."""
     import tempfile
 
     import pyarrow.parquet as pq
@@ -123,7 +127,6 @@ def floor_seconds(store, stage: str) -> float:
 
 def prepare(folder: Path, keywords: int) -> None:
     from daily_bids.simulator.market import AdMarketSimulator
-    from daily_bids.storage.warehouse import Warehouse
 
     if (folder / "ready").exists():
         return
@@ -146,7 +149,7 @@ REGISTRY_BEFORE_D = "key_registry_before_D.parquet"
 def prepare_key_registry(folder: Path) -> None:
     """Every keyword of the 28 days before D registered, a day at a time, as the validation step registers them."""
     from daily_bids.ingest.stored_validation import key_registry, register_new_keys
-    from daily_bids.storage.warehouse import DATA_FILE, Warehouse
+    from daily_bids.storage.warehouse import DATA_FILE
 
     if (folder / REGISTRY_BEFORE_D).exists():
         return
@@ -193,9 +196,10 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     from daily_bids.features import catalog
     from daily_bids.ingest.stored_validation import register_new_keys
     from daily_bids.ingest.validation import Plausibility
+    from daily_bids.memory import release_memory
     from daily_bids.quality import expectations as quality
     from daily_bids.simulator.market import AdMarketSimulator
-    from daily_bids.storage.warehouse import DATA_FILE, Warehouse
+    from daily_bids.storage.warehouse import DATA_FILE
     from resources.ad_platform import REPORT_PIECE_ROWS as PIECE_ROWS
     from resources.engine import EngineResource
 
@@ -276,6 +280,7 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
             steps.check_stored(store, tables.BIDS, [DAY], quality.bid_suite(0.05, 20.0), "bids_to_publish")
             csv = f"exports/keyword_bids_{DAY + dt.timedelta(days=1)}.csv"
             steps.write_ads_editor_csv(store, tables.BIDS, DAY, csv, DEFAULT_CURRENCY, log=None)
+        release_memory()  # as every job's step hooks do after a step
         seconds = time.perf_counter() - started
     return {
         "engine": engine,
@@ -283,7 +288,6 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
         "keywords": keywords,
         "seconds": seconds,
         "peak_rss_gb": rss.peak / 2**30,
-        "floor_seconds": floor_seconds(store, stage),
     }
 
 
@@ -293,62 +297,64 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/bids-increment-bench")
     parser.add_argument("--models", default="/tmp/bids-scoring-bench", help="where scoring_10m.py left its models")
     parser.add_argument("--engine", choices=("local", "spark"), default="local", help="spark: its stages on local[2]")
-    parser.add_argument("--one", nargs=2, metavar=("KEYWORDS", "STAGE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="the everyday stages one after another in one process, as a deployment's run executes its steps",
+    )
+    parser.add_argument("--one", nargs=2, metavar=("KEYWORDS", "STAGES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir, model_folder = Path(args.workdir), Path(args.models)
-    if args.one:
+    if args.one:  # the given stages (comma-separated) in this process, in order
         keywords = int(args.one[0])
-        print(
-            "RESULT "
-            + json.dumps(run_stage(workdir / str(keywords), keywords, args.one[1], model_folder, args.engine)),
-            flush=True,
-        )
+        folder = workdir / str(keywords)
+        results = [run_stage(folder, keywords, stage, model_folder, args.engine) for stage in args.one[1].split(",")]
+        # The floors read whole partitions: timed after every stage, so that no stage's memory holds their bytes.
+        store = Warehouse(str(folder / "warehouse"))
+        for result in results:
+            print("RESULT " + json.dumps(result | {"floor_seconds": floor_seconds(store, result["stage"])}), flush=True)
         return
     results = []
     stages = STAGES if args.engine == "local" else SPARK_STAGES
+    if args.together:  # the first run's rebuild is not an everyday step
+        stages = tuple(stage for stage in stages if stage != "features_first_run")
+    # Each stage in a process of its own, or (--together) all in one, memory and imports carried from step to step.
+    processes = [",".join(stages)] if args.together else list(stages)
     for keywords in map(int, args.sizes.split(",")):
         print(f"{keywords:,} keywords: set-up (not timed) ...", flush=True)
         prepare(workdir / str(keywords), keywords)
         prepare_key_registry(workdir / str(keywords))
-        for stage in stages:
+        for process_stages in processes:
+            arguments = ["--workdir", str(workdir), "--models", str(model_folder), "--engine", args.engine]
             process = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--workdir",
-                    str(workdir),
-                    "--models",
-                    str(model_folder),
-                    "--engine",
-                    args.engine,
-                    "--one",
-                    str(keywords),
-                    stage,
-                ],
+                [sys.executable, __file__, *arguments, "--one", str(keywords), process_stages],
                 capture_output=True,
                 text=True,
             )
-            lines = process.stdout.splitlines()
             if process.returncode:
                 print(process.stdout[-2000:], process.stderr[-3000:])
-                raise SystemExit(f"{stage} at {keywords:,} failed")
-            result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
-            print(
-                f"  {stage:<24} {result['seconds']:7.1f} s  peak RSS {result['peak_rss_gb']:5.1f} GB"
-                f"  (raw Parquet read and write {result['floor_seconds']:.1f} s)",
-                flush=True,
-            )
-            results.append(result)
+                raise SystemExit(f"{process_stages} at {keywords:,} failed")
+            for line in process.stdout.splitlines():
+                if not line.startswith("RESULT "):
+                    continue
+                result = json.loads(line[7:])
+                print(
+                    f"  {result['stage']:<24} {result['seconds']:7.1f} s  peak RSS {result['peak_rss_gb']:5.1f} GB"
+                    f"  (raw Parquet read and write {result['floor_seconds']:.1f} s)",
+                    flush=True,
+                )
+                results.append(result)
     table = pd.DataFrame(results)
     seconds = table.pivot(index="stage", columns="keywords", values="seconds").loc[list(stages)]
     memory = table.pivot(index="stage", columns="keywords", values="peak_rss_gb").loc[list(stages)]
     floors = table.pivot(index="stage", columns="keywords", values="floor_seconds").loc[list(stages)]
+    way = f"{args.engine}, one process" if args.together else args.engine
     print()
     print("| stage | " + " | ".join(f"{k:,} keywords (time, peak RSS; raw Parquet)" for k in seconds.columns) + " |")
     print("|---|" + "---:|" * len(seconds.columns))
     for stage in stages:
         print(
-            f"| {stage} ({args.engine}) | "
+            f"| {stage} ({way}) | "
             + " | ".join(
                 f"{seconds.loc[stage, k]:.1f} s, {memory.loc[stage, k]:.1f} GB; {floors.loc[stage, k]:.1f} s"
                 for k in seconds.columns
@@ -357,7 +363,7 @@ def main() -> None:
         )
     if args.engine != "local":
         return
-    increment = seconds.drop(index="features_first_run").sum()
+    increment = seconds.drop(index="features_first_run", errors="ignore").sum()
     print(
         "| the everyday increment (all but the first run's rebuild) | "
         + " | ".join(f"{increment[k]:.0f} s" for k in seconds.columns)
