@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "settings": 0,
     "currency": 0,  # the account currency's billable unit and decimals, for settings, bids and displays
     "progress": 0,  # progress lines (rows done, rate, time left) for any long step
+    "memory": 0,  # a finished step's memory handed back (every job's step hooks)
     "keyword_index": 0,  # joins on keyword IDs, for features, models, bids and scoring
     "storage": 1,
     "spark_tasks": 2,  # what every step's Spark form shares: tasks with progress, staged files (above storage)
