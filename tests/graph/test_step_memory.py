@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.automation import JOBS, STEP_HOOKS
+from daily_bids import memory
 
 
 class _Frame:
@@ -20,7 +21,8 @@ def heavy_step() -> None:
     frame.itself, frame.column = frame, pc.add(pa.array(np.arange(5_000_000)), 1)  # 40 MB in Arrow's pool
 
 
-def test_a_step_leaves_nothing_behind_for_the_next_one():
+def test_a_step_leaves_nothing_behind_for_the_next_one(monkeypatch):
+    monkeypatch.setattr(memory, "COLLECT_ABOVE_ARROW_BYTES", 20_000_000)  # the step leaves 40 MB in a cycle
     job = dg.define_asset_job("heavy_job", selection=dg.AssetSelection.assets(heavy_step), hooks=STEP_HOOKS)
     defs = dg.Definitions(assets=[heavy_step], jobs=[job])
     baseline = pa.total_allocated_bytes()
