@@ -53,7 +53,7 @@ from scoring_10m import PeakRss, load_model
 
 from daily_bids.bidding.report_history import HISTORY_COLUMNS
 from daily_bids.storage import tables
-from daily_bids.storage.warehouse import Warehouse
+from daily_bids.storage.warehouse import DATA_FILE, Warehouse
 
 DAY = dt.date(2025, 6, 30)
 STAGES = (
@@ -101,7 +101,7 @@ def floor_seconds(store, stage: str) -> float:
 
     import pyarrow.parquet as pq
 
-    from daily_bids.storage.warehouse import DATA_FILE, parquet_options
+    from daily_bids.storage.warehouse import parquet_options
 
     def stored(table: str, day: dt.date) -> str | None:
         if table == tables.KEYWORD_KEYS:  # the one unpartitioned table a stage reads and writes
@@ -149,7 +149,6 @@ REGISTRY_BEFORE_D = "key_registry_before_D.parquet"
 def prepare_key_registry(folder: Path) -> None:
     """Every keyword of the 28 days before D registered, a day at a time, as the validation step registers them."""
     from daily_bids.ingest.stored_validation import key_registry, register_new_keys
-    from daily_bids.storage.warehouse import DATA_FILE
 
     if (folder / REGISTRY_BEFORE_D).exists():
         return
@@ -199,7 +198,6 @@ def run_stage(folder: Path, keywords: int, stage: str, model_folder: Path, engin
     from daily_bids.memory import release_memory
     from daily_bids.quality import expectations as quality
     from daily_bids.simulator.market import AdMarketSimulator
-    from daily_bids.storage.warehouse import DATA_FILE
     from resources.ad_platform import REPORT_PIECE_ROWS as PIECE_ROWS
     from resources.engine import EngineResource
 
