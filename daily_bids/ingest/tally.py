@@ -31,8 +31,9 @@ class ReportTally:
 
     def add(self, piece: pd.DataFrame) -> None:
         # Counted as timestamps and only then made dates: a day's millions of rows as Python dates cost a second.
-        for day, rows in as_day(piece["date"]).value_counts().items():
-            self.rows_per_day[day.date()] = self.rows_per_day.get(day.date(), 0) + int(rows)
+        for midnight, rows in as_day(piece["date"]).value_counts().items():
+            day = midnight.date()
+            self.rows_per_day[day] = self.rows_per_day.get(day, 0) + int(rows)
         if "source_file" in piece:
             self.source_files.update(piece["source_file"].dropna().unique())
         for column in METRIC_COLUMNS:

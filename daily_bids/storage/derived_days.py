@@ -82,5 +82,5 @@ class DerivedDays:
 
 def _source_of(name: str) -> str | None:
     """The source file's size and mtime in a kept file's name (a recipe has no "-"); None for another file."""
-    recipe, dash, source = name.partition("-")
+    _, dash, source = name.partition("-")
     return source if dash and name.endswith(DERIVED_SUFFIX) else None
